@@ -1,0 +1,479 @@
+#!/usr/bin/env bash
+# Real test environment for cicd-agents integration tests.
+#
+#   scripts/testenv.sh up        install what is missing, start everything, print `export` lines
+#   scripts/testenv.sh down      stop everything
+#   scripts/testenv.sh status    show what runs
+#   scripts/testenv.sh env       print the `export` lines of a running environment
+#   scripts/testenv.sh new-repo NAME   create a bare git repository (idempotent), print its URL
+#
+# Usage: eval "$(scripts/testenv.sh up)"
+#
+# Everything listens on loopback and keeps its state under $CICD_TESTENV_DIR
+# (default /var/lib/cicd-agents-testenv):
+#   - dockerd (containerd image store, embedded BuildKit) on unix://$STATE/docker.sock
+#   - docker-registry (distribution 2.8) on 127.0.0.1:$CICD_TESTENV_REGISTRY_PORT (5055)
+#   - a smart-HTTP git server with token auth on 127.0.0.1:$CICD_TESTENV_GIT_PORT (8418)
+#   - a busybox base image $REGISTRY/base/busybox:1
+# Progress goes to stderr; only the export lines go to stdout.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STATE="${CICD_TESTENV_DIR:-/var/lib/cicd-agents-testenv}"
+REGISTRY_PORT="${CICD_TESTENV_REGISTRY_PORT:-5055}"
+GIT_PORT="${CICD_TESTENV_GIT_PORT:-8418}"
+
+DOCKER_SOCK="$STATE/docker.sock"
+DOCKER_PIDFILE="$STATE/dockerd.pid"
+REGISTRY_PIDFILE="$STATE/registry.pid"
+GIT_PIDFILE="$STATE/git-server.pid"
+GIT_ROOT="$STATE/git"
+GIT_TOKEN_FILE="$STATE/git-token"
+ENV_FILE="$STATE/env"
+REGISTRY="127.0.0.1:$REGISTRY_PORT"
+BASE_IMAGE="$REGISTRY/base/busybox:1"
+
+TRIXIE_SOURCES=/etc/apt/sources.list.d/trixie.sources
+TRIXIE_PIN=/etc/apt/preferences.d/trixie-low
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+die() { printf 'testenv: error: %s\n' "$*" >&2; exit 1; }
+
+pick_python() {
+    if [ -x /usr/bin/python3 ]; then
+        echo /usr/bin/python3
+    elif command -v python3 >/dev/null 2>&1; then
+        command -v python3
+    else
+        return 1
+    fi
+}
+
+PYTHON="$(pick_python || true)"
+
+docker_cli() { DOCKER_HOST="unix://$DOCKER_SOCK" docker "$@"; }
+
+# ---------------------------------------------------------------- processes
+
+# pid_alive PIDFILE NAME: the pidfile names a live process whose command line contains NAME.
+pid_alive() {
+    local pidfile="$1" name="$2" pid
+    [ -s "$pidfile" ] || return 1
+    pid="$(tr -dc '0-9' <"$pidfile")"
+    [ -n "$pid" ] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name"
+}
+
+pid_of() { tr -dc '0-9' <"$1"; }
+
+# stop_pid PIDFILE NAME TIMEOUT_SECONDS
+stop_pid() {
+    local pidfile="$1" name="$2" timeout="$3" pid i
+    if ! pid_alive "$pidfile" "$name"; then
+        rm -f "$pidfile"
+        return 0
+    fi
+    pid="$(pid_of "$pidfile")"
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop in ${timeout}s, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+    fi
+    rm -f "$pidfile"
+}
+
+# http_status URL [ACCEPT] [USER:PASSWORD] -> prints the HTTP status code (000 when unreachable)
+http_status() {
+    "$PYTHON" - "$@" <<'EOF'
+import base64, sys, urllib.request, urllib.error
+url = sys.argv[1]
+req = urllib.request.Request(url)
+if len(sys.argv) > 2 and sys.argv[2]:
+    req.add_header("Accept", sys.argv[2])
+if len(sys.argv) > 3 and sys.argv[3]:
+    req.add_header("Authorization", "Basic " + base64.b64encode(sys.argv[3].encode()).decode())
+try:
+    with urllib.request.urlopen(req, timeout=5) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+EOF
+}
+
+port_in_use() {
+    "$PYTHON" - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    print("yes")
+except OSError:
+    print("no")
+finally:
+    s.close()
+EOF
+}
+
+# ---------------------------------------------------------------- packages
+
+pkg_version() {
+    # prints the installed version of a package, nothing when not installed
+    local st
+    st="$(dpkg-query -W -f='${Status}|${Version}' "$1" 2>/dev/null || true)"
+    case "$st" in
+        "install ok installed|"*) echo "${st#*|}" ;;
+        *) ;;
+    esac
+}
+
+write_if_different() {
+    # write_if_different FILE CONTENT
+    local file="$1" content="$2"
+    if [ ! -f "$file" ] || [ "$(cat "$file")" != "$content" ]; then
+        log "writing $file"
+        printf '%s\n' "$content" >"$file"
+    fi
+}
+
+ensure_packages() {
+    write_if_different "$TRIXIE_SOURCES" "Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+    write_if_different "$TRIXIE_PIN" "Package: *
+Pin: release n=trixie
+Pin-Priority: 100"
+
+    local trixie_pkgs=() plain_pkgs=() v
+    v="$(pkg_version docker.io)"
+    if [ -z "$v" ] || dpkg --compare-versions "$v" lt 26; then trixie_pkgs+=(docker.io); fi
+    v="$(pkg_version containerd)"
+    if [ -z "$v" ] || dpkg --compare-versions "$v" lt 1.7; then trixie_pkgs+=(containerd); fi
+    v="$(pkg_version docker-cli)"
+    if [ -z "$v" ] || dpkg --compare-versions "$v" lt 26; then trixie_pkgs+=(docker-cli); fi
+    [ -n "$(pkg_version docker-buildx)" ] || trixie_pkgs+=(docker-buildx)
+    [ -n "$(pkg_version docker-registry)" ] || plain_pkgs+=(docker-registry)
+    [ -n "$(pkg_version busybox-static)" ] || plain_pkgs+=(busybox-static)
+    command -v git >/dev/null 2>&1 || plain_pkgs+=(git)
+    [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || plain_pkgs+=(python3)
+
+    if [ ${#trixie_pkgs[@]} -eq 0 ] && [ ${#plain_pkgs[@]} -eq 0 ]; then
+        return 0
+    fi
+    log "installing: ${trixie_pkgs[*]:+${trixie_pkgs[*]} (from trixie) }${plain_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting a system dockerd / registry on default ports.
+    local policy_added=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    apt-get update -q >&2
+    if [ ${#trixie_pkgs[@]} -gt 0 ]; then
+        # `pkg/trixie` selects trixie's version of just these packages; their dependencies
+        # (runc, tini, iptables, libc6, ...) keep bookworm's versions thanks to the low pin.
+        # Do NOT use `-t trixie` here: it makes every trixie package the candidate, which pulls
+        # trixie's runc/tini (libc6 >= 2.38) and with them libc6, systemd, perl and python 3.13.
+        # No recommends either (criu, needrestart, apparmor would do the same).
+        local sel=() p sim
+        for p in "${trixie_pkgs[@]}"; do sel+=("$p/trixie"); done
+        sim="$(apt-get -s install -y --no-install-recommends "${sel[@]}" 2>&1)" ||
+            { printf '%s\n' "$sim" >&2; die "apt-get cannot install ${sel[*]}"; }
+        if printf '%s\n' "$sim" | grep -qE '^Inst (libc6|libc-bin|systemd|libsystemd0|perl-base|python3|libssl3) '; then
+            printf '%s\n' "$sim" | grep -E '^(Inst|Remv) ' >&2
+            die "installing ${sel[*]} would upgrade core system packages; refusing (see above)"
+        fi
+        apt-get install -y -q --no-install-recommends "${sel[@]}" >&2
+    fi
+    if [ ${#plain_pkgs[@]} -gt 0 ]; then
+        apt-get install -y -q --no-install-recommends "${plain_pkgs[@]}" >&2
+    fi
+    if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+
+# ---------------------------------------------------------------- dockerd
+
+docker_answers() { docker_cli version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+start_dockerd() {
+    mkdir -p "$STATE/docker-data" "$STATE/x"
+    local config="$STATE/daemon.json"
+    write_if_different "$config" '{"features": {"containerd-snapshotter": true}, "storage-driver": "native"}'
+    if pid_alive "$DOCKER_PIDFILE" dockerd; then
+        if docker_answers; then
+            log "dockerd already running (pid $(pid_of "$DOCKER_PIDFILE"))"
+            return 0
+        fi
+        log "dockerd (pid $(pid_of "$DOCKER_PIDFILE")) is not answering yet, waiting"
+    else
+        rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCK"
+        log "starting dockerd (log $STATE/dockerd.log)"
+        # exec-root holds containerd's sockets: keep its path short (108-byte sun_path limit).
+        setsid dockerd \
+            --data-root "$STATE/docker-data" \
+            --exec-root "$STATE/x" \
+            --pidfile "$DOCKER_PIDFILE" \
+            --config-file "$config" \
+            -H "unix://$DOCKER_SOCK" \
+            --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+            </dev/null >>"$STATE/dockerd.log" 2>&1 &
+    fi
+    local i
+    for ((i = 0; i < 600; i++)); do
+        if docker_answers; then
+            log "dockerd ready ($(docker_cli version --format 'server {{.Server.Version}}' 2>/dev/null))"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 40 "$STATE/dockerd.log" >&2 || true
+    die "dockerd did not answer on $DOCKER_SOCK within 60s"
+}
+
+# ---------------------------------------------------------------- registry
+
+start_registry() {
+    mkdir -p "$STATE/registry/data"
+    local config="$STATE/registry/config.yml" old="" restart=0
+    [ -f "$config" ] && old="$(cat "$config")"
+    write_if_different "$config" "version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT"
+    [ "$old" = "$(cat "$config")" ] || restart=1
+    if pid_alive "$REGISTRY_PIDFILE" docker-registry; then
+        if [ "$restart" = 0 ] && [ "$(http_status "http://$REGISTRY/v2/")" = 200 ]; then
+            log "registry already running on $REGISTRY (pid $(pid_of "$REGISTRY_PIDFILE"))"
+            return 0
+        fi
+        stop_pid "$REGISTRY_PIDFILE" docker-registry 10
+    fi
+    [ "$(port_in_use "$REGISTRY_PORT")" = no ] ||
+        die "port $REGISTRY_PORT is taken by another process; set CICD_TESTENV_REGISTRY_PORT"
+    log "starting registry on $REGISTRY (log $STATE/registry.log)"
+    setsid sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' sh "$REGISTRY_PIDFILE" "$config" \
+        </dev/null >>"$STATE/registry.log" 2>&1 &
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if [ "$(http_status "http://$REGISTRY/v2/")" = 200 ]; then
+            log "registry ready"
+            return 0
+        fi
+        if [ "$i" -gt 5 ] && ! pid_alive "$REGISTRY_PIDFILE" docker-registry; then break; fi
+        sleep 0.1
+    done
+    tail -n 20 "$STATE/registry.log" >&2 || true
+    die "registry did not come up on $REGISTRY"
+}
+
+# ---------------------------------------------------------------- git server
+
+ensure_token() {
+    if [ ! -s "$GIT_TOKEN_FILE" ]; then
+        (umask 077 && od -An -tx1 -N20 /dev/urandom | tr -d ' \n' >"$GIT_TOKEN_FILE")
+        log "generated git token in $GIT_TOKEN_FILE"
+    fi
+    GIT_TOKEN="$(cat "$GIT_TOKEN_FILE")"
+}
+
+start_git_server() {
+    mkdir -p "$GIT_ROOT"
+    ensure_token
+    local want="$SCRIPT_DIR/git-http-server.py --root $GIT_ROOT --port $GIT_PORT"
+    if pid_alive "$GIT_PIDFILE" git-http-server.py; then
+        local cmd
+        cmd="$(tr '\0' ' ' <"/proc/$(pid_of "$GIT_PIDFILE")/cmdline")"
+        if [[ "$cmd" == *"--port $GIT_PORT "* ]] && [ ! "$SCRIPT_DIR/git-http-server.py" -nt "$GIT_PIDFILE" ] &&
+            [ "$(http_status "http://127.0.0.1:$GIT_PORT/" "" "x:$GIT_TOKEN")" != 000 ]; then
+            log "git server already running on 127.0.0.1:$GIT_PORT (pid $(pid_of "$GIT_PIDFILE"))"
+            return 0
+        fi
+        stop_pid "$GIT_PIDFILE" git-http-server.py 10
+    fi
+    [ "$(port_in_use "$GIT_PORT")" = no ] ||
+        die "port $GIT_PORT is taken by another process; set CICD_TESTENV_GIT_PORT"
+    log "starting git server on 127.0.0.1:$GIT_PORT (log $STATE/git-server.log)"
+    # shellcheck disable=SC2086
+    setsid sh -c 'f="$1"; shift; echo $$ >"$f"; exec "$@"' sh "$GIT_PIDFILE" \
+        "$PYTHON" $want --token-file "$GIT_TOKEN_FILE" \
+        </dev/null >>"$STATE/git-server.log" 2>&1 &
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if [ "$(http_status "http://127.0.0.1:$GIT_PORT/" "" "x:$GIT_TOKEN")" != 000 ]; then
+            log "git server ready"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$STATE/git-server.log" >&2 || true
+    die "git server did not come up on 127.0.0.1:$GIT_PORT"
+}
+
+new_repo() {
+    local name="$1"
+    case "$name" in
+        "" | /* | *..*) die "bad repository name '$name'" ;;
+    esac
+    case "$name" in *.git) ;; *) name="$name.git" ;; esac
+    local dir="$GIT_ROOT/$name"
+    mkdir -p "$GIT_ROOT"
+    if [ ! -f "$dir/HEAD" ]; then
+        git init -q --bare --initial-branch=main "$dir" >&2
+        log "created $dir"
+    fi
+    git -C "$dir" config http.receivepack true
+    echo "http://127.0.0.1:$GIT_PORT/$name"
+}
+
+# ---------------------------------------------------------------- base image
+
+manifest_accept="application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+
+seed_base_image() {
+    if [ "$(http_status "http://$REGISTRY/v2/base/busybox/manifests/1" "$manifest_accept")" = 200 ]; then
+        log "base image $BASE_IMAGE already in the registry"
+        return 0
+    fi
+    log "seeding $BASE_IMAGE"
+    local busybox=/bin/busybox
+    [ -x "$busybox" ] || busybox=/usr/bin/busybox
+    local root
+    root="$(mktemp -d "$STATE/base-rootfs.XXXXXX")"
+    mkdir -p "$root/bin" "$root/etc" "$root/root" "$root/tmp" "$root/proc" "$root/sys" "$root/dev" \
+        "$root/usr/bin" "$root/sbin" "$root/usr/sbin" "$root/var"
+    chmod 1777 "$root/tmp"
+    cp "$busybox" "$root/bin/busybox"
+    local applet
+    for applet in $("$busybox" --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    tar --numeric-owner --owner=0 --group=0 -C "$root" -c . |
+        docker_cli import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["sh"]' \
+            - "$BASE_IMAGE" >/dev/null
+    rm -rf "$root"
+    docker_cli push -q "$BASE_IMAGE" >&2
+    [ "$(http_status "http://$REGISTRY/v2/base/busybox/manifests/1" "$manifest_accept")" = 200 ] ||
+        die "pushed $BASE_IMAGE but the registry does not serve it"
+}
+
+# ---------------------------------------------------------------- env
+
+print_env() {
+    cat <<EOF
+export CICD_TESTENV_DIR=$STATE
+export CICD_TESTENV_DOCKER_SOCK=$DOCKER_SOCK
+export CICD_TESTENV_DOCKER_ADDR=docker://unix://$DOCKER_SOCK
+export CICD_TESTENV_REGISTRY=$REGISTRY
+export CICD_TESTENV_BASE_IMAGE=$BASE_IMAGE
+export CICD_TESTENV_GIT_URL=http://127.0.0.1:$GIT_PORT
+export CICD_TESTENV_GIT_ROOT=$GIT_ROOT
+export CICD_TESTENV_GIT_TOKEN=$GIT_TOKEN
+EOF
+}
+
+check_state_path() {
+    case "$STATE" in
+        /*) ;;
+        *) die "CICD_TESTENV_DIR must be an absolute path (got '$STATE')" ;;
+    esac
+    case "$STATE" in
+        *[!A-Za-z0-9_./-]*) die "CICD_TESTENV_DIR may only contain [A-Za-z0-9_./-] (got '$STATE')" ;;
+    esac
+    [ "${#STATE}" -le 60 ] || die "CICD_TESTENV_DIR is too long for unix socket paths (max 60 chars)"
+}
+
+cmd_up() {
+    [ "$(id -u)" = 0 ] || die "'up' must run as root"
+    check_state_path
+    local t0=$SECONDS
+    ensure_packages
+    PYTHON="$(pick_python)" || die "python3 not found"
+    mkdir -p "$STATE"
+    chmod 755 "$STATE"
+    start_dockerd
+    start_registry
+    start_git_server
+    seed_base_image
+    print_env >"$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+    log "up in $((SECONDS - t0))s; environment in $ENV_FILE"
+    print_env
+}
+
+cmd_down() {
+    stop_pid "$GIT_PIDFILE" git-http-server.py 10
+    stop_pid "$REGISTRY_PIDFILE" docker-registry 10
+    stop_pid "$DOCKER_PIDFILE" dockerd 60
+    rm -f "$DOCKER_SOCK"
+    log "down"
+}
+
+# status: exit 0 when everything runs, 1 otherwise
+cmd_status() {
+    local ok=0
+    if pid_alive "$DOCKER_PIDFILE" dockerd && docker_answers; then
+        echo "dockerd    running  pid $(pid_of "$DOCKER_PIDFILE")  unix://$DOCKER_SOCK"
+    else
+        echo "dockerd    stopped"
+        ok=1
+    fi
+    if pid_alive "$REGISTRY_PIDFILE" docker-registry; then
+        echo "registry   running  pid $(pid_of "$REGISTRY_PIDFILE")  $(sed -n 's/^  addr: //p' "$STATE/registry/config.yml" 2>/dev/null)"
+    else
+        echo "registry   stopped"
+        ok=1
+    fi
+    if pid_alive "$GIT_PIDFILE" git-http-server.py; then
+        local port
+        port="$(tr '\0' '\n' <"/proc/$(pid_of "$GIT_PIDFILE")/cmdline" | sed -n '/^--port$/{n;p}')"
+        echo "git-server running  pid $(pid_of "$GIT_PIDFILE")  http://127.0.0.1:$port"
+    else
+        echo "git-server stopped"
+        ok=1
+    fi
+    return $ok
+}
+
+cmd_env() {
+    cmd_status >/dev/null || die "the test environment is not (fully) running; run: scripts/testenv.sh up"
+    [ -f "$ENV_FILE" ] || die "$ENV_FILE missing; run: scripts/testenv.sh up"
+    cat "$ENV_FILE"
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    new-repo)
+        [ $# -eq 2 ] || die "usage: $0 new-repo NAME"
+        new_repo "$2"
+        ;;
+    *)
+        echo "usage: $0 up|down|status|env|new-repo NAME" >&2
+        exit 2
+        ;;
+esac

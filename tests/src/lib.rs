@@ -1,0 +1,21 @@
+//! Support code for the cicd-agents integration tests.
+//!
+//! Every integration test runs against a **real** environment started by
+//! `scripts/testenv.sh up` (dockerd with its embedded BuildKit, a registry, a smart-HTTP git
+//! server with token auth, a busybox base image). This crate:
+//!
+//! - loads that environment ([`TestEnv::load`]); a missing environment is an error, so tests
+//!   fail instead of silently skipping;
+//! - relays connections to the Docker daemon's embedded BuildKit so that it looks like a
+//!   standalone `buildkitd` on `unix://`, `tcp://` or `tcp://` + mTLS ([`Relay`]);
+//! - generates a throw-away CA, server and client certificates ([`TestCerts`]).
+
+mod certs;
+mod env;
+mod error;
+mod relay;
+
+pub use certs::TestCerts;
+pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
+pub use error::{Error, Result};
+pub use relay::{probe_h2, Relay};
