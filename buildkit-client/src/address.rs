@@ -1,0 +1,322 @@
+//! Daemon addresses as users write them for `buildctl --addr`, `BUILDKIT_HOST`
+//! and `docker buildx`, and the order in which a client looks for a daemon.
+//!
+//! | written as | means |
+//! |---|---|
+//! | `unix:///run/buildkit/buildkitd.sock` | a standalone `buildkitd` on a unix socket |
+//! | `tcp://host:1234` | a standalone `buildkitd` on TCP (TLS when certificates are given) |
+//! | `docker://` | the Docker daemon's embedded BuildKit on the default socket |
+//! | `docker://unix:///path/docker.sock` | the same on another socket |
+//! | `docker://tcp://host:2375` | the same over TCP |
+//!
+//! With no address, [`Address::resolve`] tries, in order: `BUILDKIT_HOST`, `DOCKER_HOST`
+//! (taken as `docker://…`), `/run/buildkit/buildkitd.sock`,
+//! `$XDG_RUNTIME_DIR/buildkit/buildkitd.sock` and `/var/run/docker.sock`.
+//!
+//! ```
+//! use cicd_agents_buildkit::Address;
+//! let addr: Address = "docker://unix:///var/run/docker.sock".parse().unwrap();
+//! assert!(addr.is_docker());
+//! assert_eq!(addr.to_string(), "docker://unix:///var/run/docker.sock");
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// The Docker daemon's default socket.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// A rootful standalone `buildkitd`'s default socket.
+pub const DEFAULT_BUILDKITD_SOCKET: &str = "/run/buildkit/buildkitd.sock";
+
+/// Where bytes go: a unix socket or a TCP host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A unix domain socket.
+    Unix(PathBuf),
+    /// A TCP host (name or IP literal, without brackets) and port.
+    Tcp {
+        /// Host name or IP address.
+        host: String,
+        /// Port number.
+        port: u16,
+    },
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+/// A BuildKit daemon's address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A standalone `buildkitd` speaking gRPC directly on the endpoint.
+    Buildkitd(Endpoint),
+    /// A Docker daemon whose embedded BuildKit is reached through the
+    /// Docker API's `/grpc` and `/session` upgrade endpoints.
+    Docker(Endpoint),
+}
+
+impl Address {
+    /// The endpoint the transport dials.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            Address::Buildkitd(endpoint) | Address::Docker(endpoint) => endpoint,
+        }
+    }
+
+    /// Whether this is a Docker daemon's embedded BuildKit.
+    pub fn is_docker(&self) -> bool {
+        matches!(self, Address::Docker(_))
+    }
+
+    /// Finds a daemon the way `buildctl` and `buildx` users expect: the explicit
+    /// address if one is given, else `BUILDKIT_HOST`, `DOCKER_HOST` (as `docker://`),
+    /// then the well-known sockets that exist on this machine.
+    ///
+    /// The error names every place that was tried.
+    pub fn resolve(explicit: Option<&str>) -> Result<Address, Error> {
+        Self::resolve_with(explicit, &|name| std::env::var(name).ok(), &|path| path.exists())
+    }
+
+    /// [`Address::resolve`] with the environment and the file system supplied by the caller.
+    pub fn resolve_with(
+        explicit: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+        exists: &dyn Fn(&Path) -> bool,
+    ) -> Result<Address, Error> {
+        if let Some(text) = explicit.filter(|text| !text.trim().is_empty()) {
+            return text.parse();
+        }
+        if let Some(text) = env("BUILDKIT_HOST").filter(|text| !text.trim().is_empty()) {
+            return text.parse().map_err(|err| in_variable(err, "BUILDKIT_HOST"));
+        }
+        if let Some(text) = env("DOCKER_HOST").filter(|text| !text.trim().is_empty()) {
+            let address = parse_docker_host(text.trim()).map_err(|err| in_variable(err, "DOCKER_HOST"))?;
+            return Ok(address);
+        }
+        let mut tried = vec!["$BUILDKIT_HOST (unset)".to_string(), "$DOCKER_HOST (unset)".to_string()];
+        let mut candidates = vec![Address::Buildkitd(Endpoint::Unix(PathBuf::from(DEFAULT_BUILDKITD_SOCKET)))];
+        match env("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+            Some(dir) => candidates.push(Address::Buildkitd(Endpoint::Unix(
+                Path::new(&dir).join("buildkit/buildkitd.sock"),
+            ))),
+            None => tried.push("$XDG_RUNTIME_DIR/buildkit/buildkitd.sock ($XDG_RUNTIME_DIR unset)".to_string()),
+        }
+        candidates.push(Address::Docker(Endpoint::Unix(PathBuf::from(DEFAULT_DOCKER_SOCKET))));
+        for candidate in candidates {
+            let Endpoint::Unix(path) = candidate.endpoint() else { continue };
+            if exists(path) {
+                return Ok(candidate);
+            }
+            tried.push(format!("{} (no such socket)", path.display()));
+        }
+        Err(Error::NoDaemonFound { tried })
+    }
+}
+
+fn in_variable(err: Error, variable: &str) -> Error {
+    match err {
+        Error::InvalidAddress { address, reason } => Error::InvalidAddress {
+            address,
+            reason: format!("{reason} (from ${variable})"),
+        },
+        other => other,
+    }
+}
+
+/// `DOCKER_HOST` holds a plain Docker endpoint (`unix://…`, `tcp://…`); it may
+/// also already be written as `docker://…`.
+fn parse_docker_host(text: &str) -> Result<Address, Error> {
+    if text.starts_with("docker://") {
+        return text.parse();
+    }
+    let endpoint = parse_endpoint(text, text)?;
+    Ok(Address::Docker(endpoint))
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Buildkitd(endpoint) => write!(f, "{endpoint}"),
+            Address::Docker(endpoint) => write!(f, "docker://{endpoint}"),
+        }
+    }
+}
+
+impl FromStr for Address {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        if let Some(rest) = trimmed.strip_prefix("docker://") {
+            if rest.is_empty() {
+                return Ok(Address::Docker(Endpoint::Unix(PathBuf::from(DEFAULT_DOCKER_SOCKET))));
+            }
+            if !rest.contains("://") {
+                return Err(invalid(
+                    text,
+                    "after docker:// write the Docker endpoint, e.g. docker://unix:///var/run/docker.sock or docker://tcp://host:2375",
+                ));
+            }
+            return Ok(Address::Docker(parse_endpoint(rest, text)?));
+        }
+        Ok(Address::Buildkitd(parse_endpoint(trimmed, text)?))
+    }
+}
+
+fn invalid(address: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidAddress { address: address.to_string(), reason: reason.into() }
+}
+
+fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(invalid(
+            whole,
+            "missing scheme; use unix:///path, tcp://host:port or docker://",
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "unix" => {
+            if rest.is_empty() {
+                return Err(invalid(whole, "unix:// needs a socket path, e.g. unix:///run/buildkit/buildkitd.sock"));
+            }
+            if !rest.starts_with('/') {
+                return Err(invalid(whole, "the unix socket path must be absolute (unix:///path)"));
+            }
+            Ok(Endpoint::Unix(PathBuf::from(rest)))
+        }
+        "tcp" => parse_host_port(rest, whole),
+        "npipe" | "ssh" | "docker-container" | "podman-container" | "nerdctl-container" | "kube-pod" => Err(invalid(
+            whole,
+            format!("the {scheme}:// transport is not supported; supported are unix://, tcp:// and docker://"),
+        )),
+        other => Err(invalid(
+            whole,
+            format!("unknown scheme {other:?}; supported are unix://, tcp:// and docker://"),
+        )),
+    }
+}
+
+fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') || authority.contains('?') || authority.contains('#') {
+        return Err(invalid(whole, "a tcp:// address is host:port with no path"));
+    }
+    let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
+        let Some((host, tail)) = after_bracket.split_once(']') else {
+            return Err(invalid(whole, "unclosed '[' in IPv6 address"));
+        };
+        let Some(port) = tail.strip_prefix(':') else {
+            return Err(invalid(whole, "missing port after the IPv6 address ([addr]:port)"));
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(invalid(whole, "write IPv6 addresses in brackets, e.g. tcp://[::1]:1234"));
+            }
+            Some((host, port)) => (host, port),
+            None => return Err(invalid(whole, "missing port; write tcp://host:port")),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid(whole, "missing host; write tcp://host:port"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(whole, format!("port {port:?} is not a number between 1 and 65535")))?;
+    if port == 0 {
+        return Err(invalid(whole, "port 0 is not a valid daemon port"));
+    }
+    Ok(Endpoint::Tcp { host: host.to_string(), port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(text: &str) -> Address {
+        match text.parse() {
+            Ok(address) => address,
+            Err(err) => panic!("{text}: {err}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_forms_users_write() {
+        assert_eq!(parse("unix:///run/buildkit/buildkitd.sock"), Address::Buildkitd(Endpoint::Unix("/run/buildkit/buildkitd.sock".into())));
+        assert_eq!(parse("tcp://127.0.0.1:1234"), Address::Buildkitd(Endpoint::Tcp { host: "127.0.0.1".into(), port: 1234 }));
+        assert_eq!(parse("tcp://[::1]:1234"), Address::Buildkitd(Endpoint::Tcp { host: "::1".into(), port: 1234 }));
+        assert_eq!(parse("docker://"), Address::Docker(Endpoint::Unix(DEFAULT_DOCKER_SOCKET.into())));
+        assert_eq!(parse("docker://unix:///x/docker.sock"), Address::Docker(Endpoint::Unix("/x/docker.sock".into())));
+        assert_eq!(parse("docker://tcp://dockerhost:2375"), Address::Docker(Endpoint::Tcp { host: "dockerhost".into(), port: 2375 }));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["unix:///a/b.sock", "tcp://h:1", "tcp://[::1]:2", "docker://unix:///var/run/docker.sock", "docker://tcp://h:2375"] {
+            assert_eq!(parse(text).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn malformed_addresses_are_errors_that_name_the_address() {
+        for text in [
+            "", "unix://", "unix://relative.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "tcp://h:0", "tcp://h:x",
+            "tcp://::1:80", "tcp://[::1", "tcp://h:1/path", "http://h:1", "docker://docker.sock", "ssh://me@host",
+            "/var/run/docker.sock", "://", "docker://tcp://", "docker://unix://",
+        ] {
+            let err = match text.parse::<Address>() {
+                Ok(address) => panic!("{text:?} parsed as {address:?}"),
+                Err(err) => err.to_string(),
+            };
+            assert!(err.contains(&format!("{text:?}")) || text.is_empty(), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn resolution_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            let map: HashMap<_, _> = pairs.iter().copied().collect();
+            move |name: &str| map.get(name).map(|value| value.to_string())
+        };
+        let none_exist = |_: &Path| false;
+        let all_exist = |_: &Path| true;
+
+        let explicit = Address::resolve_with(Some("tcp://a:1"), &env(&[("BUILDKIT_HOST", "tcp://b:2")]), &none_exist);
+        assert_eq!(explicit.unwrap().to_string(), "tcp://a:1");
+
+        let from_buildkit_host = Address::resolve_with(None, &env(&[("BUILDKIT_HOST", "tcp://b:2"), ("DOCKER_HOST", "unix:///d.sock")]), &none_exist);
+        assert_eq!(from_buildkit_host.unwrap().to_string(), "tcp://b:2");
+
+        let from_docker_host = Address::resolve_with(None, &env(&[("DOCKER_HOST", "unix:///d.sock")]), &none_exist);
+        assert_eq!(from_docker_host.unwrap().to_string(), "docker://unix:///d.sock");
+
+        let first_socket = Address::resolve_with(None, &env(&[]), &all_exist);
+        assert_eq!(first_socket.unwrap().to_string(), "unix:///run/buildkit/buildkitd.sock");
+
+        let rootless = Address::resolve_with(None, &env(&[("XDG_RUNTIME_DIR", "/run/user/1000")]), &|p: &Path| p.starts_with("/run/user"));
+        assert_eq!(rootless.unwrap().to_string(), "unix:///run/user/1000/buildkit/buildkitd.sock");
+
+        let docker = Address::resolve_with(None, &env(&[]), &|p: &Path| p == Path::new(DEFAULT_DOCKER_SOCKET));
+        assert_eq!(docker.unwrap().to_string(), "docker://unix:///var/run/docker.sock");
+
+        let nothing = Address::resolve_with(None, &env(&[("XDG_RUNTIME_DIR", "/run/user/7")]), &none_exist).unwrap_err().to_string();
+        for tried in ["BUILDKIT_HOST", "DOCKER_HOST", DEFAULT_BUILDKITD_SOCKET, "/run/user/7/buildkit/buildkitd.sock", DEFAULT_DOCKER_SOCKET] {
+            assert!(nothing.contains(tried), "{nothing}");
+        }
+
+        let bad_env = Address::resolve_with(None, &env(&[("BUILDKIT_HOST", "bogus")]), &none_exist).unwrap_err().to_string();
+        assert!(bad_env.contains("BUILDKIT_HOST"), "{bad_env}");
+    }
+}

@@ -1,0 +1,5 @@
+//! Dockerfile builds: options, the solve, results and errors.
+
+mod error;
+
+pub use error::BuildError;

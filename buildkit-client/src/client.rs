@@ -1,0 +1,100 @@
+//! [`Client`]: one connection to one BuildKit daemon.
+
+use std::time::Duration;
+
+use cicd_agents_proto::moby::buildkit::v1::control_client::ControlClient;
+use tonic::transport::Channel;
+
+use crate::address::Address;
+use crate::error::Result;
+use crate::transport::{Transport, TlsOptions, DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE};
+
+/// A connection to a BuildKit daemon's Control API.
+///
+/// Cloning is cheap: clones share the HTTP/2 connection.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), cicd_agents_buildkit::Error> {
+/// use cicd_agents_buildkit::Client;
+///
+/// let client = Client::builder().address("docker://").connect().await?;
+/// let info = client.info().await?;
+/// println!("BuildKit {}", info.version_display());
+/// for worker in client.list_workers().await? {
+///     println!("{} {:?}", worker.id, worker.platforms);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) transport: Transport,
+    pub(crate) control: ControlClient<Channel>,
+}
+
+/// Options for [`Client`]; see [`Client::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    address: Option<String>,
+    tls: TlsOptions,
+    connect_timeout: Option<Duration>,
+}
+
+impl ClientBuilder {
+    /// The daemon's address (`unix://…`, `tcp://…`, `docker://…`). Without it
+    /// the address is resolved as [`Address::resolve`] describes.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// Sets the address only if `address` is `Some`.
+    pub fn address_opt(mut self, address: Option<impl Into<String>>) -> Self {
+        self.address = address.map(Into::into);
+        self
+    }
+
+    /// TLS options for `tcp://` daemons.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// How long to wait for the daemon to answer a connect (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Resolves the address and connects.
+    pub async fn connect(self) -> Result<Client> {
+        let address = Address::resolve(self.address.as_deref())?;
+        let transport = Transport::new(address, &self.tls, self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+        tracing::debug!(address = %transport.address(), "connecting to BuildKit");
+        let channel = transport.connect_channel().await?;
+        let control = ControlClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        Ok(Client { transport, control })
+    }
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connects to `address` with default options.
+    pub async fn connect(address: &str) -> Result<Client> {
+        Client::builder().address(address).connect().await
+    }
+
+    /// The daemon's address.
+    pub fn address(&self) -> &Address {
+        self.transport.address()
+    }
+
+    pub(crate) fn control(&self) -> ControlClient<Channel> {
+        self.control.clone()
+    }
+}

@@ -1,0 +1,203 @@
+//! `Control.Info`: which BuildKit the daemon is.
+//!
+//! Daemons older than v0.11 answer `Unimplemented`; the version is then taken
+//! from the worker records if they carry one. A Docker daemon built by a
+//! distribution may report the unstamped `v0.0.0+unknown`; for `docker://`
+//! addresses the version is then inferred from the Docker Engine's own version,
+//! as buildx does.
+
+use cicd_agents_proto::moby::buildkit::v1::{InfoRequest, ListWorkersRequest};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::Client;
+
+/// A BuildKit build's version stamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildkitVersion {
+    /// The Go package, e.g. `github.com/moby/buildkit`.
+    pub package: String,
+    /// The release, e.g. `v0.13.2`.
+    pub version: String,
+    /// The source revision.
+    pub revision: String,
+}
+
+impl From<cicd_agents_proto::moby::buildkit::v1::types::BuildkitVersion> for BuildkitVersion {
+    fn from(v: cicd_agents_proto::moby::buildkit::v1::types::BuildkitVersion) -> Self {
+        BuildkitVersion { package: v.package, version: v.version, revision: v.revision }
+    }
+}
+
+/// Where [`DaemonInfo::version`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSource {
+    /// The daemon's `Info` answer.
+    Info,
+    /// A worker record (daemons older than v0.11 have no `Info`).
+    Worker,
+    /// Inferred from the Docker Engine version that embeds it.
+    DockerEngine,
+    /// Not known.
+    Unknown,
+}
+
+/// What [`Client::info`] returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonInfo {
+    /// The daemon's address.
+    pub address: String,
+    /// The version users should read, e.g. `v0.13.2` or `v0.13.x`.
+    pub version: String,
+    /// Where [`version`](Self::version) comes from.
+    pub version_source: VersionSource,
+    /// The version stamp exactly as the daemon reported it, if it did.
+    pub reported: Option<BuildkitVersion>,
+    /// For `docker://`: the Docker Engine version.
+    pub docker_engine: Option<String>,
+}
+
+impl DaemonInfo {
+    /// The version with a note on where it comes from when it is not the daemon's own word.
+    pub fn version_display(&self) -> String {
+        match (&self.version_source, &self.docker_engine, &self.reported) {
+            (VersionSource::DockerEngine, Some(engine), Some(reported)) => format!(
+                "{} (embedded in Docker Engine {engine}, which reports {:?})",
+                self.version, reported.version
+            ),
+            (VersionSource::DockerEngine, Some(engine), None) => {
+                format!("{} (embedded in Docker Engine {engine})", self.version)
+            }
+            _ => self.version.clone(),
+        }
+    }
+
+    /// `(major, minor)` of the version, when known.
+    pub fn minor_version(&self) -> Option<(u64, u64)> {
+        parse_minor(&self.version)
+    }
+
+    /// Whether the daemon is at least `major.minor`. Unknown versions are
+    /// assumed current.
+    pub fn at_least(&self, major: u64, minor: u64) -> bool {
+        self.minor_version().map(|v| v >= (major, minor)).unwrap_or(true)
+    }
+}
+
+fn parse_minor(version: &str) -> Option<(u64, u64)> {
+    let text = version.trim().trim_start_matches('v');
+    let mut parts = text.split(['.', '+', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn is_unstamped(version: &str) -> bool {
+    version.is_empty() || parse_minor(version) == Some((0, 0))
+}
+
+/// The BuildKit release line a Docker Engine release embeds (the engine's
+/// vendored BuildKit; buildx keeps a table like this for older engines).
+pub fn buildkit_for_docker_engine(engine: &str) -> Option<&'static str> {
+    let (major, minor) = parse_minor(engine)?;
+    Some(match (major, minor) {
+        (20, 10) => "v0.8.x",
+        (22, 6) => "v0.10.x",
+        (23, _) => "v0.10.x",
+        (24, _) => "v0.11.x",
+        (25, _) => "v0.12.x",
+        (26, _) => "v0.13.x",
+        (27, 0) | (27, 1) => "v0.14.x",
+        (27, 2) => "v0.15.x",
+        (27, _) => "v0.16.x",
+        (28, 0) => "v0.20.x",
+        (28, 1) => "v0.21.x",
+        (28, 2) => "v0.22.x",
+        (28, _) => "v0.23.x",
+        _ => return None,
+    })
+}
+
+impl Client {
+    /// Asks the daemon which BuildKit it is.
+    pub async fn info(&self) -> Result<DaemonInfo> {
+        let address = self.address().to_string();
+        let reported = match self.control().info(InfoRequest {}).await {
+            Ok(response) => response.into_inner().buildkit_version.map(BuildkitVersion::from),
+            Err(status) if status.code() == tonic::Code::Unimplemented => None,
+            Err(status) => return Err(Error::rpc("Info", &address, status)),
+        };
+        let (mut version, mut source) = match &reported {
+            Some(v) if !is_unstamped(&v.version) => (v.version.clone(), VersionSource::Info),
+            _ => (String::new(), VersionSource::Unknown),
+        };
+        if source == VersionSource::Unknown && reported.is_none() {
+            let workers = self
+                .control()
+                .list_workers(ListWorkersRequest { filter: Vec::new() })
+                .await
+                .map_err(|status| Error::rpc("ListWorkers", &address, status))?
+                .into_inner();
+            if let Some(found) = workers
+                .record
+                .iter()
+                .filter_map(|worker| worker.buildkit_version.as_ref())
+                .find(|v| !is_unstamped(&v.version))
+            {
+                version = found.version.clone();
+                source = VersionSource::Worker;
+            }
+        }
+        let mut docker_engine = None;
+        if self.address().is_docker() {
+            docker_engine = self.docker_engine_version().await;
+            if source == VersionSource::Unknown {
+                if let Some(line) = docker_engine.as_deref().and_then(buildkit_for_docker_engine) {
+                    version = line.to_string();
+                    source = VersionSource::DockerEngine;
+                }
+            }
+        }
+        if version.is_empty() {
+            version = match &reported {
+                Some(v) if !v.version.is_empty() => v.version.clone(),
+                Some(_) => "unknown".to_string(),
+                None => "older than v0.11 (no Info call)".to_string(),
+            };
+        }
+        Ok(DaemonInfo { address, version, version_source: source, reported, docker_engine })
+    }
+
+    async fn docker_engine_version(&self) -> Option<String> {
+        let body = match self.transport.docker_get("/version").await {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::debug!(%err, "cannot read the Docker Engine version");
+                return None;
+            }
+        };
+        let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        value.get("Version")?.as_str().map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_table() {
+        assert_eq!(buildkit_for_docker_engine("26.1.5+dfsg1"), Some("v0.13.x"));
+        assert_eq!(buildkit_for_docker_engine("24.0.7"), Some("v0.11.x"));
+        assert_eq!(buildkit_for_docker_engine("nonsense"), None);
+    }
+
+    #[test]
+    fn unstamped_versions() {
+        assert!(is_unstamped("v0.0.0+unknown"));
+        assert!(is_unstamped(""));
+        assert!(!is_unstamped("v0.13.2"));
+        assert_eq!(parse_minor("v0.26.1"), Some((0, 26)));
+    }
+}

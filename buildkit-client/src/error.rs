@@ -1,0 +1,133 @@
+//! Errors of the BuildKit client. Every variant names what went wrong and where:
+//! the address, the file, the option or the call.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the client can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An address that cannot be parsed.
+    #[error("invalid BuildKit address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address as written.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No address was given and none of the usual places has a daemon.
+    #[error("no BuildKit daemon found; tried {}. Pass --addr or set BUILDKIT_HOST", tried.join(", "))]
+    NoDaemonFound {
+        /// Every place that was looked at, with why it did not do.
+        tried: Vec<String>,
+    },
+
+    /// The daemon could not be reached.
+    #[error("cannot connect to BuildKit at {address}: {reason}")]
+    Connect {
+        /// The address that was dialled.
+        address: String,
+        /// Why: refused, no such socket, TLS handshake, …
+        reason: String,
+    },
+
+    /// The daemon did not answer in time.
+    #[error("cannot connect to BuildKit at {address}: no answer within {}s", timeout.as_secs_f32())]
+    ConnectTimeout {
+        /// The address that was dialled.
+        address: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+
+    /// A TLS option that cannot be used.
+    #[error("TLS configuration: {reason}{}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Tls {
+        /// The file involved, if any.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A Control API call failed.
+    #[error("{call} on {address} failed: {}", describe_status(status))]
+    Rpc {
+        /// The call, e.g. `Info`.
+        call: &'static str,
+        /// The daemon's address.
+        address: String,
+        /// The gRPC status returned.
+        #[source]
+        status: tonic::Status,
+    },
+
+    /// A request option that cannot be used, e.g. a malformed `--output` value.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// The option, as the user wrote its name (`--output`, `cache_to`).
+        option: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The session the daemon calls back into failed.
+    #[error("build session: {0}")]
+    Session(String),
+
+    /// The build itself failed.
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
+
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn rpc(call: &'static str, address: &impl std::fmt::Display, status: tonic::Status) -> Self {
+        Error::Rpc { call, address: address.to_string(), status }
+    }
+
+    pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidOption { option: option.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Whether the daemon or the connection to it is the cause (as opposed to
+    /// the request or the build).
+    pub fn is_connection(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::NoDaemonFound { .. } => true,
+            Error::Rpc { status, .. } => status.code() == tonic::Code::Unavailable,
+            _ => false,
+        }
+    }
+}
+
+/// A gRPC status the way a person wants to read it: the code and the message,
+/// without tonic's metadata dump.
+pub(crate) fn describe_status(status: &tonic::Status) -> String {
+    let message = status.message().trim();
+    if message.is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        format!("{message} ({:?})", status.code())
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

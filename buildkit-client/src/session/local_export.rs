@@ -1,0 +1,61 @@
+//! Receiving the `local` exporter's files into a directory: an fsutil diffcopy
+//! with the daemon as the sender.
+
+use std::pin::Pin;
+
+use cicd_agents_proto::fsutil::types::Packet;
+use cicd_agents_proto::moby::filesync::v1::packets::file_send_server::{FileSend, FileSendServer};
+use futures::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::session::filesend::Shared;
+
+/// The packet-typed FileSend server.
+#[derive(Clone)]
+pub(crate) struct LocalExportServer {
+    server: FileSendServer<LocalReceiver>,
+    shared: Shared,
+}
+
+impl LocalExportServer {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for LocalExportServer {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::poll_ready(&mut self.server, cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::call(&mut self.server, request)
+    }
+}
+
+pub(crate) fn server(shared: Shared) -> LocalExportServer {
+    LocalExportServer {
+        server: FileSendServer::new(LocalReceiver(shared.clone()))
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE_SIZE),
+        shared,
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct LocalReceiver(Shared);
+
+type PacketStream = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl FileSend for LocalReceiver {
+    type DiffCopyStream = PacketStream;
+
+    async fn diff_copy(&self, request: Request<Streaming<Packet>>) -> Result<Response<PacketStream>, Status> {
+        let (index, _target) = self.0.target(request.metadata())?;
+        Err(self.0.fail(format!("exporter {index}: local exports are not implemented yet")))
+    }
+}

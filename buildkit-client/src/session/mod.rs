@@ -1,0 +1,180 @@
+//! The build session: gRPC services the *client* serves back to the daemon
+//! while a build runs.
+//!
+//! The daemon reaches the session through a tunnel ([`tunnel`]) and calls:
+//! health checks ([`health`]), the local context and Dockerfile
+//! ([`filesync`]), exported files ([`filesend`]), registry credentials
+//! ([`auth`]), build secrets ([`secrets`]) and SSH agents ([`ssh`]).
+//!
+//! A session must be up before the solve that names it (the daemon waits
+//! about five seconds for it) and must keep answering health checks: two
+//! missed probes and the daemon drops it, failing the build later with
+//! "no active session".
+
+pub mod auth;
+pub mod context_sync;
+pub mod filesend;
+pub mod filesync {}
+pub(crate) mod local_export;
+pub(crate) mod health;
+pub mod secrets;
+pub mod ssh;
+pub(crate) mod tunnel;
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::Server;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::transport::{CONNECTION_WINDOW, MAX_MESSAGE_SIZE, STREAM_WINDOW};
+
+/// Header (or, over `Control.Session`, lowercase metadata) names of the session handshake.
+pub(crate) mod header {
+    pub const UUID: &str = "X-Docker-Expose-Session-Uuid";
+    pub const NAME: &str = "X-Docker-Expose-Session-Name";
+    pub const SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
+    pub const METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
+}
+
+/// A 25-character random ID, the shape BuildKit's own IDs have.
+pub(crate) fn random_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..25).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// What one session serves.
+#[derive(Debug, Default)]
+pub(crate) struct SessionConfig {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) shared_key: String,
+    pub(crate) local_dirs: context_sync::LocalDirs,
+    pub(crate) secrets: Vec<secrets::Secret>,
+    pub(crate) auth: auth::RegistryAuth,
+    pub(crate) ssh: Vec<ssh::SshAgent>,
+    pub(crate) exports: filesend::Exports,
+}
+
+/// A session being served; dropping it tears it down.
+pub(crate) struct RunningSession {
+    pub(crate) id: String,
+    tasks: Vec<JoinHandle<()>>,
+    pub(crate) exports: filesend::ExportsDone,
+}
+
+impl Drop for RunningSession {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RunningSession {
+    /// Ends the session.
+    pub(crate) fn close(self) {
+        drop(self);
+    }
+}
+
+impl SessionConfig {
+    fn methods(&self) -> Vec<&'static str> {
+        let mut methods: Vec<&'static str> = Vec::new();
+        methods.extend(health::METHODS);
+        methods.extend(auth::METHODS);
+        if !self.local_dirs.is_empty() {
+            methods.extend(context_sync::METHODS);
+        }
+        if !self.secrets.is_empty() {
+            methods.extend(secrets::METHODS);
+        }
+        if !self.ssh.is_empty() {
+            methods.extend(ssh::METHODS);
+        }
+        if !self.exports.is_empty() {
+            methods.extend(filesend::METHODS);
+        }
+        methods
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![
+            (header::UUID.to_string(), self.id.clone()),
+            (header::NAME.to_string(), self.name.clone()),
+            (header::SHARED_KEY.to_string(), self.shared_key.clone()),
+        ];
+        headers.extend(self.methods().into_iter().map(|m| (header::METHOD.to_string(), m.to_string())));
+        headers
+    }
+
+    /// Starts serving on `client`'s daemon and returns once the tunnel is open.
+    pub(crate) async fn start(self, client: &Client) -> Result<RunningSession> {
+        let headers = self.headers();
+        let (exports_done, exports_service) = self.exports.into_service();
+        let router = Server::builder()
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            .max_frame_size(Some(1024 * 1024 - 1))
+            .http2_keepalive_interval(Some(Duration::from_secs(60)))
+            .add_service(health::server())
+            .add_service(
+                auth::AuthService::server(self.auth)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            )
+            .add_optional_service((!self.local_dirs.is_empty()).then(|| self.local_dirs.server()))
+            .add_optional_service({
+                let store = secrets::SecretStore::new(&self.secrets);
+                (!store.is_empty()).then(|| store.server())
+            })
+            .add_optional_service((!self.ssh.is_empty()).then(|| ssh::SshService::server(self.ssh)))
+            .add_optional_service(exports_service);
+        let id = self.id.clone();
+        let mut tasks = Vec::new();
+        if client.address().is_docker() {
+            let stream = client.transport.dial_docker_session(&headers).await?;
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = tunnel::serve(router, stream).await {
+                    tracing::warn!(error = %err, "session server stopped");
+                }
+            }));
+        } else {
+            let pipe = tunnel::MessagePipe::new();
+            let mut request = tonic::Request::new(ReceiverStream::new(pipe.outbound));
+            for (name, value) in &headers {
+                let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| Error::Session(format!("bad session header name {name}")))?;
+                let value = MetadataValue::try_from(value.as_str())
+                    .map_err(|_| Error::Session(format!("session header {name} has a value that cannot be sent")))?;
+                request.metadata_mut().append(key, value);
+            }
+            let mut control = client.control();
+            let inbound = pipe.inbound;
+            let address = client.address().to_string();
+            tasks.push(tokio::spawn(async move {
+                match control.session(request).await {
+                    Ok(response) => {
+                        if let Err(status) = inbound.run(response.into_inner()).await {
+                            tracing::debug!(%status, "session tunnel closed");
+                        }
+                    }
+                    Err(status) => tracing::warn!(%address, %status, "the daemon refused the session"),
+                }
+            }));
+            let server_side = pipe.server_side;
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = tunnel::serve(router, server_side).await {
+                    tracing::warn!(error = %err, "session server stopped");
+                }
+            }));
+        }
+        tracing::debug!(session = %id, "session started");
+        Ok(RunningSession { id, tasks, exports: exports_done })
+    }
+}

@@ -1,0 +1,188 @@
+//! How bytes reach a daemon: unix sockets, TCP (optionally TLS or mutual TLS)
+//! and the Docker API's HTTP/1.1 → h2c upgrades.
+//!
+//! The transport opens raw streams; `tonic` runs HTTP/2 and gRPC on top.
+
+pub(crate) mod docker;
+pub(crate) mod io;
+mod tls;
+
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpStream, UnixStream};
+use tonic::transport::{Channel, Endpoint as TonicEndpoint};
+
+pub use tls::TlsOptions;
+use tls::TlsSettings;
+
+use crate::address::{Address, Endpoint};
+use crate::error::{Error, Result};
+use io::BoxedStream;
+
+/// The largest gRPC message accepted or sent (BuildKit's own limit is 16 MiB;
+/// we allow more so that large exporter responses and definitions pass).
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// HTTP/2 per-stream window: large enough that a bulk transfer is not throttled
+/// by window updates.
+pub(crate) const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+/// HTTP/2 per-connection window.
+pub(crate) const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// Default time allowed for reaching the daemon.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything needed to open streams to one daemon.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    address: Address,
+    tls: Option<TlsSettings>,
+    connect_timeout: Duration,
+}
+
+impl Transport {
+    pub(crate) fn new(address: Address, tls: &TlsOptions, connect_timeout: Duration) -> Result<Self> {
+        let tls = if tls.is_enabled() {
+            match address.endpoint() {
+                Endpoint::Tcp { host, .. } => Some(tls.settings(host)?),
+                Endpoint::Unix(_) => {
+                    return Err(Error::Tls {
+                        path: None,
+                        reason: format!("TLS options were given but {address} is a unix socket"),
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Transport { address, tls, connect_timeout })
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn connect_error(&self, reason: impl Into<String>) -> Error {
+        Error::Connect { address: self.address.to_string(), reason: reason.into() }
+    }
+
+    /// Opens a raw stream to the endpoint (TLS already negotiated).
+    async fn dial_raw(&self) -> Result<BoxedStream> {
+        let attempt = async {
+            match self.address.endpoint() {
+                Endpoint::Unix(path) => {
+                    let stream = UnixStream::connect(path)
+                        .await
+                        .map_err(|err| self.connect_error(format!("{}: {}", path.display(), err)))?;
+                    Ok(Box::new(stream) as BoxedStream)
+                }
+                Endpoint::Tcp { host, port } => {
+                    let stream = TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(|err| self.connect_error(err.to_string()))?;
+                    let _ = stream.set_nodelay(true);
+                    match &self.tls {
+                        None => Ok(Box::new(stream) as BoxedStream),
+                        Some(tls) => {
+                            let stream = tls
+                                .connector
+                                .connect(tls.server_name.clone(), stream)
+                                .await
+                                .map_err(|err| self.connect_error(format!("TLS handshake: {err}")))?;
+                            Ok(Box::new(stream) as BoxedStream)
+                        }
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout }),
+        }
+    }
+
+    /// Opens a stream that speaks HTTP/2 to the Control API.
+    pub(crate) async fn dial_control(&self) -> Result<BoxedStream> {
+        let stream = self.dial_raw().await?;
+        if !self.address.is_docker() {
+            return Ok(stream);
+        }
+        let upgraded = tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/grpc", &[]))
+            .await
+            .map_err(|_| Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout })?;
+        upgraded.map_err(|reason| self.connect_error(reason))
+    }
+
+    /// Opens the Docker API's `/session` door with the session headers; the
+    /// returned stream speaks HTTP/2 with the daemon as the client.
+    pub(crate) async fn dial_docker_session(&self, headers: &[(String, String)]) -> Result<BoxedStream> {
+        let stream = self.dial_raw().await?;
+        let upgraded = tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/session", headers))
+            .await
+            .map_err(|_| Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout })?;
+        upgraded.map_err(|reason| self.connect_error(reason))
+    }
+
+    /// `GET` on the Docker API (only for `docker://` addresses).
+    pub(crate) async fn docker_get(&self, path: &str) -> Result<Vec<u8>> {
+        let stream = self.dial_raw().await?;
+        docker::get(stream, path).await.map_err(|reason| self.connect_error(reason))
+    }
+
+    /// Connects an HTTP/2 channel for the Control API, failing fast when the
+    /// daemon cannot be reached.
+    pub(crate) async fn connect_channel(&self) -> Result<Channel> {
+        let endpoint = TonicEndpoint::from_static("http://buildkitd")
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        let transport = self.clone();
+        let connector = tower::service_fn(move |_: Uri| {
+            let transport = transport.clone();
+            async move { transport.dial_control().await.map(TokioIo::new) }
+        });
+        match endpoint.connect_with_connector(connector).await {
+            Ok(channel) => Ok(channel),
+            // Our connector's own error names the address and the cause; prefer
+            // it to tonic's generic "transport error".
+            Err(err) => Err(take_our_error(&err).unwrap_or_else(|| self.connect_error(error_chain(&err)))),
+        }
+    }
+}
+
+/// Finds this crate's [`Error`] in a source chain and rebuilds it (errors are
+/// not `Clone`; the variants a connector returns carry only strings).
+fn take_our_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(candidate) = current {
+        if let Some(ours) = candidate.downcast_ref::<Error>() {
+            return Some(match ours {
+                Error::Connect { address, reason } => Error::Connect { address: address.clone(), reason: reason.clone() },
+                Error::ConnectTimeout { address, timeout } => {
+                    Error::ConnectTimeout { address: address.clone(), timeout: *timeout }
+                }
+                other => Error::Connect { address: String::new(), reason: other.to_string() },
+            });
+        }
+        current = candidate.source();
+    }
+    None
+}
+
+/// Joins an error and its sources into one line.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

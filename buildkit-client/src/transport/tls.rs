@@ -1,0 +1,132 @@
+//! TLS and mutual TLS for `tcp://` daemons, configured like `buildctl`'s
+//! `--tlscacert`, `--tlscert`, `--tlskey` and `--tlsservername`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::TlsConnector;
+
+use crate::error::{Error, Result};
+
+/// TLS options for a `tcp://` daemon. TLS is used when any option is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file with the certificate authorities that sign the daemon's certificate.
+    /// Without it the system's roots are trusted.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file with the client certificate (mutual TLS).
+    pub cert: Option<PathBuf>,
+    /// PEM file with the client certificate's private key (mutual TLS).
+    pub key: Option<PathBuf>,
+    /// The name the daemon's certificate must carry; defaults to the address's host.
+    pub server_name: Option<String>,
+}
+
+impl TlsOptions {
+    /// Whether any option is set, i.e. whether TLS is wanted.
+    pub fn is_enabled(&self) -> bool {
+        self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some() || self.server_name.is_some()
+    }
+
+    /// Trusts the certificate authorities in this PEM file.
+    pub fn ca_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_cert = Some(path.into());
+        self
+    }
+
+    /// Presents this client certificate and key (mutual TLS).
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.cert = Some(cert.into());
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Expects the daemon's certificate to carry this name.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+}
+
+/// A ready TLS connector plus the name to verify.
+#[derive(Clone)]
+pub(crate) struct TlsSettings {
+    pub(crate) connector: TlsConnector,
+    pub(crate) server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+fn tls_error(path: Option<&Path>, reason: impl Into<String>) -> Error {
+    Error::Tls { path: path.map(Path::to_path_buf), reason: reason.into() }
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let bytes = std::fs::read(path).map_err(|err| tls_error(Some(path), format!("cannot read certificate file: {err}")))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|err| tls_error(Some(path), format!("not a PEM certificate file: {err}")))?;
+    if certs.is_empty() {
+        return Err(tls_error(Some(path), "no certificate found in the file"));
+    }
+    Ok(certs)
+}
+
+fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let bytes = std::fs::read(path).map_err(|err| tls_error(Some(path), format!("cannot read key file: {err}")))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|err| tls_error(Some(path), format!("no usable PEM private key in the file: {err}")))
+}
+
+impl TlsOptions {
+    /// Loads the files and builds the connector for a daemon at `host`.
+    pub(crate) fn settings(&self, host: &str) -> Result<TlsSettings> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_cert {
+            Some(path) => {
+                for cert in read_certificates(path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|err| tls_error(Some(path), format!("unusable CA certificate: {err}")))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for cert in found.certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    return Err(tls_error(None, "no --tlscacert given and no system certificate authorities found"));
+                }
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| tls_error(None, err.to_string()))?
+            .with_root_certificates(roots);
+        let mut config = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let chain = read_certificates(cert)?;
+                let key_der = read_private_key(key)?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|err| tls_error(Some(key), format!("client certificate and key do not fit: {err}")))?
+            }
+            (Some(cert), None) => return Err(tls_error(Some(cert), "--tlscert was given without --tlskey")),
+            (None, Some(key)) => return Err(tls_error(Some(key), "--tlskey was given without --tlscert")),
+            (None, None) => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let name = self.server_name.clone().unwrap_or_else(|| host.to_string());
+        let server_name = ServerName::try_from(name.clone())
+            .map_err(|_| tls_error(None, format!("{name:?} is not a valid TLS server name")))?;
+        Ok(TlsSettings { connector: TlsConnector::from(Arc::new(config)), server_name })
+    }
+}

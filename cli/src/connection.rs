@@ -1,0 +1,39 @@
+//! The options every command that talks to a daemon shares, named like buildctl's.
+
+use std::path::PathBuf;
+
+use cicd_agents_buildkit::{Client, TlsOptions};
+use clap::Args;
+
+/// How to reach the daemon.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Daemon address: unix:///path, tcp://host:port, docker://[unix:///path|tcp://host:port].
+    /// Default: $BUILDKIT_HOST, $DOCKER_HOST, then the usual sockets.
+    #[arg(long, global = true)]
+    pub addr: Option<String>,
+    /// CA certificate (PEM) to verify a tcp:// daemon.
+    #[arg(long = "tlscacert", global = true)]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long = "tlscert", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long = "tlskey", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Server name expected in the daemon's certificate.
+    #[arg(long = "tlsservername", global = true)]
+    pub tls_server_name: Option<String>,
+}
+
+impl ConnectionArgs {
+    pub async fn connect(&self) -> Result<Client, cicd_agents_buildkit::Error> {
+        let tls = TlsOptions {
+            ca_cert: self.tls_ca_cert.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+        };
+        Client::builder().address_opt(self.addr.clone()).tls(tls).connect().await
+    }
+}

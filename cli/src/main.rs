@@ -1,0 +1,63 @@
+//! `cicd-agents`: BuildKit builds and GitOps chart updates from the command line.
+//!
+//! This crate parses arguments and renders results; every behaviour lives in
+//! the library crates.
+
+mod commands;
+mod connection;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build container images with BuildKit and write the new tags into Helm charts.
+#[derive(Debug, Parser)]
+#[command(name = "cicd-agents", version, about, long_about = None)]
+struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "CICD_AGENTS_LOG", default_value = "warn")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect the daemon.
+    #[command(subcommand)]
+    Debug(commands::debug::DebugCommand),
+    /// Show the build cache's disk usage.
+    Du(commands::du::DuArgs),
+    /// Free build cache.
+    Prune(commands::prune::PruneArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Debug(command) => commands::debug::run(command).await,
+            Command::Du(args) => commands::du::run(args).await,
+            Command::Prune(args) => commands::prune::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
