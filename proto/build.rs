@@ -21,6 +21,7 @@ const PROTOS: &[&str] = &[
     "fsutil/types/wire.proto",
     "google/rpc/status.proto",
     "grpc/health/v1/health.proto",
+    "errdefs/errdefs.proto",
 ];
 
 /// Separately compiled variant of `moby.filesync.v1.FileSend` whose

@@ -29,6 +29,7 @@ use crate::transport::{Transport, TlsOptions, DEFAULT_CONNECT_TIMEOUT, MAX_MESSA
 pub struct Client {
     pub(crate) transport: Transport,
     pub(crate) control: ControlClient<Channel>,
+    daemon: std::sync::Arc<tokio::sync::OnceCell<crate::DaemonInfo>>,
 }
 
 /// Options for [`Client`]; see [`Client::builder`].
@@ -74,7 +75,7 @@ impl ClientBuilder {
         let control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        Ok(Client { transport, control })
+        Ok(Client { transport, control, daemon: Default::default() })
     }
 }
 
@@ -96,5 +97,10 @@ impl Client {
 
     pub(crate) fn control(&self) -> ControlClient<Channel> {
         self.control.clone()
+    }
+
+    /// The daemon's [`info`](Client::info), asked once per client.
+    pub(crate) async fn daemon_info(&self) -> Result<crate::DaemonInfo> {
+        self.daemon.get_or_try_init(|| self.info()).await.cloned()
     }
 }

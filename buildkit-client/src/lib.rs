@@ -23,6 +23,7 @@ pub mod build;
 mod client;
 pub mod control;
 mod error;
+pub mod progress;
 pub mod session;
 pub mod transport;
 
@@ -33,4 +34,6 @@ pub use control::info::{DaemonInfo, VersionSource};
 pub use control::prune::PruneOptions;
 pub use control::workers::Worker;
 pub use error::{Error, Result};
+pub use build::{BuildOptions, BuildResult};
+pub use session::{auth::RegistryAuth, secrets::Secret, ssh::SshAgent};
 pub use transport::TlsOptions;

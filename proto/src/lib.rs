@@ -163,6 +163,13 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/pb.rs"));
 }
 
+/// `errdefs`: typed details of a failed solve (the failing vertex, its
+/// source location), carried in `google.rpc.Status.details`.
+#[allow(missing_docs, clippy::all)]
+pub mod errdefs {
+    include!(concat!(env!("OUT_DIR"), "/errdefs.rs"));
+}
+
 /// `fsutil.*` packages.
 pub mod fsutil {
     /// `fsutil.types`: diffcopy [`Packet`](types::Packet) and [`Stat`](types::Stat).

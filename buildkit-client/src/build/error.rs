@@ -43,3 +43,61 @@ impl BuildError {
         text
     }
 }
+
+impl BuildError {
+    /// Builds the error from the solve's gRPC status and what progress showed.
+    pub(crate) fn from_status(status: &tonic::Status, tracker: &crate::progress::Tracker) -> BuildError {
+        use cicd_agents_proto::errdefs;
+        use cicd_agents_proto::google::rpc;
+        use prost::Message;
+
+        let mut error = BuildError { message: clean_message(status.message()), ..BuildError::default() };
+        let mut failed_digest = None;
+        if let Ok(details) = rpc::Status::decode(status.details()) {
+            for any in details.details {
+                if any.type_url.ends_with("errdefs.Source") {
+                    if let Ok(source) = errdefs::Source::decode(any.value.as_slice()) {
+                        if let Some(info) = source.info {
+                            error.file = Some(info.filename.clone()).filter(|f| !f.is_empty());
+                            if let Some(range) = source.ranges.first() {
+                                let start = range.start.as_ref().map(|p| p.line).unwrap_or(0);
+                                let end = range.end.as_ref().map(|p| p.line).unwrap_or(start).max(start);
+                                if start > 0 {
+                                    error.line = Some(start as u32);
+                                    let text = String::from_utf8_lossy(&info.data);
+                                    error.source_lines = text
+                                        .lines()
+                                        .skip(start as usize - 1)
+                                        .take((end - start + 1).clamp(1, 10) as usize)
+                                        .map(String::from)
+                                        .collect();
+                                }
+                            }
+                        }
+                    }
+                } else if any.type_url.ends_with("errdefs.Vertex") {
+                    if let Ok(vertex) = errdefs::Vertex::decode(any.value.as_slice()) {
+                        failed_digest = Some(vertex.digest);
+                    }
+                }
+            }
+        }
+        let failed = failed_digest.as_deref().and_then(|d| tracker.get(d)).or_else(|| tracker.failed());
+        if let Some(vertex) = failed {
+            error.step = Some(vertex.name.clone()).filter(|n| !n.is_empty());
+            error.log_tail = vertex.last_lines();
+        }
+        error
+    }
+}
+
+/// BuildKit prefixes messages with wrappers ("failed to solve: ") that say nothing.
+fn clean_message(message: &str) -> String {
+    let mut text = message.trim();
+    for prefix in ["failed to solve: ", "failed to solve with frontend dockerfile.v0: "] {
+        while let Some(rest) = text.strip_prefix(prefix) {
+            text = rest;
+        }
+    }
+    text.to_string()
+}

@@ -1,5 +1,23 @@
 //! Dockerfile builds: options, the solve, results and errors.
+//!
+//! [`BuildOptions`] holds what `docker buildx build` takes; [`Client::build`]
+//! (and [`Client::build_with_progress`]) runs it and returns a [`BuildResult`].
+//!
+//! [`Client::build`]: crate::Client::build
+//! [`Client::build_with_progress`]: crate::Client::build_with_progress
 
+mod cache;
 mod error;
+mod options;
+mod output;
+mod plan;
+mod result;
+mod solve;
+mod spec;
 
+pub use cache::CacheEntry;
 pub use error::BuildError;
+pub use options::{BuildContext, BuildOptions, NamedContext};
+pub use output::Output;
+pub use result::BuildResult;
+pub use spec::{parse_key_values, TypedSpec};

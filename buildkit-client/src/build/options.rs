@@ -1,0 +1,305 @@
+//! [`BuildOptions`]: everything `docker buildx build` takes, as a value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use crate::build::cache::CacheEntry;
+use crate::build::output::Output;
+use crate::error::{Error, Result};
+use crate::session::auth::RegistryAuth;
+use crate::session::secrets::Secret;
+use crate::session::ssh::SshAgent;
+
+/// The build context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildContext {
+    /// A local directory, sent through the session.
+    Local(PathBuf),
+    /// A git repository (`https://host/org/repo.git#ref:subdir`, `git@…`) or
+    /// an HTTP(S) tarball, fetched by the daemon.
+    Remote(String),
+}
+
+impl BuildContext {
+    /// A directory or a URL, as users write the `CONTEXT` argument.
+    pub fn parse(text: &str) -> BuildContext {
+        if is_remote(text) {
+            BuildContext::Remote(text.to_string())
+        } else {
+            BuildContext::Local(PathBuf::from(text))
+        }
+    }
+}
+
+/// Whether a context or named context is fetched by the daemon.
+pub(crate) fn is_remote(text: &str) -> bool {
+    text.starts_with("https://")
+        || text.starts_with("http://")
+        || text.starts_with("git://")
+        || text.starts_with("ssh://")
+        || text.starts_with("git@")
+}
+
+/// A named context (`--build-context name=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory.
+    Local(PathBuf),
+    /// An image (`docker-image://ref`).
+    Image(String),
+    /// A git or HTTP URL.
+    Remote(String),
+}
+
+impl NamedContext {
+    /// Parses the value of `--build-context name=VALUE`.
+    pub fn parse(value: &str) -> Result<NamedContext> {
+        if value.is_empty() {
+            return Err(Error::option("--build-context", "empty value"));
+        }
+        if let Some(image) = value.strip_prefix("docker-image://") {
+            if image.is_empty() {
+                return Err(Error::option("--build-context", "docker-image:// needs an image reference"));
+            }
+            return Ok(NamedContext::Image(image.to_string()));
+        }
+        if value.starts_with("oci-layout://") || value.starts_with("target:") {
+            return Err(Error::option("--build-context", format!("{value:?}: oci-layout:// and target: contexts are not supported")));
+        }
+        if is_remote(value) {
+            return Ok(NamedContext::Remote(value.to_string()));
+        }
+        Ok(NamedContext::Local(PathBuf::from(value)))
+    }
+}
+
+/// A Dockerfile build: the context, the Dockerfile and every `buildx build`
+/// option, built step by step.
+///
+/// ```
+/// use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
+///
+/// let options = BuildOptions::local("./app")
+///     .dockerfile("./app/Dockerfile")
+///     .tag("registry.example/app:1.2.3")
+///     .push(true)
+///     .build_arg("VERSION", "1.2.3")
+///     .cache_from(CacheEntry::registry("registry.example/app:cache"))
+///     .cache_to(CacheEntry::registry("registry.example/app:cache").attr("mode", "max"));
+/// assert_eq!(options.tags, ["registry.example/app:1.2.3"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context.
+    pub context: BuildContext,
+    /// The Dockerfile: a local path (default `<context>/Dockerfile`) or, for
+    /// remote contexts, a path inside the repository.
+    pub dockerfile: Option<PathBuf>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
+    /// `--build-arg`s.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`s on the image.
+    pub labels: BTreeMap<String, String>,
+    /// Target platforms (`--platform`), e.g. `linux/amd64`.
+    pub platforms: Vec<String>,
+    /// Ignore the cache for every step (`--no-cache`).
+    pub no_cache: bool,
+    /// Ignore the cache for these stages only (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Network mode for `RUN` steps (`--network host|none|default`).
+    pub network: Option<String>,
+    /// Extra `/etc/hosts` entries (`--add-host name:ip`).
+    pub add_hosts: Vec<String>,
+    /// Named contexts (`--build-context name=…`).
+    pub build_contexts: BTreeMap<String, NamedContext>,
+    /// Build secrets (`--secret`).
+    pub secrets: Vec<Secret>,
+    /// SSH agents (`--ssh`).
+    pub ssh: Vec<SshAgent>,
+    /// Image names (`-t/--tag`).
+    pub tags: Vec<String>,
+    /// Push the image (`--push`).
+    pub push: bool,
+    /// Outputs (`-o/--output`).
+    pub outputs: Vec<Output>,
+    /// Cache imports (`--cache-from`).
+    pub cache_from: Vec<CacheEntry>,
+    /// Cache exports (`--cache-to`).
+    pub cache_to: Vec<CacheEntry>,
+    /// Registry credentials; the Docker configuration by default.
+    pub registry_auth: RegistryAuth,
+    /// Tokens for private git contexts, by host; sent as the
+    /// `GIT_AUTH_TOKEN.<host>` secret, never in a URL.
+    pub git_auth_tokens: BTreeMap<String, SecretString>,
+    /// Raw frontend options (`--opt key=value` in buildctl terms).
+    pub frontend_attrs: BTreeMap<String, String>,
+    /// Extra entitlements (`--allow security.insecure`).
+    pub allow: Vec<String>,
+    /// Key for incremental context transfer; defaults to one derived from the
+    /// context's absolute path, so rebuilds of the same directory send only changes.
+    pub shared_key: Option<String>,
+}
+
+impl BuildOptions {
+    /// A build of a local directory.
+    pub fn local(dir: impl Into<PathBuf>) -> BuildOptions {
+        BuildOptions::new(BuildContext::Local(dir.into()))
+    }
+
+    /// A build of a git repository or tarball URL fetched by the daemon.
+    pub fn remote(url: impl Into<String>) -> BuildOptions {
+        BuildOptions::new(BuildContext::Remote(url.into()))
+    }
+
+    /// A build of `context`.
+    pub fn new(context: BuildContext) -> BuildOptions {
+        BuildOptions {
+            context,
+            dockerfile: None,
+            target: None,
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            platforms: Vec::new(),
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            network: None,
+            add_hosts: Vec::new(),
+            build_contexts: BTreeMap::new(),
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            tags: Vec::new(),
+            push: false,
+            outputs: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            registry_auth: RegistryAuth::docker_config(),
+            git_auth_tokens: BTreeMap::new(),
+            frontend_attrs: BTreeMap::new(),
+            allow: Vec::new(),
+            shared_key: None,
+        }
+    }
+
+    /// Sets the Dockerfile (`-f`).
+    pub fn dockerfile(mut self, path: impl AsRef<Path>) -> Self {
+        self.dockerfile = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Builds this stage (`--target`).
+    pub fn target(mut self, stage: impl Into<String>) -> Self {
+        self.target = Some(stage.into());
+        self
+    }
+
+    /// Adds a build argument.
+    pub fn build_arg(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.build_args.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds an image label.
+    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a target platform.
+    pub fn platform(mut self, platform: impl Into<String>) -> Self {
+        self.platforms.push(platform.into());
+        self
+    }
+
+    /// Ignores the cache.
+    pub fn no_cache(mut self, no_cache: bool) -> Self {
+        self.no_cache = no_cache;
+        self
+    }
+
+    /// Sets the network mode of `RUN` steps.
+    pub fn network(mut self, mode: impl Into<String>) -> Self {
+        self.network = Some(mode.into());
+        self
+    }
+
+    /// Adds an `/etc/hosts` entry (`name:ip`).
+    pub fn add_host(mut self, entry: impl Into<String>) -> Self {
+        self.add_hosts.push(entry.into());
+        self
+    }
+
+    /// Adds a named context.
+    pub fn build_context(mut self, name: impl Into<String>, context: NamedContext) -> Self {
+        self.build_contexts.insert(name.into(), context);
+        self
+    }
+
+    /// Adds a secret.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
+    /// Forwards an SSH agent.
+    pub fn ssh(mut self, agent: SshAgent) -> Self {
+        self.ssh.push(agent);
+        self
+    }
+
+    /// Adds an image name.
+    pub fn tag(mut self, name: impl Into<String>) -> Self {
+        self.tags.push(name.into());
+        self
+    }
+
+    /// Pushes the image.
+    pub fn push(mut self, push: bool) -> Self {
+        self.push = push;
+        self
+    }
+
+    /// Adds an output.
+    pub fn output(mut self, output: Output) -> Self {
+        self.outputs.push(output);
+        self
+    }
+
+    /// Adds a cache import.
+    pub fn cache_from(mut self, entry: CacheEntry) -> Self {
+        self.cache_from.push(entry);
+        self
+    }
+
+    /// Adds a cache export.
+    pub fn cache_to(mut self, entry: CacheEntry) -> Self {
+        self.cache_to.push(entry);
+        self
+    }
+
+    /// Uses these registry credentials.
+    pub fn registry_auth(mut self, auth: RegistryAuth) -> Self {
+        self.registry_auth = auth;
+        self
+    }
+
+    /// Authenticates git contexts on `host` with `token`.
+    pub fn git_auth_token(mut self, host: impl Into<String>, token: impl Into<String>) -> Self {
+        self.git_auth_tokens.insert(host.into(), SecretString::from(token.into()));
+        self
+    }
+
+    /// Sets a raw frontend attribute.
+    pub fn frontend_attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.frontend_attrs.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the key for incremental context transfer.
+    pub fn shared_key(mut self, key: impl Into<String>) -> Self {
+        self.shared_key = Some(key.into());
+        self
+    }
+}

@@ -1,0 +1,356 @@
+//! Turning [`BuildOptions`] into a solve request for the Dockerfile frontend
+//! and the session that must serve it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cicd_agents_proto::moby::buildkit::v1::{CacheOptions, Exporter, SolveRequest};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use crate::build::cache::{check_exports, frontend_import_attrs};
+use crate::build::options::{BuildContext, BuildOptions, NamedContext};
+use crate::build::output::{plan_exporters, PlannedExporter};
+use crate::control::info::DaemonInfo;
+use crate::error::{Error, Result};
+use crate::session::context_sync::LocalDirs;
+use crate::session::filesend::Exports;
+use crate::session::secrets::Secret;
+use crate::session::{random_id, SessionConfig};
+
+/// The frontend every build here uses.
+pub(crate) const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
+
+/// A solve request and its session, ready to run.
+#[derive(Debug)]
+pub(crate) struct SolvePlan {
+    pub(crate) request: SolveRequest,
+    pub(crate) session: SessionConfig,
+    pub(crate) exporters: Vec<PlannedExporter>,
+}
+
+fn path_error(path: &Path, what: &str) -> Error {
+    Error::option(what, format!("{}: no such directory", path.display()))
+}
+
+/// A stable key for a local directory, so that the daemon can reuse what it
+/// received last time and a rebuild sends only what changed.
+pub(crate) fn shared_key_for(dir: &Path) -> String {
+    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    format!("{base}:{}", &hex::encode(digest)[..16])
+}
+
+fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
+    let absolute = std::fs::canonicalize(dir).map_err(|_| path_error(dir, option))?;
+    if !absolute.is_dir() {
+        return Err(Error::option(option, format!("{}: not a directory", dir.display())));
+    }
+    Ok(absolute)
+}
+
+/// Host (with the port, as Go's `url.Host` has it) of a git or HTTP URL:
+/// BuildKit looks up the secret `GIT_AUTH_TOKEN.<that>`.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    if let Some(rest) = url.strip_prefix("git@") {
+        let host = rest.split(':').next()?;
+        return (!host.is_empty()).then(|| host.to_string());
+    }
+    let rest = url.split_once("://").map(|(_, r)| r)?;
+    let authority = rest.split(['/', '#', '?']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    (!host_port.is_empty()).then(|| host_port.to_string())
+}
+
+/// The secret names a token for `host` is offered under: the host as given,
+/// plus `host:port` for every remote URL of the build on that host.
+fn git_token_secret_names(host: &str, urls: &[&str]) -> Vec<String> {
+    let mut names = vec![format!("GIT_AUTH_TOKEN.{host}")];
+    for found in urls.iter().filter_map(|url| url_host(url)) {
+        let bare = found.rsplit_once(':').map(|(h, _)| h).unwrap_or(&found);
+        if (bare == host || found == host) && !names.contains(&format!("GIT_AUTH_TOKEN.{found}")) {
+            names.push(format!("GIT_AUTH_TOKEN.{found}"));
+        }
+    }
+    names
+}
+
+/// Rejects URLs that carry credentials: tokens belong in secrets, where they
+/// stay out of logs, image history and provenance.
+fn refuse_credentials_in_url(url: &str, option: &str) -> Result<()> {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '#', '?']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(Error::option(
+                option,
+                "the URL carries credentials; pass the token as a git auth token (GIT_AUTH_TOKEN.<host> secret) instead",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl SolvePlan {
+    pub(crate) fn new(options: &BuildOptions, daemon: &DaemonInfo, docker_daemon: bool) -> Result<SolvePlan> {
+        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+        let mut local_dirs = LocalDirs::default();
+        let mut shared_key = options.shared_key.clone();
+        let mut secrets: Vec<Secret> = options.secrets.clone();
+
+        match &options.context {
+            BuildContext::Local(dir) => {
+                let context = absolute_dir(dir, "context")?;
+                let dockerfile = match &options.dockerfile {
+                    Some(path) if path.as_os_str() == "-" => {
+                        return Err(Error::option("--file", "reading the Dockerfile from stdin is not supported"))
+                    }
+                    Some(path) => path.clone(),
+                    None => context.join("Dockerfile"),
+                };
+                if !dockerfile.is_file() {
+                    return Err(Error::option("--file", format!("{}: no such Dockerfile", dockerfile.display())));
+                }
+                let dockerfile = std::fs::canonicalize(&dockerfile).map_err(|err| Error::io(&dockerfile, err))?;
+                let (Some(dockerfile_dir), Some(name)) = (dockerfile.parent(), dockerfile.file_name()) else {
+                    return Err(Error::option("--file", format!("{}: not a file path", dockerfile.display())));
+                };
+                attrs.insert("filename".into(), name.to_string_lossy().into_owned());
+                local_dirs.insert("context", &context);
+                local_dirs.insert("dockerfile", dockerfile_dir);
+                shared_key.get_or_insert_with(|| shared_key_for(&context));
+            }
+            BuildContext::Remote(url) => {
+                refuse_credentials_in_url(url, "context")?;
+                attrs.insert("context".into(), url.clone());
+                let filename = options.dockerfile.as_deref().unwrap_or(Path::new("Dockerfile"));
+                attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
+            }
+        }
+
+        if let Some(target) = &options.target {
+            attrs.insert("target".into(), target.clone());
+        }
+        for (name, value) in &options.build_args {
+            attrs.insert(format!("build-arg:{name}"), value.clone());
+        }
+        for (name, value) in &options.labels {
+            attrs.insert(format!("label:{name}"), value.clone());
+        }
+        if !options.platforms.is_empty() {
+            attrs.insert("platform".into(), options.platforms.join(","));
+        }
+        if options.no_cache {
+            attrs.insert("no-cache".into(), String::new());
+        } else if !options.no_cache_filter.is_empty() {
+            attrs.insert("no-cache".into(), options.no_cache_filter.join(","));
+        }
+        let mut entitlements: Vec<String> = options.allow.clone();
+        match options.network.as_deref() {
+            None | Some("default") | Some("") => {}
+            Some("host") => {
+                attrs.insert("force-network-mode".into(), "host".into());
+                entitlements.push("network.host".into());
+            }
+            Some("none") => {
+                attrs.insert("force-network-mode".into(), "none".into());
+            }
+            Some(other) => {
+                return Err(Error::option("--network", format!("{other:?}; expected default, host or none")))
+            }
+        }
+        if !options.add_hosts.is_empty() {
+            let mut hosts = Vec::new();
+            for entry in &options.add_hosts {
+                let (host, ip) = entry
+                    .split_once('=')
+                    .or_else(|| entry.split_once(':'))
+                    .filter(|(h, i)| !h.is_empty() && !i.is_empty())
+                    .ok_or_else(|| Error::option("--add-host", format!("{entry:?} is not host:ip")))?;
+                hosts.push(format!("{host}={ip}"));
+            }
+            attrs.insert("add-hosts".into(), hosts.join(","));
+        }
+        for (name, context) in &options.build_contexts {
+            if name.is_empty() {
+                return Err(Error::option("--build-context", "empty context name"));
+            }
+            let value = match context {
+                NamedContext::Local(dir) => {
+                    let dir = absolute_dir(dir, "--build-context")?;
+                    let local_name = format!("named-{name}");
+                    local_dirs.insert(local_name.clone(), dir);
+                    format!("local:{local_name}")
+                }
+                NamedContext::Image(image) => format!("docker-image://{image}"),
+                NamedContext::Remote(url) => {
+                    refuse_credentials_in_url(url, "--build-context")?;
+                    url.clone()
+                }
+            };
+            attrs.insert(format!("context:{name}"), value);
+        }
+        let mut remote_urls: Vec<&str> = Vec::new();
+        if let BuildContext::Remote(url) = &options.context {
+            remote_urls.push(url);
+        }
+        for context in options.build_contexts.values() {
+            if let NamedContext::Remote(url) = context {
+                remote_urls.push(url);
+            }
+        }
+        for (host, token) in &options.git_auth_tokens {
+            for name in git_token_secret_names(host, &remote_urls) {
+                secrets.push(Secret::value(name, token.expose_secret().to_string()));
+            }
+        }
+
+        check_exports(&options.cache_to)?;
+        for (key, value) in frontend_import_attrs(&options.cache_from) {
+            attrs.insert(key, value);
+        }
+        for (key, value) in &options.frontend_attrs {
+            attrs.insert(key.clone(), value.clone());
+        }
+
+        let exporters = plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
+        if exporters.len() > 1 && !daemon.at_least(0, 13) {
+            return Err(Error::option(
+                "--output",
+                format!("BuildKit {} supports one output per build; several need v0.13 or newer", daemon.version),
+            ));
+        }
+        let mut exports = Exports::default();
+        for (index, exporter) in exporters.iter().enumerate() {
+            if let Some(target) = &exporter.target {
+                exports.insert(index, target.clone());
+            }
+        }
+        let proto_exporters: Vec<Exporter> = exporters
+            .iter()
+            .map(|e| Exporter { r#type: e.kind.clone(), attrs: e.attrs.clone().into_iter().collect() })
+            .collect();
+
+        let session_id = random_id();
+        let request = SolveRequest {
+            r#ref: random_id(),
+            session: session_id.clone(),
+            frontend: DOCKERFILE_FRONTEND.into(),
+            frontend_attrs: attrs.into_iter().collect(),
+            exporter_deprecated: proto_exporters.first().map(|e| e.r#type.clone()).unwrap_or_default(),
+            exporter_attrs_deprecated: proto_exporters.first().map(|e| e.attrs.clone()).unwrap_or_default(),
+            exporters: proto_exporters,
+            cache: Some(CacheOptions {
+                exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
+                imports: options.cache_from.iter().map(|e| e.to_proto()).collect(),
+                ..Default::default()
+            }),
+            entitlements,
+            ..Default::default()
+        };
+        let session = SessionConfig {
+            id: session_id,
+            name: "cicd-agents".into(),
+            shared_key: shared_key.unwrap_or_else(|| "remote".into()),
+            local_dirs,
+            secrets,
+            auth: options.registry_auth.clone(),
+            ssh: options.ssh.clone(),
+            exports,
+        };
+        Ok(SolvePlan { request, session, exporters })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::cache::CacheEntry;
+    use crate::control::info::VersionSource;
+
+    fn daemon(version: &str) -> DaemonInfo {
+        DaemonInfo {
+            address: "unix:///x".into(),
+            version: version.into(),
+            version_source: VersionSource::Info,
+            reported: None,
+            docker_engine: None,
+        }
+    }
+
+    fn context() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn local_build_request() {
+        let dir = context();
+        let options = BuildOptions::local(dir.path())
+            .tag("r/a:1")
+            .push(true)
+            .target("final")
+            .build_arg("V", "1")
+            .network("host")
+            .add_host("db:10.0.0.2")
+            .no_cache(true)
+            .cache_from(CacheEntry::registry("r/a:cache"))
+            .cache_to(CacheEntry::registry("r/a:cache").attr("mode", "max"));
+        let plan = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
+        let attrs = &plan.request.frontend_attrs;
+        assert_eq!(attrs["filename"], "Dockerfile");
+        assert_eq!(attrs["target"], "final");
+        assert_eq!(attrs["build-arg:V"], "1");
+        assert_eq!(attrs["force-network-mode"], "host");
+        assert_eq!(attrs["add-hosts"], "db=10.0.0.2");
+        assert_eq!(attrs["no-cache"], "");
+        assert!(attrs["cache-imports"].contains("r/a:cache"));
+        assert_eq!(plan.request.entitlements, ["network.host"]);
+        assert_eq!(plan.request.exporter_deprecated, "image");
+        assert_eq!(plan.request.exporters.len(), 1);
+        assert_eq!(plan.request.exporter_attrs_deprecated["push"], "true");
+        let cache = plan.request.cache.as_ref().unwrap();
+        assert_eq!(cache.exports[0].attrs["mode"], "max");
+        assert_eq!(cache.imports[0].r#type, "registry");
+        assert_eq!(plan.request.session, plan.session.id);
+        assert!(!plan.session.local_dirs.is_empty());
+        let again = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
+        assert_eq!(plan.session.shared_key, again.session.shared_key, "shared key must be stable");
+        assert_ne!(plan.request.r#ref, again.request.r#ref);
+    }
+
+    #[test]
+    fn remote_context_and_git_token() {
+        let options = BuildOptions::remote("http://127.0.0.1:8418/app.git#main:sub").git_auth_token("127.0.0.1", "tok");
+        let plan = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
+        assert_eq!(plan.request.frontend_attrs["context"], "http://127.0.0.1:8418/app.git#main:sub");
+        assert!(plan.session.secrets.iter().any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1"));
+        assert!(plan.session.secrets.iter().any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1:8418"));
+        assert!(!format!("{:?}", plan.request).contains("tok\""));
+        let leaky = BuildOptions::remote("https://user:tok@host/app.git");
+        assert!(SolvePlan::new(&leaky, &daemon("v0.13.2"), true).is_err());
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        let missing = BuildOptions::local("/nonexistent/ctx");
+        assert!(SolvePlan::new(&missing, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("/nonexistent/ctx"));
+        let dir = context();
+        let no_file = BuildOptions::local(dir.path()).dockerfile(dir.path().join("Nope"));
+        assert!(SolvePlan::new(&no_file, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("Nope"));
+        let two = BuildOptions::local(dir.path())
+            .output(crate::build::Output::local(dir.path().join("o")))
+            .output(crate::build::Output::oci_tar(dir.path().join("o.tar")));
+        assert!(SolvePlan::new(&two, &daemon("v0.12.1"), true).is_err());
+        assert!(SolvePlan::new(&two, &daemon("v0.13.1"), true).is_ok());
+        let bad_net = BuildOptions::local(dir.path()).network("bridge2");
+        assert!(SolvePlan::new(&bad_net, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("bridge2"));
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("https://github.com/o/r.git#main").as_deref(), Some("github.com"));
+        assert_eq!(url_host("http://127.0.0.1:8418/app.git").as_deref(), Some("127.0.0.1:8418"));
+        assert_eq!(url_host("git@github.com:o/r.git").as_deref(), Some("github.com"));
+    }
+}

@@ -1,0 +1,85 @@
+//! [`BuildResult`]: what the exporters reported, decoded.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::Serialize;
+
+/// A finished build.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BuildResult {
+    /// The build's reference (the solve request's ref).
+    pub build_ref: String,
+    /// The image manifest (or index) digest: `containerimage.digest`.
+    pub digest: Option<String>,
+    /// The image config digest: `containerimage.config.digest`.
+    pub config_digest: Option<String>,
+    /// The image names exported: `image.name`, split at commas.
+    pub image_names: Vec<String>,
+    /// The full exporter response, as the daemon sent it.
+    pub exporter_response: BTreeMap<String, String>,
+}
+
+impl BuildResult {
+    pub(crate) fn new(build_ref: String, response: BTreeMap<String, String>) -> Self {
+        let get = |key: &str| response.get(key).filter(|v| !v.is_empty()).cloned();
+        BuildResult {
+            build_ref,
+            digest: get("containerimage.digest"),
+            config_digest: get("containerimage.config.digest"),
+            image_names: get("image.name")
+                .map(|names| names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            exporter_response: response,
+        }
+    }
+
+    /// The metadata `docker buildx build --metadata-file` writes: every
+    /// exporter response key, with base64-encoded JSON values
+    /// (`containerimage.descriptor`, …) decoded, plus `buildx.build.ref`.
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (key, value) in &self.exporter_response {
+            map.insert(key.clone(), decode_value(value));
+        }
+        map.insert("buildx.build.ref".into(), serde_json::Value::String(format!("cicd-agents/default/{}", self.build_ref)));
+        serde_json::Value::Object(map)
+    }
+}
+
+/// A response value that is base64 of a JSON object or array becomes that
+/// JSON; anything else stays a string.
+fn decode_value(value: &str) -> serde_json::Value {
+    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value) {
+        if let Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) =
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            return json;
+        }
+    }
+    serde_json::Value::String(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_exporter_response() {
+        let descriptor = base64::engine::general_purpose::STANDARD.encode(br#"{"mediaType":"m","digest":"sha256:1","size":3}"#);
+        let response: BTreeMap<String, String> = [
+            ("containerimage.digest".to_string(), "sha256:abc".to_string()),
+            ("containerimage.config.digest".to_string(), "sha256:def".to_string()),
+            ("image.name".to_string(), "r/a:1,r/a:latest".to_string()),
+            ("containerimage.descriptor".to_string(), descriptor),
+        ]
+        .into();
+        let result = BuildResult::new("ref1".into(), response);
+        assert_eq!(result.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(result.image_names, ["r/a:1", "r/a:latest"]);
+        let metadata = result.metadata();
+        assert_eq!(metadata["containerimage.descriptor"]["size"], 3);
+        assert_eq!(metadata["containerimage.digest"], "sha256:abc");
+        assert_eq!(metadata["buildx.build.ref"], "cicd-agents/default/ref1");
+    }
+}

@@ -1,0 +1,141 @@
+//! Running a build: session up, `Status` and `Solve` side by side, teardown.
+//!
+//! The session is served before the solve names it (the daemon waits only a
+//! few seconds for it). `Status` is read concurrently with the same ref.
+//! Dropping the future cancels everything: the solve call is reset (the
+//! daemon cancels the build), and the session and status tasks are aborted.
+
+use std::time::Duration;
+
+use cicd_agents_proto::moby::buildkit::v1::StatusRequest;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::build::error::BuildError;
+use crate::build::options::BuildOptions;
+use crate::build::plan::SolvePlan;
+use crate::build::result::BuildResult;
+use crate::error::{Error, Result};
+use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker};
+use crate::Client;
+
+/// How long the status stream may run on after the solve returned.
+const STATUS_DRAIN: Duration = Duration::from_secs(5);
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Client {
+    /// Runs a Dockerfile build, discarding progress.
+    pub async fn build(&self, options: &BuildOptions) -> Result<BuildResult> {
+        self.build_with_progress(options, &mut Quiet).await
+    }
+
+    /// Runs a Dockerfile build, handing progress to `progress` as it arrives.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), cicd_agents_buildkit::Error> {
+    /// use cicd_agents_buildkit::{build::BuildOptions, progress::ProgressMode, Client};
+    ///
+    /// let client = Client::connect("docker://").await?;
+    /// let mut progress = ProgressMode::Plain.stderr_sink();
+    /// let result = client
+    ///     .build_with_progress(&BuildOptions::local(".").tag("app:dev"), progress.as_mut())
+    ///     .await?;
+    /// println!("{:?}", result.digest);
+    /// # Ok(()) }
+    /// ```
+    pub async fn build_with_progress(
+        &self,
+        options: &BuildOptions,
+        progress: &mut (dyn ProgressSink + '_),
+    ) -> Result<BuildResult> {
+        let daemon = self.daemon_info().await?;
+        let plan = SolvePlan::new(options, &daemon, self.address().is_docker())?;
+        let build_ref = plan.request.r#ref.clone();
+        tracing::debug!(build = %build_ref, session = %plan.session.id, "starting build");
+
+        let session = plan.session.start(self).await?;
+
+        let (updates_tx, mut updates_rx) = mpsc::channel::<StatusUpdate>(256);
+        let mut control = self.control();
+        let status_ref = build_ref.clone();
+        let address = self.address().to_string();
+        let status_task = AbortOnDrop(tokio::spawn(async move {
+            let mut stream = match control.status(StatusRequest { r#ref: status_ref }).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    tracing::debug!(%address, %status, "no build progress");
+                    return;
+                }
+            };
+            while let Ok(Some(response)) = stream.message().await {
+                if updates_tx.send(StatusUpdate::from(response)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+
+        let mut control = self.control();
+        let request = plan.request;
+        let solve = control.solve(request);
+        tokio::pin!(solve);
+        let mut tracker = Tracker::default();
+        let mut updates_open = true;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                update = updates_rx.recv(), if updates_open => match update {
+                    Some(update) => {
+                        tracker.apply(&update);
+                        progress.update(&update);
+                    }
+                    None => updates_open = false,
+                },
+                outcome = &mut solve => break outcome,
+            }
+        };
+        // Let the status stream deliver its last updates (it ends once the
+        // daemon has finished the job), but not forever.
+        if updates_open {
+            let drain = async {
+                while let Some(update) = updates_rx.recv().await {
+                    tracker.apply(&update);
+                    progress.update(&update);
+                }
+            };
+            if tokio::time::timeout(STATUS_DRAIN, drain).await.is_err() {
+                tracing::debug!("status stream still open after the solve; closing it");
+            }
+        }
+        drop(status_task);
+        progress.finish();
+        let export_errors = session.exports.errors();
+        session.close();
+
+        let response = match outcome {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::Cancelled => return Err(Error::Cancelled),
+            Err(status) if status.code() == tonic::Code::Unavailable && status.message().contains("transport") => {
+                return Err(Error::rpc("Solve", self.address(), status));
+            }
+            Err(status) => {
+                let mut error = BuildError::from_status(&status, &tracker);
+                if let Some(export) = export_errors.first() {
+                    error.message = format!("{} (writing the export: {export})", error.message);
+                }
+                return Err(Error::Build(Box::new(error)));
+            }
+        };
+        if let Some(export) = export_errors.first() {
+            return Err(Error::Session(format!("the build finished but its export failed: {export}")));
+        }
+        Ok(BuildResult::new(build_ref, response.exporter_response.into_iter().collect()))
+    }
+}

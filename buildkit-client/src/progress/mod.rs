@@ -1,0 +1,90 @@
+//! Build progress: the daemon's `Status` stream as typed events, a tracker
+//! that remembers each step's name and last log lines, and renderers like
+//! buildx's (`plain`, `tty`, `quiet`, `rawjson`).
+
+mod event;
+mod plain;
+mod rawjson;
+mod tracker;
+mod tty;
+
+use std::io::IsTerminal;
+
+pub use event::{LogChunk, StatusItem, StatusUpdate, VertexUpdate, Warning};
+pub use plain::PlainRenderer;
+pub use rawjson::RawJsonRenderer;
+pub use tracker::{Tracker, VertexState};
+pub use tty::TtyRenderer;
+
+use crate::error::{Error, Result};
+
+/// Receives progress as it arrives. Called on the build's own task: keep it
+/// quick (hand heavy work to another thread).
+pub trait ProgressSink: Send {
+    /// One batch of changes from the daemon.
+    fn update(&mut self, update: &StatusUpdate);
+    /// The build is over (successfully or not).
+    fn finish(&mut self) {}
+}
+
+impl<F: FnMut(&StatusUpdate) + Send> ProgressSink for F {
+    fn update(&mut self, update: &StatusUpdate) {
+        self(update)
+    }
+}
+
+/// Discards progress (`--progress quiet`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl ProgressSink for Quiet {
+    fn update(&mut self, _update: &StatusUpdate) {}
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
+    Auto,
+    /// Line by line, like `buildx --progress plain`.
+    Plain,
+    /// Live view with timers, redrawn in place.
+    Tty,
+    /// Nothing.
+    Quiet,
+    /// One JSON object per status update.
+    RawJson,
+}
+
+impl std::str::FromStr for ProgressMode {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        Ok(match text {
+            "auto" => ProgressMode::Auto,
+            "plain" => ProgressMode::Plain,
+            "tty" => ProgressMode::Tty,
+            "quiet" => ProgressMode::Quiet,
+            "rawjson" => ProgressMode::RawJson,
+            other => {
+                return Err(Error::option("--progress", format!("{other:?}; expected auto, plain, tty, quiet or rawjson")))
+            }
+        })
+    }
+}
+
+impl ProgressMode {
+    /// A renderer writing to stderr.
+    pub fn stderr_sink(self) -> Box<dyn ProgressSink> {
+        let mode = match self {
+            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
+            ProgressMode::Auto => ProgressMode::Plain,
+            other => other,
+        };
+        match mode {
+            ProgressMode::Plain | ProgressMode::Auto => Box::new(PlainRenderer::new(std::io::stderr())),
+            ProgressMode::Tty => Box::new(TtyRenderer::new(std::io::stderr())),
+            ProgressMode::Quiet => Box::new(Quiet),
+            ProgressMode::RawJson => Box::new(RawJsonRenderer::new(std::io::stderr())),
+        }
+    }
+}
