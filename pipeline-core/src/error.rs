@@ -1,0 +1,384 @@
+//! Typed errors of the chart-update and git write-back steps.
+//!
+//! Three families, each its own enum so callers can match on what happened:
+//!
+//! * [`ValuesError`]: a values file could not be edited (not YAML, key path not found, target
+//!   not a scalar, shared anchor, ...). Every variant names the file (or `<input>` for text
+//!   without a file), the key path and, where there is one, the 1-based line.
+//! * [`TagError`]: an image tag or digest is not well formed.
+//! * [`GitError`]: clone, commit or push failed. No variant ever holds the token; git's output
+//!   is redacted before it is stored.
+//!
+//! [`Error`] wraps all three; it is what [`crate::git::WriteBack::run`] and its edit closure
+//! return.
+
+use std::path::PathBuf;
+
+/// The crate-wide error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Editing a values file failed.
+    #[error(transparent)]
+    Values(#[from] ValuesError),
+    /// An image tag or digest is invalid.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The git write-back failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// Result alias with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of YAML node something is, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A scalar (string, number, bool, null).
+    Scalar,
+    /// A mapping (block or flow).
+    Mapping,
+    /// A sequence (block or flow).
+    Sequence,
+    /// An alias (`*name`).
+    Alias,
+}
+
+impl std::fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeKind::Scalar => "scalar",
+            NodeKind::Mapping => "mapping",
+            NodeKind::Sequence => "sequence",
+            NodeKind::Alias => "alias",
+        })
+    }
+}
+
+/// Editing a values file failed. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ValuesError {
+    /// The file is not valid YAML.
+    #[error("{file}: not valid YAML at line {line}, column {column}: {message}")]
+    InvalidYaml {
+        /// File name, or `<input>`.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{file}: not UTF-8 text: {message}")]
+    NotUtf8 {
+        /// File name.
+        file: String,
+        /// Detail.
+        message: String,
+    },
+    /// The key path itself is malformed.
+    #[error("invalid key path `{path}`: {reason}")]
+    InvalidKeyPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The document to edit does not exist (or is empty).
+    #[error("{file}: key path `{path}`: document {document} {reason}")]
+    NoDocument {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// 0-based document index.
+        document: usize,
+        /// "does not exist" / "is empty".
+        reason: &'static str,
+    },
+    /// A key of the path does not exist.
+    #[error("{file}: key path `{path}`: key `{segment}` not found in the mapping at line {line} (after `{prefix}`)")]
+    KeyNotFound {
+        /// File name, or `<input>`.
+        file: String,
+        /// The whole key path.
+        path: String,
+        /// The missing key.
+        segment: String,
+        /// The part of the path that did resolve (`<root>` for none).
+        prefix: String,
+        /// Line of the mapping that lacks the key.
+        line: usize,
+    },
+    /// A sequence index of the path is past the end.
+    #[error("{file}: key path `{path}`: index [{index}] out of range, the sequence at line {line} has {len} item(s)")]
+    IndexOutOfRange {
+        /// File name, or `<input>`.
+        file: String,
+        /// The whole key path.
+        path: String,
+        /// The index asked for.
+        index: usize,
+        /// Items in the sequence.
+        len: usize,
+        /// Line of the sequence.
+        line: usize,
+    },
+    /// The path expects a mapping (or sequence) where the file has something else.
+    #[error("{file}: key path `{path}`: `{prefix}` is a {found} at line {line}, but the path needs a {expected} there to look up `{segment}`")]
+    NotAContainer {
+        /// File name, or `<input>`.
+        file: String,
+        /// The whole key path.
+        path: String,
+        /// The path up to the node in question.
+        prefix: String,
+        /// The next segment that could not be looked up.
+        segment: String,
+        /// What the path needed.
+        expected: NodeKind,
+        /// What the file has.
+        found: NodeKind,
+        /// Line of the node.
+        line: usize,
+    },
+    /// The target of the path is a mapping or sequence, not a scalar.
+    #[error("{file}: key path `{path}`: the value at line {line} is a {found}, not a scalar")]
+    NotAScalar {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// What the value is.
+        found: NodeKind,
+        /// Line of the value.
+        line: usize,
+    },
+    /// The same key occurs twice in one mapping, so the path is ambiguous.
+    #[error("{file}: key path `{path}`: key `{segment}` occurs more than once in the mapping (lines {first_line} and {second_line})")]
+    DuplicateKey {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// The duplicated key.
+        segment: String,
+        /// Line of the first occurrence.
+        first_line: usize,
+        /// Line of the second occurrence.
+        second_line: usize,
+    },
+    /// Editing the target would also change other keys: it (or a mapping/sequence around it)
+    /// carries an anchor that aliases elsewhere refer to, or the path runs through an alias.
+    #[error("{file}: key path `{path}`: refusing to edit, {detail}; editing it would change every place that uses the anchor `&{anchor}` (defined at line {line})")]
+    SharedAnchor {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// The anchor name.
+        anchor: String,
+        /// Line of the anchor definition.
+        line: usize,
+        /// What exactly is shared.
+        detail: String,
+    },
+    /// The key exists only through a merge key (`<<: *base`), i.e. in a shared anchor.
+    #[error("{file}: key path `{path}`: key `{segment}` is not in the mapping at line {line} itself but comes from the merge key `<<` (anchor `&{anchor}`); refusing to edit the shared anchor, add an explicit `{segment}:` key to override it")]
+    MergedKey {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// The key.
+        segment: String,
+        /// Line of the mapping.
+        line: usize,
+        /// The merged anchor.
+        anchor: String,
+    },
+    /// The target scalar is written in a form this editor does not splice (block scalar,
+    /// multi-line scalar, non-string tag, empty sequence item, ...).
+    #[error("{file}: key path `{path}`: cannot edit the value at line {line} in place: {reason}")]
+    UnsupportedScalar {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// Line of the value.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The new value cannot be written (control characters, line breaks).
+    #[error("{file}: key path `{path}`: invalid new value {value:?}: {reason}")]
+    InvalidValue {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// The value (never a secret).
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// The edited text did not re-parse to the intended tree. This is a bug guard: the edit is
+    /// discarded.
+    #[error("{file}: key path `{path}`: edit discarded, re-parsing the result did not give exactly the intended change: {detail}")]
+    VerificationFailed {
+        /// File name, or `<input>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// What differed.
+        detail: String,
+    },
+    /// Reading or writing the file failed.
+    #[error("{file}: {action}: {source}")]
+    Io {
+        /// File name.
+        file: String,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An image tag or digest is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    /// Not `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    #[error("invalid image tag {tag:?}: a tag is 1 to 128 characters of [A-Za-z0-9_.-] and does not start with `.` or `-`")]
+    InvalidTag {
+        /// The tag as given.
+        tag: String,
+    },
+    /// Not `sha256:` followed by 64 lowercase hex digits.
+    #[error(
+        "invalid image digest {digest:?}: expected `sha256:` followed by 64 lowercase hex digits"
+    )]
+    InvalidDigest {
+        /// The digest as given.
+        digest: String,
+    },
+    /// Digest pinning is configured but the build returned no digest.
+    #[error("digest pinning is configured for key `{key}` but no digest was given")]
+    MissingDigest {
+        /// The key path the digest was meant for.
+        key: String,
+    },
+}
+
+/// The git write-back failed. Never contains the token: git's output is redacted before it is
+/// kept, and the token is never part of a URL or an argument.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The repository URL is not acceptable.
+    #[error("invalid repository URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL (with any user info removed).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A branch name is not a valid git ref name.
+    #[error("invalid branch name {branch:?}: {reason}")]
+    InvalidBranch {
+        /// The branch.
+        branch: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The token or author settings are unusable.
+    #[error("invalid write-back configuration: {reason}")]
+    InvalidConfig {
+        /// Why.
+        reason: String,
+    },
+    /// The commit message template is malformed.
+    #[error("invalid commit message template at byte {position}: {reason}")]
+    InvalidTemplate {
+        /// Byte offset in the template.
+        position: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The git server refused the credentials (HTTP 401/403), or asked for credentials when
+    /// none were configured.
+    #[error("authentication failed for {url} during {operation}: the server rejected the credentials (check the token and its permissions)")]
+    AuthFailed {
+        /// The repository URL (without credentials).
+        url: String,
+        /// clone, fetch, ls-remote or push.
+        operation: &'static str,
+    },
+    /// The base branch does not exist on the remote.
+    #[error("branch `{branch}` not found in {url}")]
+    BranchNotFound {
+        /// The repository URL.
+        url: String,
+        /// The branch.
+        branch: String,
+    },
+    /// A path given to the edit leaves the repository (absolute, `..`, symlink out, `.git`).
+    #[error("path {path:?} leaves the repository or points into .git")]
+    PathOutsideRepo {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The push was rejected for a reason that retrying will not fix (hook declined,
+    /// protected branch, ...).
+    #[error("push of {branch} to {url} rejected: {reason}")]
+    PushRejected {
+        /// The repository URL.
+        url: String,
+        /// The branch pushed to.
+        branch: String,
+        /// The server's reason (redacted).
+        reason: String,
+    },
+    /// The branch kept moving: every attempt was rejected as out of date.
+    #[error("push of {branch} to {url} still rejected after {attempts} attempt(s) (last reason: {reason}); the branch keeps moving")]
+    RetriesExhausted {
+        /// The repository URL.
+        url: String,
+        /// The branch pushed to.
+        branch: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last rejection reason.
+        reason: String,
+    },
+    /// The git program could not be started.
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A git command failed.
+    #[error("`git {operation}` failed ({status}): {stderr}")]
+    Command {
+        /// The git subcommand.
+        operation: String,
+        /// Exit status.
+        status: String,
+        /// Its standard error, redacted and shortened.
+        stderr: String,
+    },
+    /// A local file operation failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}

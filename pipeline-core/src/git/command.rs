@@ -1,0 +1,336 @@
+//! Running the system `git` with an isolated environment and the token only in the transport.
+//!
+//! * The process environment is cleared and rebuilt: `PATH`, proxy and CA variables are kept;
+//!   `HOME` points into the temporary directory; `GIT_CONFIG_NOSYSTEM=1` and
+//!   `GIT_CONFIG_GLOBAL=/dev/null` keep user and system config (and credential helpers) out;
+//!   `GIT_TERMINAL_PROMPT=0` stops prompts; `LC_ALL=C` makes messages parseable.
+//! * Configuration is passed with `GIT_CONFIG_COUNT` / `GIT_CONFIG_KEY_n` /
+//!   `GIT_CONFIG_VALUE_n`, i.e. through the environment of the git process only: never on the
+//!   command line (visible in `ps`) and never written to the repository's `.git/config`.
+//! * The token travels as `http.<scheme>://<host>/.extraHeader = Authorization: Basic …`,
+//!   scoped to the repository's origin, with redirects disabled so the header is not sent
+//!   elsewhere. The remote URL stays credential-free.
+//! * Everything git prints is passed through a [`Redactor`] before it is logged or stored in
+//!   an error.
+
+use std::ffi::OsStr;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use secrecy::ExposeSecret as _;
+
+use super::GitAuth;
+use crate::error::GitError;
+
+/// Environment variables passed through to git.
+const PASS_ENV: &[&str] = &[
+    "PATH",
+    "TMPDIR",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+];
+
+/// Replaces secrets in text.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    needles: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secret(s))", self.needles.len())
+    }
+}
+
+impl Redactor {
+    pub fn new(auth: Option<&GitAuth>) -> Self {
+        let mut needles = Vec::new();
+        if let Some(auth) = auth {
+            let token = auth.token.expose_secret();
+            if !token.is_empty() {
+                let userpass = format!("{}:{}", auth.username, token);
+                needles.push(basic_value(&userpass));
+                needles.push(userpass);
+                needles.push(percent_encode(token));
+                needles.push(token.to_string());
+            }
+        }
+        // Longest first so that a needle containing another is replaced whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Self { needles }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for n in &self.needles {
+            if !n.is_empty() && out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), "[REDACTED]");
+            }
+        }
+        out
+    }
+}
+
+fn basic_value(userpass: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(userpass.as_bytes())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Runs git commands for one write-back.
+pub(crate) struct GitRunner {
+    program: PathBuf,
+    home: PathBuf,
+    /// `GIT_CONFIG_KEY_n`/`VALUE_n` pairs (the auth header among them).
+    config: Vec<(String, String)>,
+    pub redactor: Redactor,
+}
+
+/// The output of a git command, redacted.
+pub(crate) struct GitOutput {
+    pub success: bool,
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl GitRunner {
+    pub fn new(program: &Path, home: &Path, origin: &str, auth: Option<&GitAuth>) -> Self {
+        let mut config: Vec<(String, String)> = vec![
+            ("protocol.allow".into(), "never".into()),
+            ("protocol.https.allow".into(), "always".into()),
+            ("protocol.http.allow".into(), "always".into()),
+            ("protocol.file.allow".into(), "always".into()),
+            ("http.followRedirects".into(), "false".into()),
+            ("http.lowSpeedLimit".into(), "1000".into()),
+            ("http.lowSpeedTime".into(), "60".into()),
+            ("core.hooksPath".into(), "/dev/null".into()),
+            ("core.autocrlf".into(), "false".into()),
+            ("core.fsmonitor".into(), "false".into()),
+            ("commit.gpgSign".into(), "false".into()),
+            ("init.defaultBranch".into(), "main".into()),
+            ("advice.detachedHead".into(), "false".into()),
+            ("gc.auto".into(), "0".into()),
+            ("fetch.writeCommitGraph".into(), "false".into()),
+        ];
+        if let Some(auth) = auth {
+            let userpass = format!("{}:{}", auth.username, auth.token.expose_secret());
+            config.push((
+                format!("http.{origin}/.extraHeader"),
+                format!("Authorization: Basic {}", basic_value(&userpass)),
+            ));
+        }
+        Self {
+            program: program.to_path_buf(),
+            home: home.to_path_buf(),
+            config,
+            redactor: Redactor::new(auth),
+        }
+    }
+
+    fn command(&self, dir: Option<&Path>) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.env_clear();
+        for name in PASS_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        cmd.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.home)
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_TRACE_REDACT", "1")
+            .env("GIT_CONFIG_COUNT", self.config.len().to_string());
+        for (i, (k, v)) in self.config.iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), k);
+            cmd.env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `git args…` in `dir`, with extra environment and optional stdin.
+    pub fn run<I, S>(
+        &self,
+        dir: Option<&Path>,
+        args: I,
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Result<GitOutput, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let shown = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = self.command(dir);
+        cmd.args(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        tracing::debug!(command = %format!("git {}", self.redactor.redact(&shown)), "running git");
+        let spawn_err = |source| GitError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        };
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        if let Some(input) = stdin {
+            if let Some(mut pipe) = child.stdin.take() {
+                pipe.write_all(input.as_bytes())
+                    .map_err(|source| GitError::Io {
+                        action: "writing to git's standard input".into(),
+                        source,
+                    })?;
+            }
+        }
+        let output: Output = child.wait_with_output().map_err(|source| GitError::Io {
+            action: format!("waiting for git {}", first_word(&shown)),
+            source,
+        })?;
+        let out = GitOutput {
+            success: output.status.success(),
+            status: output.status.to_string(),
+            stdout: self
+                .redactor
+                .redact(&String::from_utf8_lossy(&output.stdout)),
+            stderr: self
+                .redactor
+                .redact(&String::from_utf8_lossy(&output.stderr)),
+        };
+        if !out.stderr.trim().is_empty() {
+            tracing::trace!(command = %first_word(&shown), stderr = %out.stderr.trim(), "git stderr");
+        }
+        Ok(out)
+    }
+
+    /// Runs a local command (no network) and requires success; returns stdout.
+    pub fn local<I, S>(&self, dir: &Path, args: I) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let op = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = self.run(Some(dir), &args, &[], None)?;
+        if !out.success {
+            return Err(command_error(&op, &out));
+        }
+        Ok(out.stdout)
+    }
+}
+
+fn first_word(s: &str) -> &str {
+    s.split_whitespace().next().unwrap_or("")
+}
+
+/// A [`GitError::Command`] from a failed command's (already redacted) output.
+pub(crate) fn command_error(operation: &str, out: &GitOutput) -> GitError {
+    let stderr = out.stderr.trim();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    let mut text = tail;
+    if text.len() > 2000 {
+        let mut cut = text.len() - 2000;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text = format!("…{}", &text[cut..]);
+    }
+    GitError::Command {
+        operation: operation.to_string(),
+        status: out.status.clone(),
+        stderr: text,
+    }
+}
+
+/// Whether git's stderr says the server refused (or wanted) credentials.
+pub(crate) fn is_auth_failure(stderr: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "Authentication failed",
+        "could not read Username",
+        "could not read Password",
+        "terminal prompts disabled",
+        "HTTP Basic: Access denied",
+        "returned error: 401",
+        "returned error: 403",
+        "Invalid username or password",
+    ];
+    MARKERS.iter().any(|m| stderr.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn redacts_token_forms() {
+        let auth = GitAuth {
+            username: "x-access-token".into(),
+            token: SecretString::from("s3cr3t/tok+en"),
+        };
+        let r = Redactor::new(Some(&auth));
+        let b64 = basic_value("x-access-token:s3cr3t/tok+en");
+        let text =
+            format!("a s3cr3t/tok+en b {b64} c s3cr3t%2Ftok%2Ben d x-access-token:s3cr3t/tok+en");
+        let out = r.redact(&text);
+        assert!(!out.contains("s3cr3t"), "{out}");
+        assert!(!out.contains(&b64), "{out}");
+        assert_eq!(Redactor::new(None).redact("plain"), "plain");
+    }
+
+    #[test]
+    fn recognises_auth_failures() {
+        assert!(is_auth_failure(
+            "fatal: Authentication failed for 'http://h/r.git/'"
+        ));
+        assert!(is_auth_failure(
+            "fatal: could not read Username for 'http://127.0.0.1:8418': terminal prompts disabled"
+        ));
+        assert!(!is_auth_failure("fatal: repository not found"));
+    }
+}

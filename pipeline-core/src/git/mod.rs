@@ -1,0 +1,957 @@
+//! GitOps write-back: clone a branch, apply an edit, commit, push; retry when the branch moved.
+//!
+//! ```text
+//! shallow clone (depth 1) of the base branch into a temporary directory
+//! loop, at most RetryPolicy::max_attempts times:
+//!     reset the work tree to the current remote tip (fetched again after a rejection)
+//!     run the edit closure on the work tree            -> error: stop, nothing pushed
+//!     nothing changed (`git status`)                   -> success, no commit
+//!     commit with the configured author and message
+//!     push HEAD:refs/heads/<branch>  (never forced)
+//!     read the per-ref status of `git push --porcelain`
+//!         ok                                           -> success
+//!         rejected as out of date (fetch first, non-fast-forward, stale info,
+//!         incorrect old value, cannot lock ref)        -> jittered backoff, next attempt
+//!         rejected otherwise (hook, protected branch)  -> error
+//! ```
+//!
+//! Because the edit is re-applied on the new tip and pushes are never forced, a concurrent
+//! writer's commit is never lost: both land, one after the other.
+//!
+//! # Why the system `git` and not `git2`
+//!
+//! * Shallow clone, fetch of a moved tip and push from a shallow repository are everyday `git`
+//!   paths; libgit2's shallow support is recent and pushing from shallow clones is its least
+//!   exercised corner.
+//! * `git push --porcelain` reports the status of every ref in a stable, documented format,
+//!   so a rejected ref is detected per ref (libgit2's `push` returns `Ok` for rejected refs and
+//!   needs the `push_update_reference` callback to notice).
+//! * No C build of libgit2 and OpenSSL in every build of the workspace; argocd-image-updater
+//!   shells out to `git` the same way.
+//! * The token still reaches only the transport: it is passed as an `http.extraHeader` through
+//!   `GIT_CONFIG_*` environment variables of the git process (never argv, never the remote URL,
+//!   never `.git/config`), the environment is otherwise cleared, and all git output is
+//!   redacted (see `command.rs`). The one exposure left is the git process's own environment
+//!   (`/proc/<pid>/environ`), readable only by the same user or root.
+//!
+//! The API is blocking (it runs processes and sleeps between attempts); from async code call it
+//! in `spawn_blocking`.
+
+mod command;
+mod template;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use rand::Rng as _;
+use secrecy::{ExposeSecret as _, SecretString};
+
+pub use template::{CommitVars, MessageTemplate, DEFAULT_TEMPLATE};
+
+use crate::error::{Error, GitError, Result};
+use crate::values::{self, KeyPath, Segment};
+use command::{command_error, is_auth_failure, GitOutput, GitRunner};
+
+/// HTTPS credentials: a token used as the basic-auth password.
+#[derive(Clone)]
+pub struct GitAuth {
+    /// Basic-auth user name. GitHub ignores it for tokens (`x-access-token` is customary);
+    /// GitLab wants `oauth2` or the token's name.
+    pub username: String,
+    /// The token. Never logged, never part of a URL, argument, config file or error.
+    pub token: SecretString,
+}
+
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("username", &self.username)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl GitAuth {
+    /// A token with the user name `x-access-token`.
+    pub fn token(token: impl Into<String>) -> Self {
+        Self {
+            username: "x-access-token".into(),
+            token: SecretString::from(token.into()),
+        }
+    }
+
+    /// Reads the token from the environment variable `var`.
+    pub fn from_env(var: &str) -> Result<Self, GitError> {
+        let token = std::env::var(var).map_err(|_| GitError::InvalidConfig {
+            reason: format!("the token variable `{var}` is not set (or not UTF-8)"),
+        })?;
+        Ok(Self::token(token.trim_end_matches(['\r', '\n'])))
+    }
+
+    /// Reads the token from a file (trailing newline removed).
+    pub fn from_file(path: &Path) -> Result<Self, GitError> {
+        let token = std::fs::read_to_string(path).map_err(|source| GitError::Io {
+            action: format!("reading the token file {}", path.display()),
+            source,
+        })?;
+        Ok(Self::token(token.trim_end_matches(['\r', '\n'])))
+    }
+}
+
+/// Commit author (also used as committer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+/// Bounded retries with exponential, jittered backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles each time.
+    pub initial_backoff: Duration,
+    /// Upper bound of the delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt `attempt` (1-based): `initial * 2^(attempt-1)` capped at
+    /// `max`, then a uniformly random part of it between one half and all of it.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        let base = self.initial_backoff.as_millis().min(u128::from(u64::MAX)) as u64;
+        let cap = self.max_backoff.as_millis().min(u128::from(u64::MAX)) as u64;
+        let full = base.saturating_mul(factor).min(cap);
+        let low = full / 2;
+        let ms = if full > low {
+            rand::rng().random_range(low..=full)
+        } else {
+            full
+        };
+        Duration::from_millis(ms)
+    }
+}
+
+/// What to write back where.
+#[derive(Debug, Clone)]
+pub struct WriteBackConfig {
+    /// Repository URL: `https://…`; `http://` only for loopback hosts or with
+    /// `allow_insecure_http`; `file://` (no credentials) for local repositories. Must not
+    /// contain credentials.
+    pub url: String,
+    /// Branch to clone and build on.
+    pub branch: String,
+    /// Branch to push to, if not `branch` (pull-request flow). If it exists, the edit is
+    /// applied on its tip; otherwise it is created from `branch`. Never force-pushed.
+    pub push_branch: Option<String>,
+    /// Commit author and committer.
+    pub author: Author,
+    /// Commit message.
+    pub message: MessageTemplate,
+    /// Token credentials (`None`: anonymous or `file://`).
+    pub auth: Option<GitAuth>,
+    /// Retries on rejected pushes.
+    pub retry: RetryPolicy,
+    /// The git program (default `git`).
+    pub git_program: PathBuf,
+    /// Allow `http://` to non-loopback hosts (the token would travel in clear text).
+    pub allow_insecure_http: bool,
+}
+
+impl WriteBackConfig {
+    /// A configuration with the default template, retry policy and `git`.
+    pub fn new(url: impl Into<String>, branch: impl Into<String>, author: Author) -> Self {
+        Self {
+            url: url.into(),
+            branch: branch.into(),
+            push_branch: None,
+            author,
+            message: MessageTemplate::default(),
+            auth: None,
+            retry: RetryPolicy::default(),
+            git_program: PathBuf::from("git"),
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// The result of a write-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBackOutcome {
+    /// The pushed commit, or `None` when the edit changed nothing (no commit, no push).
+    pub commit: Option<String>,
+    /// The commit the edit was applied on (the remote tip at that time).
+    pub parent: String,
+    /// The branch pushed to (or that would have been pushed to).
+    pub branch: String,
+    /// Attempts made (1 unless pushes were rejected).
+    pub attempts: u32,
+    /// Changed files, relative to the repository root.
+    pub files: Vec<String>,
+    /// The commit message, when a commit was made.
+    pub message: Option<String>,
+}
+
+impl WriteBackOutcome {
+    /// Whether a commit was pushed.
+    pub fn changed(&self) -> bool {
+        self.commit.is_some()
+    }
+}
+
+/// The checked-out repository handed to the edit closure.
+#[derive(Debug)]
+pub struct Worktree<'a> {
+    root: &'a Path,
+    attempt: u32,
+}
+
+impl Worktree<'_> {
+    /// The work tree's root directory.
+    pub fn root(&self) -> &Path {
+        self.root
+    }
+
+    /// 1 on the first attempt, 2 after the first rejected push, …
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Resolves a repository-relative path, refusing absolute paths, `..`, paths into `.git`
+    /// and symlinks that lead out of the repository.
+    pub fn resolve(&self, relative: impl AsRef<Path>) -> Result<PathBuf, GitError> {
+        let rel = relative.as_ref();
+        let outside = || GitError::PathOutsideRepo {
+            path: rel.to_path_buf(),
+        };
+        let mut normal = PathBuf::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(part) => normal.push(part),
+                Component::CurDir => {}
+                _ => return Err(outside()),
+            }
+        }
+        if normal.as_os_str().is_empty() {
+            return Err(outside());
+        }
+        if normal
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == ".git")
+        {
+            return Err(outside());
+        }
+        let joined = self.root.join(&normal);
+        let root = std::fs::canonicalize(self.root).map_err(|source| GitError::Io {
+            action: "resolving the work tree".into(),
+            source,
+        })?;
+        // Check the deepest existing ancestor (the file itself if it exists).
+        let mut probe = joined.clone();
+        loop {
+            if let Ok(real) = std::fs::canonicalize(&probe) {
+                if !real.starts_with(&root) || real.starts_with(root.join(".git")) {
+                    return Err(outside());
+                }
+                break;
+            }
+            if !probe.pop() {
+                return Err(outside());
+            }
+        }
+        Ok(joined)
+    }
+}
+
+/// Performs write-backs with one configuration.
+#[derive(Debug, Clone)]
+pub struct WriteBack {
+    config: WriteBackConfig,
+    origin: String,
+    display_url: String,
+}
+
+/// How a push ended, from `git push --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PushStatus {
+    Pushed,
+    Rejected { reason: String, retryable: bool },
+}
+
+impl WriteBack {
+    /// Validates the configuration.
+    pub fn new(config: WriteBackConfig) -> Result<Self, GitError> {
+        let (origin, display_url) = validate_url(
+            &config.url,
+            config.auth.is_some(),
+            config.allow_insecure_http,
+        )?;
+        validate_branch(&config.branch)?;
+        if let Some(b) = &config.push_branch {
+            validate_branch(b)?;
+        }
+        if config.author.name.trim().is_empty() || config.author.email.trim().is_empty() {
+            return Err(GitError::InvalidConfig {
+                reason: "the commit author needs a name and an e-mail".into(),
+            });
+        }
+        if [&config.author.name, &config.author.email]
+            .iter()
+            .any(|s| s.chars().any(|c| c.is_control() || matches!(c, '<' | '>')))
+        {
+            return Err(GitError::InvalidConfig {
+                reason: "the commit author's name and e-mail must not contain `<`, `>` or control characters".into(),
+            });
+        }
+        if let Some(auth) = &config.auth {
+            let token = auth.token.expose_secret();
+            if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(GitError::InvalidConfig {
+                    reason: "the token is empty or contains spaces or control characters".into(),
+                });
+            }
+            if auth.username.is_empty()
+                || auth.username.contains(':')
+                || auth.username.chars().any(char::is_control)
+            {
+                return Err(GitError::InvalidConfig {
+                    reason: "the basic-auth user name must be non-empty without `:` or control characters".into(),
+                });
+            }
+        }
+        if config.retry.max_attempts == 0 {
+            return Err(GitError::InvalidConfig {
+                reason: "retry.max_attempts must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            config,
+            origin,
+            display_url,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WriteBackConfig {
+        &self.config
+    }
+
+    /// Clones, runs `edit` on the work tree, commits and pushes, retrying on rejection (the
+    /// edit runs again on the new tip each time, so it must be idempotent: set values, don't
+    /// append). `edit` returns the variables for the commit message (`{files}` is filled in
+    /// here). An error from `edit` stops the write-back before anything is committed.
+    pub fn run<F>(&self, mut edit: F) -> Result<WriteBackOutcome>
+    where
+        F: FnMut(&Worktree<'_>) -> Result<CommitVars>,
+    {
+        let cfg = &self.config;
+        let target = cfg
+            .push_branch
+            .clone()
+            .unwrap_or_else(|| cfg.branch.clone());
+        let tmp = tempfile::Builder::new()
+            .prefix("cicd-writeback-")
+            .tempdir()
+            .map_err(|source| GitError::Io {
+                action: "creating a temporary directory".into(),
+                source,
+            })?;
+        let home = tmp.path().join("home");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&home).map_err(|source| GitError::Io {
+            action: "creating a temporary directory".into(),
+            source,
+        })?;
+        let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
+
+        tracing::info!(url = %self.display_url, branch = %cfg.branch, "cloning (shallow)");
+        let out = git.run(
+            None,
+            [
+                "clone",
+                "--quiet",
+                "--depth",
+                "1",
+                "--single-branch",
+                "--no-tags",
+                "--branch",
+                &cfg.branch,
+                "--",
+                &cfg.url,
+            ]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([repo.as_os_str()]),
+            &[],
+            None,
+        )?;
+        if !out.success {
+            return Err(self.remote_error("clone", &cfg.branch, &out).into());
+        }
+
+        let mut last_reason = String::new();
+        for attempt in 1..=cfg.retry.max_attempts {
+            if attempt > 1 || target != cfg.branch {
+                self.sync(&git, &repo, &target)?;
+            }
+            let parent = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            let worktree = Worktree {
+                root: &repo,
+                attempt,
+            };
+            let vars = edit(&worktree)?;
+            let files = changed_files(&git, &repo)?;
+            if files.is_empty() {
+                tracing::info!(branch = %target, parent = %parent, "nothing changed; no commit");
+                return Ok(WriteBackOutcome {
+                    commit: None,
+                    parent,
+                    branch: target,
+                    attempts: attempt,
+                    files,
+                    message: None,
+                });
+            }
+            git.local(&repo, ["add", "--all"])?;
+            let message = cfg.message.render(&vars, &files);
+            let (name, email) = (cfg.author.name.as_str(), cfg.author.email.as_str());
+            let out = git.run(
+                Some(&repo),
+                [
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "--no-gpg-sign",
+                    "--cleanup=strip",
+                    "-F",
+                    "-",
+                ],
+                &[
+                    ("GIT_AUTHOR_NAME", name),
+                    ("GIT_AUTHOR_EMAIL", email),
+                    ("GIT_COMMITTER_NAME", name),
+                    ("GIT_COMMITTER_EMAIL", email),
+                ],
+                Some(&message),
+            )?;
+            if !out.success {
+                return Err(command_error("commit", &out).into());
+            }
+            let commit = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?files, "pushing");
+            match self.push(&git, &repo, &target)? {
+                PushStatus::Pushed => {
+                    tracing::info!(commit = %commit, branch = %target, attempt, "pushed");
+                    return Ok(WriteBackOutcome {
+                        commit: Some(commit),
+                        parent,
+                        branch: target,
+                        attempts: attempt,
+                        files,
+                        message: Some(message),
+                    });
+                }
+                PushStatus::Rejected {
+                    reason,
+                    retryable: false,
+                } => {
+                    return Err(GitError::PushRejected {
+                        url: self.display_url.clone(),
+                        branch: target,
+                        reason,
+                    }
+                    .into());
+                }
+                PushStatus::Rejected {
+                    reason,
+                    retryable: true,
+                } => {
+                    last_reason = reason;
+                    if attempt < cfg.retry.max_attempts {
+                        let delay = cfg.retry.backoff(attempt);
+                        tracing::warn!(
+                            branch = %target, attempt, reason = %last_reason, delay_ms = delay.as_millis() as u64,
+                            "push rejected because the branch moved; fetching the new tip and re-applying the edit"
+                        );
+                        std::thread::sleep(delay);
+                    }
+                }
+            }
+        }
+        Err(Error::Git(GitError::RetriesExhausted {
+            url: self.display_url.clone(),
+            branch: target,
+            attempts: cfg.retry.max_attempts,
+            reason: last_reason,
+        }))
+    }
+
+    /// Fetches the tip to build on (the push branch if it exists, else the base branch) and
+    /// resets the work tree to it, dropping any local commit and change.
+    fn sync(&self, git: &GitRunner, repo: &Path, target: &str) -> Result<(), GitError> {
+        let mut start = self.config.branch.clone();
+        if target != self.config.branch {
+            let out = git.run(
+                Some(repo),
+                [
+                    "ls-remote",
+                    "--heads",
+                    "origin",
+                    &format!("refs/heads/{target}"),
+                ],
+                &[],
+                None,
+            )?;
+            if !out.success {
+                return Err(self.remote_error("ls-remote", target, &out));
+            }
+            if !out.stdout.trim().is_empty() {
+                start = target.to_string();
+            }
+        }
+        let tracking = format!("refs/remotes/origin/{start}");
+        let out = git.run(
+            Some(repo),
+            [
+                "fetch",
+                "--quiet",
+                "--depth",
+                "1",
+                "--no-tags",
+                "origin",
+                &format!("+refs/heads/{start}:{tracking}"),
+            ],
+            &[],
+            None,
+        )?;
+        if !out.success {
+            return Err(self.remote_error("fetch", &start, &out));
+        }
+        git.local(repo, ["reset", "--quiet", "--hard", &tracking])?;
+        git.local(repo, ["clean", "-ffdxq"])?;
+        tracing::debug!(branch = %start, "work tree reset to the remote tip");
+        Ok(())
+    }
+
+    fn push(&self, git: &GitRunner, repo: &Path, target: &str) -> Result<PushStatus, GitError> {
+        let dst = format!("refs/heads/{target}");
+        let out = git.run(
+            Some(repo),
+            [
+                "push",
+                "--porcelain",
+                "--no-verify",
+                "origin",
+                &format!("HEAD:{dst}"),
+            ],
+            &[],
+            None,
+        )?;
+        match parse_push_porcelain(&out.stdout, &dst) {
+            Some(status) => Ok(status),
+            None => {
+                if out.success {
+                    // git exited 0 but printed no status for our ref: treat as an error rather
+                    // than assume success.
+                    Err(GitError::Command {
+                        operation: "push".into(),
+                        status: out.status.clone(),
+                        stderr: format!("no status line for {dst} in the push output"),
+                    })
+                } else {
+                    Err(self.remote_error("push", target, &out))
+                }
+            }
+        }
+    }
+
+    fn remote_error(&self, operation: &'static str, branch: &str, out: &GitOutput) -> GitError {
+        if is_auth_failure(&out.stderr) {
+            return GitError::AuthFailed {
+                url: self.display_url.clone(),
+                operation,
+            };
+        }
+        if out.stderr.contains("Remote branch") && out.stderr.contains("not found")
+            || out.stderr.contains("couldn't find remote ref")
+        {
+            return GitError::BranchNotFound {
+                url: self.display_url.clone(),
+                branch: branch.to_string(),
+            };
+        }
+        command_error(operation, out)
+    }
+}
+
+/// Paths changed in the work tree (staged, unstaged or untracked), sorted.
+fn changed_files(git: &GitRunner, repo: &Path) -> Result<Vec<String>, GitError> {
+    let out = git.local(
+        repo,
+        ["status", "--porcelain=v1", "-z", "--untracked-files=all"],
+    )?;
+    let mut files = Vec::new();
+    let mut entries = out.split('\0');
+    while let Some(entry) = entries.next() {
+        if entry.len() < 4 {
+            continue;
+        }
+        let (xy, path) = entry.split_at(3);
+        files.push(path.to_string());
+        // Renames and copies are followed by the source path.
+        if xy.starts_with('R') || xy.starts_with('C') {
+            entries.next();
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Finds the status line of `dst` in `git push --porcelain` output:
+/// `<flag>\t<src>:<dst>\t<summary>`.
+pub(crate) fn parse_push_porcelain(stdout: &str, dst: &str) -> Option<PushStatus> {
+    for line in stdout.lines() {
+        let mut fields = line.splitn(3, '\t');
+        let (Some(flag), Some(refs), summary) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if flag.chars().count() != 1 || refs.rsplit(':').next() != Some(dst) {
+            continue;
+        }
+        let summary = summary.unwrap_or("").trim().to_string();
+        return Some(match flag {
+            " " | "*" | "+" | "=" | "-" => PushStatus::Pushed,
+            _ => {
+                const RETRYABLE: &[&str] = &[
+                    "fetch first",
+                    "non-fast-forward",
+                    "stale info",
+                    "incorrect old value",
+                    "cannot lock ref",
+                    "failed to update ref",
+                    "failed to lock",
+                ];
+                let retryable = RETRYABLE.iter().any(|r| summary.contains(r));
+                PushStatus::Rejected {
+                    reason: summary,
+                    retryable,
+                }
+            }
+        });
+    }
+    None
+}
+
+/// Checks the URL; returns the origin used to scope the auth header (`scheme://host[:port]`)
+/// and a display form.
+fn validate_url(
+    url: &str,
+    has_auth: bool,
+    allow_insecure_http: bool,
+) -> Result<(String, String), GitError> {
+    let invalid = |reason: &str| GitError::InvalidUrl {
+        url: strip_userinfo(url),
+        reason: reason.to_string(),
+    };
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(invalid("it contains spaces or control characters"));
+    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        invalid("expected https://host/path (or http:// for loopback, file:// for local)")
+    })?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(invalid(
+            "credentials in the URL are not allowed; configure a token instead",
+        ));
+    }
+    match scheme.as_str() {
+        "https" => {}
+        "http" => {
+            if !allow_insecure_http && !is_loopback(authority) {
+                return Err(invalid(
+                    "plain http is only allowed for loopback hosts (set allow_insecure_http to override)",
+                ));
+            }
+        }
+        "file" => {
+            if has_auth {
+                return Err(invalid("file:// repositories take no token"));
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "only https://, http:// (loopback) and file:// URLs are supported",
+            ))
+        }
+    }
+    if scheme != "file" && authority.is_empty() {
+        return Err(invalid("no host"));
+    }
+    Ok((format!("{scheme}://{authority}"), url.to_string()))
+}
+
+fn is_loopback(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(end);
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            if host.len() == authority.len() {
+                url.to_string()
+            } else {
+                format!("{scheme}://[REDACTED]@{host}{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+fn validate_branch(branch: &str) -> Result<(), GitError> {
+    let bad = |reason: &'static str| GitError::InvalidBranch {
+        branch: branch.to_string(),
+        reason,
+    };
+    if branch.is_empty() {
+        return Err(bad("empty"));
+    }
+    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
+        return Err(bad("must not start with `-` or `/` or end with `/`"));
+    }
+    if branch.starts_with("refs/") {
+        return Err(bad("give the branch name without `refs/heads/`"));
+    }
+    if branch.ends_with('.')
+        || branch.ends_with(".lock")
+        || branch.contains("..")
+        || branch.contains("//")
+        || branch.contains("@{")
+        || branch == "@"
+    {
+        return Err(bad("not a valid git ref name"));
+    }
+    if branch
+        .chars()
+        .any(|c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
+        return Err(bad("contains characters git does not allow in ref names"));
+    }
+    if branch.split('/').any(|part| part.starts_with('.')) {
+        return Err(bad("a path component must not start with `.`"));
+    }
+    Ok(())
+}
+
+/// One values file to update in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuesUpdate {
+    /// Path relative to the repository root.
+    pub file: PathBuf,
+    /// `(key path, value)` pairs, applied in order to the first document.
+    pub edits: Vec<(KeyPath, String)>,
+}
+
+/// Writes `updates` back with `writeback`: each values file is edited in place (see
+/// [`crate::values`]), and the change is committed and pushed.
+///
+/// `vars` fills the message template. If `vars.old_tag` / `vars.new_tag` are empty they are
+/// taken from the first edit whose key path ends in `tag` (else the first edit): the value
+/// found in the file and the value written.
+pub fn update_values(
+    writeback: &WriteBack,
+    updates: &[ValuesUpdate],
+    vars: &CommitVars,
+) -> Result<WriteBackOutcome> {
+    writeback.run(|tree| {
+        let mut vars = vars.clone();
+        let mut first: Option<(String, String)> = None;
+        let mut tag: Option<(String, String)> = None;
+        for update in updates {
+            let path = tree.resolve(&update.file)?;
+            let name = update.file.display().to_string();
+            let edit = values::edit_file_as(&path, &name, &update.edits)?;
+            for change in &edit.changes {
+                let pair = (change.old_value.clone(), change.new_value.clone());
+                if first.is_none() {
+                    first = Some(pair.clone());
+                }
+                let is_tag = matches!(change.path.last(), Some(Segment::Key(k)) if k == "tag");
+                if is_tag && tag.is_none() {
+                    tag = Some(pair);
+                }
+            }
+        }
+        if let Some((old, new)) = tag.or(first) {
+            if vars.old_tag.is_empty() {
+                vars.old_tag = old;
+            }
+            if vars.new_tag.is_empty() {
+                vars.new_tag = new;
+            }
+        }
+        Ok(vars)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_porcelain_push_output() {
+        let ok = "To http://h/r.git\n \tHEAD:refs/heads/main\t1111111..2222222\nDone\n";
+        assert_eq!(
+            parse_push_porcelain(ok, "refs/heads/main"),
+            Some(PushStatus::Pushed)
+        );
+        let new = "To http://h/r.git\n*\tHEAD:refs/heads/deploy\t[new branch]\nDone\n";
+        assert_eq!(
+            parse_push_porcelain(new, "refs/heads/deploy"),
+            Some(PushStatus::Pushed)
+        );
+        let rejected =
+            "To http://h/r.git\n!\tHEAD:refs/heads/main\t[rejected] (fetch first)\nDone\n";
+        assert!(matches!(
+            parse_push_porcelain(rejected, "refs/heads/main"),
+            Some(PushStatus::Rejected {
+                retryable: true,
+                ..
+            })
+        ));
+        let lock = "!\tHEAD:refs/heads/main\t[remote rejected] (cannot lock ref 'refs/heads/main': is at 1 but expected 2)\n";
+        assert!(matches!(
+            parse_push_porcelain(lock, "refs/heads/main"),
+            Some(PushStatus::Rejected {
+                retryable: true,
+                ..
+            })
+        ));
+        let hook = "!\tHEAD:refs/heads/main\t[remote rejected] (pre-receive hook declined)\n";
+        assert!(matches!(
+            parse_push_porcelain(hook, "refs/heads/main"),
+            Some(PushStatus::Rejected {
+                retryable: false,
+                ..
+            })
+        ));
+        // Another ref's status does not count.
+        assert_eq!(parse_push_porcelain(rejected, "refs/heads/other"), None);
+    }
+
+    #[test]
+    fn validates_urls() {
+        assert!(validate_url("https://git.example.com/org/chart.git", true, false).is_ok());
+        assert!(validate_url("http://127.0.0.1:8418/chart.git", true, false).is_ok());
+        assert!(validate_url("http://localhost/chart.git", true, false).is_ok());
+        assert!(validate_url("http://[::1]:80/chart.git", true, false).is_ok());
+        assert!(validate_url("http://git.example.com/chart.git", true, false).is_err());
+        assert!(validate_url("http://git.example.com/chart.git", true, true).is_ok());
+        assert!(validate_url("file:///tmp/x.git", false, false).is_ok());
+        assert!(validate_url("file:///tmp/x.git", true, false).is_err());
+        assert!(validate_url("ssh://git@h/x.git", false, false).is_err());
+        assert!(validate_url("git@h:x.git", false, false).is_err());
+        let err = validate_url("https://user:hunter2@h/x.git", false, false)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let (origin, _) = validate_url("https://h:8443/x.git", true, false).unwrap_or_default();
+        assert_eq!(origin, "https://h:8443");
+    }
+
+    #[test]
+    fn validates_branches() {
+        for ok in ["main", "deploy/app-1", "release-1.2"] {
+            assert!(validate_branch(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "a..b",
+            "a b",
+            "a:b",
+            "x.lock",
+            "refs/heads/main",
+            "a/.b",
+            "a~1",
+            "@",
+        ] {
+            assert!(validate_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+        };
+        for attempt in 1..10 {
+            let d = p.backoff(attempt).as_millis() as u64;
+            let full = (100u64 << (attempt - 1)).min(1000);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn worktree_resolve_refuses_escapes() {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string());
+        let Ok(dir) = dir else { return };
+        let root = dir.path();
+        let _ = std::fs::create_dir_all(root.join("chart"));
+        let _ = std::fs::create_dir_all(root.join(".git"));
+        let _ = std::fs::write(root.join("chart/values.yaml"), "a: 1\n");
+        let wt = Worktree { root, attempt: 1 };
+        assert!(wt.resolve("chart/values.yaml").is_ok());
+        assert!(wt.resolve("./chart/new.yaml").is_ok());
+        for bad in [
+            "../x.yaml",
+            "/etc/passwd",
+            "chart/../../x",
+            ".git/config",
+            "",
+        ] {
+            assert!(
+                matches!(wt.resolve(bad), Err(GitError::PathOutsideRepo { .. })),
+                "{bad:?}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            let _ = std::os::unix::fs::symlink("/etc", root.join("escape"));
+            assert!(wt.resolve("escape/passwd").is_err());
+        }
+    }
+}

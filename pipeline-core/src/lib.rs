@@ -1,0 +1,93 @@
+//! Pipeline core of cicd-agents: the GitOps step after an image build.
+//!
+//! * [`values`]: format-preserving edits of Helm `values.yaml` files. Only the bytes of the
+//!   target scalar change; comments, blank lines, key order, indentation, anchors, flow
+//!   collections, document markers and CRLF line endings survive. Values that YAML would read
+//!   as numbers, booleans or null (`1.10`, `20240101`, `yes`, `on`, `null`, `1e3`) are quoted,
+//!   and every edit is verified by re-parsing the result.
+//! * [`git`]: the write-back. Shallow clone over HTTPS with the token only in the transport,
+//!   apply the edit, commit with the configured author and message, push; if the push is
+//!   rejected because the branch moved, fetch the new tip, re-apply the edit and retry a
+//!   bounded number of times. Never force-pushes.
+//! * [`error`]: typed errors ([`ValuesError`](error::ValuesError),
+//!   [`GitError`](error::GitError), [`TagError`](error::TagError)).
+//!
+//! # Editing a values file
+//!
+//! ```
+//! use cicd_agents_pipeline::values::ValuesDocument;
+//!
+//! let text = r#"# Default values for app.
+//! image:
+//!   repository: registry.local:5000/app   # where it lives
+//!   tag: "1.0.0"                          # set by CI
+//!
+//! sidecars:
+//!   - name: proxy
+//!     image: {repository: envoy, tag: v1.28.0}
+//! "#;
+//! let mut doc = ValuesDocument::parse(text)?;
+//! let change = doc.set("image.tag", "1.10")?;
+//! assert_eq!(change.old_value, "1.0.0");
+//! doc.set("sidecars[0].image.tag", "20240101")?;   // would be a number: quoted
+//!
+//! assert_eq!(doc.to_string(), r#"# Default values for app.
+//! image:
+//!   repository: registry.local:5000/app   # where it lives
+//!   tag: "1.10"                          # set by CI
+//!
+//! sidecars:
+//!   - name: proxy
+//!     image: {repository: envoy, tag: '20240101'}
+//! "#);
+//!
+//! // Setting the same value again changes nothing.
+//! assert!(!doc.set("image.tag", "1.10")?.changed);
+//!
+//! // Errors say which key is missing, in which mapping, at which line.
+//! let err = doc.set("image.digest", "sha256:…").unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "<input>: key path `image.digest`: key `digest` not found in the mapping at line 3 (after `image`)"
+//! );
+//! # Ok::<(), cicd_agents_pipeline::error::ValuesError>(())
+//! ```
+//!
+//! # Writing back to a chart repository
+//!
+//! ```no_run
+//! use cicd_agents_pipeline::git::{
+//!     update_values, Author, CommitVars, GitAuth, MessageTemplate, ValuesUpdate, WriteBack,
+//!     WriteBackConfig,
+//! };
+//! use cicd_agents_pipeline::values::KeyPath;
+//!
+//! let mut config = WriteBackConfig::new(
+//!     "https://git.example.com/org/charts.git",
+//!     "main",
+//!     Author { name: "cicd-agents".into(), email: "cicd-agents@example.com".into() },
+//! );
+//! config.auth = Some(GitAuth::from_env("CHART_REPO_TOKEN")?);
+//! config.message = MessageTemplate::parse("deploy {image} {new_tag} (was {old_tag})\n\nSource: {source_commit}")?;
+//! let writeback = WriteBack::new(config)?;
+//! let outcome = update_values(
+//!     &writeback,
+//!     &[ValuesUpdate {
+//!         file: "charts/app/values.yaml".into(),
+//!         edits: vec![(KeyPath::parse("image.tag")?, "1.4.2".into())],
+//!     }],
+//!     &CommitVars { image: "registry.local:5000/app".into(), ..CommitVars::default() },
+//! )?;
+//! match outcome.commit {
+//!     Some(commit) => println!("pushed {commit} after {} attempt(s)", outcome.attempts),
+//!     None => println!("already up to date"),
+//! }
+//! # Ok::<(), cicd_agents_pipeline::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod git;
+pub mod values;
+
+pub use error::{Error, Result};
