@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile (flags as in `docker buildx build`).
+    Build(Box<commands::build::BuildArgs>),
     /// Inspect the daemon.
     #[command(subcommand)]
     Debug(commands::debug::DebugCommand),
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Build(args) => commands::build::run(*args).await,
             Command::Debug(command) => commands::debug::run(command).await,
             Command::Du(args) => commands::du::run(args).await,
             Command::Prune(args) => commands::prune::run(args).await,

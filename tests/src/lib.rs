@@ -11,11 +11,13 @@
 //! - generates a throw-away CA, server and client certificates ([`TestCerts`]).
 
 mod certs;
+mod cli;
 mod env;
 mod error;
 mod relay;
 
 pub use certs::TestCerts;
+pub use cli::{cli, cli_binary};
 pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
 pub use error::{Error, Result};
 pub use relay::{probe_h2, Relay};

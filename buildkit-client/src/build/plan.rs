@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
-use crate::build::output::{plan_exporters, PlannedExporter};
+use crate::build::output::plan_exporters;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
 use crate::session::context_sync::LocalDirs;
@@ -26,7 +26,6 @@ pub(crate) const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
 pub(crate) struct SolvePlan {
     pub(crate) request: SolveRequest,
     pub(crate) session: SessionConfig,
-    pub(crate) exporters: Vec<PlannedExporter>,
 }
 
 fn path_error(path: &Path, what: &str) -> Error {
@@ -257,7 +256,7 @@ impl SolvePlan {
             ssh: options.ssh.clone(),
             exports,
         };
-        Ok(SolvePlan { request, session, exporters })
+        Ok(SolvePlan { request, session })
     }
 }
 

@@ -63,7 +63,6 @@ pub(crate) struct SessionConfig {
 
 /// A session being served; dropping it tears it down.
 pub(crate) struct RunningSession {
-    pub(crate) id: String,
     tasks: Vec<JoinHandle<()>>,
     pub(crate) exports: filesend::ExportsDone,
 }
@@ -175,6 +174,6 @@ impl SessionConfig {
             }));
         }
         tracing::debug!(session = %id, "session started");
-        Ok(RunningSession { id, tasks, exports: exports_done })
+        Ok(RunningSession { tasks, exports: exports_done })
     }
 }

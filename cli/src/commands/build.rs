@@ -1,0 +1,167 @@
+//! `cicd-agents build`: `docker buildx build`'s flags, run through the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cicd_agents_buildkit::build::{parse_key_values, BuildContext, BuildOptions, CacheEntry, NamedContext, Output};
+use cicd_agents_buildkit::progress::ProgressMode;
+use cicd_agents_buildkit::{Error, Secret, SshAgent};
+use clap::Args;
+
+use crate::connection::ConnectionArgs;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Build context: a directory, or a git URL (https://host/org/repo.git#ref:subdir).
+    context: String,
+    /// Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Stage to build.
+    #[arg(long)]
+    target: Option<String>,
+    /// Build-time variable (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Image label (KEY=VALUE).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Target platform(s), e.g. linux/amd64,linux/arm64.
+    #[arg(long = "platform", value_delimiter = ',')]
+    platforms: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Do not use the cache for these stages.
+    #[arg(long = "no-cache-filter", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
+    /// Network mode for RUN steps (default, host, none).
+    #[arg(long)]
+    network: Option<String>,
+    /// Extra /etc/hosts entry (host:ip).
+    #[arg(long = "add-host")]
+    add_hosts: Vec<String>,
+    /// Named context (name=dir, name=docker-image://ref, name=git-url).
+    #[arg(long = "build-context")]
+    build_contexts: Vec<String>,
+    /// Build secret (id=NAME,src=FILE or id=NAME,env=VAR).
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// SSH agent to forward (default, default=/path/agent.sock, id=/path).
+    #[arg(long = "ssh")]
+    ssh: Vec<String>,
+    /// Image name(s).
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// Push the image (shorthand for --output type=registry).
+    #[arg(long)]
+    push: bool,
+    /// Load the image into the Docker daemon (shorthand for --output type=docker).
+    #[arg(long)]
+    load: bool,
+    /// Output destination (type=image|registry|local|tar|oci|docker|moby|cacheonly,key=value...).
+    #[arg(short = 'o', long = "output")]
+    outputs: Vec<String>,
+    /// Cache import (type=registry,ref=... or a bare ref).
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+    /// Cache export (type=registry,ref=...,mode=max | type=inline).
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Extra entitlement (network.host, security.insecure).
+    #[arg(long = "allow")]
+    allow: Vec<String>,
+    /// Raw frontend option (key=value).
+    #[arg(long = "opt")]
+    opts: Vec<String>,
+    /// Write the build result metadata (buildx-compatible JSON) to this file.
+    #[arg(long = "metadata-file")]
+    metadata_file: Option<PathBuf>,
+    /// Write the image digest to this file.
+    #[arg(long = "iidfile")]
+    iid_file: Option<PathBuf>,
+    /// Progress output: auto, plain, tty, quiet, rawjson.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Print only the image digest.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+impl BuildArgs {
+    fn options(&self) -> Result<BuildOptions, Error> {
+        let mut options = BuildOptions::new(BuildContext::parse(&self.context));
+        options.dockerfile = self.file.clone();
+        options.target = self.target.clone();
+        options.build_args = parse_key_values("--build-arg", &self.build_args)?;
+        options.labels = parse_key_values("--label", &self.labels)?;
+        options.platforms = self.platforms.iter().filter(|p| !p.is_empty()).cloned().collect();
+        options.no_cache = self.no_cache;
+        options.no_cache_filter = self.no_cache_filter.clone();
+        options.network = self.network.clone();
+        options.add_hosts = self.add_hosts.clone();
+        for spec in &self.build_contexts {
+            let (name, value) = spec
+                .split_once('=')
+                .ok_or_else(|| Error::InvalidOption { option: "--build-context".into(), reason: format!("{spec:?} is not name=value") })?;
+            options.build_contexts.insert(name.to_string(), NamedContext::parse(value)?);
+        }
+        options.secrets = self.secrets.iter().map(|s| Secret::parse(s)).collect::<Result<_, _>>()?;
+        options.ssh = self.ssh.iter().map(|s| SshAgent::parse(s)).collect::<Result<_, _>>()?;
+        options.tags = self.tags.clone();
+        options.push = self.push;
+        options.outputs = self.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
+        if self.load {
+            options.outputs.push(Output::new("docker", []));
+        }
+        options.cache_from = self.cache_from.iter().map(|c| CacheEntry::parse_import(c)).collect::<Result<_, _>>()?;
+        options.cache_to = self.cache_to.iter().map(|c| CacheEntry::parse_export(c)).collect::<Result<_, _>>()?;
+        options.allow = self.allow.clone();
+        options.frontend_attrs = parse_key_values("--opt", &self.opts)?;
+        Ok(options)
+    }
+}
+
+pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let options = args.options()?;
+    let mode: ProgressMode = if args.quiet { ProgressMode::Quiet } else { args.progress.parse()? };
+    let client = args.connection.connect().await?;
+    let mut sink = mode.stderr_sink();
+    let build = client.build_with_progress(&options, sink.as_mut());
+    let result = tokio::select! {
+        result = build => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ncancelled: the build was stopped on the daemon");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    let result = match result {
+        Ok(result) => result,
+        Err(Error::Build(error)) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if let Some(path) = &args.metadata_file {
+        let text = serde_json::to_string_pretty(&result.metadata())?;
+        std::fs::write(path, text + "\n").map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    }
+    let digest = result.digest.clone().or_else(|| result.config_digest.clone());
+    if let (Some(path), Some(digest)) = (&args.iid_file, &digest) {
+        std::fs::write(path, digest).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    }
+    if args.quiet {
+        if let Some(digest) = &digest {
+            println!("{digest}");
+        }
+    } else if let Some(digest) = &result.digest {
+        for name in &result.image_names {
+            eprintln!("image: {name}");
+        }
+        eprintln!("digest: {digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
