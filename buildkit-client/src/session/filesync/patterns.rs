@@ -87,9 +87,8 @@ pub fn clean_path(path: &str) -> String {
     }
     while r < n {
         let at_sep = |i: usize| i == n || bytes[i] == b'/';
-        if bytes[r] == b'/' {
-            r += 1;
-        } else if bytes[r] == b'.' && at_sep(r + 1) {
+        if bytes[r] == b'/' || (bytes[r] == b'.' && at_sep(r + 1)) {
+            // Empty or `.` element.
             r += 1;
         } else if bytes[r] == b'.' && r + 1 < n && bytes[r + 1] == b'.' && at_sep(r + 2) {
             r += 2;
@@ -237,11 +236,7 @@ fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut i = 0;
     while i < pattern.len() {
         match pattern[i] {
-            b'\\' => {
-                if i + 1 < pattern.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < pattern.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
@@ -1155,7 +1150,7 @@ mod tests {
             ("[-x]", "-", Err(BadPattern)),
             ("[-x]", "a", Err(BadPattern)),
             ("\\", "a", Err(BadPattern)),
-            ("[a-b-c]", "a", Ok(true)),
+            ("[a-b-c]", "a", Err(BadPattern)),
             ("[", "a", Err(BadPattern)),
             ("[^", "a", Err(BadPattern)),
             ("[^bc", "a", Err(BadPattern)),
@@ -1507,7 +1502,9 @@ mod tests {
         assert_eq!(selected(&decide(&filter, "docs/x.rs", false)), Some(true));
         // Include exceptions.
         let filter = PathFilter::new::<&str>(&["src", "!src/gen"], &[]).unwrap();
-        assert_eq!(selected(&decide(&filter, "src/gen/x", false)), Some(false));
+        // "src/gen" is not included and no inclusion lies below it: pruned.
+        assert_eq!(selected(&decide(&filter, "src/gen", true)), None);
+        assert_eq!(selected(&decide(&filter, "src/gen.rs", false)), Some(true));
         assert_eq!(selected(&decide(&filter, "src/main.rs", false)), Some(true));
         // Blank include patterns select nothing.
         let filter = PathFilter::new(&["  "], &[]).unwrap();
