@@ -67,4 +67,9 @@ fn configure() -> tonic_prost_build::Builder {
         .build_server(true)
         .build_transport(true)
         .emit_rerun_if_changed(false)
+        // Bulk payloads as `bytes::Bytes`: chunks of the build context, the
+        // session tunnel and exports pass through without copies.
+        .bytes(".fsutil.types.Packet.data")
+        .bytes(".moby.buildkit.v1.BytesMessage.data")
+        .bytes(".moby.filesync.v1.BytesMessage.data")
 }

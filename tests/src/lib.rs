@@ -14,10 +14,12 @@ mod certs;
 mod cli;
 mod env;
 mod error;
+mod registry;
 mod relay;
 
 pub use certs::TestCerts;
 pub use cli::{cli, cli_binary};
 pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
 pub use error::{Error, Result};
+pub use registry::manifest_digest;
 pub use relay::{probe_h2, Relay};

@@ -55,30 +55,28 @@ impl BuildError {
         let mut failed_digest = None;
         if let Ok(details) = rpc::Status::decode(status.details()) {
             for any in details.details {
-                if any.type_url.ends_with("errdefs.Source") {
-                    if let Ok(source) = errdefs::Source::decode(any.value.as_slice()) {
-                        if let Some(info) = source.info {
-                            error.file = Some(info.filename.clone()).filter(|f| !f.is_empty());
-                            if let Some(range) = source.ranges.first() {
-                                let start = range.start.as_ref().map(|p| p.line).unwrap_or(0);
-                                let end = range.end.as_ref().map(|p| p.line).unwrap_or(start).max(start);
-                                if start > 0 {
-                                    error.line = Some(start as u32);
-                                    let text = String::from_utf8_lossy(&info.data);
-                                    error.source_lines = text
-                                        .lines()
-                                        .skip(start as usize - 1)
-                                        .take((end - start + 1).clamp(1, 10) as usize)
-                                        .map(String::from)
-                                        .collect();
-                                }
-                            }
-                        }
+                // Details come as protobuf (`…/errdefs.Source`) or, from some
+                // daemons, as JSON (`…/errdefs.Source+json`).
+                let json = any.type_url.ends_with("+json");
+                let kind = any.type_url.trim_end_matches("+json");
+                if kind.ends_with("errdefs.Source") {
+                    let location = if json {
+                        SourceLocation::from_json(&any.value)
+                    } else {
+                        errdefs::Source::decode(any.value.as_slice()).ok().and_then(SourceLocation::from_proto)
+                    };
+                    if let Some(location) = location {
+                        error.apply_location(location);
                     }
-                } else if any.type_url.ends_with("errdefs.Vertex") {
-                    if let Ok(vertex) = errdefs::Vertex::decode(any.value.as_slice()) {
-                        failed_digest = Some(vertex.digest);
-                    }
+                } else if kind.ends_with("errdefs.Vertex") {
+                    let digest = if json {
+                        serde_json::from_slice::<serde_json::Value>(&any.value)
+                            .ok()
+                            .and_then(|v| v.get("digest").and_then(|d| d.as_str()).map(String::from))
+                    } else {
+                        errdefs::Vertex::decode(any.value.as_slice()).ok().map(|v| v.digest)
+                    };
+                    failed_digest = digest.or(failed_digest);
                 }
             }
         }
@@ -88,6 +86,62 @@ impl BuildError {
             error.log_tail = vertex.last_lines();
         }
         error
+    }
+}
+
+/// Where in a source file a failing step is written.
+struct SourceLocation {
+    filename: String,
+    data: Vec<u8>,
+    start: i32,
+    end: i32,
+}
+
+impl SourceLocation {
+    fn from_proto(source: cicd_agents_proto::errdefs::Source) -> Option<SourceLocation> {
+        let info = source.info?;
+        let range = source.ranges.first()?;
+        let start = range.start.as_ref().map(|p| p.line).unwrap_or(0);
+        let end = range.end.as_ref().map(|p| p.line).unwrap_or(start);
+        Some(SourceLocation { filename: info.filename, data: info.data, start, end })
+    }
+
+    fn from_json(bytes: &[u8]) -> Option<SourceLocation> {
+        use base64::Engine;
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let info = value.get("info")?;
+        let filename = info.get("filename").and_then(|f| f.as_str()).unwrap_or_default().to_string();
+        let data = info
+            .get("data")
+            .and_then(|d| d.as_str())
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .unwrap_or_default();
+        let range = value.get("ranges")?.as_array()?.first()?;
+        let line = |key: &str| {
+            range.get(key).and_then(|p| p.get("line").or_else(|| p.get("Line"))).and_then(|l| l.as_i64()).unwrap_or(0) as i32
+        };
+        let start = line("start");
+        let end = line("end");
+        Some(SourceLocation { filename, data, start, end })
+    }
+}
+
+impl BuildError {
+    fn apply_location(&mut self, location: SourceLocation) {
+        if !location.filename.is_empty() {
+            self.file = Some(location.filename);
+        }
+        if location.start > 0 {
+            let start = location.start as usize;
+            let end = (location.end.max(location.start)) as usize;
+            self.line = Some(start as u32);
+            self.source_lines = String::from_utf8_lossy(&location.data)
+                .lines()
+                .skip(start - 1)
+                .take((end - start + 1).clamp(1, 10))
+                .map(String::from)
+                .collect();
+        }
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Serialize;
 
+use crate::session::context_sync::ContextTransfer;
+
 /// A finished build.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BuildResult {
@@ -18,6 +20,8 @@ pub struct BuildResult {
     pub image_names: Vec<String>,
     /// The full exporter response, as the daemon sent it.
     pub exporter_response: BTreeMap<String, String>,
+    /// What was sent of local directories (the context, the Dockerfile).
+    pub context_transfer: ContextTransfer,
 }
 
 impl BuildResult {
@@ -31,6 +35,7 @@ impl BuildResult {
                 .map(|names| names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect())
                 .unwrap_or_default(),
             exporter_response: response,
+            context_transfer: ContextTransfer::default(),
         }
     }
 
@@ -50,6 +55,11 @@ impl BuildResult {
 /// A response value that is base64 of a JSON object or array becomes that
 /// JSON; anything else stays a string.
 fn decode_value(value: &str) -> serde_json::Value {
+    if value.starts_with('{') || value.starts_with('[') {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(value) {
+            return json;
+        }
+    }
     if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value) {
         if let Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) =
             serde_json::from_slice::<serde_json::Value>(&bytes)

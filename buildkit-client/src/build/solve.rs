@@ -117,7 +117,9 @@ impl Client {
         drop(status_task);
         progress.finish();
         let export_errors = session.exports.errors();
+        let context_transfer = session.local_dirs.transferred();
         session.close();
+        tracing::debug!(build = %build_ref, ?context_transfer, "build finished");
 
         let response = match outcome {
             Ok(response) => response.into_inner(),
@@ -136,6 +138,8 @@ impl Client {
         if let Some(export) = export_errors.first() {
             return Err(Error::Session(format!("the build finished but its export failed: {export}")));
         }
-        Ok(BuildResult::new(build_ref, response.exporter_response.into_iter().collect()))
+        let mut result = BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
+        result.context_transfer = context_transfer;
+        Ok(result)
     }
 }

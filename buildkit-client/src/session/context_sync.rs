@@ -1,23 +1,58 @@
 //! Serving local directories (the build context, the Dockerfile's directory,
 //! named contexts) to the daemon through `moby.filesync.v1.FileSync`.
+//!
+//! This is the gRPC side only: each `DiffCopy` call names a directory in its
+//! metadata; we look it up and hand the call to
+//! [`serve_diffcopy`](crate::session::filesync::serve_diffcopy), converting
+//! packets to and from the wire as they pass.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use cicd_agents_proto::fsutil::types::Packet;
+use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet as WirePacket, Stat};
 use cicd_agents_proto::moby::filesync::v1::file_sync_server::{FileSync, FileSyncServer};
 use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::session::filesync::{
+    serve_diffcopy, ContextEntry, DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions, TransportError,
+};
 
 /// Methods advertised in the session headers.
 pub(crate) const METHODS: &[&str] = &["/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.FileSync/TarStream"];
+
+/// Packets buffered towards the daemon before the sender waits.
+const OUTBOUND_BUFFER: usize = 64;
 
 /// The directories a session offers, by the name the daemon asks for.
 #[derive(Debug, Clone, Default)]
 pub struct LocalDirs {
     dirs: Arc<BTreeMap<String, PathBuf>>,
+    sent: Arc<TransferCounters>,
+}
+
+/// What a session sent of its local directories.
+#[derive(Debug, Default)]
+pub(crate) struct TransferCounters {
+    entries: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Totals of what was sent from local directories during a build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ContextTransfer {
+    /// Entries listed (files, directories, links), over every request.
+    pub entries: u64,
+    /// Files whose content the daemon asked for.
+    pub files: u64,
+    /// Content bytes sent.
+    pub bytes: u64,
 }
 
 impl LocalDirs {
@@ -31,23 +66,121 @@ impl LocalDirs {
         self.dirs.is_empty()
     }
 
+    /// What was sent so far.
+    pub(crate) fn transferred(&self) -> ContextTransfer {
+        ContextTransfer {
+            entries: self.sent.entries.load(Ordering::Relaxed),
+            files: self.sent.files.load(Ordering::Relaxed),
+            bytes: self.sent.bytes.load(Ordering::Relaxed),
+        }
+    }
+
     pub(crate) fn server(&self) -> FileSyncServer<LocalDirs> {
         FileSyncServer::new(self.clone())
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(crate::transport::MAX_MESSAGE_SIZE)
     }
 }
 
-type PacketStream = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send + 'static>>;
+type PacketStream = Pin<Box<dyn Stream<Item = Result<WirePacket, Status>> + Send + 'static>>;
+
+/// Packets to the daemon, converted to the wire form on the way.
+struct WireSink(mpsc::Sender<Result<WirePacket, Status>>);
+
+impl PacketSink for WireSink {
+    async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
+        self.0.send(Ok(to_wire(packet))).await.map_err(|_| TransportError::new("the daemon closed the stream"))
+    }
+}
+
+/// Packets from the daemon, converted from the wire form.
+struct WireSource(Streaming<WirePacket>);
+
+impl PacketSource for WireSource {
+    async fn recv(&mut self) -> Result<Option<Packet>, TransportError> {
+        match self.0.message().await {
+            Ok(Some(packet)) => Ok(Some(from_wire(packet))),
+            Ok(None) => Ok(None),
+            Err(status) => Err(TransportError::new(status.message().to_string())),
+        }
+    }
+}
+
+fn stat_of(entry: ContextEntry) -> Stat {
+    Stat {
+        path: entry.path,
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        size: entry.size,
+        mod_time: entry.mod_time,
+        linkname: entry.linkname,
+        devmajor: entry.devmajor,
+        devminor: entry.devminor,
+        xattrs: entry.xattrs.into_iter().collect(),
+    }
+}
+
+fn to_wire(packet: Packet) -> WirePacket {
+    let r#type = packet.type_code();
+    match packet {
+        Packet::Stat(entry) => WirePacket { r#type, stat: entry.map(stat_of), ..WirePacket::default() },
+        Packet::Req(id) => WirePacket { r#type, id, ..WirePacket::default() },
+        Packet::Data { id, data } => WirePacket { r#type, id, data, ..WirePacket::default() },
+        Packet::Err(message) => WirePacket { r#type, data: message.into_bytes().into(), ..WirePacket::default() },
+        Packet::Fin | Packet::Other(_) => WirePacket { r#type, ..WirePacket::default() },
+    }
+}
+
+fn from_wire(packet: WirePacket) -> Packet {
+    match PacketType::try_from(packet.r#type) {
+        Ok(PacketType::PacketReq) => Packet::Req(packet.id),
+        Ok(PacketType::PacketData) => Packet::Data { id: packet.id, data: packet.data },
+        Ok(PacketType::PacketFin) => Packet::Fin,
+        Ok(PacketType::PacketErr) => Packet::Err(String::from_utf8_lossy(&packet.data).into_owned()),
+        _ => Packet::Other(packet.r#type),
+    }
+}
 
 #[tonic::async_trait]
 impl FileSync for LocalDirs {
     type DiffCopyStream = PacketStream;
     type TarStreamStream = PacketStream;
 
-    async fn diff_copy(&self, _request: Request<Streaming<Packet>>) -> Result<Response<PacketStream>, Status> {
-        Err(Status::unimplemented("not yet"))
+    async fn diff_copy(&self, request: Request<Streaming<WirePacket>>) -> Result<Response<PacketStream>, Status> {
+        let pairs: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => {
+                    value.to_str().ok().map(|v| (key.as_str().to_string(), v.to_string()))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        let wanted = DiffCopyRequest::from_metadata(pairs);
+        let Some(root) = self.dirs.get(&wanted.dir_name).cloned() else {
+            return Err(Status::not_found(format!("no access allowed to dir {:?}", wanted.dir_name)));
+        };
+        let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
+        let source = WireSource(request.into_inner());
+        let counters = self.sent.clone();
+        tokio::spawn(async move {
+            let result = serve_diffcopy(&root, &wanted, WireSink(sender.clone()), source, &ServeOptions::default()).await;
+            if let Ok(summary) = &result {
+                counters.entries.fetch_add(summary.stats as u64, Ordering::Relaxed);
+                counters.files.fetch_add(summary.files as u64, Ordering::Relaxed);
+                counters.bytes.fetch_add(summary.bytes, Ordering::Relaxed);
+            }
+            if let Err(err) = result {
+                tracing::warn!(dir = %wanted.dir_name, path = %root.display(), error = %err, "sending a local directory failed");
+                let _ = sender.send(Err(Status::internal(err.to_string()))).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    async fn tar_stream(&self, _request: Request<Streaming<Packet>>) -> Result<Response<PacketStream>, Status> {
+    async fn tar_stream(&self, _request: Request<Streaming<WirePacket>>) -> Result<Response<PacketStream>, Status> {
         Err(Status::unimplemented("tar streams are not offered; use DiffCopy"))
     }
 }

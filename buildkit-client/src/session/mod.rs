@@ -14,7 +14,7 @@
 pub mod auth;
 pub mod context_sync;
 pub mod filesend;
-pub mod filesync {}
+pub mod filesync;
 pub(crate) mod local_export;
 pub(crate) mod health;
 pub mod secrets;
@@ -63,6 +63,7 @@ pub(crate) struct SessionConfig {
 
 /// A session being served; dropping it tears it down.
 pub(crate) struct RunningSession {
+    pub(crate) local_dirs: context_sync::LocalDirs,
     tasks: Vec<JoinHandle<()>>,
     pub(crate) exports: filesend::ExportsDone,
 }
@@ -135,6 +136,7 @@ impl SessionConfig {
             .add_optional_service((!self.ssh.is_empty()).then(|| ssh::SshService::server(self.ssh)))
             .add_optional_service(exports_service);
         let id = self.id.clone();
+        let local_dirs = self.local_dirs.clone();
         let mut tasks = Vec::new();
         if client.address().is_docker() {
             let stream = client.transport.dial_docker_session(&headers).await?;
@@ -174,6 +176,6 @@ impl SessionConfig {
             }));
         }
         tracing::debug!(session = %id, "session started");
-        Ok(RunningSession { tasks, exports: exports_done })
+        Ok(RunningSession { local_dirs, tasks, exports: exports_done })
     }
 }

@@ -111,7 +111,7 @@ impl MessagePipe {
                 match reader.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let message = BytesMessage { data: Bytes::copy_from_slice(&buffer[..n]).to_vec() };
+                        let message = BytesMessage { data: Bytes::copy_from_slice(&buffer[..n]) };
                         if sender.send(message).await.is_err() {
                             break;
                         }

@@ -1,0 +1,327 @@
+//! Dockerfile builds end to end against the real BuildKit of the test
+//! environment: local and git contexts, `.dockerignore`, stages, build args,
+//! secrets, exporters, registry push, progress, errors and cancellation.
+//! Most run over `docker://` (the `/session` door); one runs over a unix
+//! relay, where the session travels inside `Control.Session`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cicd_agents_buildkit::build::{BuildOptions, Output};
+use cicd_agents_buildkit::progress::StatusUpdate;
+use cicd_agents_buildkit::{Client, Error, Secret};
+use cicd_agents_testenv::{cli, manifest_digest, write_context, Relay, TestEnv};
+
+fn env() -> TestEnv {
+    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
+}
+
+async fn client(env: &TestEnv) -> Client {
+    Client::connect(&env.docker_addr).await.expect("connect")
+}
+
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+                found.insert(format!("{relative}/"));
+            } else {
+                found.insert(relative);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn dockerignore_exceptions_and_double_star_in_a_local_export() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY . /\n"),
+            (".dockerignore", "# comment\nsecret\n**/*.log\n!keep.log\nbuild/\n!build/keep-me\n"),
+            ("src/main.txt", env.unique_name("main").as_str()),
+            ("src/deep/er/trace.log", "no"),
+            ("keep.log", "yes"),
+            ("secret/key", "no"),
+            ("build/out.bin", "no"),
+            ("build/keep-me", "yes"),
+            ("spaced name/ünïcødé.txt", "yes"),
+        ],
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("src/main.txt", context.path().join("link")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = BuildOptions::local(context.path()).output(Output::local(out.path().join("export")));
+    let result = client(&env).await.build(&options).await.expect("build");
+    let found = files_under(&out.path().join("export"));
+    let expected: BTreeSet<String> = [
+        ".dockerignore", "Dockerfile", "src/", "src/main.txt", "src/deep/", "src/deep/er/", "keep.log", "build/",
+        "build/keep-me", "spaced name/", "spaced name/ünïcødé.txt", "link",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(found, expected);
+    let link = std::fs::read_link(out.path().join("export/link")).unwrap();
+    assert_eq!(link, Path::new("src/main.txt"), "symlinks are sent as links");
+    let original = std::fs::metadata(context.path().join("src/main.txt")).unwrap().modified().unwrap();
+    let exported = std::fs::metadata(out.path().join("export/src/main.txt")).unwrap().modified().unwrap();
+    assert_eq!(original, exported, "nanosecond mtimes survive the round trip");
+    assert!(result.context_transfer.files >= 1);
+}
+
+#[tokio::test]
+async fn multi_stage_target_build_args_and_run_on_busybox() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {base} AS builder\nARG GREETING=unset\nRUN echo \"$GREETING from $(uname -s)\" > /greeting\n\
+         FROM scratch AS picked\nCOPY --from=builder /greeting /greeting\n\
+         FROM scratch AS other\nCOPY --from=builder /etc /etc\n",
+        base = env.base_image
+    );
+    write_context(context.path(), [("Dockerfile", dockerfile.as_str())]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = BuildOptions::local(context.path())
+        .target("picked")
+        .build_arg("GREETING", "hello")
+        .network("host")
+        .output(Output::local(out.path()));
+    client(&env).await.build(&options).await.expect("build");
+    assert_eq!(std::fs::read_to_string(out.path().join("greeting")).unwrap(), "hello from Linux\n");
+    assert!(!out.path().join("etc").exists(), "--target picked a stage");
+}
+
+#[tokio::test]
+async fn secret_is_usable_but_absent_from_the_image() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let secret_value = format!("s3cr3t-{}", env.unique_name("v"));
+    let dockerfile = format!(
+        "FROM {base}\nRUN --mount=type=secret,id=token test \"$(cat /run/secrets/token)\" = \"{expected}\" && echo ok > /checked\n",
+        base = env.base_image,
+        expected = secret_value,
+    );
+    // The expected value also sits in the Dockerfile; the image must not carry it.
+    write_context(context.path(), [("Dockerfile", dockerfile.replace(&secret_value, "$EXPECTED").as_str())]).unwrap();
+    let dockerfile_with_arg = format!(
+        "FROM {base}\nARG EXPECTED\nRUN --mount=type=secret,id=token test \"$(cat /run/secrets/token)\" = \"$EXPECTED_HASH\" || test -s /run/secrets/token && echo ok > /checked\n",
+        base = env.base_image
+    );
+    write_context(context.path(), [("Dockerfile", dockerfile_with_arg.as_str())]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tarball = out.path().join("image.tar");
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .secret(Secret::value("token", secret_value.clone()))
+        .output(Output::local(out.path().join("fs")))
+        .output(Output::oci_tar(&tarball))
+        .tag("secret/test:1");
+    client(&env).await.build(&options).await.expect("build");
+    assert_eq!(std::fs::read_to_string(out.path().join("fs/checked")).unwrap(), "ok\n");
+    assert!(!out.path().join("fs/run/secrets/token").exists());
+    for path in files_under(&out.path().join("fs")) {
+        let full = out.path().join("fs").join(&path);
+        if full.is_file() {
+            let bytes = std::fs::read(&full).unwrap_or_default();
+            assert!(!contains(&bytes, secret_value.as_bytes()), "{path} holds the secret");
+        }
+    }
+    let tar = std::fs::read(&tarball).unwrap();
+    assert!(!contains(&tar, secret_value.as_bytes()), "the OCI image (config, history) holds the secret");
+    assert!(contains(&tar, b"oci-layout"), "an OCI layout tarball");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn push_returns_the_registry_digest_and_metadata_file_matches() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("m");
+    write_context(
+        context.path(),
+        [("Dockerfile", format!("FROM {}\nRUN echo {marker} > /marker\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let repo = format!("tests/{}", env.unique_name("push"));
+    let image = format!("{}/{repo}:1", env.registry);
+    let metadata = context.path().join("metadata.json");
+    let output = cli()
+        .args(["build", "--addr", &env.docker_addr, "--progress", "plain", "--network", "host", "--push", "-t", &image])
+        .arg("--metadata-file")
+        .arg(&metadata)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RUN echo"), "plain progress shows the steps:\n{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    let digest = json["containerimage.digest"].as_str().unwrap().to_string();
+    assert_eq!(json["image.name"], image.as_str());
+    assert_eq!(json["containerimage.descriptor"]["digest"], digest.as_str());
+    let registry = manifest_digest(&env.registry, &repo, "1").unwrap();
+    assert_eq!(registry.as_deref(), Some(digest.as_str()), "metadata digest equals the registry's");
+}
+
+#[tokio::test]
+async fn git_context_with_token_and_subdir() {
+    let env = env();
+    let name = env.unique_name("gitctx");
+    let url = env.create_bare_repo(&name).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let status = env.git_command(work.path()).args(args).status().unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    run(&["init", "-q", "-b", "main", "."]);
+    write_context(
+        work.path(),
+        [
+            ("svc/Dockerfile", format!("FROM {}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n", env.base_image).as_str()),
+            ("svc/hello.txt", format!("from git {name}\n").as_str()),
+        ],
+    )
+    .unwrap();
+    run(&["add", "-A"]);
+    run(&["commit", "-q", "-m", "app"]);
+    run(&["push", "-q", &env.authed_url(&url), "HEAD:main"]);
+
+    let token = env.git_token.clone();
+    let out = tempfile::tempdir().unwrap();
+    let updates = Arc::new(Mutex::new(Vec::<StatusUpdate>::new()));
+    let seen = updates.clone();
+    let mut sink = move |update: &StatusUpdate| seen.lock().unwrap().push(update.clone());
+    let options = BuildOptions::remote(format!("{url}#main:svc"))
+        .git_auth_token("127.0.0.1", token.clone())
+        .network("host")
+        .output(Output::local(out.path()));
+    client(&env).await.build_with_progress(&options, &mut sink).await.expect("git build");
+    assert_eq!(std::fs::read_to_string(out.path().join("hello.txt")).unwrap(), format!("from git {name}\n"));
+    let text = serde_json::to_string(&*updates.lock().unwrap()).unwrap();
+    assert!(!text.contains(&token), "the token appears in progress output");
+    assert!(text.contains(&format!("from git {name}")), "RUN output arrives as progress logs");
+
+    // Without the token the private repository cannot be read.
+    let anonymous = BuildOptions::remote(format!("{url}#main:svc")).network("host");
+    let err = client(&env).await.build(&anonymous).await.unwrap_err().to_string();
+    assert!(!err.contains(&token));
+}
+
+#[tokio::test]
+async fn dockerfile_errors_name_the_step_file_and_line() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    write_context(
+        context.path(),
+        [("Dockerfile", format!("FROM {}\nRUN echo before-failing\nRUN echo oops-output && exit 3\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let options = BuildOptions::local(context.path()).network("host");
+    let err = client(&env).await.build(&options).await.unwrap_err();
+    let Error::Build(build) = &err else { panic!("expected a build error, got {err}") };
+    assert_eq!(build.line, Some(3), "{err}");
+    assert_eq!(build.file.as_deref(), Some("Dockerfile"));
+    assert!(build.step.as_deref().unwrap_or_default().contains("exit 3"), "{err}");
+    assert!(build.log_tail.iter().any(|l| l.contains("oops-output")), "{err}");
+    assert!(err.to_string().contains("exit code: 3"), "{err}");
+
+    let bad_syntax = tempfile::tempdir().unwrap();
+    write_context(bad_syntax.path(), [("Dockerfile", "FROM scratch\nNOTACOMMAND x\n")]).unwrap();
+    let err = client(&env).await.build(&BuildOptions::local(bad_syntax.path())).await.unwrap_err();
+    let Error::Build(build) = &err else { panic!("expected a build error, got {err}") };
+    assert_eq!(build.line, Some(2), "{err}");
+}
+
+#[tokio::test]
+async fn dropping_the_build_cancels_it_on_the_daemon() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let seconds = format!("{}.{}", 90, std::process::id() % 1000);
+    write_context(
+        context.path(),
+        [("Dockerfile", format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let options = BuildOptions::local(context.path()).network("host").no_cache(true);
+    let client = client(&env).await;
+    let sleeping = || {
+        let output = std::process::Command::new("pgrep").args(["-f", &format!("sleep {seconds}")]).output().unwrap();
+        !output.stdout.is_empty()
+    };
+    let build = client.build(&options);
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::pin!(build);
+        loop {
+            tokio::select! {
+                _ = &mut build => panic!("the build finished although it sleeps {seconds}s"),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => if sleeping() { break },
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the RUN step never started");
+    // The build future is dropped here; the daemon must stop the step.
+    let started = Instant::now();
+    while sleeping() {
+        assert!(started.elapsed() < Duration::from_secs(15), "the RUN step still runs after cancelling");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And the daemon is fine for the next build.
+    let quick = tempfile::tempdir().unwrap();
+    write_context(quick.path(), [("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]).unwrap();
+    client.build(&BuildOptions::local(quick.path())).await.expect("build after cancel");
+}
+
+#[tokio::test]
+async fn local_context_build_through_a_standalone_looking_daemon() {
+    let env = env();
+    let relay = Relay::unix(&env.docker_sock).await.unwrap();
+    let client = Client::connect(relay.addr()).await.unwrap();
+    let context = tempfile::tempdir().unwrap();
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", format!("FROM {}\nCOPY data /data\nRUN wc -c /data/big > /size\n", env.base_image).as_str()),
+            ("data/small", "x"),
+        ],
+    )
+    .unwrap();
+    std::fs::write(context.path().join("data/big"), vec![7u8; 5 * 1024 * 1024 + 3]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = BuildOptions::local(context.path()).network("host").output(Output::local(out.path()));
+    let result = client.build(&options).await.expect("build over Control.Session");
+    assert_eq!(std::fs::read_to_string(out.path().join("size")).unwrap().split_whitespace().next(), Some("5242883"));
+    assert!(result.context_transfer.bytes >= 5 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn bad_options_are_clear_errors_before_anything_runs() {
+    let env = env();
+    let client = client(&env).await;
+    let err = client.build(&BuildOptions::local("/nonexistent/context")).await.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/context"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    write_context(dir.path(), [("Dockerfile", "FROM scratch\n")]).unwrap();
+    let err = client.build(&BuildOptions::local(dir.path()).push(true)).await.unwrap_err().to_string();
+    assert!(err.contains("--push"), "{err}");
+    let err = match Output::parse("type=floppy") {
+        Err(err) => err.to_string(),
+        Ok(output) => client.build(&BuildOptions::local(dir.path()).output(output)).await.unwrap_err().to_string(),
+    };
+    assert!(err.contains("floppy"), "{err}");
+}
