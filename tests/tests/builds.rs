@@ -325,3 +325,86 @@ async fn bad_options_are_clear_errors_before_anything_runs() {
     };
     assert!(err.contains("floppy"), "{err}");
 }
+
+#[tokio::test]
+async fn ssh_agent_is_forwarded_into_run_steps() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent (openssh-client)");
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(5), "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("ssh");
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!(
+                "FROM {}\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo {marker} > /ssh-ok\nRUN --mount=type=ssh,id=other test -S \"$SSH_AUTH_SOCK\" && echo other > /ssh-other\n",
+                env.base_image
+            )
+            .as_str(),
+        )],
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let spec = format!("default={}", socket.display());
+    let other = format!("other={}", socket.display());
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .ssh(cicd_agents_buildkit::SshAgent::parse(&spec).unwrap())
+        .ssh(cicd_agents_buildkit::SshAgent::parse(&other).unwrap())
+        .output(Output::local(out.path()));
+    let result = client(&env).await.build(&options).await;
+    let _ = agent.kill();
+    result.expect("build with ssh forwarding");
+    assert_eq!(std::fs::read_to_string(out.path().join("ssh-ok")).unwrap().trim(), marker);
+    assert!(out.path().join("ssh-other").exists());
+
+    // A step asking for an agent that was not given fails, naming it.
+    let missing = tempfile::tempdir().unwrap();
+    write_context(
+        missing.path(),
+        [("Dockerfile", format!("FROM {}\nRUN --mount=type=ssh,id=nope,required=true true\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let err = client(&env).await.build(&BuildOptions::local(missing.path()).network("host")).await.unwrap_err().to_string();
+    assert!(err.contains("nope") || err.contains("ssh"), "{err}");
+}
+
+#[tokio::test]
+async fn named_contexts_from_a_directory_and_an_image() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("named");
+    write_context(extra.path(), [("extra.txt", marker.as_str())]).unwrap();
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=assets extra.txt /extra.txt\nCOPY --from=tools /bin/busybox /busybox\n",
+        )],
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = BuildOptions::local(context.path())
+        .build_context("assets", cicd_agents_buildkit::build::NamedContext::Local(extra.path().to_path_buf()))
+        .build_context(
+            "tools",
+            cicd_agents_buildkit::build::NamedContext::parse(&format!("docker-image://{}", env.base_image)).unwrap(),
+        )
+        .output(Output::local(out.path()));
+    client(&env).await.build(&options).await.expect("build with named contexts");
+    assert_eq!(std::fs::read_to_string(out.path().join("extra.txt")).unwrap(), marker);
+    assert!(std::fs::metadata(out.path().join("busybox")).unwrap().len() > 100_000);
+}
