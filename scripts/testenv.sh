@@ -6,6 +6,7 @@
 #   scripts/testenv.sh status    show what runs
 #   scripts/testenv.sh env       print the `export` lines of a running environment
 #   scripts/testenv.sh new-repo NAME   create a bare git repository (idempotent), print its URL
+#   scripts/testenv.sh seed-demo  create the demo repositories (also done by `up`)
 #
 # Usage: eval "$(scripts/testenv.sh up)"
 #
@@ -15,6 +16,8 @@
 #   - docker-registry (distribution 2.8) on 127.0.0.1:$CICD_TESTENV_REGISTRY_PORT (5055)
 #   - a smart-HTTP git server with token auth on 127.0.0.1:$CICD_TESTENV_GIT_PORT (8418)
 #   - a busybox base image $REGISTRY/base/busybox:1
+#   - demo repositories for examples/pipeline.yaml: demo-app.git (Dockerfile, app) and
+#     demo-chart.git (charts/demo with Chart.yaml and values.yaml)
 # Progress goes to stderr; only the export lines go to stdout.
 set -euo pipefail
 
@@ -26,6 +29,10 @@ GIT_PORT="${CICD_TESTENV_GIT_PORT:-8418}"
 DOCKER_SOCK="$STATE/docker.sock"
 DOCKER_PIDFILE="$STATE/dockerd.pid"
 REGISTRY_PIDFILE="$STATE/registry.pid"
+AUTH_REGISTRY_PORT="${CICD_TESTENV_AUTH_REGISTRY_PORT:-5057}"
+AUTH_REGISTRY_PIDFILE="$STATE/auth-registry.pid"
+AUTH_USER=ci-user
+AUTH_PASSWORD=""
 GIT_PIDFILE="$STATE/git-server.pid"
 GIT_ROOT="$STATE/git"
 GIT_TOKEN_FILE="$STATE/git-token"
@@ -164,6 +171,8 @@ Pin-Priority: 100"
     [ -n "$(pkg_version docker-buildx)" ] || trixie_pkgs+=(docker-buildx)
     [ -n "$(pkg_version docker-registry)" ] || plain_pkgs+=(docker-registry)
     [ -n "$(pkg_version busybox-static)" ] || plain_pkgs+=(busybox-static)
+    command -v htpasswd >/dev/null 2>&1 || plain_pkgs+=(apache2-utils)
+    command -v ssh-agent >/dev/null 2>&1 || plain_pkgs+=(openssh-client)
     command -v git >/dev/null 2>&1 || plain_pkgs+=(git)
     [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || plain_pkgs+=(python3)
 
@@ -243,9 +252,13 @@ start_dockerd() {
 
 # ---------------------------------------------------------------- registry
 
-start_registry() {
-    mkdir -p "$STATE/registry/data"
-    local config="$STATE/registry/config.yml" old="" restart=0
+# run_registry NAME PORT PIDFILE READY_STATUS [EXTRA_CONFIG]: one
+# docker-registry instance under $STATE/NAME, (re)started when its config changed.
+run_registry() {
+    local name="$1" port="$2" pidfile="$3" ready="$4" extra="${5:-}"
+    local dir="$STATE/$name" addr="127.0.0.1:$2"
+    mkdir -p "$dir/data"
+    local config="$dir/config.yml" old="" restart=0
     [ -f "$config" ] && old="$(cat "$config")"
     write_if_different "$config" "version: 0.1
 log:
@@ -254,35 +267,57 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $STATE/registry/data
+    rootdirectory: $dir/data
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$REGISTRY_PORT"
+  addr: $addr$extra"
     [ "$old" = "$(cat "$config")" ] || restart=1
-    if pid_alive "$REGISTRY_PIDFILE" docker-registry; then
-        if [ "$restart" = 0 ] && [ "$(http_status "http://$REGISTRY/v2/")" = 200 ]; then
-            log "registry already running on $REGISTRY (pid $(pid_of "$REGISTRY_PIDFILE"))"
+    if pid_alive "$pidfile" docker-registry; then
+        if [ "$restart" = 0 ] && [ "$(http_status "http://$addr/v2/")" = "$ready" ]; then
+            log "$name already running on $addr (pid $(pid_of "$pidfile"))"
             return 0
         fi
-        stop_pid "$REGISTRY_PIDFILE" docker-registry 10
+        stop_pid "$pidfile" docker-registry 10
     fi
-    [ "$(port_in_use "$REGISTRY_PORT")" = no ] ||
-        die "port $REGISTRY_PORT is taken by another process; set CICD_TESTENV_REGISTRY_PORT"
-    log "starting registry on $REGISTRY (log $STATE/registry.log)"
-    setsid sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' sh "$REGISTRY_PIDFILE" "$config" \
-        </dev/null >>"$STATE/registry.log" 2>&1 &
+    [ "$(port_in_use "$port")" = no ] || die "port $port ($name) is taken by another process"
+    log "starting $name on $addr (log $STATE/$name.log)"
+    setsid sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' sh "$pidfile" "$config" \
+        </dev/null >>"$STATE/$name.log" 2>&1 &
     local i
     for ((i = 0; i < 300; i++)); do
-        if [ "$(http_status "http://$REGISTRY/v2/")" = 200 ]; then
-            log "registry ready"
+        if [ "$(http_status "http://$addr/v2/")" = "$ready" ]; then
+            log "$name ready"
             return 0
         fi
-        if [ "$i" -gt 5 ] && ! pid_alive "$REGISTRY_PIDFILE" docker-registry; then break; fi
+        if [ "$i" -gt 5 ] && ! pid_alive "$pidfile" docker-registry; then break; fi
         sleep 0.1
     done
-    tail -n 20 "$STATE/registry.log" >&2 || true
-    die "registry did not come up on $REGISTRY"
+    tail -n 20 "$STATE/$name.log" >&2 || true
+    die "$name did not come up on $addr"
+}
+
+start_registry() {
+    run_registry registry "$REGISTRY_PORT" "$REGISTRY_PIDFILE" 200
+}
+
+# A second registry that requires a login (htpasswd), for registry
+# credentials tests: user and password are written to the env file.
+start_auth_registry() {
+    local dir="$STATE/auth-registry"
+    mkdir -p "$dir"
+    if [ ! -s "$dir/password" ]; then
+        head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/password"
+    fi
+    AUTH_PASSWORD="$(cat "$dir/password")"
+    if [ ! -s "$dir/htpasswd" ] || ! htpasswd -vb "$dir/htpasswd" "$AUTH_USER" "$AUTH_PASSWORD" >/dev/null 2>&1; then
+        htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$dir/htpasswd"
+    fi
+    run_registry auth-registry "$AUTH_REGISTRY_PORT" "$AUTH_REGISTRY_PIDFILE" 401 "
+auth:
+  htpasswd:
+    realm: cicd-agents-test
+    path: $dir/htpasswd"
 }
 
 # ---------------------------------------------------------------- git server
@@ -379,6 +414,115 @@ seed_base_image() {
         die "pushed $BASE_IMAGE but the registry does not serve it"
 }
 
+# ---------------------------------------------------------------- demo repositories
+
+demo_git() {
+    GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 \
+        GIT_AUTHOR_NAME="cicd-agents testenv" GIT_AUTHOR_EMAIL="testenv@cicd-agents.invalid" \
+        GIT_COMMITTER_NAME="cicd-agents testenv" GIT_COMMITTER_EMAIL="testenv@cicd-agents.invalid" \
+        git "$@"
+}
+
+write_demo_app() {
+    local dir="$1"
+    cat >"$dir/Dockerfile" <<EOF
+# The cicd-agents demo app. BASE_IMAGE is passed by examples/pipeline.yaml.
+ARG BASE_IMAGE=$BASE_IMAGE
+FROM \$BASE_IMAGE
+RUN mkdir -p /app && echo "built by cicd-agents from demo-app.git" >/app/build-info.txt
+COPY app.sh /app/app.sh
+CMD ["/bin/sh", "/app/app.sh"]
+EOF
+    cat >"$dir/app.sh" <<'EOF'
+#!/bin/sh
+echo "hello from the cicd-agents demo app"
+cat /app/build-info.txt
+EOF
+    cat >"$dir/README.md" <<'EOF'
+# demo-app
+
+Example application for the cicd-agents demo pipeline (`examples/pipeline.yaml`).
+EOF
+}
+
+write_demo_chart() {
+    local dir="$1"
+    mkdir -p "$dir/charts/demo/templates"
+    cat >"$dir/charts/demo/Chart.yaml" <<'EOF'
+apiVersion: v2
+name: demo
+description: Example chart deployed by the cicd-agents demo pipeline
+type: application
+version: 0.1.0
+appVersion: "0.1.0"
+EOF
+    cat >"$dir/charts/demo/values.yaml" <<EOF
+# Default values for demo.
+# This is a YAML-formatted file; the pipeline edits only the values it owns.
+
+replicaCount: 1
+
+image:
+  # Written by the cicd-agents pipeline (examples/pipeline.yaml): repository and tag.
+  repository: $REGISTRY/demo/app
+  tag: "0.0.0"   # set by CI
+  pullPolicy: IfNotPresent
+
+service:
+  type: ClusterIP
+  port: 8080
+
+resources: {}
+EOF
+    cat >"$dir/charts/demo/templates/deployment.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-demo
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels:
+      app: {{ .Release.Name }}-demo
+  template:
+    metadata:
+      labels:
+        app: {{ .Release.Name }}-demo
+    spec:
+      containers:
+        - name: demo
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          imagePullPolicy: {{ .Values.image.pullPolicy }}
+EOF
+}
+
+# seed_repo NAME WRITER: creates NAME.git on the git server and, when it has no main branch
+# yet, commits the files WRITER puts into a fresh directory. Idempotent: an existing main
+# branch (with whatever later runs pushed) is left alone.
+seed_repo() {
+    local name="$1" writer="$2" bare work
+    new_repo "$name" >/dev/null
+    bare="$GIT_ROOT/$name.git"
+    if demo_git -C "$bare" rev-parse -q --verify refs/heads/main >/dev/null 2>&1; then
+        log "$name.git already seeded"
+        return 0
+    fi
+    work="$(mktemp -d "$STATE/seed.XXXXXX")"
+    "$writer" "$work"
+    demo_git -C "$work" init -q --initial-branch=main
+    demo_git -C "$work" add -A
+    demo_git -C "$work" commit -q -m "Initial $name"
+    demo_git -C "$work" push -q "$bare" main:refs/heads/main
+    rm -rf "$work"
+    log "seeded $name.git"
+}
+
+# The demo repositories for examples/pipeline.yaml (scripts/demo.sh).
+seed_demo() {
+    seed_repo demo-app write_demo_app
+    seed_repo demo-chart write_demo_chart
+}
+
 # ---------------------------------------------------------------- env
 
 print_env() {
@@ -391,6 +535,9 @@ export CICD_TESTENV_BASE_IMAGE=$BASE_IMAGE
 export CICD_TESTENV_GIT_URL=http://127.0.0.1:$GIT_PORT
 export CICD_TESTENV_GIT_ROOT=$GIT_ROOT
 export CICD_TESTENV_GIT_TOKEN=$GIT_TOKEN
+export CICD_TESTENV_AUTH_REGISTRY=127.0.0.1:$AUTH_REGISTRY_PORT
+export CICD_TESTENV_AUTH_USER=$AUTH_USER
+export CICD_TESTENV_AUTH_PASSWORD=$AUTH_PASSWORD
 EOF
 }
 
@@ -415,8 +562,10 @@ cmd_up() {
     chmod 755 "$STATE"
     start_dockerd
     start_registry
+    start_auth_registry
     start_git_server
     seed_base_image
+    seed_demo
     print_env >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     log "up in $((SECONDS - t0))s; environment in $ENV_FILE"
@@ -426,6 +575,7 @@ cmd_up() {
 cmd_down() {
     stop_pid "$GIT_PIDFILE" git-http-server.py 10
     stop_pid "$REGISTRY_PIDFILE" docker-registry 10
+    stop_pid "$AUTH_REGISTRY_PIDFILE" docker-registry 10
     stop_pid "$DOCKER_PIDFILE" dockerd 60
     rm -f "$DOCKER_SOCK"
     log "down"
@@ -472,8 +622,12 @@ case "${1:-}" in
         [ $# -eq 2 ] || die "usage: $0 new-repo NAME"
         new_repo "$2"
         ;;
+    seed-demo)
+        cmd_status >/dev/null || die "the test environment is not (fully) running; run: scripts/testenv.sh up"
+        seed_demo
+        ;;
     *)
-        echo "usage: $0 up|down|status|env|new-repo NAME" >&2
+        echo "usage: $0 up|down|status|env|new-repo NAME|seed-demo" >&2
         exit 2
         ;;
 esac

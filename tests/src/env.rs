@@ -12,7 +12,7 @@ use crate::error::{Error, IoContext, Result};
 /// Where `scripts/testenv.sh` keeps its state unless `CICD_TESTENV_DIR` says otherwise.
 pub const DEFAULT_TESTENV_DIR: &str = "/var/lib/cicd-agents-testenv";
 
-const VARS: [&str; 8] = [
+const VARS: [&str; 11] = [
     "CICD_TESTENV_DIR",
     "CICD_TESTENV_DOCKER_SOCK",
     "CICD_TESTENV_DOCKER_ADDR",
@@ -21,6 +21,9 @@ const VARS: [&str; 8] = [
     "CICD_TESTENV_GIT_URL",
     "CICD_TESTENV_GIT_ROOT",
     "CICD_TESTENV_GIT_TOKEN",
+    "CICD_TESTENV_AUTH_REGISTRY",
+    "CICD_TESTENV_AUTH_USER",
+    "CICD_TESTENV_AUTH_PASSWORD",
 ];
 
 /// The running test environment (see `scripts/testenv.sh`).
@@ -42,6 +45,12 @@ pub struct TestEnv {
     pub git_root: PathBuf,
     /// Token the git server accepts as basic-auth password (any user name).
     pub git_token: String,
+    /// A second registry that requires a login, e.g. `127.0.0.1:5057`.
+    pub auth_registry: String,
+    /// Its user name.
+    pub auth_user: String,
+    /// Its password.
+    pub auth_password: String,
 }
 
 impl TestEnv {
@@ -103,6 +112,9 @@ impl TestEnv {
                 .to_string(),
             git_root: PathBuf::from(get("CICD_TESTENV_GIT_ROOT")?),
             git_token: get("CICD_TESTENV_GIT_TOKEN")?,
+            auth_registry: get("CICD_TESTENV_AUTH_REGISTRY")?,
+            auth_user: get("CICD_TESTENV_AUTH_USER")?,
+            auth_password: get("CICD_TESTENV_AUTH_PASSWORD")?,
         };
         env.check_running()?;
         Ok(env)

@@ -408,3 +408,54 @@ async fn named_contexts_from_a_directory_and_an_image() {
     assert_eq!(std::fs::read_to_string(out.path().join("extra.txt")).unwrap(), marker);
     assert!(std::fs::metadata(out.path().join("busybox")).unwrap().len() > 100_000);
 }
+
+#[tokio::test]
+async fn pushes_to_a_registry_that_needs_a_login() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("auth");
+    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {marker} > /m\n", env.base_image).as_str())])
+        .unwrap();
+    let repo = format!("tests/{marker}");
+    let image = format!("{}/{repo}:1", env.auth_registry);
+
+    // From a Docker configuration (`auths` with `auth`), as `docker login` writes it.
+    let config_dir = tempfile::tempdir().unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", env.auth_user, env.auth_password));
+    std::fs::write(
+        config_dir.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, env.auth_registry),
+    )
+    .unwrap();
+    let from_config = BuildOptions::local(context.path())
+        .network("host")
+        .tag(&image)
+        .push(true)
+        .registry_auth(cicd_agents_buildkit::RegistryAuth::docker_config().config_dir(config_dir.path()));
+    let result = client(&env).await.build(&from_config).await.expect("push with Docker config credentials");
+    assert!(result.digest.is_some());
+
+    // Explicit credentials through the API.
+    let explicit = BuildOptions::local(context.path())
+        .network("host")
+        .tag(format!("{}/{repo}:2", env.auth_registry))
+        .push(true)
+        .registry_auth(cicd_agents_buildkit::RegistryAuth::anonymous().with_credentials(
+            &env.auth_registry,
+            &env.auth_user,
+            &env.auth_password,
+        ));
+    client(&env).await.build(&explicit).await.expect("push with explicit credentials");
+
+    // No credentials: the push is refused, and the error names the registry
+    // without ever showing a password.
+    let anonymous = BuildOptions::local(context.path())
+        .network("host")
+        .tag(format!("{}/{repo}:3", env.auth_registry))
+        .push(true)
+        .registry_auth(cicd_agents_buildkit::RegistryAuth::anonymous());
+    let err = client(&env).await.build(&anonymous).await.unwrap_err().to_string();
+    assert!(err.contains(&env.auth_registry) && err.contains("401"), "{err}");
+    assert!(!err.contains(&env.auth_password));
+}
