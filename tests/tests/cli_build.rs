@@ -1,0 +1,133 @@
+//! `cicd-agents build` as users run it: outputs to stdout, machine-readable
+//! progress, several platforms, extra hosts, and Ctrl-C.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cicd_agents_testenv::{cli, write_context, TestEnv};
+
+fn env() -> TestEnv {
+    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
+}
+
+fn build(env: &TestEnv) -> Command {
+    let mut command = cli();
+    command.args(["build", "--addr", &env.docker_addr]);
+    command
+}
+
+#[test]
+fn tar_to_stdout_and_rawjson_progress() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("stdout");
+    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY marker /marker\n"), ("marker", marker.as_str())])
+        .unwrap();
+    let output = build(&env).args(["--progress", "rawjson", "-o", "-"]).arg(context.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // A tar archive: "ustar" at offset 257 of the first header, and our file inside.
+    assert!(output.stdout.len() > 512 && &output.stdout[257..262] == b"ustar", "not a tar stream");
+    assert!(output.stdout.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines = 0;
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let value: serde_json::Value = serde_json::from_str(line).expect("rawjson lines are JSON");
+        assert!(value.get("vertexes").is_some());
+        lines += 1;
+    }
+    assert!(lines > 0, "no rawjson progress: {stderr}");
+}
+
+#[test]
+fn several_platforms_make_an_index() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    write_context(context.path(), [("Dockerfile", "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\n")]).unwrap();
+    let tarball = context.path().join("multi.tar");
+    let output = build(&env)
+        .args(["--progress", "quiet", "--platform", "linux/amd64,linux/arm64", "-t", "multi/app:1", "-o"])
+        .arg(format!("type=oci,dest={}", tarball.display()))
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let bytes = std::fs::read(&tarball).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\"architecture\":\"arm64\""), "no arm64 image in the index");
+    assert!(text.contains("\"architecture\":\"amd64\""), "no amd64 image in the index");
+}
+
+#[test]
+fn add_host_reaches_run_steps() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("hosts");
+    write_context(
+        context.path(),
+        [("Dockerfile", format!("FROM {}\nRUN grep -q 'db-{marker}' /etc/hosts && echo found\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let output = build(&env)
+        .args(["--progress", "plain", "--network", "host", "--add-host", &format!("db-{marker}:10.1.2.3"), "-o", "type=cacheonly"])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("found"), "{stderr}");
+}
+
+#[test]
+fn failing_build_prints_step_line_and_output() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("fail");
+    write_context(
+        context.path(),
+        [("Dockerfile", format!("FROM {}\n\nRUN echo {marker}-out && false\n", env.base_image).as_str())],
+    )
+    .unwrap();
+    let output = build(&env).args(["--progress", "quiet", "--network", "host"]).arg(context.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
+    assert!(stderr.contains(&format!("{marker}-out")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_build_on_the_daemon() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let seconds = format!("{}.{}", 91, std::process::id() % 1000);
+    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str())])
+        .unwrap();
+    let mut child = build(&env)
+        .args(["--progress", "plain", "--network", "host", "--no-cache"])
+        .arg(context.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeping = || {
+        let output = Command::new("pgrep").args(["-f", &format!("sleep {seconds}")]).output().unwrap();
+        !output.stdout.is_empty()
+    };
+    let started = Instant::now();
+    while !sleeping() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    let stopped = Instant::now();
+    while sleeping() {
+        assert!(stopped.elapsed() < Duration::from_secs(15), "the RUN step still runs after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
