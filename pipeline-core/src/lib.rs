@@ -88,6 +88,8 @@
 
 pub mod error;
 pub mod git;
+#[cfg(feature = "k8s")]
+pub mod k8s;
 pub mod values;
 
 pub use error::{Error, Result};

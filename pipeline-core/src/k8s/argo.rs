@@ -1,0 +1,626 @@
+//! Argo Workflows: serde types for the subset of the `argoproj.io/v1alpha1` CRDs we emit
+//! ([`WorkflowTemplate`]), and the build-and-update-chart template of the original design
+//! ([`BuildAndUpdateChart`]).
+//!
+//! The template has the original parameters (`image-tag` = `latest`, `git-ref` =
+//! `refs/heads/main`, `dockerfile` = `Dockerfile`), a `build` step (rootless BuildKit, the same
+//! container as [`BuildJob`](super::buildkit::BuildJob)) and an `update-chart` step that runs
+//! `cicd-agents chart set-image` instead of `sed`. Parameters reach both steps only as
+//! environment variables (`value: "{{inputs.parameters.image-tag}}"`), never inside script text,
+//! which is the command injection Argo's own `argo-dangerous-interpolation` policy blocks.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
+
+use super::buildkit::BuildContainer;
+use super::common::{
+    empty_dir, env, env_from_secret, labels, metadata, mount, pod_security_context, restricted_security_context,
+    validate_dns_label, validate_dns_subdomain, validate_git_ref, validate_image, validate_plain, validate_repo_path,
+    validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+};
+use super::error::K8sError;
+
+/// The API version of Argo's CRDs.
+pub const API_VERSION: &str = "argoproj.io/v1alpha1";
+
+/// An Argo `WorkflowTemplate` (the subset of fields this crate emits; unknown fields are
+/// ignored when reading).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowTemplate {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `WorkflowTemplate`.
+    pub kind: String,
+    /// Name, namespace, labels.
+    pub metadata: ObjectMeta,
+    /// The workflow.
+    pub spec: WorkflowSpec,
+}
+
+/// `spec` of a workflow or workflow template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// The template that runs first.
+    pub entrypoint: String,
+    /// Workflow parameters and their defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
+    /// Service account of the workflow's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Pod security context for every pod of the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Whether pods get a service account token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+    /// Seconds the whole workflow may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    /// When finished workflows are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_strategy: Option<TtlStrategy>,
+    /// When finished pods are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "podGC")]
+    pub pod_gc: Option<PodGc>,
+    /// Volumes shared by the templates' pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Claims created for the workflow and deleted with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_claim_templates: Vec<PersistentVolumeClaim>,
+    /// The templates.
+    pub templates: Vec<Template>,
+}
+
+/// Parameters passed to a workflow, step or task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Arguments {
+    /// The parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
+}
+
+/// One parameter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// Its value (for arguments, or a workflow parameter's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A default for inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Parameter {
+    fn named(name: &str) -> Self {
+        Parameter { name: name.into(), ..Parameter::default() }
+    }
+
+    fn with_value(name: &str, value: impl Into<String>) -> Self {
+        Parameter { name: name.into(), value: Some(value.into()), ..Parameter::default() }
+    }
+}
+
+/// Inputs of a template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inputs {
+    /// Input parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
+}
+
+/// `ttlStrategy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TtlStrategy {
+    /// Seconds after completion, whatever the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_after_completion: Option<i32>,
+    /// Seconds after success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_after_success: Option<i32>,
+    /// Seconds after failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_after_failure: Option<i32>,
+}
+
+/// `podGC`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodGc {
+    /// `OnPodCompletion`, `OnPodSuccess`, `OnWorkflowCompletion`, `OnWorkflowSuccess`.
+    pub strategy: String,
+}
+
+/// Labels and annotations of a template's pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMetadata {
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One template: a container, or steps or a DAG of other templates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    /// Its name.
+    pub name: String,
+    /// Its inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Inputs>,
+    /// Labels and annotations for the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TemplateMetadata>,
+    /// Pod security context of this template's pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Whether the pod gets a service account token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+    /// Seconds this template may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<IntOrString>,
+    /// Volumes of this template's pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// A container template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    /// Steps: groups run one after another, the steps of a group in parallel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<Vec<WorkflowStep>>>,
+    /// A DAG of tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dag: Option<DagTemplate>,
+}
+
+/// One step of a `steps` template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowStep {
+    /// The step's name.
+    pub name: String,
+    /// The template it runs.
+    pub template: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
+}
+
+/// A `dag` template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DagTemplate {
+    /// The tasks.
+    pub tasks: Vec<DagTask>,
+}
+
+/// One task of a DAG.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DagTask {
+    /// The task's name.
+    pub name: String,
+    /// The template it runs.
+    pub template: String,
+    /// Tasks that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
+}
+
+/// The chart write-back the `update-chart` step performs with
+/// `cicd-agents chart set-image --repo … --branch … --file … --key … --value "$IMAGE_TAG"
+/// --token-env GITHUB_TOKEN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartUpdate {
+    /// The chart repository (HTTPS).
+    pub repo: String,
+    /// The branch Argo CD watches.
+    pub branch: String,
+    /// The values file inside the repository.
+    pub file: String,
+    /// The key path of the tag, e.g. `image.tag`.
+    pub key: String,
+    /// An image containing the `cicd-agents` binary.
+    pub tool_image: String,
+}
+
+/// The original design's pipeline as an Argo `WorkflowTemplate`: build with rootless
+/// BuildKit, then write the new tag into the Helm chart.
+///
+/// ```
+/// use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
+///
+/// let template = BuildAndUpdateChart::new(
+///     "build-and-deploy",
+///     "https://github.com/org/app.git",
+///     "docker.io/org/app",
+///     ChartUpdate {
+///         repo: "https://github.com/org/charts.git".into(),
+///         branch: "main".into(),
+///         file: "charts/app/values.yaml".into(),
+///         key: "image.tag".into(),
+///         tool_image: "registry.example.com/cicd-agents:0.1.0".into(),
+///     },
+/// )
+/// .cache_ref("local-registry:5000/app:buildcache")
+/// .build()?;
+/// let params: Vec<_> = template.spec.arguments.as_ref().unwrap().parameters.iter()
+///     .map(|p| (p.name.as_str(), p.value.as_deref().unwrap_or_default()))
+///     .collect();
+/// assert_eq!(params, [("image-tag", "latest"), ("git-ref", "refs/heads/main"), ("dockerfile", "Dockerfile")]);
+/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildAndUpdateChart {
+    name: String,
+    namespace: Option<String>,
+    git_url: String,
+    image: String,
+    chart: ChartUpdate,
+    default_tag: String,
+    default_git_ref: String,
+    default_dockerfile: String,
+    context_subdir: Option<String>,
+    cache_ref: Option<String>,
+    insecure_cache_registry: bool,
+    registry_secret: String,
+    github_token: SecretKeyRef,
+    git_token: Option<SecretKeyRef>,
+    buildkit_image: String,
+    security: BuilderSecurity,
+    resources: Option<ResourceRequirements>,
+    tool_uid: i64,
+    service_account: Option<String>,
+    active_deadline_seconds: i64,
+    ttl_seconds_after_completion: i32,
+    labels: BTreeMap<String, String>,
+}
+
+/// Workflow parameter names.
+const P_TAG: &str = "image-tag";
+const P_REF: &str = "git-ref";
+const P_DOCKERFILE: &str = "dockerfile";
+
+impl BuildAndUpdateChart {
+    /// The template `name` building `git_url` into `image` (a repository without tag) and
+    /// updating `chart`. Secrets: `regcred` (dockerconfigjson) and `github-token` (key
+    /// `token`).
+    pub fn new(name: impl Into<String>, git_url: impl Into<String>, image: impl Into<String>, chart: ChartUpdate) -> Self {
+        BuildAndUpdateChart {
+            name: name.into(),
+            namespace: None,
+            git_url: git_url.into(),
+            image: image.into(),
+            chart,
+            default_tag: "latest".into(),
+            default_git_ref: "refs/heads/main".into(),
+            default_dockerfile: "Dockerfile".into(),
+            context_subdir: None,
+            cache_ref: None,
+            insecure_cache_registry: false,
+            registry_secret: DEFAULT_REGISTRY_SECRET.into(),
+            github_token: SecretKeyRef::new("github-token", "token"),
+            git_token: None,
+            buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
+            security: BuilderSecurity::default(),
+            resources: None,
+            tool_uid: 65532,
+            service_account: None,
+            active_deadline_seconds: 3600,
+            ttl_seconds_after_completion: 86400,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Default of the `image-tag` parameter (default `latest`).
+    pub fn default_tag(mut self, tag: impl Into<String>) -> Self {
+        self.default_tag = tag.into();
+        self
+    }
+
+    /// Default of the `git-ref` parameter (default `refs/heads/main`).
+    pub fn default_git_ref(mut self, git_ref: impl Into<String>) -> Self {
+        self.default_git_ref = git_ref.into();
+        self
+    }
+
+    /// Default of the `dockerfile` parameter (default `Dockerfile`).
+    pub fn default_dockerfile(mut self, path: impl Into<String>) -> Self {
+        self.default_dockerfile = path.into();
+        self
+    }
+
+    /// Build from a sub-directory of the repository.
+    pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
+        self.context_subdir = Some(subdir.into());
+        self
+    }
+
+    /// Registry cache ref for `--export-cache`/`--import-cache` (`mode=max`).
+    pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
+        self.cache_ref = Some(cache_ref.into());
+        self
+    }
+
+    /// The cache registry speaks plain HTTP.
+    pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
+        self.insecure_cache_registry = insecure;
+        self
+    }
+
+    /// The dockerconfigjson Secret (default `regcred`).
+    pub fn registry_secret(mut self, secret: impl Into<String>) -> Self {
+        self.registry_secret = secret.into();
+        self
+    }
+
+    /// The Secret key holding the chart repository token (default `github-token`/`token`).
+    pub fn github_token(mut self, secret: SecretKeyRef) -> Self {
+        self.github_token = secret;
+        self
+    }
+
+    /// A token for a private source repository, given to BuildKit as `GIT_AUTH_TOKEN`.
+    pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
+        self.git_token = Some(secret);
+        self
+    }
+
+    /// The rootless BuildKit image.
+    pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
+        self.buildkit_image = image.into();
+        self
+    }
+
+    /// What the build container may do.
+    pub fn security(mut self, security: BuilderSecurity) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Add `CAP_SYS_ADMIN` to the build container (off by default).
+    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
+        self.security.sys_admin = sys_admin;
+        self
+    }
+
+    /// Resources of the build container.
+    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// The UID the `update-chart` container runs as (default 65532, non-root).
+    pub fn tool_uid(mut self, uid: i64) -> Self {
+        self.tool_uid = uid;
+        self
+    }
+
+    /// Service account of the workflow (Argo's executor needs one with its usual role).
+    pub fn service_account(mut self, account: impl Into<String>) -> Self {
+        self.service_account = Some(account.into());
+        self
+    }
+
+    /// Seconds the workflow may run (default 3600).
+    pub fn active_deadline_seconds(mut self, seconds: i64) -> Self {
+        self.active_deadline_seconds = seconds;
+        self
+    }
+
+    /// Seconds a finished workflow is kept (default 86400).
+    pub fn ttl_seconds_after_completion(mut self, seconds: i32) -> Self {
+        self.ttl_seconds_after_completion = seconds;
+        self
+    }
+
+    /// An extra label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    fn validate(&self) -> Result<(), K8sError> {
+        validate_dns_subdomain("name", &self.name)?;
+        if let Some(namespace) = &self.namespace {
+            validate_dns_label("namespace", namespace)?;
+        }
+        validate_plain("git url", &self.git_url)?;
+        validate_image("image", &self.image)?;
+        validate_tag("default tag", &self.default_tag)?;
+        validate_git_ref("default git ref", &self.default_git_ref)?;
+        validate_repo_path("default dockerfile", &self.default_dockerfile)?;
+        if let Some(subdir) = &self.context_subdir {
+            validate_repo_path("context subdir", subdir)?;
+        }
+        if let Some(cache) = &self.cache_ref {
+            validate_image("cache ref", cache)?;
+        }
+        validate_dns_subdomain("registry secret", &self.registry_secret)?;
+        self.github_token.validate("github token secret")?;
+        if let Some(token) = &self.git_token {
+            token.validate("git token secret")?;
+        }
+        validate_image("buildkit image", &self.buildkit_image)?;
+        validate_plain("chart repo", &self.chart.repo)?;
+        validate_git_ref("chart branch", &self.chart.branch)?;
+        validate_repo_path("chart file", &self.chart.file)?;
+        validate_plain("chart key", &self.chart.key)?;
+        validate_image("tool image", &self.chart.tool_image)?;
+        if self.tool_uid <= 0 {
+            return Err(K8sError::option("tool uid", "the update-chart container must not run as root"));
+        }
+        if let Some(account) = &self.service_account {
+            validate_dns_subdomain("service account", account)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the WorkflowTemplate.
+    pub fn build(&self) -> Result<WorkflowTemplate, K8sError> {
+        self.validate()?;
+        let input = |name: &str| format!("{{{{inputs.parameters.{name}}}}}");
+        let workflow_param = |name: &str| format!("{{{{workflow.parameters.{name}}}}}");
+        let labels = labels(&self.name, "pipeline", &self.labels);
+
+        let (build_container, build_volumes) = BuildContainer {
+            name: "main",
+            buildkit_image: &self.buildkit_image,
+            git_url: &self.git_url,
+            git_ref: &input(P_REF),
+            context_subdir: self.context_subdir.as_deref(),
+            dockerfile: &input(P_DOCKERFILE),
+            image: &self.image,
+            image_tag: &input(P_TAG),
+            push: true,
+            cache_ref: self.cache_ref.as_deref(),
+            insecure_cache_registry: self.insecure_cache_registry,
+            registry_secret: Some(&self.registry_secret),
+            git_token: self.git_token.as_ref(),
+            security: &self.security,
+            resources: self.resources.as_ref(),
+        }
+        .container_and_volumes();
+
+        let build = Template {
+            name: "build".into(),
+            inputs: Some(Inputs {
+                parameters: vec![Parameter::named(P_TAG), Parameter::named(P_REF), Parameter::named(P_DOCKERFILE)],
+            }),
+            security_context: Some(pod_security_context(BUILDKIT_UID)),
+            volumes: build_volumes,
+            container: Some(build_container),
+            ..Template::default()
+        };
+
+        let chart = &self.chart;
+        let update_container = Container {
+            name: "main".into(),
+            image: Some(chart.tool_image.clone()),
+            command: Some(vec!["cicd-agents".into()]),
+            args: Some(vec![
+                "chart".into(),
+                "set-image".into(),
+                "--repo".into(),
+                chart.repo.clone(),
+                "--branch".into(),
+                chart.branch.clone(),
+                "--file".into(),
+                chart.file.clone(),
+                "--key".into(),
+                chart.key.clone(),
+                "--value".into(),
+                // Kubernetes substitutes the variable into this one argument; no shell runs.
+                "$(IMAGE_TAG)".into(),
+                "--token-env".into(),
+                "GITHUB_TOKEN".into(),
+            ]),
+            env: Some(vec![
+                env("IMAGE_TAG", input(P_TAG)),
+                env_from_secret("GITHUB_TOKEN", &self.github_token),
+                env("HOME", "/tmp"),
+                env("TMPDIR", "/tmp"),
+            ]),
+            volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
+            security_context: Some({
+                let mut context = restricted_security_context(self.tool_uid, self.tool_uid);
+                context.read_only_root_filesystem = Some(true);
+                context
+            }),
+            ..Container::default()
+        };
+        let update_chart = Template {
+            name: "update-chart".into(),
+            inputs: Some(Inputs { parameters: vec![Parameter::named(P_TAG)] }),
+            volumes: vec![empty_dir("tmp")],
+            container: Some(update_container),
+            ..Template::default()
+        };
+
+        let main = Template {
+            name: "main".into(),
+            steps: Some(vec![
+                vec![WorkflowStep {
+                    name: "build".into(),
+                    template: "build".into(),
+                    arguments: Some(Arguments {
+                        parameters: [P_TAG, P_REF, P_DOCKERFILE]
+                            .iter()
+                            .map(|name| Parameter::with_value(name, workflow_param(name)))
+                            .collect(),
+                    }),
+                }],
+                vec![WorkflowStep {
+                    name: "update-chart".into(),
+                    template: "update-chart".into(),
+                    arguments: Some(Arguments { parameters: vec![Parameter::with_value(P_TAG, workflow_param(P_TAG))] }),
+                }],
+            ]),
+            ..Template::default()
+        };
+
+        let describe = |name: &str, value: &str, description: &str| Parameter {
+            name: name.into(),
+            value: Some(value.into()),
+            default: None,
+            description: Some(description.into()),
+        };
+        Ok(WorkflowTemplate {
+            api_version: API_VERSION.into(),
+            kind: "WorkflowTemplate".into(),
+            metadata: metadata(&self.name, self.namespace.as_deref(), labels),
+            spec: WorkflowSpec {
+                entrypoint: "main".into(),
+                arguments: Some(Arguments {
+                    parameters: vec![
+                        describe(P_TAG, &self.default_tag, "Tag of the image to build and deploy"),
+                        describe(P_REF, &self.default_git_ref, "Git branch or tag to build from"),
+                        describe(P_DOCKERFILE, &self.default_dockerfile, "Path of the Dockerfile in the repository"),
+                    ],
+                }),
+                service_account_name: self.service_account.clone(),
+                security_context: None,
+                automount_service_account_token: None,
+                active_deadline_seconds: Some(self.active_deadline_seconds),
+                ttl_strategy: Some(TtlStrategy {
+                    seconds_after_completion: Some(self.ttl_seconds_after_completion),
+                    ..TtlStrategy::default()
+                }),
+                pod_gc: Some(PodGc { strategy: "OnPodSuccess".into() }),
+                volumes: Vec::new(),
+                volume_claim_templates: Vec::new(),
+                templates: vec![main, build, update_chart],
+            },
+        })
+    }
+}

@@ -1,0 +1,668 @@
+//! Rootless BuildKit on Kubernetes: a one-shot build [`Job`] ([`BuildJob`]) and a long-running
+//! `buildkitd` [`Deployment`] + [`Service`] with mutual TLS ([`BuildkitDaemon`]).
+//!
+//! Both follow upstream's `examples/kubernetes/*.rootless.yaml`: UID/GID 1000, seccomp and
+//! AppArmor `Unconfined` (as container `securityContext` fields; AppArmor fields need
+//! Kubernetes ≥ 1.30), `--oci-worker-no-process-sandbox`, state on an `emptyDir`, never
+//! privileged, `SYS_ADMIN` only when asked for ([`BuilderSecurity`]). Because seccomp and
+//! AppArmor are `Unconfined`, the namespace must allow it: the `baseline` and `restricted` Pod
+//! Security Standards reject such pods, so label the build namespace
+//! `pod-security.kubernetes.io/enforce=privileged` (the pods are still unprivileged).
+//!
+//! The build step's values reach the container as environment variables, never as shell text:
+//! the container runs a fixed script ([`BUILD_SCRIPT`]) that validates them and passes each as
+//! one argument to `buildctl-daemonless.sh`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::common::{
+    builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe, labels, metadata,
+    mount, pod_security_context, secret_volume, validate_dns_label, validate_dns_subdomain, validate_git_ref,
+    validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity, SecretKeyRef,
+    BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+    NO_PROCESS_SANDBOX,
+};
+use super::error::K8sError;
+
+/// The fixed script the build container runs. It reads everything from the environment
+/// (`GIT_URL`, `GIT_REF`, `CONTEXT_SUBDIR`, `DOCKERFILE`, `IMAGE`, `IMAGE_TAG`, `PUSH`,
+/// `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`), checks the values that may come from a
+/// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
+/// single argument. It contains neither `$(` nor `$$` (Kubernetes would expand those in
+/// arguments) nor `{{` (Argo would).
+pub const BUILD_SCRIPT: &str = r#"set -eu
+fail() { echo "build: $*" >&2; exit 2; }
+case "$IMAGE_TAG" in
+  ''|[.-]*|*[!A-Za-z0-9_.-]*) fail "invalid image tag '$IMAGE_TAG': use [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" ;;
+esac
+[ "${#IMAGE_TAG}" -le 128 ] || fail "image tag longer than 128 characters"
+case "$GIT_REF" in
+  ''|-*|*..*|*[!A-Za-z0-9_./-]*) fail "invalid git ref '$GIT_REF'" ;;
+esac
+case "$DOCKERFILE" in
+  ''|/*|*..*|*[!A-Za-z0-9_./+@-]*) fail "invalid Dockerfile path '$DOCKERFILE'" ;;
+esac
+context="${GIT_URL}#${GIT_REF}"
+if [ -n "${CONTEXT_SUBDIR:-}" ]; then context="${context}:${CONTEXT_SUBDIR}"; fi
+insecure=""
+if [ "${CACHE_INSECURE:-false}" = "true" ]; then insecure=",registry.insecure=true"; fi
+set -- build --frontend dockerfile.v0 \
+  --opt "context=${context}" \
+  --opt "filename=${DOCKERFILE}" \
+  --output "type=image,name=${IMAGE}:${IMAGE_TAG},push=${PUSH:-true}"
+if [ -n "${CACHE_REF:-}" ]; then
+  set -- "$@" \
+    --export-cache "type=registry,ref=${CACHE_REF},mode=max${insecure}" \
+    --import-cache "type=registry,ref=${CACHE_REF}${insecure}"
+fi
+if [ -n "${GIT_AUTH_TOKEN:-}" ]; then
+  set -- "$@" --secret "id=GIT_AUTH_TOKEN,env=GIT_AUTH_TOKEN"
+fi
+echo "build: ${IMAGE}:${IMAGE_TAG} from ${context} (${DOCKERFILE})"
+exec buildctl-daemonless.sh "$@"
+"#;
+
+/// The values of one build container. `image_tag`, `git_ref` and `dockerfile` may be Argo
+/// placeholders (`{{inputs.parameters.…}}`); the script checks them at run time.
+pub(crate) struct BuildContainer<'a> {
+    pub name: &'a str,
+    pub buildkit_image: &'a str,
+    pub git_url: &'a str,
+    pub git_ref: &'a str,
+    pub context_subdir: Option<&'a str>,
+    pub dockerfile: &'a str,
+    pub image: &'a str,
+    pub image_tag: &'a str,
+    pub push: bool,
+    pub cache_ref: Option<&'a str>,
+    pub insecure_cache_registry: bool,
+    pub registry_secret: Option<&'a str>,
+    pub git_token: Option<&'a SecretKeyRef>,
+    pub security: &'a BuilderSecurity,
+    pub resources: Option<&'a ResourceRequirements>,
+}
+
+const STATE_VOLUME: &str = "buildkit-state";
+const DOCKER_CONFIG_VOLUME: &str = "docker-config";
+
+impl BuildContainer<'_> {
+    /// The container and the volumes it needs.
+    pub(crate) fn container_and_volumes(&self) -> (Container, Vec<Volume>) {
+        let mut env_vars: Vec<EnvVar> = vec![
+            env("BUILDKITD_FLAGS", NO_PROCESS_SANDBOX),
+            env("GIT_URL", self.git_url),
+            env("GIT_REF", self.git_ref),
+        ];
+        if let Some(subdir) = self.context_subdir {
+            env_vars.push(env("CONTEXT_SUBDIR", subdir));
+        }
+        env_vars.push(env("DOCKERFILE", self.dockerfile));
+        env_vars.push(env("IMAGE", self.image));
+        env_vars.push(env("IMAGE_TAG", self.image_tag));
+        env_vars.push(env("PUSH", if self.push { "true" } else { "false" }));
+        if let Some(cache) = self.cache_ref {
+            env_vars.push(env("CACHE_REF", cache));
+            env_vars.push(env("CACHE_INSECURE", if self.insecure_cache_registry { "true" } else { "false" }));
+        }
+        if let Some(token) = self.git_token {
+            env_vars.push(env_from_secret("GIT_AUTH_TOKEN", token));
+        }
+        let mut mounts: Vec<VolumeMount> = vec![mount(STATE_VOLUME, BUILDKIT_STATE_DIR, false)];
+        let mut volumes = vec![empty_dir(STATE_VOLUME)];
+        if let Some(secret) = self.registry_secret {
+            env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
+            mounts.push(mount(DOCKER_CONFIG_VOLUME, BUILDKIT_DOCKER_CONFIG_DIR, true));
+            volumes.push(docker_config_volume(DOCKER_CONFIG_VOLUME, secret));
+        }
+        let container = Container {
+            name: self.name.to_string(),
+            image: Some(self.buildkit_image.to_string()),
+            command: Some(vec!["/bin/sh".into(), "-c".into()]),
+            args: Some(vec![BUILD_SCRIPT.to_string()]),
+            env: Some(env_vars),
+            volume_mounts: Some(mounts),
+            security_context: Some(builder_security_context(self.security)),
+            resources: self.resources.cloned(),
+            ..Container::default()
+        };
+        (container, volumes)
+    }
+}
+
+/// A one-shot rootless BuildKit build as a Kubernetes [`Job`]: clones `git_url` at `git_ref`
+/// inside BuildKit (no `--local` context, no workspace volume), builds `dockerfile` and pushes
+/// `image:tag`, with registry cache import/export when a cache ref is given.
+///
+/// ```
+/// use cicd_agents_pipeline::k8s::buildkit::BuildJob;
+///
+/// let job = BuildJob::new("build-app", "https://github.com/org/app.git", "docker.io/org/app")
+///     .namespace("ci")
+///     .git_ref("refs/tags/v1.4.2")
+///     .tag("1.4.2")
+///     .cache_ref("registry.local:5000/app:buildcache")
+///     .insecure_cache_registry(true)
+///     .build()?;
+/// let container = &job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+/// let env = container.env.as_ref().unwrap();
+/// assert!(env.iter().any(|e| e.name == "IMAGE_TAG" && e.value.as_deref() == Some("1.4.2")));
+/// // Values never appear in the script text.
+/// assert!(!container.args.as_ref().unwrap()[0].contains("1.4.2"));
+/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildJob {
+    name: String,
+    generate_name: bool,
+    namespace: Option<String>,
+    git_url: String,
+    git_ref: String,
+    context_subdir: Option<String>,
+    dockerfile: String,
+    image: String,
+    tag: String,
+    push: bool,
+    cache_ref: Option<String>,
+    insecure_cache_registry: bool,
+    registry_secret: Option<String>,
+    git_token: Option<SecretKeyRef>,
+    buildkit_image: String,
+    security: BuilderSecurity,
+    resources: Option<ResourceRequirements>,
+    ttl_seconds_after_finished: i32,
+    active_deadline_seconds: i64,
+    backoff_limit: i32,
+    service_account: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+impl BuildJob {
+    /// A build of `git_url` (HTTPS) into `image` (a repository, without tag), with the
+    /// defaults of the original design: ref `refs/heads/main`, `Dockerfile`, tag `latest`,
+    /// push, registry credentials from the Secret `regcred`, TTL 1 h after finishing, 1 h
+    /// deadline, no retries.
+    pub fn new(name: impl Into<String>, git_url: impl Into<String>, image: impl Into<String>) -> Self {
+        BuildJob {
+            name: name.into(),
+            generate_name: false,
+            namespace: None,
+            git_url: git_url.into(),
+            git_ref: "refs/heads/main".into(),
+            context_subdir: None,
+            dockerfile: "Dockerfile".into(),
+            image: image.into(),
+            tag: "latest".into(),
+            push: true,
+            cache_ref: None,
+            insecure_cache_registry: false,
+            registry_secret: Some(DEFAULT_REGISTRY_SECRET.into()),
+            git_token: None,
+            buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
+            security: BuilderSecurity::default(),
+            resources: None,
+            ttl_seconds_after_finished: 3600,
+            active_deadline_seconds: 3600,
+            backoff_limit: 0,
+            service_account: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Use the name as `metadata.generateName` prefix (the API server appends a suffix), so
+    /// that the same manifest can be created many times.
+    pub fn generate_name(mut self, generate: bool) -> Self {
+        self.generate_name = generate;
+        self
+    }
+
+    /// The namespace (otherwise the one `kubectl` or the launcher uses).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The branch, tag or commit to build (default `refs/heads/main`).
+    pub fn git_ref(mut self, git_ref: impl Into<String>) -> Self {
+        self.git_ref = git_ref.into();
+        self
+    }
+
+    /// Build from a sub-directory of the repository.
+    pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
+        self.context_subdir = Some(subdir.into());
+        self
+    }
+
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    pub fn dockerfile(mut self, path: impl Into<String>) -> Self {
+        self.dockerfile = path.into();
+        self
+    }
+
+    /// The image tag (default `latest`).
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
+    }
+
+    /// Whether to push the image (default yes).
+    pub fn push(mut self, push: bool) -> Self {
+        self.push = push;
+        self
+    }
+
+    /// Import and export the build cache at this registry ref (`mode=max`).
+    pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
+        self.cache_ref = Some(cache_ref.into());
+        self
+    }
+
+    /// The cache registry speaks plain HTTP (`registry.insecure=true`).
+    pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
+        self.insecure_cache_registry = insecure;
+        self
+    }
+
+    /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
+    /// `regcred`); `None` for anonymous pushes.
+    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
+        self.registry_secret = secret;
+        self
+    }
+
+    /// A token for private git repositories, passed to BuildKit as the `GIT_AUTH_TOKEN` secret.
+    pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
+        self.git_token = Some(secret);
+        self
+    }
+
+    /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
+    pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
+        self.buildkit_image = image.into();
+        self
+    }
+
+    /// What the builder container may do (see [`BuilderSecurity`]).
+    pub fn security(mut self, security: BuilderSecurity) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Add `CAP_SYS_ADMIN` to the builder (off by default).
+    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
+        self.security.sys_admin = sys_admin;
+        self
+    }
+
+    /// CPU and memory requests and limits of the build container.
+    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// Seconds after which a finished Job is deleted (default 3600).
+    pub fn ttl_seconds_after_finished(mut self, seconds: i32) -> Self {
+        self.ttl_seconds_after_finished = seconds;
+        self
+    }
+
+    /// Seconds after which a running Job is stopped (default 3600).
+    pub fn active_deadline_seconds(mut self, seconds: i64) -> Self {
+        self.active_deadline_seconds = seconds;
+        self
+    }
+
+    /// Retries before the Job counts as failed (default 0).
+    pub fn backoff_limit(mut self, limit: i32) -> Self {
+        self.backoff_limit = limit;
+        self
+    }
+
+    /// Run the pod under this service account.
+    pub fn service_account(mut self, account: impl Into<String>) -> Self {
+        self.service_account = Some(account.into());
+        self
+    }
+
+    /// An extra label on the Job and its pod.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    fn validate(&self) -> Result<(), K8sError> {
+        if self.generate_name {
+            // The server appends 5 characters.
+            validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
+            if self.name.len() > 58 {
+                return Err(K8sError::option("name", "a generateName prefix may have at most 58 characters"));
+            }
+        } else {
+            validate_dns_label("name", &self.name)?;
+        }
+        if let Some(namespace) = &self.namespace {
+            validate_dns_label("namespace", namespace)?;
+        }
+        validate_plain("git url", &self.git_url)?;
+        validate_git_ref("git ref", &self.git_ref)?;
+        if let Some(subdir) = &self.context_subdir {
+            validate_repo_path("context subdir", subdir)?;
+        }
+        validate_repo_path("dockerfile", &self.dockerfile)?;
+        validate_image("image", &self.image)?;
+        if self.image.rsplit('/').next().is_some_and(|last| last.contains(':')) || self.image.contains('@') {
+            return Err(K8sError::option("image", format!("{:?}: give the repository without tag or digest; set the tag with tag()", self.image)));
+        }
+        validate_tag("tag", &self.tag)?;
+        if let Some(cache) = &self.cache_ref {
+            validate_image("cache ref", cache)?;
+        }
+        if let Some(secret) = &self.registry_secret {
+            validate_dns_subdomain("registry secret", secret)?;
+        }
+        if let Some(token) = &self.git_token {
+            token.validate("git token secret")?;
+        }
+        validate_image("buildkit image", &self.buildkit_image)?;
+        if let Some(account) = &self.service_account {
+            validate_dns_subdomain("service account", account)?;
+        }
+        if self.ttl_seconds_after_finished < 0 || self.active_deadline_seconds <= 0 || self.backoff_limit < 0 {
+            return Err(K8sError::option("timing", "TTL and backoff limit must be ≥ 0 and the deadline > 0"));
+        }
+        Ok(())
+    }
+
+    /// Builds the Job.
+    pub fn build(&self) -> Result<Job, K8sError> {
+        self.validate()?;
+        tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
+        let labels = labels(&self.name, "build", &self.labels);
+        let (container, volumes) = BuildContainer {
+            name: "buildkit",
+            buildkit_image: &self.buildkit_image,
+            git_url: &self.git_url,
+            git_ref: &self.git_ref,
+            context_subdir: self.context_subdir.as_deref(),
+            dockerfile: &self.dockerfile,
+            image: &self.image,
+            image_tag: &self.tag,
+            push: self.push,
+            cache_ref: self.cache_ref.as_deref(),
+            insecure_cache_registry: self.insecure_cache_registry,
+            registry_secret: self.registry_secret.as_deref(),
+            git_token: self.git_token.as_ref(),
+            security: &self.security,
+            resources: self.resources.as_ref(),
+        }
+        .container_and_volumes();
+        let mut meta = metadata(&self.name, self.namespace.as_deref(), labels.clone());
+        if self.generate_name {
+            meta.name = None;
+            meta.generate_name = Some(format!("{}-", self.name.trim_end_matches('-')));
+        }
+        Ok(Job {
+            metadata: meta,
+            spec: Some(JobSpec {
+                backoff_limit: Some(self.backoff_limit),
+                active_deadline_seconds: Some(self.active_deadline_seconds),
+                ttl_seconds_after_finished: Some(self.ttl_seconds_after_finished),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    spec: Some(PodSpec {
+                        restart_policy: Some("Never".into()),
+                        service_account_name: self.service_account.clone(),
+                        automount_service_account_token: Some(false),
+                        security_context: Some(pod_security_context(BUILDKIT_UID)),
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..JobSpec::default()
+            }),
+            status: None,
+        })
+    }
+}
+
+/// A long-running rootless `buildkitd`: a [`Deployment`] listening on the pod-local unix
+/// socket and on TCP with mutual TLS (certificates from a Secret with `ca.pem`, `cert.pem`,
+/// `key.pem`, as upstream's `create-certs.sh` makes them), probed with
+/// `buildctl debug workers`, and a [`Service`] in front of it. Clients connect with
+/// `tcp://<name>.<namespace>.svc:1234` and their own client certificate.
+///
+/// ```
+/// use cicd_agents_pipeline::k8s::buildkit::BuildkitDaemon;
+///
+/// let daemon = BuildkitDaemon::new("buildkitd").namespace("ci").replicas(2);
+/// let manifests = daemon.manifests()?;
+/// assert_eq!(manifests.len(), 2);
+/// assert_eq!(daemon.address(), "tcp://buildkitd.ci.svc:1234");
+/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildkitDaemon {
+    name: String,
+    namespace: Option<String>,
+    replicas: i32,
+    image: String,
+    port: i32,
+    tls_secret: String,
+    registry_secret: Option<String>,
+    security: BuilderSecurity,
+    resources: Option<ResourceRequirements>,
+    labels: BTreeMap<String, String>,
+}
+
+impl BuildkitDaemon {
+    /// One replica named `name`, TLS material from the Secret `buildkit-daemon-certs`, port 1234.
+    pub fn new(name: impl Into<String>) -> Self {
+        BuildkitDaemon {
+            name: name.into(),
+            namespace: None,
+            replicas: 1,
+            image: DEFAULT_BUILDKIT_IMAGE.into(),
+            port: 1234,
+            tls_secret: "buildkit-daemon-certs".into(),
+            registry_secret: None,
+            security: BuilderSecurity::default(),
+            resources: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How many daemons (default 1). Each keeps its own cache: for sticky routing over several,
+    /// give each its own address (see the builder pool in `cicd-agents-buildkit`).
+    pub fn replicas(mut self, replicas: i32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The rootless BuildKit image.
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// The TCP port (default 1234).
+    pub fn port(mut self, port: i32) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The Secret with `ca.pem`, `cert.pem` and `key.pem` (default `buildkit-daemon-certs`).
+    pub fn tls_secret(mut self, secret: impl Into<String>) -> Self {
+        self.tls_secret = secret.into();
+        self
+    }
+
+    /// Registry credentials the daemon itself uses (for cache export and pulls of private base
+    /// images); clients normally send theirs through the build session.
+    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
+        self.registry_secret = secret;
+        self
+    }
+
+    /// What the daemon container may do (see [`BuilderSecurity`]).
+    pub fn security(mut self, security: BuilderSecurity) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Add `CAP_SYS_ADMIN` (off by default).
+    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
+        self.security.sys_admin = sys_admin;
+        self
+    }
+
+    /// CPU and memory requests and limits.
+    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// An extra label on every object.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The address clients use inside the cluster.
+    pub fn address(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("tcp://{}.{namespace}.svc:{}", self.name, self.port),
+            None => format!("tcp://{}:{}", self.name, self.port),
+        }
+    }
+
+    fn validate(&self) -> Result<(), K8sError> {
+        validate_dns_label("name", &self.name)?;
+        if let Some(namespace) = &self.namespace {
+            validate_dns_label("namespace", namespace)?;
+        }
+        if !(1..=1000).contains(&self.replicas) {
+            return Err(K8sError::option("replicas", format!("{} is not between 1 and 1000", self.replicas)));
+        }
+        if !(1..=65535).contains(&self.port) {
+            return Err(K8sError::option("port", format!("{} is not a port number", self.port)));
+        }
+        validate_image("image", &self.image)?;
+        validate_dns_subdomain("tls secret", &self.tls_secret)?;
+        if let Some(secret) = &self.registry_secret {
+            validate_dns_subdomain("registry secret", secret)?;
+        }
+        Ok(())
+    }
+
+    fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), self.name.clone()),
+            ("app.kubernetes.io/component".to_string(), "buildkitd".to_string()),
+        ])
+    }
+
+    /// The Deployment.
+    pub fn deployment(&self) -> Result<Deployment, K8sError> {
+        self.validate()?;
+        let labels = labels(&self.name, "buildkitd", &self.labels);
+        let probe_command = ["buildctl", "debug", "workers"];
+        let mut env_vars = vec![];
+        let mut mounts = vec![mount("buildkit-state", BUILDKIT_STATE_DIR, false), mount("certs", "/certs", true)];
+        let mut volumes = vec![empty_dir("buildkit-state"), secret_volume("certs", &self.tls_secret)];
+        if let Some(secret) = &self.registry_secret {
+            env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
+            mounts.push(mount("docker-config", BUILDKIT_DOCKER_CONFIG_DIR, true));
+            volumes.push(docker_config_volume("docker-config", secret));
+        }
+        let container = Container {
+            name: "buildkitd".into(),
+            image: Some(self.image.clone()),
+            args: Some(vec![
+                "--addr".into(),
+                format!("unix:///run/user/{BUILDKIT_UID}/buildkit/buildkitd.sock"),
+                "--addr".into(),
+                format!("tcp://0.0.0.0:{}", self.port),
+                "--tlscacert".into(),
+                "/certs/ca.pem".into(),
+                "--tlscert".into(),
+                "/certs/cert.pem".into(),
+                "--tlskey".into(),
+                "/certs/key.pem".into(),
+                NO_PROCESS_SANDBOX.into(),
+            ]),
+            env: (!env_vars.is_empty()).then_some(env_vars),
+            ports: Some(vec![ContainerPort {
+                name: Some("buildkitd".into()),
+                container_port: self.port,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]),
+            readiness_probe: Some(exec_probe(&probe_command, 5, 30, 3)),
+            liveness_probe: Some(exec_probe(&probe_command, 5, 30, 3)),
+            volume_mounts: Some(mounts),
+            security_context: Some(builder_security_context(&self.security)),
+            resources: self.resources.clone(),
+            ..Container::default()
+        };
+        Ok(Deployment {
+            metadata: metadata(&self.name, self.namespace.as_deref(), labels.clone()),
+            spec: Some(DeploymentSpec {
+                replicas: Some(self.replicas),
+                selector: LabelSelector { match_labels: Some(self.selector()), match_expressions: None },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    spec: Some(PodSpec {
+                        automount_service_account_token: Some(false),
+                        security_context: Some(pod_security_context(BUILDKIT_UID)),
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            status: None,
+        })
+    }
+
+    /// The Service.
+    pub fn service(&self) -> Result<Service, K8sError> {
+        self.validate()?;
+        Ok(Service {
+            metadata: metadata(&self.name, self.namespace.as_deref(), labels(&self.name, "buildkitd", &self.labels)),
+            spec: Some(ServiceSpec {
+                selector: Some(self.selector()),
+                ports: Some(vec![ServicePort {
+                    name: Some("buildkitd".into()),
+                    port: self.port,
+                    protocol: Some("TCP".into()),
+                    target_port: Some(IntOrString::String("buildkitd".into())),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        })
+    }
+
+    /// The Deployment and the Service, in the order to apply them.
+    pub fn manifests(&self) -> Result<Vec<super::Manifest>, K8sError> {
+        Ok(vec![self.deployment()?.into(), self.service()?.into()])
+    }
+}

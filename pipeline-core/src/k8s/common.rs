@@ -1,0 +1,376 @@
+//! Pieces every manifest shares: security contexts, volumes, env vars, labels and the checks
+//! on values that end up in a manifest.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    AppArmorProfile, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath,
+    ObjectFieldSelector, PodSecurityContext, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::error::K8sError;
+
+/// The UID and GID the `moby/buildkit:*-rootless` image is built for (changing it needs a
+/// rebuilt image).
+pub const BUILDKIT_UID: i64 = 1000;
+/// The rootless BuildKit image used unless another is given. Pin your own version in production.
+pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.23.0-rootless";
+/// Where rootless BuildKit keeps its state (an `emptyDir`: the image's `VOLUME` breaks on
+/// `nosuid`/`nodev` node file systems).
+pub const BUILDKIT_STATE_DIR: &str = "/home/user/.local/share/buildkit";
+/// Where the Docker config (`config.json`) is mounted for rootless BuildKit; `DOCKER_CONFIG`
+/// points here.
+pub const BUILDKIT_DOCKER_CONFIG_DIR: &str = "/home/user/.docker";
+/// The `buildkitd` flag rootless BuildKit needs in a pod (Kubernetes cannot give it an
+/// unmasked `/proc`).
+pub const NO_PROCESS_SANDBOX: &str = "--oci-worker-no-process-sandbox";
+/// The conventional name of the registry credentials Secret (type
+/// `kubernetes.io/dockerconfigjson`).
+pub const DEFAULT_REGISTRY_SECRET: &str = "regcred";
+
+/// A key in a Kubernetes Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key inside it.
+    pub key: String,
+}
+
+impl SecretKeyRef {
+    /// `key` in the Secret `name`.
+    pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
+        SecretKeyRef { name: name.into(), key: key.into() }
+    }
+
+    pub(crate) fn validate(&self, option: &str) -> Result<(), K8sError> {
+        validate_dns_subdomain(option, &self.name)?;
+        let key_ok = !self.key.is_empty()
+            && self.key.len() <= 253
+            && self.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !key_ok {
+            return Err(K8sError::option(option, format!("secret key {:?} is not a valid key ([-._a-zA-Z0-9]+)", self.key)));
+        }
+        Ok(())
+    }
+}
+
+/// How much the builder container is allowed. The defaults are what rootless BuildKit and
+/// rootless Buildah need and no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderSecurity {
+    /// Add `CAP_SYS_ADMIN`. Off by default: upstream's rootless manifests do without it; the
+    /// original design needed it on Ubuntu nodes whose AppArmor restricts unprivileged user
+    /// namespaces (`failed to share mount point: /: permission denied`).
+    pub sys_admin: bool,
+    /// Whether the builder may gain privileges through set-uid binaries. On by default because
+    /// rootlesskit maps the sub-UID range with the set-uid `newuidmap`/`newgidmap`, which fail
+    /// with `Could not set caps` under `allowPrivilegeEscalation: false` (moby/buildkit#1671).
+    /// Set it to `false` on clusters where the builder runs without a sub-UID mapping (for
+    /// example with `hostUsers: false`). The container is never privileged either way.
+    pub allow_privilege_escalation: bool,
+}
+
+impl Default for BuilderSecurity {
+    fn default() -> Self {
+        BuilderSecurity { sys_admin: false, allow_privilege_escalation: true }
+    }
+}
+
+/// The security context of a rootless builder container (BuildKit or Buildah): UID/GID 1000,
+/// seccomp and AppArmor `Unconfined` (user namespaces and mounts), never privileged.
+pub(crate) fn builder_security_context(security: &BuilderSecurity) -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(BUILDKIT_UID),
+        run_as_group: Some(BUILDKIT_UID),
+        run_as_non_root: Some(true),
+        privileged: Some(false),
+        allow_privilege_escalation: Some(security.allow_privilege_escalation),
+        seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        app_armor_profile: Some(AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        capabilities: security
+            .sys_admin
+            .then(|| Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The security context of every other container: non-root, no privilege escalation, no
+/// capabilities, the runtime's default seccomp profile (passes the `restricted` Pod Security
+/// Standard).
+pub(crate) fn restricted_security_context(uid: i64, gid: i64) -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(uid),
+        run_as_group: Some(gid),
+        run_as_non_root: Some(true),
+        privileged: Some(false),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { add: None, drop: Some(vec!["ALL".into()]) }),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..SecurityContext::default()
+    }
+}
+
+/// Pod-level security context: shared volumes group-owned by `fs_group`.
+pub(crate) fn pod_security_context(fs_group: i64) -> PodSecurityContext {
+    PodSecurityContext {
+        fs_group: Some(fs_group),
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// A plain env var.
+pub(crate) fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+}
+
+/// An env var read from a Secret.
+pub(crate) fn env_from_secret(name: &str, secret: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// An env var holding a field of the pod (`metadata.name`, …).
+pub(crate) fn env_from_field(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { api_version: None, field_path: field_path.into() }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// An `emptyDir` volume.
+pub(crate) fn empty_dir(name: &str) -> Volume {
+    Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+}
+
+/// The registry credentials: a `kubernetes.io/dockerconfigjson` Secret whose
+/// `.dockerconfigjson` key is mounted as `config.json`.
+pub(crate) fn docker_config_volume(name: &str, secret_name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret_name.into()),
+            items: Some(vec![KeyToPath { key: ".dockerconfigjson".into(), path: "config.json".into(), mode: None }]),
+            default_mode: Some(0o440),
+            optional: Some(false),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// A Secret mounted as files (TLS material).
+pub(crate) fn secret_volume(name: &str, secret_name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret_name.into()),
+            default_mode: Some(0o440),
+            optional: Some(false),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+pub(crate) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// A probe that runs a command.
+pub(crate) fn exec_probe(command: &[&str], initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction { command: Some(command.iter().map(|s| s.to_string()).collect()) }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(period),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(10),
+        ..Probe::default()
+    }
+}
+
+/// `app.kubernetes.io/*` labels plus the user's own.
+pub(crate) fn labels(name: &str, component: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert("app.kubernetes.io/name".to_string(), name.to_string());
+    labels.insert("app.kubernetes.io/component".to_string(), component.to_string());
+    labels.insert("app.kubernetes.io/managed-by".to_string(), "cicd-agents".to_string());
+    for (key, value) in extra {
+        labels.insert(key.clone(), value.clone());
+    }
+    labels
+}
+
+pub(crate) fn metadata(name: &str, namespace: Option<&str>, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A DNS-1123 label: object names that also become label values (Jobs, Services).
+pub(crate) fn validate_dns_label(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not a valid name: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"),
+        ))
+    }
+}
+
+/// A DNS-1123 subdomain: most other object names (Secrets, namespaces are labels, …).
+pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not a valid Kubernetes name (lower-case DNS subdomain)")))
+    }
+}
+
+/// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
+    let mut chars = value.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && value.len() <= 128 {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")))
+    }
+}
+
+/// An image reference without spaces, quotes, commas or `$` (it ends up inside
+/// comma-separated BuildKit attributes and Kubernetes `$(VAR)`-expanded arguments).
+pub(crate) fn validate_image(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 512
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not a valid image reference")))
+    }
+}
+
+/// A git ref as the build accepts it: `[A-Za-z0-9_./-]+` (`refs/heads/main`, `v1.2.3`, a SHA).
+pub(crate) fn validate_git_ref(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        && !value.starts_with('-')
+        && !value.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not an accepted git ref ([A-Za-z0-9_./-], no '..')")))
+    }
+}
+
+/// A relative path inside the repository (Dockerfile, context sub-directory).
+pub(crate) fn validate_repo_path(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 1024
+        && !value.starts_with('/')
+        && !value.split('/').any(|part| part == "..")
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not an accepted relative path ([A-Za-z0-9_./+@-], no '..')")))
+    }
+}
+
+/// A URL or other free text that is passed on verbatim: no whitespace, no control characters,
+/// no quotes and no `$` (Kubernetes expands `$(VAR)` in arguments).
+pub(crate) fn validate_plain(option: &str, value: &str) -> Result<(), K8sError> {
+    let ok = !value.is_empty()
+        && value.len() <= 2048
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '$' | '\\' | '#'));
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} contains whitespace, quotes, '#', '$' or control characters")))
+    }
+}
+
+/// A Kubernetes quantity such as `10Gi` or `500m`.
+pub(crate) fn validate_quantity(option: &str, value: &str) -> Result<(), K8sError> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E"].contains(&suffix);
+    if ok {
+        Ok(())
+    } else {
+        Err(K8sError::option(option, format!("{value:?} is not a Kubernetes quantity (e.g. 10Gi, 500m)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators_accept_the_usual_and_reject_injection() {
+        assert!(validate_tag("tag", "1.10").is_ok());
+        assert!(validate_tag("tag", "v1.2.3-rc.1_x").is_ok());
+        for bad in ["", ".x", "-x", "a,push=false", "a b", "$(X)", &"a".repeat(129)] {
+            assert!(validate_tag("tag", bad).is_err(), "{bad}");
+        }
+        assert!(validate_image("image", "registry.local:5000/team/app").is_ok());
+        assert!(validate_image("image", "app,push=false").is_err());
+        assert!(validate_git_ref("ref", "refs/heads/main").is_ok());
+        assert!(validate_git_ref("ref", "--upload-pack=x").is_err());
+        assert!(validate_git_ref("ref", "a:b").is_err());
+        assert!(validate_repo_path("dockerfile", "docker/Dockerfile.prod").is_ok());
+        assert!(validate_repo_path("dockerfile", "../etc/passwd").is_err());
+        assert!(validate_plain("git url", "https://github.com/o/r.git").is_ok());
+        assert!(validate_plain("git url", "https://x/$(rm)").is_err());
+        assert!(validate_dns_label("name", "build-app-1").is_ok());
+        assert!(validate_dns_label("name", "Build").is_err());
+        assert!(validate_quantity("size", "10Gi").is_ok());
+        assert!(validate_quantity("size", "ten").is_err());
+        assert!(SecretKeyRef::new("github-token", "token").validate("secret").is_ok());
+        assert!(SecretKeyRef::new("Bad_Name", "token").validate("secret").is_err());
+    }
+}

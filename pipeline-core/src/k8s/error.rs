@@ -1,0 +1,41 @@
+//! Errors of the manifest builders and the YAML rendering.
+
+/// What building or rendering a manifest can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    /// An option that cannot go into a manifest.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// The option, as the builder method or CLI flag names it.
+        option: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+
+    /// A manifest could not be rendered as YAML.
+    #[error("rendering {kind} {name:?} as YAML: {source}")]
+    Render {
+        /// The manifest's kind.
+        kind: &'static str,
+        /// The manifest's name.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: yaml_serde::Error,
+    },
+
+    /// A YAML document could not be read back as a manifest.
+    #[error("YAML document {index}: {reason}")]
+    Parse {
+        /// The document's position in the stream, counting from 1.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl K8sError {
+    pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
+        K8sError::InvalidOption { option: option.into(), reason: reason.into() }
+    }
+}
