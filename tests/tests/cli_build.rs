@@ -131,3 +131,19 @@ fn ctrl_c_cancels_the_build_on_the_daemon() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn load_puts_the_image_into_the_docker_daemon() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("load");
+    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY marker /marker\n"), ("marker", marker.as_str())])
+        .unwrap();
+    let tag = format!("loaded/{marker}:1");
+    let output = build(&env).args(["--progress", "quiet", "--load", "-t", &tag]).arg(context.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let inspect = env.docker_command().args(["image", "inspect", "--format", "{{.Id}}", &tag]).output().unwrap();
+    assert!(inspect.status.success(), "the image is not in the Docker daemon: {}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(String::from_utf8_lossy(&inspect.stdout).starts_with("sha256:"));
+    let _ = env.docker_command().args(["image", "rm", &tag]).output();
+}
