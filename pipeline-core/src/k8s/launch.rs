@@ -217,7 +217,7 @@ impl JobOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// No kubeconfig or in-cluster configuration.
-    #[error("no usable Kubernetes configuration (kubeconfig or in-cluster): {0}")]
+    #[error("no usable Kubernetes configuration (kubeconfig or in-cluster)")]
     Config(#[source] kube::Error),
     /// The Job has neither `metadata.name` nor `metadata.generateName`.
     #[error("the Job has neither metadata.name nor metadata.generateName")]

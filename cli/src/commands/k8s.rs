@@ -1,0 +1,613 @@
+//! `cicd-agents k8s`: Kubernetes manifests for builds at scale, and launching a build Job.
+//!
+//! * `k8s render job|deployment|workflow-template|github-runner|circleci-runner` prints
+//!   manifests for `kubectl apply -f -`.
+//! * `k8s run` creates a build Job (from the same options as `render job`, or from a YAML
+//!   file), streams its logs, waits for success or failure, and deletes it.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
+use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildkitDaemon};
+use cicd_agents_pipeline::k8s::launch::{Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions};
+use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob};
+use cicd_agents_pipeline::k8s::{parse_yaml, render_yaml, BuilderSecurity, Manifest, SecretKeyRef};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// `cicd-agents k8s …`.
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    #[command(subcommand)]
+    command: K8sCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum K8sCommand {
+    /// Print manifests as YAML (for `kubectl apply -f -`).
+    #[command(subcommand)]
+    Render(RenderCommand),
+    /// Create a build Job, stream its logs, wait for success or failure, delete it.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+enum RenderCommand {
+    /// A one-shot rootless BuildKit build Job (git context, push, registry cache).
+    Job(Box<JobArgs>),
+    /// A long-running rootless buildkitd Deployment + Service with mutual TLS.
+    Deployment(Box<DeploymentArgs>),
+    /// An Argo WorkflowTemplate: build, then `cicd-agents chart set-image`.
+    WorkflowTemplate(Box<WorkflowArgs>),
+    /// An ephemeral GitHub Actions runner Job (JIT config) with a rootless builder sidecar.
+    GithubRunner(Box<GithubRunnerArgs>),
+    /// An ephemeral CircleCI machine runner 3 Job (single task) with a rootless builder sidecar.
+    CircleciRunner(Box<CircleciRunnerArgs>),
+}
+
+/// What every builder container may do.
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// Add CAP_SYS_ADMIN to the builder (off by default; only for nodes whose AppArmor
+    /// restricts unprivileged user namespaces).
+    #[arg(long = "sys-admin")]
+    sys_admin: bool,
+    /// Set allowPrivilegeEscalation: false on the builder too (breaks rootlesskit's
+    /// newuidmap unless the builder runs without a sub-UID mapping).
+    #[arg(long = "no-privilege-escalation")]
+    no_privilege_escalation: bool,
+}
+
+impl SecurityArgs {
+    fn security(&self) -> BuilderSecurity {
+        BuilderSecurity { sys_admin: self.sys_admin, allow_privilege_escalation: !self.no_privilege_escalation }
+    }
+}
+
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// Job name (with --generate-name: the prefix).
+    #[arg(long, default_value = "build")]
+    name: String,
+    /// Let the API server append a random suffix (metadata.generateName).
+    #[arg(long = "generate-name")]
+    generate_name: bool,
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Git repository (HTTPS) to build.
+    #[arg(long = "git-url")]
+    git_url: String,
+    /// Branch, tag or commit.
+    #[arg(long = "git-ref", default_value = "refs/heads/main")]
+    git_ref: String,
+    /// Sub-directory of the repository to use as the context.
+    #[arg(long = "context-subdir")]
+    context_subdir: Option<String>,
+    /// Dockerfile, relative to the context.
+    #[arg(long, default_value = "Dockerfile")]
+    dockerfile: String,
+    /// Image repository to push (without tag).
+    #[arg(long)]
+    image: String,
+    /// Image tag.
+    #[arg(long, default_value = "latest")]
+    tag: String,
+    /// Build without pushing.
+    #[arg(long = "no-push")]
+    no_push: bool,
+    /// Registry cache ref for --export-cache/--import-cache (mode=max).
+    #[arg(long = "cache-ref")]
+    cache_ref: Option<String>,
+    /// The cache registry speaks plain HTTP.
+    #[arg(long = "insecure-cache")]
+    insecure_cache: bool,
+    /// dockerconfigjson Secret with push credentials.
+    #[arg(long = "registry-secret", default_value = "regcred")]
+    registry_secret: String,
+    /// Push anonymously (no registry Secret).
+    #[arg(long = "no-registry-secret", conflicts_with = "registry_secret")]
+    no_registry_secret: bool,
+    /// Secret key (NAME:KEY) with a token for a private git repository.
+    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
+    git_token_secret: Option<String>,
+    /// Rootless BuildKit image.
+    #[arg(long = "buildkit-image")]
+    buildkit_image: Option<String>,
+    /// Seconds a finished Job is kept.
+    #[arg(long, default_value_t = 3600)]
+    ttl: i32,
+    /// Seconds the Job may run.
+    #[arg(long, default_value_t = 3600)]
+    deadline: i64,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+impl JobArgs {
+    fn build(&self) -> anyhow::Result<BuildJob> {
+        let mut job = BuildJob::new(&self.name, &self.git_url, &self.image)
+            .generate_name(self.generate_name)
+            .git_ref(&self.git_ref)
+            .dockerfile(&self.dockerfile)
+            .tag(&self.tag)
+            .push(!self.no_push)
+            .insecure_cache_registry(self.insecure_cache)
+            .registry_secret((!self.no_registry_secret).then(|| self.registry_secret.clone()))
+            .ttl_seconds_after_finished(self.ttl)
+            .active_deadline_seconds(self.deadline)
+            .security(self.security.security());
+        if let Some(namespace) = &self.namespace {
+            job = job.namespace(namespace);
+        }
+        if let Some(subdir) = &self.context_subdir {
+            job = job.context_subdir(subdir);
+        }
+        if let Some(cache) = &self.cache_ref {
+            job = job.cache_ref(cache);
+        }
+        if let Some(secret) = &self.git_token_secret {
+            job = job.git_token(secret_ref("--git-token-secret", secret)?);
+        }
+        if let Some(image) = &self.buildkit_image {
+            job = job.buildkit_image(image);
+        }
+        Ok(job)
+    }
+}
+
+#[derive(Debug, Args)]
+struct DeploymentArgs {
+    /// Deployment and Service name.
+    #[arg(long, default_value = "buildkitd")]
+    name: String,
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Number of daemons.
+    #[arg(long, default_value_t = 1)]
+    replicas: i32,
+    /// TCP port.
+    #[arg(long, default_value_t = 1234)]
+    port: i32,
+    /// Secret with ca.pem, cert.pem and key.pem.
+    #[arg(long = "tls-secret", default_value = "buildkit-daemon-certs")]
+    tls_secret: String,
+    /// dockerconfigjson Secret the daemon itself uses (cache export, private base images).
+    #[arg(long = "registry-secret")]
+    registry_secret: Option<String>,
+    /// Rootless BuildKit image.
+    #[arg(long)]
+    image: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Debug, Args)]
+struct WorkflowArgs {
+    /// WorkflowTemplate name.
+    #[arg(long, default_value = "build-and-deploy")]
+    name: String,
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Git repository (HTTPS) to build.
+    #[arg(long = "git-url")]
+    git_url: String,
+    /// Image repository to push (without tag).
+    #[arg(long)]
+    image: String,
+    /// Chart repository (HTTPS).
+    #[arg(long = "chart-repo")]
+    chart_repo: String,
+    /// Chart repository branch.
+    #[arg(long = "chart-branch", default_value = "main")]
+    chart_branch: String,
+    /// Values file inside the chart repository.
+    #[arg(long = "chart-file")]
+    chart_file: String,
+    /// Key path of the image tag.
+    #[arg(long = "chart-key", default_value = "image.tag")]
+    chart_key: String,
+    /// Image containing the cicd-agents binary (runs the update-chart step).
+    #[arg(long = "tool-image")]
+    tool_image: String,
+    /// Default of the image-tag parameter.
+    #[arg(long = "default-tag", default_value = "latest")]
+    default_tag: String,
+    /// Default of the git-ref parameter.
+    #[arg(long = "default-git-ref", default_value = "refs/heads/main")]
+    default_git_ref: String,
+    /// Default of the dockerfile parameter.
+    #[arg(long = "default-dockerfile", default_value = "Dockerfile")]
+    default_dockerfile: String,
+    /// Registry cache ref.
+    #[arg(long = "cache-ref")]
+    cache_ref: Option<String>,
+    /// The cache registry speaks plain HTTP.
+    #[arg(long = "insecure-cache")]
+    insecure_cache: bool,
+    /// dockerconfigjson Secret with push credentials.
+    #[arg(long = "registry-secret", default_value = "regcred")]
+    registry_secret: String,
+    /// Secret key (NAME:KEY) with the chart repository token.
+    #[arg(long = "github-token-secret", value_name = "NAME:KEY", default_value = "github-token:token")]
+    github_token_secret: String,
+    /// Service account of the workflow.
+    #[arg(long = "service-account")]
+    service_account: Option<String>,
+    /// Rootless BuildKit image.
+    #[arg(long = "buildkit-image")]
+    buildkit_image: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BuilderArg {
+    /// Rootless buildkitd on tcp://127.0.0.1:1234 inside the pod.
+    Buildkit,
+    /// Rootless Buildah (chroot isolation), building on request.
+    Buildah,
+}
+
+#[derive(Debug, Args)]
+struct RunnerArgs {
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Let the API server append a random suffix (metadata.generateName).
+    #[arg(long = "generate-name")]
+    generate_name: bool,
+    /// The builder next to the runner.
+    #[arg(long, value_enum, default_value = "buildkit")]
+    builder: BuilderArg,
+    /// Builder image.
+    #[arg(long = "builder-image")]
+    builder_image: Option<String>,
+    /// Runner image.
+    #[arg(long = "runner-image")]
+    runner_image: Option<String>,
+    /// Runner UID (non-root).
+    #[arg(long = "runner-uid")]
+    runner_uid: Option<i64>,
+    /// Buildah storage driver (vfs or overlay).
+    #[arg(long = "storage-driver", default_value = "vfs")]
+    storage_driver: String,
+    /// dockerconfigjson Secret for pushes.
+    #[arg(long = "registry-secret", default_value = "regcred")]
+    registry_secret: String,
+    /// Workspace volume size.
+    #[arg(long = "workspace-size", default_value = "10Gi")]
+    workspace_size: String,
+    /// Workspace storage class.
+    #[arg(long = "storage-class")]
+    storage_class: Option<String>,
+    /// Seconds a finished Job is kept.
+    #[arg(long, default_value_t = 600)]
+    ttl: i32,
+    /// Seconds the Job may run.
+    #[arg(long, default_value_t = 21600)]
+    deadline: i64,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+impl RunnerArgs {
+    fn apply(&self, mut job: RunnerJob) -> RunnerJob {
+        job = job
+            .generate_name(self.generate_name)
+            .builder(match self.builder {
+                BuilderArg::Buildkit => Builder::Buildkit,
+                BuilderArg::Buildah => Builder::Buildah,
+            })
+            .storage_driver(&self.storage_driver)
+            .registry_secret(Some(self.registry_secret.clone()))
+            .workspace_size(&self.workspace_size)
+            .ttl_seconds_after_finished(self.ttl)
+            .active_deadline_seconds(self.deadline)
+            .security(self.security.security());
+        if let Some(namespace) = &self.namespace {
+            job = job.namespace(namespace);
+        }
+        if let Some(image) = &self.builder_image {
+            job = job.builder_image(image);
+        }
+        if let Some(image) = &self.runner_image {
+            job = job.runner_image(image);
+        }
+        if let Some(uid) = self.runner_uid {
+            job = job.runner_uid(uid);
+        }
+        if let Some(class) = &self.storage_class {
+            job = job.storage_class(class);
+        }
+        job
+    }
+}
+
+#[derive(Debug, Args)]
+struct GithubRunnerArgs {
+    /// Job name (with --generate-name: the prefix).
+    #[arg(long, default_value = "gha-runner")]
+    name: String,
+    /// Secret key (NAME:KEY) holding the runner's encoded JIT config.
+    #[arg(long = "jit-config-secret", value_name = "NAME:KEY")]
+    jit_config_secret: String,
+    #[command(flatten)]
+    runner: RunnerArgs,
+}
+
+#[derive(Debug, Args)]
+struct CircleciRunnerArgs {
+    /// Job name (with --generate-name: the prefix).
+    #[arg(long, default_value = "circleci-runner")]
+    name: String,
+    /// Secret key (NAME:KEY) holding the resource class token.
+    #[arg(long = "token-secret", value_name = "NAME:KEY")]
+    token_secret: String,
+    #[command(flatten)]
+    runner: RunnerArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CleanupArg {
+    /// Delete the Job whatever happened.
+    Always,
+    /// Keep a failed Job for inspection.
+    OnSuccess,
+    /// Never delete it (its TTL still applies).
+    Never,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A Job manifest to create (`-` for stdin) instead of building one from the options.
+    #[arg(long = "file", short = 'f', conflicts_with_all = ["git_url", "image"])]
+    file: Option<PathBuf>,
+    /// How long the Job may take (e.g. 90s, 30m, 2h).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    timeout: Duration,
+    /// When to delete the Job.
+    #[arg(long, value_enum, default_value = "always")]
+    cleanup: CleanupArg,
+    /// Do not stream the containers' logs.
+    #[arg(long = "no-logs")]
+    no_logs: bool,
+    /// Namespace, unless the Job names one (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Job options, as for `render job` (ignored with --file).
+    #[arg(long = "git-url")]
+    git_url: Option<String>,
+    /// Image repository to push (without tag).
+    #[arg(long)]
+    image: Option<String>,
+    /// Image tag.
+    #[arg(long, default_value = "latest")]
+    tag: String,
+    /// Branch, tag or commit.
+    #[arg(long = "git-ref", default_value = "refs/heads/main")]
+    git_ref: String,
+    /// Dockerfile, relative to the context.
+    #[arg(long, default_value = "Dockerfile")]
+    dockerfile: String,
+    /// Job name prefix (a random suffix is appended).
+    #[arg(long, default_value = "build")]
+    name: String,
+    /// Registry cache ref.
+    #[arg(long = "cache-ref")]
+    cache_ref: Option<String>,
+    /// The cache registry speaks plain HTTP.
+    #[arg(long = "insecure-cache")]
+    insecure_cache: bool,
+    /// dockerconfigjson Secret with push credentials.
+    #[arg(long = "registry-secret", default_value = "regcred")]
+    registry_secret: String,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Runs `cicd-agents k8s …`.
+pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        K8sCommand::Render(command) => {
+            let manifests = render(command)?;
+            print!("{}", render_yaml(&manifests)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        K8sCommand::Run(args) => launch(*args).await,
+    }
+}
+
+fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
+    match text.split_once(':') {
+        Some((name, key)) if !name.is_empty() && !key.is_empty() => Ok(SecretKeyRef::new(name, key)),
+        _ => bail!("{flag}: write the Secret as NAME:KEY, e.g. github-token:token (got {text:?})"),
+    }
+}
+
+fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
+    Ok(match command {
+        RenderCommand::Job(args) => vec![args.build()?.build()?.into()],
+        RenderCommand::Deployment(args) => {
+            let mut daemon = BuildkitDaemon::new(&args.name)
+                .replicas(args.replicas)
+                .port(args.port)
+                .tls_secret(&args.tls_secret)
+                .registry_secret(args.registry_secret.clone())
+                .security(args.security.security());
+            if let Some(namespace) = &args.namespace {
+                daemon = daemon.namespace(namespace);
+            }
+            if let Some(image) = &args.image {
+                daemon = daemon.image(image);
+            }
+            daemon.manifests()?
+        }
+        RenderCommand::WorkflowTemplate(args) => {
+            let chart = ChartUpdate {
+                repo: args.chart_repo.clone(),
+                branch: args.chart_branch.clone(),
+                file: args.chart_file.clone(),
+                key: args.chart_key.clone(),
+                tool_image: args.tool_image.clone(),
+            };
+            let mut template = BuildAndUpdateChart::new(&args.name, &args.git_url, &args.image, chart)
+                .default_tag(&args.default_tag)
+                .default_git_ref(&args.default_git_ref)
+                .default_dockerfile(&args.default_dockerfile)
+                .insecure_cache_registry(args.insecure_cache)
+                .registry_secret(&args.registry_secret)
+                .github_token(secret_ref("--github-token-secret", &args.github_token_secret)?)
+                .security(args.security.security());
+            if let Some(namespace) = &args.namespace {
+                template = template.namespace(namespace);
+            }
+            if let Some(cache) = &args.cache_ref {
+                template = template.cache_ref(cache);
+            }
+            if let Some(account) = &args.service_account {
+                template = template.service_account(account);
+            }
+            if let Some(image) = &args.buildkit_image {
+                template = template.buildkit_image(image);
+            }
+            vec![template.build()?.into()]
+        }
+        RenderCommand::GithubRunner(args) => {
+            let job = RunnerJob::github(&args.name, secret_ref("--jit-config-secret", &args.jit_config_secret)?);
+            vec![args.runner.apply(job).build()?.into()]
+        }
+        RenderCommand::CircleciRunner(args) => {
+            let job = RunnerJob::circleci(&args.name, secret_ref("--token-secret", &args.token_secret)?);
+            vec![args.runner.apply(job).build()?.into()]
+        }
+    })
+}
+
+/// `90`, `90s`, `30m`, `2h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(split) => text.split_at(split),
+        None => (text, "s"),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 30m or 2h"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value.saturating_mul(60),
+        "h" => value.saturating_mul(3600),
+        _ => return Err(format!("{text:?}: use the units s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the timeout must be positive".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn read_job(path: &PathBuf) -> anyhow::Result<cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading the Job from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let mut jobs = parse_yaml(&text)?.into_iter().filter_map(|manifest| match manifest {
+        Manifest::Job(job) => Some(job),
+        _ => None,
+    });
+    let Some(job) = jobs.next() else { bail!("{}: no batch/v1 Job in the file", path.display()) };
+    if jobs.next().is_some() {
+        bail!("{}: more than one Job; `k8s run` launches one", path.display());
+    }
+    Ok(job)
+}
+
+async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let job = match &args.file {
+        Some(path) => read_job(path)?,
+        None => {
+            let (Some(git_url), Some(image)) = (&args.git_url, &args.image) else {
+                bail!("give --file, or --git-url and --image to build a Job");
+            };
+            let mut job = BuildJob::new(&args.name, git_url, image)
+                .generate_name(true)
+                .git_ref(&args.git_ref)
+                .dockerfile(&args.dockerfile)
+                .tag(&args.tag)
+                .insecure_cache_registry(args.insecure_cache)
+                .registry_secret(Some(args.registry_secret.clone()))
+                .security(args.security.security());
+            if let Some(cache) = &args.cache_ref {
+                job = job.cache_ref(cache);
+            }
+            job.build()?
+        }
+    };
+    let mut launcher = JobLauncher::try_default().await?.options(LaunchOptions {
+        timeout: args.timeout,
+        cleanup: match args.cleanup {
+            CleanupArg::Always => Cleanup::Always,
+            CleanupArg::OnSuccess => Cleanup::OnSuccess,
+            CleanupArg::Never => Cleanup::Never,
+        },
+        follow_logs: !args.no_logs,
+        ..LaunchOptions::default()
+    });
+    if let Some(namespace) = &args.namespace {
+        launcher = launcher.namespace(namespace);
+    }
+    let cancel = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let outcome = launcher
+        .run_until(&job, |line| println!("[{}/{}] {}", line.pod, line.container, line.line), cancel)
+        .await?;
+    let cleanup = match &outcome.cleanup {
+        CleanupReport::Deleted => "deleted".to_string(),
+        CleanupReport::Kept => "kept".to_string(),
+        CleanupReport::Failed(reason) => format!("not deleted: {reason}"),
+    };
+    match &outcome.result {
+        JobResult::Succeeded => {
+            eprintln!("Job {}/{} succeeded in {}s ({cleanup})", outcome.namespace, outcome.name, outcome.elapsed.as_secs());
+            Ok(ExitCode::SUCCESS)
+        }
+        JobResult::Failed { reason, message } => {
+            eprintln!("Job {}/{} failed: {reason}: {message} ({cleanup})", outcome.namespace, outcome.name);
+            for pod in &outcome.pods {
+                eprintln!("  {pod}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn secret_refs() {
+        assert_eq!(secret_ref("--x", "github-token:token").ok(), Some(SecretKeyRef::new("github-token", "token")));
+        assert!(secret_ref("--x", "github-token").is_err());
+        assert!(secret_ref("--x", ":token").is_err());
+    }
+}
