@@ -522,7 +522,7 @@ fn packet_id_is_field_3_uint32() {
         r#type: PacketType::PacketData as i32,
         stat: None,
         id: 7,
-        data: b"abc".to_vec(),
+        data: b"abc".to_vec().into(),
     };
     let all = fields(&pkt.encode_to_vec());
     assert_eq!(
@@ -616,9 +616,9 @@ fn session_message_layouts() {
     };
     use cicd_agents_proto::moby::sshforward::v1::CheckAgentRequest;
 
-    assert_eq!(layout(&BytesMessage { data: vec![1] }), vec![(1, LEN)]);
+    assert_eq!(layout(&BytesMessage { data: vec![1].into() }), vec![(1, LEN)]);
     assert_eq!(
-        layout(&control::BytesMessage { data: vec![1] }),
+        layout(&control::BytesMessage { data: vec![1].into() }),
         vec![(1, LEN)]
     );
     assert_eq!(
