@@ -218,7 +218,7 @@ impl JobOutcome {
 pub enum LaunchError {
     /// No kubeconfig or in-cluster configuration.
     #[error("no usable Kubernetes configuration (kubeconfig or in-cluster)")]
-    Config(#[source] kube::Error),
+    Config(#[source] Box<kube::Error>),
     /// The Job has neither `metadata.name` nor `metadata.generateName`.
     #[error("the Job has neither metadata.name nor metadata.generateName")]
     Unnamed,
@@ -231,7 +231,7 @@ pub enum LaunchError {
         name: String,
         /// The API error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Watching the Job failed repeatedly.
     #[error("watching Job {namespace}/{name}: {source}")]
@@ -242,7 +242,7 @@ pub enum LaunchError {
         name: String,
         /// The last watch error.
         #[source]
-        source: watcher::Error,
+        source: Box<watcher::Error>,
     },
     /// The Job was deleted before it finished.
     #[error("Job {namespace}/{name} was deleted before it finished")]
@@ -300,7 +300,7 @@ impl fmt::Debug for JobLauncher {
 }
 
 enum Ending {
-    Finished(Job),
+    Finished(Box<Job>),
     TimedOut,
     Cancelled,
 }
@@ -314,7 +314,7 @@ impl JobLauncher {
     /// A launcher with the client and namespace of the current kubeconfig context (or the
     /// in-cluster service account).
     pub async fn try_default() -> Result<Self, LaunchError> {
-        let client = Client::try_default().await.map_err(LaunchError::Config)?;
+        let client = Client::try_default().await.map_err(|err| LaunchError::Config(Box::new(err)))?;
         let namespace = client.default_namespace().to_string();
         Ok(JobLauncher::new(client, namespace))
     }
@@ -363,7 +363,7 @@ impl JobLauncher {
         let created = jobs.create(&PostParams::default(), job).await.map_err(|source| LaunchError::Create {
             namespace: namespace.clone(),
             name: requested.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let started = Instant::now();
         let name = created.metadata.name.clone().unwrap_or(requested);
@@ -389,7 +389,7 @@ impl JobLauncher {
                     Some(line) => on_log(&line),
                     None => logs_open = false,
                 },
-                result = &mut finished => break Ending::Finished(result?),
+                result = &mut finished => break Ending::Finished(Box::new(result?)),
                 () = &mut deadline => break Ending::TimedOut,
                 () = &mut cancel => break Ending::Cancelled,
             }
@@ -457,7 +457,7 @@ async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_err
                 errors += 1;
                 tracing::warn!(job = %name, error = %err, attempt = errors, "watching the Job failed");
                 if errors >= max_errors.max(1) {
-                    return Err(LaunchError::Watch { namespace, name, source: err });
+                    return Err(LaunchError::Watch { namespace, name, source: Box::new(err) });
                 }
                 last_error = Some(err);
             }
@@ -466,7 +466,7 @@ async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_err
     Err(LaunchError::Watch {
         namespace,
         name,
-        source: last_error.unwrap_or(watcher::Error::NoResourceVersion),
+        source: Box::new(last_error.unwrap_or(watcher::Error::NoResourceVersion)),
     })
 }
 
