@@ -1,1 +1,50 @@
+//! Python bindings of cicd-agents: the native module `cicd_agents._native`,
+//! re-exported by the `cicd_agents` package (`py-bindings/python`).
+//!
+//! The bindings only convert types; every behaviour lives in the Rust crates
+//! (`cicd-agents-buildkit`, `cicd-agents-pipeline`):
+//!
+//! * [`client`]: `Client` and the Control API's results;
+//! * [`build`]: `Client.build` / `build_async` / `build_stream` and `BuildResult`;
+//! * [`progress`]: progress event objects and sinks;
+//! * [`errors`]: the exception hierarchy;
+//! * [`pipeline`]: values edits and the git write-back;
+//! * [`runtime`]: the process-wide tokio runtime, GIL release and Ctrl-C.
 
+use pyo3::prelude::*;
+
+mod build;
+mod client;
+mod convert;
+mod errors;
+mod pipeline;
+mod progress;
+mod runtime;
+
+/// Native part of the ``cicd_agents`` package; import ``cicd_agents`` instead.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<client::DaemonInfo>()?;
+    m.add_class::<client::BuildkitVersion>()?;
+    m.add_class::<client::Worker>()?;
+    m.add_class::<client::GcPolicy>()?;
+    m.add_class::<client::UsageRecord>()?;
+    m.add_class::<build::BuildResult>()?;
+    m.add_class::<build::BuildStream>()?;
+    m.add_class::<progress::VertexEvent>()?;
+    m.add_class::<progress::StatusEvent>()?;
+    m.add_class::<progress::LogEvent>()?;
+    m.add_class::<progress::WarningEvent>()?;
+    m.add_class::<pipeline::ValuesDocument>()?;
+    m.add_class::<pipeline::Change>()?;
+    m.add_class::<pipeline::FileEdit>()?;
+    m.add_class::<pipeline::WriteBackOutcome>()?;
+    m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;
+    Ok(())
+}

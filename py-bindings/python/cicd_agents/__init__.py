@@ -1,0 +1,96 @@
+"""Build container images with BuildKit and update Helm charts via git, from Python.
+
+The engine is the Rust library of cicd-agents (``cicd-agents-buildkit`` and
+``cicd-agents-pipeline``): this package talks to the BuildKit daemon directly
+over gRPC, without the ``docker buildx`` command line.
+
+Example::
+
+    import cicd_agents
+
+    client = cicd_agents.Client("docker://")          # or BUILDKIT_HOST / DOCKER_HOST
+    print(client.info().version)
+    result = client.build(
+        "./app",
+        tags=["registry.example/app:1.2.3"],
+        push=True,
+        cache_to="type=registry,ref=registry.example/app:cache,mode=max",
+        progress="plain",
+    )
+    print(result.digest)
+
+Every blocking call releases the GIL, and Ctrl-C (KeyboardInterrupt) during a
+build cancels it on the daemon. ``Client.build_async`` and friends return
+asyncio awaitables; ``Client.build_stream`` yields progress events as they
+arrive.
+
+Errors derive from :class:`cicd_agents.Error`. Note that
+:class:`cicd_agents.ConnectionError` is this package's own class (a subclass of
+``cicd_agents.Error``), not the builtin ``ConnectionError``.
+"""
+
+from ._native import (
+    AuthError,
+    BuildError,
+    BuildkitVersion,
+    BuildResult,
+    BuildStream,
+    Cancelled,
+    Change,
+    Client,
+    ConnectionError,
+    DaemonInfo,
+    Error,
+    FileEdit,
+    GcPolicy,
+    GitError,
+    GitPushRejected,
+    InvalidOption,
+    InvalidPipeline,
+    LogEvent,
+    StatusEvent,
+    UsageRecord,
+    ValuesDocument,
+    ValuesError,
+    VertexEvent,
+    WarningEvent,
+    Worker,
+    WriteBackOutcome,
+    __version__,
+    edit_values_file,
+    set_image,
+    update_values,
+)
+
+__all__ = [
+    "AuthError",
+    "BuildError",
+    "BuildkitVersion",
+    "BuildResult",
+    "BuildStream",
+    "Cancelled",
+    "Change",
+    "Client",
+    "ConnectionError",
+    "DaemonInfo",
+    "Error",
+    "FileEdit",
+    "GcPolicy",
+    "GitError",
+    "GitPushRejected",
+    "InvalidOption",
+    "InvalidPipeline",
+    "LogEvent",
+    "StatusEvent",
+    "UsageRecord",
+    "ValuesDocument",
+    "ValuesError",
+    "VertexEvent",
+    "WarningEvent",
+    "Worker",
+    "WriteBackOutcome",
+    "__version__",
+    "edit_values_file",
+    "set_image",
+    "update_values",
+]

@@ -1,0 +1,522 @@
+"""Type stubs of cicd_agents (the native module cicd_agents._native, re-exported)."""
+
+import os
+from datetime import datetime, timedelta
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+__version__: str
+
+_Path = Union[str, "os.PathLike[str]"]
+_SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
+_Spec = Union[str, Mapping[str, _SpecValue]]
+_Specs = Union[_Spec, Sequence[_Spec]]
+_StrOrList = Union[str, Sequence[str]]
+_KeyValues = Union[Mapping[str, str], Sequence[str]]
+_Secret = Union[str, Mapping[str, Union[str, bytes, "os.PathLike[str]"]]]
+_Seconds = Union[int, float, timedelta]
+_Edits = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+
+Event = Union["VertexEvent", "StatusEvent", "LogEvent", "WarningEvent"]
+ProgressArg = Union[None, str, Callable[[Event], Any]]
+
+# ---------------------------------------------------------------- errors
+
+class Error(Exception):
+    """Base class of every error raised by cicd_agents. The message is what the command line prints."""
+
+class ConnectionError(Error):
+    """The BuildKit daemon cannot be reached. Not the builtin ConnectionError."""
+
+    address: Optional[str]
+
+class InvalidOption(Error):
+    """An argument cannot be used (malformed spec, missing context, bad address, ...)."""
+
+    option: str
+    reason: str
+
+class BuildError(Error):
+    """The build failed; ``str(err)`` is the command line's report."""
+
+    message: str
+    step: Optional[str]
+    file: Optional[str]
+    line: Optional[int]
+    source_lines: List[str]
+    log_tail: List[str]
+
+class AuthError(Error):
+    """Credentials were refused (daemon call or git server)."""
+
+class Cancelled(Error):
+    """The operation was cancelled."""
+
+class ValuesError(Error):
+    """A values file could not be edited; nothing was changed."""
+
+class GitError(Error):
+    """The git write-back failed."""
+
+class GitPushRejected(GitError):
+    """The push was rejected (hook, protected branch, or the branch kept moving)."""
+
+    url: str
+    branch: str
+    reason: str
+    attempts: Optional[int]
+
+class InvalidPipeline(Error):
+    """A pipeline definition is invalid."""
+
+# ---------------------------------------------------------------- control API
+
+class BuildkitVersion:
+    """A BuildKit release stamp."""
+
+    @property
+    def package(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class DaemonInfo:
+    """Which BuildKit the daemon is (``Client.info()``)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def version(self) -> str:
+        """The version users should read, e.g. ``v0.13.2`` or ``v0.13.x``."""
+    @property
+    def version_source(self) -> str:
+        """``"info"``, ``"worker"``, ``"docker-engine"`` or ``"unknown"``."""
+    @property
+    def reported(self) -> Optional[BuildkitVersion]: ...
+    @property
+    def docker_engine(self) -> Optional[str]: ...
+    def version_display(self) -> str: ...
+    def minor_version(self) -> Optional[Tuple[int, int]]: ...
+    def at_least(self, major: int, minor: int) -> bool: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class GcPolicy:
+    """One garbage-collection rule of a worker."""
+
+    @property
+    def all(self) -> bool: ...
+    @property
+    def keep_duration_seconds(self) -> int: ...
+    @property
+    def reserved_space(self) -> int: ...
+    @property
+    def max_used_space(self) -> int: ...
+    @property
+    def min_free_space(self) -> int: ...
+    @property
+    def filters(self) -> List[str]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class Worker:
+    """One worker of the daemon."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def platforms(self) -> List[str]: ...
+    @property
+    def labels(self) -> Dict[str, str]: ...
+    @property
+    def gc_policies(self) -> List[GcPolicy]: ...
+    @property
+    def buildkit_version(self) -> Optional[BuildkitVersion]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class UsageRecord:
+    """One build cache record."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def mutable(self) -> bool: ...
+    @property
+    def in_use(self) -> bool: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def parents(self) -> List[str]: ...
+    @property
+    def created_at(self) -> Optional[datetime]: ...
+    @property
+    def last_used_at(self) -> Optional[datetime]: ...
+    @property
+    def usage_count(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def record_type(self) -> str: ...
+    @property
+    def shared(self) -> bool: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+# ---------------------------------------------------------------- progress
+
+class VertexEvent:
+    """A build step started, finished, was cached or failed."""
+
+    @property
+    def kind(self) -> str:
+        """Always ``"vertex"``."""
+    @property
+    def digest(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def inputs(self) -> List[str]: ...
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def started(self) -> Optional[datetime]: ...
+    @property
+    def completed(self) -> Optional[datetime]: ...
+    @property
+    def error(self) -> Optional[str]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class StatusEvent:
+    """Progress of a counter within a step (bytes transferred, layers pushed)."""
+
+    @property
+    def kind(self) -> str:
+        """Always ``"status"``."""
+    @property
+    def id(self) -> str: ...
+    @property
+    def vertex(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def current(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def started(self) -> Optional[datetime]: ...
+    @property
+    def completed(self) -> Optional[datetime]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class LogEvent:
+    """Output a step printed."""
+
+    @property
+    def kind(self) -> str:
+        """Always ``"log"``."""
+    @property
+    def vertex(self) -> str: ...
+    @property
+    def stream(self) -> int:
+        """1 for stdout, 2 for stderr."""
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def timestamp(self) -> Optional[datetime]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class WarningEvent:
+    """A warning about a step or the Dockerfile."""
+
+    @property
+    def kind(self) -> str:
+        """Always ``"warning"``."""
+    @property
+    def vertex(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def short(self) -> str: ...
+    @property
+    def detail(self) -> List[str]: ...
+    @property
+    def url(self) -> str: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+# ---------------------------------------------------------------- builds
+
+class BuildResult:
+    """A finished build."""
+
+    @property
+    def build_ref(self) -> str: ...
+    @property
+    def digest(self) -> Optional[str]:
+        """The image manifest (or index) digest, ``containerimage.digest``."""
+    @property
+    def config_digest(self) -> Optional[str]: ...
+    @property
+    def image_names(self) -> List[str]: ...
+    @property
+    def exporter_response(self) -> Dict[str, str]: ...
+    def metadata(self) -> Dict[str, Any]:
+        """What ``docker buildx build --metadata-file`` writes."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class BuildStream(Iterator[Event]):
+    """A running build; iterate it for progress events, then read ``result``."""
+
+    def __iter__(self) -> "BuildStream": ...
+    def __next__(self) -> Event: ...
+    @property
+    def result(self) -> Optional[BuildResult]: ...
+    @property
+    def done(self) -> bool: ...
+    def wait(self) -> BuildResult: ...
+    def cancel(self) -> None: ...
+    def __enter__(self) -> "BuildStream": ...
+    def __exit__(self, *args: Any) -> bool: ...
+
+class Client:
+    """A connection to a BuildKit daemon. Blocking methods release the GIL; Ctrl-C cancels them."""
+
+    def __init__(
+        self,
+        addr: Optional[str] = None,
+        *,
+        tls_ca: Optional[_Path] = None,
+        tls_cert: Optional[_Path] = None,
+        tls_key: Optional[_Path] = None,
+        tls_server_name: Optional[str] = None,
+        connect_timeout: Optional[_Seconds] = None,
+    ) -> None: ...
+    @staticmethod
+    def connect_async(
+        addr: Optional[str] = None,
+        *,
+        tls_ca: Optional[_Path] = None,
+        tls_cert: Optional[_Path] = None,
+        tls_key: Optional[_Path] = None,
+        tls_server_name: Optional[str] = None,
+        connect_timeout: Optional[_Seconds] = None,
+    ) -> Awaitable["Client"]: ...
+    @property
+    def address(self) -> str: ...
+    def info(self) -> DaemonInfo: ...
+    def info_async(self) -> Awaitable[DaemonInfo]: ...
+    def workers(self) -> List[Worker]: ...
+    def workers_async(self) -> Awaitable[List[Worker]]: ...
+    def disk_usage(self, filters: Optional[_StrOrList] = None) -> List[UsageRecord]: ...
+    def disk_usage_async(self, filters: Optional[_StrOrList] = None) -> Awaitable[List[UsageRecord]]: ...
+    def prune(
+        self,
+        all: bool = False,
+        keep_duration: Optional[_Seconds] = None,
+        keep_storage: Optional[int] = None,
+        filters: Optional[_StrOrList] = None,
+        *,
+        max_used_space: Optional[int] = None,
+        min_free_space: Optional[int] = None,
+    ) -> List[UsageRecord]: ...
+    def prune_async(
+        self,
+        all: bool = False,
+        keep_duration: Optional[_Seconds] = None,
+        keep_storage: Optional[int] = None,
+        filters: Optional[_StrOrList] = None,
+        *,
+        max_used_space: Optional[int] = None,
+        min_free_space: Optional[int] = None,
+    ) -> Awaitable[List[UsageRecord]]: ...
+    def build(
+        self,
+        context: _Path,
+        *,
+        file: Optional[_Path] = None,
+        tags: Optional[_StrOrList] = None,
+        build_args: Optional[_KeyValues] = None,
+        target: Optional[str] = None,
+        platforms: Optional[_StrOrList] = None,
+        labels: Optional[_KeyValues] = None,
+        no_cache: bool = False,
+        no_cache_filter: Optional[_StrOrList] = None,
+        network: Optional[str] = None,
+        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
+        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
+        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
+        build_contexts: Optional[Mapping[str, _Path]] = None,
+        push: bool = False,
+        outputs: Optional[_Specs] = None,
+        cache_from: Optional[_Specs] = None,
+        cache_to: Optional[_Specs] = None,
+        progress: ProgressArg = None,
+        metadata_file: Optional[_Path] = None,
+        git_auth_tokens: Optional[Mapping[str, str]] = None,
+        allow: Optional[_StrOrList] = None,
+        frontend_attrs: Optional[_KeyValues] = None,
+        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
+        docker_config: Optional[Union[bool, _Path]] = None,
+        shared_key: Optional[str] = None,
+    ) -> BuildResult: ...
+    def build_async(
+        self,
+        context: _Path,
+        *,
+        file: Optional[_Path] = None,
+        tags: Optional[_StrOrList] = None,
+        build_args: Optional[_KeyValues] = None,
+        target: Optional[str] = None,
+        platforms: Optional[_StrOrList] = None,
+        labels: Optional[_KeyValues] = None,
+        no_cache: bool = False,
+        no_cache_filter: Optional[_StrOrList] = None,
+        network: Optional[str] = None,
+        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
+        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
+        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
+        build_contexts: Optional[Mapping[str, _Path]] = None,
+        push: bool = False,
+        outputs: Optional[_Specs] = None,
+        cache_from: Optional[_Specs] = None,
+        cache_to: Optional[_Specs] = None,
+        progress: ProgressArg = None,
+        metadata_file: Optional[_Path] = None,
+        git_auth_tokens: Optional[Mapping[str, str]] = None,
+        allow: Optional[_StrOrList] = None,
+        frontend_attrs: Optional[_KeyValues] = None,
+        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
+        docker_config: Optional[Union[bool, _Path]] = None,
+        shared_key: Optional[str] = None,
+    ) -> Awaitable[BuildResult]: ...
+    def build_stream(
+        self,
+        context: _Path,
+        *,
+        file: Optional[_Path] = None,
+        tags: Optional[_StrOrList] = None,
+        build_args: Optional[_KeyValues] = None,
+        target: Optional[str] = None,
+        platforms: Optional[_StrOrList] = None,
+        labels: Optional[_KeyValues] = None,
+        no_cache: bool = False,
+        no_cache_filter: Optional[_StrOrList] = None,
+        network: Optional[str] = None,
+        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
+        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
+        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
+        build_contexts: Optional[Mapping[str, _Path]] = None,
+        push: bool = False,
+        outputs: Optional[_Specs] = None,
+        cache_from: Optional[_Specs] = None,
+        cache_to: Optional[_Specs] = None,
+        progress: ProgressArg = None,
+        metadata_file: Optional[_Path] = None,
+        git_auth_tokens: Optional[Mapping[str, str]] = None,
+        allow: Optional[_StrOrList] = None,
+        frontend_attrs: Optional[_KeyValues] = None,
+        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
+        docker_config: Optional[Union[bool, _Path]] = None,
+        shared_key: Optional[str] = None,
+    ) -> BuildStream: ...
+
+# ---------------------------------------------------------------- values files and git write-back
+
+class Change:
+    """The outcome of one values edit."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def document(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def old_value(self) -> str: ...
+    @property
+    def new_value(self) -> str: ...
+    @property
+    def old_style(self) -> str: ...
+    @property
+    def new_style(self) -> str: ...
+    @property
+    def changed(self) -> bool: ...
+
+class FileEdit:
+    """The result of ``edit_values_file()``."""
+
+    @property
+    def changes(self) -> List[Change]: ...
+    @property
+    def changed(self) -> bool: ...
+
+class ValuesDocument:
+    """A values file held as text, edited in place (format-preserving)."""
+
+    def __init__(self, text: str, origin: Optional[str] = None) -> None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def document_count(self) -> int: ...
+    def get(self, path: str, document: int = 0) -> str: ...
+    def set(self, path: str, value: str, document: int = 0) -> Change: ...
+    def set_all(self, edits: _Edits) -> List[Change]: ...
+
+class WriteBackOutcome:
+    """The result of ``update_values()``."""
+
+    @property
+    def commit(self) -> Optional[str]: ...
+    @property
+    def parent(self) -> str: ...
+    @property
+    def branch(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def files(self) -> List[str]: ...
+    @property
+    def message(self) -> Optional[str]: ...
+    @property
+    def changed(self) -> bool: ...
+
+def set_image(path: _Path, key: Union[str, _Edits], value: Optional[str] = None) -> bool:
+    """Sets ``key`` to ``value`` (or several edits) in a values file, format-preserving; returns whether it changed."""
+
+def edit_values_file(path: _Path, edits: _Edits, *, name: Optional[str] = None) -> FileEdit:
+    """Applies several edits to a values file, all or nothing."""
+
+def update_values(
+    url: str,
+    branch: str,
+    updates: Mapping[str, _Edits],
+    *,
+    author: Tuple[str, str],
+    token: Optional[str] = None,
+    token_username: Optional[str] = None,
+    push_branch: Optional[str] = None,
+    message: Optional[str] = None,
+    image: Optional[str] = None,
+    digest: Optional[str] = None,
+    source_commit: Optional[str] = None,
+    old_tag: Optional[str] = None,
+    new_tag: Optional[str] = None,
+    max_attempts: Optional[int] = None,
+    allow_insecure_http: bool = False,
+    git_program: Optional[_Path] = None,
+) -> WriteBackOutcome:
+    """Edits values files in a git repository, commits and pushes (retrying when the branch moved)."""

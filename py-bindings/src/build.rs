@@ -1,0 +1,628 @@
+//! Builds: the keyword arguments of `Client.build()` turned into the
+//! library's `BuildOptions`, the build run blocking / as an awaitable / as an
+//! event stream, and `BuildResult`.
+//!
+//! Every spec string is parsed by the library (`Output::parse`,
+//! `CacheEntry::parse_import` / `parse_export`, `Secret::parse`,
+//! `SshAgent::parse`, `NamedContext::parse`, `parse_key_values`); dicts are
+//! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
+//! `Secret::file` / `env` / `value`). The bindings only convert types.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+
+use cicd_agents_buildkit::build::{
+    parse_key_values, BuildContext, BuildOptions, BuildResult as RustBuildResult, CacheEntry, NamedContext, Output,
+};
+use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
+use cicd_agents_buildkit::{Error as BuildkitError, RegistryAuth, Secret, SshAgent};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyMapping, PyString};
+use tokio::task::JoinHandle;
+
+use crate::convert::{json_to_py, mapping_items, path, spec_items, spec_value, str_list, str_map, to_dict, type_name};
+use crate::errors;
+use crate::progress::{events, CallbackFailure, Progress, Tee};
+use crate::runtime::{awaitable, catch_panic, runtime, Task, TICK};
+
+/// The arguments of `Client.build()` / `build_async()` / `build_stream()`.
+pub struct BuildArgs<'a, 'py> {
+    pub context: &'a Bound<'py, PyAny>,
+    pub file: Option<&'a Bound<'py, PyAny>>,
+    pub tags: Option<&'a Bound<'py, PyAny>>,
+    pub build_args: Option<&'a Bound<'py, PyAny>>,
+    pub target: Option<String>,
+    pub platforms: Option<&'a Bound<'py, PyAny>>,
+    pub labels: Option<&'a Bound<'py, PyAny>>,
+    pub no_cache: bool,
+    pub no_cache_filter: Option<&'a Bound<'py, PyAny>>,
+    pub network: Option<String>,
+    pub add_hosts: Option<&'a Bound<'py, PyAny>>,
+    pub secrets: Option<&'a Bound<'py, PyAny>>,
+    pub ssh: Option<&'a Bound<'py, PyAny>>,
+    pub build_contexts: Option<&'a Bound<'py, PyAny>>,
+    pub push: bool,
+    pub outputs: Option<&'a Bound<'py, PyAny>>,
+    pub cache_from: Option<&'a Bound<'py, PyAny>>,
+    pub cache_to: Option<&'a Bound<'py, PyAny>>,
+    pub progress: Option<&'a Bound<'py, PyAny>>,
+    pub metadata_file: Option<&'a Bound<'py, PyAny>>,
+    pub git_auth_tokens: Option<&'a Bound<'py, PyAny>>,
+    pub allow: Option<&'a Bound<'py, PyAny>>,
+    pub frontend_attrs: Option<&'a Bound<'py, PyAny>>,
+    pub registry_auth: Option<&'a Bound<'py, PyAny>>,
+    pub docker_config: Option<&'a Bound<'py, PyAny>>,
+    pub shared_key: Option<String>,
+}
+
+/// A build ready to run.
+struct Prepared {
+    options: BuildOptions,
+    progress: Progress,
+    metadata_file: Option<PathBuf>,
+}
+
+fn some<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+    value.filter(|v| !v.is_none())
+}
+
+/// `KEY=VALUE` pairs: a mapping, or a list of `"KEY=VALUE"` (a bare `KEY`
+/// takes its value from the environment, as the library does for the CLI).
+fn key_values(
+    value: Option<&Bound<'_, PyAny>>,
+    option: &str,
+) -> PyResult<std::collections::BTreeMap<String, String>> {
+    match some(value) {
+        None => Ok(Default::default()),
+        Some(v) if v.cast::<PyMapping>().is_ok() => str_map(Some(v), option),
+        Some(v) => {
+            let items = str_list(Some(v), option)?;
+            parse_key_values(option, &items).map_err(errors::from_buildkit)
+        }
+    }
+}
+
+/// `{"type": kind, key: value, ...}` as the type and the attributes.
+fn typed_dict(mapping: &Bound<'_, PyMapping>, option: &str) -> PyResult<(String, Vec<(String, String)>)> {
+    let mut kind = None;
+    let mut attrs = Vec::new();
+    for (key, value) in mapping_items(mapping, option)? {
+        if key == "type" {
+            kind = Some(spec_value(&value, option, &key)?);
+        } else {
+            attrs.push((key.clone(), spec_value(&value, option, &key)?));
+        }
+    }
+    let kind = kind.ok_or_else(|| {
+        errors::invalid_option(option, "a dict needs a \"type\" key, e.g. {\"type\": \"registry\", \"ref\": \"...\"}")
+    })?;
+    Ok((kind, attrs))
+}
+
+fn output(item: &Bound<'_, PyAny>) -> PyResult<Output> {
+    if let Ok(mapping) = item.cast::<PyMapping>() {
+        let (kind, attrs) = typed_dict(mapping, "outputs")?;
+        return Ok(Output::new(&kind, attrs));
+    }
+    let spec: String = spec_string(item, "outputs")?;
+    Output::parse(&spec).map_err(errors::from_buildkit)
+}
+
+fn cache_entry(item: &Bound<'_, PyAny>, option: &str) -> PyResult<CacheEntry> {
+    if let Ok(mapping) = item.cast::<PyMapping>() {
+        let (kind, attrs) = typed_dict(mapping, option)?;
+        return CacheEntry::new(&kind, attrs).map_err(errors::from_buildkit);
+    }
+    let spec = spec_string(item, option)?;
+    let parsed = if option == "cache_from" { CacheEntry::parse_import(&spec) } else { CacheEntry::parse_export(&spec) };
+    parsed.map_err(errors::from_buildkit)
+}
+
+fn spec_string(item: &Bound<'_, PyAny>, option: &str) -> PyResult<String> {
+    if item.is_instance_of::<PyString>() {
+        return item.extract();
+    }
+    Err(PyTypeError::new_err(format!(
+        "{option}: each item must be a \"type=...,key=value\" str or a dict, not {}",
+        type_name(item)
+    )))
+}
+
+/// A secret: a buildx spec, or `{"id": ..., "src"|"env"|"value": ...}`.
+fn secret(item: &Bound<'_, PyAny>) -> PyResult<Secret> {
+    let Ok(mapping) = item.cast::<PyMapping>() else {
+        if item.is_instance_of::<PyString>() {
+            let spec: String = item.extract()?;
+            return Secret::parse(&spec).map_err(errors::from_buildkit);
+        }
+        return Err(PyTypeError::new_err(format!(
+            "secrets: each item must be a buildx spec str (\"id=NAME,src=FILE\") or a dict, not {}",
+            type_name(item)
+        )));
+    };
+    let mut id = None;
+    let mut sources = Vec::new();
+    for (key, value) in mapping_items(mapping, "secrets")? {
+        match key.as_str() {
+            "id" => id = Some(value.extract::<String>().map_err(|_| PyTypeError::new_err("secrets: \"id\" must be a str"))?),
+            "src" | "source" => sources.push(("src", path(&value, "secrets: \"src\"")?.to_string_lossy().into_owned())),
+            "env" => sources.push((
+                "env",
+                value.extract::<String>().map_err(|_| PyTypeError::new_err("secrets: \"env\" must be a str"))?,
+            )),
+            "value" => {
+                let text = if let Ok(bytes) = value.cast::<PyBytes>() {
+                    String::from_utf8(bytes.as_bytes().to_vec())
+                        .map_err(|_| errors::invalid_option("secrets", "a \"value\" given as bytes must be UTF-8"))?
+                } else {
+                    value
+                        .extract::<String>()
+                        .map_err(|_| PyTypeError::new_err("secrets: \"value\" must be a str or bytes"))?
+                };
+                sources.push(("value", text));
+            }
+            other => {
+                return Err(errors::invalid_option(
+                    "secrets",
+                    format!("unknown key {other:?}; expected id and one of src, env or value"),
+                ))
+            }
+        }
+    }
+    let id = id.ok_or_else(|| errors::invalid_option("secrets", "a secret dict needs an \"id\""))?;
+    match sources.as_slice() {
+        [("src", src)] => Ok(Secret::file(id, src)),
+        [("env", env)] => Ok(Secret::env(id, env.clone())),
+        [(_, value)] => Ok(Secret::value(id, value.clone())),
+        [] => Err(errors::invalid_option("secrets", format!("secret {id:?} needs one of src, env or value"))),
+        _ => Err(errors::invalid_option("secrets", format!("secret {id:?} has more than one of src, env and value"))),
+    }
+}
+
+fn ssh_agents(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<SshAgent>> {
+    let Some(value) = some(value) else { return Ok(Vec::new()) };
+    let specs: Vec<String> = if let Ok(mapping) = value.cast::<PyMapping>() {
+        mapping_items(mapping, "ssh")?
+            .into_iter()
+            .map(|(id, socket)| Ok(format!("{id}={}", path(&socket, "ssh")?.to_string_lossy())))
+            .collect::<PyResult<_>>()?
+    } else {
+        str_list(Some(value), "ssh")?
+    };
+    specs.iter().map(|spec| SshAgent::parse(spec).map_err(errors::from_buildkit)).collect()
+}
+
+fn add_hosts(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+    match some(value) {
+        Some(v) if v.cast::<PyMapping>().is_ok() => {
+            Ok(str_map(Some(v), "add_hosts")?.into_iter().map(|(name, ip)| format!("{name}:{ip}")).collect())
+        }
+        other => str_list(other, "add_hosts"),
+    }
+}
+
+fn registry_auth(
+    registry_auth: Option<&Bound<'_, PyAny>>,
+    docker_config: Option<&Bound<'_, PyAny>>,
+) -> PyResult<RegistryAuth> {
+    let mut auth = match some(docker_config) {
+        None => RegistryAuth::docker_config(),
+        Some(flag) if flag.is_instance_of::<PyBool>() => {
+            if flag.extract::<bool>()? {
+                RegistryAuth::docker_config()
+            } else {
+                RegistryAuth::anonymous()
+            }
+        }
+        Some(dir) => RegistryAuth::docker_config().config_dir(path(dir, "docker_config")?),
+    };
+    let Some(value) = some(registry_auth) else { return Ok(auth) };
+    let mapping = value.cast::<PyMapping>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "registry_auth must be a mapping {{host: (username, secret)}}, not {}",
+            type_name(value)
+        ))
+    })?;
+    for (host, credentials) in mapping_items(mapping, "registry_auth")? {
+        let (username, secret): (String, String) = if let Ok(fields) = credentials.cast::<PyMapping>() {
+            let mut username = None;
+            let mut secret = None;
+            for (key, field) in mapping_items(fields, "registry_auth")? {
+                let text: String = field
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err(format!("registry_auth[{host:?}][{key:?}] must be a str")))?;
+                match key.as_str() {
+                    "username" => username = Some(text),
+                    "password" | "secret" | "token" => secret = Some(text),
+                    other => {
+                        return Err(errors::invalid_option(
+                            "registry_auth",
+                            format!("unknown key {other:?} for {host}; expected username and password"),
+                        ))
+                    }
+                }
+            }
+            let secret = secret
+                .ok_or_else(|| errors::invalid_option("registry_auth", format!("{host}: no password")))?;
+            (username.unwrap_or_default(), secret)
+        } else {
+            credentials.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "registry_auth[{host:?}] must be a (username, secret) tuple or a dict"
+                ))
+            })?
+        };
+        auth = auth.with_credentials(&host, username, secret);
+    }
+    Ok(auth)
+}
+
+impl BuildArgs<'_, '_> {
+    fn prepare(self) -> PyResult<Prepared> {
+        let context = if self.context.is_instance_of::<PyString>() {
+            BuildContext::parse(&self.context.extract::<String>()?)
+        } else {
+            BuildContext::Local(path(self.context, "context")?)
+        };
+        let mut options = BuildOptions::new(context);
+        if let Some(file) = some(self.file) {
+            options.dockerfile = Some(path(file, "file")?);
+        }
+        options.tags = str_list(self.tags, "tags")?;
+        options.build_args = key_values(self.build_args, "build_args")?;
+        options.target = self.target;
+        options.platforms = str_list(self.platforms, "platforms")?;
+        options.labels = key_values(self.labels, "labels")?;
+        options.no_cache = self.no_cache;
+        options.no_cache_filter = str_list(self.no_cache_filter, "no_cache_filter")?;
+        options.network = self.network;
+        options.add_hosts = add_hosts(self.add_hosts)?;
+        options.secrets = spec_items(self.secrets, "secrets")?.iter().map(secret).collect::<PyResult<_>>()?;
+        options.ssh = ssh_agents(self.ssh)?;
+        if let Some(contexts) = some(self.build_contexts) {
+            let mapping = contexts.cast::<PyMapping>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "build_contexts must be a mapping {{name: dir | url | \"docker-image://ref\"}}, not {}",
+                    type_name(contexts)
+                ))
+            })?;
+            for (name, value) in mapping_items(mapping, "build_contexts")? {
+                let value = path(&value, "build_contexts")?.to_string_lossy().into_owned();
+                let named = NamedContext::parse(&value).map_err(errors::from_buildkit)?;
+                options.build_contexts.insert(name, named);
+            }
+        }
+        options.push = self.push;
+        options.outputs = spec_items(self.outputs, "outputs")?.iter().map(output).collect::<PyResult<_>>()?;
+        options.cache_from = spec_items(self.cache_from, "cache_from")?
+            .iter()
+            .map(|item| cache_entry(item, "cache_from"))
+            .collect::<PyResult<_>>()?;
+        options.cache_to = spec_items(self.cache_to, "cache_to")?
+            .iter()
+            .map(|item| cache_entry(item, "cache_to"))
+            .collect::<PyResult<_>>()?;
+        options.registry_auth = registry_auth(self.registry_auth, self.docker_config)?;
+        for (host, token) in str_map(self.git_auth_tokens, "git_auth_tokens")? {
+            options = options.git_auth_token(host, token);
+        }
+        options.allow = str_list(self.allow, "allow")?;
+        options.frontend_attrs = key_values(self.frontend_attrs, "frontend_attrs")?;
+        options.shared_key = self.shared_key;
+        let metadata_file = some(self.metadata_file).map(|p| path(p, "metadata_file")).transpose()?;
+        let progress = Progress::from_arg(self.progress)?;
+        Ok(Prepared { options, progress, metadata_file })
+    }
+}
+
+/// Writes `docker buildx build --metadata-file`'s JSON, as the CLI does.
+fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
+    let text = serde_json::to_string_pretty(&result.metadata())
+        .map_err(|err| errors::internal(format!("serialising the metadata: {err}")))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|err| errors::Error::new_err(format!("metadata_file {}: {err}", path.display())))
+}
+
+/// How a build run ended: the library's result, or `None` when a progress
+/// callback raised (its error is in the `CallbackFailure`).
+type Outcome = Option<Result<RustBuildResult, BuildkitError>>;
+
+/// Runs the build until it ends or a progress callback raises.
+async fn run(
+    client: cicd_agents_buildkit::Client,
+    options: BuildOptions,
+    mut sink: Box<dyn ProgressSink>,
+    failure: Arc<CallbackFailure>,
+) -> Outcome {
+    let build = client.build_with_progress(&options, sink.as_mut());
+    tokio::select! {
+        result = build => Some(result),
+        _ = failure.raised() => None,
+    }
+}
+
+/// Turns a finished run into the Python result.
+fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&std::path::Path>) -> PyResult<BuildResult> {
+    if let Some(err) = failure.take() {
+        return Err(err);
+    }
+    match outcome {
+        Some(Ok(result)) => {
+            if let Some(path) = metadata_file {
+                write_metadata(path, &result)?;
+            }
+            Ok(BuildResult { inner: result })
+        }
+        Some(Err(err)) => Err(errors::from_buildkit(err)),
+        None => Err(errors::internal("the build stopped for a progress callback error that was lost")),
+    }
+}
+
+/// `Client.build()`.
+pub fn build_blocking(py: Python<'_>, client: &cicd_agents_buildkit::Client, args: BuildArgs<'_, '_>) -> PyResult<BuildResult> {
+    let Prepared { options, progress, metadata_file } = args.prepare()?;
+    let failure = progress.failure.clone();
+    let task = Task::spawn(run(client.clone(), options, progress.sink, progress.failure))?;
+    let outcome = task.wait(py);
+    if let Some(err) = failure.take() {
+        return Err(err);
+    }
+    finish(outcome?, &failure, metadata_file.as_deref())
+}
+
+/// `Client.build_async()`.
+pub fn build_awaitable<'py>(
+    py: Python<'py>,
+    client: &cicd_agents_buildkit::Client,
+    args: BuildArgs<'_, 'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Prepared { options, progress, metadata_file } = args.prepare()?;
+    let failure = progress.failure.clone();
+    let client = client.clone();
+    awaitable(py, async move {
+        let outcome = run(client, options, progress.sink, progress.failure).await;
+        finish(outcome, &failure, metadata_file.as_deref())
+    })
+}
+
+/// A finished build.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct BuildResult {
+    inner: RustBuildResult,
+}
+
+#[pymethods]
+impl BuildResult {
+    /// The build's reference (the solve request's ref).
+    #[getter]
+    fn build_ref(&self) -> &str {
+        &self.inner.build_ref
+    }
+    /// The image manifest (or index) digest, ``containerimage.digest``; None
+    /// when no image was exported.
+    #[getter]
+    fn digest(&self) -> Option<&str> {
+        self.inner.digest.as_deref()
+    }
+    /// The image config digest, ``containerimage.config.digest``, or None.
+    #[getter]
+    fn config_digest(&self) -> Option<&str> {
+        self.inner.config_digest.as_deref()
+    }
+    /// The image names exported (``image.name`` split at commas).
+    #[getter]
+    fn image_names(&self) -> Vec<String> {
+        self.inner.image_names.clone()
+    }
+    /// The full exporter response as the daemon sent it (str to str).
+    #[getter]
+    fn exporter_response(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.exporter_response.clone()
+    }
+    /// The metadata ``docker buildx build --metadata-file`` writes: every
+    /// exporter response key, base64-encoded JSON values decoded, plus
+    /// ``buildx.build.ref``.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.inner.metadata())
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "BuildResult(digest={}, image_names={:?})",
+            crate::convert::repr_opt(self.inner.digest.as_deref()),
+            self.inner.image_names
+        )
+    }
+}
+
+/// What the runtime task of a stream sends.
+enum Message {
+    Update(StatusUpdate),
+    Done(Result<Outcome, String>),
+}
+
+/// Forwards updates to the stream's channel.
+struct ChannelSink(Sender<Message>);
+
+impl ProgressSink for ChannelSink {
+    fn update(&mut self, update: &StatusUpdate) {
+        let _ = self.0.send(Message::Update(update.clone()));
+    }
+}
+
+/// A running build whose progress events are read by iterating it.
+///
+/// Returned by ``Client.build_stream()``. Iterating yields ``VertexEvent``,
+/// ``StatusEvent``, ``LogEvent`` and ``WarningEvent`` objects as they arrive
+/// (waiting with the GIL released; Ctrl-C cancels the build). When the build
+/// ends the iteration stops and ``result`` holds the ``BuildResult``; if it
+/// failed, the iteration raises its error (e.g. ``BuildError``).
+///
+/// ``wait()`` skips the remaining events and returns the result; ``cancel()``
+/// cancels the build on the daemon. Used as a context manager, leaving the
+/// block cancels a build that is still running; so does dropping the stream.
+#[pyclass(module = "cicd_agents")]
+pub struct BuildStream {
+    messages: Mutex<Receiver<Message>>,
+    handle: JoinHandle<()>,
+    pending: VecDeque<Py<PyAny>>,
+    finished: bool,
+    result: Option<Py<BuildResult>>,
+    failure: Arc<CallbackFailure>,
+    metadata_file: Option<PathBuf>,
+}
+
+impl Drop for BuildStream {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl BuildStream {
+    /// Starts the build.
+    pub fn start(client: &cicd_agents_buildkit::Client, args: BuildArgs<'_, '_>) -> PyResult<BuildStream> {
+        let Prepared { options, progress, metadata_file } = args.prepare()?;
+        let (sender, messages) = mpsc::channel();
+        let sink = Tee(vec![Box::new(ChannelSink(sender.clone())), progress.sink]);
+        let failure = progress.failure.clone();
+        let client = client.clone();
+        let handle = runtime()?.spawn(async move {
+            let outcome = catch_panic(run(client, options, Box::new(sink), progress.failure)).await;
+            let _ = sender.send(Message::Done(outcome));
+        });
+        Ok(BuildStream {
+            messages: Mutex::new(messages),
+            handle,
+            pending: VecDeque::new(),
+            finished: false,
+            result: None,
+            failure,
+            metadata_file,
+        })
+    }
+
+    /// The next event, or `None` at the end. `keep_events: false` drops events.
+    fn next_event(&mut self, py: Python<'_>, keep_events: bool) -> PyResult<Option<Py<PyAny>>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let messages = self
+                .messages
+                .get_mut()
+                .map_err(|_| errors::internal("the event channel is poisoned"))?;
+            match py.detach(move || messages.recv_timeout(TICK)) {
+                Ok(Message::Update(update)) => {
+                    if keep_events {
+                        self.pending.extend(events(py, &update)?);
+                    }
+                }
+                Ok(Message::Done(outcome)) => {
+                    self.finished = true;
+                    let outcome = outcome.map_err(|panic| errors::internal(format!("panic: {panic}")))?;
+                    let result = finish(outcome, &self.failure, self.metadata_file.as_deref())?;
+                    self.result = Some(Py::new(py, result)?);
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(err) = py.check_signals() {
+                        self.cancel_and_wait(py);
+                        return Err(err);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finished = true;
+                    return Err(errors::Cancelled::new_err("the build was cancelled"));
+                }
+            }
+        }
+    }
+
+    fn cancel_and_wait(&mut self, py: Python<'_>) {
+        self.handle.abort();
+        self.finished = true;
+        self.pending.clear();
+        // Wait (briefly) until the task is gone, so its cancellation went out.
+        if let Ok(messages) = self.messages.get_mut() {
+            py.detach(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                    if messages.recv_timeout(left).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[pymethods]
+impl BuildStream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.next_event(py, true)
+    }
+
+    /// The ``BuildResult`` once the build has finished successfully, else None.
+    #[getter]
+    fn result(&self, py: Python<'_>) -> Option<Py<BuildResult>> {
+        self.result.as_ref().map(|r| r.clone_ref(py))
+    }
+
+    /// Whether the build has ended (successfully, failed or cancelled).
+    #[getter]
+    fn done(&self) -> bool {
+        self.finished
+    }
+
+    /// Waits for the build to end, discarding the events not read yet, and
+    /// returns its ``BuildResult`` (or raises its error).
+    fn wait(&mut self, py: Python<'_>) -> PyResult<Py<BuildResult>> {
+        self.pending.clear();
+        while self.next_event(py, false)?.is_some() {}
+        self.result
+            .as_ref()
+            .map(|r| r.clone_ref(py))
+            .ok_or_else(|| errors::Cancelled::new_err("the build was cancelled"))
+    }
+
+    /// Cancels the build on the daemon (no-op once it has ended).
+    fn cancel(&mut self, py: Python<'_>) {
+        if !self.finished {
+            self.cancel_and_wait(py);
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.cancel(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if !self.finished {
+            "running"
+        } else if self.result.is_some() {
+            "done"
+        } else {
+            "failed"
+        };
+        format!("BuildStream({state})")
+    }
+}

@@ -1,0 +1,651 @@
+//! `cicd_agents.Client`: a connection to a BuildKit daemon, and the Control
+//! API's results (`DaemonInfo`, `Worker`, `UsageRecord`, …) as Python objects.
+
+use std::path::PathBuf;
+
+use cicd_agents_buildkit::control::info::BuildkitVersion as RustBuildkitVersion;
+use cicd_agents_buildkit::control::workers::GcPolicy as RustGcPolicy;
+use cicd_agents_buildkit::{
+    DaemonInfo as RustDaemonInfo, DiskUsageOptions, PruneOptions, TlsOptions, UsageRecord as RustUsageRecord,
+    Worker as RustWorker,
+};
+use pyo3::prelude::*;
+
+use crate::build::{BuildArgs, BuildResult, BuildStream};
+use crate::convert::{datetime, duration, str_list, to_dict};
+use crate::errors;
+use crate::runtime::{awaitable, block_on};
+
+/// A BuildKit release stamp as a daemon or worker reports it.
+#[pyclass(module = "cicd_agents", frozen)]
+#[derive(Clone)]
+pub struct BuildkitVersion {
+    inner: RustBuildkitVersion,
+}
+
+#[pymethods]
+impl BuildkitVersion {
+    /// The Go package, e.g. ``github.com/moby/buildkit``.
+    #[getter]
+    fn package(&self) -> &str {
+        &self.inner.package
+    }
+    /// The release, e.g. ``v0.13.2``.
+    #[getter]
+    fn version(&self) -> &str {
+        &self.inner.version
+    }
+    /// The source revision.
+    #[getter]
+    fn revision(&self) -> &str {
+        &self.inner.revision
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!("BuildkitVersion({:?}, {:?})", self.inner.package, self.inner.version)
+    }
+}
+
+/// What ``Client.info()`` returns: which BuildKit the daemon is.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct DaemonInfo {
+    inner: RustDaemonInfo,
+}
+
+#[pymethods]
+impl DaemonInfo {
+    /// The daemon's address.
+    #[getter]
+    fn address(&self) -> &str {
+        &self.inner.address
+    }
+    /// The version users should read, e.g. ``v0.13.2`` or ``v0.13.x``.
+    #[getter]
+    fn version(&self) -> &str {
+        &self.inner.version
+    }
+    /// Where ``version`` comes from: ``"info"``, ``"worker"``, ``"docker-engine"`` or ``"unknown"``.
+    #[getter]
+    fn version_source<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner.version_source)
+    }
+    /// The version stamp exactly as the daemon reported it, or None.
+    #[getter]
+    fn reported(&self) -> Option<BuildkitVersion> {
+        self.inner.reported.clone().map(|inner| BuildkitVersion { inner })
+    }
+    /// For ``docker://`` addresses: the Docker Engine version, else None.
+    #[getter]
+    fn docker_engine(&self) -> Option<&str> {
+        self.inner.docker_engine.as_deref()
+    }
+    /// The version with a note on where it comes from when it is not the daemon's own word.
+    fn version_display(&self) -> String {
+        self.inner.version_display()
+    }
+    /// ``(major, minor)`` of the version, or None when unknown.
+    fn minor_version(&self) -> Option<(u64, u64)> {
+        self.inner.minor_version()
+    }
+    /// Whether the daemon is at least ``major.minor`` (unknown versions count as current).
+    fn at_least(&self, major: u64, minor: u64) -> bool {
+        self.inner.at_least(major, minor)
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!("DaemonInfo(address={:?}, version={:?})", self.inner.address, self.inner.version)
+    }
+}
+
+/// One garbage-collection rule of a worker.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct GcPolicy {
+    inner: RustGcPolicy,
+}
+
+#[pymethods]
+impl GcPolicy {
+    /// Applies to all records, not only unused ones.
+    #[getter]
+    fn all(&self) -> bool {
+        self.inner.all
+    }
+    /// Keep records used within this many seconds.
+    #[getter]
+    fn keep_duration_seconds(&self) -> i64 {
+        self.inner.keep_duration_seconds
+    }
+    /// Bytes kept (``keepBytes``, now ``reservedSpace``).
+    #[getter]
+    fn reserved_space(&self) -> i64 {
+        self.inner.reserved_space
+    }
+    /// Upper bound of space used.
+    #[getter]
+    fn max_used_space(&self) -> i64 {
+        self.inner.max_used_space
+    }
+    /// Space left free on the disk.
+    #[getter]
+    fn min_free_space(&self) -> i64 {
+        self.inner.min_free_space
+    }
+    /// Filters.
+    #[getter]
+    fn filters(&self) -> Vec<String> {
+        self.inner.filters.clone()
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "GcPolicy(all={}, keep_duration_seconds={}, reserved_space={})",
+            if self.inner.all { "True" } else { "False" },
+            self.inner.keep_duration_seconds,
+            self.inner.reserved_space
+        )
+    }
+}
+
+/// One worker a daemon builds on.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct Worker {
+    inner: RustWorker,
+}
+
+#[pymethods]
+impl Worker {
+    /// The worker's ID.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    /// Platforms it builds for, as ``os/arch[/variant]``.
+    #[getter]
+    fn platforms(&self) -> Vec<String> {
+        self.inner.platforms.clone()
+    }
+    /// Its labels (executor, snapshotter, hostname, ...).
+    #[getter]
+    fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.labels.clone()
+    }
+    /// Its garbage-collection rules.
+    #[getter]
+    fn gc_policies(&self) -> Vec<GcPolicy> {
+        self.inner.gc_policies.iter().cloned().map(|inner| GcPolicy { inner }).collect()
+    }
+    /// The BuildKit version the worker reports (v0.11+), or None.
+    #[getter]
+    fn buildkit_version(&self) -> Option<BuildkitVersion> {
+        self.inner.buildkit_version.clone().map(|inner| BuildkitVersion { inner })
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!("Worker(id={:?}, platforms={:?})", self.inner.id, self.inner.platforms)
+    }
+}
+
+/// One build cache record (``Client.disk_usage()``, ``Client.prune()``).
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct UsageRecord {
+    inner: RustUsageRecord,
+}
+
+#[pymethods]
+impl UsageRecord {
+    /// Record ID.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    /// Whether it is a mutable (not yet committed) record.
+    #[getter]
+    fn mutable(&self) -> bool {
+        self.inner.mutable
+    }
+    /// Whether a build is using it now.
+    #[getter]
+    fn in_use(&self) -> bool {
+        self.inner.in_use
+    }
+    /// Size in bytes.
+    #[getter]
+    fn size(&self) -> i64 {
+        self.inner.size
+    }
+    /// Parent record IDs.
+    #[getter]
+    fn parents(&self) -> Vec<String> {
+        self.inner.parents.clone()
+    }
+    /// When it was created (UTC ``datetime``), or None.
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        datetime(py, self.inner.created_at)
+    }
+    /// When it was last used (UTC ``datetime``), or None.
+    #[getter]
+    fn last_used_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        datetime(py, self.inner.last_used_at)
+    }
+    /// How often it was used.
+    #[getter]
+    fn usage_count(&self) -> i64 {
+        self.inner.usage_count
+    }
+    /// What it is (e.g. the step that made it).
+    #[getter]
+    fn description(&self) -> &str {
+        &self.inner.description
+    }
+    /// Its type (``regular``, ``source.local``, ``exec.cachemount``, ...).
+    #[getter]
+    fn record_type(&self) -> &str {
+        &self.inner.record_type
+    }
+    /// Whether it is shared with other records.
+    #[getter]
+    fn shared(&self) -> bool {
+        self.inner.shared
+    }
+    /// As a JSON-compatible dict (timestamps as RFC 3339 strings).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!("UsageRecord(id={:?}, size={}, type={:?})", self.inner.id, self.inner.size, self.inner.record_type)
+    }
+}
+
+fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
+    records.into_iter().map(|inner| UsageRecord { inner }).collect()
+}
+
+/// A connection to a BuildKit daemon.
+///
+/// ``Client(addr=None, *, tls_ca=None, tls_cert=None, tls_key=None,
+/// tls_server_name=None, connect_timeout=None)`` connects (blocking, the GIL
+/// released). ``addr`` is ``unix:///path``, ``tcp://host:port`` or
+/// ``docker://[unix:///path|tcp://host:port]``; without it the address is
+/// resolved like ``buildctl`` and ``buildx`` do: ``$BUILDKIT_HOST``,
+/// ``$DOCKER_HOST`` (as ``docker://``), ``/run/buildkit/buildkitd.sock``,
+/// ``$XDG_RUNTIME_DIR/buildkit/buildkitd.sock``, ``/var/run/docker.sock``.
+/// The TLS files (PEM) apply to ``tcp://`` daemons. Use
+/// ``await Client.connect_async(...)`` from asyncio code.
+///
+/// Every method blocks with the GIL released; Ctrl-C (KeyboardInterrupt)
+/// cancels the call (a build is cancelled on the daemon). Each blocking
+/// method has an ``*_async`` twin returning an awaitable.
+///
+/// Raises ``ConnectionError`` when the daemon cannot be reached and
+/// ``InvalidOption`` for a malformed address or unusable TLS files.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct Client {
+    inner: cicd_agents_buildkit::Client,
+}
+
+fn builder(
+    addr: Option<String>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_server_name: Option<String>,
+    connect_timeout: Option<&Bound<'_, PyAny>>,
+) -> PyResult<cicd_agents_buildkit::ClientBuilder> {
+    let tls = TlsOptions { ca_cert: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name };
+    let mut builder = cicd_agents_buildkit::Client::builder().address_opt(addr).tls(tls);
+    if let Some(timeout) = connect_timeout.filter(|t| !t.is_none()) {
+        builder = builder.connect_timeout(duration(timeout, "connect_timeout")?);
+    }
+    Ok(builder)
+}
+
+fn prune_options(
+    all: bool,
+    keep_duration: Option<&Bound<'_, PyAny>>,
+    keep_storage: Option<i64>,
+    max_used_space: Option<i64>,
+    min_free_space: Option<i64>,
+    filters: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PruneOptions> {
+    let mut options = PruneOptions::default().all(all);
+    if let Some(value) = keep_duration.filter(|v| !v.is_none()) {
+        options = options.keep_duration(duration(value, "keep_duration")?);
+    }
+    options.keep_bytes = keep_storage;
+    options.max_used_space = max_used_space;
+    options.min_free_space = min_free_space;
+    options.filters = str_list(filters, "filters")?;
+    Ok(options)
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None))]
+    fn new(
+        py: Python<'_>,
+        addr: Option<String>,
+        tls_ca: Option<PathBuf>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        tls_server_name: Option<String>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout)?;
+        let inner = block_on(py, builder.connect())?.map_err(errors::from_buildkit)?;
+        Ok(Client { inner })
+    }
+
+    /// Connects without blocking the event loop: ``client = await Client.connect_async(addr)``.
+    /// Takes the same arguments as ``Client(...)``.
+    #[staticmethod]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None))]
+    fn connect_async<'py>(
+        py: Python<'py>,
+        addr: Option<String>,
+        tls_ca: Option<PathBuf>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        tls_server_name: Option<String>,
+        connect_timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout)?;
+        awaitable(py, async move {
+            let inner = builder.connect().await.map_err(errors::from_buildkit)?;
+            Ok(Client { inner })
+        })
+    }
+
+    /// The daemon's address, e.g. ``docker://unix:///var/run/docker.sock``.
+    #[getter]
+    fn address(&self) -> String {
+        self.inner.address().to_string()
+    }
+
+    /// Asks the daemon which BuildKit it is.
+    fn info(&self, py: Python<'_>) -> PyResult<DaemonInfo> {
+        let client = self.inner.clone();
+        let inner = block_on(py, async move { client.info().await })?.map_err(errors::from_buildkit)?;
+        Ok(DaemonInfo { inner })
+    }
+
+    /// ``await``-able ``info()``.
+    fn info_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        awaitable(py, async move {
+            let inner = client.info().await.map_err(errors::from_buildkit)?;
+            Ok(DaemonInfo { inner })
+        })
+    }
+
+    /// Lists the daemon's workers.
+    fn workers(&self, py: Python<'_>) -> PyResult<Vec<Worker>> {
+        let client = self.inner.clone();
+        let workers = block_on(py, async move { client.list_workers().await })?.map_err(errors::from_buildkit)?;
+        Ok(workers.into_iter().map(|inner| Worker { inner }).collect())
+    }
+
+    /// ``await``-able ``workers()``.
+    fn workers_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        awaitable(py, async move {
+            let workers = client.list_workers().await.map_err(errors::from_buildkit)?;
+            Ok(workers.into_iter().map(|inner| Worker { inner }).collect::<Vec<_>>())
+        })
+    }
+
+    /// Lists the build cache records, optionally filtered with BuildKit
+    /// filter expressions (``"type==regular"``, ``"id~=abc"``).
+    #[pyo3(signature = (filters=None))]
+    fn disk_usage(&self, py: Python<'_>, filters: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<UsageRecord>> {
+        let options = DiskUsageOptions { filters: str_list(filters, "filters")? };
+        let client = self.inner.clone();
+        let found = block_on(py, async move { client.disk_usage(&options).await })?.map_err(errors::from_buildkit)?;
+        Ok(records(found))
+    }
+
+    /// ``await``-able ``disk_usage()``.
+    #[pyo3(signature = (filters=None))]
+    fn disk_usage_async<'py>(&self, py: Python<'py>, filters: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let options = DiskUsageOptions { filters: str_list(filters, "filters")? };
+        let client = self.inner.clone();
+        awaitable(py, async move {
+            let found = client.disk_usage(&options).await.map_err(errors::from_buildkit)?;
+            Ok(records(found))
+        })
+    }
+
+    /// Frees build cache and returns the records freed.
+    ///
+    /// ``all``: also records still referenced internally. ``keep_duration``:
+    /// keep records used within this time (seconds or ``timedelta``).
+    /// ``keep_storage``: keep this many bytes. ``max_used_space`` /
+    /// ``min_free_space``: prune until at most / at least that many bytes are
+    /// used / free. ``filters``: BuildKit filter expressions.
+    #[pyo3(signature = (all=false, keep_duration=None, keep_storage=None, filters=None, *, max_used_space=None, min_free_space=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn prune(
+        &self,
+        py: Python<'_>,
+        all: bool,
+        keep_duration: Option<&Bound<'_, PyAny>>,
+        keep_storage: Option<i64>,
+        filters: Option<&Bound<'_, PyAny>>,
+        max_used_space: Option<i64>,
+        min_free_space: Option<i64>,
+    ) -> PyResult<Vec<UsageRecord>> {
+        let options = prune_options(all, keep_duration, keep_storage, max_used_space, min_free_space, filters)?;
+        let client = self.inner.clone();
+        let freed = block_on(py, async move { client.prune_all(&options).await })?.map_err(errors::from_buildkit)?;
+        Ok(records(freed))
+    }
+
+    /// ``await``-able ``prune()``.
+    #[pyo3(signature = (all=false, keep_duration=None, keep_storage=None, filters=None, *, max_used_space=None, min_free_space=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn prune_async<'py>(
+        &self,
+        py: Python<'py>,
+        all: bool,
+        keep_duration: Option<&Bound<'py, PyAny>>,
+        keep_storage: Option<i64>,
+        filters: Option<&Bound<'py, PyAny>>,
+        max_used_space: Option<i64>,
+        min_free_space: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = prune_options(all, keep_duration, keep_storage, max_used_space, min_free_space, filters)?;
+        let client = self.inner.clone();
+        awaitable(py, async move {
+            let freed = client.prune_all(&options).await.map_err(errors::from_buildkit)?;
+            Ok(records(freed))
+        })
+    }
+
+    /// Runs a Dockerfile build and returns its ``BuildResult``.
+    ///
+    /// ``context`` is a directory (str or ``os.PathLike``) or a git / HTTP(S)
+    /// URL (``https://host/org/repo.git#ref:subdir``) the daemon fetches.
+    ///
+    /// Keyword arguments, named like ``docker buildx build``'s flags (and
+    /// python-on-whales' ``buildx.build``):
+    ///
+    /// - ``file``: the Dockerfile (default ``<context>/Dockerfile``; for URL
+    ///   contexts a path inside the repository).
+    /// - ``tags``: image name(s), a str or a list.
+    /// - ``build_args``, ``labels``: dicts (or lists of ``"KEY=VALUE"``).
+    /// - ``target``: the stage to build. ``platforms``: e.g. ``"linux/amd64"`` or a list.
+    /// - ``no_cache``: ignore the cache; ``no_cache_filter``: only for these stages.
+    /// - ``network``: ``"default"``, ``"host"`` or ``"none"`` for RUN steps.
+    /// - ``add_hosts``: ``"name:ip"`` entries, or a dict ``{name: ip}``.
+    /// - ``secrets``: buildx specs (``"id=npmrc,src=~/.npmrc"``, ``"id=tok,env=TOKEN"``)
+    ///   or dicts ``{"id": ..., "src"|"env"|"value": ...}``, one or a list.
+    /// - ``ssh``: ``"default"``, ``"id=/path/agent.sock"``, a list, or a dict ``{id: socket}``.
+    /// - ``build_contexts``: ``{name: dir | "docker-image://ref" | url}``.
+    /// - ``push``: push the tagged image.
+    /// - ``outputs``, ``cache_from``, ``cache_to``: ``"type=...,k=v"`` strings (as
+    ///   for buildx) or dicts ``{"type": ..., "k": v}``, one or a list. A bare
+    ///   ``cache_from`` string is a registry reference.
+    /// - ``progress``: None (silent), ``"auto"``, ``"plain"``, ``"tty"``, ``"quiet"``,
+    ///   ``"rawjson"`` (rendered to stderr like the command line), or a callable
+    ///   receiving ``VertexEvent`` / ``StatusEvent`` / ``LogEvent`` / ``WarningEvent``
+    ///   objects as they arrive. If the callable raises, the build is cancelled and
+    ///   the exception re-raised.
+    /// - ``metadata_file``: write buildx's metadata JSON (``BuildResult.metadata()``) there.
+    /// - ``git_auth_tokens``: ``{host: token}`` for private git contexts (sent as
+    ///   ``GIT_AUTH_TOKEN.<host>`` secrets, never in a URL).
+    /// - ``allow``: extra entitlements (``"network.host"``, ``"security.insecure"``).
+    /// - ``frontend_attrs``: raw Dockerfile frontend options.
+    /// - ``registry_auth``: ``{host: (username, secret)}`` credentials that win over
+    ///   the Docker configuration; ``docker_config``: True (default: read
+    ///   ``$DOCKER_CONFIG`` / ``~/.docker/config.json``), False (no Docker
+    ///   configuration) or the directory holding ``config.json``.
+    /// - ``shared_key``: key for incremental context transfer.
+    ///
+    /// Blocks with the GIL released; Ctrl-C cancels the build on the daemon and
+    /// raises KeyboardInterrupt. Raises ``BuildError`` when the build fails,
+    /// ``InvalidOption`` for unusable arguments, ``ConnectionError`` when the
+    /// daemon is gone.
+    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        file: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        build_args: Option<&Bound<'py, PyAny>>,
+        target: Option<String>,
+        platforms: Option<&Bound<'py, PyAny>>,
+        labels: Option<&Bound<'py, PyAny>>,
+        no_cache: bool,
+        no_cache_filter: Option<&Bound<'py, PyAny>>,
+        network: Option<String>,
+        add_hosts: Option<&Bound<'py, PyAny>>,
+        secrets: Option<&Bound<'py, PyAny>>,
+        ssh: Option<&Bound<'py, PyAny>>,
+        build_contexts: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        outputs: Option<&Bound<'py, PyAny>>,
+        cache_from: Option<&Bound<'py, PyAny>>,
+        cache_to: Option<&Bound<'py, PyAny>>,
+        progress: Option<&Bound<'py, PyAny>>,
+        metadata_file: Option<&Bound<'py, PyAny>>,
+        git_auth_tokens: Option<&Bound<'py, PyAny>>,
+        allow: Option<&Bound<'py, PyAny>>,
+        frontend_attrs: Option<&Bound<'py, PyAny>>,
+        registry_auth: Option<&Bound<'py, PyAny>>,
+        docker_config: Option<&Bound<'py, PyAny>>,
+        shared_key: Option<String>,
+    ) -> PyResult<BuildResult> {
+        let args = BuildArgs {
+            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
+            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
+            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+        };
+        crate::build::build_blocking(py, &self.inner, args)
+    }
+
+    /// ``await``-able ``build()`` with the same arguments. Cancelling the
+    /// asyncio task cancels the build on the daemon. A ``progress`` callable is
+    /// called from a runtime thread (not the event loop's), as with ``build()``.
+    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build_async<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        file: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        build_args: Option<&Bound<'py, PyAny>>,
+        target: Option<String>,
+        platforms: Option<&Bound<'py, PyAny>>,
+        labels: Option<&Bound<'py, PyAny>>,
+        no_cache: bool,
+        no_cache_filter: Option<&Bound<'py, PyAny>>,
+        network: Option<String>,
+        add_hosts: Option<&Bound<'py, PyAny>>,
+        secrets: Option<&Bound<'py, PyAny>>,
+        ssh: Option<&Bound<'py, PyAny>>,
+        build_contexts: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        outputs: Option<&Bound<'py, PyAny>>,
+        cache_from: Option<&Bound<'py, PyAny>>,
+        cache_to: Option<&Bound<'py, PyAny>>,
+        progress: Option<&Bound<'py, PyAny>>,
+        metadata_file: Option<&Bound<'py, PyAny>>,
+        git_auth_tokens: Option<&Bound<'py, PyAny>>,
+        allow: Option<&Bound<'py, PyAny>>,
+        frontend_attrs: Option<&Bound<'py, PyAny>>,
+        registry_auth: Option<&Bound<'py, PyAny>>,
+        docker_config: Option<&Bound<'py, PyAny>>,
+        shared_key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = BuildArgs {
+            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
+            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
+            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+        };
+        crate::build::build_awaitable(py, &self.inner, args)
+    }
+
+    /// Starts a build and returns a ``BuildStream``: iterate it to receive the
+    /// progress events as they arrive; when iteration ends, ``stream.result``
+    /// holds the ``BuildResult``. A failed build raises its error from the
+    /// iteration. Same arguments as ``build()``; a ``progress`` given here is
+    /// served as well (e.g. ``"plain"`` to also render on stderr).
+    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build_stream<'py>(
+        &self,
+        context: &Bound<'py, PyAny>,
+        file: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        build_args: Option<&Bound<'py, PyAny>>,
+        target: Option<String>,
+        platforms: Option<&Bound<'py, PyAny>>,
+        labels: Option<&Bound<'py, PyAny>>,
+        no_cache: bool,
+        no_cache_filter: Option<&Bound<'py, PyAny>>,
+        network: Option<String>,
+        add_hosts: Option<&Bound<'py, PyAny>>,
+        secrets: Option<&Bound<'py, PyAny>>,
+        ssh: Option<&Bound<'py, PyAny>>,
+        build_contexts: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        outputs: Option<&Bound<'py, PyAny>>,
+        cache_from: Option<&Bound<'py, PyAny>>,
+        cache_to: Option<&Bound<'py, PyAny>>,
+        progress: Option<&Bound<'py, PyAny>>,
+        metadata_file: Option<&Bound<'py, PyAny>>,
+        git_auth_tokens: Option<&Bound<'py, PyAny>>,
+        allow: Option<&Bound<'py, PyAny>>,
+        frontend_attrs: Option<&Bound<'py, PyAny>>,
+        registry_auth: Option<&Bound<'py, PyAny>>,
+        docker_config: Option<&Bound<'py, PyAny>>,
+        shared_key: Option<String>,
+    ) -> PyResult<BuildStream> {
+        let args = BuildArgs {
+            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
+            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
+            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+        };
+        BuildStream::start(&self.inner, args)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client({:?})", self.inner.address().to_string())
+    }
+}

@@ -1,0 +1,293 @@
+//! The exception hierarchy of `cicd_agents` and the conversion of the Rust
+//! crates' errors into it.
+//!
+//! ```text
+//! cicd_agents.Error
+//! ├── ConnectionError     the daemon cannot be reached (not the builtin ConnectionError)
+//! ├── InvalidOption       an argument that cannot be used (bad address, output spec, …)
+//! ├── BuildError          the build failed: step, file, line, log tail
+//! ├── AuthError           credentials were refused (registry or git)
+//! ├── Cancelled           the operation was cancelled
+//! ├── ValuesError         a values file could not be edited
+//! ├── GitError            the git write-back failed
+//! │   └── GitPushRejected the push was rejected (hook, protected branch, branch kept moving)
+//! └── InvalidPipeline     a pipeline definition is invalid
+//! ```
+//!
+//! Every exception's message is the Rust error's `Display`, i.e. what the
+//! command line prints; structured details are attributes.
+
+use cicd_agents_buildkit::build::BuildError as RustBuildError;
+use cicd_agents_buildkit::Error as BuildkitError;
+use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use pyo3::BoundObject;
+use tonic::Code;
+
+pyo3::create_exception!(
+    cicd_agents,
+    Error,
+    PyException,
+    "Base class of every error raised by cicd_agents.\n\nThe message is the same text the `cicd-agents` command line prints."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    ConnectionError,
+    Error,
+    "The BuildKit daemon cannot be reached: refused, no such socket, TLS handshake, timeout,\nor no daemon found at all.\n\nThis is `cicd_agents.ConnectionError`, a subclass of `cicd_agents.Error`; it is *not*\nthe builtin `ConnectionError` (catch it as `cicd_agents.ConnectionError`).\n\nAttributes: `address` (the address dialled, or None)."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    InvalidOption,
+    Error,
+    "An argument cannot be used: a malformed address, output, cache or secret spec, a\nmissing context directory or Dockerfile, an unknown progress mode, ...\n\nAttributes: `option` (the option's name) and `reason`."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    BuildError,
+    Error,
+    "The build failed.\n\nAttributes: `message` (the daemon's message), `step` (e.g. `[2/3] RUN make`),\n`file` and `line` (where in the Dockerfile), `source_lines` (the step's source) and\n`log_tail` (the last lines the step printed). `str(error)` is the full report the\ncommand line prints."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    AuthError,
+    Error,
+    "Credentials were refused: the daemon rejected the call as unauthenticated, or the git\nserver rejected the token."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    Cancelled,
+    Error,
+    "The operation was cancelled (e.g. the daemon cancelled the build)."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    ValuesError,
+    Error,
+    "A Helm values file could not be edited: not YAML, key path not found, target not a\nscalar, shared anchor, ... Nothing was changed."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    GitError,
+    Error,
+    "The git write-back failed (clone, commit or push). Messages never contain the token."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    GitPushRejected,
+    GitError,
+    "The push was rejected: by a hook or a protected branch, or every retry found the\nbranch moved again.\n\nAttributes: `url`, `branch`, `reason`, `attempts` (None when not retried)."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    InvalidPipeline,
+    Error,
+    "A pipeline definition is invalid."
+);
+
+/// Adds the exception types to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("ConnectionError", py.get_type::<ConnectionError>())?;
+    m.add("InvalidOption", py.get_type::<InvalidOption>())?;
+    m.add("BuildError", py.get_type::<BuildError>())?;
+    m.add("AuthError", py.get_type::<AuthError>())?;
+    m.add("Cancelled", py.get_type::<Cancelled>())?;
+    m.add("ValuesError", py.get_type::<ValuesError>())?;
+    m.add("GitError", py.get_type::<GitError>())?;
+    m.add("GitPushRejected", py.get_type::<GitPushRejected>())?;
+    m.add("InvalidPipeline", py.get_type::<InvalidPipeline>())?;
+    Ok(())
+}
+
+/// `InvalidOption` for `option`, worded like the library's own
+/// `Error::InvalidOption` ("invalid {option}: {reason}").
+pub fn invalid_option(option: &str, reason: impl Into<String>) -> PyErr {
+    let reason = reason.into();
+    let err = InvalidOption::new_err(format!("invalid {option}: {reason}"));
+    Python::attach(|py| {
+        let value = err.value(py);
+        let _ = value.setattr("option", option);
+        let _ = value.setattr("reason", reason.as_str());
+    });
+    err
+}
+
+/// An error of the bindings themselves (should not happen; reported rather than panicking).
+pub fn internal(what: impl std::fmt::Display) -> PyErr {
+    Error::new_err(format!(
+        "internal error in cicd_agents: {what} (please report this)"
+    ))
+}
+
+/// Sets attributes on an exception instance, ignoring failures (an exception
+/// with a missing attribute is better than a different exception).
+fn with_attrs(err: PyErr, attrs: &[(&str, Option<Py<PyAny>>)]) -> PyErr {
+    Python::attach(|py| {
+        let value = err.value(py);
+        for (name, attr) in attrs {
+            let _ = match attr {
+                Some(v) => value.setattr(*name, v.bind(py)),
+                None => value.setattr(*name, py.None()),
+            };
+        }
+    });
+    err
+}
+
+fn obj<'py, T>(py: Python<'py>, value: T) -> Option<Py<PyAny>>
+where
+    T: IntoPyObject<'py>,
+{
+    value.into_pyobject(py).ok().map(|b| b.into_any().unbind())
+}
+
+/// Converts a BuildKit client error.
+pub fn from_buildkit(err: BuildkitError) -> PyErr {
+    let message = err.to_string();
+    Python::attach(|py| match err {
+        BuildkitError::InvalidAddress { address, reason } => with_attrs(
+            InvalidOption::new_err(message),
+            &[
+                ("option", obj(py, "addr")),
+                ("reason", obj(py, reason)),
+                ("address", obj(py, address)),
+            ],
+        ),
+        BuildkitError::NoDaemonFound { tried } => with_attrs(
+            ConnectionError::new_err(message),
+            &[("address", None), ("tried", obj(py, tried))],
+        ),
+        BuildkitError::Connect { address, reason } => with_attrs(
+            ConnectionError::new_err(message),
+            &[("address", obj(py, address)), ("reason", obj(py, reason))],
+        ),
+        BuildkitError::ConnectTimeout { address, .. } => with_attrs(
+            ConnectionError::new_err(message),
+            &[("address", obj(py, address)), ("reason", obj(py, "timeout"))],
+        ),
+        BuildkitError::Tls { path, reason } => with_attrs(
+            InvalidOption::new_err(message),
+            &[
+                ("option", obj(py, "tls")),
+                ("reason", obj(py, reason)),
+                ("path", path.and_then(|p| obj(py, p))),
+            ],
+        ),
+        BuildkitError::Rpc { call, address, status } => {
+            let code = format!("{:?}", status.code());
+            let base = match status.code() {
+                Code::Unavailable => ConnectionError::new_err(message),
+                Code::Unauthenticated | Code::PermissionDenied => {
+                    AuthError::new_err(message)
+                }
+                Code::Cancelled => Cancelled::new_err(message),
+                _ => Error::new_err(message),
+            };
+            with_attrs(
+                base,
+                &[
+                    ("call", obj(py, call)),
+                    ("address", obj(py, address)),
+                    ("code", obj(py, code)),
+                    ("details", obj(py, status.message())),
+                ],
+            )
+        }
+        BuildkitError::InvalidOption { option, reason } => with_attrs(
+            InvalidOption::new_err(message),
+            &[("option", obj(py, option)), ("reason", obj(py, reason))],
+        ),
+        BuildkitError::Io { path, source } => with_attrs(
+            Error::new_err(message),
+            &[("path", obj(py, path)), ("reason", obj(py, source.to_string()))],
+        ),
+        BuildkitError::Session(reason) => {
+            with_attrs(Error::new_err(message), &[("reason", obj(py, reason))])
+        }
+        BuildkitError::Build(build) => from_build_error(py, *build, message),
+        BuildkitError::Cancelled => Cancelled::new_err(message),
+    })
+}
+
+
+fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
+    let log_tail = PyList::new(py, &error.log_tail).ok().map(|l| l.into_any().unbind());
+    let source_lines = PyList::new(py, &error.source_lines).ok().map(|l| l.into_any().unbind());
+    with_attrs(
+        BuildError::new_err(message),
+        &[
+            ("message", obj(py, error.message)),
+            ("step", error.step.and_then(|s| obj(py, s))),
+            ("file", error.file.and_then(|f| obj(py, f))),
+            ("line", error.line.and_then(|l| obj(py, l))),
+            ("source_lines", source_lines),
+            ("log_tail", log_tail),
+        ],
+    )
+}
+
+/// Converts a pipeline error (values edit, tag check, git write-back).
+pub fn from_pipeline(err: PipelineError) -> PyErr {
+    let message = err.to_string();
+    Python::attach(|py| match err {
+        PipelineError::Values(_) => ValuesError::new_err(message),
+        PipelineError::Tag(_) => with_attrs(
+            InvalidOption::new_err(message.clone()),
+            &[("option", obj(py, "tag")), ("reason", obj(py, message))],
+        ),
+        PipelineError::Git(git) => from_git(py, git, message),
+    })
+}
+
+/// Converts a values edit error.
+pub fn from_values(err: cicd_agents_pipeline::error::ValuesError) -> PyErr {
+    from_pipeline(PipelineError::Values(err))
+}
+
+fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
+    match err {
+        RustGitError::InvalidUrl { reason, .. } => with_attrs(
+            InvalidOption::new_err(message),
+            &[("option", obj(py, "url")), ("reason", obj(py, reason))],
+        ),
+        RustGitError::InvalidBranch { reason, .. } => with_attrs(
+            InvalidOption::new_err(message),
+            &[("option", obj(py, "branch")), ("reason", obj(py, reason))],
+        ),
+        RustGitError::InvalidConfig { reason } => with_attrs(
+            InvalidOption::new_err(message),
+            &[("option", obj(py, "write-back configuration")), ("reason", obj(py, reason))],
+        ),
+        RustGitError::InvalidTemplate { reason, .. } => with_attrs(
+            InvalidOption::new_err(message),
+            &[("option", obj(py, "message")), ("reason", obj(py, reason))],
+        ),
+        RustGitError::AuthFailed { url, operation } => with_attrs(
+            AuthError::new_err(message),
+            &[("url", obj(py, url)), ("operation", obj(py, operation))],
+        ),
+        RustGitError::PushRejected { url, branch, reason } => with_attrs(
+            GitPushRejected::new_err(message),
+            &[
+                ("url", obj(py, url)),
+                ("branch", obj(py, branch)),
+                ("reason", obj(py, reason)),
+                ("attempts", None),
+            ],
+        ),
+        RustGitError::RetriesExhausted { url, branch, attempts, reason } => with_attrs(
+            GitPushRejected::new_err(message),
+            &[
+                ("url", obj(py, url)),
+                ("branch", obj(py, branch)),
+                ("reason", obj(py, reason)),
+                ("attempts", obj(py, attempts)),
+            ],
+        ),
+        _ => GitError::new_err(message),
+    }
+}

@@ -1,0 +1,104 @@
+"""Progress: callables, build_stream, stderr renderers."""
+
+import json
+import threading
+
+import pytest
+
+import cicd_agents
+
+
+def test_callable_receives_typed_events(client, make_context, testenv):
+    context = make_context("FROM {base}\nRUN echo progress-line-$RANDOM\n")
+    events = []
+    threads = set()
+
+    def on_event(event):
+        events.append(event)
+        threads.add(threading.get_ident())
+
+    client.build(context, network="host", no_cache=True, progress=on_event)
+    kinds = {event.kind for event in events}
+    assert {"vertex", "log"} <= kinds, kinds
+    vertexes = [e for e in events if isinstance(e, cicd_agents.VertexEvent)]
+    run = [v for v in vertexes if "RUN echo progress-line" in v.name]
+    assert run and any(v.completed is not None for v in run)
+    assert all(v.error is None for v in run)
+    logs = [e for e in events if isinstance(e, cicd_agents.LogEvent)]
+    assert any("progress-line-" in log.text for log in logs)
+    assert all(isinstance(log.data, bytes) and log.stream in (1, 2) for log in logs)
+    assert all(log.vertex for log in logs)
+    as_dict = run[0].to_dict()
+    assert as_dict["kind"] == "vertex" and as_dict["name"] == run[0].name
+    json.dumps([e.to_dict() for e in events])  # JSON-compatible
+    assert threading.get_ident() not in threads  # called from the runtime, not this thread
+
+
+def test_callback_that_raises_cancels_the_build(client, make_context):
+    context = make_context("FROM {base}\nRUN sleep 30\n")
+
+    class Stop(Exception):
+        pass
+
+    def on_event(event):
+        if event.kind == "vertex" and "sleep" in event.name and event.started:
+            raise Stop("enough")
+
+    with pytest.raises(Stop):
+        client.build(context, network="host", no_cache=True, progress=on_event)
+
+
+def test_build_stream_yields_events_then_the_result(client, make_context, testenv):
+    context = make_context("FROM {base}\nRUN echo streamed-$RANDOM\n")
+    repository = f"pytest/stream-{testenv.unique('s')}"
+    stream = client.build_stream(
+        context, network="host", no_cache=True, tags=f"{testenv.registry}/{repository}:1", push=True
+    )
+    assert stream.result is None
+    events = list(stream)
+    assert stream.done
+    assert any(isinstance(e, cicd_agents.VertexEvent) for e in events)
+    assert any(isinstance(e, cicd_agents.LogEvent) and "streamed-" in e.text for e in events)
+    result = stream.result
+    assert isinstance(result, cicd_agents.BuildResult)
+    assert result.digest == testenv.registry_digest(repository, "1")
+    assert stream.wait().digest == result.digest
+    assert list(stream) == []
+
+
+def test_build_stream_raises_the_build_error(client, make_context):
+    context = make_context("FROM {base}\nRUN exit 3\n")
+    seen = []
+    with pytest.raises(cicd_agents.BuildError) as caught:
+        for event in client.build_stream(context, network="host", no_cache=True):
+            seen.append(event)
+    assert caught.value.line == 2
+    assert any(e.kind == "vertex" and e.error for e in seen)
+
+
+def test_build_stream_cancel(client, make_context):
+    context = make_context("FROM {base}\nRUN sleep 30\n")
+    with client.build_stream(context, network="host", no_cache=True) as stream:
+        for event in stream:
+            if event.kind == "vertex" and "sleep" in event.name and event.started:
+                stream.cancel()
+                break
+    assert stream.done
+    assert stream.result is None
+    with pytest.raises(cicd_agents.Cancelled):
+        stream.wait()
+
+
+@pytest.mark.parametrize("mode", ["plain", "rawjson", "quiet"])
+def test_progress_modes_render_to_stderr(client, make_context, capfd, mode):
+    context = make_context(f"FROM {{base}}\nRUN echo rendered-{mode}\n")
+    client.build(context, network="host", no_cache=True, progress=mode)
+    err = capfd.readouterr().err
+    if mode == "quiet":
+        assert f"rendered-{mode}" not in err
+    elif mode == "rawjson":
+        lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        assert lines and any(update.get("vertexes") for update in lines)
+    else:
+        assert f"rendered-{mode}" in err
+        assert "RUN echo rendered-plain" in err

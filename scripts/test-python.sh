@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs the Python binding tests (py-bindings/tests) against the real test
+# environment, on a fresh machine too:
+#
+#   1. creates a virtualenv (target/py-venv, under $CARGO_TARGET_DIR if set),
+#   2. installs maturin, pytest and pytest-asyncio into it from PyPI,
+#   3. builds and installs the package the way users do (pip install ./py-bindings),
+#   4. runs pytest py-bindings/tests -q.
+#
+# The test environment's variables (CICD_TESTENV_*) come from the caller
+# (scripts/test.sh exports them) or from /var/lib/cicd-agents-testenv/env.
+# Exits non-zero if anything fails; pytest's summary line is the last output.
+#
+# Environment:
+#   CICD_PYTHON        interpreter to create the venv with (default: python3 >= 3.9 on PATH,
+#                      else /usr/bin/python3)
+#   CICD_PY_VENV       virtualenv directory (default: $CARGO_TARGET_DIR/py-venv or target/py-venv)
+#   PYTEST_ADDOPTS     extra pytest arguments, as usual
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'test-python: error: %s\n' "$*" >&2; exit 1; }
+
+# An interpreter that is at least 3.9 and can create virtualenvs with pip.
+usable_python() {
+    "$1" - <<'EOF' >/dev/null 2>&1
+import sys, venv, ensurepip  # noqa: F401
+sys.exit(0 if sys.version_info >= (3, 9) else 1)
+EOF
+}
+
+pick_python() {
+    local candidate
+    for candidate in ${CICD_PYTHON:-} python3 /usr/bin/python3 python3.13 python3.12 python3.11 python3.10 python3.9; do
+        [ -n "$candidate" ] || continue
+        command -v "$candidate" >/dev/null 2>&1 || continue
+        if usable_python "$candidate"; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+python=$(pick_python) || die "no Python >= 3.9 with venv and ensurepip found (on Debian: apt-get install python3-venv)"
+
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+venv=${CICD_PY_VENV:-$target_dir/py-venv}
+
+# A venv made by another interpreter (or half-made) is recreated.
+if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
+    say "recreating the broken virtualenv $venv"
+    rm -rf "$venv"
+fi
+if [ -x "$venv/bin/python" ]; then
+    venv_base=$("$venv/bin/python" -c 'import sys; print(sys.base_prefix)' 2>/dev/null || true)
+    want_base=$("$python" -c 'import sys; print(sys.base_prefix)')
+    if [ "$venv_base" != "$want_base" ]; then
+        say "recreating $venv for $python"
+        rm -rf "$venv"
+    fi
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating the virtualenv $venv with $python ($("$python" --version 2>&1))"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+fi
+vpy="$venv/bin/python"
+# maturin's build backend runs the `maturin` program it installed next to the interpreter.
+export PATH="$venv/bin:$PATH"
+export VIRTUAL_ENV="$venv"
+
+say "installing maturin, pytest and pytest-asyncio"
+"$vpy" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$vpy" -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "pytest-asyncio>=0.21"
+
+say "building and installing cicd_agents (pip install ./py-bindings)"
+# --no-build-isolation: use the maturin installed above instead of fetching
+# it again into a throw-away build environment. Cargo builds into
+# $CARGO_TARGET_DIR (default: the workspace's target/).
+"$vpy" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./py-bindings
+
+# The tests must not import the source tree's package (it has no native module).
+cd "$root/py-bindings/tests"
+say "running pytest py-bindings/tests"
+"$vpy" -c 'import cicd_agents, sys; print("cicd_agents", cicd_agents.__version__, "on Python", sys.version.split()[0], file=sys.stderr)'
+exec "$vpy" -m pytest -q -p no:cacheprovider "$@" .
