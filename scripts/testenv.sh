@@ -623,7 +623,6 @@ case "${1:-}" in
         new_repo "$2"
         ;;
     seed-demo)
-        cmd_status >/dev/null || die "the test environment is not (fully) running; run: scripts/testenv.sh up"
         seed_demo
         ;;
     *)

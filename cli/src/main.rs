@@ -27,11 +27,17 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile (flags as in `docker buildx build`).
     Build(Box<commands::build::BuildArgs>),
+    /// Update image values in a Helm chart (locally, or commit and push to its repository).
+    #[command(subcommand)]
+    Chart(commands::chart::ChartCommand),
     /// Inspect the daemon.
     #[command(subcommand)]
     Debug(commands::debug::DebugCommand),
     /// Show the build cache's disk usage.
     Du(commands::du::DuArgs),
+    /// Run a pipeline definition: build, push, update the chart, commit.
+    #[command(subcommand)]
+    Pipeline(commands::pipeline::PipelineCommand),
     /// Free build cache.
     Prune(commands::prune::PruneArgs),
 }
@@ -51,8 +57,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Build(args) => commands::build::run(*args).await,
+            Command::Chart(command) => commands::chart::run(command).await,
             Command::Debug(command) => commands::debug::run(command).await,
             Command::Du(args) => commands::du::run(args).await,
+            Command::Pipeline(command) => commands::pipeline::run(command).await,
             Command::Prune(args) => commands::prune::run(args).await,
         }
     });

@@ -86,10 +86,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod definition;
 pub mod error;
 pub mod git;
 #[cfg(feature = "k8s")]
 pub mod k8s;
+pub mod run;
 pub mod values;
 
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
 //! One module per command.
 
 pub mod build;
+pub mod chart;
 pub mod debug;
 pub mod du;
+pub mod pipeline;
 pub mod prune;

@@ -38,6 +38,7 @@
 //! in `spawn_blocking`.
 
 mod command;
+mod remote;
 mod template;
 
 use std::path::{Component, Path, PathBuf};
@@ -46,6 +47,7 @@ use std::time::Duration;
 use rand::Rng as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub use remote::{resolve_ref, Preview};
 pub use template::{CommitVars, MessageTemplate, DEFAULT_TEMPLATE};
 
 use crate::error::{Error, GitError, Result};

@@ -1,0 +1,315 @@
+use super::*;
+
+const FULL: &str = r#"# demo pipeline
+name: demo
+parameters:
+  image-tag: latest
+  registry: 127.0.0.1:5055
+source:
+  git: http://127.0.0.1:8418/demo-app.git
+  context: app
+  token-env: GIT_TOKEN
+build:
+  images:
+    - ${registry}/demo/app:${image-tag}
+    - ${registry}/mirror/app
+  cache: ${registry}/demo/app:buildcache
+  network: host
+  build-args:
+    BASE_IMAGE: ${registry}/base/busybox:1
+    LITERAL: $HOME and $${registry}
+chart:
+  repo: http://127.0.0.1:8418/demo-chart.git
+  token-file: secrets/token
+  author: {name: bot, email: bot@example.com}
+  message: "deploy {image}:{new_tag} (${image-tag})"
+  values:
+    - file: charts/demo/values.yaml
+      images:
+        - repository: image.repository
+          tag: image.tag
+          digest: image.digest
+        - tag: mirror.tag
+          image: ${registry}/mirror/app
+          digest: in-tag
+"#;
+
+fn parse(text: &str) -> Result<PipelineDefinition, DefinitionError> {
+    PipelineDefinition::parse(text, "p.yaml")
+}
+
+fn err_of(text: &str) -> String {
+    match parse(text).and_then(|d| d.resolve(Vec::<(String, String)>::new())) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn resolve(text: &str, overrides: &[(&str, &str)]) -> Pipeline {
+    match parse(text).and_then(|d| d.resolve(overrides.iter().copied())) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+const MINIMAL: &str =
+    "source:\n  git: https://git.example.com/app.git\nbuild:\n  images: [r.example.com/app]\n";
+
+#[test]
+fn full_definition_resolves() {
+    let def = match parse(FULL) {
+        Ok(d) => d.with_base_dir("/etc/pipelines"),
+        Err(e) => panic!("{e}"),
+    };
+    let params = def.parameters();
+    assert_eq!(params["git-ref"], "refs/heads/main");
+    assert_eq!(params["dockerfile"], "Dockerfile");
+    assert_eq!(params["registry"], "127.0.0.1:5055");
+    let p = match def.resolve([("image-tag", "1.10")]) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(p.name, "demo");
+    assert_eq!(
+        p.source.buildkit_context(),
+        "http://127.0.0.1:8418/demo-app.git#refs/heads/main:app"
+    );
+    assert_eq!(p.source.token, Some(TokenSource::Env("GIT_TOKEN".into())));
+    let images: Vec<String> = p.build.images.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        images,
+        [
+            "127.0.0.1:5055/demo/app:1.10",
+            "127.0.0.1:5055/mirror/app:1.10"
+        ]
+    );
+    assert_eq!(p.build.images[0].repository, "127.0.0.1:5055/demo/app");
+    assert_eq!(p.build.dockerfile, "Dockerfile");
+    assert!(p.build.push);
+    let cache = p.build.cache.clone().unwrap_or_else(|| panic!("no cache"));
+    assert_eq!(
+        (
+            cache.reference.as_str(),
+            cache.mode.as_str(),
+            cache.import,
+            cache.export
+        ),
+        ("127.0.0.1:5055/demo/app:buildcache", "max", true, true)
+    );
+    assert_eq!(p.build.network.as_deref(), Some("host"));
+    assert_eq!(
+        p.build.build_args["BASE_IMAGE"],
+        "127.0.0.1:5055/base/busybox:1"
+    );
+    assert_eq!(p.build.build_args["LITERAL"], "$HOME and ${registry}");
+    let chart = p.chart.clone().unwrap_or_else(|| panic!("no chart"));
+    assert_eq!(chart.branch, "main");
+    assert_eq!(
+        chart.token,
+        Some(TokenSource::File("/etc/pipelines/secrets/token".into()))
+    );
+    assert_eq!(chart.author.name, "bot");
+    assert_eq!(
+        chart.message.as_deref(),
+        Some("deploy {image}:{new_tag} (1.10)")
+    );
+    assert_eq!(chart.values[0].images[0].keys.tag.to_string(), "image.tag");
+    assert_eq!(
+        chart.values[0].images[0].keys.digest,
+        DigestPin::Key(KeyPath::parse("image.digest").unwrap_or_else(|e| panic!("{e}")))
+    );
+    assert_eq!(chart.values[0].images[1].image, 1);
+    assert_eq!(chart.values[0].images[1].keys.digest, DigestPin::InTag);
+    // The report form serialises.
+    let json = serde_json::to_string(&p).unwrap_or_default();
+    assert!(json.contains("\"127.0.0.1:5055/demo/app:1.10\""), "{json}");
+}
+
+#[test]
+fn defaults_and_values_read_as_written() {
+    let p = resolve(MINIMAL, &[]);
+    assert_eq!(p.build.images[0].to_string(), "r.example.com/app:latest");
+    assert_eq!(
+        p.source.buildkit_context(),
+        "https://git.example.com/app.git#refs/heads/main"
+    );
+    assert_eq!(p.name, "p");
+    assert!(p.chart.is_none());
+    // `1.10` in the file is the text 1.10, not the number 1.1.
+    let text = format!("parameters:\n  image-tag: 1.10\n{MINIMAL}");
+    assert_eq!(resolve(&text, &[]).build.images[0].tag.as_str(), "1.10");
+    let p = resolve(
+        MINIMAL,
+        &[("git-ref", "v1.2"), ("dockerfile", "build/Dockerfile")],
+    );
+    assert_eq!(
+        p.source.buildkit_context(),
+        "https://git.example.com/app.git#v1.2"
+    );
+    assert_eq!(p.build.dockerfile, "build/Dockerfile");
+}
+
+#[test]
+fn local_sources_are_relative_to_the_file() {
+    let text = "source:\n  local: ./app\n  context: sub\nbuild:\n  images: [app]\n  push: false\n";
+    let p = match parse(text)
+        .map(|d| d.with_base_dir("/work/x"))
+        .and_then(|d| d.resolve(Vec::<(&str, &str)>::new()))
+    {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        p.source.local_context_dir(),
+        Some(PathBuf::from("/work/x/./app/sub"))
+    );
+    assert!(!p.build.push);
+}
+
+/// Asserts that `err` names the key and the line (and the file).
+fn assert_names(err: &str, key: &str, line: usize) {
+    assert!(
+        err.starts_with(&format!("p.yaml:{line}:")),
+        "expected line {line}: {err}"
+    );
+    assert!(
+        err.contains(&format!("`{key}`")),
+        "expected key `{key}`: {err}"
+    );
+}
+
+#[test]
+fn unknown_keys_name_key_and_line() {
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  imgaes: [b]\n");
+    assert_names(&err, "build.imgaes", 5);
+    assert!(err.contains("expected one of: dockerfile, images"), "{err}");
+    let err = err_of(&format!("{MINIMAL}chartt: {{}}\n"));
+    assert_names(&err, "chartt", 5);
+    let text = format!(
+        "{MINIMAL}chart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images:\n        - tag: image.tag\n          tga: x\n"
+    );
+    assert_names(&err_of(&text), "chart.values[0].images[0].tga", 11);
+}
+
+#[test]
+fn wrong_types_name_key_and_line() {
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  push: \"yes\"\n");
+    assert_names(&err, "build.push", 5);
+    assert!(
+        err.contains("expected a boolean (true or false), found string"),
+        "{err}"
+    );
+    let err = err_of("source:\n  git: {url: x}\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.git", 2);
+    assert!(err.contains("expected a string, found mapping"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: a\n");
+    assert_names(&err, "build.images", 4);
+    assert!(err.contains("expected a list"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [[a]]\n");
+    assert_names(&err, "build.images[0]", 4);
+    let err = err_of("source: https://h/a.git\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source", 1);
+    assert!(err.contains("expected a mapping, found string"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  no-cache: 1\n");
+    assert!(err.contains("found integer"), "{err}");
+}
+
+#[test]
+fn missing_and_duplicate_keys() {
+    let err = err_of("source:\n  context: x\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.git (or source.local)", 2);
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  push: true\n");
+    assert!(err.contains("missing required key `build.images`"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  images: [b]\n");
+    assert_names(&err, "build.images", 5);
+    assert!(err.contains("first at line 4"), "{err}");
+    let err = err_of(&format!("{MINIMAL}chart:\n  repo: https://h/c.git\n"));
+    assert!(err.contains("missing required key `chart.values`"), "{err}");
+}
+
+#[test]
+fn inline_tokens_are_refused() {
+    let err =
+        err_of("source:\n  git: https://h/a.git\n  token: ghp_secret\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.token", 3);
+    assert!(err.contains("inline tokens are not allowed"), "{err}");
+    assert!(!err.contains("ghp_secret"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\n  token-env: A\n  token-file: /b\nbuild:\n  images: [a]\n");
+    assert!(err.contains("not both"), "{err}");
+    let err = err_of("source:\n  git: https://user:pw@h/a.git\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.git", 2);
+    assert!(!err.contains("pw@"), "{err}");
+    let err = err_of(
+        "source:\n  git: https://h/a.git\n  token-env: 'NOT A VAR'\nbuild:\n  images: [a]\n",
+    );
+    assert_names(&err, "source.token-env", 3);
+}
+
+#[test]
+fn parameters_and_overrides() {
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: ['r/app:${image_tag}']\n");
+    assert_names(&err, "build.images[0]", 4);
+    assert!(err.contains("unknown parameter `${image_tag}`"), "{err}");
+    let def = parse(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+    let err = def
+        .resolve([("imagetag", "1")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("unknown parameter `imagetag`"), "{err}");
+    assert!(err.contains("dockerfile, git-ref, image-tag"), "{err}");
+    let err = def
+        .resolve([("image-tag", "bad tag")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("invalid override `image-tag=bad tag`"),
+        "{err}"
+    );
+    let err = def
+        .resolve([("git-ref", "main:evil")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("git-ref"), "{err}");
+    let err = err_of("parameters:\n  image-tag: 'no good'\nsource:\n  git: https://h/a.git\nbuild:\n  images: [a]\n");
+    assert_names(&err, "parameters.image-tag", 2);
+    assert!(parse_override("a=b=c").is_ok_and(|(n, v)| n == "a" && v == "b=c"));
+    assert!(parse_override("=x").is_err());
+}
+
+#[test]
+fn values_are_validated() {
+    let err = err_of("source:\n  git: https://h/app\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.git", 2);
+    assert!(err.contains(".git"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: ['R/App:1']\n");
+    assert!(err.contains("lowercase"), "{err}");
+    let err = err_of("source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  network: bridge\n");
+    assert_names(&err, "build.network", 5);
+    let err = err_of("source:\n  git: https://h/a.git\n  context: ../up\nbuild:\n  images: [a]\n");
+    assert_names(&err, "source.context", 3);
+    let chart = "chart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images:\n        - tag: 'image..tag'\n";
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.values[0].images[0].tag", 10);
+    let chart = "chart:\n  repo: https://h/c.git\n  message: 'x {nope}'\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
+    assert_names(&err_of(&format!("{MINIMAL}{chart}")), "chart.message", 7);
+    let chart = "chart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag, image: other}]\n";
+    assert_names(
+        &err_of(&format!("{MINIMAL}{chart}")),
+        "chart.values[0].images[0].image",
+        9,
+    );
+    let no_push = "source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  push: false\nchart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
+    assert_names(&err_of(no_push), "build.push", 5);
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let err = err_of("source:\n  git: [unclosed\nbuild:\n  images: [a]\n");
+    assert!(err.starts_with("p.yaml:"), "{err}");
+    assert!(err.contains("not valid YAML"), "{err}");
+    let err = err_of("");
+    assert!(err.contains("missing required key `source`"), "{err}");
+}

@@ -1,0 +1,305 @@
+//! The build step: [`BuildOptions`] from a [`Pipeline`], a printable summary of them
+//! ([`BuildPlan`]), and a progress sink that forwards BuildKit progress as run events.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
+use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
+use cicd_agents_buildkit::RegistryAuth;
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+
+use super::events::{RunEvent, Step};
+use super::Recorder;
+use crate::definition::{Pipeline, SourceLocation};
+use crate::git::GitAuth;
+
+/// What a build would do, for people (`Display`) and machines (`Serialize`). Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildPlan {
+    /// The context: `URL#ref[:subdir]` or a directory.
+    pub context: String,
+    /// The Dockerfile (relative to the context for git, a path for local builds).
+    pub dockerfile: String,
+    /// Image names.
+    pub images: Vec<String>,
+    /// Whether the image is pushed.
+    pub push: bool,
+    /// Outputs in `--output` syntax.
+    pub outputs: Vec<String>,
+    /// Cache imports in `--cache-from` syntax.
+    pub cache_from: Vec<String>,
+    /// Cache exports in `--cache-to` syntax.
+    pub cache_to: Vec<String>,
+    /// Network mode of `RUN` steps.
+    pub network: Option<String>,
+    /// Build arguments.
+    pub build_args: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Target stage.
+    pub target: Option<String>,
+    /// Platforms.
+    pub platforms: Vec<String>,
+    /// Whether the cache is ignored.
+    pub no_cache: bool,
+    /// Where the git token for the source comes from (`None`: no token).
+    pub git_auth: Option<String>,
+    /// Where registry credentials come from.
+    pub registry_auth: String,
+}
+
+impl fmt::Display for BuildPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "context:     {}", self.context)?;
+        writeln!(f, "dockerfile:  {}", self.dockerfile)?;
+        for image in &self.images {
+            writeln!(f, "image:       {image}")?;
+        }
+        for output in &self.outputs {
+            writeln!(f, "output:      {output}")?;
+        }
+        for c in &self.cache_from {
+            writeln!(f, "cache-from:  {c}")?;
+        }
+        for c in &self.cache_to {
+            writeln!(f, "cache-to:    {c}")?;
+        }
+        if let Some(n) = &self.network {
+            writeln!(f, "network:     {n}")?;
+        }
+        for (k, v) in &self.build_args {
+            writeln!(f, "build-arg:   {k}={v}")?;
+        }
+        for (k, v) in &self.labels {
+            writeln!(f, "label:       {k}={v}")?;
+        }
+        if let Some(t) = &self.target {
+            writeln!(f, "target:      {t}")?;
+        }
+        if !self.platforms.is_empty() {
+            writeln!(f, "platforms:   {}", self.platforms.join(","))?;
+        }
+        if self.no_cache {
+            writeln!(f, "no-cache:    true")?;
+        }
+        if let Some(a) = &self.git_auth {
+            writeln!(f, "git auth:    {a}")?;
+        }
+        write!(f, "registry:    {}", self.registry_auth)
+    }
+}
+
+fn docker_config_dir(path: &Path) -> PathBuf {
+    if path.extension().is_some_and(|e| e == "json") {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// The host (no port) of a URL, for BuildKit's `GIT_AUTH_TOKEN.<host>` secret.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?.to_string()
+    } else {
+        authority.split(':').next()?.to_string()
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+impl BuildPlan {
+    /// The plan of `pipeline`'s build.
+    pub fn of(pipeline: &Pipeline) -> BuildPlan {
+        let b = &pipeline.build;
+        let images: Vec<String> = b.images.iter().map(ToString::to_string).collect();
+        let dockerfile = match pipeline.source.local_context_dir() {
+            Some(dir) => dir.join(&b.dockerfile).display().to_string(),
+            None => b.dockerfile.clone(),
+        };
+        let mut outputs = Vec::new();
+        if b.push {
+            outputs.push(format!("type=image,name={},push=true", images.join(",")));
+        }
+        let (mut cache_from, mut cache_to) = (Vec::new(), Vec::new());
+        if let Some(c) = &b.cache {
+            if c.import {
+                cache_from.push(format!("type=registry,ref={}", c.reference));
+            }
+            if c.export {
+                cache_to.push(format!("type=registry,ref={},mode={}", c.reference, c.mode));
+            }
+        }
+        let git_auth = match (&pipeline.source.location, &pipeline.source.token) {
+            (SourceLocation::Git { url, .. }, Some(token)) => Some(format!(
+                "token from {token} for {} (secret GIT_AUTH_TOKEN.<host>, not in the URL)",
+                url_host(url).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        let registry_auth = match &b.docker_config {
+            Some(p) => format!("docker config in {}", docker_config_dir(p).display()),
+            None => "docker config ($DOCKER_CONFIG or ~/.docker)".into(),
+        };
+        BuildPlan {
+            context: pipeline.source.buildkit_context(),
+            dockerfile,
+            images,
+            push: b.push,
+            outputs,
+            cache_from,
+            cache_to,
+            network: b.network.clone(),
+            build_args: b.build_args.clone(),
+            labels: b.labels.clone(),
+            target: b.target.clone(),
+            platforms: b.platforms.clone(),
+            no_cache: b.no_cache,
+            git_auth,
+            registry_auth,
+        }
+    }
+}
+
+/// The [`BuildOptions`] of `pipeline`'s build; `source_auth` is the source repository's token
+/// (passed as `GIT_AUTH_TOKEN.<host>`, never in the URL).
+///
+/// ```
+/// use cicd_agents_pipeline::definition::PipelineDefinition;
+/// use cicd_agents_pipeline::git::GitAuth;
+/// use cicd_agents_pipeline::run::build_options;
+///
+/// let text = "source: {git: 'https://git.example.com/app.git', token-env: T}\n\
+///             build: {images: ['r.example.com/app'], cache: 'r.example.com/app:cache', network: host}\n";
+/// let pipeline = text.parse::<PipelineDefinition>()?.resolve([("image-tag", "7")])?;
+/// let options = build_options(&pipeline, Some(&GitAuth::token("t0k")));
+/// assert_eq!(options.tags, ["r.example.com/app:7"]);
+/// assert!(options.push);
+/// assert!(options.git_auth_tokens.contains_key("git.example.com"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> BuildOptions {
+    let b = &pipeline.build;
+    let mut options = match (
+        &pipeline.source.location,
+        pipeline.source.local_context_dir(),
+    ) {
+        (SourceLocation::Local { .. }, Some(dir)) => {
+            let dockerfile = dir.join(&b.dockerfile);
+            BuildOptions::local(dir).dockerfile(dockerfile)
+        }
+        _ => BuildOptions::remote(pipeline.source.buildkit_context()).dockerfile(&b.dockerfile),
+    };
+    if let (SourceLocation::Git { url, .. }, Some(auth)) = (&pipeline.source.location, source_auth)
+    {
+        if let Some(host) = url_host(url) {
+            options = options.git_auth_token(host, auth.token.expose_secret());
+        }
+    }
+    for image in &b.images {
+        options = options.tag(image.to_string());
+    }
+    options = options.push(b.push);
+    if let Some(c) = &b.cache {
+        if c.import {
+            options = options.cache_from(CacheEntry::registry(&c.reference));
+        }
+        if c.export {
+            options = options.cache_to(CacheEntry::registry(&c.reference).attr("mode", &c.mode));
+        }
+    }
+    if let Some(n) = &b.network {
+        options = options.network(n);
+    }
+    options.build_args = b.build_args.clone();
+    options.labels = b.labels.clone();
+    options.target = b.target.clone();
+    options.platforms = b.platforms.clone();
+    options.no_cache = b.no_cache;
+    if let Some(dir) = &b.docker_config {
+        options =
+            options.registry_auth(RegistryAuth::docker_config().config_dir(docker_config_dir(dir)));
+    }
+    options
+}
+
+/// Passes BuildKit progress to the caller's sink and reports every finished build step as a
+/// [`RunEvent::StepProgress`] of [`Step::Build`].
+pub(crate) struct Forward<'a> {
+    pub inner: Option<&'a mut (dyn ProgressSink + 'static)>,
+    pub recorder: Arc<Recorder>,
+    pub names: std::collections::HashMap<String, String>,
+    pub done: HashSet<String>,
+}
+
+impl ProgressSink for Forward<'_> {
+    fn update(&mut self, update: &StatusUpdate) {
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.update(update);
+        }
+        for v in &update.vertexes {
+            if !v.name.is_empty() {
+                self.names.insert(v.digest.clone(), v.name.clone());
+            }
+            let finished = v.completed.is_some() || !v.error.is_empty();
+            if !finished || !self.done.insert(v.digest.clone()) {
+                continue;
+            }
+            let name = self.names.get(&v.digest).cloned().unwrap_or_default();
+            let message = if !v.error.is_empty() {
+                format!("ERROR {name}: {}", v.error)
+            } else if v.cached {
+                format!("CACHED {name}")
+            } else {
+                let secs = match (v.started, v.completed) {
+                    (Some(s), Some(c)) => {
+                        c.duration_since(s).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+                    }
+                    _ => 0.0,
+                };
+                format!("DONE {secs:.1}s {name}")
+            };
+            self.recorder.emit(RunEvent::StepProgress {
+                step: Step::Build,
+                message,
+            });
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            url_host("http://127.0.0.1:8418/a.git").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(url_host("https://[::1]:443/a.git").as_deref(), Some("::1"));
+        assert_eq!(
+            url_host("https://git.example.com/a.git").as_deref(),
+            Some("git.example.com")
+        );
+        assert_eq!(
+            docker_config_dir(Path::new("/x/config.json")),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            docker_config_dir(Path::new("/x/.docker")),
+            PathBuf::from("/x/.docker")
+        );
+    }
+}

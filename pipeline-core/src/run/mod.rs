@@ -1,0 +1,748 @@
+//! Running a pipeline: prepare → build (and push) → update the chart → commit and push.
+//!
+//! ```text
+//! prepare       load the tokens; resolve the source ref to a commit (git ls-remote);
+//!               check that the chart repository answers and its branch exists
+//! build         BuildKit builds URL#ref[:subdir] (token as GIT_AUTH_TOKEN.<host>), imports
+//!               and exports the registry cache, the image exporter pushes (push=true);
+//!               BuildKit progress goes to the optional ProgressSink and, per finished build
+//!               step, to the events
+//! update-chart  shallow clone of the chart branch, format-preserving edit of the values files
+//! commit        commit, push; on a moved branch fetch, re-apply, retry (never forced)
+//! ```
+//!
+//! A step that fails stops the run: a failed build never touches the chart repository. Every
+//! step emits [`RunEvent`]s to an optional [`EventSink`], and the run returns a [`RunReport`]
+//! (JSON with `serde`), also when it fails ([`RunFailure::report`]).
+//!
+//! A dry run ([`Runner::dry_run`]) connects to no daemon, builds and pushes nothing: it
+//! resolves the source ref, reports the [`BuildPlan`] it would run, clones the chart, applies
+//! the edit in the temporary work tree and reports the unified diff, without committing. With
+//! digest pinning the diff shows the placeholder digest `sha256:000…0`.
+//!
+//! The chart step is blocking git work; it runs in `tokio::task::spawn_blocking`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use cicd_agents_buildkit::{progress::ProgressMode, Client};
+//! use cicd_agents_pipeline::definition::PipelineDefinition;
+//! use cicd_agents_pipeline::run::{RunEvent, Runner};
+//!
+//! let pipeline = PipelineDefinition::from_file("pipeline.yaml")?.resolve([("image-tag", "1.2.3")])?;
+//! let client = Client::connect("docker://").await?;
+//! let report = Runner::new(pipeline)
+//!     .events(|event: &RunEvent| eprintln!("{}", serde_json::to_string(event).unwrap_or_default()))
+//!     .progress(ProgressMode::Plain.stderr_sink())
+//!     .run(&client)
+//!     .await?;
+//! println!("digest {:?}, chart commit {:?}", report.digest(), report.chart_commit());
+//! # Ok(()) }
+//! ```
+
+mod build;
+mod chart;
+mod events;
+mod report;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cicd_agents_buildkit::progress::ProgressSink;
+use cicd_agents_buildkit::Client;
+use secrecy::ExposeSecret as _;
+
+pub use build::{build_options, BuildPlan};
+pub use chart::{
+    set_local, ChartOutcome, ChartProgress, ChartStatus, ChartUpdate, LocalEdit, ValueChange,
+    ValuesUpdate,
+};
+pub use events::{EventSink, RunEvent, Step, StepOutcome};
+pub use report::{BuildReport, RunReport, SourceReport, StepReport};
+
+use crate::definition::{Pipeline, SourceLocation, TokenSource};
+use crate::error::GitError;
+use crate::git::{CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig};
+use crate::values::Digest;
+
+/// The digest shown in dry-run diffs where a digest is pinned.
+pub const PLACEHOLDER_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Why a run failed. Never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A token could not be read (variable unset, file missing).
+    #[error("{which} token: {source}")]
+    Token {
+        /// `source` or `chart`.
+        which: &'static str,
+        /// The error.
+        #[source]
+        source: GitError,
+    },
+    /// The source repository refused the token, or the ref does not exist.
+    #[error("source repository: {0}")]
+    Source(#[source] GitError),
+    /// The chart repository is not usable (bad URL, rejected token, missing branch).
+    #[error("chart repository: {0}")]
+    ChartAccess(#[source] GitError),
+    /// The build failed (the message is redacted).
+    #[error("build failed: {message}")]
+    Build {
+        /// The build error, with any token removed.
+        message: String,
+        /// Whether it was cancelled.
+        cancelled: bool,
+    },
+    /// The build pushed no digest although one is needed (digest pinning).
+    #[error("the build returned no image digest")]
+    NoDigest,
+    /// Editing, committing or pushing the chart failed.
+    #[error("chart update: {0}")]
+    Chart(#[source] crate::Error),
+    /// A blocking task could not be joined (panicked or cancelled).
+    #[error("internal error: {0}")]
+    Task(String),
+}
+
+/// A failed run: the error and the report of what ran.
+#[derive(Debug)]
+pub struct RunFailure {
+    /// What went wrong.
+    pub error: RunError,
+    /// The report (`success: false`, the failed step, the steps not run).
+    pub report: Box<RunReport>,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for RunFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+/// Emits events and records step outcomes; shared with the blocking chart task.
+pub(crate) struct Recorder {
+    sink: Option<Arc<dyn EventSink>>,
+    started: Mutex<HashMap<Step, Instant>>,
+    steps: Mutex<Vec<StepReport>>,
+}
+
+impl Recorder {
+    fn new(sink: Option<Arc<dyn EventSink>>) -> Self {
+        Self {
+            sink,
+            started: Mutex::new(HashMap::new()),
+            steps: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn emit(&self, event: RunEvent) {
+        tracing::debug!(?event, "run event");
+        if let Some(sink) = &self.sink {
+            sink.event(&event);
+        }
+    }
+
+    fn start(&self, step: Step) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step, Instant::now());
+        tracing::info!(%step, "step started");
+        self.emit(RunEvent::StepStarted { step });
+    }
+
+    fn progress(&self, step: Step, message: impl Into<String>) {
+        self.emit(RunEvent::StepProgress {
+            step,
+            message: message.into(),
+        });
+    }
+
+    fn finish(&self, step: Step, outcome: StepOutcome) {
+        let duration = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&step)
+            .map(Instant::elapsed)
+            .unwrap_or_default();
+        tracing::info!(%step, %outcome, secs = duration.as_secs_f64(), "step finished");
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(StepReport {
+                step,
+                outcome: outcome.clone(),
+                duration,
+            });
+        self.emit(RunEvent::StepFinished {
+            step,
+            duration,
+            outcome,
+        });
+    }
+
+    fn is_finished(&self, step: Step) -> bool {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s.step == step)
+    }
+
+    fn steps(&self) -> Vec<StepReport> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Runs one [`Pipeline`].
+pub struct Runner {
+    pipeline: Pipeline,
+    events: Option<Arc<dyn EventSink>>,
+    progress: Option<Box<dyn ProgressSink>>,
+    retry: RetryPolicy,
+    allow_insecure_http: bool,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("pipeline", &self.pipeline.name)
+            .field("events", &self.events.is_some())
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+fn load_token(
+    which: &'static str,
+    token: &Option<TokenSource>,
+    username: &Option<String>,
+) -> Result<Option<GitAuth>, RunError> {
+    token
+        .as_ref()
+        .map(|t| t.load(username.as_deref()))
+        .transpose()
+        .map_err(|source| RunError::Token { which, source })
+}
+
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 4 && out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[REDACTED]");
+        }
+    }
+    out
+}
+
+async fn blocking<T, F>(f: F) -> Result<T, RunError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RunError::Task(e.to_string()))
+}
+
+impl Runner {
+    /// A runner for `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self {
+            pipeline,
+            events: None,
+            progress: None,
+            retry: RetryPolicy::default(),
+            allow_insecure_http: false,
+        }
+    }
+
+    /// Sends events to `sink`.
+    pub fn events(mut self, sink: impl EventSink + 'static) -> Self {
+        self.events = Some(Arc::new(sink));
+        self
+    }
+
+    /// Sends events to a shared sink.
+    pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    /// Hands BuildKit progress to `sink` (e.g. a renderer from
+    /// [`ProgressMode::stderr_sink`](cicd_agents_buildkit::progress::ProgressMode::stderr_sink)).
+    pub fn progress(mut self, sink: Box<dyn ProgressSink>) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Retry policy for rejected chart pushes.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Allows `http://` git URLs to non-loopback hosts (tokens in clear text).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The build this run would do.
+    pub fn build_plan(&self) -> BuildPlan {
+        BuildPlan::of(&self.pipeline)
+    }
+
+    /// Runs the pipeline against `client`.
+    pub async fn run(&mut self, client: &Client) -> Result<RunReport, RunFailure> {
+        self.execute(Some(client)).await
+    }
+
+    /// Builds nothing, pushes nothing, commits nothing: reports the build it would run and the
+    /// values diff it would commit.
+    pub async fn dry_run(&mut self) -> Result<RunReport, RunFailure> {
+        self.execute(None).await
+    }
+
+    async fn execute(&mut self, client: Option<&Client>) -> Result<RunReport, RunFailure> {
+        let started = Instant::now();
+        let dry_run = client.is_none();
+        let recorder = Arc::new(Recorder::new(self.events.clone()));
+        let p = &self.pipeline;
+        let plan = BuildPlan::of(p);
+        let mut report = RunReport {
+            pipeline: p.name.clone(),
+            dry_run,
+            success: false,
+            error: None,
+            parameters: p.parameters.clone(),
+            source: SourceReport {
+                context: plan.context.clone(),
+                git_ref: match &p.source.location {
+                    SourceLocation::Git { git_ref, .. } => Some(git_ref.clone()),
+                    SourceLocation::Local { .. } => None,
+                },
+                commit: None,
+            },
+            build: BuildReport {
+                images: plan.images.clone(),
+                plan,
+                digest: None,
+                pushed: false,
+            },
+            chart: None,
+            steps: Vec::new(),
+            duration: Duration::ZERO,
+        };
+        recorder.emit(RunEvent::RunStarted {
+            pipeline: p.name.clone(),
+            dry_run,
+        });
+        let result = self.steps(client, &recorder, &mut report).await;
+        let mut all = vec![Step::Prepare, Step::Build];
+        if self.pipeline.chart.is_some() {
+            all.extend([Step::UpdateChart, Step::Commit]);
+        }
+        let failed_step = all.iter().copied().find(|s| {
+            recorder
+                .steps()
+                .iter()
+                .any(|r| r.step == *s && matches!(r.outcome, StepOutcome::Failed { .. }))
+        });
+        let mut steps = recorder.steps();
+        for step in all {
+            if !steps.iter().any(|s| s.step == step) {
+                let reason = match failed_step {
+                    Some(f) => format!("not run: {f} failed"),
+                    None => "not run".into(),
+                };
+                steps.push(StepReport {
+                    step,
+                    outcome: StepOutcome::Skipped { reason },
+                    duration: Duration::ZERO,
+                });
+            }
+        }
+        steps.sort_by_key(|s| s.step);
+        report.steps = steps;
+        report.duration = started.elapsed();
+        report.success = result.is_ok();
+        recorder.emit(RunEvent::RunFinished {
+            success: report.success,
+            duration: report.duration,
+        });
+        match result {
+            Ok(()) => Ok(report),
+            Err(error) => {
+                report.error = Some(error.to_string());
+                Err(RunFailure {
+                    error,
+                    report: Box::new(report),
+                })
+            }
+        }
+    }
+
+    async fn steps(
+        &mut self,
+        client: Option<&Client>,
+        recorder: &Arc<Recorder>,
+        report: &mut RunReport,
+    ) -> Result<(), RunError> {
+        // prepare
+        recorder.start(Step::Prepare);
+        let prepared = self.prepare(recorder, report).await;
+        let (source_auth, writeback) = match prepared {
+            Ok(v) => {
+                recorder.finish(Step::Prepare, StepOutcome::Succeeded);
+                v
+            }
+            Err(e) => {
+                recorder.finish(
+                    Step::Prepare,
+                    StepOutcome::Failed {
+                        error: e.to_string(),
+                    },
+                );
+                return Err(e);
+            }
+        };
+
+        // build
+        recorder.start(Step::Build);
+        let digest = match client {
+            None => {
+                for line in report.build.plan.to_string().lines() {
+                    recorder.progress(Step::Build, format!("would run: {}", line.trim_end()));
+                }
+                recorder.finish(Step::Build, StepOutcome::DryRun);
+                None
+            }
+            Some(client) => match self.build(client, recorder, source_auth.as_ref()).await {
+                Ok(digest) => {
+                    report.build.digest = digest.clone();
+                    report.build.pushed = self.pipeline.build.push;
+                    recorder.emit(RunEvent::ImageBuilt {
+                        images: report.build.images.clone(),
+                        digest: digest.clone(),
+                        pushed: self.pipeline.build.push,
+                    });
+                    recorder.finish(Step::Build, StepOutcome::Succeeded);
+                    digest
+                }
+                Err(e) => {
+                    recorder.finish(
+                        Step::Build,
+                        StepOutcome::Failed {
+                            error: e.to_string(),
+                        },
+                    );
+                    return Err(e);
+                }
+            },
+        };
+
+        // update-chart + commit
+        let Some(writeback) = writeback else {
+            return Ok(());
+        };
+        recorder.start(Step::UpdateChart);
+        let update = match self.chart_update(writeback, digest.as_deref(), report) {
+            Ok(u) => u,
+            Err(e) => {
+                recorder.finish(
+                    Step::UpdateChart,
+                    StepOutcome::Failed {
+                        error: e.to_string(),
+                    },
+                );
+                return Err(e);
+            }
+        };
+        if client.is_none() {
+            let outcome = blocking(move || update.preview()).await?;
+            match outcome {
+                Ok(outcome) => {
+                    for c in &outcome.changes {
+                        recorder.progress(Step::UpdateChart, describe_change(c));
+                    }
+                    recorder.finish(Step::UpdateChart, StepOutcome::DryRun);
+                    report.chart = Some(outcome);
+                    recorder.start(Step::Commit);
+                    recorder.finish(
+                        Step::Commit,
+                        StepOutcome::Skipped {
+                            reason: "dry run".into(),
+                        },
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = RunError::Chart(e);
+                    recorder.finish(
+                        Step::UpdateChart,
+                        StepOutcome::Failed {
+                            error: e.to_string(),
+                        },
+                    );
+                    Err(e)
+                }
+            }
+        } else {
+            let rec = Arc::clone(recorder);
+            let outcome = blocking(move || {
+                update.apply(&mut |ChartProgress::Edited { attempt, changes }| {
+                    if attempt == 1 {
+                        for c in changes {
+                            rec.progress(Step::UpdateChart, describe_change(c));
+                        }
+                        rec.finish(Step::UpdateChart, StepOutcome::Succeeded);
+                        rec.start(Step::Commit);
+                    } else {
+                        rec.progress(
+                            Step::Commit,
+                            format!("push rejected because the branch moved; edit re-applied on the new tip (attempt {attempt})"),
+                        );
+                    }
+                })
+            })
+            .await?;
+            let current = if recorder.is_finished(Step::UpdateChart) {
+                Step::Commit
+            } else {
+                Step::UpdateChart
+            };
+            match outcome {
+                Ok(outcome) => {
+                    recorder.emit(RunEvent::ChartCommitted {
+                        commit: outcome.commit.clone(),
+                        branch: outcome.branch.clone(),
+                    });
+                    let result = if outcome.commit.is_some() {
+                        StepOutcome::Succeeded
+                    } else {
+                        StepOutcome::NoChange
+                    };
+                    if let Some(c) = &outcome.commit {
+                        recorder
+                            .progress(Step::Commit, format!("pushed {c} to {}", outcome.branch));
+                    } else {
+                        recorder.progress(
+                            Step::Commit,
+                            "the values already hold these values; no commit",
+                        );
+                    }
+                    recorder.finish(current, result);
+                    report.chart = Some(outcome);
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = RunError::Chart(e);
+                    recorder.finish(
+                        current,
+                        StepOutcome::Failed {
+                            error: e.to_string(),
+                        },
+                    );
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Tokens, source ref, chart access.
+    async fn prepare(
+        &self,
+        recorder: &Arc<Recorder>,
+        report: &mut RunReport,
+    ) -> Result<(Option<GitAuth>, Option<WriteBack>), RunError> {
+        let p = &self.pipeline;
+        let source_auth = load_token("source", &p.source.token, &p.source.username)?;
+        if let SourceLocation::Git { url, git_ref } = &p.source.location {
+            let (url, git_ref, auth) = (url.clone(), git_ref.clone(), source_auth.clone());
+            let insecure = self.allow_insecure_http;
+            let commit =
+                blocking(move || crate::git::resolve_ref(&url, &git_ref, auth.as_ref(), insecure))
+                    .await?
+                    .map_err(RunError::Source)?;
+            recorder.progress(
+                Step::Prepare,
+                format!(
+                    "source {} is at {commit}",
+                    report.source.git_ref.as_deref().unwrap_or("")
+                ),
+            );
+            recorder.emit(RunEvent::SourceResolved {
+                git_ref: report.source.git_ref.clone().unwrap_or_default(),
+                commit: commit.clone(),
+            });
+            report.source.commit = Some(commit);
+        }
+        let writeback = match &p.chart {
+            None => None,
+            Some(chart) => {
+                let auth = load_token("chart", &chart.token, &chart.username)?;
+                let mut config =
+                    WriteBackConfig::new(&chart.repo, &chart.branch, chart.author.clone());
+                config.push_branch = chart.push_branch.clone();
+                config.auth = auth;
+                config.retry = self.retry.clone();
+                config.allow_insecure_http = self.allow_insecure_http;
+                config.message = chart.message_template().map_err(RunError::ChartAccess)?;
+                let writeback = WriteBack::new(config).map_err(RunError::ChartAccess)?;
+                let check = writeback.clone();
+                let tip = blocking(move || check.check_access())
+                    .await?
+                    .map_err(RunError::ChartAccess)?;
+                recorder.progress(
+                    Step::Prepare,
+                    format!("chart {} branch {} is at {tip}", chart.repo, chart.branch),
+                );
+                Some(writeback)
+            }
+        };
+        Ok((source_auth, writeback))
+    }
+
+    async fn build(
+        &mut self,
+        client: &Client,
+        recorder: &Arc<Recorder>,
+        source_auth: Option<&GitAuth>,
+    ) -> Result<Option<String>, RunError> {
+        let options = build_options(&self.pipeline, source_auth);
+        recorder.progress(
+            Step::Build,
+            format!(
+                "building {} from {}",
+                self.pipeline
+                    .build
+                    .images
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.pipeline.source.buildkit_context()
+            ),
+        );
+        let mut forward = build::Forward {
+            inner: self.progress.as_deref_mut(),
+            recorder: Arc::clone(recorder),
+            names: HashMap::new(),
+            done: std::collections::HashSet::new(),
+        };
+        let secrets: Vec<String> = source_auth
+            .map(|a| vec![a.token.expose_secret().to_string()])
+            .unwrap_or_default();
+        match client.build_with_progress(&options, &mut forward).await {
+            Ok(result) => {
+                if let Some(d) = &result.digest {
+                    recorder.progress(Step::Build, format!("image digest {d}"));
+                }
+                Ok(result.digest)
+            }
+            Err(cicd_agents_buildkit::Error::Cancelled) => Err(RunError::Build {
+                message: "cancelled".into(),
+                cancelled: true,
+            }),
+            Err(e) => Err(RunError::Build {
+                message: redact(&e.to_string(), &secrets),
+                cancelled: false,
+            }),
+        }
+    }
+
+    fn chart_update(
+        &self,
+        writeback: WriteBack,
+        digest: Option<&str>,
+        report: &RunReport,
+    ) -> Result<ChartUpdate, RunError> {
+        let p = &self.pipeline;
+        let Some(chart) = &p.chart else {
+            return Err(RunError::Task("no chart".into()));
+        };
+        let digest = match digest {
+            Some(d) => Some(Digest::new(d).map_err(|e| RunError::Chart(e.into()))?),
+            None if report.dry_run => Digest::new(PLACEHOLDER_DIGEST).ok(),
+            None => None,
+        };
+        let mut updates = Vec::new();
+        let mut first_image = None;
+        for target in &chart.values {
+            let mut edits = Vec::new();
+            for image in &target.images {
+                let Some(name) = p.build.images.get(image.image) else {
+                    return Err(RunError::Task(format!(
+                        "chart image refers to build image #{}",
+                        image.image
+                    )));
+                };
+                first_image.get_or_insert_with(|| name.clone());
+                let more = image
+                    .keys
+                    .edits(Some(&name.repository), &name.tag, digest.as_ref())
+                    .map_err(|e| match e {
+                        crate::error::TagError::MissingDigest { .. } => RunError::NoDigest,
+                        other => RunError::Chart(other.into()),
+                    })?;
+                edits.extend(more);
+            }
+            updates.push(ValuesUpdate {
+                file: target.file.clone(),
+                edits,
+            });
+        }
+        let vars = CommitVars {
+            image: first_image
+                .as_ref()
+                .map(|i| i.repository.clone())
+                .unwrap_or_default(),
+            old_tag: String::new(),
+            new_tag: first_image
+                .as_ref()
+                .map(|i| i.tag.to_string())
+                .unwrap_or_default(),
+            digest: digest.map(|d| d.to_string()).unwrap_or_default(),
+            source_commit: report.source.commit.clone().unwrap_or_default(),
+        };
+        Ok(ChartUpdate {
+            config: writeback.config().clone(),
+            updates,
+            vars,
+        })
+    }
+}
+
+fn describe_change(c: &ValueChange) -> String {
+    if c.changed {
+        format!("{} {}: {} -> {}", c.file, c.key, c.old, c.new)
+    } else {
+        format!("{} {}: {} (unchanged)", c.file, c.key, c.new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_tokens() {
+        assert_eq!(redact("a s3cret b", &["s3cret".into()]), "a [REDACTED] b");
+        assert_eq!(redact("abc", &[]), "abc");
+    }
+}

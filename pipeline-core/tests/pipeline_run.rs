@@ -1,0 +1,545 @@
+//! Pipeline runs against the real test environment (`scripts/testenv.sh up`): an app repository
+//! on the token-protected git server, BuildKit in dockerd building from the git ref, the local
+//! registry (image and build cache), and a chart repository updated through the write-back.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use cicd_agents_buildkit::Client;
+use cicd_agents_pipeline::definition::{Pipeline, PipelineDefinition};
+use cicd_agents_pipeline::error::GitError;
+use cicd_agents_pipeline::run::{ChartStatus, RunError, RunEvent, Runner, Step, StepOutcome};
+use cicd_agents_testenv::TestEnv;
+
+const VALUES: &str = "# Default values for app.\nimage:\n  repository: example/app   # replaced by CI\n  tag: \"0.1.0\"   # set by CI\n  digest: \"\"\n\nservice:\n  port: 8080\n";
+
+fn env() -> TestEnv {
+    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
+    let out = env
+        .git_command(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new repository on the git server with `files` committed on `main`.
+fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
+    let url = env
+        .create_bare_repo(&env.unique_name(prefix))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seed = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = seed.path();
+    git(env, dir, &["init", "-q", "-b", "main"]);
+    cicd_agents_testenv::write_context(dir, files.iter().copied())
+        .unwrap_or_else(|e| panic!("{e}"));
+    git(env, dir, &["add", "-A"]);
+    git(env, dir, &["commit", "-q", "-m", "initial"]);
+    git(
+        env,
+        dir,
+        &["push", "-q", &env.authed_url(&url), "HEAD:refs/heads/main"],
+    );
+    url
+}
+
+fn remote_head(env: &TestEnv, url: &str) -> String {
+    let out = git(
+        env,
+        &std::env::temp_dir(),
+        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
+    );
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn fresh_clone(env: &TestEnv, url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let target = dir.path().join("repo");
+    let target = target.to_string_lossy().into_owned();
+    git(
+        env,
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            "main",
+            &env.authed_url(url),
+            &target,
+        ],
+    );
+    dir
+}
+
+/// `GET http://REGISTRY/v2/<repo>/manifests/<tag>`: (status, `Docker-Content-Digest`).
+fn registry_manifest(registry: &str, repo: &str, tag: &str) -> (u16, Option<String>) {
+    let mut stream = TcpStream::connect(registry).unwrap_or_else(|e| panic!("{registry}: {e}"));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let accept =
+        "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+                  application/vnd.docker.distribution.manifest.list.v2+json, \
+                  application/vnd.docker.distribution.manifest.v2+json";
+    let request = format!(
+        "GET /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {registry}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&response);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let digest = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("docker-content-digest")
+            .then(|| value.trim().to_string())
+    });
+    (status, digest)
+}
+
+struct Fixture {
+    env: TestEnv,
+    app_url: String,
+    chart_url: String,
+    image_repo: String,
+    token_file: tempfile::NamedTempFile,
+}
+
+fn token_file(token: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+    writeln!(f, "{token}").unwrap_or_else(|e| panic!("{e}"));
+    f
+}
+
+fn fixture(prefix: &str, dockerfile: &str) -> Fixture {
+    let env = env();
+    let unique = env.unique_name(prefix);
+    let app_txt = format!("app {unique}\n");
+    let app_url = seed_repo(
+        &env,
+        &format!("{prefix}-app"),
+        &[
+            ("svc/Dockerfile", dockerfile),
+            ("svc/app.txt", &app_txt),
+            ("README", "app\n"),
+        ],
+    );
+    let chart_url = seed_repo(
+        &env,
+        &format!("{prefix}-chart"),
+        &[
+            ("charts/app/values.yaml", VALUES),
+            ("charts/app/Chart.yaml", "name: app\n"),
+        ],
+    );
+    let token_file = token_file(&env.git_token);
+    Fixture {
+        image_repo: format!("pipeline-tests/{unique}"),
+        env,
+        app_url,
+        chart_url,
+        token_file,
+    }
+}
+
+const DOCKERFILE: &str =
+    "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nRUN echo built >/built.txt\nCOPY app.txt /app.txt\n";
+
+impl Fixture {
+    /// The definition text; `chart_token` is the token file for the chart repository.
+    fn definition(&self, chart_token: &Path) -> String {
+        format!(
+            r#"name: test
+parameters:
+  registry: {registry}
+source:
+  git: {app}
+  context: svc
+  token-file: {token}
+build:
+  images: ["${{registry}}/{repo}"]
+  cache: ${{registry}}/{repo}:buildcache
+  network: host
+  build-args:
+    BASE_IMAGE: {base}
+chart:
+  repo: {chart}
+  token-file: {chart_token}
+  author: {{name: pipeline tests, email: tests@cicd-agents.invalid}}
+  message: "deploy {{image}}:{{new_tag}} from {{source_commit}}"
+  values:
+    - file: charts/app/values.yaml
+      images:
+        - repository: image.repository
+          tag: image.tag
+          digest: image.digest
+"#,
+            registry = self.env.registry,
+            app = self.app_url,
+            token = self.token_file.path().display(),
+            repo = self.image_repo,
+            base = self.env.base_image,
+            chart = self.chart_url,
+            chart_token = chart_token.display(),
+        )
+    }
+
+    fn pipeline(&self, tag: &str) -> Pipeline {
+        self.pipeline_with(tag, self.token_file.path())
+    }
+
+    fn pipeline_with(&self, tag: &str, chart_token: &Path) -> Pipeline {
+        PipelineDefinition::parse(&self.definition(chart_token), "test.yaml")
+            .and_then(|d| d.resolve([("image-tag", tag)]))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.env.docker_addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_from_git_push_with_cache_update_chart_and_second_run_is_a_no_op() {
+    let fx = fixture("pl-e2e", DOCKERFILE);
+    let client = fx.client().await;
+    let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
+    let mut runner = Runner::new(fx.pipeline("1.10")).events(tx);
+    let report = runner
+        .run(&client)
+        .await
+        .unwrap_or_else(|f| panic!("{f}\n{}", f.report.to_json()));
+
+    // The digest in the report is the registry's manifest digest.
+    assert!(report.success);
+    let digest = report
+        .digest()
+        .unwrap_or_else(|| panic!("no digest: {}", report.to_json()))
+        .to_string();
+    let (status, registry_digest) = registry_manifest(&fx.env.registry, &fx.image_repo, "1.10");
+    assert_eq!(status, 200);
+    assert_eq!(registry_digest.as_deref(), Some(digest.as_str()));
+    // The registry cache was exported.
+    let (cache_status, _) = registry_manifest(&fx.env.registry, &fx.image_repo, "buildcache");
+    assert_eq!(cache_status, 200, "no build cache in the registry");
+    // The source commit was resolved.
+    let app_head = remote_head(&fx.env, &fx.app_url);
+    assert_eq!(report.source.commit.as_deref(), Some(app_head.as_str()));
+
+    // The chart commit is visible through a fresh clone; only the owned values changed.
+    let commit = report
+        .chart_commit()
+        .unwrap_or_else(|| panic!("no commit: {}", report.to_json()))
+        .to_string();
+    assert_eq!(remote_head(&fx.env, &fx.chart_url), commit);
+    let clone = fresh_clone(&fx.env, &fx.chart_url);
+    let repo = clone.path().join("repo");
+    let values = std::fs::read_to_string(repo.join("charts/app/values.yaml")).unwrap_or_default();
+    let expected = VALUES
+        .replace(
+            "example/app   #",
+            &format!("{}/{}   #", fx.env.registry, fx.image_repo),
+        )
+        .replace("\"0.1.0\"", "\"1.10\"")
+        .replace("digest: \"\"", &format!("digest: \"{digest}\""));
+    assert_eq!(values, expected);
+    let log = git(&fx.env, &repo, &["log", "-1", "--format=%an <%ae>%n%s"]);
+    assert_eq!(
+        log.trim(),
+        format!(
+            "pipeline tests <tests@cicd-agents.invalid>\ndeploy {}/{}:1.10 from {app_head}",
+            fx.env.registry, fx.image_repo
+        )
+    );
+
+    // Events: every step started and finished in order, build progress, digest, commit.
+    let events: Vec<RunEvent> = rx.try_iter().collect();
+    let order: Vec<(bool, Step)> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::StepStarted { step } => Some((true, *step)),
+            RunEvent::StepFinished { step, .. } => Some((false, *step)),
+            _ => None,
+        })
+        .collect();
+    let mut expected_order = Vec::new();
+    for step in [Step::Prepare, Step::Build, Step::UpdateChart, Step::Commit] {
+        expected_order.push((true, step));
+        expected_order.push((false, step));
+    }
+    assert_eq!(order, expected_order);
+    assert!(events.iter().any(|e| matches!(e, RunEvent::StepProgress { step: Step::Build, message } if message.contains("RUN echo built"))), "{events:?}");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, RunEvent::ImageBuilt { digest: Some(d), .. } if *d == digest)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, RunEvent::ChartCommitted { commit: Some(c), .. } if *c == commit)));
+    assert!(matches!(
+        events.last(),
+        Some(RunEvent::RunFinished { success: true, .. })
+    ));
+    let json = report.to_json();
+    assert!(json.contains("\"duration_seconds\""), "{json}");
+    assert!(
+        !json.contains(&fx.env.git_token),
+        "the report contains the token"
+    );
+
+    // A second run with the same tag makes no commit.
+    let mut again = Runner::new(fx.pipeline("1.10"));
+    let second = again.run(&client).await.unwrap_or_else(|f| panic!("{f}"));
+    let chart = second
+        .chart
+        .clone()
+        .unwrap_or_else(|| panic!("no chart outcome"));
+    assert_eq!(chart.status, ChartStatus::NoChange);
+    assert_eq!(chart.commit, None);
+    assert_eq!(
+        second.digest(),
+        Some(digest.as_str()),
+        "same source, same digest"
+    );
+    assert_eq!(remote_head(&fx.env, &fx.chart_url), commit);
+    assert!(second
+        .steps
+        .iter()
+        .any(|s| s.step == Step::Commit && s.outcome == StepOutcome::NoChange));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_build_leaves_the_chart_repository_untouched() {
+    let fx = fixture(
+        "pl-fail",
+        "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nRUN echo about to fail && exit 1\n",
+    );
+    let before = remote_head(&fx.env, &fx.chart_url);
+    let client = fx.client().await;
+    let failure = Runner::new(fx.pipeline("2.0.0"))
+        .run(&client)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the build should fail"));
+    assert!(
+        matches!(
+            failure.error,
+            RunError::Build {
+                cancelled: false,
+                ..
+            }
+        ),
+        "{}",
+        failure.error
+    );
+    let message = failure.error.to_string();
+    assert!(
+        message.contains("exit 1") || message.contains("exit code: 1"),
+        "{message}"
+    );
+    let steps: Vec<(Step, StepOutcome)> = failure
+        .report
+        .steps
+        .iter()
+        .map(|s| (s.step, s.outcome.clone()))
+        .collect();
+    assert!(
+        matches!(steps[1], (Step::Build, StepOutcome::Failed { .. })),
+        "{steps:?}"
+    );
+    assert!(
+        matches!(&steps[2], (Step::UpdateChart, StepOutcome::Skipped { reason }) if reason.contains("build failed")),
+        "{steps:?}"
+    );
+    assert!(!failure.report.success);
+    assert!(failure.report.chart.is_none());
+    assert_eq!(
+        remote_head(&fx.env, &fx.chart_url),
+        before,
+        "the chart repository changed"
+    );
+    let (status, _) = registry_manifest(&fx.env.registry, &fx.image_repo, "2.0.0");
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_fails_with_an_auth_error_that_does_not_contain_the_token() {
+    let fx = fixture("pl-auth", DOCKERFILE);
+    let wrong = format!("wrong-{}", fx.env.unique_name("tok"));
+    let wrong_file = token_file(&wrong);
+    let before = remote_head(&fx.env, &fx.chart_url);
+    let client = fx.client().await;
+
+    // Wrong token for the chart repository: fails before anything is built.
+    let failure = Runner::new(fx.pipeline_with("3.0.0", wrong_file.path()))
+        .run(&client)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert!(
+        matches!(
+            failure.error,
+            RunError::ChartAccess(GitError::AuthFailed { .. })
+        ),
+        "{:?}",
+        failure.error
+    );
+    let text = format!(
+        "{} {:?} {}",
+        failure.error,
+        failure.error,
+        failure.report.to_json()
+    );
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(
+        !text.contains(&wrong) && !text.contains(&fx.env.git_token),
+        "the token leaked: {text}"
+    );
+    assert!(failure
+        .report
+        .steps
+        .iter()
+        .any(|s| s.step == Step::Build && matches!(s.outcome, StepOutcome::Skipped { .. })));
+    assert_eq!(
+        registry_manifest(&fx.env.registry, &fx.image_repo, "3.0.0").0,
+        404,
+        "built despite the bad token"
+    );
+
+    // Wrong token for the source repository.
+    let text = fx.definition(fx.token_file.path()).replace(
+        &fx.token_file.path().display().to_string(),
+        &wrong_file.path().display().to_string(),
+    );
+    let pipeline = PipelineDefinition::parse(&text, "t.yaml")
+        .and_then(|d| d.resolve([("image-tag", "3.0.1")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let failure = Runner::new(pipeline)
+        .run(&client)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert!(
+        matches!(failure.error, RunError::Source(GitError::AuthFailed { .. })),
+        "{:?}",
+        failure.error
+    );
+    let text = format!(
+        "{} {:?} {}",
+        failure.error,
+        failure.error,
+        failure.report.to_json()
+    );
+    assert!(
+        !text.contains(&wrong) && !text.contains(&fx.env.git_token),
+        "the token leaked: {text}"
+    );
+    assert_eq!(remote_head(&fx.env, &fx.chart_url), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_builds_nothing_commits_nothing_and_shows_the_diff() {
+    let fx = fixture("pl-dry", DOCKERFILE);
+    let before = remote_head(&fx.env, &fx.chart_url);
+    let report = Runner::new(fx.pipeline("4.0.0"))
+        .dry_run()
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert!(report.dry_run && report.success);
+    assert_eq!(report.build.digest, None);
+    assert_eq!(
+        report.build.plan.context,
+        format!("{}#refs/heads/main:svc", fx.app_url)
+    );
+    assert_eq!(
+        report.build.plan.cache_to,
+        [format!(
+            "type=registry,ref={}/{}:buildcache,mode=max",
+            fx.env.registry, fx.image_repo
+        )]
+    );
+    let chart = report.chart.clone().unwrap_or_else(|| panic!("no chart"));
+    assert_eq!(chart.status, ChartStatus::DryRun);
+    let diff = chart.diff.clone().unwrap_or_default();
+    assert!(
+        diff.contains("\n-  tag: \"0.1.0\"   # set by CI\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n+  tag: \"4.0.0\"   # set by CI\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("+  digest: \"sha256:0000000000000000000000000000000000000000000000000000000000000000\""), "{diff}");
+    assert!(
+        diff.starts_with("diff --git a/charts/app/values.yaml b/charts/app/values.yaml"),
+        "{diff}"
+    );
+    let text = report.to_string();
+    assert!(text.contains("values diff it would commit"), "{text}");
+    assert!(text.contains("cache-to:    type=registry"), "{text}");
+    assert_eq!(remote_head(&fx.env, &fx.chart_url), before);
+    assert_eq!(
+        registry_manifest(&fx.env.registry, &fx.image_repo, "4.0.0").0,
+        404
+    );
+    let steps: Vec<StepOutcome> = report.steps.iter().map(|s| s.outcome.clone()).collect();
+    assert_eq!(steps[1], StepOutcome::DryRun);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_source_without_a_chart() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name("pl-local");
+    cicd_agents_testenv::write_context(
+        dir.path(),
+        [
+            ("ctx/Dockerfile", DOCKERFILE.to_string()),
+            ("ctx/app.txt", unique.clone()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n",
+        env.registry, env.base_image
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = PipelineDefinition::from_file(dir.path().join("pipeline.yaml"))
+        .and_then(|d| d.resolve([("image-tag", "local")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = Client::connect(&env.docker_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = Runner::new(pipeline)
+        .run(&client)
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert!(report.chart.is_none());
+    assert_eq!(report.steps.len(), 2);
+    let (status, digest) =
+        registry_manifest(&env.registry, &format!("pipeline-tests/{unique}"), "local");
+    assert_eq!(status, 200);
+    assert_eq!(digest.as_deref(), report.digest());
+}
