@@ -25,6 +25,8 @@ enum Ending {
     Failed,
     /// The Job never finishes; its pod waits on an image pull.
     Never,
+    /// Someone deletes the Job while it runs.
+    Deleted,
 }
 
 struct Script {
@@ -56,7 +58,7 @@ fn pod_json(job: &str, ending: Ending, legacy_label: bool) -> Value {
     let (phase, state) = match ending {
         Ending::Complete => ("Succeeded", json!({ "terminated": { "exitCode": 0, "reason": "Completed" } })),
         Ending::Failed => ("Failed", json!({ "terminated": { "exitCode": 1, "reason": "Error" } })),
-        Ending::Never => ("Pending", json!({ "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image" } })),
+        Ending::Never | Ending::Deleted => ("Pending", json!({ "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image" } })),
     };
     json!({
         "apiVersion": "v1",
@@ -117,6 +119,11 @@ fn api_server(script: Script) -> (kube::Client, Arc<Mutex<Vec<Recorded>>>) {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         drop(send);
                     });
+                    continue;
+                }
+                if script.ending == Ending::Deleted {
+                    let event = json!({ "type": "DELETED", "object": job_json(&job, json!([])) });
+                    send.send_response(respond(StatusCode::OK, format!("{event}\n").into_bytes()));
                     continue;
                 }
                 let (interim, last) = match script.ending {
@@ -288,6 +295,16 @@ async fn cancelling_deletes_the_job() {
         .unwrap_err();
     assert!(matches!(err, LaunchError::Cancelled { deleted: true, .. }), "{err:?}");
     assert_deleted_in_background(&log, "build-app-x7k2p");
+}
+
+#[tokio::test]
+async fn a_job_deleted_by_someone_else_is_reported() {
+    let (client, log) = api_server(Script { ending: Ending::Deleted, legacy_label: false, logs: "" });
+    let launcher = JobLauncher::new(client, NS).options(options());
+    let err = launcher.run(&build_job(), |_| {}).await.unwrap_err();
+    assert!(matches!(err, LaunchError::Vanished { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "Job ci/build-app-x7k2p was deleted before it finished");
+    assert!(requests(&log, Method::DELETE, "/jobs/").is_empty(), "nothing left to delete");
 }
 
 #[tokio::test]

@@ -233,7 +233,7 @@ pub enum LaunchError {
         #[source]
         source: Box<kube::Error>,
     },
-    /// Watching the Job failed repeatedly.
+    /// Watching the Job failed repeatedly (it was deleted unless [`Cleanup::Never`]).
     #[error("watching Job {namespace}/{name}: {source}")]
     Watch {
         /// The namespace.
@@ -303,6 +303,8 @@ enum Ending {
     Finished(Box<Job>),
     TimedOut,
     Cancelled,
+    /// Watching failed, or the Job vanished.
+    Lost(LaunchError),
 }
 
 impl JobLauncher {
@@ -389,7 +391,10 @@ impl JobLauncher {
                     Some(line) => on_log(&line),
                     None => logs_open = false,
                 },
-                result = &mut finished => break Ending::Finished(Box::new(result?)),
+                result = &mut finished => match result {
+                    Ok(job) => break Ending::Finished(Box::new(job)),
+                    Err(err) => break Ending::Lost(err),
+                },
                 () = &mut deadline => break Ending::TimedOut,
                 () = &mut cancel => break Ending::Cancelled,
             }
@@ -406,7 +411,7 @@ impl JobLauncher {
             };
             let drain_time = match ending {
                 Ending::Finished(_) => self.options.log_drain,
-                Ending::TimedOut | Ending::Cancelled => self.options.log_drain.min(Duration::from_secs(2)),
+                Ending::TimedOut | Ending::Cancelled | Ending::Lost(_) => self.options.log_drain.min(Duration::from_secs(2)),
             };
             if tokio::time::timeout(drain_time, drain).await.is_err() {
                 tracing::debug!(job = %name, "log streams still open; closing them");
@@ -417,6 +422,7 @@ impl JobLauncher {
         let reports = pod_reports(&pods, &name).await;
         let keep = match (&ending, self.options.cleanup) {
             (_, Cleanup::Never) => true,
+            (Ending::Lost(LaunchError::Vanished { .. }), _) => true,
             (Ending::Finished(job), Cleanup::OnSuccess) => job_finished(job) != Some(JobResult::Succeeded),
             (_, Cleanup::OnSuccess) => false,
             (_, Cleanup::Always) => false,
@@ -434,6 +440,7 @@ impl JobLauncher {
             }
             Ending::TimedOut => Err(LaunchError::Timeout { namespace, name, timeout: self.options.timeout, pods: reports }),
             Ending::Cancelled => Err(LaunchError::Cancelled { namespace, name, deleted: cleanup == CleanupReport::Deleted }),
+            Ending::Lost(err) => Err(err),
         }
     }
 }
@@ -443,15 +450,19 @@ async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_err
     futures::pin_mut!(stream);
     let mut errors = 0u32;
     let mut last_error = None;
+    let mut seen = false;
     while let Some(item) = stream.next().await {
         match item {
             Ok(Some(job)) => {
                 errors = 0;
+                seen = true;
                 if job_finished(&job).is_some() {
                     return Ok(job);
                 }
                 tracing::debug!(job = %name, status = ?job.status.as_ref().map(|s| (s.active, s.succeeded, s.failed)), "Job running");
             }
+            // Not listed yet right after the create (a lagging API server): keep waiting.
+            Ok(None) if !seen => tracing::debug!(job = %name, "Job not visible yet"),
             Ok(None) => return Err(LaunchError::Vanished { namespace, name }),
             Err(err) => {
                 errors += 1;
