@@ -24,12 +24,31 @@ cd "$root"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'test-python: error: %s\n' "$*" >&2; exit 1; }
 
-# An interpreter that is at least 3.9 and can create virtualenvs with pip.
+# An interpreter that is at least 3.9 and has the venv module.
 usable_python() {
     "$1" - <<'EOF' >/dev/null 2>&1
-import sys, venv, ensurepip  # noqa: F401
+import sys, venv  # noqa: F401
 sys.exit(0 if sys.version_info >= (3, 9) else 1)
 EOF
+}
+
+# make_venv PYTHON DIR: a virtualenv with pip. Some distributions ship an
+# ensurepip whose bundled pip does not run on their Python (Debian with a
+# mismatched python3-pip-whl); then the venv is made without pip and pip is
+# installed into it by the interpreter's own pip.
+make_venv() {
+    local python="$1" dir="$2"
+    if "$python" -m venv "$dir" >/dev/null 2>&1 && "$dir/bin/python" -m pip --version >/dev/null 2>&1; then
+        return 0
+    fi
+    rm -rf "$dir"
+    say "ensurepip failed; creating the virtualenv without pip and installing pip into it"
+    "$python" -m venv --without-pip "$dir" || return 1
+    if "$python" -m pip --version >/dev/null 2>&1; then
+        "$python" -m pip --python "$dir/bin/python" install --quiet --disable-pip-version-check pip && return 0
+    fi
+    rm -rf "$dir"
+    return 1
 }
 
 pick_python() {
@@ -45,7 +64,7 @@ pick_python() {
     return 1
 }
 
-python=$(pick_python) || die "no Python >= 3.9 with venv and ensurepip found (on Debian: apt-get install python3-venv)"
+python=$(pick_python) || die "no Python >= 3.9 with the venv module found (on Debian: apt-get install python3-venv)"
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 venv=${CICD_PY_VENV:-$target_dir/py-venv}
@@ -66,7 +85,7 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     say "creating the virtualenv $venv with $python ($("$python" --version 2>&1))"
     mkdir -p "$(dirname "$venv")"
-    "$python" -m venv "$venv"
+    make_venv "$python" "$venv" || die "cannot create a virtualenv with pip using $python (on Debian: apt-get install python3-venv python3-pip)"
 fi
 vpy="$venv/bin/python"
 # maturin's build backend runs the `maturin` program it installed next to the interpreter.
