@@ -20,17 +20,7 @@ fn env() -> TestEnv {
 }
 
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let out = env
-        .git_command(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A new bare repository on the server holding `chart/values.yaml` on `main`.

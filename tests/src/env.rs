@@ -221,6 +221,40 @@ impl TestEnv {
     pub fn git_command(&self, dir: &Path) -> Command {
         git_command(Some(dir))
     }
+
+    /// Runs `git ARGS` in `dir` (see [`TestEnv::git_command`]) and returns its
+    /// standard output; a failure is an error carrying git's message.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let output = self
+            .git_command(dir)
+            .args(args)
+            .output()
+            .map_err(|source| Error::Io { context: format!("running git {args:?}"), source })?;
+        if !output.status.success() {
+            return Err(Error::Command(format!(
+                "git {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Creates a repository named after `prefix` on the git server with `files`
+    /// committed on `main`, and returns its URL (without credentials).
+    pub fn seed_repo<P, C>(&self, prefix: &str, files: impl IntoIterator<Item = (P, C)>) -> Result<String>
+    where
+        P: AsRef<Path>,
+        C: AsRef<[u8]>,
+    {
+        let url = self.create_bare_repo(&self.unique_name(prefix))?;
+        let work = tempfile::tempdir().map_err(|source| Error::Io { context: "creating a work tree".into(), source })?;
+        self.git(work.path(), &["init", "-q", "-b", "main"])?;
+        write_context(work.path(), files)?;
+        self.git(work.path(), &["add", "-A"])?;
+        self.git(work.path(), &["commit", "-q", "-m", "initial"])?;
+        self.git(work.path(), &["push", "-q", &self.authed_url(&url), "HEAD:refs/heads/main"])?;
+        Ok(url)
+    }
 }
 
 fn tcp_probe(hostport: &str) -> std::io::Result<()> {

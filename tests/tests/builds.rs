@@ -182,24 +182,9 @@ async fn push_returns_the_registry_digest_and_metadata_file_matches() {
 async fn git_context_with_token_and_subdir() {
     let env = env();
     let name = env.unique_name("gitctx");
-    let url = env.create_bare_repo(&name).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let status = env.git_command(work.path()).args(args).status().unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    run(&["init", "-q", "-b", "main", "."]);
-    write_context(
-        work.path(),
-        [
-            ("svc/Dockerfile", format!("FROM {}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n", env.base_image).as_str()),
-            ("svc/hello.txt", format!("from git {name}\n").as_str()),
-        ],
-    )
-    .unwrap();
-    run(&["add", "-A"]);
-    run(&["commit", "-q", "-m", "app"]);
-    run(&["push", "-q", &env.authed_url(&url), "HEAD:main"]);
+    let dockerfile = format!("FROM {}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n", env.base_image);
+    let hello = format!("from git {name}\n");
+    let url = env.seed_repo("gitctx", [("svc/Dockerfile", dockerfile.as_str()), ("svc/hello.txt", hello.as_str())]).unwrap();
 
     let token = env.git_token.clone();
     let out = tempfile::tempdir().unwrap();

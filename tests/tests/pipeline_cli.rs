@@ -13,20 +13,11 @@ fn env() -> TestEnv {
 }
 
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let out = env.git_command(dir).args(args).output().unwrap_or_else(|e| panic!("git {args:?}: {e}"));
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
-    let url = env.create_bare_repo(&env.unique_name(prefix)).unwrap_or_else(|e| panic!("{e}"));
-    let seed = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(env, seed.path(), &["init", "-q", "-b", "main"]);
-    cicd_agents_testenv::write_context(seed.path(), files.iter().copied()).unwrap_or_else(|e| panic!("{e}"));
-    git(env, seed.path(), &["add", "-A"]);
-    git(env, seed.path(), &["commit", "-q", "-m", "initial"]);
-    git(env, seed.path(), &["push", "-q", &env.authed_url(&url), "HEAD:refs/heads/main"]);
-    url
+    env.seed_repo(prefix, files.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn remote_head(env: &TestEnv, url: &str) -> String {
