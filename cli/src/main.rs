@@ -33,6 +33,8 @@ enum Command {
     /// Inspect the daemon.
     #[command(subcommand)]
     Debug(commands::debug::DebugCommand),
+    /// Kubernetes: render manifests for builds at scale, run a build Job.
+    K8s(commands::k8s::K8sArgs),
     /// Show the build cache's disk usage.
     Du(commands::du::DuArgs),
     /// Run a pipeline definition: build, push, update the chart, commit.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Command::Chart(command) => commands::chart::run(command).await,
             Command::Debug(command) => commands::debug::run(command).await,
             Command::Du(args) => commands::du::run(args).await,
+            Command::K8s(args) => commands::k8s::run(args).await,
             Command::Pipeline(command) => commands::pipeline::run(command).await,
             Command::Prune(args) => commands::prune::run(args).await,
         }

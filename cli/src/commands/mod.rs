@@ -4,5 +4,6 @@ pub mod build;
 pub mod chart;
 pub mod debug;
 pub mod du;
+pub mod k8s;
 pub mod pipeline;
 pub mod prune;
