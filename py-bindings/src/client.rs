@@ -293,7 +293,7 @@ fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
 /// ``InvalidOption`` for a malformed address or unusable TLS files.
 #[pyclass(module = "cicd_agents", frozen)]
 pub struct Client {
-    inner: cicd_agents_buildkit::Client,
+    pub(crate) inner: cicd_agents_buildkit::Client,
 }
 
 fn builder(

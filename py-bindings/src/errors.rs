@@ -19,7 +19,9 @@
 
 use cicd_agents_buildkit::build::BuildError as RustBuildError;
 use cicd_agents_buildkit::Error as BuildkitError;
+use cicd_agents_pipeline::definition::DefinitionError;
 use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
+use cicd_agents_pipeline::run::RunError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -233,6 +235,11 @@ fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> P
 /// Converts a pipeline error (values edit, tag check, git write-back).
 pub fn from_pipeline(err: PipelineError) -> PyErr {
     let message = err.to_string();
+    from_pipeline_as(err, message)
+}
+
+/// [`from_pipeline`] with another message (e.g. with the run step as context).
+fn from_pipeline_as(err: PipelineError, message: String) -> PyErr {
     Python::attach(|py| match err {
         PipelineError::Values(_) => ValuesError::new_err(message),
         PipelineError::Tag(_) => with_attrs(
@@ -289,5 +296,48 @@ fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
             ],
         ),
         _ => GitError::new_err(message),
+    }
+}
+
+/// Converts a pipeline definition error: `InvalidPipeline` with `file`-relative
+/// `line` and `key` attributes (None when the error is not about a place in the file).
+pub fn from_definition(err: DefinitionError) -> PyErr {
+    let message = err.to_string();
+    Python::attach(|py| {
+        with_attrs(
+            InvalidPipeline::new_err(message),
+            &[
+                ("line", err.line().and_then(|l| obj(py, l))),
+                ("key", err.key().and_then(|k| obj(py, k))),
+            ],
+        )
+    })
+}
+
+/// Converts a failed pipeline run. The class follows the cause (`BuildError`,
+/// `AuthError`, `GitPushRejected`, `ValuesError`, ...); the message is the
+/// run's (`"build failed: ..."`, `"chart update: ..."`); `report` is set by the caller.
+pub fn from_run(err: RunError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        RunError::Token { source, .. } | RunError::Source(source) | RunError::ChartAccess(source) => {
+            Python::attach(|py| from_git(py, source, message))
+        }
+        RunError::Build { cancelled: true, .. } => Cancelled::new_err(message),
+        RunError::Build { message: build_message, .. } => Python::attach(|py| {
+            with_attrs(
+                BuildError::new_err(message),
+                &[
+                    ("message", obj(py, build_message)),
+                    ("step", None),
+                    ("file", None),
+                    ("line", None),
+                    ("source_lines", obj(py, Vec::<String>::new())),
+                    ("log_tail", obj(py, Vec::<String>::new())),
+                ],
+            )
+        }),
+        RunError::Chart(inner) => from_pipeline_as(inner, message),
+        RunError::NoDigest | RunError::Task(_) => Error::new_err(message),
     }
 }

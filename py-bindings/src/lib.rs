@@ -43,6 +43,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::Change>()?;
     m.add_class::<pipeline::FileEdit>()?;
     m.add_class::<pipeline::WriteBackOutcome>()?;
+    m.add_class::<pipeline::Pipeline>()?;
+    m.add_class::<pipeline::RunReport>()?;
     m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;

@@ -2,16 +2,19 @@
 //! edits of Helm values files (`set_image`, `edit_values_file`,
 //! `ValuesDocument`) and the GitOps write-back (`update_values`).
 //!
-//! TODO(pipeline model): `Pipeline.from_file` / `from_dict` / `.run()` bind the
-//! pipeline definition and runner once `cicd-agents-pipeline` has them; the
-//! crate has only the values edits and the git write-back so far.
+//! `Pipeline` binds the pipeline definition (`definition::PipelineDefinition`)
+//! and its runner (`run::Runner`): `Pipeline.from_file(path).run(...)`.
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use cicd_agents_pipeline::definition::{parse_override, PipelineDefinition};
 use cicd_agents_pipeline::git::{
-    update_values as rust_update_values, Author, CommitVars, GitAuth, MessageTemplate, ValuesUpdate, WriteBack,
-    WriteBackConfig, WriteBackOutcome as RustOutcome,
+    update_values as rust_update_values, Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy, ValuesUpdate,
+    WriteBack, WriteBackConfig, WriteBackOutcome as RustOutcome,
 };
+use cicd_agents_pipeline::run::{EventSink, RunEvent, RunFailure, RunReport as RustRunReport, Runner};
 use cicd_agents_pipeline::values::{
     edit_file_as, Change as RustChange, FileEdit as RustFileEdit, KeyPath, ScalarStyle, ValuesDocument as RustDocument,
 };
@@ -19,8 +22,12 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyMapping, PyString};
 
-use crate::convert::{mapping_items, path, type_name};
+use crate::client::Client;
+use crate::convert::{mapping_items, path, str_list, str_map, to_dict, type_name};
 use crate::errors;
+use crate::progress::{CallbackFailure, Progress};
+use crate::runtime::{awaitable, catch_panic, runtime, Task};
+use tokio::sync::oneshot;
 
 fn style_name(style: ScalarStyle) -> &'static str {
     match style {
@@ -410,4 +417,418 @@ pub fn update_values(
         .detach(|| rust_update_values(&writeback, &values_updates, &vars))
         .map_err(errors::from_pipeline)?;
     Ok(WriteBackOutcome { inner })
+}
+
+/// A pipeline run's report (``Pipeline.run()``); ``to_dict()`` / ``to_json()``
+/// give the full JSON report the command line writes.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct RunReport {
+    inner: RustRunReport,
+}
+
+#[pymethods]
+impl RunReport {
+    /// The pipeline's name.
+    #[getter]
+    fn pipeline(&self) -> &str {
+        &self.inner.pipeline
+    }
+    /// Whether this was a dry run.
+    #[getter]
+    fn dry_run(&self) -> bool {
+        self.inner.dry_run
+    }
+    /// Whether every step succeeded.
+    #[getter]
+    fn success(&self) -> bool {
+        self.inner.success
+    }
+    /// The error of a failed run, else None.
+    #[getter]
+    fn error(&self) -> Option<&str> {
+        self.inner.error.as_deref()
+    }
+    /// The parameter values used.
+    #[getter]
+    fn parameters(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.parameters.clone()
+    }
+    /// The pushed image digest, or None.
+    #[getter]
+    fn digest(&self) -> Option<&str> {
+        self.inner.digest()
+    }
+    /// The image names built.
+    #[getter]
+    fn images(&self) -> Vec<String> {
+        self.inner.build.images.clone()
+    }
+    /// The resolved source commit, or None.
+    #[getter]
+    fn source_commit(&self) -> Option<&str> {
+        self.inner.source.commit.as_deref()
+    }
+    /// The chart commit pushed, or None (no change, dry run, no chart).
+    #[getter]
+    fn chart_commit(&self) -> Option<&str> {
+        self.inner.chart_commit()
+    }
+    /// The values diff of a dry run, or None.
+    #[getter]
+    fn diff(&self) -> Option<&str> {
+        self.inner.chart.as_ref().and_then(|c| c.diff.as_deref())
+    }
+    /// The report as a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    /// The report as pretty-printed JSON.
+    fn to_json(&self) -> String {
+        self.inner.to_json()
+    }
+    /// The summary the command line prints.
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "RunReport(pipeline={:?}, success={}, digest={}, chart_commit={})",
+            self.inner.pipeline,
+            if self.inner.success { "True" } else { "False" },
+            crate::convert::repr_opt(self.inner.digest()),
+            crate::convert::repr_opt(self.inner.chart_commit())
+        )
+    }
+}
+
+/// Sends run events to a Python callable as dicts (the JSON events of the CLI).
+struct EventCallback {
+    callback: Py<PyAny>,
+    failure: Arc<CallbackFailure>,
+}
+
+impl EventSink for EventCallback {
+    fn event(&self, event: &RunEvent) {
+        let outcome = Python::try_attach(|py| -> PyResult<()> {
+            self.callback.call1(py, (to_dict(py, event)?,))?;
+            Ok(())
+        });
+        if let Some(Err(err)) = outcome {
+            self.failure.set(err);
+        }
+    }
+}
+
+/// Parameter overrides: a mapping ``{name: value}`` or ``"name=value"`` strings.
+fn overrides(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    if value.cast::<PyMapping>().is_ok() {
+        return Ok(str_map(Some(value), "overrides")?.into_iter().collect());
+    }
+    str_list(Some(value), "overrides")?
+        .iter()
+        .map(|text| parse_override(text).map_err(errors::from_definition))
+        .collect()
+}
+
+/// Where a run gets its daemon: an existing `Client`, an address, or the default resolution.
+enum Daemon {
+    Client(Box<cicd_agents_buildkit::Client>),
+    Address(Option<String>),
+}
+
+impl Daemon {
+    fn from_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Daemon> {
+        match value.filter(|v| !v.is_none()) {
+            None => Ok(Daemon::Address(None)),
+            Some(v) => {
+                if let Ok(client) = v.cast::<Client>() {
+                    return Ok(Daemon::Client(Box::new(client.get().inner.clone())));
+                }
+                if v.is_instance_of::<PyString>() {
+                    return Ok(Daemon::Address(Some(v.extract()?)));
+                }
+                Err(PyTypeError::new_err(format!(
+                    "client must be a cicd_agents.Client, an address str or None, not {}",
+                    type_name(v)
+                )))
+            }
+        }
+    }
+
+    async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
+        match self {
+            Daemon::Client(client) => Ok(*client),
+            Daemon::Address(address) => cicd_agents_buildkit::Client::builder().address_opt(address).connect().await,
+        }
+    }
+}
+
+/// How a run ended, before conversion to Python.
+enum RunOutcome {
+    Report(Box<RustRunReport>),
+    Failed(RunFailure),
+    Connect(cicd_agents_buildkit::Error),
+    CallbackRaised,
+}
+
+/// A prepared run: the runner and how to reach the daemon.
+struct PreparedRun {
+    runner: Runner,
+    daemon: Option<Daemon>,
+    failure: Arc<CallbackFailure>,
+}
+
+impl PreparedRun {
+    async fn execute(self) -> RunOutcome {
+        let PreparedRun { mut runner, daemon, failure } = self;
+        let run = async {
+            let result = match daemon {
+                None => runner.dry_run().await,
+                Some(daemon) => match daemon.connect().await {
+                    Ok(client) => runner.run(&client).await,
+                    Err(err) => return RunOutcome::Connect(err),
+                },
+            };
+            match result {
+                Ok(report) => RunOutcome::Report(Box::new(report)),
+                Err(failure) => RunOutcome::Failed(failure),
+            }
+        };
+        tokio::select! {
+            outcome = run => outcome,
+            _ = failure.raised() => RunOutcome::CallbackRaised,
+        }
+    }
+}
+
+/// Starts a run on its own thread, driven by the shared runtime's handle, and
+/// returns the receiver of its outcome. Dropping the receiver cancels the run
+/// (the run future is dropped: a build is cancelled on the daemon).
+///
+/// `Runner::run`'s future is not `Send` (the runner's `Box<dyn ProgressSink>`
+/// is borrowed across awaits), so it cannot be `tokio::spawn`ed; it is created
+/// and polled on this thread instead.
+fn spawn_run(prepared: PreparedRun) -> PyResult<oneshot::Receiver<Result<RunOutcome, String>>> {
+    let handle = runtime()?.handle().clone();
+    let (sender, receiver) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("cicd-agents-pipeline".into())
+        .spawn(move || {
+            handle.block_on(async move {
+                let mut sender = sender;
+                let outcome = {
+                    let run = catch_panic(prepared.execute());
+                    tokio::pin!(run);
+                    tokio::select! {
+                        outcome = &mut run => Some(outcome),
+                        _ = sender.closed() => None,
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    let _ = sender.send(outcome);
+                }
+            })
+        })
+        .map_err(|err| errors::internal(format!("cannot start the pipeline thread: {err}")))?;
+    Ok(receiver)
+}
+
+/// The outcome the run thread sent.
+fn received(outcome: Result<Result<RunOutcome, String>, oneshot::error::RecvError>) -> PyResult<RunOutcome> {
+    match outcome {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(panic)) => Err(errors::internal(format!("panic: {panic}"))),
+        Err(_) => Err(errors::Cancelled::new_err("the pipeline run was stopped")),
+    }
+}
+
+fn finish_run(outcome: RunOutcome, failure: &CallbackFailure) -> PyResult<RunReport> {
+    if let Some(err) = failure.take() {
+        return Err(err);
+    }
+    match outcome {
+        RunOutcome::Report(report) => Ok(RunReport { inner: *report }),
+        RunOutcome::Failed(RunFailure { error, report }) => {
+            let err = errors::from_run(error);
+            Python::attach(|py| -> PyResult<()> {
+                let report = Py::new(py, RunReport { inner: *report })?;
+                err.value(py).setattr("report", report)?;
+                Ok(())
+            })?;
+            Err(err)
+        }
+        RunOutcome::Connect(err) => Err(errors::from_buildkit(err)),
+        RunOutcome::CallbackRaised => Err(errors::internal("a callback error was lost")),
+    }
+}
+
+/// A pipeline definition: build an image from a source and update a chart.
+///
+/// ``Pipeline.from_file("pipeline.yaml")`` (relative paths in it are relative
+/// to the file), ``Pipeline.from_yaml(text)`` or ``Pipeline.from_dict({...})``
+/// (the same structure as the YAML file). ``run()`` runs it and returns a
+/// ``RunReport``. Invalid definitions raise ``InvalidPipeline`` naming the
+/// file, line, column and key (``err.line``, ``err.key``).
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct Pipeline {
+    definition: PipelineDefinition,
+}
+
+#[pymethods]
+impl Pipeline {
+    /// Reads a definition file.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Pipeline> {
+        let definition = py.detach(|| PipelineDefinition::from_file(&path)).map_err(errors::from_definition)?;
+        Ok(Pipeline { definition })
+    }
+
+    /// Parses a definition from YAML text; ``origin`` names it in errors,
+    /// ``base_dir`` is what relative paths are relative to (default: the
+    /// working directory).
+    #[staticmethod]
+    #[pyo3(signature = (text, origin="<input>", *, base_dir=None))]
+    fn from_yaml(text: &str, origin: &str, base_dir: Option<PathBuf>) -> PyResult<Pipeline> {
+        let mut definition = PipelineDefinition::parse(text, origin).map_err(errors::from_definition)?;
+        if let Some(dir) = base_dir {
+            definition = definition.with_base_dir(dir);
+        }
+        Ok(Pipeline { definition })
+    }
+
+    /// A definition from a dict with the structure of the YAML file (written
+    /// as JSON, which is YAML, and parsed like a file; error lines refer to
+    /// that JSON, one key per line).
+    #[staticmethod]
+    #[pyo3(signature = (data, origin="<dict>", *, base_dir=None))]
+    fn from_dict(py: Python<'_>, data: &Bound<'_, PyAny>, origin: &str, base_dir: Option<PathBuf>) -> PyResult<Pipeline> {
+        if data.cast::<PyMapping>().is_err() {
+            return Err(PyTypeError::new_err(format!("data must be a dict, not {}", type_name(data))));
+        }
+        let json = py.import("json")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("indent", 2)?;
+        let text: String = json.call_method("dumps", (data,), Some(&kwargs))?.extract()?;
+        Self::from_yaml(&text, origin, base_dir)
+    }
+
+    /// The name used in errors (the file path).
+    #[getter]
+    fn origin(&self) -> &str {
+        self.definition.origin()
+    }
+
+    /// The parameters and their defaults.
+    #[getter]
+    fn parameters(&self) -> std::collections::BTreeMap<String, String> {
+        self.definition.parameters()
+    }
+
+    /// The pipeline resolved with ``overrides`` (``{name: value}`` or
+    /// ``["name=value"]``), as a dict: every ``${...}`` substituted and every
+    /// value validated.
+    #[pyo3(signature = (overrides=None))]
+    fn resolve<'py>(&self, py: Python<'py>, overrides: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let resolved = self.definition.resolve(self::overrides(overrides)?).map_err(errors::from_definition)?;
+        to_dict(py, &resolved)
+    }
+
+    /// Runs the pipeline: prepare, build (and push), update the chart, commit
+    /// and push; returns the ``RunReport``.
+    ///
+    /// ``client``: a ``Client``, an address, or None for the default address
+    /// resolution (not used by dry runs). ``overrides``: parameter values.
+    /// ``dry_run``: build and push nothing, commit nothing; the report has the
+    /// build plan and the values ``diff``. ``progress``: BuildKit progress as
+    /// for ``Client.build`` (a mode name or a callable receiving events).
+    /// ``events``: a callable receiving each run event as a dict (``{"event":
+    /// "step-started", ...}``). ``max_attempts``: pushes retried when the chart
+    /// branch moved (default 5).
+    ///
+    /// Blocks with the GIL released; Ctrl-C cancels the run (a build is
+    /// cancelled on the daemon; a chart push already under way finishes). A
+    /// failed run raises the error of its cause (``BuildError``, ``AuthError``,
+    /// ``GitPushRejected``, ``ValuesError``, ...) with the run's report as
+    /// ``err.report``; an invalid override raises ``InvalidPipeline``.
+    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, max_attempts=None, allow_insecure_http=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        py: Python<'_>,
+        client: Option<&Bound<'_, PyAny>>,
+        overrides: Option<&Bound<'_, PyAny>>,
+        dry_run: bool,
+        progress: Option<&Bound<'_, PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<u32>,
+        allow_insecure_http: bool,
+    ) -> PyResult<RunReport> {
+        let prepared = self.prepare(client, overrides, dry_run, progress, events, max_attempts, allow_insecure_http)?;
+        let failure = prepared.failure.clone();
+        let outcome = spawn_run(prepared)?;
+        // Dropping the receiver (Ctrl-C aborts this task) cancels the run.
+        let outcome = Task::spawn(outcome)?.wait(py);
+        if let Some(err) = failure.take() {
+            return Err(err);
+        }
+        finish_run(received(outcome?)?, &failure)
+    }
+
+    /// ``await``-able ``run()`` with the same arguments; cancelling the task cancels the run.
+    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, max_attempts=None, allow_insecure_http=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn run_async<'py>(
+        &self,
+        py: Python<'py>,
+        client: Option<&Bound<'py, PyAny>>,
+        overrides: Option<&Bound<'py, PyAny>>,
+        dry_run: bool,
+        progress: Option<&Bound<'py, PyAny>>,
+        events: Option<&Bound<'py, PyAny>>,
+        max_attempts: Option<u32>,
+        allow_insecure_http: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let prepared = self.prepare(client, overrides, dry_run, progress, events, max_attempts, allow_insecure_http)?;
+        let failure = prepared.failure.clone();
+        let outcome = spawn_run(prepared)?;
+        awaitable(py, async move {
+            let outcome = received(outcome.await)?;
+            finish_run(outcome, &failure)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Pipeline(origin={:?})", self.definition.origin())
+    }
+}
+
+impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        client: Option<&Bound<'_, PyAny>>,
+        overrides: Option<&Bound<'_, PyAny>>,
+        dry_run: bool,
+        progress: Option<&Bound<'_, PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<u32>,
+        allow_insecure_http: bool,
+    ) -> PyResult<PreparedRun> {
+        let resolved = self.definition.resolve(self::overrides(overrides)?).map_err(errors::from_definition)?;
+        let daemon = if dry_run { None } else { Some(Daemon::from_arg(client)?) };
+        let progress = Progress::from_arg(progress)?;
+        let failure = progress.failure.clone();
+        let mut runner = Runner::new(resolved).progress(progress.sink).allow_insecure_http(allow_insecure_http);
+        if let Some(callback) = events.filter(|e| !e.is_none()) {
+            if !callback.is_callable() {
+                return Err(PyTypeError::new_err(format!("events must be a callable, not {}", type_name(callback))));
+            }
+            runner = runner.events(EventCallback { callback: callback.clone().unbind(), failure: failure.clone() });
+        }
+        if let Some(attempts) = max_attempts {
+            runner = runner.retry(RetryPolicy { max_attempts: attempts, ..RetryPolicy::default() });
+        }
+        Ok(PreparedRun { runner, daemon, failure })
+    }
 }

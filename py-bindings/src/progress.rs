@@ -271,7 +271,8 @@ pub struct CallbackFailure {
 }
 
 impl CallbackFailure {
-    fn set(&self, err: PyErr) {
+    /// Records the first error and wakes `raised()`.
+    pub fn set(&self, err: PyErr) {
         if let Ok(mut slot) = self.error.lock() {
             if slot.is_none() {
                 *slot = Some(err);

@@ -15,9 +15,45 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    final,
 )
 
 __version__: str
+
+__all__ = [
+    "AuthError",
+    "BuildError",
+    "BuildkitVersion",
+    "BuildResult",
+    "BuildStream",
+    "Cancelled",
+    "Change",
+    "Client",
+    "ConnectionError",
+    "DaemonInfo",
+    "Error",
+    "FileEdit",
+    "GcPolicy",
+    "GitError",
+    "GitPushRejected",
+    "InvalidOption",
+    "InvalidPipeline",
+    "LogEvent",
+    "Pipeline",
+    "RunReport",
+    "StatusEvent",
+    "UsageRecord",
+    "ValuesDocument",
+    "ValuesError",
+    "VertexEvent",
+    "WarningEvent",
+    "Worker",
+    "WriteBackOutcome",
+    "__version__",
+    "edit_values_file",
+    "set_image",
+    "update_values",
+]
 
 _Path = Union[str, "os.PathLike[str]"]
 _SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
@@ -29,8 +65,8 @@ _Secret = Union[str, Mapping[str, Union[str, bytes, "os.PathLike[str]"]]]
 _Seconds = Union[int, float, timedelta]
 _Edits = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
-Event = Union["VertexEvent", "StatusEvent", "LogEvent", "WarningEvent"]
-ProgressArg = Union[None, str, Callable[[Event], Any]]
+_Event = Union["VertexEvent", "StatusEvent", "LogEvent", "WarningEvent"]
+_ProgressArg = Union[None, str, Callable[[_Event], Any]]
 
 # ---------------------------------------------------------------- errors
 
@@ -79,10 +115,14 @@ class GitPushRejected(GitError):
     attempts: Optional[int]
 
 class InvalidPipeline(Error):
-    """A pipeline definition is invalid."""
+    """A pipeline definition (or a parameter override) is invalid."""
+
+    line: Optional[int]
+    key: Optional[str]
 
 # ---------------------------------------------------------------- control API
 
+@final
 class BuildkitVersion:
     """A BuildKit release stamp."""
 
@@ -94,6 +134,7 @@ class BuildkitVersion:
     def revision(self) -> str: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class DaemonInfo:
     """Which BuildKit the daemon is (``Client.info()``)."""
 
@@ -114,6 +155,7 @@ class DaemonInfo:
     def at_least(self, major: int, minor: int) -> bool: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class GcPolicy:
     """One garbage-collection rule of a worker."""
 
@@ -131,6 +173,7 @@ class GcPolicy:
     def filters(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Worker:
     """One worker of the daemon."""
 
@@ -146,6 +189,7 @@ class Worker:
     def buildkit_version(self) -> Optional[BuildkitVersion]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class UsageRecord:
     """One build cache record."""
 
@@ -175,6 +219,7 @@ class UsageRecord:
 
 # ---------------------------------------------------------------- progress
 
+@final
 class VertexEvent:
     """A build step started, finished, was cached or failed."""
 
@@ -197,6 +242,7 @@ class VertexEvent:
     def error(self) -> Optional[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class StatusEvent:
     """Progress of a counter within a step (bytes transferred, layers pushed)."""
 
@@ -219,6 +265,7 @@ class StatusEvent:
     def completed(self) -> Optional[datetime]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class LogEvent:
     """Output a step printed."""
 
@@ -238,6 +285,7 @@ class LogEvent:
     def timestamp(self) -> Optional[datetime]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class WarningEvent:
     """A warning about a step or the Dockerfile."""
 
@@ -258,6 +306,7 @@ class WarningEvent:
 
 # ---------------------------------------------------------------- builds
 
+@final
 class BuildResult:
     """A finished build."""
 
@@ -276,11 +325,12 @@ class BuildResult:
         """What ``docker buildx build --metadata-file`` writes."""
     def to_dict(self) -> Dict[str, Any]: ...
 
-class BuildStream(Iterator[Event]):
+@final
+class BuildStream(Iterator[_Event]):
     """A running build; iterate it for progress events, then read ``result``."""
 
     def __iter__(self) -> "BuildStream": ...
-    def __next__(self) -> Event: ...
+    def __next__(self) -> _Event: ...
     @property
     def result(self) -> Optional[BuildResult]: ...
     @property
@@ -290,11 +340,12 @@ class BuildStream(Iterator[Event]):
     def __enter__(self) -> "BuildStream": ...
     def __exit__(self, *args: Any) -> bool: ...
 
+@final
 class Client:
     """A connection to a BuildKit daemon. Blocking methods release the GIL; Ctrl-C cancels them."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         addr: Optional[str] = None,
         *,
         tls_ca: Optional[_Path] = None,
@@ -302,7 +353,7 @@ class Client:
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
-    ) -> None: ...
+    ) -> "Client": ...
     @staticmethod
     def connect_async(
         addr: Optional[str] = None,
@@ -362,7 +413,7 @@ class Client:
         outputs: Optional[_Specs] = None,
         cache_from: Optional[_Specs] = None,
         cache_to: Optional[_Specs] = None,
-        progress: ProgressArg = None,
+        progress: _ProgressArg = None,
         metadata_file: Optional[_Path] = None,
         git_auth_tokens: Optional[Mapping[str, str]] = None,
         allow: Optional[_StrOrList] = None,
@@ -392,7 +443,7 @@ class Client:
         outputs: Optional[_Specs] = None,
         cache_from: Optional[_Specs] = None,
         cache_to: Optional[_Specs] = None,
-        progress: ProgressArg = None,
+        progress: _ProgressArg = None,
         metadata_file: Optional[_Path] = None,
         git_auth_tokens: Optional[Mapping[str, str]] = None,
         allow: Optional[_StrOrList] = None,
@@ -422,7 +473,7 @@ class Client:
         outputs: Optional[_Specs] = None,
         cache_from: Optional[_Specs] = None,
         cache_to: Optional[_Specs] = None,
-        progress: ProgressArg = None,
+        progress: _ProgressArg = None,
         metadata_file: Optional[_Path] = None,
         git_auth_tokens: Optional[Mapping[str, str]] = None,
         allow: Optional[_StrOrList] = None,
@@ -434,6 +485,7 @@ class Client:
 
 # ---------------------------------------------------------------- values files and git write-back
 
+@final
 class Change:
     """The outcome of one values edit."""
 
@@ -454,6 +506,7 @@ class Change:
     @property
     def changed(self) -> bool: ...
 
+@final
 class FileEdit:
     """The result of ``edit_values_file()``."""
 
@@ -462,10 +515,11 @@ class FileEdit:
     @property
     def changed(self) -> bool: ...
 
+@final
 class ValuesDocument:
     """A values file held as text, edited in place (format-preserving)."""
 
-    def __init__(self, text: str, origin: Optional[str] = None) -> None: ...
+    def __new__(cls, text: str, origin: Optional[str] = None) -> "ValuesDocument": ...
     @property
     def text(self) -> str: ...
     @property
@@ -476,6 +530,7 @@ class ValuesDocument:
     def set(self, path: str, value: str, document: int = 0) -> Change: ...
     def set_all(self, edits: _Edits) -> List[Change]: ...
 
+@final
 class WriteBackOutcome:
     """The result of ``update_values()``."""
 
@@ -520,3 +575,75 @@ def update_values(
     git_program: Optional[_Path] = None,
 ) -> WriteBackOutcome:
     """Edits values files in a git repository, commits and pushes (retrying when the branch moved)."""
+
+# ---------------------------------------------------------------- pipelines
+
+@final
+class RunReport:
+    """A pipeline run's report."""
+
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def success(self) -> bool: ...
+    @property
+    def error(self) -> Optional[str]: ...
+    @property
+    def parameters(self) -> Dict[str, str]: ...
+    @property
+    def digest(self) -> Optional[str]: ...
+    @property
+    def images(self) -> List[str]: ...
+    @property
+    def source_commit(self) -> Optional[str]: ...
+    @property
+    def chart_commit(self) -> Optional[str]: ...
+    @property
+    def diff(self) -> Optional[str]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self) -> str: ...
+
+_Overrides = Union[Mapping[str, str], Sequence[str]]
+
+@final
+class Pipeline:
+    """A pipeline definition: build an image from a source and update a chart.
+
+    A failed ``run()`` raises the error of its cause with the report as ``err.report``.
+    """
+
+    @staticmethod
+    def from_file(path: _Path) -> "Pipeline": ...
+    @staticmethod
+    def from_yaml(text: str, origin: str = "<input>", *, base_dir: Optional[_Path] = None) -> "Pipeline": ...
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], origin: str = "<dict>", *, base_dir: Optional[_Path] = None) -> "Pipeline": ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def parameters(self) -> Dict[str, str]: ...
+    def resolve(self, overrides: Optional[_Overrides] = None) -> Dict[str, Any]: ...
+    def run(
+        self,
+        client: Union[Client, str, None] = None,
+        *,
+        overrides: Optional[_Overrides] = None,
+        dry_run: bool = False,
+        progress: _ProgressArg = None,
+        events: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        max_attempts: Optional[int] = None,
+        allow_insecure_http: bool = False,
+    ) -> RunReport: ...
+    def run_async(
+        self,
+        client: Union[Client, str, None] = None,
+        *,
+        overrides: Optional[_Overrides] = None,
+        dry_run: bool = False,
+        progress: _ProgressArg = None,
+        events: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        max_attempts: Optional[int] = None,
+        allow_insecure_http: bool = False,
+    ) -> Awaitable[RunReport]: ...

@@ -1,0 +1,158 @@
+"""Pipelines end to end: build from git, push with cache, update the chart, commit and push."""
+
+import pytest
+
+import cicd_agents
+
+from conftest import git
+
+CHART_VALUES = """\
+# Chart values.
+image:
+  repository: example/app   # set by the pipeline
+  tag: "0.1.0"
+  digest: ""
+replicas: 1
+"""
+
+
+def _seed(testenv, tmp_path, name, files):
+    url, bare = testenv.new_repo(name)
+    work = tmp_path / f"{name}-seed"
+    for relative, content in files.items():
+        target = work / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    git("init", "-q", "--initial-branch=main", cwd=work)
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "seed", cwd=work)
+    git("push", "-q", str(bare), "HEAD:main", cwd=work)
+    return url, bare
+
+
+@pytest.fixture
+def repos(testenv, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_CICD_GIT_TOKEN", testenv.git_token)
+    prefix = testenv.unique("py-pl")
+    app_url, app_bare = _seed(
+        testenv,
+        tmp_path,
+        f"{prefix}-app",
+        {
+            "svc/Dockerfile": "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nRUN echo built > /built.txt\nCOPY app.txt /app.txt\n",
+            "svc/app.txt": f"app {prefix}\n",
+        },
+    )
+    chart_url, chart_bare = _seed(testenv, tmp_path, f"{prefix}-chart", {"charts/app/values.yaml": CHART_VALUES})
+    return {
+        "app_url": app_url,
+        "app_bare": app_bare,
+        "chart_url": chart_url,
+        "chart_bare": chart_bare,
+        "image_repo": f"pytest/{prefix}",
+    }
+
+
+def _definition(testenv, repos):
+    return {
+        "name": "py-e2e",
+        "parameters": {"registry": testenv.registry},
+        "source": {"git": repos["app_url"], "context": "svc", "token-env": "PYTEST_CICD_GIT_TOKEN"},
+        "build": {
+            "images": ["${registry}/" + repos["image_repo"]],
+            "cache": "${registry}/" + repos["image_repo"] + ":buildcache",
+            "network": "host",
+            "build-args": {"BASE_IMAGE": testenv.base_image},
+        },
+        "chart": {
+            "repo": repos["chart_url"],
+            "token-env": "PYTEST_CICD_GIT_TOKEN",
+            "author": {"name": "py tests", "email": "py@cicd-agents.invalid"},
+            "message": "deploy {image}:{new_tag}",
+            "values": [
+                {
+                    "file": "charts/app/values.yaml",
+                    "images": [{"repository": "image.repository", "tag": "image.tag", "digest": "image.digest"}],
+                }
+            ],
+        },
+    }
+
+
+def test_pipeline_run_end_to_end(client, testenv, repos):
+    pipeline = cicd_agents.Pipeline.from_dict(_definition(testenv, repos))
+    assert pipeline.parameters["registry"] == testenv.registry
+    assert pipeline.parameters["image-tag"] == "latest"
+
+    events = []
+    report = pipeline.run(client, overrides={"image-tag": "1.10"}, events=events.append)
+    assert report.success, report.to_json()
+    assert report.digest == testenv.registry_digest(repos["image_repo"], "1.10")
+    testenv.registry_manifest(repos["image_repo"], "buildcache")  # the cache was exported
+    assert report.source_commit == git("--git-dir", str(repos["app_bare"]), "rev-parse", "main").strip()
+    assert report.chart_commit == git("--git-dir", str(repos["chart_bare"]), "rev-parse", "main").strip()
+    values = git("--git-dir", str(repos["chart_bare"]), "show", "main:charts/app/values.yaml")
+    assert values == (
+        CHART_VALUES.replace("example/app ", f"{testenv.registry}/{repos['image_repo']} ")
+        .replace('"0.1.0"', '"1.10"')
+        .replace('digest: ""', f'digest: "{report.digest}"')
+    )
+    subject = git("--git-dir", str(repos["chart_bare"]), "log", "-1", "--format=%s", "main").strip()
+    assert subject == f"deploy {testenv.registry}/{repos['image_repo']}:1.10"
+
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run-started"
+    assert "image-built" in kinds and "step-finished" in kinds
+    assert report.to_dict()["success"] is True
+    assert "1.10" in str(report)
+
+    # The same run again changes nothing in the chart.
+    again = pipeline.run(client, overrides=["image-tag=1.10"])
+    assert again.success and again.chart_commit is None
+
+
+def test_pipeline_dry_run_and_file(testenv, repos, tmp_path):
+    import json
+
+    path = tmp_path / "pipeline.json.yaml"
+    path.write_text(json.dumps(_definition(testenv, repos), indent=2))
+    pipeline = cicd_agents.Pipeline.from_file(path)
+    assert pipeline.origin == str(path)
+    report = pipeline.run(dry_run=True, overrides={"image-tag": "2.0.0"})
+    assert report.dry_run and report.success
+    assert report.digest is None and report.chart_commit is None
+    assert '+  tag: "2.0.0"' in report.diff
+    resolved = pipeline.resolve({"image-tag": "2.0.0"})
+    assert resolved["build"]["images"] == [f"{testenv.registry}/{repos['image_repo']}:2.0.0"]
+
+
+def test_invalid_pipeline_definitions():
+    text = "source:\n  git: https://git.example.com/app.git\nbuild:\n  imgaes: [app]\n"
+    with pytest.raises(cicd_agents.InvalidPipeline) as caught:
+        cicd_agents.Pipeline.from_yaml(text, "pipeline.yaml")
+    assert str(caught.value).startswith("pipeline.yaml:4:3: unknown key `build.imgaes`")
+    assert caught.value.line == 4
+    assert caught.value.key == "build.imgaes"
+    ok = cicd_agents.Pipeline.from_yaml("source:\n  git: https://git.example.com/app.git\nbuild:\n  images: [app]\n")
+    with pytest.raises(cicd_agents.InvalidPipeline):
+        ok.resolve({"no-such-parameter": "1"})
+    with pytest.raises(cicd_agents.InvalidPipeline):
+        ok.run(dry_run=True, overrides=["image-tag"])
+    with pytest.raises(cicd_agents.InvalidPipeline):
+        cicd_agents.Pipeline.from_file("/does/not/exist.yaml")
+    with pytest.raises(TypeError):
+        cicd_agents.Pipeline.from_dict(["not", "a", "dict"])
+
+
+def test_failed_build_raises_with_the_report(client, testenv, repos):
+    definition = _definition(testenv, repos)
+    definition["build"]["build-args"]["BASE_IMAGE"] = f"{testenv.registry}/pytest/does-not-exist:1"
+    pipeline = cicd_agents.Pipeline.from_dict(definition)
+    with pytest.raises(cicd_agents.BuildError) as caught:
+        pipeline.run(client)
+    report = caught.value.report
+    assert isinstance(report, cicd_agents.RunReport)
+    assert not report.success and report.error
+    # A failed build never touches the chart.
+    values = git("--git-dir", str(repos["chart_bare"]), "show", "main:charts/app/values.yaml")
+    assert values == CHART_VALUES
