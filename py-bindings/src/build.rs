@@ -320,10 +320,9 @@ impl BuildArgs<'_, '_> {
 
 /// Writes `docker buildx build --metadata-file`'s JSON, as the CLI does.
 fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
-    let text = serde_json::to_string_pretty(&result.metadata())
-        .map_err(|err| errors::internal(format!("serialising the metadata: {err}")))?;
-    std::fs::write(path, text + "\n")
-        .map_err(|err| errors::Error::new_err(format!("metadata_file {}: {err}", path.display())))
+    result
+        .write_metadata_file(path)
+        .map_err(|err| errors::Error::new_err(format!("metadata_file: {err}")))
 }
 
 /// How a build run ended: the library's result, or `None` when a progress

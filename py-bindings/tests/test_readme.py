@@ -6,11 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+READMES = [
+    Path(__file__).resolve().parents[1] / "README.md",
+    Path(__file__).resolve().parents[2] / "README.md",
+]
 
 
-def test_readme_example_runs(testenv, make_context):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+@pytest.mark.parametrize("readme", READMES, ids=["py-bindings", "top-level"])
+def test_readme_example_runs(testenv, make_context, readme):
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
     assert blocks, "no python example in the README"
     example = blocks[0]
     assert len(example.strip().splitlines()) <= 10

@@ -52,6 +52,17 @@ impl BuildResult {
     }
 }
 
+impl BuildResult {
+    /// Writes [`metadata`](Self::metadata) as pretty JSON to `path`, the file
+    /// `docker buildx build --metadata-file` writes.
+    pub fn write_metadata_file(&self, path: &std::path::Path) -> crate::Result<()> {
+        let mut text = serde_json::to_string_pretty(&self.metadata())
+            .map_err(|err| crate::Error::io(path, std::io::Error::other(err)))?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(|err| crate::Error::io(path, err))
+    }
+}
+
 /// A response value that is base64 of a JSON object or array becomes that
 /// JSON; anything else stays a string.
 fn decode_value(value: &str) -> serde_json::Value {

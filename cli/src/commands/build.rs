@@ -146,8 +146,7 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         Err(other) => return Err(other.into()),
     };
     if let Some(path) = &args.metadata_file {
-        let text = serde_json::to_string_pretty(&result.metadata())?;
-        std::fs::write(path, text + "\n").map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        result.write_metadata_file(path)?;
     }
     let digest = result.digest.clone().or_else(|| result.config_digest.clone());
     if let (Some(path), Some(digest)) = (&args.iid_file, &digest) {
