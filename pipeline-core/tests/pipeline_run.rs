@@ -333,6 +333,11 @@ async fn failed_build_leaves_the_chart_repository_untouched() {
         message.contains("exit 1") || message.contains("exit code: 1"),
         "{message}"
     );
+    let RunError::Build { failure: Some(detail), .. } = &failure.error else {
+        panic!("the build failure has no detail: {message}")
+    };
+    assert_eq!(detail.line, Some(3), "{message}");
+    assert!(detail.log_tail.iter().any(|l| l.contains("about to fail")), "{message}");
     let steps: Vec<(Step, StepOutcome)> = failure
         .report
         .steps

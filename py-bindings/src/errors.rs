@@ -324,6 +324,7 @@ pub fn from_run(err: RunError) -> PyErr {
             Python::attach(|py| from_git(py, source, message))
         }
         RunError::Build { cancelled: true, .. } => Cancelled::new_err(message),
+        RunError::Build { failure: Some(failure), .. } => Python::attach(|py| from_build_error(py, *failure, message)),
         RunError::Build { message: build_message, .. } => Python::attach(|py| {
             with_attrs(
                 BuildError::new_err(message),

@@ -150,6 +150,9 @@ def test_failed_build_raises_with_the_report(client, testenv, repos):
     pipeline = cicd_agents.Pipeline.from_dict(definition)
     with pytest.raises(cicd_agents.BuildError) as caught:
         pipeline.run(client)
+    # The failing step and its Dockerfile line survive the pipeline layer.
+    assert caught.value.line == 2, str(caught.value)
+    assert caught.value.file == "Dockerfile"
     report = caught.value.report
     assert isinstance(report, cicd_agents.RunReport)
     assert not report.success and report.error

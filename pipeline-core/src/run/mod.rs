@@ -94,6 +94,9 @@ pub enum RunError {
         message: String,
         /// Whether it was cancelled.
         cancelled: bool,
+        /// The failing step, its Dockerfile line and its last output, with
+        /// any token removed, when the daemon reported them.
+        failure: Option<Box<cicd_agents_buildkit::build::BuildError>>,
     },
     /// The build pushed no digest although one is needed (digest pinning).
     #[error("the build returned no image digest")]
@@ -242,6 +245,20 @@ fn redact(text: &str, secrets: &[String]) -> String {
         }
     }
     out
+}
+
+/// A build error with every secret removed from each of its texts.
+fn redact_build_error(
+    mut failure: cicd_agents_buildkit::build::BuildError,
+    secrets: &[String],
+) -> cicd_agents_buildkit::build::BuildError {
+    let clean = |text: &mut String| *text = redact(text, secrets);
+    clean(&mut failure.message);
+    failure.step.as_mut().map(clean);
+    failure.file.as_mut().map(clean);
+    failure.source_lines.iter_mut().for_each(clean);
+    failure.log_tail.iter_mut().for_each(clean);
+    failure
 }
 
 async fn blocking<T, F>(f: F) -> Result<T, RunError>
@@ -658,10 +675,16 @@ impl Runner {
             Err(cicd_agents_buildkit::Error::Cancelled) => Err(RunError::Build {
                 message: "cancelled".into(),
                 cancelled: true,
+                failure: None,
             }),
+            Err(cicd_agents_buildkit::Error::Build(failure)) => {
+                let failure = redact_build_error(*failure, &secrets);
+                Err(RunError::Build { message: failure.to_string(), cancelled: false, failure: Some(Box::new(failure)) })
+            }
             Err(e) => Err(RunError::Build {
                 message: redact(&e.to_string(), &secrets),
                 cancelled: false,
+                failure: None,
             }),
         }
     }
