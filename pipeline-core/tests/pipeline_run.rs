@@ -522,3 +522,15 @@ async fn local_source_without_a_chart() {
     assert_eq!(status, 200);
     assert_eq!(digest.as_deref(), report.digest());
 }
+
+/// Controllers spawn runs on their runtime: the run future must be `Send`.
+#[allow(dead_code)]
+fn run_futures_are_send(mut runner: Runner, client: &Client) {
+    fn assert_send<T: Send>(_: &T) {}
+    let with_progress = async move {
+        runner = runner.progress(Box::new(cicd_agents_buildkit::progress::Quiet));
+        let _ = runner.run(client).await;
+        let _ = runner.dry_run().await;
+    };
+    assert_send(&with_progress);
+}

@@ -210,7 +210,9 @@ impl Recorder {
 pub struct Runner {
     pipeline: Pipeline,
     events: Option<Arc<dyn EventSink>>,
-    progress: Option<Box<dyn ProgressSink>>,
+    /// In a mutex only so that `Runner` is `Sync` and its run futures are
+    /// `Send`; it is reached through `get_mut`, never locked across an await.
+    progress: Option<std::sync::Mutex<Box<dyn ProgressSink>>>,
     retry: RetryPolicy,
     allow_insecure_http: bool,
 }
@@ -298,7 +300,7 @@ impl Runner {
     /// Hands BuildKit progress to `sink` (e.g. a renderer from
     /// [`ProgressMode::stderr_sink`](cicd_agents_buildkit::progress::ProgressMode::stderr_sink)).
     pub fn progress(mut self, sink: Box<dyn ProgressSink>) -> Self {
-        self.progress = Some(sink);
+        self.progress = Some(std::sync::Mutex::new(sink));
         self
     }
 
@@ -657,7 +659,11 @@ impl Runner {
             ),
         );
         let mut forward = build::Forward {
-            inner: self.progress.as_deref_mut(),
+            inner: self
+                .progress
+                .as_mut()
+                .and_then(|sink| sink.get_mut().ok())
+                .map(|sink| sink.as_mut()),
             recorder: Arc::clone(recorder),
             names: HashMap::new(),
             done: std::collections::HashSet::new(),
