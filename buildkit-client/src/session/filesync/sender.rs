@@ -26,6 +26,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -294,6 +295,8 @@ where
             async move {
                 let mut requested = vec![false; snapshot.entries.len()];
                 let mut stats_done = Some(stats_done_rx);
+                let mut inline_reads = true;
+                let (mut inline_count, mut inline_slow) = (0u32, 0u32);
                 loop {
                     let packet = source.recv().await?;
                     match packet {
@@ -308,7 +311,6 @@ where
                                 return Err(SendError::DuplicateRequest { id, path: entry.path.clone() });
                             }
                             *seen = true;
-                            let permit = Arc::clone(&readers).acquire_owned().await.map_err(|_| outbound_closed())?;
                             let job = ReadJob {
                                 id,
                                 path: snapshot.root.join(&entry.path),
@@ -317,6 +319,40 @@ where
                                 chunk_size,
                                 policy,
                             };
+                            if inline_reads && job.is_small() {
+                                // Read right here: no thread hand-off, no
+                                // wake-ups, for the common case of a small
+                                // file in the page cache.
+                                let started = Instant::now();
+                                let mut packets = Vec::with_capacity(2);
+                                let n = job.run(&abort, &mut |packet| {
+                                    packets.push(packet);
+                                    true
+                                })?;
+                                inline_count += 1;
+                                if started.elapsed() > INLINE_READ_SLOW {
+                                    inline_slow += 1;
+                                    // Many slow reads (not one preempted
+                                    // thread): the data is not cached or the
+                                    // file system is slow. Use the reader
+                                    // threads from now on, in parallel.
+                                    if inline_slow >= INLINE_SLOW_READS && inline_slow * 4 >= inline_count {
+                                        inline_reads = false;
+                                        tracing::debug!(
+                                            slow = inline_slow,
+                                            of = inline_count,
+                                            "slow reads; reading on reader threads from now on"
+                                        );
+                                    }
+                                }
+                                for packet in packets {
+                                    out_tx.send(packet).await.map_err(|_| outbound_closed())?;
+                                }
+                                files.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(n, Ordering::Relaxed);
+                                continue;
+                            }
+                            let permit = Arc::clone(&readers).acquire_owned().await.map_err(|_| outbound_closed())?;
                             let tx = out_tx.clone();
                             let fail = fail_tx.clone();
                             let abort = Arc::clone(&abort);
@@ -324,7 +360,7 @@ where
                             let bytes = Arc::clone(&bytes);
                             tokio::task::spawn_blocking(move || {
                                 let _permit = permit;
-                                match job.run(&tx, &abort) {
+                                match job.run(&abort, &mut |packet| tx.blocking_send(packet).is_ok()) {
                                     Ok(n) => {
                                         files.fetch_add(1, Ordering::Relaxed);
                                         bytes.fetch_add(n, Ordering::Relaxed);
@@ -389,7 +425,24 @@ where
     }
 }
 
-/// Reading one requested file into DATA packets (on a blocking thread).
+/// Files up to this size are read on the request loop itself instead of a
+/// reader thread (see [`INLINE_READ_SLOW`]). Reading 64 KiB from the page
+/// cache takes microseconds, less than handing the job to another thread and
+/// waking the stream back up, which is what dominated the client's CPU time
+/// on contexts of many small files.
+const INLINE_READ_MAX: i64 = 64 * 1024;
+
+/// An inline read slower than this is a *slow read*. Once there are
+/// [`INLINE_SLOW_READS`] of them and they are a quarter of the inline reads
+/// or more, the data is not cached or the file system is slow, and the rest
+/// of the transfer reads on reader threads, in parallel, so that the stream
+/// is not held up by the disk. (A single slow read says little: on a busy
+/// machine the thread is simply preempted now and then.)
+const INLINE_READ_SLOW: Duration = Duration::from_millis(1);
+/// See [`INLINE_READ_SLOW`].
+const INLINE_SLOW_READS: u32 = 16;
+
+/// Reading one requested file into DATA packets.
 struct ReadJob {
     id: u32,
     path: PathBuf,
@@ -400,20 +453,27 @@ struct ReadJob {
 }
 
 impl ReadJob {
-    /// Sends the content and the end-of-file marker; returns the byte count.
-    /// Returns early (successfully) if the transfer was aborted elsewhere.
-    fn run(&self, tx: &mpsc::Sender<Packet>, abort: &AtomicBool) -> Result<u64, SendError> {
+    /// Whether the file is small enough to read inline ([`INLINE_READ_MAX`]).
+    fn is_small(&self) -> bool {
+        self.kind == EntryKind::File && (0..=INLINE_READ_MAX).contains(&self.size_hint)
+    }
+
+    /// Produces the content and the end-of-file marker through `emit`
+    /// (which returns false once the stream is gone); returns the byte
+    /// count. Returns early (successfully) if the transfer was aborted
+    /// elsewhere or the stream is gone: whoever closed it reports why.
+    fn run(&self, abort: &AtomicBool, emit: &mut dyn FnMut(Packet) -> bool) -> Result<u64, SendError> {
         let eof = || Packet::Data { id: self.id, data: Bytes::new() };
         if self.kind == EntryKind::Socket {
             // Sent as an empty regular file, like fsutil.
-            let _ = tx.blocking_send(eof());
+            emit(eof());
             return Ok(0);
         }
         let mut file = match open_regular(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound && self.policy == MissingFilePolicy::SendEmpty => {
                 tracing::warn!(path = %self.path.display(), "file vanished before it was sent; sending it empty");
-                let _ = tx.blocking_send(eof());
+                emit(eof());
                 return Ok(0);
             }
             Err(source) => return Err(SendError::Read { path: self.path.clone(), source }),
@@ -421,6 +481,33 @@ impl ReadJob {
         let mut sent = 0u64;
         // Size the first read to the file (+1 to see EOF in one go).
         let mut want = usize::try_from(self.size_hint.max(0)).unwrap_or(usize::MAX).saturating_add(1).min(self.chunk_size);
+        if self.size_hint > 0 && self.is_small() && want > self.size_hint as usize {
+            // One read(2) for a small file: getting back exactly the listed
+            // size from a buffer one byte larger means the file is as listed
+            // and at its end (a regular file reads short only at EOF), so
+            // the usual second read that returns 0 is skipped. Anything else
+            // (grown, shrunk) goes on below, reading to EOF as usual.
+            let mut buf = vec![0u8; want];
+            let n = loop {
+                match file.read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => return Err(SendError::Read { path: self.path.clone(), source }),
+                }
+            };
+            if n > 0 {
+                buf.truncate(n);
+                sent = n as u64;
+                if !emit(Packet::Data { id: self.id, data: Bytes::from(buf) }) {
+                    return Ok(sent);
+                }
+            }
+            if n == 0 || n as i64 == self.size_hint {
+                emit(eof());
+                return Ok(sent);
+            }
+            want = self.chunk_size;
+        }
         loop {
             if abort.load(Ordering::Relaxed) {
                 return Ok(sent);
@@ -434,8 +521,7 @@ impl ReadJob {
                 break;
             }
             sent += n as u64;
-            if tx.blocking_send(Packet::Data { id: self.id, data: Bytes::from(buf) }).is_err() {
-                // The stream is gone; whoever closed it reports why.
+            if !emit(Packet::Data { id: self.id, data: Bytes::from(buf) }) {
                 return Ok(sent);
             }
             if n < want {
@@ -443,7 +529,7 @@ impl ReadJob {
             }
             want = self.chunk_size;
         }
-        let _ = tx.blocking_send(eof());
+        emit(eof());
         Ok(sent)
     }
 }
@@ -706,6 +792,42 @@ mod tests {
         let err = task.await.unwrap().unwrap_err();
         assert!(matches!(&err, SendError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
         until(&mut rx, |p| matches!(p, Packet::Err(_))).await;
+    }
+
+    #[tokio::test]
+    async fn files_changed_after_the_walk_are_sent_as_they_are_now() {
+        // Small files are read in one go when they still have the listed
+        // size; grown or shrunk ones are read to their end.
+        let h = harness(&[("grown", b"0123".to_vec()), ("shrunk", b"0123456789".to_vec()), ("same", b"abc".to_vec())]);
+        let root = h.snapshot.root.clone();
+        let grown = pseudo_random(300_000, 9);
+        fs::write(root.join("grown"), &grown).unwrap();
+        fs::write(root.join("shrunk"), b"01").unwrap();
+        let options = SenderOptions { chunk_size: 64 * 1024, ..SenderOptions::default() };
+        let (tx, rx, task) = start(Arc::clone(&h.snapshot), options);
+        let (got, chunks, _) = receive(tx, rx, |_| true).await;
+        assert_eq!(got["grown"], grown);
+        assert_eq!(got["shrunk"], b"01");
+        assert_eq!(got["same"], b"abc");
+        assert!(chunks.iter().all(|&n| n <= 64 * 1024), "{chunks:?}");
+        assert_eq!(task.await.unwrap().unwrap().bytes, 300_000 + 2 + 3);
+    }
+
+    #[test]
+    fn small_files_are_read_inline() {
+        let job = |kind, size_hint| ReadJob {
+            id: 0,
+            path: PathBuf::new(),
+            kind,
+            size_hint,
+            chunk_size: 256 * 1024,
+            policy: MissingFilePolicy::SendEmpty,
+        };
+        assert!(job(EntryKind::File, 0).is_small());
+        assert!(job(EntryKind::File, INLINE_READ_MAX).is_small());
+        assert!(!job(EntryKind::File, INLINE_READ_MAX + 1).is_small());
+        assert!(!job(EntryKind::File, -1).is_small());
+        assert!(!job(EntryKind::Socket, 0).is_small());
     }
 
     #[tokio::test]
