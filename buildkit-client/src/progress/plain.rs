@@ -1,6 +1,11 @@
 //! `--progress plain`: one line per event, numbered by step, as buildx prints it.
+//!
+//! Step output arrives in chunks that need not end at a line break (a
+//! program writing through a pipe flushes every few KiB): like buildx, a
+//! line is printed once it is complete, with the time of the chunk that
+//! started it; an unterminated last line is printed when its step ends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -15,6 +20,30 @@ pub struct PlainRenderer<W: Write + Send> {
     numbers: std::collections::HashMap<String, usize>,
     finished: HashSet<String>,
     last_vertex: Option<String>,
+    /// Per step, the start of a line whose end has not arrived yet.
+    partial: HashMap<String, PartialLine>,
+}
+
+/// An unterminated output line: its `#N <time> ` prefix and its bytes so far.
+struct PartialLine {
+    prefix: String,
+    text: Vec<u8>,
+}
+
+/// An unterminated line longer than this is printed as it is (a program
+/// redrawing a progress bar with `\r` never ends its line).
+const MAX_PARTIAL: usize = 64 * 1024;
+
+/// `seconds` the way buildx prints a log line's time: 3 decimals below 10 s,
+/// 2 below 100 s, 1 above.
+fn log_time(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{seconds:.3}")
+    } else if seconds < 100.0 {
+        format!("{seconds:.2}")
+    } else {
+        format!("{seconds:.1}")
+    }
 }
 
 impl<W: Write + Send> PlainRenderer<W> {
@@ -26,6 +55,7 @@ impl<W: Write + Send> PlainRenderer<W> {
             numbers: std::collections::HashMap::new(),
             finished: HashSet::new(),
             last_vertex: None,
+            partial: HashMap::new(),
         }
     }
 
@@ -50,6 +80,64 @@ impl<W: Write + Send> PlainRenderer<W> {
         self.switch_to(digest);
         let _ = writeln!(self.out, "#{number} {name}");
         number
+    }
+
+    /// Writes one output line: `prefix`, the text (invalid UTF-8 replaced,
+    /// a trailing `\r` dropped), a line break.
+    fn write_line(&mut self, prefix: &str, line: &[u8]) {
+        let mut line = line;
+        while let Some(rest) = line.strip_suffix(b"\r") {
+            line = rest;
+        }
+        let _ = self.out.write_all(prefix.as_bytes());
+        let _ = match std::str::from_utf8(line) {
+            Ok(_) => self.out.write_all(line),
+            Err(_) => self.out.write_all(String::from_utf8_lossy(line).as_bytes()),
+        };
+        let _ = self.out.write_all(b"\n");
+    }
+
+    /// Prints the unterminated last line of `digest`'s output, if any.
+    fn flush_partial(&mut self, digest: &str) {
+        if let Some(partial) = self.partial.remove(digest) {
+            self.switch_to(digest);
+            self.write_line(&partial.prefix, &partial.text);
+        }
+    }
+
+    /// Prints the complete lines of one output chunk of step `index`,
+    /// keeping an unterminated last line for later.
+    fn write_log(&mut self, digest: &str, index: usize, at: f64, data: &[u8]) {
+        let mut pending = self.partial.remove(digest);
+        let mut prefix = String::new();
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let line = &rest[..end];
+            rest = &rest[end + 1..];
+            if let Some(mut partial) = pending.take() {
+                partial.text.extend_from_slice(line);
+                self.write_line(&partial.prefix, &partial.text);
+            } else {
+                if prefix.is_empty() {
+                    prefix = format!("#{index} {} ", log_time(at));
+                }
+                self.write_line(&prefix, line);
+            }
+        }
+        if !rest.is_empty() {
+            let partial = pending.get_or_insert_with(|| PartialLine {
+                prefix: if prefix.is_empty() { format!("#{index} {} ", log_time(at)) } else { prefix },
+                text: Vec::new(),
+            });
+            partial.text.extend_from_slice(rest);
+        }
+        if let Some(partial) = pending {
+            if partial.text.len() > MAX_PARTIAL {
+                self.write_line(&partial.prefix, &partial.text);
+            } else {
+                self.partial.insert(digest.to_string(), partial);
+            }
+        }
     }
 }
 
@@ -88,13 +176,13 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
             if index == 0 {
                 continue;
             }
+            if log.data.is_empty() {
+                continue;
+            }
             self.switch_to(&log.vertex);
             let started = self.tracker.get(&log.vertex).and_then(|s| s.started);
             let at = seconds_between(started, log.timestamp);
-            let text = String::from_utf8_lossy(&log.data);
-            for line in text.trim_end_matches('\n').split('\n') {
-                let _ = writeln!(self.out, "#{index} {at:.3} {}", line.trim_end_matches('\r'));
-            }
+            self.write_log(&log.vertex, index, at, &log.data);
         }
         for vertex in &update.vertexes {
             if vertex.started.is_none() && !vertex.cached {
@@ -103,6 +191,10 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
             let index = self.announce(&vertex.digest);
             if index == 0 || self.finished.contains(&vertex.digest) {
                 continue;
+            }
+            let ends = vertex.cached || !vertex.error.is_empty() || vertex.completed.is_some();
+            if ends {
+                self.flush_partial(&vertex.digest);
             }
             let state_cached = vertex.cached;
             if state_cached {
@@ -127,6 +219,11 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
     }
 
     fn finish(&mut self) {
+        let mut open: Vec<String> = self.partial.keys().cloned().collect();
+        open.sort_by_key(|digest| self.numbers.get(digest).copied().unwrap_or(0));
+        for digest in open {
+            self.flush_partial(&digest);
+        }
         let _ = self.out.flush();
     }
 }
@@ -171,5 +268,57 @@ mod tests {
         renderer.update(&StatusUpdate { vertexes: vec![vertex(Some(t0 + Duration::from_millis(300)))], ..Default::default() });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "#1 [2/2] RUN echo hi\n#1 0.250 hi\n#1 DONE 0.3s\n");
+    }
+
+    fn render(chunks: &[(&[u8], u64)], done: bool) -> String {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let vertex = |completed: Option<SystemTime>| VertexUpdate {
+            digest: "sha256:a".into(),
+            name: "[2/2] RUN x".into(),
+            inputs: vec![],
+            cached: false,
+            started: Some(t0),
+            completed,
+            error: String::new(),
+        };
+        renderer.update(&StatusUpdate { vertexes: vec![vertex(None)], ..Default::default() });
+        for (data, millis) in chunks {
+            let timestamp = Some(t0 + Duration::from_millis(*millis));
+            renderer.update(&StatusUpdate {
+                logs: vec![LogChunk { vertex: "sha256:a".into(), stream: 1, data: data.to_vec(), timestamp }],
+                ..Default::default()
+            });
+        }
+        if done {
+            renderer.update(&StatusUpdate { vertexes: vec![vertex(Some(t0 + Duration::from_secs(2)))], ..Default::default() });
+        }
+        renderer.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn lines_split_across_chunks_are_joined() {
+        let text = render(&[(b"1\n2\n3", 100), (b"4\n5\n", 200), (b"6", 300), (b"7\r\n\n", 400)], true);
+        assert_eq!(
+            text,
+            "#1 [2/2] RUN x\n#1 0.100 1\n#1 0.100 2\n#1 0.100 34\n#1 0.200 5\n#1 0.300 67\n#1 0.400 \n#1 DONE 2.0s\n"
+        );
+    }
+
+    #[test]
+    fn an_unterminated_last_line_is_printed_at_the_end() {
+        assert_eq!(render(&[(b"a\nb", 5)], true), "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n#1 DONE 2.0s\n");
+        assert_eq!(render(&[(b"a\nb", 5)], false), "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n");
+    }
+
+    #[test]
+    fn log_times_like_buildx_and_invalid_utf8() {
+        assert_eq!(log_time(1.23456), "1.235");
+        assert_eq!(log_time(12.3456), "12.35");
+        assert_eq!(log_time(123.456), "123.5");
+        assert_eq!(render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], false), "#1 [2/2] RUN x\n#1 15.00 x\u{fffd}y\n");
     }
 }

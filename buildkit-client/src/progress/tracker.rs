@@ -45,15 +45,29 @@ impl VertexState {
     }
 
     fn push_log(&mut self, data: &[u8]) {
+        // Complete lines that LOG_TAIL later lines of this same chunk would
+        // push out again are skipped rather than converted and stored.
+        let breaks = data.iter().filter(|&&b| b == b'\n').count();
+        let mut skip = breaks.saturating_sub(LOG_TAIL);
         let mut rest = data;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&rest[..end]);
-            let mut line = String::from_utf8_lossy(&self.partial).into_owned();
-            line.truncate(line.trim_end_matches('\r').len().min(MAX_LINE));
-            self.partial.clear();
-            if self.log_tail.len() == LOG_TAIL {
-                self.log_tail.pop_front();
+            if skip > 0 {
+                skip -= 1;
+                self.partial.clear();
+                rest = &rest[end + 1..];
+                continue;
             }
+            self.partial.extend_from_slice(&rest[..end]);
+            // Reuse the buffer of the line that drops out.
+            let mut line = if self.log_tail.len() >= LOG_TAIL { self.log_tail.pop_front().unwrap_or_default() } else { String::new() };
+            line.clear();
+            line.push_str(&String::from_utf8_lossy(&self.partial));
+            let mut keep = line.trim_end_matches('\r').len().min(MAX_LINE);
+            while !line.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            line.truncate(keep);
+            self.partial.clear();
             self.log_tail.push_back(line);
             rest = &rest[end + 1..];
         }
@@ -87,7 +101,11 @@ impl Tracker {
             }
         }
         for log in &update.logs {
-            self.entry(&log.vertex).push_log(&log.data);
+            // No allocation for a step already known (the usual case).
+            match self.vertexes.get_mut(&log.vertex) {
+                Some(state) => state.push_log(&log.data),
+                None => self.entry(&log.vertex).push_log(&log.data),
+            }
         }
     }
 
@@ -157,5 +175,26 @@ mod tests {
         assert_eq!(lines.last().unwrap(), "tail");
         assert_eq!(lines[lines.len() - 2], "line 29");
         assert_eq!(state.index, 1);
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary_and_big_chunks_keep_the_tail() {
+        let mut tracker = Tracker::default();
+        let long = "€".repeat(2000) + "\n"; // 6000 bytes; byte 4096 is inside a character
+        let many: String = (0..1000).map(|i| format!("n{i}\n")).collect();
+        for data in [long.as_str(), many.as_str()] {
+            tracker.apply(&StatusUpdate {
+                logs: vec![LogChunk { vertex: "d".into(), stream: 1, data: data.as_bytes().to_vec(), timestamp: None }],
+                ..Default::default()
+            });
+            if data == long {
+                let lines = tracker.get("d").unwrap().last_lines();
+                assert_eq!(lines, vec!["€".repeat(1365)]);
+            }
+        }
+        let lines = tracker.get("d").unwrap().last_lines();
+        assert_eq!(lines.len(), 20);
+        assert_eq!(lines[0], "n980");
+        assert_eq!(lines[19], "n999");
     }
 }
