@@ -576,7 +576,7 @@ fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Resu
         }
         Err(source) => return Err(WalkError::ReadDir { path: job.abs, source }),
     };
-    let mut names: Vec<(OsString, bool)> = Vec::new();
+    let mut names: Vec<(OsString, bool, fs::DirEntry)> = Vec::new();
     for item in listing {
         let item = match item {
             Ok(item) => item,
@@ -588,13 +588,13 @@ fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Resu
             Err(err) if is_vanished(&err) => continue,
             Err(source) => return Err(WalkError::Stat { path: item.path(), source }),
         };
-        names.push((item.file_name(), is_dir));
+        names.push((item.file_name(), is_dir, item));
     }
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
     let mut node = Node { children: Vec::with_capacity(names.len()) };
     let mut jobs = Vec::new();
-    for (name, is_dir) in names {
+    for (name, is_dir, item) in names {
         let (name_str, name_utf8) = match name.to_str() {
             Some(s) => (s.to_string(), true),
             None => (String::from_utf8_lossy(name.as_bytes()).into_owned(), false),
@@ -609,7 +609,9 @@ fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Resu
             continue;
         }
         let abs = job.abs.join(&name);
-        let meta = match fs::symlink_metadata(&abs) {
+        // lstat relative to the open directory (`DirEntry::metadata` does
+        // not follow symlinks): no lookup of the whole path per entry.
+        let meta = match item.metadata() {
             Ok(m) => RawMeta::from_metadata(&m),
             Err(err) if is_vanished(&err) => continue,
             Err(_) if !selected => continue,
