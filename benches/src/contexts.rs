@@ -54,7 +54,7 @@ impl ManyFiles {
                 }
             }
             body.clear();
-            let _ = write!(body, "{nonce} file {index}\n");
+            let _ = writeln!(body, "{nonce} file {index}");
             body.resize(self.size, b'a' + (index % 26) as u8);
             fs::write(&path, &body)?;
         }
