@@ -16,6 +16,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::session::filesend::{ExportTarget, Shared};
+use crate::session::filesync::walk::go_mode;
 
 /// The packet-typed FileSend server.
 #[derive(Clone)]
@@ -214,30 +215,9 @@ async fn receive(
     Ok((files, bytes))
 }
 
-/// Go `os.FileMode` bits the receiver needs.
-mod go_mode {
-    pub const DIR: u32 = 1 << 31;
-    pub const SYMLINK: u32 = 1 << 27;
-    pub const SETUID: u32 = 1 << 23;
-    pub const SETGID: u32 = 1 << 22;
-    pub const STICKY: u32 = 1 << 20;
-    /// Every type bit: dir, symlink, named pipe, socket, device, char device, irregular.
-    pub const TYPE: u32 = DIR | SYMLINK | (1 << 25) | (1 << 24) | (1 << 26) | (1 << 21) | (1 << 19);
-}
-
-/// Go `os.FileMode` to unix permission bits.
+/// Go `os.FileMode` to the permission bits `chmod` takes (no file type).
 fn unix_mode(mode: u32) -> u32 {
-    let mut unix = mode & 0o777;
-    if mode & go_mode::SETUID != 0 {
-        unix |= 0o4000;
-    }
-    if mode & go_mode::SETGID != 0 {
-        unix |= 0o2000;
-    }
-    if mode & go_mode::STICKY != 0 {
-        unix |= 0o1000;
-    }
-    unix
+    go_mode::to_unix(mode) & 0o7777
 }
 
 #[cfg(test)]
