@@ -26,11 +26,21 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataKey, MetadataValue};
-use tonic::transport::Server;
+use tonic::service::RoutesBuilder;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::transport::{CONNECTION_WINDOW, MAX_MESSAGE_SIZE, STREAM_WINDOW};
+
+/// The session server's HTTP/2 settings: the same windows as our client
+/// connections, frames up to 1 MiB, and a keepalive ping every minute.
+const SERVER_TUNING: tunnel::ServerTuning = tunnel::ServerTuning {
+    stream_window: STREAM_WINDOW,
+    connection_window: CONNECTION_WINDOW,
+    max_frame_size: 1024 * 1024 - 1,
+    keepalive_interval: Duration::from_secs(60),
+    keepalive_timeout: Duration::from_secs(20),
+};
 
 /// Header (or, over `Control.Session`, lowercase metadata) names of the session handshake.
 pub(crate) mod header {
@@ -117,31 +127,33 @@ impl SessionConfig {
     pub(crate) async fn start(self, client: &Client) -> Result<RunningSession> {
         let headers = self.headers();
         let (exports_done, exports_service) = self.exports.into_service();
-        let router = Server::builder()
-            .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .max_frame_size(Some(1024 * 1024 - 1))
-            .http2_keepalive_interval(Some(Duration::from_secs(60)))
-            .add_service(health::server())
-            .add_service(
-                auth::AuthService::server(self.auth)
-                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
-            )
-            .add_optional_service((!self.local_dirs.is_empty()).then(|| self.local_dirs.server()))
-            .add_optional_service({
-                let store = secrets::SecretStore::new(&self.secrets);
-                (!store.is_empty()).then(|| store.server())
-            })
-            .add_optional_service((!self.ssh.is_empty()).then(|| ssh::SshService::server(self.ssh)))
-            .add_optional_service(exports_service);
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health::server()).add_service(
+            auth::AuthService::server(self.auth)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        );
+        if !self.local_dirs.is_empty() {
+            routes.add_service(self.local_dirs.server());
+        }
+        let store = secrets::SecretStore::new(&self.secrets);
+        if !store.is_empty() {
+            routes.add_service(store.server());
+        }
+        if !self.ssh.is_empty() {
+            routes.add_service(ssh::SshService::server(self.ssh));
+        }
+        if let Some(exports_service) = exports_service {
+            routes.add_service(exports_service);
+        }
+        let routes = routes.routes();
         let id = self.id.clone();
         let local_dirs = self.local_dirs.clone();
         let mut tasks = Vec::new();
         if client.address().is_docker() {
             let stream = client.transport.dial_docker_session(&headers).await?;
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(router, stream).await {
+                if let Err(err) = tunnel::serve(routes, stream, SERVER_TUNING).await {
                     tracing::warn!(error = %err, "session server stopped");
                 }
             }));
@@ -170,7 +182,7 @@ impl SessionConfig {
             }));
             let server_side = pipe.server_side;
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(router, server_side).await {
+                if let Err(err) = tunnel::serve(routes, server_side, SERVER_TUNING).await {
                     tracing::warn!(error = %err, "session server stopped");
                 }
             }));

@@ -8,18 +8,18 @@
 //!   `BytesMessage`s carrying raw HTTP/2 bytes: one message per write, the
 //!   reader buffering what it has not consumed.
 //!
-//! Either way a `tonic` server serves exactly one connection on it.
+//! Either way an HTTP/2 server serves exactly one connection on it, with
+//! tonic's generated services routed by [`Routes`].
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cicd_agents_proto::moby::buildkit::v1::BytesMessage;
-use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tonic::transport::server::{Connected, Router};
+use tonic::service::Routes;
 
 use crate::transport::io::BoxedStream;
 
@@ -28,45 +28,34 @@ const PIPE_BUFFER: usize = 4 * 1024 * 1024;
 /// Largest chunk put into one `BytesMessage`.
 const MESSAGE_CHUNK: usize = 1024 * 1024;
 
-/// A boxed stream that tonic accepts as a connection.
-pub(crate) struct TunnelIo(pub(crate) BoxedStream);
-
-impl Connected for TunnelIo {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+/// How the session's HTTP/2 server is tuned: BuildKit's own values (large
+/// windows for context uploads, keepalive pings so a vanished daemon is noticed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerTuning {
+    pub(crate) stream_window: u32,
+    pub(crate) connection_window: u32,
+    pub(crate) max_frame_size: u32,
+    pub(crate) keepalive_interval: Duration,
+    pub(crate) keepalive_timeout: Duration,
 }
 
-impl AsyncRead for TunnelIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TunnelIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, data)
-    }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-/// Serves `router` on the one connection `stream` until the peer hangs up
-/// or the task is aborted.
-pub(crate) async fn serve(router: Router, stream: BoxedStream) -> Result<(), tonic::transport::Error> {
-    // An incoming stream that never ends: tonic would otherwise begin shutting
-    // down as soon as the single connection has been handed over.
-    let incoming = futures::stream::iter([Ok::<_, io::Error>(TunnelIo(stream))]).chain(futures::stream::pending());
-    router.serve_with_incoming(incoming).await
+/// Serves `routes` on the one connection `stream` until the peer hangs up
+/// or the future is dropped.
+///
+/// The connection is driven by this future itself, not by a task of its own
+/// (which is what `tonic::transport::Server` would spawn): dropping it (the
+/// session being torn down) closes the socket at once, so the daemon sees
+/// the session end and nothing is left running on our side.
+pub(crate) async fn serve(routes: Routes, stream: BoxedStream, tuning: ServerTuning) -> Result<(), hyper::Error> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(tuning.stream_window)
+        .initial_connection_window_size(tuning.connection_window)
+        .max_frame_size(tuning.max_frame_size)
+        .keep_alive_interval(tuning.keepalive_interval)
+        .keep_alive_timeout(tuning.keepalive_timeout);
+    builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes)).await
 }
 
 /// The two ends of a `Control.Session` tunnel: what we send the daemon and a
