@@ -22,6 +22,16 @@ async fn client(env: &TestEnv) -> Client {
     Client::connect(&env.docker_addr).await.expect("connect")
 }
 
+/// A child process killed and reaped when the test ends, however it ends.
+struct ReapOnDrop(std::process::Child);
+
+impl Drop for ReapOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn files_under(dir: &Path) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -316,12 +326,13 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
     let env = env();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let mut agent = std::process::Command::new("ssh-agent")
+    let agent = std::process::Command::new("ssh-agent")
         .args(["-D", "-a"])
         .arg(&socket)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("ssh-agent (openssh-client)");
+    let agent = ReapOnDrop(agent);
     let started = Instant::now();
     while !socket.exists() {
         assert!(started.elapsed() < Duration::from_secs(5), "ssh-agent did not start");
@@ -350,7 +361,7 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
         .ssh(cicd_agents_buildkit::SshAgent::parse(&other).unwrap())
         .output(Output::local(out.path()));
     let result = client(&env).await.build(&options).await;
-    let _ = agent.kill();
+    drop(agent);
     result.expect("build with ssh forwarding");
     assert_eq!(std::fs::read_to_string(out.path().join("ssh-ok")).unwrap().trim(), marker);
     assert!(out.path().join("ssh-other").exists());
