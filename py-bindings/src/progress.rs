@@ -126,6 +126,11 @@ impl StatusEvent {
     fn started<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         datetime(py, self.inner.started)
     }
+    /// When the daemon took this reading (UTC ``datetime``), or None.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        datetime(py, self.inner.timestamp)
+    }
     /// When it finished (UTC ``datetime``), or None.
     #[getter]
     fn completed<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {

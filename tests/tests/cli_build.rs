@@ -78,6 +78,50 @@ fn add_host_reaches_run_steps() {
     assert!(stderr.contains("found"), "{stderr}");
 }
 
+/// `--progress plain` prints a step's counters like buildx (`ID SIZE TIME done`,
+/// decimal units) and before the step's `DONE`, even though the daemon often
+/// reports the step's end first.
+#[test]
+fn plain_progress_prints_transfers_before_done_like_buildx() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let payload = env.unique_name("plain").repeat(200);
+    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY payload /\n"), ("payload", payload.as_str())])
+        .unwrap();
+    let output = build(&env).args(["--progress", "plain", "-o", "type=cacheonly"]).arg(context.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let step_of = |needle: &str| {
+        let line = lines.iter().find(|line| line.contains(needle)).unwrap_or_else(|| panic!("no {needle:?}:\n{stderr}"));
+        line.split(' ').next().unwrap_or_default().to_string()
+    };
+    let step = step_of("[internal] load build context");
+    let transfer = lines
+        .iter()
+        .position(|line| line.starts_with(&format!("{step} transferring context: ")) && line.ends_with(" done"))
+        .unwrap_or_else(|| panic!("no finished transfer line for {step}:\n{stderr}"));
+    let done = lines
+        .iter()
+        .position(|line| line.starts_with(&format!("{step} DONE ")))
+        .unwrap_or_else(|| panic!("no DONE for {step}:\n{stderr}"));
+    assert!(transfer < done, "the transfer is reported before the step is DONE:\n{stderr}");
+    assert!(lines[transfer].contains("kB"), "decimal units as buildx prints them: {}", lines[transfer]);
+    let dockerfile_step = step_of("[internal] load build definition from Dockerfile");
+    let dockerfile_lines: Vec<&&str> =
+        lines.iter().filter(|line| line.starts_with(&format!("{dockerfile_step} transferring dockerfile: "))).collect();
+    assert_eq!(dockerfile_lines.len(), 1, "a quick transfer gets one line:\n{stderr}");
+    // `#1 transferring dockerfile: 65B done`, with the time (`0.0s`) when it took over 10 ms.
+    let words: Vec<&str> = dockerfile_lines[0].rsplit(": ").next().unwrap_or_default().split(' ').collect();
+    let size_ok = words.first().and_then(|size| size.strip_suffix('B')).is_some_and(|n| n.parse::<u32>().is_ok());
+    let time_ok = words.len() == 2 || (words.len() == 3 && words[1].ends_with('s'));
+    assert!(
+        size_ok && time_ok && words.last() == Some(&"done"),
+        "the Dockerfile transfer line as buildx prints it (`NB [T.Ts] done`): {}",
+        dockerfile_lines[0]
+    );
+}
+
 #[test]
 fn failing_build_prints_step_line_and_output() {
     let env = env();

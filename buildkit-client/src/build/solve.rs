@@ -16,7 +16,7 @@ use crate::build::options::BuildOptions;
 use crate::build::plan::SolvePlan;
 use crate::build::result::BuildResult;
 use crate::error::{Error, Result};
-use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker};
+use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
 use crate::Client;
 
 /// How long the status stream may run on after the solve returned.
@@ -88,6 +88,8 @@ impl Client {
         tokio::pin!(solve);
         let mut tracker = Tracker::default();
         let mut updates_open = true;
+        let mut idle = tokio::time::interval(IDLE_TICK);
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
             tokio::select! {
                 biased;
@@ -95,10 +97,12 @@ impl Client {
                     Some(update) => {
                         tracker.apply(&update);
                         progress.update(&update);
+                        idle.reset();
                     }
                     None => updates_open = false,
                 },
                 outcome = &mut solve => break outcome,
+                _ = idle.tick() => progress.idle(),
             }
         };
         // Let the status stream deliver its last updates (it ends once the

@@ -57,6 +57,9 @@ pub struct StatusItem {
     /// When it started.
     #[serde(serialize_with = "serialize_time")]
     pub started: Option<SystemTime>,
+    /// When the daemon took this reading.
+    #[serde(serialize_with = "serialize_time")]
+    pub timestamp: Option<SystemTime>,
     /// When it finished.
     #[serde(serialize_with = "serialize_time")]
     pub completed: Option<SystemTime>,
@@ -123,6 +126,7 @@ impl From<StatusResponse> for StatusUpdate {
                     current: s.current,
                     total: s.total,
                     started: system_time(s.started.as_ref()),
+                    timestamp: system_time(s.timestamp.as_ref()),
                     completed: system_time(s.completed.as_ref()),
                 })
                 .collect(),

@@ -23,9 +23,16 @@ use crate::error::{Error, Result};
 pub trait ProgressSink: Send {
     /// One batch of changes from the daemon.
     fn update(&mut self, update: &StatusUpdate);
+    /// No update has arrived for a moment. Called about every
+    /// [`IDLE_TICK`] while the daemon is quiet, so a renderer that holds
+    /// output back (to order it the way buildx does) can print it.
+    fn idle(&mut self) {}
     /// The build is over (successfully or not).
     fn finish(&mut self) {}
 }
+
+/// How often [`ProgressSink::idle`] is called while no update arrives.
+pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<F: FnMut(&StatusUpdate) + Send> ProgressSink for F {
     fn update(&mut self, update: &StatusUpdate) {

@@ -7,9 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::progress::event::StatusUpdate;
+use crate::progress::event::{StatusItem, StatusUpdate};
 use crate::progress::tracker::Tracker;
 use crate::progress::ProgressSink;
 
@@ -22,6 +22,88 @@ pub struct PlainRenderer<W: Write + Send> {
     last_vertex: Option<String>,
     /// Per step, the start of a line whose end has not arrived yet.
     partial: HashMap<String, PartialLine>,
+    /// Per step and counter, the reading printed last (for throttling).
+    printed_statuses: HashMap<(String, String), PrintedStatus>,
+    /// Per step, the counters that have not completed yet.
+    open_statuses: HashMap<String, HashSet<String>>,
+    /// When each counter (step, ID) was first seen.
+    first_seen: HashMap<(String, String), Instant>,
+    /// Steps that finished while a counter of theirs was still open; see
+    /// [`DONE_GRACE`].
+    deferred_done: Vec<DeferredDone>,
+}
+
+/// A counter's reading as last printed.
+struct PrintedStatus {
+    current: i64,
+    at: Option<SystemTime>,
+    completed: bool,
+}
+
+/// A counter seen running for less than this is not printed until it
+/// completes: a quick transfer gets one `done` line, as in buildx.
+const QUIET_START: Duration = Duration::from_millis(100);
+
+/// A step's `DONE` line held back until its counters complete.
+struct DeferredDone {
+    digest: String,
+    index: usize,
+    took: f64,
+    since: Instant,
+}
+
+/// The daemon reports a step's end and its counters (e.g. `transferring
+/// context:`) in separate messages, often the end first. buildx gathers
+/// updates for a moment before printing, so its output has the counter's
+/// `done` line before the step's `DONE`. We hold a step's `DONE` back until
+/// its counters complete, another step prints, or this long has passed
+/// (checked on every update and on [`ProgressSink::idle`]).
+const DONE_GRACE: Duration = Duration::from_millis(100);
+
+/// A counter that changed by less than this fraction of its total, and ...
+const MIN_PROGRESS_DELTA: f64 = 0.05;
+/// ... less than this long after its last printed reading, is not printed
+/// again (buildx's plain output does the same).
+const MIN_TIME_DELTA: Duration = Duration::from_secs(5);
+
+/// `bytes` the way buildx prints them: `59B`, `2.35kB`, `6.01MB` (decimal units).
+fn format_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 7] = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB"];
+    let magnitude = bytes.unsigned_abs();
+    if magnitude < 1000 {
+        return format!("{bytes}B");
+    }
+    let mut scaled = magnitude as f64;
+    let mut unit = 0;
+    let mut base = 1000u64;
+    while unit + 1 < UNITS.len() && magnitude >= base.saturating_mul(1000) {
+        base = base.saturating_mul(1000);
+        unit += 1;
+    }
+    scaled /= base as f64;
+    let sign = if bytes < 0 { "-" } else { "" };
+    format!("{sign}{scaled:.2}{}", UNITS[unit])
+}
+
+/// The text after `#N ` of a counter's line: `transferring context: 6.01MB 0.1s done`.
+fn status_text(status: &StatusItem) -> String {
+    let mut text = status.id.clone();
+    if status.total != 0 {
+        text.push_str(&format!(" {} / {}", format_bytes(status.current), format_bytes(status.total)));
+    } else if status.current != 0 {
+        text.push_str(&format!(" {}", format_bytes(status.current)));
+    }
+    let end = status.completed.or(status.timestamp);
+    if let (Some(started), Some(end)) = (status.started, end) {
+        let took = seconds_between(Some(started), Some(end));
+        if took > 0.01 {
+            text.push_str(&format!(" {took:.1}s"));
+        }
+    }
+    if status.completed.is_some() {
+        text.push_str(" done");
+    }
+    text
 }
 
 /// An unterminated output line: its `#N <time> ` prefix and its bytes so far.
@@ -56,16 +138,87 @@ impl<W: Write + Send> PlainRenderer<W> {
             finished: HashSet::new(),
             last_vertex: None,
             partial: HashMap::new(),
+            printed_statuses: HashMap::new(),
+            open_statuses: HashMap::new(),
+            first_seen: HashMap::new(),
+            deferred_done: Vec::new(),
         }
     }
 
+    /// Whether a counter reading is worth a line: its first reading, its
+    /// completion, or enough progress or time since the last printed one.
+    fn status_is_news(&mut self, status: &StatusItem) -> bool {
+        let key = (status.vertex.clone(), status.id.clone());
+        let completed = status.completed.is_some();
+        let running_for = self.first_seen.entry(key.clone()).or_insert_with(Instant::now).elapsed();
+        let news = match self.printed_statuses.get(&key) {
+            None => completed || running_for >= QUIET_START,
+            Some(last) if last.completed => false,
+            Some(_) if completed => true,
+            Some(last) => {
+                let progress = if status.total > 0 {
+                    (status.current - last.current) as f64 / status.total as f64
+                } else {
+                    0.0
+                };
+                let waited = match (last.at, status.timestamp) {
+                    (Some(then), Some(now)) => now.duration_since(then).unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                progress >= MIN_PROGRESS_DELTA || waited >= MIN_TIME_DELTA
+            }
+        };
+        if news {
+            self.printed_statuses.insert(key, PrintedStatus { current: status.current, at: status.timestamp, completed });
+        }
+        news
+    }
+
+    /// Prints the held-back `DONE` lines whose counters have completed, or
+    /// whose grace has run out (all of them when `all`).
+    fn print_deferred_done(&mut self, all: bool) {
+        let mut index = 0;
+        while index < self.deferred_done.len() {
+            let entry = &self.deferred_done[index];
+            let counters_done = self
+                .open_statuses
+                .get(&entry.digest)
+                .is_some_and(|open| open.is_empty());
+            if all || counters_done || entry.since.elapsed() >= DONE_GRACE {
+                let entry = self.deferred_done.remove(index);
+                self.print_done(entry);
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// Starts writing lines of `digest`: a blank line separates steps, and
+    /// steps that finished before are printed `DONE` first.
     fn switch_to(&mut self, digest: &str) {
+        if self.last_vertex.as_deref() != Some(digest) {
+            let (earlier, same): (Vec<_>, Vec<_>) =
+                self.deferred_done.drain(..).partition(|entry| entry.digest != digest);
+            self.deferred_done = same;
+            for entry in earlier {
+                self.print_done(entry);
+            }
+            self.start_block(digest);
+        }
+    }
+
+    fn start_block(&mut self, digest: &str) {
         if self.last_vertex.as_deref() != Some(digest) {
             if self.last_vertex.is_some() {
                 let _ = self.out.write_all(b"\n");
             }
             self.last_vertex = Some(digest.to_string());
         }
+    }
+
+    fn print_done(&mut self, entry: DeferredDone) {
+        self.start_block(&entry.digest);
+        let _ = writeln!(self.out, "#{} DONE {:.1}s", entry.index, entry.took);
     }
 
     /// Prints the step's header the first time it shows activity and
@@ -158,18 +311,22 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
         }
         for status in &update.statuses {
             let index = self.announce(&status.vertex);
-            if index == 0 || status.completed.is_none() {
+            if index == 0 {
+                continue;
+            }
+            let open = self.open_statuses.entry(status.vertex.clone()).or_default();
+            if status.completed.is_some() {
+                open.remove(&status.id);
+            } else {
+                open.insert(status.id.clone());
+            }
+            // A counter that has not counted anything yet has nothing to say.
+            let silent = status.completed.is_none() && status.current == 0;
+            if silent || !self.status_is_news(status) {
                 continue;
             }
             self.switch_to(&status.vertex);
-            let name = if status.name.is_empty() { &status.id } else { &status.name };
-            let _ = if status.total > 0 {
-                writeln!(self.out, "#{index} {name} {}B / {}B done", status.current, status.total)
-            } else if status.current > 0 {
-                writeln!(self.out, "#{index} {name} {}B done", status.current)
-            } else {
-                writeln!(self.out, "#{index} {name} done")
-            };
+            let _ = writeln!(self.out, "#{index} {}", status_text(status));
         }
         for log in &update.logs {
             let index = self.announce(&log.vertex);
@@ -206,19 +363,27 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
                 let _ = writeln!(self.out, "#{index} ERROR: {}", vertex.error);
                 self.finished.insert(vertex.digest.clone());
             } else if vertex.completed.is_some() {
-                self.switch_to(&vertex.digest);
                 let took = seconds_between(vertex.started, vertex.completed);
-                let _ = writeln!(self.out, "#{index} DONE {took:.1}s");
+                self.deferred_done.push(DeferredDone { digest: vertex.digest.clone(), index, took, since: Instant::now() });
                 self.finished.insert(vertex.digest.clone());
             }
         }
+        self.print_deferred_done(false);
         for warning in &update.warnings {
             let _ = writeln!(self.out, "WARNING: {}", String::from_utf8_lossy(&warning.short));
         }
         let _ = self.out.flush();
     }
 
+    fn idle(&mut self) {
+        if !self.deferred_done.is_empty() {
+            self.print_deferred_done(false);
+            let _ = self.out.flush();
+        }
+    }
+
     fn finish(&mut self) {
+        self.print_deferred_done(true);
         let mut open: Vec<String> = self.partial.keys().cloned().collect();
         open.sort_by_key(|digest| self.numbers.get(digest).copied().unwrap_or(0));
         for digest in open {
@@ -266,6 +431,7 @@ mod tests {
             ..Default::default()
         });
         renderer.update(&StatusUpdate { vertexes: vec![vertex(Some(t0 + Duration::from_millis(300)))], ..Default::default() });
+        renderer.finish();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "#1 [2/2] RUN echo hi\n#1 0.250 hi\n#1 DONE 0.3s\n");
     }
@@ -320,5 +486,110 @@ mod tests {
         assert_eq!(log_time(12.3456), "12.35");
         assert_eq!(log_time(123.456), "123.5");
         assert_eq!(render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], false), "#1 [2/2] RUN x\n#1 15.00 x\u{fffd}y\n");
+    }
+
+    fn context_vertex(completed: Option<SystemTime>) -> VertexUpdate {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        VertexUpdate {
+            digest: "sha256:ctx".into(),
+            name: "[internal] load build context".into(),
+            inputs: vec![],
+            cached: false,
+            started: Some(t0),
+            completed,
+            error: String::new(),
+        }
+    }
+
+    fn transfer(current: i64, at_millis: u64, done: bool) -> StatusItem {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let at = t0 + Duration::from_millis(at_millis);
+        StatusItem {
+            id: "transferring context:".into(),
+            vertex: "sha256:ctx".into(),
+            name: "transferring".into(),
+            current,
+            total: 0,
+            started: Some(t0),
+            timestamp: Some(at),
+            completed: done.then_some(at),
+        }
+    }
+
+    #[test]
+    fn a_finished_step_is_done_before_the_next_step_prints() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let mut next = context_vertex(None);
+        next.digest = "sha256:next".into();
+        next.name = "[1/1] COPY . /".into();
+        renderer.update(&StatusUpdate { vertexes: vec![context_vertex(None)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(40)))],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate { vertexes: vec![next], ..Default::default() });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "#1 [internal] load build context\n#1 DONE 0.0s\n\n#2 [1/1] COPY . /\n");
+    }
+
+    #[test]
+    fn bytes_like_buildx() {
+        assert_eq!(format_bytes(0), "0B");
+        assert_eq!(format_bytes(59), "59B");
+        assert_eq!(format_bytes(999), "999B");
+        assert_eq!(format_bytes(1000), "1.00kB");
+        assert_eq!(format_bytes(6_011_397), "6.01MB");
+        assert_eq!(format_bytes(1_073_741_824), "1.07GB");
+    }
+
+    #[test]
+    fn a_step_is_done_after_its_counter_even_when_the_daemon_says_so_first() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        renderer.update(&StatusUpdate { vertexes: vec![context_vertex(None)], ..Default::default() });
+        // Just started: not worth a line yet.
+        renderer.update(&StatusUpdate { statuses: vec![transfer(2_000_000, 50, false)], ..Default::default() });
+        std::thread::sleep(QUIET_START + Duration::from_millis(10));
+        renderer.update(&StatusUpdate { statuses: vec![transfer(2_100_000, 60, false)], ..Default::default() });
+        // Less than 5 % and 5 s after the last printed reading: not worth a line.
+        renderer.update(&StatusUpdate { statuses: vec![transfer(2_200_000, 70, false)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(130)))],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate { statuses: vec![transfer(6_011_397, 120, true)], ..Default::default() });
+        renderer.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "#1 [internal] load build context\n\
+             #1 transferring context: 2.10MB 0.1s\n\
+             #1 transferring context: 6.01MB 0.1s done\n\
+             #1 DONE 0.1s\n"
+        );
+    }
+
+    #[test]
+    fn a_counter_that_never_completes_does_not_hold_done_back_forever() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(None)],
+            statuses: vec![transfer(10, 5, false)],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(20)))],
+            ..Default::default()
+        });
+        assert!(!String::from_utf8(out.0.lock().unwrap().clone()).unwrap().contains("DONE"), "held back for a moment");
+        std::thread::sleep(DONE_GRACE + Duration::from_millis(20));
+        renderer.idle();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "#1 [internal] load build context\n#1 DONE 0.0s\n");
     }
 }
