@@ -52,6 +52,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::validate_tag, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::parse_tag_ref, m)?)?;
+    m.add_function(wrap_pyfunction!(client::resolve_address, m)?)?;
     m.add_class::<pool::BuilderPool>()?;
     m.add_class::<pool::PooledBuild>()?;
     m.add_class::<pool::EndpointHealth>()?;

@@ -69,9 +69,12 @@ from ._native import (
     WriteBackOutcome,
     __version__,
     edit_values_file,
+    parse_tag_ref,
+    resolve_address,
     routing_key,
     set_image,
     update_values,
+    validate_tag,
 )
 from . import k8s  # the cicd_agents.k8s submodule (Kubernetes manifests)
 
@@ -113,8 +116,11 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "parse_tag_ref",
+    "resolve_address",
     "routing_key",
     "set_image",
     "update_values",
+    "validate_tag",
     "k8s",
 ]

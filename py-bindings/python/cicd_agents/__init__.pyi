@@ -58,9 +58,12 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "parse_tag_ref",
+    "resolve_address",
     "routing_key",
     "set_image",
     "update_values",
+    "validate_tag",
     "k8s",
 ]
 
@@ -549,6 +552,9 @@ class EndpointHealth:
     @property
     def latency(self) -> float: ...
 
+def resolve_address(addr: Optional[str] = None) -> str:
+    """The address Client(addr) would dial (BUILDKIT_HOST, DOCKER_HOST, sockets); nothing is dialled."""
+
 def routing_key(context: _Path) -> str:
     """The repository URL without its #ref:subdir, or the context directory's absolute path."""
 
@@ -707,6 +713,12 @@ class WriteBackOutcome:
 
 def set_image(path: _Path, key: Union[str, _Edits], value: Optional[str] = None) -> bool:
     """Sets ``key`` to ``value`` (or several edits) in a values file, format-preserving; returns whether it changed."""
+
+def validate_tag(tag: str) -> None:
+    """Raises InvalidOption unless tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}."""
+
+def parse_tag_ref(text: str) -> Tuple[str, Optional[str]]:
+    """Splits "tag@sha256:..." into (tag, digest or None), validating both."""
 
 def edit_values_file(path: _Path, edits: _Edits, *, name: Optional[str] = None) -> FileEdit:
     """Applies several edits to a values file, all or nothing."""
