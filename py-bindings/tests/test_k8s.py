@@ -143,3 +143,14 @@ def test_parse_errors_name_the_document():
     assert k8s.K8sError is cicd_agents.K8sError
     with pytest.raises(k8s.K8sError):
         k8s.Manifest.from_dict({"apiVersion": "v1", "kind": "Pod"})
+
+
+def test_the_readme_example_renders_parseable_yaml(capsys):
+    import re
+
+    readme = (REPO_ROOT / "py-bindings" / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from cicd_agents import k8s" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    manifests = k8s.parse_yaml(capsys.readouterr().out)
+    assert [m.kind for m in manifests] == ["Job", "Job", "Deployment", "Service"]
+    assert manifests[1].name == "gha-runner-"
