@@ -1,24 +1,32 @@
 //! `.dockerignore` parsing and matching: patterns from an ignore file (or given directly as
 //! include/exclude lists) against arbitrary paths.
 //!
+//! Input: `ignore file NUL include patterns (one a line) NUL paths (one a line)`.
+//!
 //! Invariants: nothing panics; `clean_path` is idempotent; matching with no parent information
 //! equals `matches_or_parent_matches`; a filter decision for a path does not depend on how
 //! often it is asked.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use cicd_agents_buildkit::session::filesync::patterns::{clean_path, FilterDecision, FilterState, MatchInfo};
 use cicd_agents_buildkit::session::filesync::{parse_ignore_file, PathFilter, PatternMatcher};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(Arbitrary, Debug)]
 struct Input {
     ignore_file: String,
     includes: Vec<String>,
     paths: Vec<String>,
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\0');
+    let lines = |part: Option<&str>| part.map(|p| p.split('\n').map(str::to_string).collect()).unwrap_or_default();
+    let input = Input {
+        ignore_file: parts.next().unwrap_or_default().to_string(),
+        includes: lines(parts.next()),
+        paths: lines(parts.next()),
+    };
     let patterns = parse_ignore_file(&input.ignore_file);
     for path in &input.paths {
         let cleaned = clean_path(path);

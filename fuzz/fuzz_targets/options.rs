@@ -2,17 +2,19 @@
 //! `--build-arg`/`--label`, `--build-context`, the context argument, git URL hosts, and the
 //! planning of exporters from outputs, tags and `--push`.
 //!
+//! Input: lines `o:OUTPUT`, `t:TAG`, `c:CACHE SPEC`, `s:SECRET`, `h:SSH`, `k:KEY=VALUE`,
+//! `x:CONTEXT`, `u:URL`, `p` (push), `d` (Docker daemon); other lines are ignored.
+//!
 //! Invariants: nothing panics; errors name the option; parsed types are lower case; a cache
 //! entry's wire form is its type and attributes; at most one exporter writes to stdout.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use cicd_agents_buildkit::build::{parse_key_values, BuildContext, CacheEntry, NamedContext, Output, TypedSpec};
 use cicd_agents_buildkit::fuzzing;
 use cicd_agents_buildkit::{Secret, SshAgent};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(Arbitrary, Debug)]
+#[derive(Default)]
 struct Input {
     outputs: Vec<String>,
     tags: Vec<String>,
@@ -31,7 +33,31 @@ fn names_option(err: &cicd_agents_buildkit::Error, option: &str) {
     assert!(message.contains(option), "error for {option} does not name it: {message}");
 }
 
-fuzz_target!(|input: Input| {
+fn input(text: &str) -> Input {
+    let mut input = Input::default();
+    for line in text.split('\n') {
+        let (kind, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.to_string();
+        match kind {
+            "o" => input.outputs.push(value),
+            "t" => input.tags.push(value),
+            "c" => input.cache.push(value),
+            "s" => input.secret = value,
+            "h" => input.ssh = value,
+            "k" => input.key_values.push(value),
+            "x" => input.context = value,
+            "u" => input.url = value,
+            "p" => input.push = true,
+            "d" => input.docker_daemon = true,
+            _ => {}
+        }
+    }
+    input
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let input = input(text);
     let mut outputs = Vec::new();
     for spec in &input.outputs {
         match Output::parse(spec) {
