@@ -231,6 +231,7 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     if host.is_empty() {
         return Err(invalid(whole, "missing host; write tcp://host:port"));
     }
+    check_host(host, authority.starts_with('['), whole)?;
     let port: u16 = port
         .parse()
         .map_err(|_| invalid(whole, format!("port {port:?} is not a number between 1 and 65535")))?;
@@ -238,6 +239,22 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
         return Err(invalid(whole, "port 0 is not a valid daemon port"));
     }
     Ok(Endpoint::Tcp { host: host.to_string(), port })
+}
+
+/// A host name or IPv4 literal, or (in brackets) an IPv6 literal with an optional `%zone`.
+fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
+    if bracketed {
+        let (address, zone) = host.split_once('%').unwrap_or((host, "x"));
+        let zone_ok = !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if address.parse::<std::net::Ipv6Addr>().is_err() || !zone_ok {
+            return Err(invalid(whole, format!("{host:?} in brackets is not an IPv6 address")));
+        }
+        return Ok(());
+    }
+    if let Some(bad) = host.chars().find(|c| matches!(c, '[' | ']' | '@' | '%') || c.is_whitespace() || c.is_control()) {
+        return Err(invalid(whole, format!("the host {host:?} contains {bad:?}; write tcp://host:port or tcp://[ipv6]:port")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,6 +277,7 @@ mod tests {
         assert_eq!(parse("docker://"), Address::Docker(Endpoint::Unix(DEFAULT_DOCKER_SOCKET.into())));
         assert_eq!(parse("docker://unix:///x/docker.sock"), Address::Docker(Endpoint::Unix("/x/docker.sock".into())));
         assert_eq!(parse("docker://tcp://dockerhost:2375"), Address::Docker(Endpoint::Tcp { host: "dockerhost".into(), port: 2375 }));
+        assert_eq!(parse("tcp://[fe80::1%eth0]:1234"), Address::Buildkitd(Endpoint::Tcp { host: "fe80::1%eth0".into(), port: 1234 }));
     }
 
     #[test]
@@ -275,6 +293,9 @@ mod tests {
             "", "unix://", "unix://relative.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "tcp://h:0", "tcp://h:x",
             "tcp://::1:80", "tcp://[::1", "tcp://h:1/path", "http://h:1", "docker://docker.sock", "ssh://me@host",
             "/var/run/docker.sock", "://", "docker://tcp://", "docker://unix://",
+            // Brackets belong around IPv6 literals only (found by the address fuzz target).
+            "tcp://[[::1]:80", "tcp://x]:1", "tcp://a[b:1", "tcp://[host]:1", "tcp://[]:1", "tcp://[::1%]:1", "tcp://[::1%a b]:1",
+            "tcp://user@host:1", "tcp://ho st:1", "docker://tcp://h]:2375",
         ] {
             let err = match text.parse::<Address>() {
                 Ok(address) => panic!("{text:?} parsed as {address:?}"),

@@ -9,8 +9,8 @@
 mod cache;
 mod error;
 mod options;
-mod output;
-mod plan;
+pub(crate) mod output;
+pub(crate) mod plan;
 mod result;
 mod solve;
 mod spec;

@@ -52,8 +52,10 @@ fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
 /// BuildKit looks up the secret `GIT_AUTH_TOKEN.<that>`.
 pub(crate) fn url_host(url: &str) -> Option<String> {
     if let Some(rest) = url.strip_prefix("git@") {
-        let host = rest.split(':').next()?;
-        return (!host.is_empty()).then(|| host.to_string());
+        // scp-like `git@host:path`; with a `/` before the first `:` (or no `:`) git reads
+        // the text as a local path, so there is no host.
+        let (host, _path) = rest.split_once(':')?;
+        return (!host.is_empty() && !host.contains('/')).then(|| host.to_string());
     }
     let rest = url.split_once("://").map(|(_, r)| r)?;
     let authority = rest.split(['/', '#', '?']).next()?;
@@ -351,5 +353,10 @@ mod tests {
         assert_eq!(url_host("https://github.com/o/r.git#main").as_deref(), Some("github.com"));
         assert_eq!(url_host("http://127.0.0.1:8418/app.git").as_deref(), Some("127.0.0.1:8418"));
         assert_eq!(url_host("git@github.com:o/r.git").as_deref(), Some("github.com"));
+        // Not scp-like: a slash before the first colon, or no colon (found by the options
+        // fuzz target; input kept in fuzz/regressions/options/git-at-slash).
+        assert_eq!(url_host("git@httpsz//usem@git.e:8443/org/app.git"), None);
+        assert_eq!(url_host("git@host/path"), None);
+        assert_eq!(url_host("git@:path"), None);
     }
 }
