@@ -107,6 +107,20 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// The registry failure of a build that failed talking to a registry (push, cache
+    /// export or import, pull).
+    pub fn registry_failure(&self) -> Option<&crate::build::RegistryFailure> {
+        match self {
+            Error::Build(build) => build.registry.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether a registry refused the build's credentials (HTTP 401/403).
+    pub fn is_registry_auth_failure(&self) -> bool {
+        self.registry_failure().is_some_and(crate::build::RegistryFailure::is_auth)
+    }
+
     /// Whether the daemon or the connection to it is the cause (as opposed to
     /// the request or the build).
     pub fn is_connection(&self) -> bool {
