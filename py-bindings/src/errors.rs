@@ -41,7 +41,7 @@ pyo3::create_exception!(
     cicd_agents,
     ConnectionError,
     Error,
-    "The BuildKit daemon cannot be reached: refused, no such socket, TLS handshake, timeout,\nor no daemon found at all.\n\nThis is `cicd_agents.ConnectionError`, a subclass of `cicd_agents.Error`; it is *not*\nthe builtin `ConnectionError` (catch it as `cicd_agents.ConnectionError`).\n\nAttributes: `address` (the address dialled, or None)."
+    "The BuildKit daemon cannot be reached (refused, no such socket, TLS handshake, timeout,\nno daemon found at all), or the connection to it broke while something was under way\n(reset, closed, silent past the keepalive).\n\nThis is `cicd_agents.ConnectionError`, a subclass of `cicd_agents.Error`; it is *not*\nthe builtin `ConnectionError` (catch it as `cicd_agents.ConnectionError`).\n\nAttributes: `address` (the address dialled, or None), `during` (what was happening when\nthe connection broke: \"uploading the build context\", \"solving\", \"exporting/pushing\",\n\"reading progress\", \"calling Info\", ...; None when it could not be reached at all)."
 );
 pyo3::create_exception!(
     cicd_agents,
@@ -190,15 +190,19 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
         ),
         BuildkitError::NoDaemonFound { tried } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", None), ("tried", obj(py, tried))],
+            &[("address", None), ("tried", obj(py, tried)), ("during", None)],
         ),
         BuildkitError::Connect { address, reason } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", obj(py, address)), ("reason", obj(py, reason))],
+            &[("address", obj(py, address)), ("reason", obj(py, reason)), ("during", None)],
         ),
         BuildkitError::ConnectTimeout { address, .. } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", obj(py, address)), ("reason", obj(py, "timeout"))],
+            &[("address", obj(py, address)), ("reason", obj(py, "timeout")), ("during", None)],
+        ),
+        BuildkitError::ConnectionLost { address, during, reason } => with_attrs(
+            ConnectionError::new_err(message),
+            &[("address", obj(py, address)), ("during", obj(py, during)), ("reason", obj(py, reason))],
         ),
         BuildkitError::Tls { path, reason } => with_attrs(
             InvalidOption::new_err(message),
@@ -218,9 +222,11 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
                 Code::Cancelled => Cancelled::new_err(message),
                 _ => Error::new_err(message),
             };
+            let during = if status.code() == Code::Unavailable { obj(py, format!("calling {call}")) } else { None };
             with_attrs(
                 base,
                 &[
+                    ("during", during),
                     ("call", obj(py, call)),
                     ("address", obj(py, address)),
                     ("code", obj(py, code)),

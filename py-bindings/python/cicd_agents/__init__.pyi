@@ -88,9 +88,14 @@ class Error(Exception):
     """Base class of every error raised by cicd_agents. The message is what the command line prints."""
 
 class ConnectionError(Error):
-    """The BuildKit daemon cannot be reached. Not the builtin ConnectionError."""
+    """The BuildKit daemon cannot be reached, or the connection broke while something was
+    under way. Not the builtin ConnectionError."""
 
     address: Optional[str]
+    during: Optional[str]
+    """What was happening when the connection broke ("uploading the build context",
+    "solving", "exporting/pushing", "reading progress", "calling Info", ...); None when the
+    daemon could not be reached at all."""
 
 class InvalidOption(Error):
     """An argument cannot be used (malformed spec, missing context, bad address, ...)."""
@@ -384,6 +389,7 @@ class Client:
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
+        keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
     ) -> "Client": ...
     @staticmethod
     def connect_async(
@@ -394,6 +400,7 @@ class Client:
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
+        keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
     ) -> Awaitable["Client"]: ...
     @property
     def address(self) -> str: ...
