@@ -227,9 +227,6 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
         let Some(port) = tail.strip_prefix(':') else {
             return Err(invalid(whole, "missing port after the IPv6 address ([addr]:port)"));
         };
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(invalid(whole, format!("{host:?} in brackets is not an IPv6 address")));
-        }
         (host, port)
     } else {
         match authority.rsplit_once(':') {
