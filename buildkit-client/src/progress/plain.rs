@@ -56,9 +56,10 @@ struct DeferredDone {
 /// context:`) in separate messages, often the end first. buildx gathers
 /// updates for a moment before printing, so its output has the counter's
 /// `done` line before the step's `DONE`. We hold a step's `DONE` back until
-/// its counters complete, another step prints, or this long has passed
-/// (checked on every update and on [`ProgressSink::idle`]).
-const DONE_GRACE: Duration = Duration::from_millis(100);
+/// its counters complete or this long has passed (checked on every update
+/// and on [`ProgressSink::idle`]); on a busy machine the counter can arrive
+/// well after the step's end.
+const DONE_GRACE: Duration = Duration::from_millis(300);
 
 /// A counter that changed by less than this fraction of its total, and ...
 const MIN_PROGRESS_DELTA: f64 = 0.05;
@@ -194,16 +195,34 @@ impl<W: Write + Send> PlainRenderer<W> {
     }
 
     /// Starts writing lines of `digest`: a blank line separates steps, and
-    /// steps that finished before are printed `DONE` first.
+    /// steps that finished before are printed `DONE` first, except local
+    /// transfers still waiting for their counter (see [`awaits_counter`]).
     fn switch_to(&mut self, digest: &str) {
         if self.last_vertex.as_deref() != Some(digest) {
-            let (earlier, same): (Vec<_>, Vec<_>) =
-                self.deferred_done.drain(..).partition(|entry| entry.digest != digest);
-            self.deferred_done = same;
-            for entry in earlier {
-                self.print_done(entry);
+            let mut index = 0;
+            while index < self.deferred_done.len() {
+                let entry = &self.deferred_done[index];
+                let keep = entry.digest == digest
+                    || (entry.since.elapsed() < DONE_GRACE && self.awaits_counter(&entry.digest));
+                if keep {
+                    index += 1;
+                } else {
+                    let entry = self.deferred_done.remove(index);
+                    self.print_done(entry);
+                }
             }
             self.start_block(digest);
+        }
+    }
+
+    /// Whether the finished step `digest` has a counter still to complete:
+    /// one seen and open, or, for BuildKit's `[internal] load ...` steps
+    /// (build definition, `.dockerignore`, context), the transfer counter the
+    /// daemon always sends, often after the step's end.
+    fn awaits_counter(&self, digest: &str) -> bool {
+        match self.open_statuses.get(digest) {
+            Some(open) => !open.is_empty(),
+            None => self.tracker.get(digest).is_some_and(|state| state.name.starts_with("[internal] load ")),
         }
     }
 
@@ -521,6 +540,29 @@ mod tests {
         let out = Shared::default();
         let mut renderer = PlainRenderer::new(out.clone());
         let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let run = |completed| {
+            let mut vertex = context_vertex(completed);
+            vertex.name = "[1/2] RUN true".into();
+            vertex
+        };
+        let mut next = context_vertex(None);
+        next.digest = "sha256:next".into();
+        next.name = "[2/2] COPY . /".into();
+        renderer.update(&StatusUpdate { vertexes: vec![run(None)], ..Default::default() });
+        renderer.update(&StatusUpdate { vertexes: vec![run(Some(t0 + Duration::from_millis(40)))], ..Default::default() });
+        renderer.update(&StatusUpdate { vertexes: vec![next], ..Default::default() });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "#1 [1/2] RUN true\n#1 DONE 0.0s\n\n#2 [2/2] COPY . /\n");
+    }
+
+    /// BuildKit sends the transfer counter of an `[internal] load` step after
+    /// the step's end more often than not; the next step starting does not
+    /// print the `DONE` before the counter arrives (within the grace).
+    #[test]
+    fn a_local_transfer_waits_for_its_counter_while_the_next_step_prints() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
         let mut next = context_vertex(None);
         next.digest = "sha256:next".into();
         next.name = "[1/1] COPY . /".into();
@@ -530,8 +572,15 @@ mod tests {
             ..Default::default()
         });
         renderer.update(&StatusUpdate { vertexes: vec![next], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(3840, 50, true)],
+            ..Default::default()
+        });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "#1 [internal] load build context\n#1 DONE 0.0s\n\n#2 [1/1] COPY . /\n");
+        assert_eq!(
+            text,
+            "#1 [internal] load build context\n\n#2 [1/1] COPY . /\n\n#1 transferring context: 3.84kB 0.1s done\n#1 DONE 0.0s\n"
+        );
     }
 
     #[test]
