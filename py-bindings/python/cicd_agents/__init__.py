@@ -60,6 +60,7 @@ from ._native import (
     WriteBackOutcome,
     __version__,
     edit_values_file,
+    normalize_platform,
     set_image,
     update_values,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "normalize_platform",
     "set_image",
     "update_values",
 ]
