@@ -42,8 +42,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// Whether `err` (or anything it wraps) is bad input rather than a failure.
 pub fn is_usage(err: &anyhow::Error) -> bool {
     for cause in err.chain() {
-        if cause.is::<UsageError>() || cause.is::<DefinitionError>() {
+        if cause.is::<UsageError>() {
             return true;
+        }
+        if let Some(err) = cause.downcast_ref::<DefinitionError>() {
+            return err.is_invalid_input();
         }
         if let Some(err) = cause.downcast_ref::<cicd_agents_buildkit::Error>() {
             return err.is_invalid_input();

@@ -150,7 +150,6 @@ PIPELINE = (
         (PIPELINE.replace("  images:", "  imgaes:"), 5, "build.imgaes"),
         (PIPELINE + "name: again\n", 9, "name"),
         (PIPELINE.replace("build:\n", "build:\n  push: maybe\n"), 5, "build.push"),
-        (PIPELINE.replace("${image-tag}", "${nope}"), 6, None),
         (b"name: \xff\xfe\n", None, None),
     ],
 )

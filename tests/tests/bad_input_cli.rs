@@ -223,7 +223,19 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
         case(2, build(&["--platform"]), &["--platform"]),
         case(2, ["no-such-command"], &["no-such-command"]),
         case(2, ["prune", "--keep-duration"], &["--keep-duration"]),
+        case(2, ["prune", "--keep-duration", "5x"], &["--keep-duration", "5x"]),
+        case(2, ["prune", "--keep-duration", "99999999999999999999999d"], &["--keep-duration", "too long"]),
+        case(2, ["prune", "--keep-storage", "10QB"], &["--keep-storage", "10QB"]),
+        case(2, ["prune", "--keep-storage", "1e999"], &["--keep-storage"]),
+        case(2, ["du", "--format", "yaml"], &["--format", "yaml"]),
     ];
+    // Arguments that are not UTF-8.
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let not_utf8 = OsString::from_vec(b"ctx-\xff".to_vec());
+        cases.push(case(2, [OsString::from("build"), not_utf8.clone()], &["UTF-8"]));
+        cases.push(case(2, [OsString::from("build"), "--platform".into(), not_utf8, ctx.into()], &["UTF-8"]));
+    }
     // Unknown flags of other commands.
     for command in [["du", "--bogus"], ["debug", "--bogus"], ["chart", "--bogus"], ["pipeline", "--bogus"]] {
         cases.push(case(2, command, &["--bogus"]));
