@@ -211,8 +211,10 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
-    if authority.contains('@') {
-        return Err(invalid(whole, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        // The address is echoed without what precedes `@`: it may be a password.
+        let shown = whole.replacen(authority, &format!("***@{host}"), 1);
+        return Err(invalid(&shown, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
     }
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
@@ -328,6 +330,10 @@ mod tests {
                 Ok(address) => panic!("{text:?} parsed as {address:?}"),
                 Err(err) => err.to_string(),
             };
+            if text.contains('@') {
+                assert!(!err.contains("pw@") && !err.contains("u:p") && err.contains("***@"), "{text:?}: {err}");
+                continue;
+            }
             assert!(err.contains(&format!("{text:?}")) || text.is_empty(), "{text:?}: {err}");
         }
     }

@@ -42,8 +42,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// Whether `err` (or anything it wraps) is bad input rather than a failure.
 pub fn is_usage(err: &anyhow::Error) -> bool {
     for cause in err.chain() {
-        if cause.is::<UsageError>() || cause.is::<DefinitionError>() {
+        if cause.is::<UsageError>() {
             return true;
+        }
+        if let Some(err) = cause.downcast_ref::<DefinitionError>() {
+            return err.is_invalid_input();
         }
         if let Some(err) = cause.downcast_ref::<cicd_agents_buildkit::Error>() {
             return err.is_invalid_input();
@@ -64,6 +67,23 @@ pub fn is_usage(err: &anyhow::Error) -> bool {
     false
 }
 
+/// The error and its causes on one line, each cause once: many errors already
+/// include their source's text, which `{:#}` would print a second time.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// The exit code for an error that ended the command.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(if is_usage(err) { USAGE } else { FAILURE })
@@ -81,5 +101,8 @@ mod tests {
         let connect = cicd_agents_buildkit::Error::Connect { address: "tcp://h:1".into(), reason: "refused".into() };
         assert!(!is_usage(&connect.into()));
         assert!(!is_usage(&anyhow::anyhow!("something else")));
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let twice = anyhow::Error::new(cicd_agents_buildkit::Error::Io { path: "/x".into(), source: io }).context("reading");
+        assert_eq!(render(&twice), "reading: /x: gone");
     }
 }

@@ -114,7 +114,7 @@ fn output(item: &Bound<'_, PyAny>) -> PyResult<Output> {
 fn cache_entry(item: &Bound<'_, PyAny>, option: &str) -> PyResult<CacheEntry> {
     if let Ok(mapping) = item.cast::<PyMapping>() {
         let (kind, attrs) = typed_dict(mapping, option)?;
-        return CacheEntry::new(&kind, attrs).map_err(errors::from_buildkit);
+        return CacheEntry::new(&kind, attrs).map_err(|err| errors::from_buildkit_as(err, option));
     }
     let spec = spec_string(item, option)?;
     let parsed = if option == "cache_from" { CacheEntry::parse_import(&spec) } else { CacheEntry::parse_export(&spec) };
@@ -629,4 +629,12 @@ impl BuildStream {
         };
         format!("BuildStream({state})")
     }
+}
+
+/// Checks a platform string (``os/arch[/variant]``) and returns it normalised:
+/// ``normalize_platform("linux/x86_64") == "linux/amd64"``. Raises
+/// ``InvalidOption`` (``option == "platforms"``) naming the value otherwise.
+#[pyfunction]
+pub fn normalize_platform(platform: &str) -> PyResult<String> {
+    cicd_agents_buildkit::build::normalize_platform(platform).map_err(errors::from_buildkit)
 }

@@ -71,7 +71,7 @@ pyo3::create_exception!(
     cicd_agents,
     ValuesError,
     Error,
-    "A Helm values file could not be edited: not YAML, key path not found, target not a\nscalar, shared anchor, ... Nothing was changed."
+    "A Helm values file could not be edited: not YAML, key path not found, target not a\nscalar, shared anchor, ... Nothing was changed.\n\nAttributes: `file`, `key` (the key path) and `line` (1-based), each None where unknown."
 );
 pyo3::create_exception!(
     cicd_agents,
@@ -138,6 +138,7 @@ pub fn invalid_option(option: &str, reason: impl Into<String>) -> PyErr {
         let value = err.value(py);
         let _ = value.setattr("option", option);
         let _ = value.setattr("reason", reason.as_str());
+        let _ = value.setattr("flag", py.None());
     });
     err
 }
@@ -186,6 +187,7 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
                 ("option", obj(py, "addr")),
                 ("reason", obj(py, reason)),
                 ("address", obj(py, address)),
+                ("flag", obj(py, "--addr")),
             ],
         ),
         BuildkitError::NoDaemonFound { tried } => with_attrs(
@@ -209,6 +211,7 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
             &[
                 ("option", obj(py, "tls")),
                 ("reason", obj(py, reason)),
+                ("flag", None),
                 ("path", path.and_then(|p| obj(py, p))),
             ],
         ),
@@ -236,7 +239,7 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
         }
         BuildkitError::InvalidOption { option, reason } => with_attrs(
             InvalidOption::new_err(message),
-            &[("option", obj(py, option)), ("reason", obj(py, reason))],
+            &[("option", obj(py, python_option(&option))), ("reason", obj(py, reason)), ("flag", obj(py, option))],
         ),
         BuildkitError::Io { path, source } => with_attrs(
             Error::new_err(message),
@@ -250,6 +253,40 @@ pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
     })
 }
 
+/// [`from_buildkit`], naming the option by `keyword` (the argument the value came from) when
+/// the library could not know it, e.g. a cache dict checked as plain `cache`.
+pub fn from_buildkit_as(err: BuildkitError, keyword: &str) -> PyErr {
+    match err {
+        BuildkitError::InvalidOption { option, reason } => {
+            let err = invalid_option(keyword, reason);
+            Python::attach(|py| {
+                let _ = err.value(py).setattr("flag", option);
+            });
+            err
+        }
+        other => from_buildkit(other),
+    }
+}
+
+/// The keyword argument of `Client.build` for an option the library names by its command-line
+/// flag (`--cache-to` is `cache_to`, `--platform` is `platforms`).
+pub fn python_option(option: &str) -> String {
+    let keyword = match option {
+        "--file" | "-f" => "file",
+        "--build-arg" => "build_args",
+        "--label" => "labels",
+        "--platform" => "platforms",
+        "--add-host" => "add_hosts",
+        "--build-context" => "build_contexts",
+        "--secret" => "secrets",
+        "--output" | "-o" => "outputs",
+        "--tag" | "-t" => "tags",
+        "--opt" => "frontend_attrs",
+        "--no-cache-filter" => "no_cache_filter",
+        other => return other.trim_start_matches('-').replace('-', "_"),
+    };
+    keyword.to_string()
+}
 
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
     let log_tail = PyList::new(py, &error.log_tail).ok().map(|l| l.into_any().unbind());
@@ -276,13 +313,44 @@ pub fn from_pipeline(err: PipelineError) -> PyErr {
 /// [`from_pipeline`] with another message (e.g. with the run step as context).
 fn from_pipeline_as(err: PipelineError, message: String) -> PyErr {
     Python::attach(|py| match err {
-        PipelineError::Values(_) => ValuesError::new_err(message),
+        PipelineError::Values(values) => {
+            let (file, key, line) = values_place(&values);
+            with_attrs(
+                ValuesError::new_err(message),
+                &[
+                    ("file", file.and_then(|f| obj(py, f))),
+                    ("key", key.and_then(|k| obj(py, k))),
+                    ("line", line.and_then(|l| obj(py, l))),
+                ],
+            )
+        }
         PipelineError::Tag(_) => with_attrs(
             InvalidOption::new_err(message.clone()),
             &[("option", obj(py, "tag")), ("reason", obj(py, message))],
         ),
         PipelineError::Git(git) => from_git(py, git, message),
     })
+}
+
+/// Where a values edit failed: the file, the key path and the 1-based line, where known.
+fn values_place(err: &cicd_agents_pipeline::error::ValuesError) -> (Option<String>, Option<String>, Option<usize>) {
+    use cicd_agents_pipeline::error::ValuesError as V;
+    match err {
+        V::InvalidYaml { file, line, .. } => (Some(file.clone()), None, Some(*line)),
+        V::NotUtf8 { file, .. } | V::Io { file, .. } => (Some(file.clone()), None, None),
+        V::InvalidKeyPath { path, .. } => (None, Some(path.clone()), None),
+        V::NoDocument { file, path, .. } | V::InvalidValue { file, path, .. } | V::VerificationFailed { file, path, .. } => {
+            (Some(file.clone()), Some(path.clone()), None)
+        }
+        V::KeyNotFound { file, path, line, .. }
+        | V::IndexOutOfRange { file, path, line, .. }
+        | V::NotAContainer { file, path, line, .. }
+        | V::NotAScalar { file, path, line, .. }
+        | V::SharedAnchor { file, path, line, .. }
+        | V::MergedKey { file, path, line, .. }
+        | V::UnsupportedScalar { file, path, line, .. } => (Some(file.clone()), Some(path.clone()), Some(*line)),
+        V::DuplicateKey { file, path, second_line, .. } => (Some(file.clone()), Some(path.clone()), Some(*second_line)),
+    }
 }
 
 /// Converts a values edit error.

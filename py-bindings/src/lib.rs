@@ -49,6 +49,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::WriteBackOutcome>()?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_class::<pipeline::RunReport>()?;
+    m.add_function(wrap_pyfunction!(build::normalize_platform, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;

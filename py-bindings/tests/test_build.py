@@ -146,19 +146,19 @@ def test_git_context_with_auth_token(client, testenv, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, option",
     [
-        ({"outputs": "type=floppy"}, "--output"),
-        ({"outputs": {"type": "floppy"}}, "--output"),
+        ({"outputs": "type=floppy"}, "outputs"),
+        ({"outputs": {"type": "floppy"}}, "outputs"),
         ({"outputs": {"dest": "/tmp/x"}}, "outputs"),
-        ({"cache_to": "type=floppy"}, "--cache-to"),
-        ({"cache_to": "type=registry"}, "--cache-to"),
-        ({"cache_from": {"type": "local", "src": "/tmp"}}, "cache"),
-        ({"secrets": "id=a,bogus=1"}, "--secret"),
+        ({"cache_to": "type=floppy"}, "cache_to"),
+        ({"cache_to": "type=registry"}, "cache_to"),
+        ({"cache_from": {"type": "local", "src": "/tmp"}}, "cache_from"),
+        ({"secrets": "id=a,bogus=1"}, "secrets"),
         ({"secrets": {"id": "a"}}, "secrets"),
         ({"secrets": {"id": "a", "env": "X", "value": "y"}}, "secrets"),
         ({"progress": "loud"}, "progress"),
-        ({"build_contexts": {"x": "oci-layout://foo"}}, "--build-context"),
+        ({"build_contexts": {"x": "oci-layout://foo"}}, "build_contexts"),
         ({"build_args": ["=1"]}, "build_args"),
-        ({"push": True}, "--push"),
+        ({"push": True}, "push"),
     ],
 )
 def test_bad_options_raise_invalid_option(client, make_context, kwargs, option):

@@ -44,7 +44,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => value * 86_400.0,
         _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s, m, h or d")),
     };
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
 fn parse_bytes(text: &str) -> Result<i64, String> {
@@ -64,7 +64,11 @@ fn parse_bytes(text: &str) -> Result<i64, String> {
         "tib" => 1024.0f64.powi(4),
         other => return Err(format!("unknown unit {other:?} in {text:?}")),
     };
-    Ok((value * factor) as i64)
+    let bytes = value * factor;
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        return Err(format!("{text:?} is too large a size"));
+    }
+    Ok(bytes as i64)
 }
 
 pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
@@ -106,6 +110,9 @@ mod tests {
         assert!(parse_duration("3 weeks").is_err());
         assert_eq!(parse_bytes("10GB").unwrap(), 10_000_000_000);
         assert_eq!(parse_bytes("1MiB").unwrap(), 1_048_576);
+        assert!(parse_duration(&"9".repeat(400)).is_err());
+        assert!(parse_duration("99999999999999999999999d").is_err());
+        assert!(parse_bytes(&format!("{}TB", "9".repeat(400))).is_err());
         assert!(parse_bytes("lots").is_err());
     }
 }

@@ -129,6 +129,17 @@ fn expected_list(expected: &[&'static str]) -> String {
 }
 
 impl DefinitionError {
+    /// Whether the definition (or an override) is at fault rather than the file system: true
+    /// for everything but an I/O error other than a missing file.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            DefinitionError::Io { source, .. } => {
+                matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData)
+            }
+            _ => true,
+        }
+    }
+
     /// The 1-based line the error points at, if it comes from the file.
     pub fn line(&self) -> Option<usize> {
         match self {

@@ -58,6 +58,7 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "normalize_platform",
     "parse_tag_ref",
     "resolve_address",
     "routing_key",
@@ -98,10 +99,16 @@ class ConnectionError(Error):
     daemon could not be reached at all."""
 
 class InvalidOption(Error):
-    """An argument cannot be used (malformed spec, missing context, bad address, ...)."""
+    """An argument cannot be used (malformed spec, missing context, bad address, ...).
+
+    ``option`` is the keyword argument at fault (``"platforms"``, ``"cache_to"``, ``"file"``,
+    ``"context"``, ``"addr"``); ``flag`` (where set) is the command line's name for it
+    (``"--platform"``); ``reason`` says what is wrong.
+    """
 
     option: str
     reason: str
+    flag: Optional[str]
 
 class BuildError(Error):
     """The build failed; ``str(err)`` is the command line's report."""
@@ -121,6 +128,10 @@ class Cancelled(Error):
 
 class ValuesError(Error):
     """A values file could not be edited; nothing was changed."""
+
+    file: Optional[str]
+    key: Optional[str]
+    line: Optional[int]
 
 class GitError(Error):
     """The git write-back failed."""
@@ -717,6 +728,9 @@ class WriteBackOutcome:
     def message(self) -> Optional[str]: ...
     @property
     def changed(self) -> bool: ...
+
+def normalize_platform(platform: str) -> str:
+    """Checks ``os/arch[/variant]`` and returns it normalised (``linux/x86_64`` -> ``linux/amd64``); raises InvalidOption."""
 
 def set_image(path: _Path, key: Union[str, _Edits], value: Optional[str] = None) -> bool:
     """Sets ``key`` to ``value`` (or several edits) in a values file, format-preserving; returns whether it changed."""
