@@ -236,7 +236,7 @@ start_dockerd() {
             --config-file "$config" \
             -H "unix://$DOCKER_SOCK" \
             --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
-            </dev/null >>"$STATE/dockerd.log" 2>&1 &
+            </dev/null >>"$STATE/dockerd.log" 2>&1 9>&- &
     fi
     local i
     for ((i = 0; i < 600; i++)); do
@@ -581,6 +581,23 @@ cmd_down() {
     log "down"
 }
 
+# restart-daemon: stop dockerd and start it again with the same configuration and state,
+# then wait until it answers. Other processes' connections to it are cut (fault tests).
+cmd_restart_daemon() {
+    [ "$(id -u)" = 0 ] || die "'restart-daemon' must run as root"
+    check_state_path
+    pid_alive "$DOCKER_PIDFILE" dockerd || die "dockerd is not running; run: scripts/testenv.sh up"
+    # One restart at a time, whoever asks (dockerd is started with fd 9 closed).
+    exec 9>"$STATE/restart-daemon.lock"
+    flock 9
+    local old
+    old="$(pid_of "$DOCKER_PIDFILE")"
+    stop_pid "$DOCKER_PIDFILE" dockerd 60
+    rm -f "$DOCKER_SOCK"
+    start_dockerd
+    log "dockerd restarted (pid $old -> $(pid_of "$DOCKER_PIDFILE"))"
+}
+
 # status: exit 0 when everything runs, 1 otherwise
 cmd_status() {
     local ok=0
@@ -618,6 +635,7 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    restart-daemon) cmd_restart_daemon ;;
     new-repo)
         [ $# -eq 2 ] || die "usage: $0 new-repo NAME"
         new_repo "$2"
@@ -626,7 +644,7 @@ case "${1:-}" in
         seed_demo
         ;;
     *)
-        echo "usage: $0 up|down|status|env|new-repo NAME|seed-demo" >&2
+        echo "usage: $0 up|down|status|env|restart-daemon|new-repo NAME|seed-demo" >&2
         exit 2
         ;;
 esac

@@ -192,6 +192,9 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
             if !rest.starts_with('/') {
                 return Err(invalid(whole, "the unix socket path must be absolute (unix:///path)"));
             }
+            if rest.contains('\0') {
+                return Err(invalid(whole, "the unix socket path contains a NUL byte"));
+            }
             Ok(Endpoint::Unix(PathBuf::from(rest)))
         }
         "tcp" => parse_host_port(rest, whole),
@@ -208,8 +211,14 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
+    if authority.contains('@') {
+        return Err(invalid(whole, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
+    }
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
+    }
+    if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(whole, "the address contains spaces or control characters"));
     }
     let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
         let Some((host, tail)) = after_bracket.split_once(']') else {
@@ -251,10 +260,26 @@ fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
         }
         return Ok(());
     }
-    if let Some(bad) = host.chars().find(|c| matches!(c, '[' | ']' | '@' | '%') || c.is_whitespace() || c.is_control()) {
-        return Err(invalid(whole, format!("the host {host:?} contains {bad:?}; write tcp://host:port or tcp://[ipv6]:port")));
+    if !is_host_name(host) && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(invalid(
+            whole,
+            format!("{host:?} is not a host name or IPv4 address; write tcp://host:port or tcp://[ipv6]:port"),
+        ));
     }
     Ok(())
+}
+
+/// A DNS name (or IPv4 literal): labels of ASCII letters, digits, `-` and `_`
+/// separated by dots, none empty and none starting or ending with `-`.
+fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 #[cfg(test)]
@@ -296,6 +321,8 @@ mod tests {
             // Brackets belong around IPv6 literals only (found by the address fuzz target).
             "tcp://[[::1]:80", "tcp://x]:1", "tcp://a[b:1", "tcp://[host]:1", "tcp://[]:1", "tcp://[::1%]:1", "tcp://[::1%a b]:1",
             "tcp://user@host:1", "tcp://ho st:1", "docker://tcp://h]:2375",
+            "tcp://user:pw@host:1234", "tcp://user@host:1234", "docker://tcp://u:p@h:2375", "tcp://ho st:1",
+            "tcp://höst:1", "tcp://h\n:1", "tcp://[zz]:1", "tcp://-h:1", "tcp://a..b:1", "tcp://h_*:1",
         ] {
             let err = match text.parse::<Address>() {
                 Ok(address) => panic!("{text:?} parsed as {address:?}"),

@@ -7,7 +7,7 @@ use tonic::transport::Channel;
 
 use crate::address::Address;
 use crate::error::Result;
-use crate::transport::{Transport, TlsOptions, DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE};
+use crate::transport::{Keepalive, Transport, TlsOptions, DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE};
 
 /// A connection to a BuildKit daemon's Control API.
 ///
@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     address: Option<String>,
     tls: TlsOptions,
     connect_timeout: Option<Duration>,
+    keepalive: Option<Keepalive>,
 }
 
 impl ClientBuilder {
@@ -66,10 +67,37 @@ impl ClientBuilder {
         self
     }
 
+    /// HTTP/2 keepalive on the connection to the daemon: a PING every
+    /// `interval`, and the connection is given up when a PING is not answered
+    /// within `timeout` (default 15 s / 10 s; see [`Keepalive`]). A daemon or
+    /// network path that goes silent then fails the running calls with
+    /// [`Error::ConnectionLost`](crate::Error::ConnectionLost) within
+    /// `interval + timeout`. Values under 100 ms are rejected by
+    /// [`connect`](ClientBuilder::connect).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some(Keepalive::unchecked(interval, timeout));
+        self
+    }
+
+    /// Like [`keepalive`](ClientBuilder::keepalive), with a checked [`Keepalive`].
+    pub fn keepalive_config(mut self, keepalive: Keepalive) -> Self {
+        self.keepalive = Some(keepalive);
+        self
+    }
+
     /// Resolves the address and connects.
     pub async fn connect(self) -> Result<Client> {
         let address = Address::resolve(self.address.as_deref())?;
-        let transport = Transport::new(address, &self.tls, self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+        let keepalive = match self.keepalive {
+            Some(keepalive) => Keepalive::new(keepalive.interval(), keepalive.timeout())?,
+            None => Keepalive::default(),
+        };
+        let transport = Transport::new(
+            address,
+            &self.tls,
+            self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            keepalive,
+        )?;
         tracing::debug!(address = %transport.address(), "connecting to BuildKit");
         let channel = transport.connect_channel().await?;
         let control = ControlClient::new(channel)

@@ -50,6 +50,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The connection to the daemon broke while something was under way: reset,
+    /// closed, or silent past the keepalive timeout. The operation did not finish.
+    #[error("lost the connection to BuildKit at {address} while {during}: {reason}")]
+    ConnectionLost {
+        /// The daemon's address.
+        address: String,
+        /// What was happening: `uploading the build context`, `solving`,
+        /// `exporting/pushing`, `reading progress`, `calling Info`, …
+        during: String,
+        /// What the transport reported (reset, end of stream, keepalive timeout, …).
+        reason: String,
+    },
+
     /// A Control API call failed.
     #[error("{call} on {address} failed: {}", describe_status(status))]
     Rpc {
@@ -95,8 +108,33 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error for a failed Control API call: a broken connection becomes
+    /// [`Error::ConnectionLost`] (or the reconnect's [`Error::Connect`]), anything
+    /// the daemon answered stays [`Error::Rpc`].
     pub(crate) fn rpc(call: &'static str, address: &impl std::fmt::Display, status: tonic::Status) -> Self {
-        Error::Rpc { call, address: address.to_string(), status }
+        match Error::from_connection_status(address, &format!("calling {call}"), &status) {
+            Some(error) => error,
+            None => Error::Rpc { call, address: address.to_string(), status },
+        }
+    }
+
+    /// If `status` stands for a broken connection (made on our side from a
+    /// transport error, not sent by the daemon), the error saying so: a failed
+    /// reconnect as [`Error::Connect`]/[`Error::ConnectTimeout`], otherwise
+    /// [`Error::ConnectionLost`] with `during`.
+    pub(crate) fn from_connection_status(
+        address: &impl std::fmt::Display,
+        during: &str,
+        status: &tonic::Status,
+    ) -> Option<Error> {
+        use std::error::Error as _;
+        let reason = connection_failure(status)?;
+        if let Some(source) = status.source() {
+            if let Some(connect) = crate::transport::take_connect_error(source) {
+                return Some(connect);
+            }
+        }
+        Some(Error::ConnectionLost { address: address.to_string(), during: during.to_string(), reason })
     }
 
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -107,11 +145,36 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// The registry failure of a build that failed talking to a registry (push, cache
+    /// export or import, pull).
+    pub fn registry_failure(&self) -> Option<&crate::build::RegistryFailure> {
+        match self {
+            Error::Build(build) => build.registry.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether a registry refused the build's credentials (HTTP 401/403).
+    pub fn is_registry_auth_failure(&self) -> bool {
+        self.registry_failure().is_some_and(crate::build::RegistryFailure::is_auth)
+    }
+
+    /// Whether the caller's input is the cause: a malformed address, option,
+    /// spec or TLS setting, a missing context, Dockerfile, secret file or SSH
+    /// socket. Such errors are found before anything is sent to the daemon;
+    /// the command line exits with 2 for them (bad usage), 1 for the rest.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. })
+    }
+
     /// Whether the daemon or the connection to it is the cause (as opposed to
     /// the request or the build).
     pub fn is_connection(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::NoDaemonFound { .. } => true,
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::NoDaemonFound { .. }
+            | Error::ConnectionLost { .. } => true,
             Error::Rpc { status, .. } => status.code() == tonic::Code::Unavailable,
             _ => false,
         }
@@ -126,6 +189,35 @@ pub(crate) fn describe_status(status: &tonic::Status) -> String {
         format!("{:?}", status.code())
     } else {
         format!("{message} ({:?})", status.code())
+    }
+}
+
+/// Why a call failed, if it failed because the connection broke rather than
+/// because the daemon answered with an error.
+///
+/// A status the daemon sends arrives in trailers and carries no source error;
+/// tonic makes a status *on our side* from a transport failure (a reset or
+/// closed HTTP/2 connection, an end of stream, a keepalive timeout, a GOAWAY)
+/// and keeps that failure as its source. A body that ends in the middle of a
+/// message is the other local sign of a cut.
+pub(crate) fn connection_failure(status: &tonic::Status) -> Option<String> {
+    use std::error::Error as _;
+    match status.source() {
+        Some(source) => {
+            let chain = crate::transport::error_chain(source);
+            let message = status.message().trim();
+            Some(if message.is_empty() || chain.contains(message) {
+                chain
+            } else if message.contains(&chain) {
+                message.to_string()
+            } else {
+                format!("{message}: {chain}")
+            })
+        }
+        None if status.code() == tonic::Code::Internal && status.message().contains("Unexpected EOF") => {
+            Some(status.message().to_string())
+        }
+        None => None,
     }
 }
 

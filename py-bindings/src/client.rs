@@ -276,8 +276,8 @@ fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
 /// A connection to a BuildKit daemon.
 ///
 /// ``Client(addr=None, *, tls_ca=None, tls_cert=None, tls_key=None,
-/// tls_server_name=None, connect_timeout=None)`` connects (blocking, the GIL
-/// released). ``addr`` is ``unix:///path``, ``tcp://host:port`` or
+/// tls_server_name=None, connect_timeout=None, keepalive=None)`` connects
+/// (blocking, the GIL released). ``addr`` is ``unix:///path``, ``tcp://host:port`` or
 /// ``docker://[unix:///path|tcp://host:port]``; without it the address is
 /// resolved like ``buildctl`` and ``buildx`` do: ``$BUILDKIT_HOST``,
 /// ``$DOCKER_HOST`` (as ``docker://``), ``/run/buildkit/buildkitd.sock``,
@@ -288,6 +288,12 @@ fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
 /// Every method blocks with the GIL released; Ctrl-C (KeyboardInterrupt)
 /// cancels the call (a build is cancelled on the daemon). Each blocking
 /// method has an ``*_async`` twin returning an awaitable.
+///
+/// ``keepalive=(interval, timeout)`` (seconds or timedeltas, default 15 and
+/// 10) pings the daemon every ``interval``; a connection whose ping is not
+/// answered within ``timeout`` is given up, failing a running call with
+/// ``ConnectionError`` (its ``during`` says what was happening). After a cut
+/// or a daemon restart the client dials again by itself on its next call.
 ///
 /// Raises ``ConnectionError`` when the daemon cannot be reached and
 /// ``InvalidOption`` for a malformed address or unusable TLS files.
@@ -303,13 +309,30 @@ fn builder(
     tls_key: Option<PathBuf>,
     tls_server_name: Option<String>,
     connect_timeout: Option<&Bound<'_, PyAny>>,
+    keepalive: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<cicd_agents_buildkit::ClientBuilder> {
     let tls = TlsOptions { ca_cert: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name };
     let mut builder = cicd_agents_buildkit::Client::builder().address_opt(addr).tls(tls);
     if let Some(timeout) = connect_timeout.filter(|t| !t.is_none()) {
         builder = builder.connect_timeout(duration(timeout, "connect_timeout")?);
     }
+    if let Some(keepalive) = keepalive.filter(|k| !k.is_none()) {
+        builder = builder.keepalive_config(keepalive_pair(keepalive)?);
+    }
     Ok(builder)
+}
+
+/// ``keepalive=(interval, timeout)``: two numbers of seconds or timedeltas.
+fn keepalive_pair(value: &Bound<'_, PyAny>) -> PyResult<cicd_agents_buildkit::Keepalive> {
+    let pair: (Bound<'_, PyAny>, Bound<'_, PyAny>) = value.extract().map_err(|_| {
+        errors::invalid_option(
+            "keepalive",
+            format!("expected a pair (interval, timeout) of seconds, not {}", crate::convert::type_name(value)),
+        )
+    })?;
+    let interval = duration(&pair.0, "keepalive interval")?;
+    let timeout = duration(&pair.1, "keepalive timeout")?;
+    cicd_agents_buildkit::Keepalive::new(interval, timeout).map_err(errors::from_buildkit)
 }
 
 fn prune_options(
@@ -334,7 +357,7 @@ fn prune_options(
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
     fn new(
         py: Python<'_>,
         addr: Option<String>,
@@ -343,8 +366,9 @@ impl Client {
         tls_key: Option<PathBuf>,
         tls_server_name: Option<String>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
+        keepalive: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout)?;
+        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout, keepalive)?;
         let inner = block_on(py, builder.connect())?.map_err(errors::from_buildkit)?;
         Ok(Client { inner })
     }
@@ -352,7 +376,7 @@ impl Client {
     /// Connects without blocking the event loop: ``client = await Client.connect_async(addr)``.
     /// Takes the same arguments as ``Client(...)``.
     #[staticmethod]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
     fn connect_async<'py>(
         py: Python<'py>,
         addr: Option<String>,
@@ -361,8 +385,9 @@ impl Client {
         tls_key: Option<PathBuf>,
         tls_server_name: Option<String>,
         connect_timeout: Option<&Bound<'py, PyAny>>,
+        keepalive: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout)?;
+        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout, keepalive)?;
         awaitable(py, async move {
             let inner = builder.connect().await.map_err(errors::from_buildkit)?;
             Ok(Client { inner })
@@ -648,4 +673,15 @@ impl Client {
     fn __repr__(&self) -> String {
         format!("Client({:?})", self.inner.address().to_string())
     }
+}
+
+/// The address ``Client(addr)`` would dial, resolved the way ``buildctl`` and ``buildx`` do:
+/// ``addr`` if given, else ``$BUILDKIT_HOST``, ``$DOCKER_HOST`` (as ``docker://``), then the
+/// well-known sockets that exist on this machine. Nothing is dialled. Raises
+/// ``InvalidOption`` for a malformed address and ``ConnectionError`` (naming every place
+/// tried) when none is found.
+#[pyfunction]
+#[pyo3(signature = (addr=None))]
+pub fn resolve_address(addr: Option<&str>) -> PyResult<String> {
+    cicd_agents_buildkit::Address::resolve(addr).map(|a| a.to_string()).map_err(errors::from_buildkit)
 }

@@ -157,6 +157,29 @@ impl TestEnv {
         Ok(())
     }
 
+    /// Restarts the Docker daemon (and with it its BuildKit) with the same configuration
+    /// and state, through `scripts/testenv.sh restart-daemon`, and returns once it answers
+    /// again. Every connection to it is cut, other tests' included: use it sparingly, in a
+    /// test binary of its own.
+    pub fn restart_daemon(&self) -> Result<()> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testenv.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("restart-daemon")
+            .env("CICD_TESTENV_DIR", &self.dir)
+            .output()
+            .context(|| format!("running {} restart-daemon", script.display()))?;
+        if !output.status.success() {
+            return Err(Error::Command(format!(
+                "{} restart-daemon failed ({}): {}",
+                script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        self.check_running()
+    }
+
     /// A fresh, unique, lowercase name with the given prefix (see [`unique_name`]).
     pub fn unique_name(&self, prefix: &str) -> String {
         unique_name(prefix)

@@ -9,7 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +68,20 @@ struct Shared {
     accepted: AtomicU64,
     active: AtomicUsize,
     kill: watch::Sender<u64>,
+    /// Bytes forwarded from clients to the daemon, over all connections.
+    client_bytes: AtomicU64,
+    /// Bytes forwarded from the daemon to clients, over all connections.
+    daemon_bytes: AtomicU64,
+    /// Cut every connection once `client_bytes` reaches this (`u64::MAX`: never).
+    cut_at_client_bytes: AtomicU64,
+    /// While set, bytes are read and dropped instead of forwarded.
+    black_hole: AtomicBool,
+}
+
+impl Shared {
+    fn cut(&self) {
+        self.kill.send_modify(|generation| *generation += 1);
+    }
 }
 
 struct ActiveGuard(Arc<Shared>);
@@ -193,6 +207,10 @@ impl Relay {
             accepted: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             kill,
+            client_bytes: AtomicU64::new(0),
+            daemon_bytes: AtomicU64::new(0),
+            cut_at_client_bytes: AtomicU64::new(u64::MAX),
+            black_hole: AtomicBool::new(false),
         });
         let (done_tx, done_rx) = oneshot::channel();
         let task = tokio::spawn(accept_loop(
@@ -247,7 +265,48 @@ impl Relay {
 
     /// Cuts every connection being relayed right now but keeps listening.
     pub fn kill_connections(&self) {
-        self.shared.kill.send_modify(|generation| *generation += 1);
+        self.shared.cut();
+    }
+
+    /// Fault injection: cuts every connection being relayed right now (both sockets are
+    /// closed, as when a daemon or the network between goes away) and keeps listening, so
+    /// a client may connect again. Same as [`Relay::kill_connections`].
+    pub fn cut_now(&self) {
+        tracing::debug!(addr = %self.addr, "relay: cutting every connection");
+        self.shared.cut();
+    }
+
+    /// Fault injection: cuts every connection once `bytes` more bytes have gone from
+    /// clients to the daemon (counted over all connections from now on). The cut happens
+    /// once; a later call arms it again.
+    pub fn cut_after_client_bytes(&self, bytes: u64) {
+        let at = self.client_bytes().saturating_add(bytes);
+        self.shared.cut_at_client_bytes.store(at, Ordering::SeqCst);
+    }
+
+    /// Fault injection: from now on, bytes in both directions are read and dropped instead
+    /// of forwarded, while every socket stays open: what a client sees when the network
+    /// between it and the daemon silently stops delivering packets.
+    /// [`Relay::restore`] forwards again (the bytes dropped meanwhile are lost).
+    pub fn black_hole(&self) {
+        tracing::debug!(addr = %self.addr, "relay: black hole");
+        self.shared.black_hole.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends a [`Relay::black_hole`] and disarms [`Relay::cut_after_client_bytes`].
+    pub fn restore(&self) {
+        self.shared.black_hole.store(false, Ordering::SeqCst);
+        self.shared.cut_at_client_bytes.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Bytes forwarded from clients to the daemon so far, over all connections.
+    pub fn client_bytes(&self) -> u64 {
+        self.shared.client_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from the daemon to clients so far, over all connections.
+    pub fn daemon_bytes(&self) -> u64 {
+        self.shared.daemon_bytes.load(Ordering::SeqCst)
     }
 
     /// Stops listening and cuts every relayed connection; returns once the listener is
@@ -272,7 +331,7 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.shared.kill.send_modify(|generation| *generation += 1);
+        self.shared.cut();
         self.task.abort();
     }
 }
@@ -306,10 +365,11 @@ async fn accept_loop(
                     let mut kill = shared.kill.subscribe();
                     let docker_sock = docker_sock.clone();
                     let tls = tls.clone();
+                    let counters = shared.clone();
                     conns.spawn(async move {
                         let _guard = guard;
                         tokio::select! {
-                            res = serve(stream, tls, &docker_sock) => {
+                            res = serve(stream, tls, &docker_sock, &counters) => {
                                 if let Err(e) = res {
                                     tracing::debug!(error = %e, "relay connection ended with an error");
                                 }
@@ -330,22 +390,22 @@ async fn accept_loop(
     }
 }
 
-async fn serve(stream: Accepted, tls: Option<TlsAcceptor>, docker_sock: &Path) -> Result<()> {
+async fn serve(stream: Accepted, tls: Option<TlsAcceptor>, docker_sock: &Path, shared: &Shared) -> Result<()> {
     match (stream, tls) {
-        (Accepted::Unix(s), _) => relay_connection(s, docker_sock).await,
-        (Accepted::Tcp(s), None) => relay_connection(s, docker_sock).await,
+        (Accepted::Unix(s), _) => relay_connection(s, docker_sock, shared).await,
+        (Accepted::Tcp(s), None) => relay_connection(s, docker_sock, shared).await,
         (Accepted::Tcp(s), Some(acceptor)) => {
             let s = timeout(DIAL_TIMEOUT, acceptor.accept(s))
                 .await
                 .map_err(|_| Error::Timeout("TLS handshake".to_string()))?
                 .context(|| "TLS handshake".to_string())?;
-            relay_connection(s, docker_sock).await
+            relay_connection(s, docker_sock, shared).await
         }
     }
 }
 
 /// Dials the Docker socket, upgrades to h2c on `/grpc` and copies bytes both ways.
-async fn relay_connection<C>(mut client: C, docker_sock: &Path) -> Result<()>
+async fn relay_connection<C>(mut client: C, docker_sock: &Path, shared: &Shared) -> Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -364,10 +424,59 @@ where
             .await
             .context(|| "writing to the relay client".to_string())?;
     }
-    tokio::io::copy_bidirectional(&mut client, &mut docker)
-        .await
-        .context(|| "relaying".to_string())?;
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut docker_read, mut docker_write) = tokio::io::split(docker);
+    let upstream = pump(&mut client_read, &mut docker_write, shared, Direction::ToDaemon);
+    let downstream = pump(&mut docker_read, &mut client_write, shared, Direction::ToClient);
+    // Either side hanging up ends the relayed connection (both sockets are dropped).
+    tokio::select! {
+        res = upstream => res.context(|| "relaying client to daemon".to_string())?,
+        res = downstream => res.context(|| "relaying daemon to client".to_string())?,
+    }
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    ToDaemon,
+    ToClient,
+}
+
+/// Copies `from` to `to`, counting bytes and obeying the fault controls, until `from` ends.
+async fn pump<R, W>(from: &mut R, to: &mut W, shared: &Shared, direction: Direction) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        if shared.black_hole.load(Ordering::SeqCst) {
+            continue;
+        }
+        to.write_all(&buf[..n]).await?;
+        let counter = match direction {
+            Direction::ToDaemon => &shared.client_bytes,
+            Direction::ToClient => &shared.daemon_bytes,
+        };
+        let total = counter.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        if direction == Direction::ToDaemon {
+            let at = shared.cut_at_client_bytes.load(Ordering::SeqCst);
+            if total >= at
+                && shared
+                    .cut_at_client_bytes
+                    .compare_exchange(at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                tracing::debug!(total, "relay: client byte limit reached, cutting every connection");
+                shared.cut();
+            }
+        }
+    }
 }
 
 /// Sends the upgrade request and reads the response head; returns the bytes read past it.

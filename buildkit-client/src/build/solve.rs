@@ -22,6 +22,25 @@ use crate::Client;
 /// How long the status stream may run on after the solve returned.
 const STATUS_DRAIN: Duration = Duration::from_secs(5);
 
+/// What a build was doing, for an error that interrupts it: the context
+/// upload if one is unfinished, the export (or push) if its step has started
+/// and not finished, otherwise the solve.
+pub(crate) fn build_stage(tracker: &Tracker, local_dirs: &crate::session::context_sync::LocalDirs) -> &'static str {
+    if local_dirs.upload_unfinished() {
+        return "uploading the build context";
+    }
+    let exporting = tracker.iter().any(|(_, vertex)| {
+        vertex.started.is_some()
+            && vertex.completed.is_none()
+            && ["exporting", "pushing", "writing image", "naming to"].iter().any(|p| vertex.name.starts_with(p))
+    });
+    if exporting {
+        "exporting/pushing"
+    } else {
+        "solving"
+    }
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -67,17 +86,35 @@ impl Client {
         let mut control = self.control();
         let status_ref = build_ref.clone();
         let address = self.address().to_string();
+        // A broken connection seen by the status stream: reported if the solve
+        // itself ends without saying why.
+        let (status_lost_tx, status_lost_rx) = tokio::sync::oneshot::channel::<Error>();
         let status_task = AbortOnDrop(tokio::spawn(async move {
             let mut stream = match control.status(StatusRequest { r#ref: status_ref }).await {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
                     tracing::debug!(%address, %status, "no build progress");
+                    if let Some(lost) = Error::from_connection_status(&address, "reading progress", &status) {
+                        let _ = status_lost_tx.send(lost);
+                    }
                     return;
                 }
             };
-            while let Ok(Some(response)) = stream.message().await {
-                if updates_tx.send(StatusUpdate::from(response)).await.is_err() {
-                    break;
+            loop {
+                match stream.message().await {
+                    Ok(Some(response)) => {
+                        if updates_tx.send(StatusUpdate::from(response)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(%address, %status, "build progress stream failed");
+                        if let Some(lost) = Error::from_connection_status(&address, "reading progress", &status) {
+                            let _ = status_lost_tx.send(lost);
+                        }
+                        break;
+                    }
                 }
             }
         }));
@@ -122,16 +159,28 @@ impl Client {
         progress.finish();
         let export_errors = session.exports.errors();
         let context_transfer = session.local_dirs.transferred();
+        let stage = build_stage(&tracker, &session.local_dirs);
         session.close();
         tracing::debug!(build = %build_ref, ?context_transfer, "build finished");
 
         let response = match outcome {
             Ok(response) => response.into_inner(),
-            Err(status) if status.code() == tonic::Code::Cancelled => return Err(Error::Cancelled),
-            Err(status) if status.code() == tonic::Code::Unavailable && status.message().contains("transport") => {
-                return Err(Error::rpc("Solve", self.address(), status));
-            }
             Err(status) => {
+                if let Some(lost) = Error::from_connection_status(self.address(), stage, &status) {
+                    tracing::debug!(build = %build_ref, error = %lost, "connection lost during the build");
+                    return Err(lost);
+                }
+                if status.code() == tonic::Code::Cancelled {
+                    return Err(Error::Cancelled);
+                }
+                if status.code() == tonic::Code::Unavailable {
+                    // The daemon gave up on us; a status stream that broke says why.
+                    let mut status_lost_rx = status_lost_rx;
+                    if let Ok(lost) = status_lost_rx.try_recv() {
+                        return Err(lost);
+                    }
+                    return Err(Error::rpc("Solve", self.address(), status));
+                }
                 let mut error = BuildError::from_status(&status, &tracker);
                 if let Some(export) = export_errors.first() {
                     error.message = format!("{} (writing the export: {export})", error.message);

@@ -1,8 +1,10 @@
 //! The Control API's calls, one module per call: what the daemon is
 //! ([`info`]), what it runs on ([`workers`]), what it stores
-//! ([`disk_usage`]) and freeing it ([`prune`]).
+//! ([`disk_usage`]), freeing it ([`prune`]) and what it is building
+//! ([`history`]).
 
 pub mod disk_usage;
+pub mod history;
 pub mod info;
 pub mod prune;
 pub mod workers;

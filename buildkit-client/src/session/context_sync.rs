@@ -39,6 +39,10 @@ pub struct LocalDirs {
 /// What a session sent of its local directories.
 #[derive(Debug, Default)]
 pub(crate) struct TransferCounters {
+    /// `DiffCopy` calls the daemon made.
+    started: AtomicU64,
+    /// `DiffCopy` calls that sent everything asked for.
+    finished: AtomicU64,
     entries: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
@@ -64,6 +68,12 @@ impl LocalDirs {
     /// Whether no directory is offered.
     pub fn is_empty(&self) -> bool {
         self.dirs.is_empty()
+    }
+
+    /// Whether a transfer was started and has not (or not successfully)
+    /// finished: the daemon was reading a local directory.
+    pub(crate) fn upload_unfinished(&self) -> bool {
+        self.sent.started.load(Ordering::SeqCst) > self.sent.finished.load(Ordering::SeqCst)
     }
 
     /// What was sent so far.
@@ -165,12 +175,14 @@ impl FileSync for LocalDirs {
         let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let source = WireSource(request.into_inner());
         let counters = self.sent.clone();
+        counters.started.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let result = serve_diffcopy(&root, &wanted, WireSink(sender.clone()), source, &ServeOptions::default()).await;
             if let Ok(summary) = &result {
                 counters.entries.fetch_add(summary.stats as u64, Ordering::Relaxed);
                 counters.files.fetch_add(summary.files as u64, Ordering::Relaxed);
                 counters.bytes.fetch_add(summary.bytes, Ordering::Relaxed);
+                counters.finished.fetch_add(1, Ordering::SeqCst);
             }
             if let Err(err) = result {
                 tracing::warn!(dir = %wanted.dir_name, path = %root.display(), error = %err, "sending a local directory failed");

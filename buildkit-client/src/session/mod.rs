@@ -13,9 +13,10 @@
 
 pub mod auth;
 pub mod context_sync;
+pub mod export_dir;
 pub mod filesend;
 pub mod filesync;
-pub(crate) mod local_export;
+pub mod local_export;
 pub(crate) mod health;
 pub mod secrets;
 pub mod ssh;
@@ -33,7 +34,8 @@ use crate::error::{Error, Result};
 use crate::transport::{CONNECTION_WINDOW, MAX_MESSAGE_SIZE, STREAM_WINDOW};
 
 /// The session server's HTTP/2 settings: the same windows as our client
-/// connections, frames up to 1 MiB, and a keepalive ping every minute.
+/// connections and frames up to 1 MiB; the keepalive is replaced by the
+/// client's own ([`crate::transport::Keepalive`]).
 const SERVER_TUNING: tunnel::ServerTuning = tunnel::ServerTuning {
     stream_window: STREAM_WINDOW,
     connection_window: CONNECTION_WINDOW,
@@ -150,10 +152,16 @@ impl SessionConfig {
         let id = self.id.clone();
         let local_dirs = self.local_dirs.clone();
         let mut tasks = Vec::new();
+        let keepalive = client.transport.keepalive();
+        let tuning = tunnel::ServerTuning {
+            keepalive_interval: keepalive.interval(),
+            keepalive_timeout: keepalive.timeout(),
+            ..SERVER_TUNING
+        };
         if client.address().is_docker() {
             let stream = client.transport.dial_docker_session(&headers).await?;
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(routes, stream, SERVER_TUNING).await {
+                if let Err(err) = tunnel::serve(routes, stream, tuning).await {
                     tracing::warn!(error = %err, "session server stopped");
                 }
             }));
@@ -182,7 +190,7 @@ impl SessionConfig {
             }));
             let server_side = pipe.server_side;
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(routes, server_side, SERVER_TUNING).await {
+                if let Err(err) = tunnel::serve(routes, server_side, tuning).await {
                     tracing::warn!(error = %err, "session server stopped");
                 }
             }));

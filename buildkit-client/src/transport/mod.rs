@@ -5,6 +5,7 @@
 
 pub(crate) mod docker;
 pub(crate) mod io;
+mod keepalive;
 mod tls;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, UnixStream};
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
+pub use keepalive::Keepalive;
 pub use tls::TlsOptions;
 use tls::TlsSettings;
 
@@ -38,10 +40,11 @@ pub(crate) struct Transport {
     address: Address,
     tls: Option<TlsSettings>,
     connect_timeout: Duration,
+    keepalive: Keepalive,
 }
 
 impl Transport {
-    pub(crate) fn new(address: Address, tls: &TlsOptions, connect_timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(address: Address, tls: &TlsOptions, connect_timeout: Duration, keepalive: Keepalive) -> Result<Self> {
         let tls = if tls.is_enabled() {
             match address.endpoint() {
                 Endpoint::Tcp { host, .. } => Some(tls.settings(host)?),
@@ -55,11 +58,15 @@ impl Transport {
         } else {
             None
         };
-        Ok(Transport { address, tls, connect_timeout })
+        Ok(Transport { address, tls, connect_timeout, keepalive })
     }
 
     pub(crate) fn address(&self) -> &Address {
         &self.address
+    }
+
+    pub(crate) fn keepalive(&self) -> Keepalive {
+        self.keepalive
     }
 
     fn connect_error(&self, reason: impl Into<String>) -> Error {
@@ -135,8 +142,8 @@ impl Transport {
         let endpoint = TonicEndpoint::from_static("http://buildkitd")
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20))
+            .http2_keep_alive_interval(self.keepalive.interval())
+            .keep_alive_timeout(self.keepalive.timeout())
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let transport = self.clone();
@@ -166,6 +173,24 @@ fn take_our_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
                 }
                 other => Error::Connect { address: String::new(), reason: other.to_string() },
             });
+        }
+        current = candidate.source();
+    }
+    None
+}
+
+/// A failed (re)connect found in a source chain, as this crate's error.
+pub(crate) fn take_connect_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(candidate) = current {
+        if let Some(ours) = candidate.downcast_ref::<Error>() {
+            return match ours {
+                Error::Connect { address, reason } => Some(Error::Connect { address: address.clone(), reason: reason.clone() }),
+                Error::ConnectTimeout { address, timeout } => {
+                    Some(Error::ConnectTimeout { address: address.clone(), timeout: *timeout })
+                }
+                _ => None,
+            };
         }
         current = candidate.source();
     }

@@ -1,0 +1,169 @@
+"""Faults between the client and the daemon: a connection cut mid-build and a
+black-holed connection raise cicd_agents.ConnectionError with ``during`` naming
+the stage, and ``Client(keepalive=...)`` bounds how long a silent connection
+can hold a build.
+
+A small relay in front of the Docker daemon's BuildKit (``POST /grpc`` upgraded
+to h2c, then bytes copied both ways) stands for a ``buildkitd`` on a unix
+socket; it can cut its connections or stop forwarding while keeping them open.
+"""
+
+import socket
+import threading
+import uuid
+
+import pytest
+
+import cicd_agents
+
+
+class FaultRelay:
+    """A unix-socket relay to the daemon's embedded BuildKit with fault controls."""
+
+    def __init__(self, docker_sock, path):
+        self.docker_sock = docker_sock
+        self.addr = f"unix://{path}"
+        self.black_holed = False
+        self._sockets = []
+        self._lock = threading.Lock()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(path))
+        self._listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        docker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        docker.connect(self.docker_sock)
+        docker.sendall(
+            b"POST /grpc HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n"
+            b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = docker.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        with self._lock:
+            self._sockets += [client, docker]
+        if rest:
+            client.sendall(rest)
+        threading.Thread(target=self._pump, args=(client, docker), daemon=True).start()
+        self._pump(docker, client)
+
+    def _pump(self, source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if self.black_holed:
+                    continue
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        """Closes every relayed connection (both sides) and keeps listening."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def black_hole(self):
+        """Stops forwarding in both directions; every socket stays open."""
+        self.black_holed = True
+
+    def close(self):
+        self._listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def relay(testenv, tmp_path):
+    docker_sock = testenv.docker_addr.split("unix://", 1)[1]
+    relay = FaultRelay(docker_sock, tmp_path / "buildkitd.sock")
+    yield relay
+    relay.close()
+
+
+def _sleeping_context(make_context):
+    marker = f"cicd-py-fault-{uuid.uuid4().hex[:12]}"
+    return make_context(f"FROM {{base}}\nRUN echo {marker} && sleep 60\n")
+
+
+def _when_run_starts(action):
+    def on_event(event):
+        if event.kind == "vertex" and "sleep 60" in event.name and event.started:
+            action()
+
+    return on_event
+
+
+def test_cut_mid_build_raises_connection_error_naming_the_stage(relay, make_context):
+    client = cicd_agents.Client(relay.addr)
+    context = _sleeping_context(make_context)
+    with pytest.raises(cicd_agents.ConnectionError) as caught:
+        client.build(context, network="host", progress=_when_run_starts(relay.cut))
+    err = caught.value
+    assert err.during == "solving", str(err)
+    assert err.address == relay.addr
+    assert "solving" in str(err) and relay.addr in str(err)
+    # The client dials again by itself.
+    assert client.info().version is not None
+
+
+def test_black_holed_connection_fails_within_the_keepalive(relay, make_context):
+    client = cicd_agents.Client(relay.addr, keepalive=(1, 2))
+    context = _sleeping_context(make_context)
+    outcome = {}
+
+    def run():
+        try:
+            client.build(context, network="host", progress=_when_run_starts(relay.black_hole))
+            outcome["result"] = "built"
+        except Exception as err:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    # The RUN step sleeps 60 s; only the 1 s + 2 s keepalive can end the build sooner.
+    worker.join(40)
+    assert not worker.is_alive(), "the black-holed build hung past 40 s with a 1 s + 2 s keepalive"
+    err = outcome.get("error")
+    assert isinstance(err, cicd_agents.ConnectionError), outcome
+    assert err.during == "solving", str(err)
+    assert "keep-alive" in str(err) or "keepalive" in str(err), str(err)
+
+
+def test_connection_error_when_unreachable_has_no_stage(tmp_path):
+    with pytest.raises(cicd_agents.ConnectionError) as caught:
+        cicd_agents.Client(f"unix://{tmp_path}/nothing.sock", connect_timeout=2)
+    assert caught.value.during is None
+
+
+@pytest.mark.parametrize("value", [(0.01, 1), (1, 0), "15s", (1,)])
+def test_bad_keepalive_is_an_invalid_option(testenv, value):
+    with pytest.raises((cicd_agents.InvalidOption, TypeError)) as caught:
+        cicd_agents.Client(testenv.docker_addr, keepalive=value)
+    assert "keepalive" in str(caught.value)
