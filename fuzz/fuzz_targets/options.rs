@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     match Secret::parse(&input.secret) {
-        Ok(secret) => assert!(!secret.id.is_empty() || input.secret.contains("id=")),
+        Ok(secret) => assert!(!secret.id.trim().is_empty(), "{:?} gave an empty id", input.secret),
         Err(err) => names_option(&err, "--secret"),
     }
     match SshAgent::parse(&input.ssh) {

@@ -11,6 +11,7 @@
 //!   Invariants: nothing panics, the call ends, nothing is written outside the destination.
 //!   Paths and link targets come from a small alphabet and the destination sits 40 directories
 //!   deep in a private temporary directory, so even an escaping write stays in the sandbox.
+//!   Inputs starting with `R` are a readable receiver script (see `receiver_script`).
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -276,14 +277,6 @@ fn outside(root: &Path, dest: &Path, found: &mut Vec<PathBuf>) {
 }
 
 async fn run_receiver(packets: Vec<ToReceiver>, garbage: Vec<u8>) {
-    let sandbox = tempfile::tempdir_in(sandbox_base().path()).expect("a sandbox");
-    let mut dest = sandbox.path().to_path_buf();
-    for _ in 0..DEPTH {
-        dest.push("d");
-    }
-    dest.push("dest");
-    std::fs::create_dir_all(&dest).expect("the destination");
-
     let mut wire = Vec::new();
     let mut symlinks = 0;
     for p in packets.into_iter().take(64) {
@@ -318,6 +311,17 @@ async fn run_receiver(packets: Vec<ToReceiver>, garbage: Vec<u8>) {
             ToReceiver::Other(code) => WirePacket { r#type: code, ..WirePacket::default() },
         });
     }
+    run_receiver_wire(wire, garbage).await;
+}
+
+async fn run_receiver_wire(wire: Vec<WirePacket>, garbage: Vec<u8>) {
+    let sandbox = tempfile::tempdir_in(sandbox_base().path()).expect("a sandbox");
+    let mut dest = sandbox.path().to_path_buf();
+    for _ in 0..DEPTH {
+        dest.push("d");
+    }
+    dest.push("dest");
+    std::fs::create_dir_all(&dest).expect("the destination");
     let (_sent, _status) = fuzzing::receive_local_export(dest.clone(), body(&wire, &garbage)).await;
 
     let mut escaped = Vec::new();
@@ -325,7 +329,56 @@ async fn run_receiver(packets: Vec<ToReceiver>, garbage: Vec<u8>) {
     assert!(escaped.is_empty(), "written outside the export directory: {escaped:?}");
 }
 
-fuzz_target!(|input: Input| {
+/// A readable receiver script (inputs starting with `R`), one packet a line:
+/// `dir PATH`, `file PATH`, `link PATH TARGET`, `hard PATH TARGET`, `pipe PATH`, `end` (the
+/// empty STAT), `data ID TEXT`, `eof ID`, `fin`, `err TEXT`. Symlink targets are kept relative,
+/// with at most two `..` each and at most eight symlinks, like the structured input.
+fn receiver_script(text: &str) -> Vec<WirePacket> {
+    let mut wire = Vec::new();
+    let mut symlinks = 0;
+    for line in text.lines().take(64) {
+        let mut words = line.splitn(3, ' ');
+        let command = words.next().unwrap_or_default();
+        let first = words.next().unwrap_or_default().chars().take(200).collect::<String>();
+        let rest = words.next().unwrap_or_default().chars().take(200).collect::<String>();
+        let stat = |mode: u32, path: &str, linkname: &str| WirePacket {
+            stat: Some(Stat { path: path.to_string(), mode, linkname: linkname.to_string(), ..Stat::default() }),
+            ..packet(PacketType::PacketStat)
+        };
+        wire.push(match command {
+            "dir" => stat(go_mode::DIR | 0o755, &first, ""),
+            "file" => stat(0o644, &first, ""),
+            "pipe" => stat(go_mode::NAMED_PIPE | 0o644, &first, ""),
+            "hard" => stat(0o644, &first, &rest),
+            "link" => {
+                let ups = rest.split('/').filter(|part| *part == "..").count();
+                if rest.starts_with('/') || ups > 2 || symlinks >= MAX_SYMLINKS {
+                    continue;
+                }
+                symlinks += 1;
+                stat(go_mode::SYMLINK | 0o777, &first, &rest)
+            }
+            "end" => packet(PacketType::PacketStat),
+            "data" | "eof" => WirePacket {
+                id: first.parse().unwrap_or(0),
+                data: if command == "data" { rest.clone().into_bytes().into() } else { Bytes::new() },
+                ..packet(PacketType::PacketData)
+            },
+            "fin" => packet(PacketType::PacketFin),
+            "err" => WirePacket { data: first.into_bytes().into(), ..packet(PacketType::PacketErr) },
+            _ => continue,
+        });
+    }
+    wire
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(script) = data.strip_prefix(b"R") {
+        let wire = receiver_script(&String::from_utf8_lossy(script));
+        runtime().block_on(run_receiver_wire(wire, Vec::new()));
+        return;
+    }
+    let Ok(input) = Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else { return };
     runtime().block_on(async move {
         match input {
             Input::Sender { include, exclude, follow, packets, garbage } => {

@@ -89,6 +89,9 @@ impl Secret {
             .or_else(|| src.as_deref().and_then(|s| std::path::Path::new(s).file_name()).map(|n| n.to_string_lossy().into_owned()))
             .or_else(|| env.clone())
             .ok_or_else(|| Error::option("--secret", format!("{spec:?} has no id=")))?;
+        if id.trim().is_empty() {
+            return Err(Error::option("--secret", format!("{spec:?} has an empty id")));
+        }
         let source = match (kind.as_deref(), src, env) {
             (_, Some(_), Some(_)) => {
                 return Err(Error::option("--secret", format!("{spec:?} has both src= and env=")));
@@ -203,6 +206,12 @@ mod tests {
         assert!(Secret::parse("id=a,src=b,env=c").is_err());
         assert!(Secret::parse("id=a,bogus=1").unwrap_err().to_string().contains("bogus"));
         assert!(Secret::parse("novalue").is_err());
+        // An empty ID, as buildx refuses it (found by the options fuzz target; input kept in
+        // fuzz/regressions/options/secret-empty-id).
+        for spec in ["iD=,,,,,\x0b\x0b", "id=", "id= ,src=/x", "env=", "src=/"] {
+            let err = Secret::parse(spec).unwrap_err().to_string();
+            assert!(err.contains("--secret"), "{spec:?}: {err}");
+        }
     }
 
     #[test]

@@ -137,8 +137,7 @@ fn render(segments: &[Segment]) -> String {
 fn render_key(key: &str) -> String {
     let bare = !key.is_empty()
         && key.trim() == key
-        && !key.starts_with('\'')
-        && !key.chars().any(|c| matches!(c, '.' | '[' | ']' | '"'));
+        && !key.chars().any(|c| matches!(c, '.' | '[' | ']' | '"' | '\''));
     if bare {
         return key.to_string();
     }
@@ -328,6 +327,13 @@ mod tests {
     }
 
     #[test]
+    fn keys_with_quotes_are_printed_quoted() {
+        let path = KeyPath::from_segments(vec![Segment::Key("it's".into()), Segment::Key("x'".into())]).unwrap();
+        assert_eq!(path.to_string(), "\"it's\".\"x'\"");
+        assert_eq!(KeyPath::parse(&path.to_string()).unwrap(), path);
+    }
+
+    #[test]
     fn display_round_trips() {
         for p in [
             "image.tag",
@@ -336,6 +342,9 @@ mod tests {
             "[0]",
             "\"x[1]\"",
             "\" a\"",
+            // A quote inside a key (found by the values_edit fuzz target).
+            "\"it's\".tag",
+            "a.\"b'\"",
         ] {
             let k = KeyPath::parse(p).ok();
             let shown = k.as_ref().map(|k| k.to_string());
