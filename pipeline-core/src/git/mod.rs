@@ -13,10 +13,27 @@
 //!         rejected as out of date (fetch first, non-fast-forward, stale info,
 //!         incorrect old value, cannot lock ref)        -> jittered backoff, next attempt
 //!         rejected otherwise (hook, protected branch)  -> error
+//!         server error (5xx) or server unreachable     -> jittered backoff, next attempt
+//!         credentials refused (401/403)                -> error
 //! ```
 //!
 //! Because the edit is re-applied on the new tip and pushes are never forced, a concurrent
 //! writer's commit is never lost: both land, one after the other.
+//!
+//! # Transient server failures
+//!
+//! A 5xx answer or a server that cannot be reached ([`GitError::ServerError`],
+//! [`GitError::Unreachable`]) is retried, during the clone, the fetch and the push, within the
+//! same bounded [`RetryPolicy`] as a rejected push: these are what a restarting or overloaded
+//! git host produces, and a retry is safe because nothing is forced. A push whose answer was
+//! lost may still have landed: the next attempt's fetch then finds our commit as the tip and
+//! the write-back ends there instead of committing again. Refused credentials
+//! ([`GitError::AuthFailed`]) and other errors are not retried. Once the attempts are used up,
+//! the error of the last attempt is returned with the number of attempts made.
+//!
+//! [`GitError::ServerError`]: crate::error::GitError::ServerError
+//! [`GitError::Unreachable`]: crate::error::GitError::Unreachable
+//! [`GitError::AuthFailed`]: crate::error::GitError::AuthFailed
 //!
 //! # Why the system `git` and not `git2`
 //!
@@ -166,7 +183,7 @@ pub struct WriteBackConfig {
     pub message: MessageTemplate,
     /// Token credentials (`None`: anonymous or `file://`).
     pub auth: Option<GitAuth>,
-    /// Retries on rejected pushes.
+    /// Retries on rejected pushes and on transient server failures (5xx, unreachable).
     pub retry: RetryPolicy,
     /// The git program (default `git`).
     pub git_program: PathBuf,
