@@ -348,13 +348,42 @@ pub enum GitError {
         reason: String,
     },
     /// The git server refused the credentials (HTTP 401/403), or asked for credentials when
-    /// none were configured.
-    #[error("authentication failed for {url} during {operation}: the server rejected the credentials (check the token and its permissions)")]
+    /// none were configured. Not retried.
+    #[error("authentication failed for {url} during {operation}{}: the server rejected the credentials (check the token and its permissions)", http_status_suffix(*.status))]
     AuthFailed {
         /// The repository URL (without credentials).
         url: String,
         /// clone, fetch, ls-remote or push.
         operation: &'static str,
+        /// 401 or 403 when git reported it.
+        status: Option<u16>,
+    },
+    /// The git server answered with a server error (HTTP 5xx). Retried with backoff during a
+    /// write-back (see [`crate::git`]); this is the error once the attempts are used up.
+    #[error("the git server {url} answered HTTP {status} during {operation} ({attempts} attempt(s))")]
+    ServerError {
+        /// The repository URL (without credentials).
+        url: String,
+        /// clone, fetch, ls-remote or push.
+        operation: &'static str,
+        /// The HTTP status (500-599).
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The git server could not be reached (connection refused or reset, timeout, unknown
+    /// host). Retried with backoff during a write-back; this is the error once the attempts
+    /// are used up.
+    #[error("cannot reach the git server {url} during {operation}: {reason} ({attempts} attempt(s))")]
+    Unreachable {
+        /// The repository URL (without credentials).
+        url: String,
+        /// clone, fetch, ls-remote or push.
+        operation: &'static str,
+        /// git's words for it (redacted), e.g. `Failed to connect to 127.0.0.1 port 8418`.
+        reason: String,
+        /// Attempts made.
+        attempts: u32,
     },
     /// The base branch does not exist on the remote.
     #[error("branch `{branch}` not found in {url}")]
@@ -421,4 +450,116 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn http_status_suffix(status: Option<u16>) -> String {
+    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+/// The class of a [`GitError`], for callers that only need to know what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GitErrorKind {
+    /// The configuration (URL, branch, token, author, template) is unusable.
+    Config,
+    /// Credentials refused (HTTP 401/403).
+    Auth,
+    /// The server answered 5xx.
+    Server,
+    /// The server could not be reached.
+    Unreachable,
+    /// The branch does not exist.
+    NotFound,
+    /// The push was rejected (hook, protected branch, or the branch kept moving).
+    Rejected,
+    /// A git command or a local file operation failed.
+    Other,
+}
+
+impl GitErrorKind {
+    /// `config`, `auth`, `server`, `unreachable`, `not_found`, `rejected` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitErrorKind::Config => "config",
+            GitErrorKind::Auth => "auth",
+            GitErrorKind::Server => "server",
+            GitErrorKind::Unreachable => "unreachable",
+            GitErrorKind::NotFound => "not_found",
+            GitErrorKind::Rejected => "rejected",
+            GitErrorKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for GitErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl GitError {
+    /// What class of failure this is.
+    pub fn kind(&self) -> GitErrorKind {
+        match self {
+            GitError::InvalidUrl { .. }
+            | GitError::InvalidBranch { .. }
+            | GitError::InvalidConfig { .. }
+            | GitError::InvalidTemplate { .. }
+            | GitError::PathOutsideRepo { .. } => GitErrorKind::Config,
+            GitError::AuthFailed { .. } => GitErrorKind::Auth,
+            GitError::ServerError { .. } => GitErrorKind::Server,
+            GitError::Unreachable { .. } => GitErrorKind::Unreachable,
+            GitError::BranchNotFound { .. } => GitErrorKind::NotFound,
+            GitError::PushRejected { .. } | GitError::RetriesExhausted { .. } => GitErrorKind::Rejected,
+            GitError::Spawn { .. } | GitError::Command { .. } | GitError::Io { .. } => GitErrorKind::Other,
+        }
+    }
+
+    /// Whether retrying may help: a server error (5xx) or an unreachable server.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind(), GitErrorKind::Server | GitErrorKind::Unreachable)
+    }
+
+    /// The repository URL (without credentials), when the error is about the remote.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            GitError::InvalidUrl { url, .. }
+            | GitError::AuthFailed { url, .. }
+            | GitError::ServerError { url, .. }
+            | GitError::Unreachable { url, .. }
+            | GitError::BranchNotFound { url, .. }
+            | GitError::PushRejected { url, .. }
+            | GitError::RetriesExhausted { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The remote operation that failed: `clone`, `fetch`, `ls-remote` or `push`.
+    pub fn operation(&self) -> Option<&str> {
+        match self {
+            GitError::AuthFailed { operation, .. }
+            | GitError::ServerError { operation, .. }
+            | GitError::Unreachable { operation, .. } => Some(operation),
+            GitError::PushRejected { .. } | GitError::RetriesExhausted { .. } => Some("push"),
+            GitError::Command { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status the server answered, when known.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GitError::AuthFailed { status, .. } => *status,
+            GitError::ServerError { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The same error with the attempt count set (for [`GitError::ServerError`] and
+    /// [`GitError::Unreachable`]).
+    pub(crate) fn with_attempts(mut self, made: u32) -> Self {
+        if let GitError::ServerError { attempts, .. } | GitError::Unreachable { attempts, .. } = &mut self {
+            *attempts = made;
+        }
+        self
+    }
 }

@@ -5,12 +5,15 @@
 //! cicd_agents.Error
 //! ├── ConnectionError     the daemon cannot be reached (not the builtin ConnectionError)
 //! ├── InvalidOption       an argument that cannot be used (bad address, output spec, …)
-//! ├── BuildError          the build failed: step, file, line, log tail
+//! ├── BuildError          the build failed: step, file, line, log tail, registry
+//! │   └── RegistryAuthError   a registry refused the credentials (also an AuthError)
 //! ├── AuthError           credentials were refused (registry or git)
+//! │   └── GitAuthError        the git server refused the token (also a GitError)
 //! ├── Cancelled           the operation was cancelled
 //! ├── ValuesError         a values file could not be edited
-//! ├── GitError            the git write-back failed
-//! │   └── GitPushRejected the push was rejected (hook, protected branch, branch kept moving)
+//! ├── GitError            the git write-back failed: kind, url, operation, status
+//! │   ├── GitPushRejected the push was rejected (hook, protected branch, branch kept moving)
+//! │   └── GitAuthError    (see above)
 //! ├── InvalidPipeline     a pipeline definition is invalid
 //! ├── PoolError           a builder pool could not run the call
 //! │   └── PoolUnavailable no daemon of the pool could be used
@@ -25,9 +28,11 @@ use cicd_agents_buildkit::Error as BuildkitError;
 use cicd_agents_pipeline::definition::DefinitionError;
 use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
 use cicd_agents_pipeline::run::RunError;
+use cicd_agents_buildkit::build::RegistryFailure as RustRegistryFailure;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use pyo3::BoundObject;
 use tonic::Code;
 
@@ -53,7 +58,7 @@ pyo3::create_exception!(
     cicd_agents,
     BuildError,
     Error,
-    "The build failed.\n\nAttributes: `message` (the daemon's message), `step` (e.g. `[2/3] RUN make`),\n`file` and `line` (where in the Dockerfile), `source_lines` (the step's source) and\n`log_tail` (the last lines the step printed). `str(error)` is the full report the\ncommand line prints."
+    "The build failed.\n\nAttributes: `message` (the daemon's message), `step` (e.g. `[2/3] RUN make`),\n`file` and `line` (where in the Dockerfile), `source_lines` (the step's source),\n`log_tail` (the last lines the step printed) and `registry` (a `RegistryFailure` when the\nbuild failed talking to a registry, else None). `str(error)` is the full report the\ncommand line prints; its first line names the registry and the operation."
 );
 pyo3::create_exception!(
     cicd_agents,
@@ -77,7 +82,7 @@ pyo3::create_exception!(
     cicd_agents,
     GitError,
     Error,
-    "The git write-back failed (clone, commit or push). Messages never contain the token."
+    "The git write-back failed (clone, commit or push). Messages never contain the token.\n\nAttributes: `kind` (`auth`, `server`, `unreachable`, `not_found`, `rejected`, `other`),\n`url` (without credentials), `operation` (`clone`, `fetch`, `ls-remote`, `push`) and\n`status` (the HTTP status), each None when unknown."
 );
 pyo3::create_exception!(
     cicd_agents,
@@ -110,9 +115,115 @@ pyo3::create_exception!(
     "A pipeline definition is invalid."
 );
 
+static REGISTRY_AUTH_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static GIT_AUTH_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A class deriving from two of the exception classes above (`create_exception!` takes one
+/// base): `type(name, bases, {...})`.
+fn two_base_class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    bases: (Bound<'py, PyType>, Bound<'py, PyType>),
+    doc: &str,
+) -> PyResult<Bound<'py, PyType>> {
+    let class = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        let namespace = PyDict::new(py);
+        namespace.set_item("__doc__", doc)?;
+        namespace.set_item("__module__", "cicd_agents")?;
+        let bases = PyTuple::new(py, [bases.0, bases.1])?;
+        let class = py
+            .get_type::<pyo3::types::PyType>()
+            .call1((name, bases, namespace))?
+            .cast_into::<PyType>()?;
+        Ok(class.unbind())
+    })?;
+    Ok(class.bind(py).clone())
+}
+
+/// `RegistryAuthError(BuildError, AuthError)`.
+fn registry_auth_error(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_base_class(
+        py,
+        &REGISTRY_AUTH_ERROR,
+        "RegistryAuthError",
+        (py.get_type::<BuildError>(), py.get_type::<AuthError>()),
+        "A registry refused the build's credentials (HTTP 401/403) while pushing, exporting or\nimporting cache, or pulling. A BuildError (with `registry` set) and an AuthError.",
+    )
+}
+
+/// `GitAuthError(GitError, AuthError)`.
+fn git_auth_error(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_base_class(
+        py,
+        &GIT_AUTH_ERROR,
+        "GitAuthError",
+        (py.get_type::<GitError>(), py.get_type::<AuthError>()),
+        "The git server refused the token (HTTP 401/403). A GitError (kind `auth`) and an\nAuthError.",
+    )
+}
+
+/// A new exception of `class` with `message`, or a plain `fallback` if that fails.
+fn new_of(class: PyResult<Bound<'_, PyType>>, message: String, fallback: fn(String) -> PyErr) -> PyErr {
+    match class {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(_) => fallback(message),
+    }
+}
+
+/// Where a build failed talking to a registry (``BuildError.registry``).
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct RegistryFailure {
+    inner: RustRegistryFailure,
+}
+
+#[pymethods]
+impl RegistryFailure {
+    /// The registry's ``host[:port]``.
+    #[getter]
+    fn registry(&self) -> &str {
+        &self.inner.registry
+    }
+    /// ``push``, ``cache export``, ``cache import`` or ``pull``.
+    #[getter]
+    fn operation(&self) -> &'static str {
+        self.inner.operation.as_str()
+    }
+    /// The HTTP status the registry answered, or None (e.g. unreachable).
+    #[getter]
+    fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+    /// ``auth``, ``server``, ``unreachable`` or ``other``.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+    /// A short cause: ``401 Unauthorized``, ``connection refused``, ...
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "RegistryFailure(registry={:?}, operation={:?}, status={}, kind={:?})",
+            self.inner.registry,
+            self.inner.operation.as_str(),
+            self.inner.status.map(|s| s.to_string()).unwrap_or_else(|| "None".into()),
+            self.inner.kind.as_str()
+        )
+    }
+}
+
 /// Adds the exception types to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("RegistryAuthError", registry_auth_error(py)?)?;
+    m.add("GitAuthError", git_auth_error(py)?)?;
+    m.add_class::<RegistryFailure>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("ConnectionError", py.get_type::<ConnectionError>())?;
     m.add("InvalidOption", py.get_type::<InvalidOption>())?;
@@ -291,8 +402,17 @@ pub fn python_option(option: &str) -> String {
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
     let log_tail = PyList::new(py, &error.log_tail).ok().map(|l| l.into_any().unbind());
     let source_lines = PyList::new(py, &error.source_lines).ok().map(|l| l.into_any().unbind());
+    let base = if error.is_registry_auth_failure() {
+        new_of(registry_auth_error(py), message, BuildError::new_err)
+    } else {
+        BuildError::new_err(message)
+    };
+    let registry = error
+        .registry
+        .and_then(|inner| Py::new(py, RegistryFailure { inner }).ok())
+        .map(|r| r.into_any());
     with_attrs(
-        BuildError::new_err(message),
+        base,
         &[
             ("message", obj(py, error.message)),
             ("step", error.step.and_then(|s| obj(py, s))),
@@ -300,6 +420,7 @@ fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> P
             ("line", error.line.and_then(|l| obj(py, l))),
             ("source_lines", source_lines),
             ("log_tail", log_tail),
+            ("registry", registry),
         ],
     )
 }
@@ -359,6 +480,12 @@ pub fn from_values(err: cicd_agents_pipeline::error::ValuesError) -> PyErr {
 }
 
 fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
+    let common = [
+        ("kind", obj(py, err.kind().as_str())),
+        ("url", err.url().and_then(|u| obj(py, u))),
+        ("operation", err.operation().and_then(|o| obj(py, o))),
+        ("status", err.status().and_then(|s| obj(py, s))),
+    ];
     match err {
         RustGitError::InvalidUrl { reason, .. } => with_attrs(
             InvalidOption::new_err(message),
@@ -376,29 +503,30 @@ fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
             InvalidOption::new_err(message),
             &[("option", obj(py, "message")), ("reason", obj(py, reason))],
         ),
-        RustGitError::AuthFailed { url, operation } => with_attrs(
-            AuthError::new_err(message),
-            &[("url", obj(py, url)), ("operation", obj(py, operation))],
-        ),
-        RustGitError::PushRejected { url, branch, reason } => with_attrs(
-            GitPushRejected::new_err(message),
+        RustGitError::AuthFailed { .. } => {
+            with_attrs(new_of(git_auth_error(py), message, AuthError::new_err), &common)
+        }
+        RustGitError::PushRejected { branch, reason, .. } => with_attrs(
+            with_attrs(GitPushRejected::new_err(message), &common),
             &[
-                ("url", obj(py, url)),
                 ("branch", obj(py, branch)),
                 ("reason", obj(py, reason)),
                 ("attempts", None),
             ],
         ),
-        RustGitError::RetriesExhausted { url, branch, attempts, reason } => with_attrs(
-            GitPushRejected::new_err(message),
+        RustGitError::RetriesExhausted { branch, attempts, reason, .. } => with_attrs(
+            with_attrs(GitPushRejected::new_err(message), &common),
             &[
-                ("url", obj(py, url)),
                 ("branch", obj(py, branch)),
                 ("reason", obj(py, reason)),
                 ("attempts", obj(py, attempts)),
             ],
         ),
-        _ => GitError::new_err(message),
+        RustGitError::ServerError { attempts, .. } | RustGitError::Unreachable { attempts, .. } => with_attrs(
+            with_attrs(GitError::new_err(message), &common),
+            &[("attempts", obj(py, attempts))],
+        ),
+        _ => with_attrs(GitError::new_err(message), &common),
     }
 }
 
@@ -438,6 +566,7 @@ pub fn from_run(err: RunError) -> PyErr {
                     ("line", None),
                     ("source_lines", obj(py, Vec::<String>::new())),
                     ("log_tail", obj(py, Vec::<String>::new())),
+                    ("registry", None),
                 ],
             )
         }),

@@ -287,6 +287,88 @@ pub(crate) fn command_error(operation: &str, out: &GitOutput) -> GitError {
     }
 }
 
+/// How a remote git operation failed, read from git's (curl's) messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RemoteFailure {
+    /// Credentials refused or wanted (401/403).
+    Auth(Option<u16>),
+    /// A 5xx answer.
+    Server(u16),
+    /// No answer: refused, reset, timed out, unknown host. Holds git's words for it.
+    Unreachable(String),
+}
+
+/// curl's messages for a server that could not be reached or stopped answering.
+const UNREACHABLE_MARKERS: &[&str] = &[
+    "Failed to connect to",
+    "Couldn't connect to server",
+    "Connection refused",
+    "Could not resolve host",
+    "Connection timed out",
+    "Operation timed out",
+    "Empty reply from server",
+    "Connection reset by peer",
+    "Recv failure",
+    "Send failure",
+    "transfer closed with outstanding read data remaining",
+    "Failed sending data to the peer",
+    "Failure when receiving data from the peer",
+    "SSL connection timeout",
+    "Network is unreachable",
+    "No route to host",
+];
+
+/// Classifies a failed remote command's stderr; `None` when it is none of the above.
+pub(crate) fn classify_remote_failure(stderr: &str) -> Option<RemoteFailure> {
+    let status = http_status(stderr);
+    if let Some(code @ (401 | 403)) = status {
+        return Some(RemoteFailure::Auth(Some(code)));
+    }
+    if is_auth_failure(stderr) {
+        // git asks for credentials (and cannot, prompts being off) after a 401.
+        return Some(RemoteFailure::Auth(Some(401)));
+    }
+    if let Some(code @ 500..=599) = status {
+        return Some(RemoteFailure::Server(code));
+    }
+    let line = stderr
+        .lines()
+        .find(|line| UNREACHABLE_MARKERS.iter().any(|m| line.contains(m)))?;
+    let reason = match line.split_once("': ") {
+        Some((_, after)) => after,
+        None => line.trim_start_matches("fatal: ").trim_start_matches("error: "),
+    };
+    Some(RemoteFailure::Unreachable(reason.trim().chars().take(300).collect()))
+}
+
+/// The HTTP status in `The requested URL returned error: 500` or `RPC failed; HTTP 500`.
+fn http_status(stderr: &str) -> Option<u16> {
+    ["returned error: ", "HTTP "].iter().find_map(|marker| {
+        stderr.match_indices(marker).find_map(|(i, _)| {
+            let digits: String = stderr[i + marker.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let code: u16 = digits.parse().ok().filter(|_| digits.len() == 3)?;
+            (100..600).contains(&code).then_some(code)
+        })
+    })
+}
+
+/// The typed error of a remote failure, or `None` when the output is not one.
+pub(crate) fn remote_failure_error(
+    url: &str,
+    operation: &'static str,
+    out: &GitOutput,
+) -> Option<GitError> {
+    let url = url.to_string();
+    Some(match classify_remote_failure(&out.stderr)? {
+        RemoteFailure::Auth(status) => GitError::AuthFailed { url, operation, status },
+        RemoteFailure::Server(status) => GitError::ServerError { url, operation, status, attempts: 1 },
+        RemoteFailure::Unreachable(reason) => GitError::Unreachable { url, operation, reason, attempts: 1 },
+    })
+}
+
 /// Whether git's stderr says the server refused (or wanted) credentials.
 pub(crate) fn is_auth_failure(stderr: &str) -> bool {
     const MARKERS: &[&str] = &[
@@ -321,6 +403,25 @@ mod tests {
         assert!(!out.contains("s3cr3t"), "{out}");
         assert!(!out.contains(&b64), "{out}");
         assert_eq!(Redactor::new(None).redact("plain"), "plain");
+    }
+
+    #[test]
+    fn classifies_remote_failures() {
+        use RemoteFailure::*;
+        let c = classify_remote_failure;
+        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 500"), Some(Server(500)));
+        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 403"), Some(Auth(Some(403))));
+        assert_eq!(c("fatal: could not read Username for 'http://h': terminal prompts disabled"), Some(Auth(Some(401))));
+        assert_eq!(
+            c("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502\nfatal: the remote end hung up unexpectedly"),
+            Some(Server(502))
+        );
+        assert_eq!(
+            c("fatal: unable to access 'http://127.0.0.1:1/r.git/': Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"),
+            Some(Unreachable("Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server".into()))
+        );
+        assert_eq!(c("fatal: repository 'http://h/r.git/' not found"), None);
+        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 404"), None);
     }
 
     #[test]

@@ -13,10 +13,27 @@
 //!         rejected as out of date (fetch first, non-fast-forward, stale info,
 //!         incorrect old value, cannot lock ref)        -> jittered backoff, next attempt
 //!         rejected otherwise (hook, protected branch)  -> error
+//!         server error (5xx) or server unreachable     -> jittered backoff, next attempt
+//!         credentials refused (401/403)                -> error
 //! ```
 //!
 //! Because the edit is re-applied on the new tip and pushes are never forced, a concurrent
 //! writer's commit is never lost: both land, one after the other.
+//!
+//! # Transient server failures
+//!
+//! A 5xx answer or a server that cannot be reached ([`GitError::ServerError`],
+//! [`GitError::Unreachable`]) is retried, during the clone, the fetch and the push, within the
+//! same bounded [`RetryPolicy`] as a rejected push: these are what a restarting or overloaded
+//! git host produces, and a retry is safe because nothing is forced. A push whose answer was
+//! lost may still have landed: the next attempt's fetch then finds our commit as the tip and
+//! the write-back ends there instead of committing again. Refused credentials
+//! ([`GitError::AuthFailed`]) and other errors are not retried. Once the attempts are used up,
+//! the error of the last attempt is returned with the number of attempts made.
+//!
+//! [`GitError::ServerError`]: crate::error::GitError::ServerError
+//! [`GitError::Unreachable`]: crate::error::GitError::Unreachable
+//! [`GitError::AuthFailed`]: crate::error::GitError::AuthFailed
 //!
 //! # Why the system `git` and not `git2`
 //!
@@ -52,7 +69,7 @@ pub use template::{CommitVars, MessageTemplate, DEFAULT_TEMPLATE};
 
 use crate::error::{Error, GitError, Result};
 use crate::values::{self, KeyPath, Segment};
-use command::{command_error, is_auth_failure, GitOutput, GitRunner};
+use command::{command_error, remote_failure_error, GitOutput, GitRunner};
 
 /// HTTPS credentials: a token used as the basic-auth password.
 #[derive(Clone)]
@@ -166,7 +183,7 @@ pub struct WriteBackConfig {
     pub message: MessageTemplate,
     /// Token credentials (`None`: anonymous or `file://`).
     pub auth: Option<GitAuth>,
-    /// Retries on rejected pushes.
+    /// Retries on rejected pushes and on transient server failures (5xx, unreachable).
     pub retry: RetryPolicy,
     /// The git program (default `git`).
     pub git_program: PathBuf,
@@ -288,6 +305,15 @@ pub struct WriteBack {
     display_url: String,
 }
 
+/// What the last failed attempt of a write-back ran into.
+enum LastFailure {
+    None,
+    /// The push was rejected because the branch moved.
+    Rejected(String),
+    /// The server answered 5xx or could not be reached.
+    Transient(GitError),
+}
+
 /// How a push ended, from `git push --porcelain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PushStatus {
@@ -381,37 +407,32 @@ impl WriteBack {
         })?;
         let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
 
-        tracing::info!(url = %self.display_url, branch = %cfg.branch, "cloning (shallow)");
-        let out = git.run(
-            None,
-            [
-                "clone",
-                "--quiet",
-                "--depth",
-                "1",
-                "--single-branch",
-                "--no-tags",
-                "--branch",
-                &cfg.branch,
-                "--",
-                &cfg.url,
-            ]
-            .iter()
-            .map(std::ffi::OsStr::new)
-            .chain([repo.as_os_str()]),
-            &[],
-            None,
-        )?;
-        if !out.success {
-            return Err(self.remote_error("clone", &cfg.branch, &out).into());
-        }
+        self.clone_with_retries(&git, &repo)?;
 
-        let mut last_reason = String::new();
+        // What the last failed attempt ran into, for the error once attempts are used up.
+        let mut last_failure = LastFailure::None;
+        // A commit whose push failed in transit (5xx, connection lost): the server may have
+        // taken it anyway, which the next attempt's fetch shows.
+        let mut in_flight: Option<WriteBackOutcome> = None;
         for attempt in 1..=cfg.retry.max_attempts {
             if attempt > 1 || target != cfg.branch {
-                self.sync(&git, &repo, &target)?;
+                match self.sync(&git, &repo, &target) {
+                    Ok(()) => {}
+                    Err(err) if err.is_transient() => {
+                        last_failure = LastFailure::Transient(err);
+                        self.pause_after(attempt, &last_failure);
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
             let parent = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            if let Some(landed) = in_flight.take() {
+                if landed.commit.as_deref() == Some(parent.as_str()) {
+                    tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
+                    return Ok(WriteBackOutcome { attempts: attempt - 1, ..landed });
+                }
+            }
             let worktree = Worktree {
                 root: &repo,
                 attempt,
@@ -455,23 +476,24 @@ impl WriteBack {
                 return Err(command_error("commit", &out).into());
             }
             let commit = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
-            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?files, "pushing");
-            match self.push(&git, &repo, &target)? {
-                PushStatus::Pushed => {
+            let outcome = WriteBackOutcome {
+                commit: Some(commit.clone()),
+                parent: parent.clone(),
+                branch: target.clone(),
+                attempts: attempt,
+                files,
+                message: Some(message),
+            };
+            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?outcome.files, "pushing");
+            match self.push(&git, &repo, &target) {
+                Ok(PushStatus::Pushed) => {
                     tracing::info!(commit = %commit, branch = %target, attempt, "pushed");
-                    return Ok(WriteBackOutcome {
-                        commit: Some(commit),
-                        parent,
-                        branch: target,
-                        attempts: attempt,
-                        files,
-                        message: Some(message),
-                    });
+                    return Ok(outcome);
                 }
-                PushStatus::Rejected {
+                Ok(PushStatus::Rejected {
                     reason,
                     retryable: false,
-                } => {
+                }) => {
                     return Err(GitError::PushRejected {
                         url: self.display_url.clone(),
                         branch: target,
@@ -479,28 +501,105 @@ impl WriteBack {
                     }
                     .into());
                 }
-                PushStatus::Rejected {
+                Ok(PushStatus::Rejected {
                     reason,
                     retryable: true,
-                } => {
-                    last_reason = reason;
-                    if attempt < cfg.retry.max_attempts {
-                        let delay = cfg.retry.backoff(attempt);
-                        tracing::warn!(
-                            branch = %target, attempt, reason = %last_reason, delay_ms = delay.as_millis() as u64,
-                            "push rejected because the branch moved; fetching the new tip and re-applying the edit"
-                        );
-                        std::thread::sleep(delay);
-                    }
+                }) => {
+                    last_failure = LastFailure::Rejected(reason);
+                    self.pause_after(attempt, &last_failure);
                 }
+                Err(err) if err.is_transient() => {
+                    in_flight = Some(outcome);
+                    last_failure = LastFailure::Transient(err);
+                    self.pause_after(attempt, &last_failure);
+                }
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(Error::Git(GitError::RetriesExhausted {
-            url: self.display_url.clone(),
-            branch: target,
-            attempts: cfg.retry.max_attempts,
-            reason: last_reason,
+        let attempts = cfg.retry.max_attempts;
+        Err(Error::Git(match last_failure {
+            LastFailure::Transient(err) => err.with_attempts(attempts),
+            LastFailure::Rejected(reason) => GitError::RetriesExhausted {
+                url: self.display_url.clone(),
+                branch: target,
+                attempts,
+                reason,
+            },
+            LastFailure::None => GitError::RetriesExhausted {
+                url: self.display_url.clone(),
+                branch: target,
+                attempts,
+                reason: String::new(),
+            },
         }))
+    }
+
+    /// The shallow clone, retried like a push when the server answers 5xx or cannot be
+    /// reached.
+    fn clone_with_retries(&self, git: &GitRunner, repo: &Path) -> Result<(), GitError> {
+        let cfg = &self.config;
+        let mut attempt = 1;
+        loop {
+            tracing::info!(url = %self.display_url, branch = %cfg.branch, attempt, "cloning (shallow)");
+            if repo.exists() {
+                std::fs::remove_dir_all(repo).map_err(|source| GitError::Io {
+                    action: "removing a partial clone".into(),
+                    source,
+                })?;
+            }
+            let out = git.run(
+                None,
+                [
+                    "clone",
+                    "--quiet",
+                    "--depth",
+                    "1",
+                    "--single-branch",
+                    "--no-tags",
+                    "--branch",
+                    &cfg.branch,
+                    "--",
+                    &cfg.url,
+                ]
+                .iter()
+                .map(std::ffi::OsStr::new)
+                .chain([repo.as_os_str()]),
+                &[],
+                None,
+            )?;
+            if out.success {
+                return Ok(());
+            }
+            let err = self.remote_error("clone", &cfg.branch, &out);
+            if !err.is_transient() || attempt >= cfg.retry.max_attempts {
+                return Err(err.with_attempts(attempt));
+            }
+            let failure = LastFailure::Transient(err);
+            self.pause_after(attempt, &failure);
+            attempt += 1;
+        }
+    }
+
+    /// Logs why attempt `attempt` failed and sleeps the policy's backoff, unless it was the
+    /// last attempt.
+    fn pause_after(&self, attempt: u32, failure: &LastFailure) {
+        if attempt >= self.config.retry.max_attempts {
+            return;
+        }
+        let delay = self.config.retry.backoff(attempt);
+        let delay_ms = delay.as_millis() as u64;
+        match failure {
+            LastFailure::Rejected(reason) => tracing::warn!(
+                attempt, reason = %reason, delay_ms,
+                "push rejected because the branch moved; fetching the new tip and re-applying the edit"
+            ),
+            LastFailure::Transient(err) => tracing::warn!(
+                attempt, error = %err, delay_ms,
+                "the git server failed or could not be reached; retrying"
+            ),
+            LastFailure::None => {}
+        }
+        std::thread::sleep(delay);
     }
 
     /// Fetches the tip to build on (the push branch if it exists, else the base branch) and
@@ -583,11 +682,8 @@ impl WriteBack {
     }
 
     fn remote_error(&self, operation: &'static str, branch: &str, out: &GitOutput) -> GitError {
-        if is_auth_failure(&out.stderr) {
-            return GitError::AuthFailed {
-                url: self.display_url.clone(),
-                operation,
-            };
+        if let Some(err) = remote_failure_error(&self.display_url, operation, out) {
+            return err;
         }
         if out.stderr.contains("Remote branch") && out.stderr.contains("not found")
             || out.stderr.contains("couldn't find remote ref")

@@ -80,14 +80,8 @@ fn ls_remote(
 }
 
 fn remote_failure(display_url: &str, operation: &'static str, out: &GitOutput) -> GitError {
-    if super::command::is_auth_failure(&out.stderr) {
-        GitError::AuthFailed {
-            url: display_url.to_string(),
-            operation,
-        }
-    } else {
-        super::command::command_error(operation, out)
-    }
+    super::command::remote_failure_error(display_url, operation, out)
+        .unwrap_or_else(|| super::command::command_error(operation, out))
 }
 
 fn is_object_id(text: &str) -> bool {

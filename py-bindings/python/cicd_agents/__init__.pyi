@@ -37,6 +37,7 @@ __all__ = [
     "Error",
     "FileEdit",
     "GcPolicy",
+    "GitAuthError",
     "GitError",
     "GitPushRejected",
     "InvalidOption",
@@ -47,6 +48,8 @@ __all__ = [
     "PooledBuild",
     "PoolError",
     "PoolUnavailable",
+    "RegistryAuthError",
+    "RegistryFailure",
     "RunReport",
     "StatusEvent",
     "UsageRecord",
@@ -110,8 +113,32 @@ class InvalidOption(Error):
     reason: str
     flag: Optional[str]
 
+@final
+class RegistryFailure:
+    """Where a build failed talking to a registry (``BuildError.registry``)."""
+
+    @property
+    def registry(self) -> str:
+        """The registry's ``host[:port]`` (never with credentials)."""
+    @property
+    def operation(self) -> str:
+        """``push``, ``cache export``, ``cache import`` or ``pull``."""
+    @property
+    def status(self) -> Optional[int]:
+        """The HTTP status the registry answered, or None (e.g. unreachable)."""
+    @property
+    def kind(self) -> str:
+        """``auth``, ``server``, ``unreachable`` or ``other``."""
+    @property
+    def reason(self) -> str:
+        """A short cause: ``401 Unauthorized``, ``connection refused``, ..."""
+
 class BuildError(Error):
-    """The build failed; ``str(err)`` is the command line's report."""
+    """The build failed; ``str(err)`` is the command line's report.
+
+    When it failed talking to a registry, ``registry`` says which, what for and how, and
+    the report's first line names them (``pushing to registry HOST failed: 401 Unauthorized``).
+    """
 
     message: str
     step: Optional[str]
@@ -119,9 +146,15 @@ class BuildError(Error):
     line: Optional[int]
     source_lines: List[str]
     log_tail: List[str]
+    registry: Optional[RegistryFailure]
 
 class AuthError(Error):
-    """Credentials were refused (daemon call or git server)."""
+    """Credentials were refused (daemon call, registry or git server)."""
+
+class RegistryAuthError(BuildError, AuthError):
+    """A registry refused the build's credentials (HTTP 401/403); ``registry`` is set."""
+
+    registry: RegistryFailure
 
 class Cancelled(Error):
     """The operation was cancelled."""
@@ -134,7 +167,20 @@ class ValuesError(Error):
     line: Optional[int]
 
 class GitError(Error):
-    """The git write-back failed."""
+    """The git write-back failed. Server errors (5xx) and an unreachable server are retried
+    with backoff before this is raised; ``attempts`` then says how many were made."""
+
+    kind: str
+    """``auth``, ``server``, ``unreachable``, ``not_found``, ``rejected`` or ``other``."""
+    url: Optional[str]
+    """The repository URL, without credentials."""
+    operation: Optional[str]
+    """``clone``, ``fetch``, ``ls-remote`` or ``push``."""
+    status: Optional[int]
+    """The HTTP status the git server answered, when known."""
+
+class GitAuthError(GitError, AuthError):
+    """The git server refused the token (HTTP 401/403)."""
 
 class GitPushRejected(GitError):
     """The push was rejected (hook, protected branch, or the branch kept moving)."""
