@@ -286,11 +286,11 @@ where
 /// Converts a BuildKit client error.
 pub fn from_buildkit(err: BuildkitError) -> PyErr {
     let message = err.to_string();
-    from_buildkit_as(err, message)
+    from_buildkit_with_message(err, message)
 }
 
 /// [`from_buildkit`] with another message (e.g. naming the pool daemon that ran the build).
-pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
+pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr {
     Python::attach(|py| match err {
         BuildkitError::InvalidAddress { address, reason } => with_attrs(
             InvalidOption::new_err(message),

@@ -157,7 +157,7 @@ fn from_pool(err: RustPoolError) -> PyErr {
             )
         }),
         RustPoolError::Build { address, source, passed_over } => {
-            let err = errors::from_buildkit_as(source, message);
+            let err = errors::from_buildkit_with_message(source, message);
             Python::attach(|py| {
                 with_attrs(err, &[("address", obj(py, address)), ("passed_over", obj(py, attempts(passed_over)))])
             })
