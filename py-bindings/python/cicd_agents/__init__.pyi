@@ -355,6 +355,7 @@ class Client:
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
+        tls_skip_verify: bool = False,
     ) -> "Client": ...
     @staticmethod
     def connect_async(
@@ -365,6 +366,7 @@ class Client:
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
+        tls_skip_verify: bool = False,
     ) -> Awaitable["Client"]: ...
     @property
     def address(self) -> str: ...
