@@ -49,14 +49,25 @@ class TlsRelay:
     connection into the Docker daemon's BuildKit (/grpc upgrade)."""
 
     def __init__(self, tmp_path, docker_sock):
+        # A CA and a server certificate it signs, for localhost and 127.0.0.1.
+        self.ca = tmp_path / "ca.pem"
         self.cert = tmp_path / "cert.pem"
         key = tmp_path / "key.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", str(key), "-out", str(self.cert), "-days", "1",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            check=True, capture_output=True,
+        ext = tmp_path / "server.ext"
+        ext.write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
         )
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for command in (
+            ["openssl", "req", "-x509", *ec, "-keyout", str(tmp_path / "ca.key"), "-out", str(self.ca),
+             "-days", "1", "-subj", "/CN=pytest CA"],
+            ["openssl", "req", *ec, "-keyout", str(key), "-out", str(tmp_path / "server.csr"), "-subj", "/CN=localhost"],
+            ["openssl", "x509", "-req", "-in", str(tmp_path / "server.csr"), "-CA", str(self.ca),
+             "-CAkey", str(tmp_path / "ca.key"), "-CAcreateserial", "-out", str(self.cert), "-days", "1",
+             "-extfile", str(ext)],
+        ):
+            subprocess.run(command, check=True, capture_output=True)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(self.cert, key)
         self.context.set_alpn_protocols(["h2"])
@@ -110,14 +121,14 @@ def test_the_daemon_certificate_is_verified_by_default(tls_relay):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # verification on: no warning at all
         with pytest.raises(cicd_agents.Error) as caught:
-            cicd_agents.Client(tls_relay.addr, tls_ca=tls_relay.cert, tls_server_name="not-the-daemon.example")
+            cicd_agents.Client(tls_relay.addr, tls_ca=tls_relay.ca, tls_server_name="not-the-daemon.example")
     message = str(caught.value)
     assert "certificate could not be verified" in message, message
     assert "127.0.0.1" in message and "not-the-daemon.example" in message, message
     # The right CA and name: connects without any warning.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        client = cicd_agents.Client(tls_relay.addr, tls_ca=tls_relay.cert)
+        client = cicd_agents.Client(tls_relay.addr, tls_ca=tls_relay.ca)
         assert client.info().version
 
 
