@@ -24,6 +24,9 @@ pub struct ConnectionArgs {
     /// Server name expected in the daemon's certificate.
     #[arg(long = "tlsservername", global = true)]
     pub tls_server_name: Option<String>,
+    /// Do not verify the daemon's TLS certificate (insecure: prints a warning).
+    #[arg(long = "tls-skip-verify", global = true)]
+    pub tls_skip_verify: bool,
 }
 
 impl ConnectionArgs {
@@ -33,7 +36,14 @@ impl ConnectionArgs {
             cert: self.tls_cert.clone(),
             key: self.tls_key.clone(),
             server_name: self.tls_server_name.clone(),
+            insecure_skip_verify: self.tls_skip_verify,
         };
+        if self.tls_skip_verify {
+            eprintln!(
+                "WARNING: --tls-skip-verify: the daemon's TLS certificate is NOT verified; anyone on the network \
+                 path can impersonate it and read build secrets and registry credentials"
+            );
+        }
         Client::builder().address_opt(self.addr.clone()).tls(tls).connect().await
     }
 }

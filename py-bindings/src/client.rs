@@ -276,13 +276,15 @@ fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
 /// A connection to a BuildKit daemon.
 ///
 /// ``Client(addr=None, *, tls_ca=None, tls_cert=None, tls_key=None,
-/// tls_server_name=None, connect_timeout=None, keepalive=None)`` connects
+/// tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=False)`` connects
 /// (blocking, the GIL released). ``addr`` is ``unix:///path``, ``tcp://host:port`` or
 /// ``docker://[unix:///path|tcp://host:port]``; without it the address is
 /// resolved like ``buildctl`` and ``buildx`` do: ``$BUILDKIT_HOST``,
 /// ``$DOCKER_HOST`` (as ``docker://``), ``/run/buildkit/buildkitd.sock``,
 /// ``$XDG_RUNTIME_DIR/buildkit/buildkitd.sock``, ``/var/run/docker.sock``.
-/// The TLS files (PEM) apply to ``tcp://`` daemons. Use
+/// The TLS files (PEM) apply to ``tcp://`` daemons, whose certificate is
+/// always verified unless ``tls_skip_verify=True`` (insecure: emits a
+/// ``RuntimeWarning``). Use
 /// ``await Client.connect_async(...)`` from asyncio code.
 ///
 /// Every method blocks with the GIL released; Ctrl-C (KeyboardInterrupt)
@@ -302,16 +304,42 @@ pub struct Client {
     pub(crate) inner: cicd_agents_buildkit::Client,
 }
 
+/// The TLS keyword arguments of ``Client(...)`` and ``BuilderPool(...)``.
+pub(crate) struct TlsArgs {
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) skip_verify: bool,
+}
+
+impl TlsArgs {
+    /// The library's options; warns (``RuntimeWarning``) when verification is off.
+    pub(crate) fn options(self, py: Python<'_>) -> PyResult<TlsOptions> {
+        if self.skip_verify {
+            let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+            PyErr::warn(
+                py,
+                &category,
+                c"tls_skip_verify=True: the daemon's TLS certificate is NOT verified; anyone on the network path \
+can impersonate it and read build secrets and registry credentials",
+                2,
+            )?;
+        }
+        Ok(TlsOptions::default()
+            .insecure_skip_verify(self.skip_verify)
+            .with_paths(self.ca, self.cert, self.key, self.server_name))
+    }
+}
+
 fn builder(
+    py: Python<'_>,
     addr: Option<String>,
-    tls_ca: Option<PathBuf>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_server_name: Option<String>,
+    tls: TlsArgs,
     connect_timeout: Option<&Bound<'_, PyAny>>,
     keepalive: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<cicd_agents_buildkit::ClientBuilder> {
-    let tls = TlsOptions { ca_cert: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name };
+    let tls = tls.options(py)?;
     let mut builder = cicd_agents_buildkit::Client::builder().address_opt(addr).tls(tls);
     if let Some(timeout) = connect_timeout.filter(|t| !t.is_none()) {
         builder = builder.connect_timeout(duration(timeout, "connect_timeout")?);
@@ -357,7 +385,8 @@ fn prune_options(
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         addr: Option<String>,
@@ -367,8 +396,10 @@ impl Client {
         tls_server_name: Option<String>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         keepalive: Option<&Bound<'_, PyAny>>,
+        tls_skip_verify: bool,
     ) -> PyResult<Self> {
-        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout, keepalive)?;
+        let tls = TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify };
+        let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         let inner = block_on(py, builder.connect())?.map_err(errors::from_buildkit)?;
         Ok(Client { inner })
     }
@@ -376,7 +407,8 @@ impl Client {
     /// Connects without blocking the event loop: ``client = await Client.connect_async(addr)``.
     /// Takes the same arguments as ``Client(...)``.
     #[staticmethod]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=false))]
+    #[allow(clippy::too_many_arguments)]
     fn connect_async<'py>(
         py: Python<'py>,
         addr: Option<String>,
@@ -386,8 +418,10 @@ impl Client {
         tls_server_name: Option<String>,
         connect_timeout: Option<&Bound<'py, PyAny>>,
         keepalive: Option<&Bound<'py, PyAny>>,
+        tls_skip_verify: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let builder = builder(addr, tls_ca, tls_cert, tls_key, tls_server_name, connect_timeout, keepalive)?;
+        let tls = TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify };
+        let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         awaitable(py, async move {
             let inner = builder.connect().await.map_err(errors::from_buildkit)?;
             Ok(Client { inner })

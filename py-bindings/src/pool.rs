@@ -12,7 +12,6 @@ use cicd_agents_buildkit::pool::{
     PoolError as RustPoolError, PooledBuild as RustPooledBuild,
 };
 use cicd_agents_buildkit::progress::ProgressSink;
-use cicd_agents_buildkit::TlsOptions;
 use pyo3::prelude::*;
 
 use crate::build::{build_context, write_metadata, BuildArgs, BuildResult, Prepared};
@@ -230,19 +229,22 @@ impl BuilderPool {
 #[pymethods]
 impl BuilderPool {
     #[new]
-    #[pyo3(signature = (addresses, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, health_timeout=None, connect_timeout=None, retry_after=None))]
+    #[pyo3(signature = (addresses, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, tls_skip_verify=false, health_timeout=None, connect_timeout=None, retry_after=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         addresses: Vec<String>,
         tls_ca: Option<std::path::PathBuf>,
         tls_cert: Option<std::path::PathBuf>,
         tls_key: Option<std::path::PathBuf>,
         tls_server_name: Option<String>,
+        tls_skip_verify: bool,
         health_timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         retry_after: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let tls = TlsOptions { ca_cert: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name };
+        let tls = crate::client::TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify }
+            .options(py)?;
         let mut pool = RustPool::new(&addresses, tls).map_err(from_pool)?;
         if let Some(value) = health_timeout.filter(|v| !v.is_none()) {
             pool = pool.health_timeout(duration(value, "health_timeout")?);

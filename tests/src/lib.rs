@@ -25,5 +25,5 @@ pub use cli::{cli, cli_binary};
 pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
 pub use error::{Error, Result};
 pub use fault_proxy::{FaultProxy, Match, SeenRequest};
-pub use registry::manifest_digest;
+pub use registry::{manifest_digest, ImageContents, RegistryReader};
 pub use relay::{probe_h2, Relay};

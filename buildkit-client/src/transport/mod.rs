@@ -95,7 +95,7 @@ impl Transport {
                                 .connector
                                 .connect(tls.server_name.clone(), stream)
                                 .await
-                                .map_err(|err| self.connect_error(format!("TLS handshake: {err}")))?;
+                                .map_err(|err| self.connect_error(handshake_failure(host, tls, &err)))?;
                             Ok(Box::new(stream) as BoxedStream)
                         }
                     }
@@ -157,6 +157,29 @@ impl Transport {
             // it to tonic's generic "transport error".
             Err(err) => Err(take_our_error(&err).unwrap_or_else(|| self.connect_error(error_chain(&err)))),
         }
+    }
+}
+
+/// Says why a TLS handshake with `host` failed; a certificate that could not
+/// be verified is named as such, with the ways out.
+fn handshake_failure(host: &str, tls: &TlsSettings, err: &std::io::Error) -> String {
+    let name = match &tls.server_name {
+        rustls::pki_types::ServerName::DnsName(name) => name.as_ref().to_string(),
+        rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
+    };
+    let certificate = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+    if certificate {
+        format!(
+            "TLS handshake with {host}: the daemon's certificate could not be verified for the name {name:?} ({err}); \
+             give the CA that signed it (--tlscacert), the name it carries (--tlsservername), \
+             or skip verification (--tls-skip-verify, insecure)"
+        )
+    } else {
+        format!("TLS handshake with {host}: {err}")
     }
 }
 

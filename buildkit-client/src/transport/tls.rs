@@ -1,5 +1,11 @@
 //! TLS and mutual TLS for `tcp://` daemons, configured like `buildctl`'s
 //! `--tlscacert`, `--tlscert`, `--tlskey` and `--tlsservername`.
+//!
+//! The daemon's certificate is always verified (against `ca_cert`, or the
+//! system's roots) and must carry the expected name, unless
+//! [`TlsOptions::insecure_skip_verify`] is set explicitly; that logs a
+//! warning each time a connection is configured, and the handshake still
+//! checks that the daemon holds the key of the certificate it shows.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,12 +28,21 @@ pub struct TlsOptions {
     pub key: Option<PathBuf>,
     /// The name the daemon's certificate must carry; defaults to the address's host.
     pub server_name: Option<String>,
+    /// Accept any certificate from the daemon, unverified (like buildctl's
+    /// `--tlsskipverify`). Anyone on the path can then impersonate the
+    /// daemon and read the build's secrets and credentials: for tests and
+    /// throw-away set-ups only. Off by default; a warning is logged when on.
+    pub insecure_skip_verify: bool,
 }
 
 impl TlsOptions {
     /// Whether any option is set, i.e. whether TLS is wanted.
     pub fn is_enabled(&self) -> bool {
-        self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some() || self.server_name.is_some()
+        self.ca_cert.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.server_name.is_some()
+            || self.insecure_skip_verify
     }
 
     /// Trusts the certificate authorities in this PEM file.
@@ -47,6 +62,70 @@ impl TlsOptions {
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = Some(name.into());
         self
+    }
+
+    /// Sets every file and the server name at once, each only if given
+    /// (for front ends whose options are all optional).
+    pub fn with_paths(
+        mut self,
+        ca_cert: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        server_name: Option<String>,
+    ) -> Self {
+        self.ca_cert = ca_cert.or(self.ca_cert);
+        self.cert = cert.or(self.cert);
+        self.key = key.or(self.key);
+        self.server_name = server_name.or(self.server_name);
+        self
+    }
+
+    /// Skips verifying the daemon's certificate (insecure; see the field).
+    pub fn insecure_skip_verify(mut self, skip: bool) -> Self {
+        self.insecure_skip_verify = skip;
+        self
+    }
+}
+
+/// Accepts any server certificate, but still checks the handshake
+/// signatures (the daemon must hold the key of the certificate it shows).
+#[derive(Debug)]
+struct UnverifiedServer {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -90,6 +169,13 @@ impl TlsOptions {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_cert {
+            _ if self.insecure_skip_verify => {
+                tracing::warn!(
+                    host,
+                    "TLS certificate verification of the daemon is OFF (insecure_skip_verify): \
+                     anyone on the network path can impersonate it and read secrets and credentials"
+                );
+            }
             Some(path) => {
                 for cert in read_certificates(path)? {
                     roots
@@ -107,10 +193,14 @@ impl TlsOptions {
                 }
             }
         }
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|err| tls_error(None, err.to_string()))?
-            .with_root_certificates(roots);
+            .map_err(|err| tls_error(None, err.to_string()))?;
+        let builder = if self.insecure_skip_verify {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(UnverifiedServer { provider }))
+        } else {
+            builder.with_root_certificates(roots)
+        };
         let mut config = match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
                 let chain = read_certificates(cert)?;

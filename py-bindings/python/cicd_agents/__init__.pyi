@@ -447,6 +447,7 @@ class Client:
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
         keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
+        tls_skip_verify: bool = False,
     ) -> "Client": ...
     @staticmethod
     def connect_async(
@@ -458,6 +459,7 @@ class Client:
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
         keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
+        tls_skip_verify: bool = False,
     ) -> Awaitable["Client"]: ...
     @property
     def address(self) -> str: ...
@@ -634,6 +636,7 @@ class BuilderPool:
         tls_cert: Optional[_Path] = None,
         tls_key: Optional[_Path] = None,
         tls_server_name: Optional[str] = None,
+        tls_skip_verify: bool = False,
         health_timeout: Optional[_Seconds] = None,
         connect_timeout: Optional[_Seconds] = None,
         retry_after: Optional[_Seconds] = None,
