@@ -30,6 +30,7 @@ Errors derive from :class:`cicd_agents.Error`. Note that
 """
 
 from ._native import (
+    ActiveBuild,
     AuthError,
     BuildError,
     BuildkitVersion,
@@ -65,6 +66,7 @@ from ._native import (
 )
 
 __all__ = [
+    "ActiveBuild",
     "AuthError",
     "BuildError",
     "BuildkitVersion",
