@@ -394,6 +394,7 @@ fn prune_options(
 #[pymethods]
 impl Client {
     #[new]
+    #[allow(clippy::too_many_arguments)] // one keyword argument per option, as Python users call it
     #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
     fn new(
         py: Python<'_>,
@@ -413,6 +414,7 @@ impl Client {
     /// Connects without blocking the event loop: ``client = await Client.connect_async(addr)``.
     /// Takes the same arguments as ``Client(...)``.
     #[staticmethod]
+    #[allow(clippy::too_many_arguments)] // the same keyword arguments as Client(...)
     #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None))]
     fn connect_async<'py>(
         py: Python<'py>,
