@@ -192,6 +192,9 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
             if !rest.starts_with('/') {
                 return Err(invalid(whole, "the unix socket path must be absolute (unix:///path)"));
             }
+            if rest.contains('\0') {
+                return Err(invalid(whole, "the unix socket path contains a NUL byte"));
+            }
             Ok(Endpoint::Unix(PathBuf::from(rest)))
         }
         "tcp" => parse_host_port(rest, whole),
@@ -208,8 +211,14 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
+    if authority.contains('@') {
+        return Err(invalid(whole, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
+    }
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
+    }
+    if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(whole, "the address contains spaces or control characters"));
     }
     let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
         let Some((host, tail)) = after_bracket.split_once(']') else {
@@ -231,6 +240,7 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     if host.is_empty() {
         return Err(invalid(whole, "missing host; write tcp://host:port"));
     }
+    check_host(host, authority.starts_with('['), whole)?;
     let port: u16 = port
         .parse()
         .map_err(|_| invalid(whole, format!("port {port:?} is not a number between 1 and 65535")))?;
@@ -238,6 +248,38 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
         return Err(invalid(whole, "port 0 is not a valid daemon port"));
     }
     Ok(Endpoint::Tcp { host: host.to_string(), port })
+}
+
+/// A host name or IPv4 literal, or (in brackets) an IPv6 literal with an optional `%zone`.
+fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
+    if bracketed {
+        let (address, zone) = host.split_once('%').unwrap_or((host, "x"));
+        let zone_ok = !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if address.parse::<std::net::Ipv6Addr>().is_err() || !zone_ok {
+            return Err(invalid(whole, format!("{host:?} in brackets is not an IPv6 address")));
+        }
+        return Ok(());
+    }
+    if !is_host_name(host) && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(invalid(
+            whole,
+            format!("{host:?} is not a host name or IPv4 address; write tcp://host:port or tcp://[ipv6]:port"),
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS name (or IPv4 literal): labels of ASCII letters, digits, `-` and `_`
+/// separated by dots, none empty and none starting or ending with `-`.
+fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 #[cfg(test)]
@@ -260,6 +302,7 @@ mod tests {
         assert_eq!(parse("docker://"), Address::Docker(Endpoint::Unix(DEFAULT_DOCKER_SOCKET.into())));
         assert_eq!(parse("docker://unix:///x/docker.sock"), Address::Docker(Endpoint::Unix("/x/docker.sock".into())));
         assert_eq!(parse("docker://tcp://dockerhost:2375"), Address::Docker(Endpoint::Tcp { host: "dockerhost".into(), port: 2375 }));
+        assert_eq!(parse("tcp://[fe80::1%eth0]:1234"), Address::Buildkitd(Endpoint::Tcp { host: "fe80::1%eth0".into(), port: 1234 }));
     }
 
     #[test]
@@ -275,6 +318,11 @@ mod tests {
             "", "unix://", "unix://relative.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "tcp://h:0", "tcp://h:x",
             "tcp://::1:80", "tcp://[::1", "tcp://h:1/path", "http://h:1", "docker://docker.sock", "ssh://me@host",
             "/var/run/docker.sock", "://", "docker://tcp://", "docker://unix://",
+            // Brackets belong around IPv6 literals only (found by the address fuzz target).
+            "tcp://[[::1]:80", "tcp://x]:1", "tcp://a[b:1", "tcp://[host]:1", "tcp://[]:1", "tcp://[::1%]:1", "tcp://[::1%a b]:1",
+            "tcp://user@host:1", "tcp://ho st:1", "docker://tcp://h]:2375",
+            "tcp://user:pw@host:1234", "tcp://user@host:1234", "docker://tcp://u:p@h:2375", "tcp://ho st:1",
+            "tcp://höst:1", "tcp://h\n:1", "tcp://[zz]:1", "tcp://-h:1", "tcp://a..b:1", "tcp://h_*:1",
         ] {
             let err = match text.parse::<Address>() {
                 Ok(address) => panic!("{text:?} parsed as {address:?}"),

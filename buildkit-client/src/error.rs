@@ -145,6 +145,28 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// The registry failure of a build that failed talking to a registry (push, cache
+    /// export or import, pull).
+    pub fn registry_failure(&self) -> Option<&crate::build::RegistryFailure> {
+        match self {
+            Error::Build(build) => build.registry.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether a registry refused the build's credentials (HTTP 401/403).
+    pub fn is_registry_auth_failure(&self) -> bool {
+        self.registry_failure().is_some_and(crate::build::RegistryFailure::is_auth)
+    }
+
+    /// Whether the caller's input is the cause: a malformed address, option,
+    /// spec or TLS setting, a missing context, Dockerfile, secret file or SSH
+    /// socket. Such errors are found before anything is sent to the daemon;
+    /// the command line exits with 2 for them (bad usage), 1 for the rest.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. })
+    }
+
     /// Whether the daemon or the connection to it is the cause (as opposed to
     /// the request or the build).
     pub fn is_connection(&self) -> bool {

@@ -23,6 +23,9 @@ pub mod build;
 mod client;
 pub mod control;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pool;
 pub mod progress;
 pub mod session;

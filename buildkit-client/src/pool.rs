@@ -142,8 +142,8 @@ pub struct PooledBuild {
     pub result: BuildResult,
     /// The daemon that ran it.
     pub address: String,
-    /// Daemons tried before, in order, with why they were passed over (a daemon lost in the
-    /// middle of the build is listed here too).
+    /// Daemons tried before, in order, with why they were passed over: those that failed
+    /// their health check before the build started, and those lost in the middle of it.
     pub passed_over: Vec<Attempt>,
 }
 
@@ -315,10 +315,17 @@ impl BuilderPool {
     /// A healthy daemon for `key`: the first in the key's ranking that connects and answers
     /// `ListWorkers` in time. Returns the client and the daemon's address.
     pub async fn client_for(&self, key: &str) -> Result<(Client, String), PoolError> {
-        self.client_after(key, Vec::new()).await
+        let (client, address, _) = self.client_after(key, Vec::new()).await?;
+        Ok((client, address))
     }
 
-    async fn client_after(&self, key: &str, mut tried: Vec<Attempt>) -> Result<(Client, String), PoolError> {
+    /// The first healthy daemon for `key` that is not in `tried`. Returns it with `tried`
+    /// extended by every daemon passed over on the way (so that a build can report them).
+    async fn client_after(
+        &self,
+        key: &str,
+        mut tried: Vec<Attempt>,
+    ) -> Result<(Client, String, Vec<Attempt>), PoolError> {
         for member in self.order(key) {
             if tried.iter().any(|t| t.address == member.address) {
                 continue;
@@ -330,7 +337,7 @@ impl BuilderPool {
                         tracing::info!(%key, address = %member.address, passed_over = %list(&tried), "failing over");
                     }
                     tracing::debug!(%key, address = %member.address, "routed");
-                    return Ok((client, member.address.clone()));
+                    return Ok((client, member.address.clone(), tried));
                 }
                 Err(err) => {
                     let reason = err.to_string();
@@ -354,7 +361,9 @@ impl BuilderPool {
     ) -> Result<PooledBuild, PoolError> {
         let mut tried: Vec<Attempt> = Vec::new();
         loop {
-            let (client, address) = self.client_after(key, tried.clone()).await?;
+            // Daemons that fail their health check here are passed over too, and reported.
+            let (client, address, passed_over) = self.client_after(key, tried).await?;
+            tried = passed_over;
             match client.build_with_progress(options, progress).await {
                 Ok(result) => return Ok(PooledBuild { result, address, passed_over: tried }),
                 Err(err) if err.is_connection() => {

@@ -28,6 +28,46 @@ pub enum Error {
     Git(#[from] GitError),
 }
 
+impl Error {
+    /// Whether the caller's input is the cause (a malformed key path, values file, tag, URL,
+    /// branch or template; a values file that lacks the key) rather than the network, git or
+    /// the file system. The command line exits with 2 (bad usage) for these, 1 otherwise.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            Error::Values(err) => err.is_invalid_input(),
+            Error::Tag(_) => true,
+            Error::Git(err) => err.is_invalid_input(),
+        }
+    }
+}
+
+impl ValuesError {
+    /// Whether the input (the file's content, the key path or the new value) is the cause;
+    /// false for I/O failures other than a missing file and for the re-parse guard.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            ValuesError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            ValuesError::VerificationFailed { .. } => false,
+            _ => true,
+        }
+    }
+}
+
+impl GitError {
+    /// Whether the configuration given is the cause (URL, branch, token settings, template,
+    /// a path outside the repository), as opposed to the server or git itself.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            GitError::InvalidUrl { .. }
+                | GitError::InvalidBranch { .. }
+                | GitError::InvalidConfig { .. }
+                | GitError::InvalidTemplate { .. }
+                | GitError::PathOutsideRepo { .. }
+        )
+    }
+}
+
 /// Result alias with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

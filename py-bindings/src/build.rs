@@ -59,10 +59,10 @@ pub struct BuildArgs<'a, 'py> {
 }
 
 /// A build ready to run.
-struct Prepared {
-    options: BuildOptions,
-    progress: Progress,
-    metadata_file: Option<PathBuf>,
+pub(crate) struct Prepared {
+    pub(crate) options: BuildOptions,
+    pub(crate) progress: Progress,
+    pub(crate) metadata_file: Option<PathBuf>,
 }
 
 fn some<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
@@ -260,14 +260,19 @@ fn registry_auth(
     Ok(auth)
 }
 
+/// A build context argument: a URL or directory string, or an `os.PathLike` directory.
+pub(crate) fn build_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
+    if context.is_instance_of::<PyString>() {
+        Ok(BuildContext::parse(&context.extract::<String>()?))
+    } else {
+        Ok(BuildContext::Local(path(context, "context")?))
+    }
+}
+
 impl BuildArgs<'_, '_> {
-    fn prepare(self) -> PyResult<Prepared> {
-        let context = if self.context.is_instance_of::<PyString>() {
-            BuildContext::parse(&self.context.extract::<String>()?)
-        } else {
-            BuildContext::Local(path(self.context, "context")?)
-        };
-        let mut options = BuildOptions::new(context);
+    /// The library's options, the progress sink and where to write the metadata.
+    pub(crate) fn prepare(self) -> PyResult<Prepared> {
+        let mut options = BuildOptions::new(build_context(self.context)?);
         if let Some(file) = some(self.file) {
             options.dockerfile = Some(path(file, "file")?);
         }
@@ -319,7 +324,7 @@ impl BuildArgs<'_, '_> {
 }
 
 /// Writes `docker buildx build --metadata-file`'s JSON, as the CLI does.
-fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
+pub(crate) fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
     result
         .write_metadata_file(path)
         .map_err(|err| errors::Error::new_err(format!("metadata_file: {err}")))
@@ -390,7 +395,7 @@ pub fn build_awaitable<'py>(
 /// A finished build.
 #[pyclass(module = "cicd_agents", frozen)]
 pub struct BuildResult {
-    inner: RustBuildResult,
+    pub(crate) inner: RustBuildResult,
 }
 
 #[pymethods]

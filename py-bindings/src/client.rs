@@ -729,3 +729,14 @@ impl Client {
         format!("Client({:?})", self.inner.address().to_string())
     }
 }
+
+/// The address ``Client(addr)`` would dial, resolved the way ``buildctl`` and ``buildx`` do:
+/// ``addr`` if given, else ``$BUILDKIT_HOST``, ``$DOCKER_HOST`` (as ``docker://``), then the
+/// well-known sockets that exist on this machine. Nothing is dialled. Raises
+/// ``InvalidOption`` for a malformed address and ``ConnectionError`` (naming every place
+/// tried) when none is found.
+#[pyfunction]
+#[pyo3(signature = (addr=None))]
+pub fn resolve_address(addr: Option<&str>) -> PyResult<String> {
+    cicd_agents_buildkit::Address::resolve(addr).map(|a| a.to_string()).map_err(errors::from_buildkit)
+}

@@ -11,7 +11,10 @@
 //! ├── ValuesError         a values file could not be edited
 //! ├── GitError            the git write-back failed
 //! │   └── GitPushRejected the push was rejected (hook, protected branch, branch kept moving)
-//! └── InvalidPipeline     a pipeline definition is invalid
+//! ├── InvalidPipeline     a pipeline definition is invalid
+//! ├── PoolError           a builder pool could not run the call
+//! │   └── PoolUnavailable no daemon of the pool could be used
+//! └── K8sError            a Kubernetes manifest could not be rendered or parsed
 //! ```
 //!
 //! Every exception's message is the Rust error's `Display`, i.e. what the
@@ -84,6 +87,24 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     cicd_agents,
+    PoolError,
+    Error,
+    "A builder pool could not run the call. Base class of `PoolUnavailable`.\n\nA build that ran on a pool daemon and failed raises the build's own class\n(`BuildError`, ...) with the extra attributes `address` and `passed_over`."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    PoolUnavailable,
+    PoolError,
+    "No daemon of a builder pool could be used.\n\nAttributes: `key` (the routing key) and `tried` (a list of `Attempt`: every daemon, in\nthe order tried, with why it was passed over)."
+);
+pyo3::create_exception!(
+    cicd_agents,
+    K8sError,
+    Error,
+    "A Kubernetes manifest could not be rendered or read back (`cicd_agents.k8s`).\n\nAttributes: `index` (the YAML document, counting from 1) when parsing, else None.\nInvalid builder options raise `InvalidOption` instead."
+);
+pyo3::create_exception!(
+    cicd_agents,
     InvalidPipeline,
     Error,
     "A pipeline definition is invalid."
@@ -102,6 +123,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GitError", py.get_type::<GitError>())?;
     m.add("GitPushRejected", py.get_type::<GitPushRejected>())?;
     m.add("InvalidPipeline", py.get_type::<InvalidPipeline>())?;
+    m.add("PoolError", py.get_type::<PoolError>())?;
+    m.add("PoolUnavailable", py.get_type::<PoolUnavailable>())?;
+    m.add("K8sError", py.get_type::<K8sError>())?;
     Ok(())
 }
 
@@ -127,7 +151,7 @@ pub fn internal(what: impl std::fmt::Display) -> PyErr {
 
 /// Sets attributes on an exception instance, ignoring failures (an exception
 /// with a missing attribute is better than a different exception).
-fn with_attrs(err: PyErr, attrs: &[(&str, Option<Py<PyAny>>)]) -> PyErr {
+pub(crate) fn with_attrs(err: PyErr, attrs: &[(&str, Option<Py<PyAny>>)]) -> PyErr {
     Python::attach(|py| {
         let value = err.value(py);
         for (name, attr) in attrs {
@@ -140,7 +164,7 @@ fn with_attrs(err: PyErr, attrs: &[(&str, Option<Py<PyAny>>)]) -> PyErr {
     err
 }
 
-fn obj<'py, T>(py: Python<'py>, value: T) -> Option<Py<PyAny>>
+pub(crate) fn obj<'py, T>(py: Python<'py>, value: T) -> Option<Py<PyAny>>
 where
     T: IntoPyObject<'py>,
 {
@@ -150,6 +174,11 @@ where
 /// Converts a BuildKit client error.
 pub fn from_buildkit(err: BuildkitError) -> PyErr {
     let message = err.to_string();
+    from_buildkit_as(err, message)
+}
+
+/// [`from_buildkit`] with another message (e.g. naming the pool daemon that ran the build).
+pub fn from_buildkit_as(err: BuildkitError, message: String) -> PyErr {
     Python::attach(|py| match err {
         BuildkitError::InvalidAddress { address, reason } => with_attrs(
             InvalidOption::new_err(message),

@@ -8,7 +8,9 @@
 //! * [`build`]: `Client.build` / `build_async` / `build_stream` and `BuildResult`;
 //! * [`progress`]: progress event objects and sinks;
 //! * [`errors`]: the exception hierarchy;
+//! * [`pool`]: `BuilderPool` over several daemons, `routing_key`;
 //! * [`pipeline`]: values edits and the git write-back;
+//! * [`k8s`]: the `cicd_agents.k8s` submodule (Kubernetes manifests);
 //! * [`runtime`]: the process-wide tokio runtime, GIL release and Ctrl-C.
 
 use pyo3::prelude::*;
@@ -17,7 +19,9 @@ mod build;
 mod client;
 mod convert;
 mod errors;
+mod k8s;
 mod pipeline;
+mod pool;
 mod progress;
 mod runtime;
 
@@ -49,5 +53,14 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::validate_tag, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::parse_tag_ref, m)?)?;
+    m.add_function(wrap_pyfunction!(client::resolve_address, m)?)?;
+    m.add_class::<pool::BuilderPool>()?;
+    m.add_class::<pool::PooledBuild>()?;
+    m.add_class::<pool::EndpointHealth>()?;
+    m.add_class::<pool::Attempt>()?;
+    m.add_function(wrap_pyfunction!(pool::routing_key, m)?)?;
+    k8s::register(m)?;
     Ok(())
 }

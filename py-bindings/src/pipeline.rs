@@ -832,3 +832,19 @@ impl Pipeline {
         Ok(PreparedRun { runner, daemon, failure })
     }
 }
+
+/// Checks an image tag as the chart update does (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``);
+/// raises ``InvalidOption`` (``option == "tag"``) when it is not one.
+#[pyfunction]
+pub fn validate_tag(tag: &str) -> PyResult<()> {
+    cicd_agents_pipeline::values::validate_tag(tag).map_err(|err| errors::from_pipeline(err.into()))
+}
+
+/// Splits ``"tag@sha256:..."`` (or a bare tag) into ``(tag, digest or None)``, validating
+/// both parts; raises ``InvalidOption`` (``option == "tag"``) otherwise.
+#[pyfunction]
+pub fn parse_tag_ref(text: &str) -> PyResult<(String, Option<String>)> {
+    let (tag, digest) =
+        cicd_agents_pipeline::values::parse_tag_ref(text).map_err(|err| errors::from_pipeline(err.into()))?;
+    Ok((tag.as_str().to_string(), digest.map(|d| d.as_str().to_string())))
+}

@@ -8,12 +8,15 @@
 //!   fail instead of silently skipping;
 //! - relays connections to the Docker daemon's embedded BuildKit so that it looks like a
 //!   standalone `buildkitd` on `unix://`, `tcp://` or `tcp://` + mTLS ([`Relay`]);
-//! - generates a throw-away CA, server and client certificates ([`TestCerts`]).
+//! - generates a throw-away CA, server and client certificates ([`TestCerts`]);
+//! - puts an HTTP proxy that injects faults (down, 500, 401, ...) in front of the registry or
+//!   the git server ([`FaultProxy`]).
 
 mod certs;
 mod cli;
 mod env;
 mod error;
+mod fault_proxy;
 mod registry;
 mod relay;
 
@@ -21,5 +24,6 @@ pub use certs::TestCerts;
 pub use cli::{cli, cli_binary};
 pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
 pub use error::{Error, Result};
+pub use fault_proxy::{FaultProxy, Match, SeenRequest};
 pub use registry::manifest_digest;
 pub use relay::{probe_h2, Relay};

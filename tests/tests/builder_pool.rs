@@ -178,3 +178,40 @@ async fn a_failing_dockerfile_is_not_retried_elsewhere() {
         assert_eq!(relay_for(&relays, other).connections(), 0, "the failed build was retried on {other}");
     }
 }
+
+#[tokio::test]
+async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
+    let env = env();
+    let relay = Relay::tcp(&env.docker_sock).await.unwrap();
+    let missing = tempfile::tempdir().unwrap();
+    let unreachable = format!("unix://{}", missing.path().join("buildkitd.sock").display());
+    let pool = BuilderPool::new([unreachable.as_str(), relay.addr()], TlsOptions::default())
+        .unwrap()
+        .health_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(2))
+        .retry_after(Duration::from_secs(60));
+    // A build whose key prefers the unreachable daemon: the pool must skip it before the build
+    // starts and say so.
+    let unreachable = pool.addresses()[0].to_string();
+    let key = key_preferring(&pool, &unreachable);
+    let dir = context(&env, &format!("echo {}", unique_name("pool-skip")));
+    let options = BuildOptions::local(dir.path()).network("host");
+    let pooled = pool.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap();
+    assert_eq!(pooled.address, relay.addr());
+    assert_eq!(pooled.passed_over.len(), 1, "{:?}", pooled.passed_over);
+    assert_eq!(pooled.passed_over[0].address, unreachable);
+    assert!(!pooled.passed_over[0].reason.starts_with("lost during the build"), "{:?}", pooled.passed_over);
+
+    // A failing build reports the daemons skipped before it too (a fresh pool, so that the
+    // unreachable daemon is first in line again).
+    let failing = context(&env, &format!("echo {} && exit 3", unique_name("pool-skip")));
+    let options = BuildOptions::local(failing.path()).network("host");
+    let fresh = BuilderPool::new([unreachable.as_str(), relay.addr()], TlsOptions::default())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2));
+    let err = fresh.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap_err();
+    let PoolError::Build { address, passed_over, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(address, relay.addr());
+    let skipped: Vec<&str> = passed_over.iter().map(|a| a.address.as_str()).collect();
+    assert_eq!(skipped, [unreachable.as_str()], "{err}");
+}

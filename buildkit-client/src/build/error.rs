@@ -1,7 +1,13 @@
 //! A failed build, described the way a person debugging it needs.
 
+use super::registry_failure::RegistryFailure;
+
 /// Why a build failed: the daemon's message, the failing step, where in the
 /// Dockerfile it is and the last lines its command printed.
+///
+/// When the build failed talking to a registry (push, cache export or import, pull),
+/// [`BuildError::registry`] says which registry, what for, and how it failed, and the first
+/// line of the message says it too: `pushing to registry 127.0.0.1:5099 failed: 401 Unauthorized`.
 #[derive(Debug, Clone, Default, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct BuildError {
@@ -17,11 +23,21 @@ pub struct BuildError {
     pub source_lines: Vec<String>,
     /// The last lines the step printed.
     pub log_tail: Vec<String>,
+    /// The registry failure the daemon reported, if the build failed talking to a registry.
+    pub registry: Option<RegistryFailure>,
 }
 
 impl BuildError {
+    /// Whether the build failed because a registry refused the credentials (HTTP 401/403).
+    pub fn is_registry_auth_failure(&self) -> bool {
+        self.registry.as_ref().is_some_and(RegistryFailure::is_auth)
+    }
+
     fn render(&self) -> String {
         let mut text = String::new();
+        if let Some(registry) = &self.registry {
+            text.push_str(&format!("{registry}\n"));
+        }
         if let Some(step) = &self.step {
             text.push_str(&format!("failed to build: {step}: "));
         } else {
@@ -84,6 +100,10 @@ impl BuildError {
         if let Some(vertex) = failed {
             error.step = Some(vertex.name.clone()).filter(|n| !n.is_empty());
             error.log_tail = vertex.last_lines();
+        }
+        error.registry = RegistryFailure::detect(&error.message, error.step.as_deref());
+        if let Some(registry) = &error.registry {
+            tracing::debug!(registry = %registry.registry, operation = %registry.operation, status = ?registry.status, kind = %registry.kind, "the build failed at a registry");
         }
         error
     }

@@ -11,11 +11,13 @@ use sha2::{Digest, Sha256};
 use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
 use crate::build::output::plan_exporters;
+use crate::build::platform::normalize_platform;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
 use crate::session::context_sync::LocalDirs;
 use crate::session::filesend::Exports;
-use crate::session::secrets::Secret;
+use crate::session::secrets::{Secret, SecretSource};
+use crate::session::ssh::SshAgent;
 use crate::session::{random_id, SessionConfig};
 
 /// The frontend every build here uses.
@@ -34,10 +36,78 @@ fn path_error(path: &Path, what: &str) -> Error {
 
 /// A stable key for a local directory, so that the daemon can reuse what it
 /// received last time and a rebuild sends only what changed.
+///
+/// The key travels as an HTTP header (`docker://`) or gRPC metadata, so it is
+/// limited to safe ASCII: the directory's name keeps only `[A-Za-z0-9._-]`
+/// (anything else becomes `_`, at most 32 characters), and the digest of the
+/// whole path keeps keys of different directories apart.
 pub(crate) fn shared_key_for(dir: &Path) -> String {
-    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
-    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    let base: String = name
+        .chars()
+        .take(32)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
     format!("{base}:{}", &hex::encode(digest)[..16])
+}
+
+/// A caller-chosen shared key must be sendable as a header value: visible
+/// ASCII, no spaces, at most 256 characters.
+fn check_shared_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::option(
+            "shared_key",
+            format!("{key:?}: use 1 to 256 visible ASCII characters (no spaces, line breaks or non-ASCII)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every `--secret` file must exist and be a readable file when the build starts;
+/// the daemon asks for it only once a `RUN` mounts it, which is too late for a
+/// clear error.
+fn check_secret_files(secrets: &[Secret]) -> Result<()> {
+    for secret in secrets {
+        if let SecretSource::File(path) = &secret.source {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(Error::option(
+                        "--secret",
+                        format!("secret {:?}: {} is a directory, not a file", secret.id, path.display()),
+                    ))
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    return Err(Error::option("--secret", format!("secret {:?}: {}: {err}", secret.id, path.display())))
+                }
+            }
+        }
+        if secret.id.is_empty() {
+            return Err(Error::option("--secret", "a secret needs a non-empty id"));
+        }
+    }
+    Ok(())
+}
+
+/// Every `--ssh` agent socket must exist and be a socket.
+fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    for agent in agents {
+        match std::fs::metadata(&agent.socket) {
+            Ok(meta) if meta.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(Error::option(
+                    "--ssh",
+                    format!("agent {:?}: {} is not a unix socket (give an ssh-agent socket)", agent.id, agent.socket.display()),
+                ))
+            }
+            Err(err) => {
+                return Err(Error::option("--ssh", format!("agent {:?}: {}: {err}", agent.id, agent.socket.display())))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
@@ -52,8 +122,10 @@ fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
 /// BuildKit looks up the secret `GIT_AUTH_TOKEN.<that>`.
 pub(crate) fn url_host(url: &str) -> Option<String> {
     if let Some(rest) = url.strip_prefix("git@") {
-        let host = rest.split(':').next()?;
-        return (!host.is_empty()).then(|| host.to_string());
+        // scp-like `git@host:path`; with a `/` before the first `:` (or no `:`) git reads
+        // the text as a local path, so there is no host.
+        let (host, _path) = rest.split_once(':')?;
+        return (!host.is_empty() && !host.contains('/')).then(|| host.to_string());
     }
     let rest = url.split_once("://").map(|(_, r)| r)?;
     let authority = rest.split(['/', '#', '?']).next()?;
@@ -95,6 +167,11 @@ impl SolvePlan {
         let mut local_dirs = LocalDirs::default();
         let mut shared_key = options.shared_key.clone();
         let mut secrets: Vec<Secret> = options.secrets.clone();
+        if let Some(key) = &shared_key {
+            check_shared_key(key)?;
+        }
+        check_secret_files(&options.secrets)?;
+        check_ssh_sockets(&options.ssh)?;
 
         match &options.context {
             BuildContext::Local(dir) => {
@@ -106,6 +183,9 @@ impl SolvePlan {
                     Some(path) => path.clone(),
                     None => context.join("Dockerfile"),
                 };
+                if dockerfile.is_dir() {
+                    return Err(Error::option("--file", format!("{}: is a directory, not a Dockerfile", dockerfile.display())));
+                }
                 if !dockerfile.is_file() {
                     return Err(Error::option("--file", format!("{}: no such Dockerfile", dockerfile.display())));
                 }
@@ -136,7 +216,8 @@ impl SolvePlan {
             attrs.insert(format!("label:{name}"), value.clone());
         }
         if !options.platforms.is_empty() {
-            attrs.insert("platform".into(), options.platforms.join(","));
+            let platforms = options.platforms.iter().map(|p| normalize_platform(p)).collect::<Result<Vec<_>>>()?;
+            attrs.insert("platform".into(), platforms.join(","));
         }
         if options.no_cache {
             attrs.insert("no-cache".into(), String::new());
@@ -260,6 +341,24 @@ impl SolvePlan {
     }
 }
 
+impl BuildOptions {
+    /// Checks everything that can be checked without a daemon: the context
+    /// and Dockerfile exist, secret files and SSH sockets exist, platforms,
+    /// outputs, cache specs and the network mode are well formed. A build
+    /// runs the same checks; front ends call this to reject bad input before
+    /// dialling. Errors are [`Error::InvalidOption`].
+    pub fn validate(&self) -> Result<()> {
+        let any_daemon = DaemonInfo {
+            address: String::new(),
+            version: String::new(),
+            version_source: crate::control::info::VersionSource::Unknown,
+            reported: None,
+            docker_engine: None,
+        };
+        SolvePlan::new(self, &any_daemon, true).map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,9 +446,49 @@ mod tests {
     }
 
     #[test]
+    fn shared_keys_are_safe_ascii() {
+        for name in ["with space", "ünïcödé-ctx", "new\nline", "tab\there", "a:b\"c"] {
+            let key = shared_key_for(&Path::new("/tmp").join(name));
+            assert!(key.bytes().all(|b| b.is_ascii_graphic()), "{name:?}: {key:?}");
+            assert!(http::HeaderValue::from_str(&key).is_ok(), "{name:?}: {key:?}");
+        }
+        assert_ne!(shared_key_for(Path::new("/a/x y")), shared_key_for(Path::new("/a/x_y")));
+        assert_eq!(shared_key_for(Path::new("/srv/app")), shared_key_for(Path::new("/srv/app")));
+        let dir = context();
+        let bad = BuildOptions::local(dir.path()).shared_key("a b\n");
+        assert!(bad.validate().unwrap_err().to_string().contains("shared_key"));
+    }
+
+    #[test]
+    fn secret_files_ssh_sockets_and_platforms_are_checked() {
+        let dir = context();
+        let missing = BuildOptions::local(dir.path()).secret(Secret::file("npmrc", "/nonexistent/npmrc"));
+        let err = missing.validate().unwrap_err().to_string();
+        assert!(err.contains("npmrc") && err.contains("/nonexistent/npmrc") && err.contains("--secret"), "{err}");
+        let a_dir = BuildOptions::local(dir.path()).secret(Secret::file("d", dir.path()));
+        assert!(a_dir.validate().unwrap_err().to_string().contains("directory"));
+        let ssh = BuildOptions::local(dir.path()).ssh(SshAgent { id: "default".into(), socket: "/nonexistent/agent.sock".into() });
+        let err = ssh.validate().unwrap_err().to_string();
+        assert!(err.contains("--ssh") && err.contains("/nonexistent/agent.sock"), "{err}");
+        let platform = BuildOptions::local(dir.path()).platform("linux/amd65");
+        assert!(platform.validate().unwrap_err().to_string().contains("linux/amd65"));
+        let plan = SolvePlan::new(&BuildOptions::local(dir.path()).platform("linux/x86_64"), &daemon("v0.13.2"), true).unwrap();
+        assert_eq!(plan.request.frontend_attrs["platform"], "linux/amd64");
+        let file_ctx = BuildOptions::local(dir.path().join("Dockerfile"));
+        assert!(file_ctx.validate().unwrap_err().to_string().contains("not a directory"));
+        let dir_dockerfile = BuildOptions::local(dir.path()).dockerfile(dir.path());
+        assert!(dir_dockerfile.validate().unwrap_err().to_string().contains("is a directory"));
+    }
+
+    #[test]
     fn url_hosts() {
         assert_eq!(url_host("https://github.com/o/r.git#main").as_deref(), Some("github.com"));
         assert_eq!(url_host("http://127.0.0.1:8418/app.git").as_deref(), Some("127.0.0.1:8418"));
         assert_eq!(url_host("git@github.com:o/r.git").as_deref(), Some("github.com"));
+        // Not scp-like: a slash before the first colon, or no colon (found by the options
+        // fuzz target; input kept in fuzz/regressions/options/git-at-slash).
+        assert_eq!(url_host("git@httpsz//usem@git.e:8443/org/app.git"), None);
+        assert_eq!(url_host("git@host/path"), None);
+        assert_eq!(url_host("git@:path"), None);
     }
 }

@@ -44,6 +44,9 @@ impl TypedSpec {
             }
         }
         let kind = kind.ok_or_else(|| Error::option(option, format!("{spec:?} has no type=")))?;
+        if kind.is_empty() {
+            return Err(Error::option(option, format!("{spec:?} has an empty type=")));
+        }
         Ok(TypedSpec { kind, attrs })
     }
 

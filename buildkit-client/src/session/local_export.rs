@@ -1,22 +1,26 @@
 //! Receiving the `local` exporter's files into a directory: an fsutil diffcopy
 //! with the daemon as the sender.
+//!
+//! The daemon is not trusted with the client's file system: entries must
+//! arrive in fsutil's order (checked with the [`OrderValidator`]), and every
+//! write goes through [`ExportDir`], which keeps it inside the destination
+//! whatever paths, symlinks and hard links the daemon sends.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet, Stat};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use cicd_agents_proto::moby::filesync::v1::packets::file_send_server::{FileSend, FileSendServer};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::session::filesend::{ExportTarget, Shared};
-use crate::session::filesync::walk::go_mode;
+use crate::session::export_dir::{ExportDir, ExportPathError};
+use crate::session::filesync::walk::{go_mode, OrderValidator};
 
 /// The packet-typed FileSend server.
 #[derive(Clone)]
@@ -71,11 +75,17 @@ impl FileSend for LocalReceiver {
         let (sender, receiver) = mpsc::channel(64);
         let shared = self.0.clone();
         tokio::spawn(async move {
-            let outcome = receive(&dest, inbound, sender.clone()).await;
+            let outcome = receive_local_export(&dest, inbound, sender.clone()).await;
             match outcome {
-                Ok(stats) => tracing::debug!(dir = %dest.display(), files = stats.0, bytes = stats.1, "local export written"),
-                Err(message) => {
-                    let status = shared.fail(format!("{}: {message}", dest.display()));
+                Ok(summary) => tracing::debug!(
+                    dir = %dest.display(),
+                    files = summary.files,
+                    bytes = summary.bytes,
+                    skipped = summary.skipped,
+                    "local export written"
+                ),
+                Err(err) => {
+                    let status = shared.fail(format!("local export to {}: {err}", dest.display()));
                     let _ = sender.send(Err(status)).await;
                 }
             }
@@ -84,135 +94,153 @@ impl FileSend for LocalReceiver {
     }
 }
 
-/// Turns a relative, `/`-separated path from the daemon into a path under
-/// `dest`, refusing anything that would leave it.
-fn safe_join(dest: &Path, relative: &str) -> Result<PathBuf, String> {
-    let mut path = dest.to_path_buf();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(format!("refusing the path {relative:?}: it leaves the export directory")),
-            other => path.push(other),
-        }
-    }
-    if path == dest {
-        return Err(format!("refusing the empty path {relative:?}"));
-    }
-    Ok(path)
+/// Why a local export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalExportError {
+    /// A path or link from the daemon was refused, or writing it failed.
+    #[error(transparent)]
+    Path(#[from] ExportPathError),
+    /// The daemon broke the protocol (entries out of order, data for a file
+    /// that was not requested, ...).
+    #[error("the daemon broke the export protocol: {0}")]
+    Protocol(String),
+    /// The daemon reported an error with an ERR packet.
+    #[error("the daemon reported: {0}")]
+    Daemon(String),
+    /// The stream failed or ended before the export was complete.
+    #[error("the export stream ended: {0}")]
+    Stream(String),
 }
 
-fn mtime_of(stat: &Stat) -> Option<SystemTime> {
-    let nanos = u64::try_from(stat.mod_time).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+/// What a completed local export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalExportSummary {
+    /// Regular files whose content was received.
+    pub files: u64,
+    /// Content bytes written.
+    pub bytes: u64,
+    /// Device nodes, FIFOs and sockets that were skipped.
+    pub skipped: u64,
 }
 
-fn set_mtime(path: &Path, time: Option<SystemTime>, is_symlink: bool) {
-    let Some(time) = time else { return };
-    if is_symlink {
-        return;
-    }
-    if let Ok(file) = std::fs::File::options().write(false).read(true).open(path) {
-        let _ = file.set_modified(time);
-    }
-}
-
-/// Receives one diffcopy into `dest`: request every regular file, write
-/// entries as they arrive, then finish with FIN. Returns files and bytes written.
-async fn receive(
+/// Receives one diffcopy from the daemon into `dest`, confined to it (see
+/// [`export_dir`](crate::session::export_dir)): requests every regular
+/// file, writes entries as they arrive, then finishes with FIN.
+///
+/// `inbound` is the daemon's packet stream, `outbound` where our REQ and
+/// FIN packets go. The gRPC service calls this; it is public so that the
+/// receiver can be driven without a daemon.
+pub async fn receive_local_export<S>(
     dest: &Path,
-    mut inbound: Streaming<Packet>,
+    mut inbound: S,
     outbound: mpsc::Sender<Result<Packet, Status>>,
-) -> Result<(u64, u64), String> {
-    tokio::fs::create_dir_all(dest).await.map_err(|err| err.to_string())?;
+) -> Result<LocalExportSummary, LocalExportError>
+where
+    S: Stream<Item = Result<Packet, Status>> + Unpin + Send,
+{
+    let mut dir = {
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || ExportDir::open(&dest))
+            .await
+            .map_err(|err| LocalExportError::Stream(err.to_string()))??
+    };
+    let mut validator = OrderValidator::default();
     let mut entries: Vec<Stat> = Vec::new();
-    let mut open: HashMap<u32, (tokio::io::BufWriter<tokio::fs::File>, PathBuf)> = HashMap::new();
+    let mut open: HashMap<u32, (tokio::io::BufWriter<tokio::fs::File>, String)> = HashMap::new();
     let mut pending: usize = 0;
     let mut listing_done = false;
-    let mut files = 0u64;
-    let mut bytes = 0u64;
+    let mut summary = LocalExportSummary::default();
     let send = |packet: Packet| {
         let outbound = outbound.clone();
-        async move { outbound.send(Ok(packet)).await.map_err(|_| "the daemon closed the stream".to_string()) }
+        async move { outbound.send(Ok(packet)).await.map_err(|_| LocalExportError::Stream("the daemon closed the stream".into())) }
     };
     loop {
         if listing_done && pending == 0 {
             break;
         }
-        let Some(packet) = inbound.message().await.map_err(|status| status.message().to_string())? else {
-            return Err("the daemon ended the export early".into());
+        let packet = match inbound.next().await {
+            Some(Ok(packet)) => packet,
+            Some(Err(status)) => return Err(LocalExportError::Stream(status.message().to_string())),
+            None => return Err(LocalExportError::Stream("the daemon ended the export early".into())),
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketStat) => match packet.stat {
                 None => listing_done = true,
                 Some(stat) => {
-                    let id = entries.len() as u32;
-                    let path = safe_join(dest, &stat.path)?;
+                    if listing_done {
+                        return Err(LocalExportError::Protocol(format!("entry {:?} after the end of the listing", stat.path)));
+                    }
+                    let id = u32::try_from(entries.len())
+                        .map_err(|_| LocalExportError::Protocol("too many entries".into()))?;
                     let mode = stat.mode;
+                    validator
+                        .push(&stat.path, mode & go_mode::DIR != 0)
+                        .map_err(|err| LocalExportError::Protocol(err.to_string()))?;
                     if mode & go_mode::DIR != 0 {
-                        tokio::fs::create_dir_all(&path).await.map_err(|err| format!("{}: {err}", stat.path))?;
+                        dir.create_dir(&stat.path)?;
                     } else if mode & go_mode::SYMLINK != 0 {
-                        let _ = tokio::fs::remove_file(&path).await;
-                        tokio::fs::symlink(&stat.linkname, &path).await.map_err(|err| format!("{}: {err}", stat.path))?;
+                        dir.symlink(&stat.path, &stat.linkname)?;
                     } else if mode & go_mode::TYPE == 0 {
                         if !stat.linkname.is_empty() {
-                            let original = safe_join(dest, &stat.linkname)?;
-                            let _ = tokio::fs::remove_file(&path).await;
-                            tokio::fs::hard_link(&original, &path).await.map_err(|err| format!("{}: {err}", stat.path))?;
+                            dir.hard_link(&stat.path, &stat.linkname)?;
                         } else {
-                            let file = tokio::fs::File::create(&path).await.map_err(|err| format!("{}: {err}", stat.path))?;
-                            open.insert(id, (tokio::io::BufWriter::with_capacity(256 * 1024, file), path));
+                            let file = tokio::fs::File::from_std(dir.create_file(&stat.path)?);
+                            open.insert(id, (tokio::io::BufWriter::with_capacity(256 * 1024, file), stat.path.clone()));
                             pending += 1;
                             send(Packet { r#type: PacketType::PacketReq as i32, id, ..Packet::default() }).await?;
                         }
                     } else {
-                        tracing::debug!(path = %stat.path, "skipping a special file in a local export");
+                        summary.skipped += 1;
+                        tracing::debug!(path = %stat.path, mode, "not creating a device, FIFO or socket from a local export");
                     }
                     entries.push(stat);
                 }
             },
             Ok(PacketType::PacketData) => {
                 let id = packet.id;
+                let unknown = || LocalExportError::Protocol(format!("data for entry {id}, which was not requested"));
                 if packet.data.is_empty() {
-                    let Some((mut writer, path)) = open.remove(&id) else {
-                        return Err(format!("data for unknown entry {id}"));
-                    };
-                    writer.flush().await.map_err(|err| format!("{}: {err}", path.display()))?;
+                    let (mut writer, path) = open.remove(&id).ok_or_else(unknown)?;
+                    writer.flush().await.map_err(|source| ExportPathError::Io { path: dest.join(&path), source })?;
                     pending = pending.saturating_sub(1);
-                    files += 1;
+                    summary.files += 1;
                 } else {
-                    let Some((writer, path)) = open.get_mut(&id) else {
-                        return Err(format!("data for unknown entry {id}"));
-                    };
-                    writer.write_all(&packet.data).await.map_err(|err| format!("{}: {err}", path.display()))?;
-                    bytes += packet.data.len() as u64;
+                    let (writer, path) = open.get_mut(&id).ok_or_else(unknown)?;
+                    writer
+                        .write_all(&packet.data)
+                        .await
+                        .map_err(|source| ExportPathError::Io { path: dest.join(&*path), source })?;
+                    summary.bytes += packet.data.len() as u64;
                 }
             }
             Ok(PacketType::PacketErr) => {
-                return Err(format!("the daemon reported: {}", String::from_utf8_lossy(&packet.data)));
+                return Err(LocalExportError::Daemon(String::from_utf8_lossy(&packet.data).into_owned()));
             }
             Ok(PacketType::PacketFin) => break,
             _ => {}
         }
     }
+    drop(open);
     // Modes and times last, deepest first, so writing children does not
     // disturb a directory's time and a read-only directory is filled first.
-    for stat in entries.iter().rev() {
-        let Ok(path) = safe_join(dest, &stat.path) else { continue };
-        let is_symlink = stat.mode & go_mode::SYMLINK != 0;
-        if !is_symlink {
-            let permissions = std::fs::Permissions::from_mode(unix_mode(stat.mode));
-            let _ = tokio::fs::set_permissions(&path, permissions).await;
+    let entries = tokio::task::spawn_blocking(move || {
+        for stat in entries.iter().rev() {
+            if stat.mode & go_mode::SYMLINK != 0 || stat.mode & go_mode::TYPE & !go_mode::DIR != 0 {
+                continue;
+            }
+            dir.finish(&stat.path, unix_mode(stat.mode), stat.mod_time)?;
         }
-        set_mtime(&path, mtime_of(stat), is_symlink);
-    }
+        Ok::<_, ExportPathError>(())
+    });
+    entries.await.map_err(|err| LocalExportError::Stream(err.to_string()))??;
     send(Packet { r#type: PacketType::PacketFin as i32, ..Packet::default() }).await?;
     // The sender answers FIN with FIN; read until it does or hangs up.
-    while let Ok(Some(packet)) = inbound.message().await {
+    while let Some(Ok(packet)) = inbound.next().await {
         if packet.r#type == PacketType::PacketFin as i32 {
             break;
         }
     }
-    Ok((files, bytes))
+    Ok(summary)
 }
 
 /// Go `os.FileMode` to the permission bits `chmod` takes (no file type).
@@ -223,16 +251,6 @@ fn unix_mode(mode: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_stay_inside_the_export() {
-        let dest = Path::new("/out");
-        assert_eq!(safe_join(dest, "a/b").unwrap(), Path::new("/out/a/b"));
-        assert!(safe_join(dest, "../etc/passwd").is_err());
-        assert!(safe_join(dest, "a/../../x").is_err());
-        assert!(safe_join(dest, "").is_err());
-        assert_eq!(safe_join(dest, "/abs").unwrap(), Path::new("/out/abs"));
-    }
 
     #[test]
     fn go_modes_become_unix_modes() {

@@ -13,9 +13,10 @@
 
 pub mod auth;
 pub mod context_sync;
+pub mod export_dir;
 pub mod filesend;
 pub mod filesync;
-pub(crate) mod local_export;
+pub mod local_export;
 pub(crate) mod health;
 pub mod secrets;
 pub mod ssh;

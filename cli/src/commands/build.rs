@@ -127,6 +127,8 @@ impl BuildArgs {
 pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let mode: ProgressMode = if args.quiet { ProgressMode::Quiet } else { args.progress.parse()? };
+    // Bad input is reported before dialling, whether or not a daemon is up.
+    options.validate()?;
     let client = args.connection.connect().await?;
     let mut sink = mode.stderr_sink();
     let build = client.build_with_progress(&options, sink.as_mut());
@@ -134,7 +136,7 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         result = build => result,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("\ncancelled: the build was stopped on the daemon");
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(crate::exit::INTERRUPTED));
         }
     };
     let result = match result {

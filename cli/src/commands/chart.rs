@@ -78,19 +78,19 @@ pub async fn run(command: ChartCommand) -> anyhow::Result<ExitCode> {
 
 fn pairs(args: &SetImageArgs) -> anyhow::Result<Vec<(String, String)>> {
     if args.keys.len() != args.values.len() {
-        anyhow::bail!(
+        return Err(crate::exit::usage(format!(
             "{} --key but {} --value; give one --value per --key (or use --set KEY=VALUE)",
             args.keys.len(),
             args.values.len()
-        );
+        )));
     }
     let mut out: Vec<(String, String)> = args.keys.iter().cloned().zip(args.values.iter().cloned()).collect();
     for s in &args.set {
-        let (k, v) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("--set {s:?}: expected KEY=VALUE"))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| crate::exit::usage(format!("--set {s:?}: expected KEY=VALUE")))?;
         out.push((k.to_string(), v.to_string()));
     }
     if out.is_empty() {
-        anyhow::bail!("nothing to set: give --key K --value V or --set K=V");
+        return Err(crate::exit::usage("nothing to set: give --key K --value V or --set K=V"));
     }
     Ok(out)
 }

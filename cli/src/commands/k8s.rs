@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
 use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildkitDaemon};
 use cicd_agents_pipeline::k8s::launch::{Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions};
@@ -426,7 +426,7 @@ pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
 fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
     match text.split_once(':') {
         Some((name, key)) if !name.is_empty() && !key.is_empty() => Ok(SecretKeyRef::new(name, key)),
-        _ => bail!("{flag}: write the Secret as NAME:KEY, e.g. github-token:token (got {text:?})"),
+        _ => Err(crate::exit::usage(format!("{flag}: write the Secret as NAME:KEY, e.g. github-token:token (got {text:?})"))),
     }
 }
 
@@ -521,9 +521,11 @@ fn read_job(path: &PathBuf) -> anyhow::Result<cicd_agents_pipeline::k8s::k8s_ope
         Manifest::Job(job) => Some(job),
         _ => None,
     });
-    let Some(job) = jobs.next() else { bail!("{}: no batch/v1 Job in the file", path.display()) };
+    let Some(job) = jobs.next() else {
+        return Err(crate::exit::usage(format!("{}: no batch/v1 Job in the file", path.display())));
+    };
     if jobs.next().is_some() {
-        bail!("{}: more than one Job; `k8s run` launches one", path.display());
+        return Err(crate::exit::usage(format!("{}: more than one Job; `k8s run` launches one", path.display())));
     }
     Ok(job)
 }
@@ -533,7 +535,7 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => read_job(path)?,
         None => {
             let (Some(git_url), Some(image)) = (&args.git_url, &args.image) else {
-                bail!("give --file, or --git-url and --image to build a Job");
+                return Err(crate::exit::usage("give --file, or --git-url and --image to build a Job"));
             };
             let mut job = BuildJob::new(&args.name, git_url, image)
                 .generate_name(true)

@@ -154,7 +154,7 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
             result = runner.run(&client) => result,
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("\ncancelled: the build was stopped on the daemon");
-                return Ok(ExitCode::from(130));
+                return Ok(ExitCode::from(crate::exit::INTERRUPTED));
             }
         }
     };

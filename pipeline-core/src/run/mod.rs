@@ -260,6 +260,10 @@ fn redact_build_error(
     failure.file.as_mut().map(clean);
     failure.source_lines.iter_mut().for_each(clean);
     failure.log_tail.iter_mut().for_each(clean);
+    if let Some(registry) = failure.registry.as_mut() {
+        clean(&mut registry.registry);
+        clean(&mut registry.reason);
+    }
     failure
 }
 

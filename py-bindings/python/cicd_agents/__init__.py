@@ -22,7 +22,9 @@ Example::
 Every blocking call releases the GIL, and Ctrl-C (KeyboardInterrupt) during a
 build cancels it on the daemon. ``Client.build_async`` and friends return
 asyncio awaitables; ``Client.build_stream`` yields progress events as they
-arrive.
+arrive. ``BuilderPool`` spreads builds over several daemons (sticky routing,
+health checks, failover); ``cicd_agents.k8s`` renders the Kubernetes manifests
+(build Jobs, buildkitd, Argo WorkflowTemplate, ephemeral CI runners).
 
 Errors derive from :class:`cicd_agents.Error`. Note that
 :class:`cicd_agents.ConnectionError` is this package's own class (a subclass of
@@ -31,7 +33,9 @@ Errors derive from :class:`cicd_agents.Error`. Note that
 
 from ._native import (
     ActiveBuild,
+    Attempt,
     AuthError,
+    BuilderPool,
     BuildError,
     BuildkitVersion,
     BuildResult,
@@ -41,6 +45,7 @@ from ._native import (
     Client,
     ConnectionError,
     DaemonInfo,
+    EndpointHealth,
     Error,
     FileEdit,
     GcPolicy,
@@ -48,8 +53,12 @@ from ._native import (
     GitPushRejected,
     InvalidOption,
     InvalidPipeline,
+    K8sError,
     LogEvent,
     Pipeline,
+    PooledBuild,
+    PoolError,
+    PoolUnavailable,
     RunReport,
     StatusEvent,
     UsageRecord,
@@ -61,13 +70,20 @@ from ._native import (
     WriteBackOutcome,
     __version__,
     edit_values_file,
+    parse_tag_ref,
+    resolve_address,
+    routing_key,
     set_image,
     update_values,
+    validate_tag,
 )
+from . import k8s  # the cicd_agents.k8s submodule (Kubernetes manifests)
 
 __all__ = [
     "ActiveBuild",
+    "Attempt",
     "AuthError",
+    "BuilderPool",
     "BuildError",
     "BuildkitVersion",
     "BuildResult",
@@ -77,6 +93,7 @@ __all__ = [
     "Client",
     "ConnectionError",
     "DaemonInfo",
+    "EndpointHealth",
     "Error",
     "FileEdit",
     "GcPolicy",
@@ -84,8 +101,12 @@ __all__ = [
     "GitPushRejected",
     "InvalidOption",
     "InvalidPipeline",
+    "K8sError",
     "LogEvent",
     "Pipeline",
+    "PooledBuild",
+    "PoolError",
+    "PoolUnavailable",
     "RunReport",
     "StatusEvent",
     "UsageRecord",
@@ -97,6 +118,11 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "parse_tag_ref",
+    "resolve_address",
+    "routing_key",
     "set_image",
     "update_values",
+    "validate_tag",
+    "k8s",
 ]

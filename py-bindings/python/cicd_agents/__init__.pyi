@@ -22,7 +22,9 @@ __version__: str
 
 __all__ = [
     "ActiveBuild",
+    "Attempt",
     "AuthError",
+    "BuilderPool",
     "BuildError",
     "BuildkitVersion",
     "BuildResult",
@@ -32,6 +34,7 @@ __all__ = [
     "Client",
     "ConnectionError",
     "DaemonInfo",
+    "EndpointHealth",
     "Error",
     "FileEdit",
     "GcPolicy",
@@ -39,8 +42,12 @@ __all__ = [
     "GitPushRejected",
     "InvalidOption",
     "InvalidPipeline",
+    "K8sError",
     "LogEvent",
     "Pipeline",
+    "PooledBuild",
+    "PoolError",
+    "PoolUnavailable",
     "RunReport",
     "StatusEvent",
     "UsageRecord",
@@ -52,9 +59,16 @@ __all__ = [
     "WriteBackOutcome",
     "__version__",
     "edit_values_file",
+    "parse_tag_ref",
+    "resolve_address",
+    "routing_key",
     "set_image",
     "update_values",
+    "validate_tag",
+    "k8s",
 ]
+
+from . import k8s as k8s
 
 _Path = Union[str, "os.PathLike[str]"]
 _SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
@@ -125,6 +139,21 @@ class InvalidPipeline(Error):
 
     line: Optional[int]
     key: Optional[str]
+
+class PoolError(Error):
+    """A builder pool could not run the call. A build that ran on a pool daemon and failed
+    raises the build's own class (``BuildError``, ...) with ``address`` and ``passed_over`` set."""
+
+class PoolUnavailable(PoolError):
+    """No daemon of a builder pool could be used."""
+
+    key: str
+    tried: List["Attempt"]
+
+class K8sError(Error):
+    """A Kubernetes manifest could not be rendered or read back (``cicd_agents.k8s``)."""
+
+    index: Optional[int]
 
 # ---------------------------------------------------------------- control API
 
@@ -508,6 +537,137 @@ class Client:
         shared_key: Optional[str] = None,
     ) -> BuildStream: ...
 
+# ---------------------------------------------------------------- builder pool
+
+@final
+class Attempt:
+    """A daemon the pool passed over, and why."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    def to_dict(self) -> Dict[str, str]: ...
+
+@final
+class PooledBuild:
+    """A build a BuilderPool ran: its result, the daemon that ran it and those passed over."""
+
+    @property
+    def result(self) -> BuildResult: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def passed_over(self) -> List[Attempt]: ...
+
+@final
+class EndpointHealth:
+    """The health of one daemon of a pool."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def healthy(self) -> bool: ...
+    @property
+    def workers(self) -> Optional[int]: ...
+    @property
+    def error(self) -> Optional[str]: ...
+    @property
+    def latency(self) -> float: ...
+
+def resolve_address(addr: Optional[str] = None) -> str:
+    """The address Client(addr) would dial (BUILDKIT_HOST, DOCKER_HOST, sockets); nothing is dialled."""
+
+def routing_key(context: _Path) -> str:
+    """The repository URL without its #ref:subdir, or the context directory's absolute path."""
+
+@final
+class BuilderPool:
+    """A client over several BuildKit daemons: sticky routing, health checks, failover."""
+
+    def __new__(
+        cls,
+        addresses: Sequence[str],
+        *,
+        tls_ca: Optional[_Path] = None,
+        tls_cert: Optional[_Path] = None,
+        tls_key: Optional[_Path] = None,
+        tls_server_name: Optional[str] = None,
+        health_timeout: Optional[_Seconds] = None,
+        connect_timeout: Optional[_Seconds] = None,
+        retry_after: Optional[_Seconds] = None,
+    ) -> "BuilderPool": ...
+    @property
+    def addresses(self) -> List[str]: ...
+    def rank(self, key: str) -> List[str]: ...
+    def candidates(self, key: str) -> List[str]: ...
+    def health(self) -> List[EndpointHealth]: ...
+    def health_async(self) -> Awaitable[List[EndpointHealth]]: ...
+    def client_for(self, key: str) -> Tuple[Client, str]: ...
+    def client_for_async(self, key: str) -> Awaitable[Tuple[Client, str]]: ...
+    def build(
+        self,
+        context: _Path,
+        *,
+        key: Optional[str] = None,
+        file: Optional[_Path] = None,
+        tags: Optional[_StrOrList] = None,
+        build_args: Optional[_KeyValues] = None,
+        target: Optional[str] = None,
+        platforms: Optional[_StrOrList] = None,
+        labels: Optional[_KeyValues] = None,
+        no_cache: bool = False,
+        no_cache_filter: Optional[_StrOrList] = None,
+        network: Optional[str] = None,
+        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
+        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
+        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
+        build_contexts: Optional[Mapping[str, _Path]] = None,
+        push: bool = False,
+        outputs: Optional[_Specs] = None,
+        cache_from: Optional[_Specs] = None,
+        cache_to: Optional[_Specs] = None,
+        progress: _ProgressArg = None,
+        metadata_file: Optional[_Path] = None,
+        git_auth_tokens: Optional[Mapping[str, str]] = None,
+        allow: Optional[_StrOrList] = None,
+        frontend_attrs: Optional[_KeyValues] = None,
+        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
+        docker_config: Optional[Union[bool, _Path]] = None,
+        shared_key: Optional[str] = None,
+    ) -> PooledBuild: ...
+    def build_async(
+        self,
+        context: _Path,
+        *,
+        key: Optional[str] = None,
+        file: Optional[_Path] = None,
+        tags: Optional[_StrOrList] = None,
+        build_args: Optional[_KeyValues] = None,
+        target: Optional[str] = None,
+        platforms: Optional[_StrOrList] = None,
+        labels: Optional[_KeyValues] = None,
+        no_cache: bool = False,
+        no_cache_filter: Optional[_StrOrList] = None,
+        network: Optional[str] = None,
+        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
+        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
+        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
+        build_contexts: Optional[Mapping[str, _Path]] = None,
+        push: bool = False,
+        outputs: Optional[_Specs] = None,
+        cache_from: Optional[_Specs] = None,
+        cache_to: Optional[_Specs] = None,
+        progress: _ProgressArg = None,
+        metadata_file: Optional[_Path] = None,
+        git_auth_tokens: Optional[Mapping[str, str]] = None,
+        allow: Optional[_StrOrList] = None,
+        frontend_attrs: Optional[_KeyValues] = None,
+        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
+        docker_config: Optional[Union[bool, _Path]] = None,
+        shared_key: Optional[str] = None,
+    ) -> Awaitable[PooledBuild]: ...
+
 # ---------------------------------------------------------------- values files and git write-back
 
 @final
@@ -576,6 +736,12 @@ class WriteBackOutcome:
 
 def set_image(path: _Path, key: Union[str, _Edits], value: Optional[str] = None) -> bool:
     """Sets ``key`` to ``value`` (or several edits) in a values file, format-preserving; returns whether it changed."""
+
+def validate_tag(tag: str) -> None:
+    """Raises InvalidOption unless tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}."""
+
+def parse_tag_ref(text: str) -> Tuple[str, Optional[str]]:
+    """Splits "tag@sha256:..." into (tag, digest or None), validating both."""
 
 def edit_values_file(path: _Path, edits: _Edits, *, name: Optional[str] = None) -> FileEdit:
     """Applies several edits to a values file, all or nothing."""

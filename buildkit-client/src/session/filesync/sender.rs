@@ -17,13 +17,26 @@
 //!    protocol error; the receiver is told with an ERR packet before the
 //!    stream is given up.
 //!
+//! # What a receiver can get
+//!
+//! Only what the walk listed: a REQ names a stream ID, never a path, and the
+//! IDs are the walked entries (which the request's filters already
+//! narrowed). Each file is opened relative to the context directory with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and `O_NOFOLLOW` (plain
+//! `openat` with `O_NOFOLLOW` where the kernel lacks `openat2`), and the
+//! opened file must still be the inode the walk saw (device and inode
+//! number) and a regular file. A path that was swapped for a symlink, or
+//! whose directories were, after the walk is refused, not followed, so
+//! nothing outside the context is ever read.
+//!
 //! Transport is abstracted by [`PacketSink`] and [`PacketSource`]; the gRPC
 //! layer converts [`Packet`] to and from `fsutil.types.Packet`. Both traits
 //! are implemented for tokio `mpsc` channels.
 
 use std::future::Future;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::walk::{ContextEntry, ContextSnapshot, EntryKind};
+use super::walk::{ContextEntry, ContextSnapshot, EntryKind, FileIdentity};
 
 /// Wire values of `fsutil.types.Packet.PacketType`.
 pub mod packet_type {
@@ -212,6 +225,18 @@ pub enum SendError {
         /// Its path.
         path: String,
     },
+    /// A requested file is no longer what the walk listed (replaced by
+    /// another file, reached through a symlink, or never walked): it is not
+    /// sent.
+    #[error("refusing to send {path} (file id {id}): {reason}")]
+    Refused {
+        /// The requested ID.
+        id: u32,
+        /// The file on disk.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Reading a requested file failed.
     #[error("reading {path}: {source}")]
     Read {
@@ -263,6 +288,17 @@ where
     let readers = Arc::new(Semaphore::new(parallel));
     let files = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    // Every file is opened relative to this descriptor, never by a full path.
+    let root_dir = match open_root(&snapshot.root) {
+        Ok(fd) => Arc::new(fd),
+        Err(source) => {
+            let err = SendError::Read { path: snapshot.root.clone(), source };
+            if let Err(send_err) = sink.send(Packet::Err(err.to_string())).await {
+                tracing::debug!(error = %send_err, "could not report the error to the receiver");
+            }
+            return Err(err);
+        }
+    };
 
     let result = {
         let sink = &mut sink;
@@ -314,6 +350,9 @@ where
                             let job = ReadJob {
                                 id,
                                 path: snapshot.root.join(&entry.path),
+                                root: Arc::clone(&root_dir),
+                                relative: entry.path.clone(),
+                                identity: snapshot.identity(id),
                                 kind: entry.kind,
                                 size_hint: entry.size,
                                 chunk_size,
@@ -445,7 +484,11 @@ const INLINE_SLOW_READS: u32 = 16;
 /// Reading one requested file into DATA packets.
 struct ReadJob {
     id: u32,
+    /// For messages only; the file is opened through `root` and `relative`.
     path: PathBuf,
+    root: Arc<OwnedFd>,
+    relative: String,
+    identity: Option<FileIdentity>,
     kind: EntryKind,
     size_hint: i64,
     chunk_size: usize,
@@ -469,15 +512,34 @@ impl ReadJob {
             emit(eof());
             return Ok(0);
         }
-        let mut file = match open_regular(&self.path) {
+        let Some(identity) = self.identity else {
+            return Err(self.refused("it was not listed by the walk"));
+        };
+        let mut file = match open_confined(&self.root, &self.relative) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound && self.policy == MissingFilePolicy::SendEmpty => {
                 tracing::warn!(path = %self.path.display(), "file vanished before it was sent; sending it empty");
                 emit(eof());
                 return Ok(0);
             }
+            Err(err) if is_escape(&err) => {
+                return Err(self.refused("a symbolic link now stands in its path"));
+            }
             Err(source) => return Err(SendError::Read { path: self.path.clone(), source }),
         };
+        let meta = file.metadata().map_err(|source| SendError::Read { path: self.path.clone(), source })?;
+        if !meta.is_file() {
+            return Err(SendError::Read {
+                path: self.path.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "no longer a regular file"),
+            });
+        }
+        {
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) != (identity.dev, identity.ino) {
+                return Err(self.refused("it was replaced by another file after the context was listed"));
+            }
+        }
         let mut sent = 0u64;
         // Size the first read to the file (+1 to see EOF in one go).
         let mut want = usize::try_from(self.size_hint.max(0)).unwrap_or(usize::MAX).saturating_add(1).min(self.chunk_size);
@@ -534,23 +596,48 @@ impl ReadJob {
     }
 }
 
-/// Opens `path` for reading without blocking on FIFOs (in case a file was
-/// replaced since the walk) and checks it is still a regular file.
-fn open_regular(path: &Path) -> io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: no effect on regular files, keeps FIFOs from blocking open().
-        options.custom_flags(0o4000);
+impl ReadJob {
+    fn refused(&self, reason: &str) -> SendError {
+        SendError::Refused { id: self.id, path: self.path.clone(), reason: reason.to_string() }
     }
-    let file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no longer a regular file"));
-    }
-    Ok(file)
+}
+
+/// Opens the context directory that requested files are opened beneath.
+fn open_root(root: &std::path::Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// Opens `relative` (a walked, `/`-separated path) for reading beneath
+/// `root`: no symlink in any component, no `..` out of the root, no
+/// blocking on a FIFO that replaced a file, no controlling terminal.
+fn open_confined(root: &OwnedFd, relative: &str) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = match rustix::fs::openat2(root, relative, flags, Mode::empty(), resolve) {
+        Ok(fd) => fd,
+        // No openat2 (kernel before 5.6, or a seccomp filter that hides it):
+        // O_NOFOLLOW guards the last component, the inode check the rest.
+        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+            if relative.split('/').any(|part| part == "..") || relative.starts_with('/') {
+                return Err(io::Error::from_raw_os_error(rustix::io::Errno::XDEV.raw_os_error()));
+            }
+            rustix::fs::openat(root, relative, flags, Mode::empty())?
+        }
+        Err(err) => return Err(err.into()),
+    };
+    Ok(std::fs::File::from(fd))
+}
+
+/// Whether an open failed because the path would follow a symlink or leave
+/// the root (`ELOOP` from `O_NOFOLLOW`/`RESOLVE_NO_SYMLINKS`, `EXDEV` from
+/// `RESOLVE_BENEATH`).
+fn is_escape(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() || code == rustix::io::Errno::XDEV.raw_os_error()
+    )
 }
 
 #[cfg(test)]
@@ -815,9 +902,13 @@ mod tests {
 
     #[test]
     fn small_files_are_read_inline() {
+        let root = Arc::new(open_root(std::path::Path::new("/")).unwrap());
         let job = |kind, size_hint| ReadJob {
             id: 0,
             path: PathBuf::new(),
+            root: Arc::clone(&root),
+            relative: String::new(),
+            identity: None,
             kind,
             size_hint,
             chunk_size: 256 * 1024,
@@ -839,6 +930,75 @@ mod tests {
         let (tx, _rx, task) = start(Arc::clone(&h.snapshot), SenderOptions::default());
         tx.send(Packet::Req(0)).await.unwrap();
         assert!(matches!(task.await.unwrap(), Err(SendError::Read { .. })));
+    }
+
+    /// Requests `id` and returns the error the sender fails with.
+    async fn request_error(snapshot: Arc<ContextSnapshot>, id: u32) -> SendError {
+        let (tx, mut rx, task) = start(snapshot, SenderOptions::default());
+        tx.send(Packet::Req(id)).await.unwrap();
+        let err = task.await.unwrap().unwrap_err();
+        let reported = until(&mut rx, |p| matches!(p, Packet::Err(_))).await;
+        assert_eq!(reported, Packet::Err(err.to_string()));
+        err
+    }
+
+    #[tokio::test]
+    async fn a_file_swapped_for_a_symlink_after_the_walk_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"outside").unwrap();
+        let h = harness(&[("f", b"inside".to_vec())]);
+        let root = h.snapshot.root.clone();
+        fs::remove_file(root.join("f")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("f")).unwrap();
+        let err = request_error(Arc::clone(&h.snapshot), 0).await;
+        assert!(matches!(&err, SendError::Refused { id: 0, .. }), "{err}");
+        assert!(!err.to_string().contains("outside"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_directory_swapped_for_a_symlink_after_the_walk_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("f"), b"outside").unwrap();
+        let h = harness(&[("d/f", b"inside".to_vec())]);
+        let root = h.snapshot.root.clone();
+        fs::rename(root.join("d"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("d")).unwrap();
+        // ID 0 is the directory, ID 1 the file below it.
+        let err = request_error(Arc::clone(&h.snapshot), 1).await;
+        assert!(matches!(&err, SendError::Refused { id: 1, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_by_another_inode_is_refused() {
+        let h = harness(&[("f", b"walked".to_vec()), ("other", b"other".to_vec())]);
+        let root = h.snapshot.root.clone();
+        fs::rename(root.join("other"), root.join("f")).unwrap();
+        let err = request_error(Arc::clone(&h.snapshot), 0).await;
+        assert!(matches!(&err, SendError::Refused { id: 0, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn entries_without_a_walked_identity_are_refused() {
+        let h = harness(&[("f", b"x".to_vec())]);
+        let mut snapshot = (*h.snapshot).clone();
+        snapshot.identities.clear();
+        let err = request_error(Arc::new(snapshot), 0).await;
+        assert!(matches!(&err, SendError::Refused { id: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn confined_open_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("ctx")).unwrap();
+        fs::write(dir.path().join("secret"), b"s").unwrap();
+        fs::write(dir.path().join("ctx/ok"), b"ok").unwrap();
+        std::os::unix::fs::symlink("../secret", dir.path().join("ctx/link")).unwrap();
+        let root = open_root(&dir.path().join("ctx")).unwrap();
+        assert!(open_confined(&root, "ok").is_ok());
+        for bad in ["../secret", "link", "/etc/passwd"] {
+            let err = open_confined(&root, bad).unwrap_err();
+            assert!(is_escape(&err), "{bad}: {err}");
+        }
     }
 
     #[tokio::test]

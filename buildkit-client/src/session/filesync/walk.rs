@@ -226,6 +226,18 @@ impl ContextEntry {
     }
 }
 
+/// Which inode an entry was when it was walked (`st_dev`, `st_ino` from
+/// `lstat`). The sender only sends the content of a file that is still this
+/// inode, so a path swapped for a link to something else after the walk is
+/// refused rather than followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// Device.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+}
+
 /// The result of a walk: the canonical root and the entries, in stream
 /// order. An entry's ID is its index.
 #[derive(Debug, Clone, Default)]
@@ -234,12 +246,21 @@ pub struct ContextSnapshot {
     pub root: PathBuf,
     /// The entries in STAT-stream order.
     pub entries: Vec<ContextEntry>,
+    /// The inode of each entry, by ID (same length as `entries` when the
+    /// snapshot comes from [`walk_context`]). An entry without one cannot be
+    /// requested.
+    pub identities: Vec<FileIdentity>,
 }
 
 impl ContextSnapshot {
     /// The entry with stream ID `id`.
     pub fn get(&self, id: u32) -> Option<&ContextEntry> {
         self.entries.get(id as usize)
+    }
+
+    /// The inode the entry with stream ID `id` was when walked.
+    pub fn identity(&self, id: u32) -> Option<FileIdentity> {
+        self.identities.get(id as usize).copied()
     }
 
     /// Where the entry with stream ID `id` lives on disk.
@@ -388,8 +409,8 @@ pub fn walk_context(root: &Path, options: &WalkOptions) -> Result<ContextSnapsho
         n => n.min(64),
     };
     let nodes = read_tree(&root, &filter, threads)?;
-    let entries = assemble(&root, &nodes, options)?;
-    Ok(ContextSnapshot { root, entries })
+    let (entries, identities) = assemble(&root, &nodes, options)?;
+    Ok(ContextSnapshot { root, entries, identities })
 }
 
 // ---------------------------------------------------------------------------
@@ -652,6 +673,7 @@ struct Assembler<'a> {
     root: &'a Path,
     keep_ownership: bool,
     entries: Vec<ContextEntry>,
+    identities: Vec<FileIdentity>,
     first_link: HashMap<(u64, u64), String>,
 }
 
@@ -714,12 +736,23 @@ impl Assembler<'_> {
             }
         }
         self.entries.push(entry);
+        self.identities.push(FileIdentity { dev: m.dev, ino: m.ino });
         Ok(())
     }
 }
 
-fn assemble(root: &Path, nodes: &[Node], options: &WalkOptions) -> Result<Vec<ContextEntry>, WalkError> {
-    let mut out = Assembler { root, keep_ownership: options.keep_ownership, entries: Vec::new(), first_link: HashMap::new() };
+fn assemble(
+    root: &Path,
+    nodes: &[Node],
+    options: &WalkOptions,
+) -> Result<(Vec<ContextEntry>, Vec<FileIdentity>), WalkError> {
+    let mut out = Assembler {
+        root,
+        keep_ownership: options.keep_ownership,
+        entries: Vec::new(),
+        identities: Vec::new(),
+        first_link: HashMap::new(),
+    };
     struct Ancestor {
         node: usize,
         child: usize,
@@ -755,7 +788,7 @@ fn assemble(root: &Path, nodes: &[Node], options: &WalkOptions) -> Result<Vec<Co
             stack.push((sub, 0));
         }
     }
-    Ok(out.entries)
+    Ok((out.entries, out.identities))
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,420 @@
+//! `cicd_agents.BuilderPool`: the library's builder pool (`cicd_agents_buildkit::pool`) for
+//! Python. One client over several BuildKit daemons with sticky routing (rendezvous hashing
+//! on a routing key), health checks and failover; `routing_key`, `PooledBuild`,
+//! `EndpointHealth`, `Attempt` and the `PoolError` / `PoolUnavailable` exceptions mirror the
+//! Rust names.
+
+use std::sync::Arc;
+
+use cicd_agents_buildkit::build::BuildOptions;
+use cicd_agents_buildkit::pool::{
+    routing_key as rust_routing_key, Attempt as RustAttempt, BuilderPool as RustPool, EndpointHealth as RustHealth,
+    PoolError as RustPoolError, PooledBuild as RustPooledBuild,
+};
+use cicd_agents_buildkit::progress::ProgressSink;
+use cicd_agents_buildkit::TlsOptions;
+use pyo3::prelude::*;
+
+use crate::build::{build_context, write_metadata, BuildArgs, BuildResult, Prepared};
+use crate::client::Client;
+use crate::convert::duration;
+use crate::errors::{self, obj, with_attrs};
+use crate::progress::CallbackFailure;
+use crate::runtime::{awaitable, block_on, Task};
+
+/// A daemon the pool passed over, and why.
+#[pyclass(module = "cicd_agents", frozen)]
+#[derive(Clone)]
+pub struct Attempt {
+    inner: RustAttempt,
+}
+
+#[pymethods]
+impl Attempt {
+    /// The daemon's address.
+    #[getter]
+    fn address(&self) -> &str {
+        &self.inner.address
+    }
+    /// What went wrong (``"lost during the build: ..."`` for a daemon lost mid-build).
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+    /// As a dict ``{"address": ..., "reason": ...}``.
+    fn to_dict(&self) -> std::collections::BTreeMap<&'static str, String> {
+        std::collections::BTreeMap::from([
+            ("address", self.inner.address.clone()),
+            ("reason", self.inner.reason.clone()),
+        ])
+    }
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+    fn __repr__(&self) -> String {
+        format!("Attempt(address={:?}, reason={:?})", self.inner.address, self.inner.reason)
+    }
+}
+
+fn attempts(tried: Vec<RustAttempt>) -> Vec<Attempt> {
+    tried.into_iter().map(|inner| Attempt { inner }).collect()
+}
+
+/// A build the pool ran: its ``BuildResult``, the daemon that ran it and those passed over.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct PooledBuild {
+    result: Py<BuildResult>,
+    address: String,
+    passed_over: Vec<RustAttempt>,
+}
+
+#[pymethods]
+impl PooledBuild {
+    /// The build's ``BuildResult``.
+    #[getter]
+    fn result(&self, py: Python<'_>) -> Py<BuildResult> {
+        self.result.clone_ref(py)
+    }
+    /// The daemon that ran it.
+    #[getter]
+    fn address(&self) -> &str {
+        &self.address
+    }
+    /// The daemons tried before, in order (``Attempt`` objects): those that failed their
+    /// health check before the build started and those lost in the middle of it.
+    #[getter]
+    fn passed_over(&self) -> Vec<Attempt> {
+        attempts(self.passed_over.clone())
+    }
+    fn __repr__(&self) -> String {
+        let digest = self.result.get().inner.digest.clone();
+        format!(
+            "PooledBuild(address={:?}, digest={}, passed_over={})",
+            self.address,
+            crate::convert::repr_opt(digest.as_deref()),
+            self.passed_over.len()
+        )
+    }
+}
+
+/// The health of one daemon of a pool (``BuilderPool.health()``).
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct EndpointHealth {
+    inner: RustHealth,
+}
+
+#[pymethods]
+impl EndpointHealth {
+    /// The daemon's address.
+    #[getter]
+    fn address(&self) -> &str {
+        &self.inner.address
+    }
+    /// Whether it answered in time with at least one worker.
+    #[getter]
+    fn healthy(&self) -> bool {
+        self.inner.status.is_ok()
+    }
+    /// Its number of workers, or None when it is not usable.
+    #[getter]
+    fn workers(&self) -> Option<usize> {
+        self.inner.status.as_ref().ok().copied()
+    }
+    /// Why it is not usable, or None when it is.
+    #[getter]
+    fn error(&self) -> Option<&str> {
+        self.inner.status.as_ref().err().map(String::as_str)
+    }
+    /// How long the check took, in seconds.
+    #[getter]
+    fn latency(&self) -> f64 {
+        self.inner.latency.as_secs_f64()
+    }
+    fn __repr__(&self) -> String {
+        match &self.inner.status {
+            Ok(workers) => format!("EndpointHealth({:?}, workers={workers})", self.inner.address),
+            Err(reason) => format!("EndpointHealth({:?}, error={reason:?})", self.inner.address),
+        }
+    }
+}
+
+fn healths(checks: Vec<RustHealth>) -> Vec<EndpointHealth> {
+    checks.into_iter().map(|inner| EndpointHealth { inner }).collect()
+}
+
+/// Converts a pool error: `InvalidOption` for a bad address list, `PoolUnavailable` when no
+/// daemon could be used, and for a build that failed on a daemon the build's own class
+/// (`BuildError`, ...) with `address` and `passed_over` added.
+fn from_pool(err: RustPoolError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        RustPoolError::Empty => errors::invalid_option("addresses", "a builder pool needs at least one BuildKit address"),
+        RustPoolError::Address(source) => errors::from_buildkit(source),
+        RustPoolError::Unavailable { key, tried } => Python::attach(|py| {
+            with_attrs(
+                errors::PoolUnavailable::new_err(message),
+                &[("key", obj(py, key)), ("tried", obj(py, attempts(tried)))],
+            )
+        }),
+        RustPoolError::Build { address, source, passed_over } => {
+            let err = errors::from_buildkit_as(source, message);
+            Python::attach(|py| {
+                with_attrs(err, &[("address", obj(py, address)), ("passed_over", obj(py, attempts(passed_over)))])
+            })
+        }
+    }
+}
+
+/// How a pool build ended: `None` when a progress callback raised.
+type Outcome = Option<Result<RustPooledBuild, RustPoolError>>;
+
+async fn run(
+    pool: Arc<RustPool>,
+    key: String,
+    options: BuildOptions,
+    mut sink: Box<dyn ProgressSink>,
+    failure: Arc<CallbackFailure>,
+) -> Outcome {
+    let build = pool.build(&key, &options, sink.as_mut());
+    tokio::select! {
+        result = build => Some(result),
+        _ = failure.raised() => None,
+    }
+}
+
+fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&std::path::Path>) -> PyResult<PooledBuild> {
+    if let Some(err) = failure.take() {
+        return Err(err);
+    }
+    match outcome {
+        Some(Ok(pooled)) => {
+            if let Some(path) = metadata_file {
+                write_metadata(path, &pooled.result)?;
+            }
+            let result = Python::attach(|py| Py::new(py, BuildResult { inner: pooled.result }))?;
+            Ok(PooledBuild { result, address: pooled.address, passed_over: pooled.passed_over })
+        }
+        Some(Err(err)) => Err(from_pool(err)),
+        None => Err(errors::internal("the build stopped for a progress callback error that was lost")),
+    }
+}
+
+/// A client over several BuildKit daemons with sticky routing, health checks and failover.
+///
+/// ``BuilderPool(addresses, *, tls_ca=None, tls_cert=None, tls_key=None,
+/// tls_server_name=None, health_timeout=2, connect_timeout=3, retry_after=15)``: nothing is
+/// dialled yet. ``addresses`` are ``tcp://``, ``unix://`` or ``docker://`` addresses; the TLS
+/// files apply to every ``tcp://`` daemon. Timeouts are seconds or ``timedelta``.
+///
+/// Each build has a routing key (``routing_key(context)``: the repository URL without its
+/// ``#ref:subdir``, or the local context's absolute path). The daemons are ranked for the key
+/// by rendezvous hashing, so a project keeps landing on the same daemon and its warm cache. A
+/// daemon must answer ``ListWorkers`` within ``health_timeout`` to be used; one that cannot be
+/// reached is tried last for ``retry_after`` seconds and the next one in the ranking takes
+/// over, also for a build that loses its daemon midway. A build that *fails* is not retried.
+///
+/// Raises ``InvalidOption`` for an empty list, a malformed address or one given twice.
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct BuilderPool {
+    inner: Arc<RustPool>,
+}
+
+impl BuilderPool {
+    fn prepare(&self, args: BuildArgs<'_, '_>, key: Option<String>) -> PyResult<(String, Prepared)> {
+        let prepared = args.prepare()?;
+        let key = key.unwrap_or_else(|| rust_routing_key(&prepared.options));
+        Ok((key, prepared))
+    }
+}
+
+#[pymethods]
+impl BuilderPool {
+    #[new]
+    #[pyo3(signature = (addresses, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, health_timeout=None, connect_timeout=None, retry_after=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        addresses: Vec<String>,
+        tls_ca: Option<std::path::PathBuf>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        tls_server_name: Option<String>,
+        health_timeout: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        retry_after: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let tls = TlsOptions { ca_cert: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name };
+        let mut pool = RustPool::new(&addresses, tls).map_err(from_pool)?;
+        if let Some(value) = health_timeout.filter(|v| !v.is_none()) {
+            pool = pool.health_timeout(duration(value, "health_timeout")?);
+        }
+        if let Some(value) = connect_timeout.filter(|v| !v.is_none()) {
+            pool = pool.connect_timeout(duration(value, "connect_timeout")?);
+        }
+        if let Some(value) = retry_after.filter(|v| !v.is_none()) {
+            pool = pool.retry_after(duration(value, "retry_after")?);
+        }
+        Ok(BuilderPool { inner: Arc::new(pool) })
+    }
+
+    /// The daemons' addresses in the order given (normalized, e.g. ``docker://`` becomes
+    /// ``docker://unix:///var/run/docker.sock``).
+    #[getter]
+    fn addresses(&self) -> Vec<String> {
+        self.inner.addresses().into_iter().map(String::from).collect()
+    }
+
+    /// The daemons in the order ``key`` prefers them (rendezvous hashing), ignoring health.
+    fn rank(&self, key: &str) -> Vec<String> {
+        self.inner.rank(key).into_iter().map(String::from).collect()
+    }
+
+    /// The order in which daemons are tried for ``key``: its ranking, with daemons recently
+    /// found unreachable moved to the end.
+    fn candidates(&self, key: &str) -> Vec<String> {
+        self.inner.candidates(key).into_iter().map(String::from).collect()
+    }
+
+    /// Checks every daemon now, concurrently: a list of ``EndpointHealth`` in the order given.
+    fn health(&self, py: Python<'_>) -> PyResult<Vec<EndpointHealth>> {
+        let pool = self.inner.clone();
+        Ok(healths(block_on(py, async move { pool.health().await })?))
+    }
+
+    /// ``await``-able ``health()``.
+    fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.inner.clone();
+        awaitable(py, async move { Ok(healths(pool.health().await)) })
+    }
+
+    /// A healthy daemon for ``key``: ``(Client, address)`` for the first daemon in the key's
+    /// ranking that connects and answers in time. Raises ``PoolUnavailable`` when none does.
+    fn client_for(&self, py: Python<'_>, key: String) -> PyResult<(Client, String)> {
+        let pool = self.inner.clone();
+        let (inner, address) = block_on(py, async move { pool.client_for(&key).await })?.map_err(from_pool)?;
+        Ok((Client { inner }, address))
+    }
+
+    /// ``await``-able ``client_for()``.
+    fn client_for_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.inner.clone();
+        awaitable(py, async move {
+            let (inner, address) = pool.client_for(&key).await.map_err(from_pool)?;
+            Ok((Client { inner }, address))
+        })
+    }
+
+    /// Runs a build on the daemon its routing key prefers and returns a ``PooledBuild``.
+    ///
+    /// Takes ``Client.build()``'s arguments, plus ``key``: the routing key (default
+    /// ``routing_key(context)``). If the daemon is lost before or during the build, the build
+    /// starts again on the next healthy one. Raises ``PoolUnavailable`` when no daemon can be
+    /// used, and ``BuildError`` (with ``address`` and ``passed_over``) when the build fails.
+    #[pyo3(signature = (context, *, key=None, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        key: Option<String>,
+        file: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        build_args: Option<&Bound<'py, PyAny>>,
+        target: Option<String>,
+        platforms: Option<&Bound<'py, PyAny>>,
+        labels: Option<&Bound<'py, PyAny>>,
+        no_cache: bool,
+        no_cache_filter: Option<&Bound<'py, PyAny>>,
+        network: Option<String>,
+        add_hosts: Option<&Bound<'py, PyAny>>,
+        secrets: Option<&Bound<'py, PyAny>>,
+        ssh: Option<&Bound<'py, PyAny>>,
+        build_contexts: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        outputs: Option<&Bound<'py, PyAny>>,
+        cache_from: Option<&Bound<'py, PyAny>>,
+        cache_to: Option<&Bound<'py, PyAny>>,
+        progress: Option<&Bound<'py, PyAny>>,
+        metadata_file: Option<&Bound<'py, PyAny>>,
+        git_auth_tokens: Option<&Bound<'py, PyAny>>,
+        allow: Option<&Bound<'py, PyAny>>,
+        frontend_attrs: Option<&Bound<'py, PyAny>>,
+        registry_auth: Option<&Bound<'py, PyAny>>,
+        docker_config: Option<&Bound<'py, PyAny>>,
+        shared_key: Option<String>,
+    ) -> PyResult<PooledBuild> {
+        let args = BuildArgs {
+            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
+            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
+            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+        };
+        let (key, Prepared { options, progress, metadata_file }) = self.prepare(args, key)?;
+        let failure = progress.failure.clone();
+        let task = Task::spawn(run(self.inner.clone(), key, options, progress.sink, progress.failure))?;
+        let outcome = task.wait(py);
+        if let Some(err) = failure.take() {
+            return Err(err);
+        }
+        finish(outcome?, &failure, metadata_file.as_deref())
+    }
+
+    /// ``await``-able ``build()`` with the same arguments. Cancelling the asyncio task cancels
+    /// the build on the daemon.
+    #[pyo3(signature = (context, *, key=None, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build_async<'py>(
+        &self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        key: Option<String>,
+        file: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        build_args: Option<&Bound<'py, PyAny>>,
+        target: Option<String>,
+        platforms: Option<&Bound<'py, PyAny>>,
+        labels: Option<&Bound<'py, PyAny>>,
+        no_cache: bool,
+        no_cache_filter: Option<&Bound<'py, PyAny>>,
+        network: Option<String>,
+        add_hosts: Option<&Bound<'py, PyAny>>,
+        secrets: Option<&Bound<'py, PyAny>>,
+        ssh: Option<&Bound<'py, PyAny>>,
+        build_contexts: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        outputs: Option<&Bound<'py, PyAny>>,
+        cache_from: Option<&Bound<'py, PyAny>>,
+        cache_to: Option<&Bound<'py, PyAny>>,
+        progress: Option<&Bound<'py, PyAny>>,
+        metadata_file: Option<&Bound<'py, PyAny>>,
+        git_auth_tokens: Option<&Bound<'py, PyAny>>,
+        allow: Option<&Bound<'py, PyAny>>,
+        frontend_attrs: Option<&Bound<'py, PyAny>>,
+        registry_auth: Option<&Bound<'py, PyAny>>,
+        docker_config: Option<&Bound<'py, PyAny>>,
+        shared_key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = BuildArgs {
+            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
+            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
+            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+        };
+        let (key, Prepared { options, progress, metadata_file }) = self.prepare(args, key)?;
+        let failure = progress.failure.clone();
+        let pool = self.inner.clone();
+        awaitable(py, async move {
+            let outcome = run(pool, key, options, progress.sink, progress.failure).await;
+            finish(outcome, &failure, metadata_file.as_deref())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("BuilderPool({:?})", self.inner.addresses())
+    }
+}
+
+/// The routing key of a build of ``context`` (a directory or a git / HTTP(S) URL): the
+/// repository URL without its ``#ref:subdir`` fragment (every branch of a project shares one
+/// cache), or the directory's absolute path.
+#[pyfunction]
+pub fn routing_key(context: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(rust_routing_key(&BuildOptions::new(build_context(context)?)))
+}
