@@ -223,3 +223,35 @@ pub(crate) fn connection_failure(status: &tonic::Status) -> Option<String> {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_sent_by_the_daemon_is_not_a_lost_connection() {
+        let status = tonic::Status::unavailable("no active session for abc");
+        assert!(connection_failure(&status).is_none());
+        assert!(matches!(Error::rpc("Solve", &"unix:///s", status), Error::Rpc { .. }));
+    }
+
+    #[test]
+    fn a_status_made_from_a_transport_failure_is_a_lost_connection_naming_the_stage() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stream closed because of a broken pipe");
+        let status = tonic::Status::from_error(Box::new(io));
+        let err = Error::from_connection_status(&"unix:///run/buildkit.sock", "solving", &status).expect("lost");
+        assert!(err.is_connection());
+        let text = err.to_string();
+        assert!(text.contains("unix:///run/buildkit.sock") && text.contains("while solving"), "{text}");
+        assert!(text.contains("broken pipe"), "{text}");
+        let err = Error::rpc("Info", &"unix:///s", tonic::Status::from_error(Box::new(std::io::Error::other("eof"))));
+        assert!(matches!(&err, Error::ConnectionLost { during, .. } if during == "calling Info"), "{err:?}");
+    }
+
+    #[test]
+    fn a_cut_mid_message_is_a_lost_connection() {
+        let status = tonic::Status::internal("Unexpected EOF decoding stream.");
+        assert!(connection_failure(&status).is_some());
+        assert!(connection_failure(&tonic::Status::internal("bad digest")).is_none());
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use cicd_agents_buildkit::control::info::BuildkitVersion as RustBuildkitVersion;
 use cicd_agents_buildkit::control::workers::GcPolicy as RustGcPolicy;
 use cicd_agents_buildkit::{
-    DaemonInfo as RustDaemonInfo, DiskUsageOptions, PruneOptions, TlsOptions, UsageRecord as RustUsageRecord,
+    ActiveBuild as RustActiveBuild, DaemonInfo as RustDaemonInfo, DiskUsageOptions, PruneOptions, TlsOptions, UsageRecord as RustUsageRecord,
     Worker as RustWorker,
 };
 use pyo3::prelude::*;
@@ -194,6 +194,43 @@ impl Worker {
     }
     fn __repr__(&self) -> String {
         format!("Worker(id={:?}, platforms={:?})", self.inner.id, self.inner.platforms)
+    }
+}
+
+/// A build the daemon is running (``Client.active_builds()``).
+#[pyclass(module = "cicd_agents", frozen)]
+pub struct ActiveBuild {
+    inner: RustActiveBuild,
+}
+
+#[pymethods]
+impl ActiveBuild {
+    /// The build's ref (the ID progress and history use).
+    #[getter]
+    fn build_ref(&self) -> &str {
+        &self.inner.build_ref
+    }
+    /// The frontend, e.g. ``dockerfile.v0``.
+    #[getter]
+    fn frontend(&self) -> &str {
+        &self.inner.frontend
+    }
+    /// The frontend's attributes: build arguments, labels (``label:NAME``), target, ...
+    #[getter]
+    fn frontend_attrs(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.frontend_attrs.clone()
+    }
+    /// When it started (UTC), or None.
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        datetime(py, self.inner.created_at)
+    }
+    /// As a JSON-compatible dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!("ActiveBuild(build_ref={:?}, frontend={:?})", self.inner.build_ref, self.inner.frontend)
     }
 }
 
@@ -463,6 +500,22 @@ impl Client {
         awaitable(py, async move {
             let workers = client.list_workers().await.map_err(errors::from_buildkit)?;
             Ok(workers.into_iter().map(|inner| Worker { inner }).collect::<Vec<_>>())
+        })
+    }
+
+    /// The builds the daemon is running right now, by any client.
+    fn active_builds(&self, py: Python<'_>) -> PyResult<Vec<ActiveBuild>> {
+        let client = self.inner.clone();
+        let builds = block_on(py, async move { client.active_builds().await })?.map_err(errors::from_buildkit)?;
+        Ok(builds.into_iter().map(|inner| ActiveBuild { inner }).collect())
+    }
+
+    /// ``await``-able ``active_builds()``.
+    fn active_builds_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        awaitable(py, async move {
+            let builds = client.active_builds().await.map_err(errors::from_buildkit)?;
+            Ok(builds.into_iter().map(|inner| ActiveBuild { inner }).collect::<Vec<_>>())
         })
     }
 

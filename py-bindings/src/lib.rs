@@ -35,6 +35,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::DaemonInfo>()?;
     m.add_class::<client::BuildkitVersion>()?;
     m.add_class::<client::Worker>()?;
+    m.add_class::<client::ActiveBuild>()?;
     m.add_class::<client::GcPolicy>()?;
     m.add_class::<client::UsageRecord>()?;
     m.add_class::<build::BuildResult>()?;

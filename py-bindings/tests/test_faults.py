@@ -10,6 +10,7 @@ socket; it can cut its connections or stop forwarding while keeping them open.
 
 import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -167,3 +168,31 @@ def test_bad_keepalive_is_an_invalid_option(testenv, value):
     with pytest.raises((cicd_agents.InvalidOption, TypeError)) as caught:
         cicd_agents.Client(testenv.docker_addr, keepalive=value)
     assert "keepalive" in str(caught.value)
+
+
+def _ours(client, marker):
+    return [b for b in client.active_builds() if b.frontend_attrs.get("label:marker") == marker]
+
+
+def test_active_builds_shows_a_running_build_until_it_is_cancelled(client, make_context):
+    marker = f"cicd-py-active-{uuid.uuid4().hex[:12]}"
+    context = make_context(f"FROM {{base}}\nRUN echo {marker} && sleep 60\n")
+    found = []
+    with client.build_stream(context, network="host", labels={"marker": marker}) as stream:
+        for event in stream:
+            if event.kind == "vertex" and "sleep 60" in event.name and event.started:
+                for _ in range(100):
+                    found = _ours(client, marker)
+                    if found:
+                        break
+                    time.sleep(0.2)
+                stream.cancel()
+                break
+    assert found, "the running build was not among the daemon's active builds"
+    assert found[0].frontend == "dockerfile.v0"
+    assert found[0].build_ref
+    # Cancelled: the daemon stops running it.
+    deadline = time.monotonic() + 60
+    while _ours(client, marker):
+        assert time.monotonic() < deadline, "the cancelled build is still among the daemon's active builds"
+        time.sleep(0.5)

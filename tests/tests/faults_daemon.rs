@@ -122,7 +122,7 @@ async fn active_builds_lists_a_running_build_by_its_label() {
     let id = env.unique_name("active");
     let client = Client::connect(&env.docker_addr).await.unwrap();
     let context = tempfile::tempdir().unwrap();
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} && sleep 20\n", env.base_image))])
+    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image))])
         .unwrap();
     let options = BuildOptions::local(context.path()).network("host").label(LABEL, &id);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
@@ -131,8 +131,8 @@ async fn active_builds_lists_a_running_build_by_its_label() {
             let _ = started_tx.send(true);
         }
     };
-    let build = client.build_with_progress(&options, &mut sink);
-    tokio::pin!(build);
+    // Boxed so that it can be dropped below, mid-build.
+    let mut build = Box::pin(client.build_with_progress(&options, &mut sink));
     let seen = bounded("a running build in the history", async {
         tokio::select! {
             result = &mut build => panic!("the build ended before it was seen running: {result:?}"),
@@ -149,6 +149,7 @@ async fn active_builds_lists_a_running_build_by_its_label() {
     .await;
     assert!(!seen.build_ref.is_empty());
     assert_eq!(seen.frontend, "dockerfile.v0");
+    // Dropping the running build's future cancels it on the daemon (the RUN sleeps 60 s).
     drop(build);
     assert_daemon_runs_nothing_of(&env, &id).await;
 }

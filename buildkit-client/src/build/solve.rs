@@ -196,3 +196,40 @@ impl Client {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::progress::VertexUpdate;
+    use crate::session::context_sync::LocalDirs;
+
+    fn vertex(name: &str, done: bool) -> StatusUpdate {
+        StatusUpdate {
+            vertexes: vec![VertexUpdate {
+                digest: name.into(),
+                name: name.into(),
+                inputs: Vec::new(),
+                cached: false,
+                started: Some(SystemTime::now()),
+                completed: done.then(SystemTime::now),
+                error: String::new(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_stage_follows_the_steps_under_way() {
+        let dirs = LocalDirs::default();
+        let mut tracker = Tracker::default();
+        assert_eq!(build_stage(&tracker, &dirs), "solving");
+        tracker.apply(&vertex("[2/2] RUN make", false));
+        assert_eq!(build_stage(&tracker, &dirs), "solving");
+        tracker.apply(&vertex("exporting to image", false));
+        assert_eq!(build_stage(&tracker, &dirs), "exporting/pushing");
+        tracker.apply(&vertex("exporting to image", true));
+        assert_eq!(build_stage(&tracker, &dirs), "solving");
+    }
+}

@@ -32,6 +32,7 @@ Errors derive from :class:`cicd_agents.Error`. Note that
 """
 
 from ._native import (
+    ActiveBuild,
     Attempt,
     AuthError,
     BuilderPool,
@@ -83,6 +84,7 @@ from ._native import (
 from . import k8s  # the cicd_agents.k8s submodule (Kubernetes manifests)
 
 __all__ = [
+    "ActiveBuild",
     "Attempt",
     "AuthError",
     "BuilderPool",
