@@ -500,6 +500,11 @@ async fn a_file_through_a_symlink_is_refused() {
     let mut script = vec![link("l", &outside), file("l/victim", 0o644), end_of_listing()];
     script.extend(data(1, "pwned"));
     f.refused("file below a symlink", script).await;
+    // A relative link to the destination's parent (found by the session_packets fuzz target).
+    let mut script = vec![link("a", ".."), file("a/b", 0o644), end_of_listing()];
+    script.extend(data(1, "escaped"));
+    f.refused("file below a link to ..", script).await;
+    assert!(!f.dest.parent().unwrap().join("b").exists(), "a/b was written through a -> ..");
     // The link disguised with both the directory and the symlink bits.
     let script = vec![
         Packet { stat: Some(Stat { linkname: outside.clone(), ..stat("m", go_mode::DIR | go_mode::SYMLINK | 0o777) }), ..packet(PacketType::PacketStat) },
