@@ -174,7 +174,18 @@ impl FromStr for Address {
 }
 
 fn invalid(address: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidAddress { address: address.to_string(), reason: reason.into() }
+    Error::InvalidAddress { address: hide_userinfo(address), reason: reason.into() }
+}
+
+/// `scheme://user:password@host...` with the user information shown as `***`:
+/// an address that carries credentials is never echoed with them.
+fn hide_userinfo(address: &str) -> String {
+    let Some(at) = address.find('@') else { return address.to_string() };
+    let Some(scheme_end) = address[..at].rfind("://").map(|index| index + 3) else { return address.to_string() };
+    if address[scheme_end..at].contains('/') {
+        return address.to_string();
+    }
+    format!("{}***{}", &address[..scheme_end], &address[at..])
 }
 
 fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
