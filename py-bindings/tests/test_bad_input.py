@@ -18,13 +18,20 @@ def _no_panic(err):
 
 @pytest.mark.parametrize(
     "address",
-    ["bogus", "unix://", "tcp://host", "tcp://h:99999", "tcp://[zz]:1", "tcp://ho st:1", "tcp://höst:1", "ssh://me@host"],
+    ["bogus", "unix://", "tcp://host", "tcp://h:99999", "tcp://[zz]:1", "tcp://ho st:1", "tcp://höst:1"],
 )
 def test_malformed_addresses(address):
     with pytest.raises(cicd_agents.InvalidOption) as caught:
         cicd_agents.Client(address)
     assert caught.value.option == "addr"
     assert repr(address) in str(caught.value) or address in str(caught.value)
+
+
+def test_user_information_in_any_scheme_is_not_echoed():
+    with pytest.raises(cicd_agents.InvalidOption) as caught:
+        cicd_agents.Client("ssh://me@host")
+    assert "ssh://***@host" in str(caught.value)
+    assert "me@" not in str(caught.value)
 
 
 def test_an_address_with_a_password_is_refused_without_echoing_it():

@@ -105,12 +105,13 @@ fn malformed_addresses_exit_2_and_name_the_address() {
     for address in [
         "bogus", "unix://", "unix://relative.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "tcp://h:0", "tcp://h:x",
         "tcp://::1:80", "tcp://[::1", "tcp://[zz]:1", "tcp://h:1/path", "http://h:1", "docker://docker.sock",
-        "ssh://me@host", "tcp://ho st:1", "tcp://höst:1", "tcp://-bad-:1", "tcp://a..b:1", "npipe:////./pipe/x",
+        "tcp://ho st:1", "tcp://höst:1", "tcp://-bad-:1", "tcp://a..b:1", "npipe:////./pipe/x",
         "kube-pod://x", "docker://tcp://", "docker://unix://",
     ] {
         cases.push(case(2, ["debug", "info", "--addr", address], &[&format!("{address:?}")]));
     }
-    // User info is refused and never echoed.
+    // User info is refused and never echoed, whatever the scheme.
+    cases.push(case(2, ["debug", "info", "--addr", "ssh://me@host"], &["\"ssh://***@host\"", "not supported"]));
     cases.push(case(2, ["debug", "info", "--addr", "tcp://ci:s3cr3tpw@127.0.0.1:1234"], &["***@127.0.0.1:1234", "no user name or password"]));
     cases.push(case(2, ["debug", "workers"], &["BUILDKIT_HOST", "\"not-an-address\""]).env("BUILDKIT_HOST", Some("not-an-address")));
     cases.push(case(2, ["du"], &["DOCKER_HOST"]).env("DOCKER_HOST", Some("tcp://h:x")));
