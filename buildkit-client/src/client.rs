@@ -127,8 +127,35 @@ impl Client {
         self.control.clone()
     }
 
+    /// Makes a Control call that changes nothing on the daemon, and makes it
+    /// once more if the first attempt found the connection already broken (cut,
+    /// daemon restarted): the channel notices a dead connection only when a
+    /// call fails on it, and dials a new one for the next call. A failed dial
+    /// is not retried.
+    pub(crate) async fn call_read_only<T, F, Fut>(&self, call: F) -> std::result::Result<tonic::Response<T>, tonic::Status>
+    where
+        F: Fn(ControlClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match call(self.control()).await {
+            Err(status) if is_stale_connection(&status) => {
+                tracing::debug!(address = %self.address(), %status, "the connection had broken; calling again on a new one");
+                call(self.control()).await
+            }
+            other => other,
+        }
+    }
+
     /// The daemon's [`info`](Client::info), asked once per client.
     pub(crate) async fn daemon_info(&self) -> Result<crate::DaemonInfo> {
         self.daemon.get_or_try_init(|| self.info()).await.cloned()
     }
+}
+
+/// Whether `status` says the call failed on a connection that had broken
+/// (rather than the daemon answering, or a new connection failing to open).
+fn is_stale_connection(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    crate::error::connection_failure(status).is_some()
+        && status.source().and_then(crate::transport::take_connect_error).is_none()
 }

@@ -75,8 +75,10 @@ impl Client {
         #[allow(clippy::needless_update)]
         let request = DiskUsageRequest { filter: options.filters.clone(), ..Default::default() };
         let response = self
-            .control()
-            .disk_usage(request)
+            .call_read_only(|mut control| {
+                let request = request.clone();
+                async move { control.disk_usage(request).await }
+            })
             .await
             .map_err(|status| Error::rpc("DiskUsage", self.address(), status))?
             .into_inner();

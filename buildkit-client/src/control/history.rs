@@ -31,8 +31,10 @@ impl Client {
     pub async fn active_builds(&self) -> Result<Vec<ActiveBuild>> {
         let request = BuildHistoryRequest { active_only: true, early_exit: true, ..Default::default() };
         let mut stream = self
-            .control()
-            .listen_build_history(request)
+            .call_read_only(|mut control| {
+                let request = request.clone();
+                async move { control.listen_build_history(request).await }
+            })
             .await
             .map_err(|status| Error::rpc("ListenBuildHistory", self.address(), status))?
             .into_inner();

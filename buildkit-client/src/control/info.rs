@@ -123,7 +123,7 @@ impl Client {
     /// Asks the daemon which BuildKit it is.
     pub async fn info(&self) -> Result<DaemonInfo> {
         let address = self.address().to_string();
-        let reported = match self.control().info(InfoRequest {}).await {
+        let reported = match self.call_read_only(|mut control| async move { control.info(InfoRequest {}).await }).await {
             Ok(response) => response.into_inner().buildkit_version.map(BuildkitVersion::from),
             Err(status) if status.code() == tonic::Code::Unimplemented => None,
             Err(status) => return Err(Error::rpc("Info", &address, status)),
@@ -134,8 +134,9 @@ impl Client {
         };
         if source == VersionSource::Unknown && reported.is_none() {
             let workers = self
-                .control()
-                .list_workers(ListWorkersRequest { filter: Vec::new() })
+                .call_read_only(|mut control| async move {
+                    control.list_workers(ListWorkersRequest { filter: Vec::new() }).await
+                })
                 .await
                 .map_err(|status| Error::rpc("ListWorkers", &address, status))?
                 .into_inner();

@@ -55,8 +55,9 @@ impl Client {
     /// Lists the daemon's workers.
     pub async fn list_workers(&self) -> Result<Vec<Worker>> {
         let response = self
-            .control()
-            .list_workers(ListWorkersRequest { filter: Vec::new() })
+            .call_read_only(|mut control| async move {
+                control.list_workers(ListWorkersRequest { filter: Vec::new() }).await
+            })
             .await
             .map_err(|status| Error::rpc("ListWorkers", self.address(), status))?
             .into_inner();
