@@ -87,11 +87,12 @@ impl ClientBuilder {
 
     /// Resolves the address and connects.
     pub async fn connect(self) -> Result<Client> {
-        let address = Address::resolve(self.address.as_deref())?;
+        // Options first: a bad option is reported even when no daemon is found.
         let keepalive = match self.keepalive {
             Some(keepalive) => Keepalive::new(keepalive.interval(), keepalive.timeout())?,
             None => Keepalive::default(),
         };
+        let address = Address::resolve(self.address.as_deref())?;
         let transport = Transport::new(
             address,
             &self.tls,

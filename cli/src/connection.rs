@@ -1,6 +1,7 @@
 //! The options every command that talks to a daemon shares, named like buildctl's.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use cicd_agents_buildkit::{Client, TlsOptions};
 use clap::Args;
@@ -27,6 +28,10 @@ pub struct ConnectionArgs {
     /// Do not verify the daemon's TLS certificate (insecure: prints a warning).
     #[arg(long = "tls-skip-verify", global = true)]
     pub tls_skip_verify: bool,
+    /// HTTP/2 keepalive as INTERVAL,TIMEOUT (default 15s,10s): a daemon that stops answering
+    /// pings for INTERVAL+TIMEOUT fails the command instead of leaving it waiting.
+    #[arg(long, global = true, value_name = "INTERVAL,TIMEOUT", value_parser = crate::duration::parse_keepalive)]
+    pub keepalive: Option<(Duration, Duration)>,
 }
 
 impl ConnectionArgs {
@@ -44,6 +49,10 @@ impl ConnectionArgs {
                  path can impersonate it and read build secrets and registry credentials"
             );
         }
-        Client::builder().address_opt(self.addr.clone()).tls(tls).connect().await
+        let mut builder = Client::builder().address_opt(self.addr.clone()).tls(tls);
+        if let Some((interval, timeout)) = self.keepalive {
+            builder = builder.keepalive(interval, timeout);
+        }
+        builder.connect().await
     }
 }

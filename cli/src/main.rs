@@ -5,6 +5,7 @@
 
 mod commands;
 mod connection;
+mod duration;
 mod exit;
 mod output;
 

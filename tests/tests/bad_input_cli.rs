@@ -116,6 +116,11 @@ fn malformed_addresses_exit_2_and_name_the_address() {
     cases.push(case(2, ["debug", "workers"], &["BUILDKIT_HOST", "\"not-an-address\""]).env("BUILDKIT_HOST", Some("not-an-address")));
     cases.push(case(2, ["du"], &["DOCKER_HOST"]).env("DOCKER_HOST", Some("tcp://h:x")));
     cases.push(case(2, ["debug", "info", "--addr", "tcp://127.0.0.1:1", "--tlscacert", "/nonexistent/ca.pem"], &["/nonexistent/ca.pem"]));
+    // --keepalive INTERVAL,TIMEOUT: malformed, zero, or below the library's 100 ms minimum.
+    cases.push(case(2, ["debug", "info", "--keepalive", "15s"], &["--keepalive", "INTERVAL,TIMEOUT"]));
+    cases.push(case(2, ["debug", "info", "--keepalive", "15s,0"], &["--keepalive", "longer than zero"]));
+    cases.push(case(2, ["debug", "info", "--keepalive", "soon,1s"], &["--keepalive", "\"soon\""]));
+    cases.push(case(2, ["debug", "info", "--keepalive", "50ms,1s"], &["keepalive interval", "minimum"]));
     check_all(&cases);
     let leaked = run(&case(2, ["debug", "info", "--addr", "tcp://ci:s3cr3tpw@127.0.0.1:1234"], &[]));
     assert!(!String::from_utf8_lossy(&leaked.stderr).contains("s3cr3tpw"), "the password was echoed");

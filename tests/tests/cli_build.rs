@@ -191,3 +191,20 @@ fn load_puts_the_image_into_the_docker_daemon() {
     assert!(String::from_utf8_lossy(&inspect.stdout).starts_with("sha256:"));
     let _ = env.docker_command().args(["image", "rm", &tag]).output();
 }
+
+/// `--keepalive INTERVAL,TIMEOUT` reaches the connection: a build with short
+/// pings (answered by the daemon all along) succeeds.
+#[test]
+fn a_build_with_a_short_keepalive_succeeds() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let payload = env.unique_name("keepalive");
+    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY payload /\n"), ("payload", payload.as_str())])
+        .unwrap();
+    let output = build(&env)
+        .args(["--keepalive", "200ms,1s", "--progress", "plain", "-o", "type=cacheonly"])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -369,7 +369,7 @@ struct RunArgs {
     #[arg(long = "file", short = 'f', conflicts_with_all = ["git_url", "image"])]
     file: Option<PathBuf>,
     /// How long the Job may take (e.g. 90s, 30m, 2h).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::duration::parse_positive_duration)]
     timeout: Duration,
     /// When to delete the Job.
     #[arg(long, value_enum, default_value = "always")]
@@ -489,26 +489,6 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
     })
 }
 
-/// `90`, `90s`, `30m`, `2h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(split) => text.split_at(split),
-        None => (text, "s"),
-    };
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 30m or 2h"))?;
-    let seconds = match unit {
-        "s" => value,
-        "m" => value.saturating_mul(60),
-        "h" => value.saturating_mul(3600),
-        _ => return Err(format!("{text:?}: use the units s, m or h")),
-    };
-    if seconds == 0 {
-        return Err("the timeout must be positive".into());
-    }
-    Ok(Duration::from_secs(seconds))
-}
-
 fn read_job(path: &PathBuf) -> anyhow::Result<cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job> {
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
@@ -595,16 +575,6 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("1d").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn secret_refs() {
