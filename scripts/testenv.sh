@@ -220,6 +220,16 @@ start_dockerd() {
     local config="$STATE/daemon.json"
     write_if_different "$config" '{"features": {"containerd-snapshotter": true}, "storage-driver": "native"}'
     if pid_alive "$DOCKER_PIDFILE" dockerd; then
+        case "$(readlink "/proc/$(pid_of "$DOCKER_PIDFILE")/cwd" 2>/dev/null)" in
+        *" (deleted)")
+            # An older script started it from a directory since deleted: git contexts fail there.
+            log "dockerd runs in a deleted directory; restarting it from /"
+            stop_pid "$DOCKER_PIDFILE" dockerd 60
+            rm -f "$DOCKER_SOCK"
+            ;;
+        esac
+    fi
+    if pid_alive "$DOCKER_PIDFILE" dockerd; then
         if docker_answers; then
             log "dockerd already running (pid $(pid_of "$DOCKER_PIDFILE"))"
             return 0
@@ -229,14 +239,16 @@ start_dockerd() {
         rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCK"
         log "starting dockerd (log $STATE/dockerd.log)"
         # exec-root holds containerd's sockets: keep its path short (108-byte sun_path limit).
-        setsid dockerd \
+        # Started from /: dockerd runs git (git build contexts) in its own working directory,
+        # and a caller's directory (a test's checkout) may be deleted while dockerd lives on.
+        (cd / && exec setsid dockerd \
             --data-root "$STATE/docker-data" \
             --exec-root "$STATE/x" \
             --pidfile "$DOCKER_PIDFILE" \
             --config-file "$config" \
             -H "unix://$DOCKER_SOCK" \
             --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
-            </dev/null >>"$STATE/dockerd.log" 2>&1 9>&- &
+            </dev/null >>"$STATE/dockerd.log" 2>&1 9>&-) &
     fi
     local i
     for ((i = 0; i < 600; i++)); do
@@ -282,8 +294,8 @@ http:
     fi
     [ "$(port_in_use "$port")" = no ] || die "port $port ($name) is taken by another process"
     log "starting $name on $addr (log $STATE/$name.log)"
-    setsid sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' sh "$pidfile" "$config" \
-        </dev/null >>"$STATE/$name.log" 2>&1 &
+    (cd / && exec setsid sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' sh "$pidfile" "$config" \
+        </dev/null >>"$STATE/$name.log" 2>&1) &
     local i
     for ((i = 0; i < 300; i++)); do
         if [ "$(http_status "http://$addr/v2/")" = "$ready" ]; then
@@ -348,9 +360,9 @@ start_git_server() {
         die "port $GIT_PORT is taken by another process; set CICD_TESTENV_GIT_PORT"
     log "starting git server on 127.0.0.1:$GIT_PORT (log $STATE/git-server.log)"
     # shellcheck disable=SC2086
-    setsid sh -c 'f="$1"; shift; echo $$ >"$f"; exec "$@"' sh "$GIT_PIDFILE" \
+    (cd / && exec setsid sh -c 'f="$1"; shift; echo $$ >"$f"; exec "$@"' sh "$GIT_PIDFILE" \
         "$PYTHON" $want --token-file "$GIT_TOKEN_FILE" \
-        </dev/null >>"$STATE/git-server.log" 2>&1 &
+        </dev/null >>"$STATE/git-server.log" 2>&1) &
     local i
     for ((i = 0; i < 100; i++)); do
         if [ "$(http_status "http://127.0.0.1:$GIT_PORT/" "" "x:$GIT_TOKEN")" != 000 ]; then
