@@ -181,6 +181,13 @@ impl GitRunner {
         cmd
     }
 
+    /// `git clone` of `branch` alone, one commit deep and without tags, from
+    /// `url` into `dest`: the checkout a write-back (or its preview) edits.
+    pub fn clone_shallow(&self, url: &str, branch: &str, dest: &Path) -> Result<GitOutput, GitError> {
+        let args = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", url];
+        self.run(None, args.iter().map(OsStr::new).chain([dest.as_os_str()]), &[], None)
+    }
+
     /// Runs `git args…` in `dir`, with extra environment and optional stdin.
     pub fn run<I, S>(
         &self,

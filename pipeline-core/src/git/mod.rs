@@ -547,26 +547,7 @@ impl WriteBack {
                     source,
                 })?;
             }
-            let out = git.run(
-                None,
-                [
-                    "clone",
-                    "--quiet",
-                    "--depth",
-                    "1",
-                    "--single-branch",
-                    "--no-tags",
-                    "--branch",
-                    &cfg.branch,
-                    "--",
-                    &cfg.url,
-                ]
-                .iter()
-                .map(std::ffi::OsStr::new)
-                .chain([repo.as_os_str()]),
-                &[],
-                None,
-            )?;
+            let out = git.clone_shallow(&cfg.url, &cfg.branch, repo)?;
             if out.success {
                 return Ok(());
             }

@@ -192,26 +192,7 @@ impl WriteBack {
         let tmp = scratch()?;
         let git = GitRunner::new(&cfg.git_program, &tmp.home, &self.origin, cfg.auth.as_ref());
         tracing::info!(url = %self.display_url, branch = %cfg.branch, "cloning (shallow) for a preview");
-        let out = git.run(
-            None,
-            [
-                "clone",
-                "--quiet",
-                "--depth",
-                "1",
-                "--single-branch",
-                "--no-tags",
-                "--branch",
-                &cfg.branch,
-                "--",
-                &cfg.url,
-            ]
-            .iter()
-            .map(std::ffi::OsStr::new)
-            .chain([tmp.repo.as_os_str()]),
-            &[],
-            None,
-        )?;
+        let out = git.clone_shallow(&cfg.url, &cfg.branch, &tmp.repo)?;
         if !out.success {
             return Err(self.remote_error("clone", &cfg.branch, &out).into());
         }
