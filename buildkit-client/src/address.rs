@@ -177,15 +177,16 @@ fn invalid(address: &str, reason: impl Into<String>) -> Error {
     Error::InvalidAddress { address: hide_userinfo(address), reason: reason.into() }
 }
 
-/// `scheme://user:password@host...` with the user information shown as `***`:
-/// an address that carries credentials is never echoed with them.
+/// `scheme://user:password@host...` with the user information (everything
+/// before the authority's last `@`) shown as `***`: an address that carries
+/// credentials is never echoed with them.
 fn hide_userinfo(address: &str) -> String {
-    let Some(at) = address.find('@') else { return address.to_string() };
-    let Some(scheme_end) = address[..at].rfind("://").map(|index| index + 3) else { return address.to_string() };
-    if address[scheme_end..at].contains('/') {
-        return address.to_string();
+    let Some(start) = address.rfind("://").map(|index| index + 3) else { return address.to_string() };
+    let end = address[start..].find('/').map_or(address.len(), |index| start + index);
+    match address[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &address[..start], &address[start + at..]),
+        None => address.to_string(),
     }
-    format!("{}***{}", &address[..scheme_end], &address[at..])
 }
 
 fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
@@ -222,10 +223,9 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
-    if let Some((_, host)) = authority.rsplit_once('@') {
-        // The address is echoed without what precedes `@`: it may be a password.
-        let shown = whole.replacen(authority, &format!("***@{host}"), 1);
-        return Err(invalid(&shown, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
+    if authority.contains('@') {
+        // `invalid` echoes the address without its user information.
+        return Err(invalid(whole, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
     }
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
@@ -347,6 +347,14 @@ mod tests {
             }
             assert!(err.contains(&format!("{text:?}")) || text.is_empty(), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn user_information_is_hidden_up_to_the_last_at_sign() {
+        let err = "tcp://ci:p@ss@127.0.0.1:1".parse::<Address>().unwrap_err().to_string();
+        assert!(err.contains("\"tcp://***@127.0.0.1:1\"") && !err.contains("ss@"), "{err}");
+        let err = "ssh://me@host/x@y".parse::<Address>().unwrap_err().to_string();
+        assert!(err.contains("\"ssh://***@host/x@y\""), "{err}");
     }
 
     #[test]
