@@ -178,19 +178,20 @@ impl<W: Write + Send> PlainRenderer<W> {
     /// Prints the held-back `DONE` lines whose counters have completed, or
     /// whose grace has run out (all of them when `all`).
     fn print_deferred_done(&mut self, all: bool) {
-        let mut index = 0;
-        while index < self.deferred_done.len() {
-            let entry = &self.deferred_done[index];
-            let counters_done = self
-                .open_statuses
-                .get(&entry.digest)
-                .is_some_and(|open| open.is_empty());
-            if all || counters_done || entry.since.elapsed() >= DONE_GRACE {
-                let entry = self.deferred_done.remove(index);
-                self.print_done(entry);
-            } else {
-                index += 1;
-            }
+        self.print_done_where(|renderer, entry| {
+            let counters_done = renderer.open_statuses.get(&entry.digest).is_some_and(|open| open.is_empty());
+            all || counters_done || entry.since.elapsed() >= DONE_GRACE
+        });
+    }
+
+    /// Prints, in the order they finished, the held-back `DONE` lines that
+    /// `ready` picks; keeps the others held back.
+    fn print_done_where(&mut self, ready: impl Fn(&Self, &DeferredDone) -> bool) {
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.deferred_done).into_iter().partition(|entry| ready(self, entry));
+        self.deferred_done = later;
+        for entry in now {
+            self.print_done(entry);
         }
     }
 
@@ -199,18 +200,10 @@ impl<W: Write + Send> PlainRenderer<W> {
     /// transfers still waiting for their counter (see [`awaits_counter`]).
     fn switch_to(&mut self, digest: &str) {
         if self.last_vertex.as_deref() != Some(digest) {
-            let mut index = 0;
-            while index < self.deferred_done.len() {
-                let entry = &self.deferred_done[index];
-                let keep = entry.digest == digest
-                    || (entry.since.elapsed() < DONE_GRACE && self.awaits_counter(&entry.digest));
-                if keep {
-                    index += 1;
-                } else {
-                    let entry = self.deferred_done.remove(index);
-                    self.print_done(entry);
-                }
-            }
+            self.print_done_where(|renderer, entry| {
+                entry.digest != digest
+                    && (entry.since.elapsed() >= DONE_GRACE || !renderer.awaits_counter(&entry.digest))
+            });
             self.start_block(digest);
         }
     }
