@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cicd_agents_buildkit::session::filesync::patterns::FilterDecision;
 use cicd_agents_buildkit::session::filesync::{
-    send, walk_context, ContextSnapshot, Packet, PathFilter, PatternMatcher, SenderOptions, WalkOptions,
+    send, walk_context, ContextSnapshot, Packet, PathFilter, PatternMatcher, SenderOptions,
+    WalkOptions,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tokio::sync::mpsc;
@@ -26,34 +27,74 @@ fn small_files(dir: &Path) {
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /ctx\n").unwrap();
 }
 
-const EXCLUDES: &[&str] = &["**/*.log", "node_modules", "d01/s0*", "!d01/s05", "target/**", ".git"];
+const EXCLUDES: &[&str] = &[
+    "**/*.log",
+    "node_modules",
+    "d01/s0*",
+    "!d01/s05",
+    "target/**",
+    ".git",
+];
 
 fn walk(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     small_files(dir.path());
     let mut group = c.benchmark_group("walk_context");
     group.throughput(Throughput::Elements(5_000));
-    group.bench_function("5000 files", |b| b.iter(|| walk_context(dir.path(), &WalkOptions::default()).unwrap()));
-    let excluded = WalkOptions { exclude_patterns: EXCLUDES.iter().map(|s| s.to_string()).collect(), ..WalkOptions::default() };
-    group.bench_function("5000 files, excludes", |b| b.iter(|| walk_context(dir.path(), &excluded).unwrap()));
-    let single = WalkOptions { threads: 1, ..WalkOptions::default() };
-    group.bench_function("5000 files, 1 thread", |b| b.iter(|| walk_context(dir.path(), &single).unwrap()));
+    group.bench_function("5000 files", |b| {
+        b.iter(|| walk_context(dir.path(), &WalkOptions::default()).unwrap())
+    });
+    let excluded = WalkOptions {
+        exclude_patterns: EXCLUDES.iter().map(|s| s.to_string()).collect(),
+        ..WalkOptions::default()
+    };
+    group.bench_function("5000 files, excludes", |b| {
+        b.iter(|| walk_context(dir.path(), &excluded).unwrap())
+    });
+    let single = WalkOptions {
+        threads: 1,
+        ..WalkOptions::default()
+    };
+    group.bench_function("5000 files, 1 thread", |b| {
+        b.iter(|| walk_context(dir.path(), &single).unwrap())
+    });
     group.finish();
 }
 
 fn patterns(c: &mut Criterion) {
-    let paths: Vec<String> = (0..5_000).map(|i| format!("d{:02}/s{:02}/f{:04}.txt", i / 1000, (i / 100) % 10, i % 100)).collect();
+    let paths: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(
+                "d{:02}/s{:02}/f{:04}.txt",
+                i / 1000,
+                (i / 100) % 10,
+                i % 100
+            )
+        })
+        .collect();
     let matcher = PatternMatcher::new(EXCLUDES).unwrap();
     let filter = PathFilter::new(&[] as &[&str], EXCLUDES).unwrap();
     let mut group = c.benchmark_group("patterns");
     group.throughput(Throughput::Elements(paths.len() as u64));
     group.bench_function("matches_or_parent_matches", |b| {
-        b.iter(|| paths.iter().filter(|p| matcher.matches_or_parent_matches(p)).count())
+        b.iter(|| {
+            paths
+                .iter()
+                .filter(|p| matcher.matches_or_parent_matches(p))
+                .count()
+        })
     });
     group.bench_function("PathFilter::evaluate", |b| {
-        b.iter(|| paths.iter().filter(|p| filter.evaluate(p, false, &Default::default()) != FilterDecision::Prune).count())
+        b.iter(|| {
+            paths
+                .iter()
+                .filter(|p| filter.evaluate(p, false, &Default::default()) != FilterDecision::Prune)
+                .count()
+        })
     });
-    group.bench_function("PatternMatcher::new", |b| b.iter(|| PatternMatcher::new(EXCLUDES).unwrap()));
+    group.bench_function("PatternMatcher::new", |b| {
+        b.iter(|| PatternMatcher::new(EXCLUDES).unwrap())
+    });
     group.finish();
 }
 
@@ -89,26 +130,44 @@ async fn receive_all(snapshot: Arc<ContextSnapshot>, options: SenderOptions) -> 
 }
 
 fn sender(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let small = tempfile::tempdir().unwrap();
     small_files(small.path());
     let small_snapshot = Arc::new(walk_context(small.path(), &WalkOptions::default()).unwrap());
     let big = tempfile::tempdir().unwrap();
-    let content: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let content: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     std::fs::write(big.path().join("big.bin"), &content).unwrap();
     let big_snapshot = Arc::new(walk_context(big.path(), &WalkOptions::default()).unwrap());
 
     let mut group = c.benchmark_group("diffcopy_send");
     group.throughput(Throughput::Bytes(small_snapshot.total_file_bytes()));
     group.bench_function("5000 files of 1 KiB", |b| {
-        b.iter(|| runtime.block_on(receive_all(small_snapshot.clone(), SenderOptions::default())))
+        b.iter(|| {
+            runtime.block_on(receive_all(
+                small_snapshot.clone(),
+                SenderOptions::default(),
+            ))
+        })
     });
     group.throughput(Throughput::Bytes(big_snapshot.total_file_bytes()));
     for chunk in [32 * 1024, 256 * 1024, 1024 * 1024] {
-        let options = SenderOptions { chunk_size: chunk, ..SenderOptions::default() };
-        group.bench_with_input(BenchmarkId::new("64 MiB file, chunk", chunk / 1024), &options, |b, options| {
-            b.iter(|| runtime.block_on(receive_all(big_snapshot.clone(), options.clone())))
-        });
+        let options = SenderOptions {
+            chunk_size: chunk,
+            ..SenderOptions::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::new("64 MiB file, chunk", chunk / 1024),
+            &options,
+            |b, options| {
+                b.iter(|| runtime.block_on(receive_all(big_snapshot.clone(), options.clone())))
+            },
+        );
     }
     group.finish();
 
@@ -120,7 +179,12 @@ fn sender(c: &mut Criterion) {
             runtime.block_on(async {
                 let (to_sender, from_receiver) = mpsc::channel(4);
                 let (to_receiver, mut from_sender) = mpsc::channel(64);
-                let task = tokio::spawn(send(small_snapshot.clone(), to_receiver, from_receiver, SenderOptions::default()));
+                let task = tokio::spawn(send(
+                    small_snapshot.clone(),
+                    to_receiver,
+                    from_receiver,
+                    SenderOptions::default(),
+                ));
                 while let Some(packet) = from_sender.recv().await {
                     if packet == Packet::Stat(None) {
                         break;
@@ -136,7 +200,10 @@ fn sender(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2))
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! { name = benches; config = config(); targets = walk, patterns, sender }

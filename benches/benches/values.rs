@@ -24,20 +24,29 @@ fn values(c: &mut Criterion) {
         let text = values_yaml(services);
         group.throughput(Throughput::Bytes(text.len() as u64));
         let path = format!("svc{}.image.tag", services / 2);
-        group.bench_function(format!("parse+set+render, {services} services ({} KiB)", text.len() / 1024), |b| {
-            b.iter(|| {
-                let mut doc = ValuesDocument::parse(text.clone()).unwrap();
-                let change = doc.set(&path, "2.0.0-rc.1").unwrap();
-                assert!(change.changed);
-                doc.into_string().len()
-            })
-        });
+        group.bench_function(
+            format!(
+                "parse+set+render, {services} services ({} KiB)",
+                text.len() / 1024
+            ),
+            |b| {
+                b.iter(|| {
+                    let mut doc = ValuesDocument::parse(text.clone()).unwrap();
+                    let change = doc.set(&path, "2.0.0-rc.1").unwrap();
+                    assert!(change.changed);
+                    doc.into_string().len()
+                })
+            },
+        );
     }
     group.finish();
 }
 
 fn config() -> Criterion {
-    Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2))
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! { name = benches; config = config(); targets = values }

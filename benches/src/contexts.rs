@@ -23,9 +23,19 @@ pub struct ManyFiles {
 
 impl ManyFiles {
     /// 20 × 10 × 100 = 20,000 files of 1 KiB.
-    pub const FULL: ManyFiles = ManyFiles { top: 20, sub: 10, files: 100, size: 1024 };
+    pub const FULL: ManyFiles = ManyFiles {
+        top: 20,
+        sub: 10,
+        files: 100,
+        size: 1024,
+    };
     /// 2 × 5 × 10 = 100 files, for smoke runs.
-    pub const QUICK: ManyFiles = ManyFiles { top: 2, sub: 5, files: 10, size: 1024 };
+    pub const QUICK: ManyFiles = ManyFiles {
+        top: 2,
+        sub: 5,
+        files: 10,
+        size: 1024,
+    };
 
     /// Number of files.
     pub fn count(&self) -> usize {
@@ -132,7 +142,13 @@ pub fn log_command(lines: usize) -> String {
 /// cache key).
 pub fn write_log_context(dir: &Path, base_image: &str, lines: usize) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    fs::write(dir.join("Dockerfile"), format!("FROM {base_image}\nARG {NONCE_ARG}\nRUN {}\n", log_command(lines)))
+    fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {base_image}\nARG {NONCE_ARG}\nRUN {}\n",
+            log_command(lines)
+        ),
+    )
 }
 
 /// Whether a `--progress plain` log shows step output line `n` (a line
@@ -165,21 +181,35 @@ mod tests {
         assert_eq!(body.len(), 1024);
         assert!(body.starts_with(b"n file 57\n"));
         shape.change_one(dir.path(), 57, 3).unwrap();
-        assert!(fs::read(dir.path().join(shape.path_of(57))).unwrap().starts_with(b"changed 3\n"));
+        assert!(fs::read(dir.path().join(shape.path_of(57)))
+            .unwrap()
+            .starts_with(b"changed 3\n"));
     }
 
     #[test]
     fn log_commands() {
         assert_eq!(log_command(1000), "seq 1 1000");
-        assert_eq!(log_command(60_000), "seq 1 25000 && sleep 1 && seq 25001 50000 && sleep 1 && seq 50001 60000");
-        assert!(plain_log_has_line("#5 [2/2] RUN seq 1 1000\n#5 0.101 999\n#5 0.101 1000\n#5 DONE 0.2s\n", 1000));
-        assert!(!plain_log_has_line("#5 [2/2] RUN seq 1 1000\n#5 0.101 999\n#5 0.3 [output clipped]\n", 1000));
+        assert_eq!(
+            log_command(60_000),
+            "seq 1 25000 && sleep 1 && seq 25001 50000 && sleep 1 && seq 50001 60000"
+        );
+        assert!(plain_log_has_line(
+            "#5 [2/2] RUN seq 1 1000\n#5 0.101 999\n#5 0.101 1000\n#5 DONE 0.2s\n",
+            1000
+        ));
+        assert!(!plain_log_has_line(
+            "#5 [2/2] RUN seq 1 1000\n#5 0.101 999\n#5 0.3 [output clipped]\n",
+            1000
+        ));
     }
 
     #[test]
     fn big_file_has_the_size() {
         let dir = tempfile::tempdir().unwrap();
         write_big_file(dir.path(), (1 << 20) + 5, 7).unwrap();
-        assert_eq!(fs::metadata(dir.path().join("big.bin")).unwrap().len(), (1 << 20) + 5);
+        assert_eq!(
+            fs::metadata(dir.path().join("big.bin")).unwrap().len(),
+            (1 << 20) + 5
+        );
     }
 }

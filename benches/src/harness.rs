@@ -60,8 +60,14 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order.
-    pub const ALL: [Case; 6] =
-        [Case::FilesFirst, Case::FilesNoChange, Case::FilesOneChange, Case::BigFirst, Case::BigNoChange, Case::Logs];
+    pub const ALL: [Case; 6] = [
+        Case::FilesFirst,
+        Case::FilesNoChange,
+        Case::FilesOneChange,
+        Case::BigFirst,
+        Case::BigNoChange,
+        Case::Logs,
+    ];
 
     /// Name used on the command line.
     pub fn name(self) -> &'static str {
@@ -207,7 +213,11 @@ fn human_size(bytes: u64) -> String {
 }
 
 fn label(case: Case, config: &Config) -> String {
-    let files = format!("{} × {} B files", human_count(config.files.count()), config.files.size);
+    let files = format!(
+        "{} × {} B files",
+        human_count(config.files.count()),
+        config.files.size
+    );
     let big = format!("one {} file", human_size(config.big_bytes));
     let first = match config.first_build {
         FirstBuild::Prune => "first build after prune",
@@ -219,7 +229,10 @@ fn label(case: Case, config: &Config) -> String {
         Case::FilesOneChange => format!("{files}, one file changed"),
         Case::BigFirst => format!("{big}, {first}"),
         Case::BigNoChange => format!("{big}, no-change rebuild"),
-        Case::Logs => format!("RUN printing {} lines, --progress plain", human_count(config.log_lines)),
+        Case::Logs => format!(
+            "RUN printing {} lines, --progress plain",
+            human_count(config.log_lines)
+        ),
     }
 }
 
@@ -236,7 +249,10 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn docker(&self) -> Command {
         let mut command = Command::new(&self.config.docker);
-        command.env("DOCKER_HOST", format!("unix://{}", self.config.docker_sock.display()));
+        command.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.config.docker_sock.display()),
+        );
         command
     }
 
@@ -246,7 +262,10 @@ impl Runner<'_> {
             Tool::Ours => {
                 let mut command = Command::new(&self.config.ours);
                 command.args(["build", "--addr"]);
-                command.arg(format!("docker://unix://{}", self.config.docker_sock.display()));
+                command.arg(format!(
+                    "docker://unix://{}",
+                    self.config.docker_sock.display()
+                ));
                 command.args(["--output", "type=cacheonly"]);
                 command
             }
@@ -271,22 +290,39 @@ impl Runner<'_> {
         let log = self.config.work_dir.join("logs/helper.log");
         let (exit, _) = run_measured(command, &log).map_err(io_err(format!("running {what}")))?;
         if !exit.success() {
-            return Err(BenchError::Command { what: what.to_string(), detail: exit.to_string(), log: log.display().to_string() });
+            return Err(BenchError::Command {
+                what: what.to_string(),
+                detail: exit.to_string(),
+                log: log.display().to_string(),
+            });
         }
         Ok(())
     }
 
     fn prune(&self) -> Result<(), BenchError> {
-        self.helper("docker builder prune -af", self.docker().args(["builder", "prune", "-af"]))?;
+        self.helper(
+            "docker builder prune -af",
+            self.docker().args(["builder", "prune", "-af"]),
+        )?;
         // Flush what the daemon wrote (and deleted) so that writeback does
         // not run during the next timed build.
         self.helper("sync", &mut Command::new("sync"))
     }
 
-    fn timed(&mut self, case: Case, tool: Tool, context: &Path, build_arg: Option<&str>) -> Result<Sample, BenchError> {
-        let log = self.config.work_dir.join(format!("logs/{}-{}.log", case.name(), tool.name()));
+    fn timed(
+        &mut self,
+        case: Case,
+        tool: Tool,
+        context: &Path,
+        build_arg: Option<&str>,
+    ) -> Result<Sample, BenchError> {
+        let log = self
+            .config
+            .work_dir
+            .join(format!("logs/{}-{}.log", case.name(), tool.name()));
         let mut command = self.build_command(tool, context, build_arg);
-        let (exit, sample) = run_measured(&mut command, &log).map_err(io_err(format!("running {}", tool.name())))?;
+        let (exit, sample) =
+            run_measured(&mut command, &log).map_err(io_err(format!("running {}", tool.name())))?;
         if !exit.success() {
             return Err(BenchError::Command {
                 what: format!("{} build ({})", tool.name(), case.name()),
@@ -314,8 +350,16 @@ impl Runner<'_> {
 
     /// A context for one first build: the shared one after a prune, or a
     /// fresh one (removed by the caller).
-    fn first_build_context(&mut self, case: Case, tool: Tool) -> Result<(PathBuf, bool), BenchError> {
-        let shared = if case == Case::FilesFirst { &self.files_dir } else { &self.big_dir };
+    fn first_build_context(
+        &mut self,
+        case: Case,
+        tool: Tool,
+    ) -> Result<(PathBuf, bool), BenchError> {
+        let shared = if case == Case::FilesFirst {
+            &self.files_dir
+        } else {
+            &self.big_dir
+        };
         match self.config.first_build {
             FirstBuild::Prune => {
                 self.prune()?;
@@ -323,13 +367,20 @@ impl Runner<'_> {
             }
             FirstBuild::Fresh => {
                 let n = self.next();
-                let dir = self.config.work_dir.join(format!("fresh-{}-{}-{n}", case.name(), tool.name()));
+                let dir =
+                    self.config
+                        .work_dir
+                        .join(format!("fresh-{}-{}-{n}", case.name(), tool.name()));
                 let _ = fs::remove_dir_all(&dir);
                 let nonce = format!("{}-{n}", self.nonce);
                 if case == Case::FilesFirst {
                     self.config.files.write(&dir, &nonce)
                 } else {
-                    contexts::write_big_file(&dir, self.config.big_bytes, n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    contexts::write_big_file(
+                        &dir,
+                        self.config.big_bytes,
+                        n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    )
                 }
                 .map_err(io_err(format!("writing {}", dir.display())))?;
                 Ok((dir, true))
@@ -339,7 +390,8 @@ impl Runner<'_> {
 
     fn run_case(&mut self, case: Case) -> Result<CaseResult, BenchError> {
         let tools = &self.config.tools;
-        let mut samples: BTreeMap<Tool, Vec<Sample>> = tools.iter().map(|t| (*t, Vec::new())).collect();
+        let mut samples: BTreeMap<Tool, Vec<Sample>> =
+            tools.iter().map(|t| (*t, Vec::new())).collect();
         match case {
             Case::FilesNoChange | Case::FilesOneChange => {
                 for tool in tools.clone() {
@@ -411,7 +463,11 @@ impl Runner<'_> {
                 }
             }
         }
-        Ok(CaseResult { case, label: label(case, self.config), samples })
+        Ok(CaseResult {
+            case,
+            label: label(case, self.config),
+            samples,
+        })
     }
 }
 
@@ -438,12 +494,19 @@ fn command_output(command: &mut Command) -> String {
 
 fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".into())
 }
 
 fn machine_facts(config: &Config) -> Vec<(String, String)> {
-    let cores = std::thread::available_parallelism().map(|n| n.get().to_string()).unwrap_or_else(|_| "?".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
     let memory = fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
@@ -454,27 +517,54 @@ fn machine_facts(config: &Config) -> Vec<(String, String)> {
         .unwrap_or_else(|| "?".into());
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name"))?.split(':').nth(1).map(|s| s.trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))?
+                .split(':')
+                .nth(1)
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "?".into());
     let docker_host = format!("unix://{}", config.docker_sock.display());
     let mut facts = vec![
-        ("machine".to_string(), format!("{cores} cores ({cpu}), {memory} RAM")),
-        ("kernel".to_string(), command_output(Command::new("uname").arg("-r"))),
+        (
+            "machine".to_string(),
+            format!("{cores} cores ({cpu}), {memory} RAM"),
+        ),
+        (
+            "kernel".to_string(),
+            command_output(Command::new("uname").arg("-r")),
+        ),
         (
             "daemon".to_string(),
             format!(
                 "Docker {} (embedded BuildKit, docker driver)",
                 command_output(
-                    Command::new(&config.docker).env("DOCKER_HOST", &docker_host).args(["version", "--format", "{{.Server.Version}}"])
+                    Command::new(&config.docker)
+                        .env("DOCKER_HOST", &docker_host)
+                        .args(["version", "--format", "{{.Server.Version}}"])
                 )
             ),
         ),
         (
             "buildx".to_string(),
-            command_output(Command::new(&config.docker).env("DOCKER_HOST", &docker_host).args(["buildx", "version"])),
+            command_output(
+                Command::new(&config.docker)
+                    .env("DOCKER_HOST", &docker_host)
+                    .args(["buildx", "version"]),
+            ),
         ),
-        ("cicd-agents".to_string(), command_output(Command::new(&config.ours).arg("--version"))),
-        ("iterations".to_string(), format!("{} per tool and case, alternating the tools", config.iterations)),
+        (
+            "cicd-agents".to_string(),
+            command_output(Command::new(&config.ours).arg("--version")),
+        ),
+        (
+            "iterations".to_string(),
+            format!(
+                "{} per tool and case, alternating the tools",
+                config.iterations
+            ),
+        ),
     ];
     if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
         facts.push(("started (unix time)".to_string(), now.as_secs().to_string()));
@@ -489,12 +579,20 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         return Err(BenchError::Usage("--iterations must be at least 1".into()));
     }
     if !config.ours.is_file() {
-        return Err(BenchError::Usage(format!("the cicd-agents binary {} does not exist", config.ours.display())));
+        return Err(BenchError::Usage(format!(
+            "the cicd-agents binary {} does not exist",
+            config.ours.display()
+        )));
     }
-    fs::create_dir_all(config.work_dir.join("logs")).map_err(io_err(format!("creating {}", config.work_dir.display())))?;
+    fs::create_dir_all(config.work_dir.join("logs"))
+        .map_err(io_err(format!("creating {}", config.work_dir.display())))?;
     let nonce = format!(
         "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default() ^ std::process::id() as u128
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+            ^ std::process::id() as u128
     );
     let mut runner = Runner {
         config,
@@ -505,7 +603,10 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         nonce: nonce.clone(),
     };
     let mut facts = machine_facts(config);
-    let needs_files = config.cases.iter().any(|c| matches!(c, Case::FilesNoChange | Case::FilesOneChange))
+    let needs_files = config
+        .cases
+        .iter()
+        .any(|c| matches!(c, Case::FilesNoChange | Case::FilesOneChange))
         || (config.cases.contains(&Case::FilesFirst) && config.first_build == FirstBuild::Prune);
     let needs_big = config.cases.contains(&Case::BigNoChange)
         || (config.cases.contains(&Case::BigFirst) && config.first_build == FirstBuild::Prune);
@@ -513,11 +614,22 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         let _ = fs::remove_dir_all(dir);
     }
     if needs_files {
-        eprintln!("generating {} files in {}", config.files.count(), runner.files_dir.display());
-        config.files.write(&runner.files_dir, &nonce).map_err(io_err("writing the many-files context"))?;
+        eprintln!(
+            "generating {} files in {}",
+            config.files.count(),
+            runner.files_dir.display()
+        );
+        config
+            .files
+            .write(&runner.files_dir, &nonce)
+            .map_err(io_err("writing the many-files context"))?;
     }
     if needs_big {
-        eprintln!("generating a {} file in {}", human_size(config.big_bytes), runner.big_dir.display());
+        eprintln!(
+            "generating a {} file in {}",
+            human_size(config.big_bytes),
+            runner.big_dir.display()
+        );
         contexts::write_big_file(&runner.big_dir, config.big_bytes, 0x2545_f491_4f6c_dd1d)
             .map_err(io_err("writing the big-file context"))?;
     }
@@ -531,7 +643,13 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         let result = runner.run_case(*case)?;
         for tool in &config.tools {
             if let Some(s) = result.summary(*tool) {
-                eprintln!("  {:<11} median wall {:.3}s cpu {:.3}s rss {:.1} MiB", tool.name(), s.wall_s, s.cpu_s, s.rss_mib);
+                eprintln!(
+                    "  {:<11} median wall {:.3}s cpu {:.3}s rss {:.1} MiB",
+                    tool.name(),
+                    s.wall_s,
+                    s.cpu_s,
+                    s.rss_mib
+                );
             }
         }
         cases.push(result);
@@ -576,7 +694,9 @@ impl Report {
         for case in &self.cases {
             let ours = case.summary(Tool::Ours);
             let theirs = case.summary(Tool::Buildx);
-            let cell = |s: Option<Summary>, f: fn(&Summary) -> String| s.as_ref().map(f).unwrap_or_else(|| "–".into());
+            let cell = |s: Option<Summary>, f: fn(&Summary) -> String| {
+                s.as_ref().map(f).unwrap_or_else(|| "–".into())
+            };
             let r = |f: fn(&Summary) -> f64| match (&ours, &theirs) {
                 (Some(a), Some(b)) => ratio(f(a), f(b)),
                 _ => "–".into(),
@@ -614,7 +734,9 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
     let mut i = 0;
     let value = |i: &mut usize, name: &str| -> Result<String, BenchError> {
         *i += 1;
-        args.get(*i).cloned().ok_or_else(|| BenchError::Usage(format!("{name} needs a value")))
+        args.get(*i)
+            .cloned()
+            .ok_or_else(|| BenchError::Usage(format!("{name} needs a value")))
     };
     while i < args.len() {
         let arg = args[i].as_str();
@@ -632,14 +754,19 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
             "--quick" => quick = true,
             "--iterations" | "-n" => {
                 let text = take(&mut i)?;
-                iterations = Some(text.parse().map_err(|_| BenchError::Usage(format!("--iterations: {text:?} is not a number")))?);
+                iterations = Some(text.parse().map_err(|_| {
+                    BenchError::Usage(format!("--iterations: {text:?} is not a number"))
+                })?);
             }
             "--cases" => {
                 let text = take(&mut i)?;
                 config.cases = text
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| Case::parse(s).ok_or_else(|| BenchError::Usage(format!("unknown case {s:?}"))))
+                    .map(|s| {
+                        Case::parse(s)
+                            .ok_or_else(|| BenchError::Usage(format!("unknown case {s:?}")))
+                    })
                     .collect::<Result<_, _>>()?;
             }
             "--tools" => {
@@ -647,29 +774,42 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
                 config.tools = text
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| Tool::parse(s).ok_or_else(|| BenchError::Usage(format!("unknown tool {s:?}"))))
+                    .map(|s| {
+                        Tool::parse(s)
+                            .ok_or_else(|| BenchError::Usage(format!("unknown tool {s:?}")))
+                    })
                     .collect::<Result<_, _>>()?;
             }
             "--first-build" => {
                 first_build = Some(match take(&mut i)?.as_str() {
                     "prune" => FirstBuild::Prune,
                     "fresh" => FirstBuild::Fresh,
-                    other => return Err(BenchError::Usage(format!("--first-build: {other:?}; expected prune or fresh"))),
+                    other => {
+                        return Err(BenchError::Usage(format!(
+                            "--first-build: {other:?}; expected prune or fresh"
+                        )))
+                    }
                 })
             }
             "--files" => {
                 let text = take(&mut i)?;
-                let n: usize = text.parse().map_err(|_| BenchError::Usage(format!("--files: {text:?} is not a number")))?;
+                let n: usize = text
+                    .parse()
+                    .map_err(|_| BenchError::Usage(format!("--files: {text:?} is not a number")))?;
                 config.files.files = n.div_ceil(config.files.top * config.files.sub).max(1);
             }
             "--big-mib" => {
                 let text = take(&mut i)?;
-                let n: u64 = text.parse().map_err(|_| BenchError::Usage(format!("--big-mib: {text:?} is not a number")))?;
+                let n: u64 = text.parse().map_err(|_| {
+                    BenchError::Usage(format!("--big-mib: {text:?} is not a number"))
+                })?;
                 config.big_bytes = n << 20;
             }
             "--log-lines" => {
                 let text = take(&mut i)?;
-                config.log_lines = text.parse().map_err(|_| BenchError::Usage(format!("--log-lines: {text:?} is not a number")))?;
+                config.log_lines = text.parse().map_err(|_| {
+                    BenchError::Usage(format!("--log-lines: {text:?} is not a number"))
+                })?;
             }
             "--ours" => config.ours = PathBuf::from(take(&mut i)?),
             "--docker" => config.docker = PathBuf::from(take(&mut i)?),
@@ -678,7 +818,11 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
             "--keep-work" => config.keep_work = true,
             "--verbose" | "-v" => config.verbose = true,
             "--help" | "-h" => return Err(BenchError::Usage(USAGE.to_string())),
-            other => return Err(BenchError::Usage(format!("unknown argument {other:?}\n\n{USAGE}"))),
+            other => {
+                return Err(BenchError::Usage(format!(
+                    "unknown argument {other:?}\n\n{USAGE}"
+                )))
+            }
         }
         i += 1;
     }
@@ -688,7 +832,11 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
         config.log_lines = 1000;
     }
     config.iterations = iterations.unwrap_or(if quick { 1 } else { config.iterations });
-    config.first_build = first_build.unwrap_or(if quick { FirstBuild::Fresh } else { config.first_build });
+    config.first_build = first_build.unwrap_or(if quick {
+        FirstBuild::Fresh
+    } else {
+        config.first_build
+    });
     if config.tools.is_empty() || config.cases.is_empty() {
         return Err(BenchError::Usage("no tools or no cases selected".into()));
     }

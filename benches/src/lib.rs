@@ -33,5 +33,8 @@ pub fn testenv_var(name: &str) -> Option<String> {
 
 /// The workspace's `target/bench` directory (reports and generated contexts).
 pub fn bench_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("bench")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("bench")
 }

@@ -116,7 +116,11 @@ pub fn median_f64(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 })
+    Some(if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    })
 }
 
 /// Per-tool medians of a set of samples.
@@ -137,8 +141,16 @@ impl Summary {
     pub fn of(samples: &[Sample]) -> Option<Summary> {
         let wall: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
         let cpu: Vec<f64> = samples.iter().map(|s| s.cpu().as_secs_f64()).collect();
-        let rss: Vec<f64> = samples.iter().map(|s| s.max_rss_kib as f64 / 1024.0).collect();
-        Some(Summary { wall_s: median_f64(&wall)?, cpu_s: median_f64(&cpu)?, rss_mib: median_f64(&rss)?, runs: samples.len() })
+        let rss: Vec<f64> = samples
+            .iter()
+            .map(|s| s.max_rss_kib as f64 / 1024.0)
+            .collect();
+        Some(Summary {
+            wall_s: median_f64(&wall)?,
+            cpu_s: median_f64(&cpu)?,
+            rss_mib: median_f64(&rss)?,
+            runs: samples.len(),
+        })
     }
 }
 
@@ -157,7 +169,8 @@ mod tests {
     fn measures_a_child() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        let (exit, sample) = run_measured(Command::new("sh").args(["-c", "echo hi; exit 3"]), &log).unwrap();
+        let (exit, sample) =
+            run_measured(Command::new("sh").args(["-c", "echo hi; exit 3"]), &log).unwrap();
         assert_eq!(exit, Exit::Code(3));
         assert!(sample.max_rss_kib > 0);
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "hi\n");

@@ -49,7 +49,9 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Endpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }
     }
@@ -84,7 +86,9 @@ impl Address {
     ///
     /// The error names every place that was tried.
     pub fn resolve(explicit: Option<&str>) -> Result<Address, Error> {
-        Self::resolve_with(explicit, &|name| std::env::var(name).ok(), &|path| path.exists())
+        Self::resolve_with(explicit, &|name| std::env::var(name).ok(), &|path| {
+            path.exists()
+        })
     }
 
     /// [`Address::resolve`] with the environment and the file system supplied by the caller.
@@ -97,23 +101,37 @@ impl Address {
             return text.parse();
         }
         if let Some(text) = env("BUILDKIT_HOST").filter(|text| !text.trim().is_empty()) {
-            return text.parse().map_err(|err| in_variable(err, "BUILDKIT_HOST"));
+            return text
+                .parse()
+                .map_err(|err| in_variable(err, "BUILDKIT_HOST"));
         }
         if let Some(text) = env("DOCKER_HOST").filter(|text| !text.trim().is_empty()) {
-            let address = parse_docker_host(text.trim()).map_err(|err| in_variable(err, "DOCKER_HOST"))?;
+            let address =
+                parse_docker_host(text.trim()).map_err(|err| in_variable(err, "DOCKER_HOST"))?;
             return Ok(address);
         }
-        let mut tried = vec!["$BUILDKIT_HOST (unset)".to_string(), "$DOCKER_HOST (unset)".to_string()];
-        let mut candidates = vec![Address::Buildkitd(Endpoint::Unix(PathBuf::from(DEFAULT_BUILDKITD_SOCKET)))];
+        let mut tried = vec![
+            "$BUILDKIT_HOST (unset)".to_string(),
+            "$DOCKER_HOST (unset)".to_string(),
+        ];
+        let mut candidates = vec![Address::Buildkitd(Endpoint::Unix(PathBuf::from(
+            DEFAULT_BUILDKITD_SOCKET,
+        )))];
         match env("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
             Some(dir) => candidates.push(Address::Buildkitd(Endpoint::Unix(
                 Path::new(&dir).join("buildkit/buildkitd.sock"),
             ))),
-            None => tried.push("$XDG_RUNTIME_DIR/buildkit/buildkitd.sock ($XDG_RUNTIME_DIR unset)".to_string()),
+            None => tried.push(
+                "$XDG_RUNTIME_DIR/buildkit/buildkitd.sock ($XDG_RUNTIME_DIR unset)".to_string(),
+            ),
         }
-        candidates.push(Address::Docker(Endpoint::Unix(PathBuf::from(DEFAULT_DOCKER_SOCKET))));
+        candidates.push(Address::Docker(Endpoint::Unix(PathBuf::from(
+            DEFAULT_DOCKER_SOCKET,
+        ))));
         for candidate in candidates {
-            let Endpoint::Unix(path) = candidate.endpoint() else { continue };
+            let Endpoint::Unix(path) = candidate.endpoint() else {
+                continue;
+            };
             if exists(path) {
                 return Ok(candidate);
             }
@@ -159,7 +177,9 @@ impl FromStr for Address {
         let trimmed = text.trim();
         if let Some(rest) = trimmed.strip_prefix("docker://") {
             if rest.is_empty() {
-                return Ok(Address::Docker(Endpoint::Unix(PathBuf::from(DEFAULT_DOCKER_SOCKET))));
+                return Ok(Address::Docker(Endpoint::Unix(PathBuf::from(
+                    DEFAULT_DOCKER_SOCKET,
+                ))));
             }
             if !rest.contains("://") {
                 return Err(invalid(
@@ -174,15 +194,22 @@ impl FromStr for Address {
 }
 
 fn invalid(address: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidAddress { address: hide_userinfo(address), reason: reason.into() }
+    Error::InvalidAddress {
+        address: hide_userinfo(address),
+        reason: reason.into(),
+    }
 }
 
 /// `scheme://user:password@host...` with the user information (everything
 /// before the authority's last `@`) shown as `***`: an address that carries
 /// credentials is never echoed with them.
 fn hide_userinfo(address: &str) -> String {
-    let Some(start) = address.rfind("://").map(|index| index + 3) else { return address.to_string() };
-    let end = address[start..].find('/').map_or(address.len(), |index| start + index);
+    let Some(start) = address.rfind("://").map(|index| index + 3) else {
+        return address.to_string();
+    };
+    let end = address[start..]
+        .find('/')
+        .map_or(address.len(), |index| start + index);
     match address[start..end].rfind('@') {
         Some(at) => format!("{}***{}", &address[..start], &address[start + at..]),
         None => address.to_string(),
@@ -230,21 +257,33 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
     }
-    if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(whole, "the address contains spaces or control characters"));
+    if authority
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            whole,
+            "the address contains spaces or control characters",
+        ));
     }
     let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
         let Some((host, tail)) = after_bracket.split_once(']') else {
             return Err(invalid(whole, "unclosed '[' in IPv6 address"));
         };
         let Some(port) = tail.strip_prefix(':') else {
-            return Err(invalid(whole, "missing port after the IPv6 address ([addr]:port)"));
+            return Err(invalid(
+                whole,
+                "missing port after the IPv6 address ([addr]:port)",
+            ));
         };
         (host, port)
     } else {
         match authority.rsplit_once(':') {
             Some((host, _)) if host.contains(':') => {
-                return Err(invalid(whole, "write IPv6 addresses in brackets, e.g. tcp://[::1]:1234"));
+                return Err(invalid(
+                    whole,
+                    "write IPv6 addresses in brackets, e.g. tcp://[::1]:1234",
+                ));
             }
             Some((host, port)) => (host, port),
             None => return Err(invalid(whole, "missing port; write tcp://host:port")),
@@ -254,22 +293,34 @@ fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
         return Err(invalid(whole, "missing host; write tcp://host:port"));
     }
     check_host(host, authority.starts_with('['), whole)?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid(whole, format!("port {port:?} is not a number between 1 and 65535")))?;
+    let port: u16 = port.parse().map_err(|_| {
+        invalid(
+            whole,
+            format!("port {port:?} is not a number between 1 and 65535"),
+        )
+    })?;
     if port == 0 {
         return Err(invalid(whole, "port 0 is not a valid daemon port"));
     }
-    Ok(Endpoint::Tcp { host: host.to_string(), port })
+    Ok(Endpoint::Tcp {
+        host: host.to_string(),
+        port,
+    })
 }
 
 /// A host name or IPv4 literal, or (in brackets) an IPv6 literal with an optional `%zone`.
 fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
     if bracketed {
         let (address, zone) = host.split_once('%').unwrap_or((host, "x"));
-        let zone_ok = !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let zone_ok = !zone.is_empty()
+            && zone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if address.parse::<std::net::Ipv6Addr>().is_err() || !zone_ok {
-            return Err(invalid(whole, format!("{host:?} in brackets is not an IPv6 address")));
+            return Err(invalid(
+                whole,
+                format!("{host:?} in brackets is not an IPv6 address"),
+            ));
         }
         return Ok(());
     }
@@ -291,7 +342,9 @@ fn is_host_name(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -309,18 +362,57 @@ mod tests {
 
     #[test]
     fn parses_the_forms_users_write() {
-        assert_eq!(parse("unix:///run/buildkit/buildkitd.sock"), Address::Buildkitd(Endpoint::Unix("/run/buildkit/buildkitd.sock".into())));
-        assert_eq!(parse("tcp://127.0.0.1:1234"), Address::Buildkitd(Endpoint::Tcp { host: "127.0.0.1".into(), port: 1234 }));
-        assert_eq!(parse("tcp://[::1]:1234"), Address::Buildkitd(Endpoint::Tcp { host: "::1".into(), port: 1234 }));
-        assert_eq!(parse("docker://"), Address::Docker(Endpoint::Unix(DEFAULT_DOCKER_SOCKET.into())));
-        assert_eq!(parse("docker://unix:///x/docker.sock"), Address::Docker(Endpoint::Unix("/x/docker.sock".into())));
-        assert_eq!(parse("docker://tcp://dockerhost:2375"), Address::Docker(Endpoint::Tcp { host: "dockerhost".into(), port: 2375 }));
-        assert_eq!(parse("tcp://[fe80::1%eth0]:1234"), Address::Buildkitd(Endpoint::Tcp { host: "fe80::1%eth0".into(), port: 1234 }));
+        assert_eq!(
+            parse("unix:///run/buildkit/buildkitd.sock"),
+            Address::Buildkitd(Endpoint::Unix("/run/buildkit/buildkitd.sock".into()))
+        );
+        assert_eq!(
+            parse("tcp://127.0.0.1:1234"),
+            Address::Buildkitd(Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1234
+            })
+        );
+        assert_eq!(
+            parse("tcp://[::1]:1234"),
+            Address::Buildkitd(Endpoint::Tcp {
+                host: "::1".into(),
+                port: 1234
+            })
+        );
+        assert_eq!(
+            parse("docker://"),
+            Address::Docker(Endpoint::Unix(DEFAULT_DOCKER_SOCKET.into()))
+        );
+        assert_eq!(
+            parse("docker://unix:///x/docker.sock"),
+            Address::Docker(Endpoint::Unix("/x/docker.sock".into()))
+        );
+        assert_eq!(
+            parse("docker://tcp://dockerhost:2375"),
+            Address::Docker(Endpoint::Tcp {
+                host: "dockerhost".into(),
+                port: 2375
+            })
+        );
+        assert_eq!(
+            parse("tcp://[fe80::1%eth0]:1234"),
+            Address::Buildkitd(Endpoint::Tcp {
+                host: "fe80::1%eth0".into(),
+                port: 1234
+            })
+        );
     }
 
     #[test]
     fn display_round_trips() {
-        for text in ["unix:///a/b.sock", "tcp://h:1", "tcp://[::1]:2", "docker://unix:///var/run/docker.sock", "docker://tcp://h:2375"] {
+        for text in [
+            "unix:///a/b.sock",
+            "tcp://h:1",
+            "tcp://[::1]:2",
+            "docker://unix:///var/run/docker.sock",
+            "docker://tcp://h:2375",
+        ] {
             assert_eq!(parse(text).to_string(), text);
         }
     }
@@ -328,32 +420,78 @@ mod tests {
     #[test]
     fn malformed_addresses_are_errors_that_name_the_address() {
         for text in [
-            "", "unix://", "unix://relative.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "tcp://h:0", "tcp://h:x",
-            "tcp://::1:80", "tcp://[::1", "tcp://h:1/path", "http://h:1", "docker://docker.sock", "ssh://me@host",
-            "/var/run/docker.sock", "://", "docker://tcp://", "docker://unix://",
+            "",
+            "unix://",
+            "unix://relative.sock",
+            "tcp://host",
+            "tcp://:12",
+            "tcp://h:99999",
+            "tcp://h:0",
+            "tcp://h:x",
+            "tcp://::1:80",
+            "tcp://[::1",
+            "tcp://h:1/path",
+            "http://h:1",
+            "docker://docker.sock",
+            "ssh://me@host",
+            "/var/run/docker.sock",
+            "://",
+            "docker://tcp://",
+            "docker://unix://",
             // Brackets belong around IPv6 literals only (found by the address fuzz target).
-            "tcp://[[::1]:80", "tcp://x]:1", "tcp://a[b:1", "tcp://[host]:1", "tcp://[]:1", "tcp://[::1%]:1", "tcp://[::1%a b]:1",
-            "tcp://user@host:1", "tcp://ho st:1", "docker://tcp://h]:2375",
-            "tcp://user:pw@host:1234", "tcp://user@host:1234", "docker://tcp://u:p@h:2375", "tcp://ho st:1",
-            "tcp://höst:1", "tcp://h\n:1", "tcp://[zz]:1", "tcp://-h:1", "tcp://a..b:1", "tcp://h_*:1",
+            "tcp://[[::1]:80",
+            "tcp://x]:1",
+            "tcp://a[b:1",
+            "tcp://[host]:1",
+            "tcp://[]:1",
+            "tcp://[::1%]:1",
+            "tcp://[::1%a b]:1",
+            "tcp://user@host:1",
+            "tcp://ho st:1",
+            "docker://tcp://h]:2375",
+            "tcp://user:pw@host:1234",
+            "tcp://user@host:1234",
+            "docker://tcp://u:p@h:2375",
+            "tcp://ho st:1",
+            "tcp://höst:1",
+            "tcp://h\n:1",
+            "tcp://[zz]:1",
+            "tcp://-h:1",
+            "tcp://a..b:1",
+            "tcp://h_*:1",
         ] {
             let err = match text.parse::<Address>() {
                 Ok(address) => panic!("{text:?} parsed as {address:?}"),
                 Err(err) => err.to_string(),
             };
             if text.contains('@') {
-                assert!(!err.contains("pw@") && !err.contains("u:p") && err.contains("***@"), "{text:?}: {err}");
+                assert!(
+                    !err.contains("pw@") && !err.contains("u:p") && err.contains("***@"),
+                    "{text:?}: {err}"
+                );
                 continue;
             }
-            assert!(err.contains(&format!("{text:?}")) || text.is_empty(), "{text:?}: {err}");
+            assert!(
+                err.contains(&format!("{text:?}")) || text.is_empty(),
+                "{text:?}: {err}"
+            );
         }
     }
 
     #[test]
     fn user_information_is_hidden_up_to_the_last_at_sign() {
-        let err = "tcp://ci:p@ss@127.0.0.1:1".parse::<Address>().unwrap_err().to_string();
-        assert!(err.contains("\"tcp://***@127.0.0.1:1\"") && !err.contains("ss@"), "{err}");
-        let err = "ssh://me@host/x@y".parse::<Address>().unwrap_err().to_string();
+        let err = "tcp://ci:p@ss@127.0.0.1:1"
+            .parse::<Address>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"tcp://***@127.0.0.1:1\"") && !err.contains("ss@"),
+            "{err}"
+        );
+        let err = "ssh://me@host/x@y"
+            .parse::<Address>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"ssh://***@host/x@y\""), "{err}");
     }
 
@@ -366,30 +504,77 @@ mod tests {
         let none_exist = |_: &Path| false;
         let all_exist = |_: &Path| true;
 
-        let explicit = Address::resolve_with(Some("tcp://a:1"), &env(&[("BUILDKIT_HOST", "tcp://b:2")]), &none_exist);
+        let explicit = Address::resolve_with(
+            Some("tcp://a:1"),
+            &env(&[("BUILDKIT_HOST", "tcp://b:2")]),
+            &none_exist,
+        );
         assert_eq!(explicit.unwrap().to_string(), "tcp://a:1");
 
-        let from_buildkit_host = Address::resolve_with(None, &env(&[("BUILDKIT_HOST", "tcp://b:2"), ("DOCKER_HOST", "unix:///d.sock")]), &none_exist);
+        let from_buildkit_host = Address::resolve_with(
+            None,
+            &env(&[
+                ("BUILDKIT_HOST", "tcp://b:2"),
+                ("DOCKER_HOST", "unix:///d.sock"),
+            ]),
+            &none_exist,
+        );
         assert_eq!(from_buildkit_host.unwrap().to_string(), "tcp://b:2");
 
-        let from_docker_host = Address::resolve_with(None, &env(&[("DOCKER_HOST", "unix:///d.sock")]), &none_exist);
-        assert_eq!(from_docker_host.unwrap().to_string(), "docker://unix:///d.sock");
+        let from_docker_host = Address::resolve_with(
+            None,
+            &env(&[("DOCKER_HOST", "unix:///d.sock")]),
+            &none_exist,
+        );
+        assert_eq!(
+            from_docker_host.unwrap().to_string(),
+            "docker://unix:///d.sock"
+        );
 
         let first_socket = Address::resolve_with(None, &env(&[]), &all_exist);
-        assert_eq!(first_socket.unwrap().to_string(), "unix:///run/buildkit/buildkitd.sock");
+        assert_eq!(
+            first_socket.unwrap().to_string(),
+            "unix:///run/buildkit/buildkitd.sock"
+        );
 
-        let rootless = Address::resolve_with(None, &env(&[("XDG_RUNTIME_DIR", "/run/user/1000")]), &|p: &Path| p.starts_with("/run/user"));
-        assert_eq!(rootless.unwrap().to_string(), "unix:///run/user/1000/buildkit/buildkitd.sock");
+        let rootless = Address::resolve_with(
+            None,
+            &env(&[("XDG_RUNTIME_DIR", "/run/user/1000")]),
+            &|p: &Path| p.starts_with("/run/user"),
+        );
+        assert_eq!(
+            rootless.unwrap().to_string(),
+            "unix:///run/user/1000/buildkit/buildkitd.sock"
+        );
 
-        let docker = Address::resolve_with(None, &env(&[]), &|p: &Path| p == Path::new(DEFAULT_DOCKER_SOCKET));
-        assert_eq!(docker.unwrap().to_string(), "docker://unix:///var/run/docker.sock");
+        let docker = Address::resolve_with(None, &env(&[]), &|p: &Path| {
+            p == Path::new(DEFAULT_DOCKER_SOCKET)
+        });
+        assert_eq!(
+            docker.unwrap().to_string(),
+            "docker://unix:///var/run/docker.sock"
+        );
 
-        let nothing = Address::resolve_with(None, &env(&[("XDG_RUNTIME_DIR", "/run/user/7")]), &none_exist).unwrap_err().to_string();
-        for tried in ["BUILDKIT_HOST", "DOCKER_HOST", DEFAULT_BUILDKITD_SOCKET, "/run/user/7/buildkit/buildkitd.sock", DEFAULT_DOCKER_SOCKET] {
+        let nothing = Address::resolve_with(
+            None,
+            &env(&[("XDG_RUNTIME_DIR", "/run/user/7")]),
+            &none_exist,
+        )
+        .unwrap_err()
+        .to_string();
+        for tried in [
+            "BUILDKIT_HOST",
+            "DOCKER_HOST",
+            DEFAULT_BUILDKITD_SOCKET,
+            "/run/user/7/buildkit/buildkitd.sock",
+            DEFAULT_DOCKER_SOCKET,
+        ] {
             assert!(nothing.contains(tried), "{nothing}");
         }
 
-        let bad_env = Address::resolve_with(None, &env(&[("BUILDKIT_HOST", "bogus")]), &none_exist).unwrap_err().to_string();
+        let bad_env = Address::resolve_with(None, &env(&[("BUILDKIT_HOST", "bogus")]), &none_exist)
+            .unwrap_err()
+            .to_string();
         assert!(bad_env.contains("BUILDKIT_HOST"), "{bad_env}");
     }
 }

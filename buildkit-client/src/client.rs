@@ -7,7 +7,9 @@ use tonic::transport::Channel;
 
 use crate::address::Address;
 use crate::error::Result;
-use crate::transport::{Keepalive, Transport, TlsOptions, DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE};
+use crate::transport::{
+    Keepalive, TlsOptions, Transport, DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE,
+};
 
 /// A connection to a BuildKit daemon's Control API.
 ///
@@ -104,7 +106,11 @@ impl ClientBuilder {
         let control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        Ok(Client { transport, control, daemon: Default::default() })
+        Ok(Client {
+            transport,
+            control,
+            daemon: Default::default(),
+        })
     }
 }
 
@@ -133,7 +139,10 @@ impl Client {
     /// daemon restarted): the channel notices a dead connection only when a
     /// call fails on it, and dials a new one for the next call. A failed dial
     /// is not retried.
-    pub(crate) async fn call_read_only<T, F, Fut>(&self, call: F) -> std::result::Result<tonic::Response<T>, tonic::Status>
+    pub(crate) async fn call_read_only<T, F, Fut>(
+        &self,
+        call: F,
+    ) -> std::result::Result<tonic::Response<T>, tonic::Status>
     where
         F: Fn(ControlClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -158,5 +167,8 @@ impl Client {
 fn is_stale_connection(status: &tonic::Status) -> bool {
     use std::error::Error as _;
     crate::error::connection_failure(status).is_some()
-        && status.source().and_then(crate::transport::take_connect_error).is_none()
+        && status
+            .source()
+            .and_then(crate::transport::take_connect_error)
+            .is_none()
 }

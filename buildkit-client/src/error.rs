@@ -111,10 +111,18 @@ impl Error {
     /// The error for a failed Control API call: a broken connection becomes
     /// [`Error::ConnectionLost`] (or the reconnect's [`Error::Connect`]), anything
     /// the daemon answered stays [`Error::Rpc`].
-    pub(crate) fn rpc(call: &'static str, address: &impl std::fmt::Display, status: tonic::Status) -> Self {
+    pub(crate) fn rpc(
+        call: &'static str,
+        address: &impl std::fmt::Display,
+        status: tonic::Status,
+    ) -> Self {
         match Error::from_connection_status(address, &format!("calling {call}"), &status) {
             Some(error) => error,
-            None => Error::Rpc { call, address: address.to_string(), status },
+            None => Error::Rpc {
+                call,
+                address: address.to_string(),
+                status,
+            },
         }
     }
 
@@ -134,15 +142,25 @@ impl Error {
                 return Some(connect);
             }
         }
-        Some(Error::ConnectionLost { address: address.to_string(), during: during.to_string(), reason })
+        Some(Error::ConnectionLost {
+            address: address.to_string(),
+            during: during.to_string(),
+            reason,
+        })
     }
 
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidOption { option: option.into(), reason: reason.into() }
+        Error::InvalidOption {
+            option: option.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// The registry failure of a build that failed talking to a registry (push, cache
@@ -156,7 +174,8 @@ impl Error {
 
     /// Whether a registry refused the build's credentials (HTTP 401/403).
     pub fn is_registry_auth_failure(&self) -> bool {
-        self.registry_failure().is_some_and(crate::build::RegistryFailure::is_auth)
+        self.registry_failure()
+            .is_some_and(crate::build::RegistryFailure::is_auth)
     }
 
     /// Whether the caller's input is the cause: a malformed address, option,
@@ -164,7 +183,10 @@ impl Error {
     /// socket. Such errors are found before anything is sent to the daemon;
     /// the command line exits with 2 for them (bad usage), 1 for the rest.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. })
+        matches!(
+            self,
+            Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. }
+        )
     }
 
     /// Whether the daemon or the connection to it is the cause (as opposed to
@@ -214,7 +236,9 @@ pub(crate) fn connection_failure(status: &tonic::Status) -> Option<String> {
                 format!("{message}: {chain}")
             })
         }
-        None if status.code() == tonic::Code::Internal && status.message().contains("Unexpected EOF") => {
+        None if status.code() == tonic::Code::Internal
+            && status.message().contains("Unexpected EOF") =>
+        {
             Some(status.message().to_string())
         }
         None => None,
@@ -232,20 +256,37 @@ mod tests {
     fn a_status_sent_by_the_daemon_is_not_a_lost_connection() {
         let status = tonic::Status::unavailable("no active session for abc");
         assert!(connection_failure(&status).is_none());
-        assert!(matches!(Error::rpc("Solve", &"unix:///s", status), Error::Rpc { .. }));
+        assert!(matches!(
+            Error::rpc("Solve", &"unix:///s", status),
+            Error::Rpc { .. }
+        ));
     }
 
     #[test]
     fn a_status_made_from_a_transport_failure_is_a_lost_connection_naming_the_stage() {
-        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stream closed because of a broken pipe");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "stream closed because of a broken pipe",
+        );
         let status = tonic::Status::from_error(Box::new(io));
-        let err = Error::from_connection_status(&"unix:///run/buildkit.sock", "solving", &status).expect("lost");
+        let err = Error::from_connection_status(&"unix:///run/buildkit.sock", "solving", &status)
+            .expect("lost");
         assert!(err.is_connection());
         let text = err.to_string();
-        assert!(text.contains("unix:///run/buildkit.sock") && text.contains("while solving"), "{text}");
+        assert!(
+            text.contains("unix:///run/buildkit.sock") && text.contains("while solving"),
+            "{text}"
+        );
         assert!(text.contains("broken pipe"), "{text}");
-        let err = Error::rpc("Info", &"unix:///s", tonic::Status::from_error(Box::new(std::io::Error::other("eof"))));
-        assert!(matches!(&err, Error::ConnectionLost { during, .. } if during == "calling Info"), "{err:?}");
+        let err = Error::rpc(
+            "Info",
+            &"unix:///s",
+            tonic::Status::from_error(Box::new(std::io::Error::other("eof"))),
+        );
+        assert!(
+            matches!(&err, Error::ConnectionLost { during, .. } if during == "calling Info"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -25,9 +25,17 @@ use crate::session::filesend::{ExportTarget, Shared};
 pub type PlannedOutput = (String, BTreeMap<String, String>, bool);
 
 /// Turns `--output`s, tags and `--push` into exporters, as a build does.
-pub fn plan_outputs(outputs: &[Output], tags: &[String], push: bool, docker_daemon: bool) -> Result<Vec<PlannedOutput>> {
+pub fn plan_outputs(
+    outputs: &[Output],
+    tags: &[String],
+    push: bool,
+    docker_daemon: bool,
+) -> Result<Vec<PlannedOutput>> {
     let planned = crate::build::output::plan_exporters(outputs, tags, push, docker_daemon)?;
-    Ok(planned.into_iter().map(|e| (e.kind, e.attrs, e.target.is_some())).collect())
+    Ok(planned
+        .into_iter()
+        .map(|e| (e.kind, e.attrs, e.target.is_some()))
+        .collect())
 }
 
 /// The host (with port) a git or HTTP context URL names, for its git token secret.
@@ -53,7 +61,11 @@ pub fn grpc_frames(packets: &[WirePacket]) -> Bytes {
     for packet in packets {
         let message = packet.encode_to_vec();
         body.push(0u8);
-        body.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+        body.extend_from_slice(
+            &u32::try_from(message.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         body.extend_from_slice(&message);
     }
     Bytes::from(body)
@@ -61,7 +73,9 @@ pub fn grpc_frames(packets: &[WirePacket]) -> Bytes {
 
 /// A request stream holding `body` (gRPC frames, possibly malformed), as
 /// the gRPC server hands a call's messages to a service.
-pub fn streaming_request<T: prost::Message + Default + Send + 'static>(body: Bytes) -> Streaming<T> {
+pub fn streaming_request<T: prost::Message + Default + Send + 'static>(
+    body: Bytes,
+) -> Streaming<T> {
     Streaming::new_request(
         tonic_prost::ProstDecoder::<T>::default(),
         http_body_util::Full::new(body),
@@ -77,7 +91,10 @@ pub fn streaming_request<T: prost::Message + Default + Send + 'static>(body: Byt
 pub async fn receive_local_export(dest: PathBuf, body: Bytes) -> (Vec<WirePacket>, Option<Status>) {
     let mut targets = BTreeMap::new();
     targets.insert(0, ExportTarget::Directory(dest));
-    let shared = Shared { targets: Arc::new(targets), done: Default::default() };
+    let shared = Shared {
+        targets: Arc::new(targets),
+        done: Default::default(),
+    };
     let mut service = crate::session::local_export::server(shared);
     let request = http::Request::builder()
         .method("POST")

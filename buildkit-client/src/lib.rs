@@ -32,6 +32,7 @@ pub mod session;
 pub mod transport;
 
 pub use address::{Address, Endpoint};
+pub use build::{BuildOptions, BuildResult};
 pub use client::{Client, ClientBuilder};
 pub use control::disk_usage::{DiskUsageOptions, UsageRecord};
 pub use control::history::ActiveBuild;
@@ -39,7 +40,6 @@ pub use control::info::{DaemonInfo, VersionSource};
 pub use control::prune::PruneOptions;
 pub use control::workers::Worker;
 pub use error::{Error, Result};
-pub use build::{BuildOptions, BuildResult};
+pub use pool::BuilderPool;
 pub use session::{auth::RegistryAuth, secrets::Secret, ssh::SshAgent};
 pub use transport::{Keepalive, TlsOptions};
-pub use pool::BuilderPool;

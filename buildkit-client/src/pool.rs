@@ -74,7 +74,10 @@ pub enum PoolError {
     #[error("builder pool: {0}")]
     Address(#[source] Error),
     /// No daemon could be used; every one is listed, in the order tried.
-    #[error("no BuildKit daemon of the pool is available for {key:?}; tried {}", list(tried))]
+    #[error(
+        "no BuildKit daemon of the pool is available for {key:?}; tried {}",
+        list(tried)
+    )]
     Unavailable {
         /// The routing key.
         key: String,
@@ -95,7 +98,11 @@ pub enum PoolError {
 }
 
 fn list(tried: &[Attempt]) -> String {
-    tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Default)]
@@ -113,7 +120,9 @@ struct Member {
 impl Member {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemberState> {
         // A poisoned lock only means a panic elsewhere; the state is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn is_down(&self, now: Instant) -> bool {
@@ -182,7 +191,12 @@ impl fmt::Debug for BuilderPool {
 /// branch of a project shares one cache), or the local context's absolute path.
 pub fn routing_key(options: &BuildOptions) -> String {
     match &options.context {
-        BuildContext::Remote(url) => url.split('#').next().unwrap_or(url).trim_end_matches('/').to_string(),
+        BuildContext::Remote(url) => url
+            .split('#')
+            .next()
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .to_string(),
         BuildContext::Local(path) => absolute(path),
     }
 }
@@ -227,7 +241,10 @@ impl BuilderPool {
                     reason: "listed twice in the pool".into(),
                 }));
             }
-            members.push(Member { address, state: Mutex::new(MemberState::default()) });
+            members.push(Member {
+                address,
+                state: Mutex::new(MemberState::default()),
+            });
         }
         if members.is_empty() {
             return Err(PoolError::Empty);
@@ -266,11 +283,18 @@ impl BuilderPool {
 
     /// The daemons in the order `key` prefers them (rendezvous hashing), ignoring health.
     pub fn rank(&self, key: &str) -> Vec<&str> {
-        self.ranked(key).into_iter().map(|m| m.address.as_str()).collect()
+        self.ranked(key)
+            .into_iter()
+            .map(|m| m.address.as_str())
+            .collect()
     }
 
     fn ranked(&self, key: &str) -> Vec<&Member> {
-        let mut ranked: Vec<(u64, &Member)> = self.members.iter().map(|m| (score(key, &m.address), m)).collect();
+        let mut ranked: Vec<(u64, &Member)> = self
+            .members
+            .iter()
+            .map(|m| (score(key, &m.address), m))
+            .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.address.cmp(&b.1.address)));
         ranked.into_iter().map(|(_, m)| m).collect()
     }
@@ -278,12 +302,16 @@ impl BuilderPool {
     /// The order in which daemons are tried for `key`: its ranking, with daemons recently
     /// marked down moved to the end (keeping their relative order).
     pub fn candidates(&self, key: &str) -> Vec<&str> {
-        self.order(key).into_iter().map(|m| m.address.as_str()).collect()
+        self.order(key)
+            .into_iter()
+            .map(|m| m.address.as_str())
+            .collect()
     }
 
     fn order(&self, key: &str) -> Vec<&Member> {
         let now = Instant::now();
-        let (down, up): (Vec<&Member>, Vec<&Member>) = self.ranked(key).into_iter().partition(|m| m.is_down(now));
+        let (down, up): (Vec<&Member>, Vec<&Member>) =
+            self.ranked(key).into_iter().partition(|m| m.is_down(now));
         up.into_iter().chain(down).collect()
     }
 
@@ -308,7 +336,10 @@ impl BuilderPool {
             }),
             Ok(Ok(_)) => Ok(client),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(Error::ConnectTimeout { address: member.address.clone(), timeout: self.health_timeout }),
+            Err(_) => Err(Error::ConnectTimeout {
+                address: member.address.clone(),
+                timeout: self.health_timeout,
+            }),
         }
     }
 
@@ -343,11 +374,17 @@ impl BuilderPool {
                     let reason = err.to_string();
                     tracing::warn!(%key, address = %member.address, %reason, "BuildKit daemon unavailable");
                     member.mark_down(&reason, self.retry_after);
-                    tried.push(Attempt { address: member.address.clone(), reason });
+                    tried.push(Attempt {
+                        address: member.address.clone(),
+                        reason,
+                    });
                 }
             }
         }
-        Err(PoolError::Unavailable { key: key.to_string(), tried })
+        Err(PoolError::Unavailable {
+            key: key.to_string(),
+            tried,
+        })
     }
 
     /// Runs a build on the daemon `key` routes to. If that daemon is lost before or during the
@@ -365,7 +402,13 @@ impl BuilderPool {
             let (client, address, passed_over) = self.client_after(key, tried).await?;
             tried = passed_over;
             match client.build_with_progress(options, progress).await {
-                Ok(result) => return Ok(PooledBuild { result, address, passed_over: tried }),
+                Ok(result) => {
+                    return Ok(PooledBuild {
+                        result,
+                        address,
+                        passed_over: tried,
+                    })
+                }
                 Err(err) if err.is_connection() => {
                     let reason = format!("lost during the build: {err}");
                     tracing::warn!(%key, %address, %reason, "retrying the build on the next daemon");
@@ -392,7 +435,13 @@ impl BuilderPool {
                             member.mark_down(&reason, self.retry_after);
                             tried.push(Attempt { address, reason });
                         }
-                        _ => return Err(PoolError::Build { address, source, passed_over: tried }),
+                        _ => {
+                            return Err(PoolError::Build {
+                                address,
+                                source,
+                                passed_over: tried,
+                            })
+                        }
                     }
                 }
             }
@@ -417,7 +466,11 @@ impl BuilderPool {
                     Err(reason)
                 }
             };
-            EndpointHealth { address: member.address.clone(), status, latency: started.elapsed() }
+            EndpointHealth {
+                address: member.address.clone(),
+                status,
+                latency: started.elapsed(),
+            }
         });
         futures::future::join_all(checks).await
     }
@@ -442,13 +495,20 @@ mod tests {
         let mut firsts = std::collections::BTreeMap::new();
         for n in 0..300 {
             let key = format!("https://github.com/org/app-{n}.git");
-            assert_eq!(one.rank(&key), reversed.rank(&key), "order of the list must not matter");
+            assert_eq!(
+                one.rank(&key),
+                reversed.rank(&key),
+                "order of the list must not matter"
+            );
             assert_eq!(one.rank(&key).len(), 3);
             *firsts.entry(one.rank(&key)[0].to_string()).or_insert(0) += 1;
         }
         // Roughly a third each.
         assert_eq!(firsts.len(), 3, "{firsts:?}");
-        assert!(firsts.values().all(|&n| (60..=140).contains(&n)), "{firsts:?}");
+        assert!(
+            firsts.values().all(|&n| (60..=140).contains(&n)),
+            "{firsts:?}"
+        );
     }
 
     #[test]
@@ -459,9 +519,17 @@ mod tests {
             let key = format!("/work/project-{n}");
             let before = all.rank(&key);
             if before[0] != "tcp://c:1234" {
-                assert_eq!(without_c.rank(&key)[0], before[0], "{key} moved although its daemon stayed");
+                assert_eq!(
+                    without_c.rank(&key)[0],
+                    before[0],
+                    "{key} moved although its daemon stayed"
+                );
             } else {
-                assert_eq!(without_c.rank(&key)[0], before[1], "{key} did not move to its second choice");
+                assert_eq!(
+                    without_c.rank(&key)[0],
+                    before[1],
+                    "{key} did not move to its second choice"
+                );
             }
         }
     }
@@ -474,19 +542,33 @@ mod tests {
         if let Some(member) = pool.members.iter().find(|m| m.address == rank[0]) {
             member.mark_down("refused", Duration::from_secs(60));
         }
-        assert_eq!(pool.candidates(key), [rank[1].as_str(), rank[2].as_str(), rank[0].as_str()]);
+        assert_eq!(
+            pool.candidates(key),
+            [rank[1].as_str(), rank[2].as_str(), rank[0].as_str()]
+        );
         if let Some(member) = pool.members.iter().find(|m| m.address == rank[0]) {
             member.mark_down("refused", Duration::ZERO);
         }
-        assert_eq!(pool.candidates(key), pool.rank(key), "after retry_after it is first again");
+        assert_eq!(
+            pool.candidates(key),
+            pool.rank(key),
+            "after retry_after it is first again"
+        );
     }
 
     #[test]
     fn bad_pools_are_refused() {
-        assert!(matches!(BuilderPool::new(Vec::<String>::new(), TlsOptions::default()), Err(PoolError::Empty)));
-        let err = BuilderPool::new(["tcp://a:1", "bogus"], TlsOptions::default()).unwrap_err().to_string();
+        assert!(matches!(
+            BuilderPool::new(Vec::<String>::new(), TlsOptions::default()),
+            Err(PoolError::Empty)
+        ));
+        let err = BuilderPool::new(["tcp://a:1", "bogus"], TlsOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus"), "{err}");
-        let err = BuilderPool::new(["tcp://a:1", "tcp://a:1/"], TlsOptions::default()).unwrap_err().to_string();
+        let err = BuilderPool::new(["tcp://a:1", "tcp://a:1/"], TlsOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("twice"), "{err}");
     }
 

@@ -17,10 +17,16 @@ fn assert_redacted(what: &str, debug: &str) {
 
 #[test]
 fn credentials() {
-    let credentials = Credentials { username: "ci".into(), secret: PASSWORD.to_string().into() };
+    let credentials = Credentials {
+        username: "ci".into(),
+        secret: PASSWORD.to_string().into(),
+    };
     let debug = format!("{credentials:?}");
     assert_redacted("Credentials", &debug);
-    assert!(debug.contains("ci") && debug.contains("redacted"), "{debug}");
+    assert!(
+        debug.contains("ci") && debug.contains("redacted"),
+        "{debug}"
+    );
     assert_redacted("Credentials (pretty)", &format!("{credentials:#?}"));
 }
 
@@ -45,15 +51,27 @@ fn build_options_with_every_kind_of_credential() {
     let options = BuildOptions::remote("https://git.example/org/app.git#main")
         .secret(Secret::value("npmrc", BUILD_SECRET))
         .git_auth_token("git.example", TOKEN)
-        .registry_auth(RegistryAuth::anonymous().with_credentials("registry.example", "ci", PASSWORD));
+        .registry_auth(RegistryAuth::anonymous().with_credentials(
+            "registry.example",
+            "ci",
+            PASSWORD,
+        ));
     let debug = format!("{options:?} {options:#?}");
     assert_redacted("BuildOptions", &debug);
-    assert!(debug.contains("git.example") && debug.contains("npmrc"), "{debug}");
+    assert!(
+        debug.contains("git.example") && debug.contains("npmrc"),
+        "{debug}"
+    );
 }
 
 #[test]
 fn tls_options_hold_paths_only() {
-    let tls = TlsOptions::default().ca_cert("/etc/ca.pem").client_cert("/etc/cert.pem", "/etc/key.pem");
+    let tls = TlsOptions::default()
+        .ca_cert("/etc/ca.pem")
+        .client_cert("/etc/cert.pem", "/etc/key.pem");
     let debug = format!("{tls:?}");
-    assert!(debug.contains("/etc/key.pem") && debug.contains("insecure_skip_verify: false"), "{debug}");
+    assert!(
+        debug.contains("/etc/key.pem") && debug.contains("insecure_skip_verify: false"),
+        "{debug}"
+    );
 }

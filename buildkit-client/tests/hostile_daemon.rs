@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use cicd_agents_buildkit::session::context_sync::LocalDirs;
 use cicd_agents_buildkit::session::filesync::walk::go_mode;
-use cicd_agents_buildkit::session::local_export::{receive_local_export, LocalExportError, LocalExportSummary};
+use cicd_agents_buildkit::session::local_export::{
+    receive_local_export, LocalExportError, LocalExportSummary,
+};
 use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet, Stat};
 use cicd_agents_proto::moby::filesync::v1::file_sync_client::FileSyncClient;
 use cicd_agents_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
@@ -60,7 +62,11 @@ fn fixture() -> Fixture {
     symlink("../outside/secret", ctx.join("relative-link")).unwrap();
     symlink(outside.join("secret"), ctx.join("absolute-link")).unwrap();
     symlink(&outside, ctx.join("dir-link")).unwrap();
-    Fixture { _top: top, ctx, outside }
+    Fixture {
+        _top: top,
+        ctx,
+        outside,
+    }
 }
 
 /// Serves `dirs` over gRPC on loopback, as the session does for the daemon.
@@ -74,7 +80,9 @@ async fn serve(dirs: LocalDirs) -> FileSyncClient<Channel> {
             .await
             .unwrap();
     });
-    FileSyncClient::connect(format!("http://{addr}")).await.unwrap()
+    FileSyncClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 fn dirs(fixture: &Fixture) -> LocalDirs {
@@ -109,12 +117,17 @@ impl Transfer {
     }
 
     fn id_of(&self, path: &str) -> u32 {
-        self.stats.iter().position(|s| s.path == path).unwrap_or_else(|| panic!("{path} not listed")) as u32
+        self.stats
+            .iter()
+            .position(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{path} not listed")) as u32
     }
 }
 
 async fn next(inbound: &mut tonic::Streaming<Packet>) -> Result<Option<Packet>, tonic::Status> {
-    tokio::time::timeout(Duration::from_secs(20), inbound.message()).await.expect("the sender stalled")
+    tokio::time::timeout(Duration::from_secs(20), inbound.message())
+        .await
+        .expect("the sender stalled")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -122,11 +135,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn packet(kind: PacketType) -> Packet {
-    Packet { r#type: kind as i32, ..Packet::default() }
+    Packet {
+        r#type: kind as i32,
+        ..Packet::default()
+    }
 }
 
 fn req(id: u32) -> Packet {
-    Packet { id, ..packet(PacketType::PacketReq) }
+    Packet {
+        id,
+        ..packet(PacketType::PacketReq)
+    }
 }
 
 /// Opens a DiffCopy with `metadata`, reads the listing, runs `between`
@@ -178,7 +197,11 @@ async fn diffcopy(
     loop {
         match next(&mut inbound).await {
             Ok(Some(p)) if p.r#type == PacketType::PacketData as i32 => {
-                transfer.data.entry(p.id).or_default().extend_from_slice(&p.data);
+                transfer
+                    .data
+                    .entry(p.id)
+                    .or_default()
+                    .extend_from_slice(&p.data);
             }
             Ok(Some(p)) if p.r#type == PacketType::PacketErr as i32 => {
                 transfer.error = Some(String::from_utf8_lossy(&p.data).into_owned());
@@ -188,7 +211,9 @@ async fn diffcopy(
             Ok(Some(_)) => {}
             Ok(None) => break,
             Err(status) => {
-                transfer.error.get_or_insert_with(|| status.message().to_string());
+                transfer
+                    .error
+                    .get_or_insert_with(|| status.message().to_string());
                 break;
             }
         }
@@ -203,7 +228,10 @@ async fn directories_that_were_not_offered_are_refused() {
     for name in ["dockerfile", "../ctx", "/", "", "context/.."] {
         let transfer = diffcopy(&mut client, &[("dir-name", name)], |_| {}, |_| vec![]).await;
         let error = transfer.error.unwrap_or_default();
-        assert!(error.contains("NotFound") && error.contains("no access allowed"), "{name:?}: {error}");
+        assert!(
+            error.contains("NotFound") && error.contains("no access allowed"),
+            "{name:?}: {error}"
+        );
         assert!(transfer.stats.is_empty());
     }
 }
@@ -212,44 +240,100 @@ async fn directories_that_were_not_offered_are_refused() {
 async fn excluded_files_are_neither_listed_nor_sent_whatever_id_is_asked() {
     let fixture = fixture();
     let mut client = serve(dirs(&fixture)).await;
-    let metadata = [("dir-name", "context"), ("exclude-patterns", ".env"), ("exclude-patterns", "private")];
+    let metadata = [
+        ("dir-name", "context"),
+        ("exclude-patterns", ".env"),
+        ("exclude-patterns", "private"),
+    ];
     // Ask for every listed file.
-    let transfer = diffcopy(&mut client, &metadata, |_| {}, |stats| {
-        (0..stats.len() as u32).filter(|&i| stats[i as usize].mode & go_mode::TYPE == 0).collect()
-    })
+    let transfer = diffcopy(
+        &mut client,
+        &metadata,
+        |_| {},
+        |stats| {
+            (0..stats.len() as u32)
+                .filter(|&i| stats[i as usize].mode & go_mode::TYPE == 0)
+                .collect()
+        },
+    )
     .await;
     assert_eq!(transfer.error, None);
-    assert!(transfer.data.values().any(|d| d == b"application"), "the listed files were sent");
-    assert!(!transfer.stats.iter().any(|s| s.path == ".env" || s.path.starts_with("private")), "{:?}", transfer.stats);
+    assert!(
+        transfer.data.values().any(|d| d == b"application"),
+        "the listed files were sent"
+    );
+    assert!(
+        !transfer
+            .stats
+            .iter()
+            .any(|s| s.path == ".env" || s.path.starts_with("private")),
+        "{:?}",
+        transfer.stats
+    );
     assert!(!transfer.leaks(EXCLUDED_MARKER));
     assert!(!transfer.leaks(OUTSIDE_MARKER));
 
     // IDs past the listing, where excluded files would have been.
-    let transfer = diffcopy(&mut client, &metadata, |_| {}, |stats| {
-        vec![stats.len() as u32, stats.len() as u32 + 1, u32::MAX]
-    })
+    let transfer = diffcopy(
+        &mut client,
+        &metadata,
+        |_| {},
+        |stats| vec![stats.len() as u32, stats.len() as u32 + 1, u32::MAX],
+    )
     .await;
-    assert!(!transfer.stats.iter().any(|s| s.path == ".env" || s.path.starts_with("private")), "{:?}", transfer.stats);
+    assert!(
+        !transfer
+            .stats
+            .iter()
+            .any(|s| s.path == ".env" || s.path.starts_with("private")),
+        "{:?}",
+        transfer.stats
+    );
     assert!(!transfer.leaks(EXCLUDED_MARKER));
     assert!(!transfer.leaks(OUTSIDE_MARKER));
     let error = transfer.error.as_deref().unwrap_or_default();
     assert!(error.contains("invalid file id"), "{error}");
 
     // Only the out-of-range request: refused by number.
-    let transfer = diffcopy(&mut client, &metadata, |_| {}, |stats| vec![stats.len() as u32]).await;
-    assert!(transfer.error.as_deref().unwrap_or_default().contains("invalid file id"), "{:?}", transfer.error);
+    let transfer = diffcopy(
+        &mut client,
+        &metadata,
+        |_| {},
+        |stats| vec![stats.len() as u32],
+    )
+    .await;
+    assert!(
+        transfer
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("invalid file id"),
+        "{:?}",
+        transfer.error
+    );
     assert!(transfer.data.is_empty());
 
     // An include pattern that points outside the context lists nothing from there.
     let transfer = diffcopy(
         &mut client,
-        &[("dir-name", "context"), ("include-patterns", "../outside/secret"), ("include-patterns", "/etc/passwd")],
+        &[
+            ("dir-name", "context"),
+            ("include-patterns", "../outside/secret"),
+            ("include-patterns", "/etc/passwd"),
+        ],
         |_| {},
         |stats| (0..stats.len() as u32).collect(),
     )
     .await;
     assert!(!transfer.leaks(OUTSIDE_MARKER));
-    assert!(transfer.stats.iter().all(|s| !s.path.starts_with("..") && !s.path.starts_with('/')), "{:?}", transfer.stats);
+    assert!(
+        transfer
+            .stats
+            .iter()
+            .all(|s| !s.path.starts_with("..") && !s.path.starts_with('/')),
+        "{:?}",
+        transfer.stats
+    );
 }
 
 #[tokio::test]
@@ -258,17 +342,30 @@ async fn symlinks_are_sent_as_links_and_never_followed() {
     let mut client = serve(dirs(&fixture)).await;
     let transfer = diffcopy(&mut client, &[("dir-name", "context")], |_| {}, |_| vec![]).await;
     assert_eq!(transfer.error, None);
-    let by_path: BTreeMap<&str, &Stat> = transfer.stats.iter().map(|s| (s.path.as_str(), s)).collect();
+    let by_path: BTreeMap<&str, &Stat> = transfer
+        .stats
+        .iter()
+        .map(|s| (s.path.as_str(), s))
+        .collect();
     let relative = by_path["relative-link"];
     assert_ne!(relative.mode & go_mode::SYMLINK, 0);
     assert_eq!(relative.linkname, "../outside/secret");
     assert_ne!(by_path["dir-link"].mode & go_mode::SYMLINK, 0);
-    assert!(!by_path.keys().any(|p| p.starts_with("dir-link/")), "a symlinked directory was entered");
+    assert!(
+        !by_path.keys().any(|p| p.starts_with("dir-link/")),
+        "a symlinked directory was entered"
+    );
 
     // Asking for a link's content is refused; nothing from outside comes back.
     for link in ["relative-link", "absolute-link", "dir-link"] {
         let id = transfer.id_of(link);
-        let asked = diffcopy(&mut client, &[("dir-name", "context")], |_| {}, |_| vec![id]).await;
+        let asked = diffcopy(
+            &mut client,
+            &[("dir-name", "context")],
+            |_| {},
+            |_| vec![id],
+        )
+        .await;
         let error = asked.error.as_deref().unwrap_or_default();
         assert!(error.contains("not a regular file"), "{link}: {error}");
         assert!(!asked.leaks(OUTSIDE_MARKER), "{link}");
@@ -277,13 +374,26 @@ async fn symlinks_are_sent_as_links_and_never_followed() {
     // Follow paths through links: the targets are taken inside the context.
     let transfer = diffcopy(
         &mut client,
-        &[("dir-name", "context"), ("followpaths", "relative-link"), ("followpaths", "absolute-link"), ("followpaths", "dir-link/secret")],
+        &[
+            ("dir-name", "context"),
+            ("followpaths", "relative-link"),
+            ("followpaths", "absolute-link"),
+            ("followpaths", "dir-link/secret"),
+        ],
         |_| {},
-        |stats| (0..stats.len() as u32).filter(|&i| stats[i as usize].mode & go_mode::TYPE == 0).collect(),
+        |stats| {
+            (0..stats.len() as u32)
+                .filter(|&i| stats[i as usize].mode & go_mode::TYPE == 0)
+                .collect()
+        },
     )
     .await;
     assert!(!transfer.leaks(OUTSIDE_MARKER), "{transfer:?}");
-    assert!(transfer.stats.iter().all(|s| !s.path.starts_with("..")), "{:?}", transfer.stats);
+    assert!(
+        transfer.stats.iter().all(|s| !s.path.starts_with("..")),
+        "{:?}",
+        transfer.stats
+    );
 }
 
 #[tokio::test]
@@ -330,7 +440,15 @@ async fn a_file_replaced_by_another_after_the_listing_is_refused() {
         |stats| vec![stats.iter().position(|s| s.path == "app.txt").unwrap() as u32],
     )
     .await;
-    assert!(transfer.error.as_deref().unwrap_or_default().contains("replaced"), "{:?}", transfer.error);
+    assert!(
+        transfer
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("replaced"),
+        "{:?}",
+        transfer.error
+    );
     assert!(!transfer.leaks(EXCLUDED_MARKER));
 }
 
@@ -339,27 +457,57 @@ async fn a_file_replaced_by_another_after_the_listing_is_refused() {
 // ---------------------------------------------------------------------------
 
 fn stat(path: &str, mode: u32) -> Stat {
-    Stat { path: path.into(), mode, mod_time: 1_700_000_000_000_000_000, ..Stat::default() }
+    Stat {
+        path: path.into(),
+        mode,
+        mod_time: 1_700_000_000_000_000_000,
+        ..Stat::default()
+    }
 }
 
 fn dir(path: &str) -> Packet {
-    Packet { stat: Some(stat(path, go_mode::DIR | 0o755)), ..packet(PacketType::PacketStat) }
+    Packet {
+        stat: Some(stat(path, go_mode::DIR | 0o755)),
+        ..packet(PacketType::PacketStat)
+    }
 }
 
 fn file(path: &str, mode: u32) -> Packet {
-    Packet { stat: Some(stat(path, mode)), ..packet(PacketType::PacketStat) }
+    Packet {
+        stat: Some(stat(path, mode)),
+        ..packet(PacketType::PacketStat)
+    }
 }
 
 fn link(path: &str, target: &str) -> Packet {
-    Packet { stat: Some(Stat { linkname: target.into(), ..stat(path, go_mode::SYMLINK | 0o777) }), ..packet(PacketType::PacketStat) }
+    Packet {
+        stat: Some(Stat {
+            linkname: target.into(),
+            ..stat(path, go_mode::SYMLINK | 0o777)
+        }),
+        ..packet(PacketType::PacketStat)
+    }
 }
 
 fn hard_link(path: &str, original: &str) -> Packet {
-    Packet { stat: Some(Stat { linkname: original.into(), ..stat(path, 0o644) }), ..packet(PacketType::PacketStat) }
+    Packet {
+        stat: Some(Stat {
+            linkname: original.into(),
+            ..stat(path, 0o644)
+        }),
+        ..packet(PacketType::PacketStat)
+    }
 }
 
 fn device(path: &str, mode: u32) -> Packet {
-    Packet { stat: Some(Stat { devmajor: 1, devminor: 3, ..stat(path, mode) }), ..packet(PacketType::PacketStat) }
+    Packet {
+        stat: Some(Stat {
+            devmajor: 1,
+            devminor: 3,
+            ..stat(path, mode)
+        }),
+        ..packet(PacketType::PacketStat)
+    }
 }
 
 fn end_of_listing() -> Packet {
@@ -369,9 +517,16 @@ fn end_of_listing() -> Packet {
 fn data(id: u32, bytes: &str) -> Vec<Packet> {
     let mut out = Vec::new();
     if !bytes.is_empty() {
-        out.push(Packet { id, data: bytes.as_bytes().to_vec().into(), ..packet(PacketType::PacketData) });
+        out.push(Packet {
+            id,
+            data: bytes.as_bytes().to_vec().into(),
+            ..packet(PacketType::PacketData)
+        });
     }
-    out.push(Packet { id, ..packet(PacketType::PacketData) });
+    out.push(Packet {
+        id,
+        ..packet(PacketType::PacketData)
+    });
     out
 }
 
@@ -391,7 +546,11 @@ fn export_fixture() -> ExportFixture {
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("victim"), "original").unwrap();
     fs::set_permissions(outside.join("victim"), fs::Permissions::from_mode(0o640)).unwrap();
-    ExportFixture { _top: top, dest, outside }
+    ExportFixture {
+        _top: top,
+        dest,
+        outside,
+    }
 }
 
 impl ExportFixture {
@@ -405,7 +564,11 @@ impl ExportFixture {
                     continue;
                 }
                 let meta = fs::symlink_metadata(&path).unwrap();
-                let content = if meta.is_file() { fs::read(&path).unwrap() } else { Vec::new() };
+                let content = if meta.is_file() {
+                    fs::read(&path).unwrap()
+                } else {
+                    Vec::new()
+                };
                 out.insert(path.clone(), (content, meta.mode(), meta.mtime()));
                 if meta.is_dir() {
                     walk(&path, skip, out);
@@ -419,7 +582,10 @@ impl ExportFixture {
 
     /// Plays `script` as the daemon and returns the receiver's outcome and
     /// the packets it sent back.
-    async fn export(&self, script: Vec<Packet>) -> (Result<LocalExportSummary, LocalExportError>, Vec<Packet>) {
+    async fn export(
+        &self,
+        script: Vec<Packet>,
+    ) -> (Result<LocalExportSummary, LocalExportError>, Vec<Packet>) {
         let (daemon, inbound) = mpsc::channel(script.len() + 1);
         for p in script {
             daemon.send(Ok(p)).await.unwrap();
@@ -433,7 +599,9 @@ impl ExportFixture {
         .await
         .expect("the receiver stalled");
         let mut sent = Vec::new();
-        while let Ok(Some(Ok(p))) = tokio::time::timeout(Duration::from_millis(10), replies.recv()).await {
+        while let Ok(Some(Ok(p))) =
+            tokio::time::timeout(Duration::from_millis(10), replies.recv()).await
+        {
             sent.push(p);
         }
         (result, sent)
@@ -446,8 +614,16 @@ impl ExportFixture {
             Err(err) => err,
             Ok(summary) => panic!("{what}: accepted ({summary:?})"),
         };
-        assert_eq!(self.outside_state(), before, "{what}: something outside the destination changed");
-        assert_eq!(fs::read(self.outside.join("victim")).unwrap(), b"original", "{what}");
+        assert_eq!(
+            self.outside_state(),
+            before,
+            "{what}: something outside the destination changed"
+        );
+        assert_eq!(
+            fs::read(self.outside.join("victim")).unwrap(),
+            b"original",
+            "{what}"
+        );
         err
     }
 }
@@ -459,20 +635,43 @@ fn fin() -> Packet {
 #[tokio::test]
 async fn a_well_behaved_export_is_written() {
     let f = export_fixture();
-    let mut script = vec![dir("d"), file("d/a", 0o4755), hard_link("d/b", "d/a"), link("d/l", "/etc/passwd"), end_of_listing()];
+    let mut script = vec![
+        dir("d"),
+        file("d/a", 0o4755),
+        hard_link("d/b", "d/a"),
+        link("d/l", "/etc/passwd"),
+        end_of_listing(),
+    ];
     script.extend(data(1, "content"));
     script.push(fin());
     let (result, sent) = f.export(script).await;
     let summary = result.unwrap();
     assert_eq!((summary.files, summary.bytes), (1, 7));
     assert_eq!(fs::read(f.dest.join("d/a")).unwrap(), b"content");
-    assert_eq!(fs::metadata(f.dest.join("d/a")).unwrap().ino(), fs::metadata(f.dest.join("d/b")).unwrap().ino());
-    assert_eq!(fs::metadata(f.dest.join("d/a")).unwrap().mode() & 0o7777, 0o755, "set-user-ID bit dropped");
-    assert_eq!(fs::read_link(f.dest.join("d/l")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(
+        fs::metadata(f.dest.join("d/a")).unwrap().ino(),
+        fs::metadata(f.dest.join("d/b")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(f.dest.join("d/a")).unwrap().mode() & 0o7777,
+        0o755,
+        "set-user-ID bit dropped"
+    );
+    assert_eq!(
+        fs::read_link(f.dest.join("d/l")).unwrap(),
+        Path::new("/etc/passwd")
+    );
     // We asked only for the regular file, and finished with FIN.
-    let reqs: Vec<u32> = sent.iter().filter(|p| p.r#type == PacketType::PacketReq as i32).map(|p| p.id).collect();
+    let reqs: Vec<u32> = sent
+        .iter()
+        .filter(|p| p.r#type == PacketType::PacketReq as i32)
+        .map(|p| p.id)
+        .collect();
     assert_eq!(reqs, vec![1]);
-    assert_eq!(sent.last().map(|p| p.r#type), Some(PacketType::PacketFin as i32));
+    assert_eq!(
+        sent.last().map(|p| p.r#type),
+        Some(PacketType::PacketFin as i32)
+    );
 }
 
 #[tokio::test]
@@ -488,7 +687,10 @@ async fn paths_leaving_the_destination_are_refused() {
         script.extend(data(0, "pwned"));
         script.push(fin());
         let err = f.refused(what, script).await;
-        assert!(err.to_string().contains(path) || err.to_string().contains("path"), "{what}: {err}");
+        assert!(
+            err.to_string().contains(path) || err.to_string().contains("path"),
+            "{what}: {err}"
+        );
     }
 }
 
@@ -497,23 +699,38 @@ async fn a_file_through_a_symlink_is_refused() {
     let f = export_fixture();
     let outside = f.outside.to_str().unwrap().to_string();
     // The link as a plain entry, then a file below it.
-    let mut script = vec![link("l", &outside), file("l/victim", 0o644), end_of_listing()];
+    let mut script = vec![
+        link("l", &outside),
+        file("l/victim", 0o644),
+        end_of_listing(),
+    ];
     script.extend(data(1, "pwned"));
     f.refused("file below a symlink", script).await;
     // A relative link to the destination's parent (found by the session_packets fuzz target).
     let mut script = vec![link("a", ".."), file("a/b", 0o644), end_of_listing()];
     script.extend(data(1, "escaped"));
     f.refused("file below a link to ..", script).await;
-    assert!(!f.dest.parent().unwrap().join("b").exists(), "a/b was written through a -> ..");
+    assert!(
+        !f.dest.parent().unwrap().join("b").exists(),
+        "a/b was written through a -> .."
+    );
     // The link disguised with both the directory and the symlink bits.
     let script = vec![
-        Packet { stat: Some(Stat { linkname: outside.clone(), ..stat("m", go_mode::DIR | go_mode::SYMLINK | 0o777) }), ..packet(PacketType::PacketStat) },
+        Packet {
+            stat: Some(Stat {
+                linkname: outside.clone(),
+                ..stat("m", go_mode::DIR | go_mode::SYMLINK | 0o777)
+            }),
+            ..packet(PacketType::PacketStat)
+        },
         file("m/victim", 0o644),
         end_of_listing(),
     ];
     let (_, _) = f.export(script).await;
     assert_eq!(fs::read(f.outside.join("victim")).unwrap(), b"original");
-    assert!(!fs::symlink_metadata(f.dest.join("m")).map(|m| m.file_type().is_symlink()).unwrap_or(false));
+    assert!(!fs::symlink_metadata(f.dest.join("m"))
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false));
 }
 
 #[tokio::test]
@@ -535,11 +752,17 @@ async fn links_already_in_the_destination_are_replaced_not_followed() {
     assert_eq!(fs::read(f.dest.join("pre-file")).unwrap(), b"new");
     assert_eq!(fs::read(f.dest.join("pre-hard")).unwrap(), b"new");
     // A directory entry where a link to outside was: a real directory now.
-    let mut script = vec![dir("pre-dir"), file("pre-dir/victim", 0o777), end_of_listing()];
+    let mut script = vec![
+        dir("pre-dir"),
+        file("pre-dir/victim", 0o777),
+        end_of_listing(),
+    ];
     script.extend(data(1, "new"));
     script.push(fin());
     f.export(script).await.0.unwrap();
-    assert!(fs::symlink_metadata(f.dest.join("pre-dir")).unwrap().is_dir());
+    assert!(fs::symlink_metadata(f.dest.join("pre-dir"))
+        .unwrap()
+        .is_dir());
     // The outside file's hard link count went down by one (the link in dest
     // was replaced); nothing else changed.
     let mut after = f.outside_state();
@@ -566,14 +789,27 @@ async fn hard_links_must_point_at_files_of_the_same_export() {
         ("a pre-existing file", "pre-hard"),
         ("a file not sent", "missing"),
     ] {
-        let err = f.refused(what, vec![hard_link("x", original), end_of_listing(), fin()]).await;
+        let err = f
+            .refused(
+                what,
+                vec![hard_link("x", original), end_of_listing(), fin()],
+            )
+            .await;
         assert!(matches!(err, LocalExportError::Path(_)), "{what}: {err}");
         assert!(!f.dest.join("x").exists(), "{what}");
     }
     // To a symlink of the export that points outside: refused too.
     let outside = f.outside.join("victim");
     let err = f
-        .refused("a symlink of the export", vec![link("l", outside.to_str().unwrap()), hard_link("x", "l"), end_of_listing(), fin()])
+        .refused(
+            "a symlink of the export",
+            vec![
+                link("l", outside.to_str().unwrap()),
+                hard_link("x", "l"),
+                end_of_listing(),
+                fin(),
+            ],
+        )
         .await;
     assert!(matches!(err, LocalExportError::Path(_)), "{err}");
 }
@@ -592,9 +828,16 @@ async fn devices_fifos_and_sockets_are_not_created() {
     let (result, sent) = f.export(script).await;
     assert_eq!(result.unwrap().skipped, 4);
     for name in ["block", "char", "fifo", "sock"] {
-        assert!(fs::symlink_metadata(f.dest.join(name)).is_err(), "{name} was created");
+        assert!(
+            fs::symlink_metadata(f.dest.join(name)).is_err(),
+            "{name} was created"
+        );
     }
-    assert!(sent.iter().all(|p| p.r#type != PacketType::PacketReq as i32), "special files are never requested");
+    assert!(
+        sent.iter()
+            .all(|p| p.r#type != PacketType::PacketReq as i32),
+        "special files are never requested"
+    );
 }
 
 #[tokio::test]
@@ -607,13 +850,29 @@ async fn protocol_violations_end_the_export() {
     let err = f.refused("data for a directory", script).await;
     assert!(matches!(err, LocalExportError::Protocol(_)), "{err}");
     // Entries out of order, or twice.
-    let err = f.refused("out of order", vec![file("b", 0o644), file("a", 0o644), end_of_listing()]).await;
+    let err = f
+        .refused(
+            "out of order",
+            vec![file("b", 0o644), file("a", 0o644), end_of_listing()],
+        )
+        .await;
     assert!(matches!(err, LocalExportError::Protocol(_)), "{err}");
-    let err = f.refused("twice", vec![file("a", 0o644), file("a", 0o644), end_of_listing()]).await;
+    let err = f
+        .refused(
+            "twice",
+            vec![file("a", 0o644), file("a", 0o644), end_of_listing()],
+        )
+        .await;
     assert!(matches!(err, LocalExportError::Protocol(_)), "{err}");
     // The daemon's error, and an early end.
     let err = f
-        .refused("daemon error", vec![Packet { data: b"boom".to_vec().into(), ..packet(PacketType::PacketErr) }])
+        .refused(
+            "daemon error",
+            vec![Packet {
+                data: b"boom".to_vec().into(),
+                ..packet(PacketType::PacketErr)
+            }],
+        )
         .await;
     assert!(err.to_string().contains("boom"), "{err}");
     let err = f.refused("early end", vec![file("a", 0o644)]).await;

@@ -6,16 +6,24 @@ use std::time::Duration;
 /// Parses a duration; the error names the text and the units accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 24h, 90m or 30s"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 24h, 90m or 30s"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         "d" => value * 86_400.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use ms, s, m, h or d"
+            ))
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
@@ -23,7 +31,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// [`parse_duration`], refusing zero.
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
-        duration if duration.is_zero() => Err(format!("{:?} must be longer than zero", text.trim())),
+        duration if duration.is_zero() => {
+            Err(format!("{:?} must be longer than zero", text.trim()))
+        }
         duration => Ok(duration),
     }
 }
@@ -33,7 +43,10 @@ pub fn parse_keepalive(text: &str) -> Result<(Duration, Duration), String> {
     let Some((interval, timeout)) = text.split_once(',') else {
         return Err(format!("{text:?} is not INTERVAL,TIMEOUT (e.g. 15s,10s)"));
     };
-    Ok((parse_positive_duration(interval)?, parse_positive_duration(timeout)?))
+    Ok((
+        parse_positive_duration(interval)?,
+        parse_positive_duration(timeout)?,
+    ))
 }
 
 #[cfg(test)]
@@ -56,8 +69,13 @@ mod tests {
 
     #[test]
     fn keepalive_pairs() {
-        assert_eq!(parse_keepalive("15s,10s"), Ok((Duration::from_secs(15), Duration::from_secs(10))));
-        assert!(parse_keepalive("15s").unwrap_err().contains("INTERVAL,TIMEOUT"));
+        assert_eq!(
+            parse_keepalive("15s,10s"),
+            Ok((Duration::from_secs(15), Duration::from_secs(10)))
+        );
+        assert!(parse_keepalive("15s")
+            .unwrap_err()
+            .contains("INTERVAL,TIMEOUT"));
         assert!(parse_keepalive("15s,0").is_err());
         assert!(parse_keepalive("x,1s").unwrap_err().contains("\"x\""));
     }

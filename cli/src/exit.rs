@@ -97,12 +97,21 @@ mod tests {
     fn classifies_errors() {
         assert!(is_usage(&usage("--x: bad")));
         let option = cicd_agents_buildkit::build::Output::parse("type=").unwrap_err();
-        assert!(is_usage(&anyhow::Error::new(option).context("while parsing")));
-        let connect = cicd_agents_buildkit::Error::Connect { address: "tcp://h:1".into(), reason: "refused".into() };
+        assert!(is_usage(
+            &anyhow::Error::new(option).context("while parsing")
+        ));
+        let connect = cicd_agents_buildkit::Error::Connect {
+            address: "tcp://h:1".into(),
+            reason: "refused".into(),
+        };
         assert!(!is_usage(&connect.into()));
         assert!(!is_usage(&anyhow::anyhow!("something else")));
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let twice = anyhow::Error::new(cicd_agents_buildkit::Error::Io { path: "/x".into(), source: io }).context("reading");
+        let twice = anyhow::Error::new(cicd_agents_buildkit::Error::Io {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("reading");
         assert_eq!(render(&twice), "reading: /x: gone");
     }
 }

@@ -14,21 +14,30 @@ use libfuzzer_sys::fuzz_target;
 
 fn check(text: &str, address: &Address) {
     let shown = address.to_string();
-    let again: Address =
-        shown.parse().unwrap_or_else(|err| panic!("{text:?} parsed as {address:?}, shown as {shown:?}, which fails: {err}"));
+    let again: Address = shown.parse().unwrap_or_else(|err| {
+        panic!("{text:?} parsed as {address:?}, shown as {shown:?}, which fails: {err}")
+    });
     assert_eq!(&again, address, "{text:?} shown as {shown:?}");
     if let Endpoint::Tcp { host, port } = address.endpoint() {
         assert!(!host.is_empty() && *port != 0);
-        assert!(!host.contains(['[', ']', '@', ' ', '/']), "{text:?} gave the host {host:?}");
+        assert!(
+            !host.contains(['[', ']', '@', ' ', '/']),
+            "{text:?} gave the host {host:?}"
+        );
         if host.contains(':') {
             let ip = host.split('%').next().unwrap_or_default();
-            assert!(ip.parse::<std::net::Ipv6Addr>().is_ok(), "{text:?} gave the host {host:?}");
+            assert!(
+                ip.parse::<std::net::Ipv6Addr>().is_ok(),
+                "{text:?} gave the host {host:?}"
+            );
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let mut lines = text.split('\n');
     let addr = lines.next().unwrap_or_default();
     let buildkit_host = lines.next().map(str::to_string);

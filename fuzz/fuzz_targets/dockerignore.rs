@@ -8,7 +8,9 @@
 //! often it is asked.
 #![no_main]
 
-use cicd_agents_buildkit::session::filesync::patterns::{clean_path, FilterDecision, FilterState, MatchInfo};
+use cicd_agents_buildkit::session::filesync::patterns::{
+    clean_path, FilterDecision, FilterState, MatchInfo,
+};
 use cicd_agents_buildkit::session::filesync::{parse_ignore_file, PathFilter, PatternMatcher};
 use libfuzzer_sys::fuzz_target;
 
@@ -21,7 +23,10 @@ struct Input {
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.splitn(3, '\0');
-    let lines = |part: Option<&str>| part.map(|p| p.split('\n').map(str::to_string).collect()).unwrap_or_default();
+    let lines = |part: Option<&str>| {
+        part.map(|p| p.split('\n').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
     let input = Input {
         ignore_file: parts.next().unwrap_or_default().to_string(),
         includes: lines(parts.next()),
@@ -30,9 +35,15 @@ fuzz_target!(|data: &[u8]| {
     let patterns = parse_ignore_file(&input.ignore_file);
     for path in &input.paths {
         let cleaned = clean_path(path);
-        assert_eq!(clean_path(&cleaned), cleaned, "clean_path is not idempotent for {path:?}");
+        assert_eq!(
+            clean_path(&cleaned),
+            cleaned,
+            "clean_path is not idempotent for {path:?}"
+        );
     }
-    let Ok(matcher) = PatternMatcher::new(&patterns) else { return };
+    let Ok(matcher) = PatternMatcher::new(&patterns) else {
+        return;
+    };
     for path in &input.paths {
         let path = clean_path(path);
         if path == "." || path.starts_with('/') || path.starts_with("../") || path == ".." {
@@ -43,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(direct, via_info, "{path:?} against {patterns:?}");
         let _ = matcher.matches_exact(&path);
     }
-    let Ok(filter) = PathFilter::new(&input.includes, &patterns) else { return };
+    let Ok(filter) = PathFilter::new(&input.includes, &patterns) else {
+        return;
+    };
     for path in &input.paths {
         let path = clean_path(path);
         if path == "." || path.starts_with('/') || path == ".." || path.starts_with("../") {

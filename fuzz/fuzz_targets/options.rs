@@ -9,7 +9,9 @@
 //! entry's wire form is its type and attributes; at most one exporter writes to stdout.
 #![no_main]
 
-use cicd_agents_buildkit::build::{parse_key_values, BuildContext, CacheEntry, NamedContext, Output, TypedSpec};
+use cicd_agents_buildkit::build::{
+    parse_key_values, BuildContext, CacheEntry, NamedContext, Output, TypedSpec,
+};
 use cicd_agents_buildkit::fuzzing;
 use cicd_agents_buildkit::{Secret, SshAgent};
 use libfuzzer_sys::fuzz_target;
@@ -30,7 +32,10 @@ struct Input {
 
 fn names_option(err: &cicd_agents_buildkit::Error, option: &str) {
     let message = err.to_string();
-    assert!(message.contains(option), "error for {option} does not name it: {message}");
+    assert!(
+        message.contains(option),
+        "error for {option} does not name it: {message}"
+    );
 }
 
 fn input(text: &str) -> Input {
@@ -56,7 +61,9 @@ fn input(text: &str) -> Input {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let input = input(text);
     let mut outputs = Vec::new();
     for spec in &input.outputs {
@@ -80,7 +87,10 @@ fuzz_target!(|data: &[u8]| {
         Err(err) => assert!(!err.to_string().is_empty()),
     }
     for spec in &input.cache {
-        for (option, parsed) in [("--cache-to", CacheEntry::parse_export(spec)), ("--cache-from", CacheEntry::parse_import(spec))] {
+        for (option, parsed) in [
+            ("--cache-to", CacheEntry::parse_export(spec)),
+            ("--cache-from", CacheEntry::parse_import(spec)),
+        ] {
             match parsed {
                 Ok(entry) => {
                     let (kind, attrs) = fuzzing::cache_entry_wire(&entry);
@@ -98,7 +108,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     match Secret::parse(&input.secret) {
-        Ok(secret) => assert!(!secret.id.trim().is_empty(), "{:?} gave an empty id", input.secret),
+        Ok(secret) => assert!(
+            !secret.id.trim().is_empty(),
+            "{:?} gave an empty id",
+            input.secret
+        ),
         Err(err) => names_option(&err, "--secret"),
     }
     match SshAgent::parse(&input.ssh) {

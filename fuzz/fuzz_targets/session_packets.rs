@@ -33,8 +33,17 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Input {
-    Sender { include: Vec<String>, exclude: Vec<String>, follow: Vec<String>, packets: Vec<ToSender>, garbage: Vec<u8> },
-    Receiver { packets: Vec<ToReceiver>, garbage: Vec<u8> },
+    Sender {
+        include: Vec<String>,
+        exclude: Vec<String>,
+        follow: Vec<String>,
+        packets: Vec<ToSender>,
+        garbage: Vec<u8>,
+    },
+    Receiver {
+        packets: Vec<ToReceiver>,
+        garbage: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -50,9 +59,19 @@ enum ToSender {
 
 #[derive(Arbitrary, Debug)]
 enum ToReceiver {
-    Stat { path: Vec<u8>, absolute: bool, kind: u8, perm: u16, link: Vec<u8>, mod_time: i64 },
+    Stat {
+        path: Vec<u8>,
+        absolute: bool,
+        kind: u8,
+        perm: u16,
+        link: Vec<u8>,
+        mod_time: i64,
+    },
     EndOfListing,
-    Data { id: u8, data: Vec<u8> },
+    Data {
+        id: u8,
+        data: Vec<u8>,
+    },
     Fin,
     Err(String),
     Other(i32),
@@ -61,12 +80,18 @@ enum ToReceiver {
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime for the fuzz target")
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the fuzz target")
     })
 }
 
 fn packet(kind: PacketType) -> WirePacket {
-    WirePacket { r#type: kind as i32, ..WirePacket::default() }
+    WirePacket {
+        r#type: kind as i32,
+        ..WirePacket::default()
+    }
 }
 
 fn body(packets: &[WirePacket], garbage: &[u8]) -> Bytes {
@@ -102,13 +127,20 @@ fn context() -> &'static (tempfile::TempDir, BTreeMap<String, Vec<u8>>) {
         }
         std::fs::create_dir(dir.path().join("emptydir")).expect("mkdir");
         std::os::unix::fs::symlink("a", dir.path().join("link")).expect("symlink");
-        std::fs::hard_link(dir.path().join("keep.log"), dir.path().join("a/hard.log")).expect("hard link");
+        std::fs::hard_link(dir.path().join("keep.log"), dir.path().join("a/hard.log"))
+            .expect("hard link");
         files.insert("a/hard.log".to_string(), b"keep".to_vec());
         (dir, files)
     })
 }
 
-async fn run_sender(include: Vec<String>, exclude: Vec<String>, follow: Vec<String>, packets: Vec<ToSender>, garbage: Vec<u8>) {
+async fn run_sender(
+    include: Vec<String>,
+    exclude: Vec<String>,
+    follow: Vec<String>,
+    packets: Vec<ToSender>,
+    garbage: Vec<u8>,
+) {
     let (dir, files) = context();
     let request = DiffCopyRequest {
         dir_name: "context".to_string(),
@@ -117,7 +149,8 @@ async fn run_sender(include: Vec<String>, exclude: Vec<String>, follow: Vec<Stri
         follow_paths: follow,
     };
     let pairs = request.to_metadata();
-    let decoded = DiffCopyRequest::from_metadata(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let decoded =
+        DiffCopyRequest::from_metadata(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     assert_eq!(decoded, request, "request metadata does not round-trip");
 
     let mut wire = Vec::new();
@@ -127,29 +160,50 @@ async fn run_sender(include: Vec<String>, exclude: Vec<String>, follow: Vec<Stri
         wire.push(match p {
             ToSender::Req(id) => {
                 requested.insert(u32::from(id % 16));
-                WirePacket { id: u32::from(id % 16), ..packet(PacketType::PacketReq) }
+                WirePacket {
+                    id: u32::from(id % 16),
+                    ..packet(PacketType::PacketReq)
+                }
             }
             ToSender::ReqAny(id) => {
                 requested.insert(id);
-                WirePacket { id, ..packet(PacketType::PacketReq) }
+                WirePacket {
+                    id,
+                    ..packet(PacketType::PacketReq)
+                }
             }
-            ToSender::Data { id, data } => WirePacket { id, data: data.into(), ..packet(PacketType::PacketData) },
+            ToSender::Data { id, data } => WirePacket {
+                id,
+                data: data.into(),
+                ..packet(PacketType::PacketData)
+            },
             ToSender::Stat(empty) => WirePacket {
-                stat: (!empty).then(|| Stat { path: "x".into(), ..Stat::default() }),
+                stat: (!empty).then(|| Stat {
+                    path: "x".into(),
+                    ..Stat::default()
+                }),
                 ..packet(PacketType::PacketStat)
             },
             ToSender::Fin => {
                 fin = true;
                 packet(PacketType::PacketFin)
             }
-            ToSender::Err(message) => WirePacket { data: message.into_bytes().into(), ..packet(PacketType::PacketErr) },
-            ToSender::Other(code) => WirePacket { r#type: code, ..WirePacket::default() },
+            ToSender::Err(message) => WirePacket {
+                data: message.into_bytes().into(),
+                ..packet(PacketType::PacketErr)
+            },
+            ToSender::Other(code) => WirePacket {
+                r#type: code,
+                ..WirePacket::default()
+            },
         });
     }
 
     let mut dirs = LocalDirs::default();
     dirs.insert("context", dir.path());
-    let mut call = tonic::Request::new(fuzzing::streaming_request::<WirePacket>(body(&wire, &garbage)));
+    let mut call = tonic::Request::new(fuzzing::streaming_request::<WirePacket>(body(
+        &wire, &garbage,
+    )));
     for (key, value) in &pairs {
         let (Ok(key), Ok(value)) = (
             tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
@@ -194,7 +248,11 @@ async fn run_sender(include: Vec<String>, exclude: Vec<String>, follow: Vec<Stri
                 }
             }
             Ok(PacketType::PacketData) => {
-                assert!(requested.contains(&p.id), "DATA for {} which was not requested", p.id);
+                assert!(
+                    requested.contains(&p.id),
+                    "DATA for {} which was not requested",
+                    p.id
+                );
                 let entry = listing.get(p.id as usize);
                 assert!(entry.is_some(), "DATA for {} before its STAT", p.id);
                 let (content, ended) = contents.entry(p.id).or_default();
@@ -209,7 +267,11 @@ async fn run_sender(include: Vec<String>, exclude: Vec<String>, follow: Vec<Stri
             other => panic!("the sender sent a packet of type {other:?}"),
         }
     }
-    if failed.is_none() && sent.last().is_some_and(|p| p.r#type == PacketType::PacketFin as i32) {
+    if failed.is_none()
+        && sent
+            .last()
+            .is_some_and(|p| p.r#type == PacketType::PacketFin as i32)
+    {
         assert!(fin, "FIN without a FIN from the receiver");
         for (id, (content, ended)) in &contents {
             assert!(*ended, "file {id} was not finished");
@@ -231,7 +293,12 @@ fn component(b: u8) -> &'static str {
 }
 
 fn rel_path(parts: &[u8]) -> String {
-    parts.iter().take(5).map(|&b| component(b)).collect::<Vec<_>>().join("/")
+    parts
+        .iter()
+        .take(5)
+        .map(|&b| component(b))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A relative link target with at most two `..`.
@@ -261,7 +328,9 @@ fn sandbox_base() -> &'static tempfile::TempDir {
 
 /// Every path under `root` that is not `dest`, inside `dest`, or a directory on the way to it.
 fn outside(root: &Path, dest: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.starts_with(dest) {
@@ -281,7 +350,14 @@ async fn run_receiver(packets: Vec<ToReceiver>, garbage: Vec<u8>) {
     let mut symlinks = 0;
     for p in packets.into_iter().take(64) {
         wire.push(match p {
-            ToReceiver::Stat { path, absolute, kind, perm, link, mod_time } => {
+            ToReceiver::Stat {
+                path,
+                absolute,
+                kind,
+                perm,
+                link,
+                mod_time,
+            } => {
                 let mut path = rel_path(&path);
                 if absolute {
                     path.insert(0, '/');
@@ -298,17 +374,31 @@ async fn run_receiver(packets: Vec<ToReceiver>, garbage: Vec<u8>) {
                     _ => (go_mode::NAMED_PIPE | perm, String::new()),
                 };
                 WirePacket {
-                    stat: Some(Stat { path, mode, linkname, mod_time, ..Stat::default() }),
+                    stat: Some(Stat {
+                        path,
+                        mode,
+                        linkname,
+                        mod_time,
+                        ..Stat::default()
+                    }),
                     ..packet(PacketType::PacketStat)
                 }
             }
             ToReceiver::EndOfListing => packet(PacketType::PacketStat),
-            ToReceiver::Data { id, data } => {
-                WirePacket { id: u32::from(id % 32), data: data.into(), ..packet(PacketType::PacketData) }
-            }
+            ToReceiver::Data { id, data } => WirePacket {
+                id: u32::from(id % 32),
+                data: data.into(),
+                ..packet(PacketType::PacketData)
+            },
             ToReceiver::Fin => packet(PacketType::PacketFin),
-            ToReceiver::Err(message) => WirePacket { data: message.into_bytes().into(), ..packet(PacketType::PacketErr) },
-            ToReceiver::Other(code) => WirePacket { r#type: code, ..WirePacket::default() },
+            ToReceiver::Err(message) => WirePacket {
+                data: message.into_bytes().into(),
+                ..packet(PacketType::PacketErr)
+            },
+            ToReceiver::Other(code) => WirePacket {
+                r#type: code,
+                ..WirePacket::default()
+            },
         });
     }
     run_receiver_wire(wire, garbage).await;
@@ -326,7 +416,10 @@ async fn run_receiver_wire(wire: Vec<WirePacket>, garbage: Vec<u8>) {
 
     let mut escaped = Vec::new();
     outside(sandbox.path(), &dest, &mut escaped);
-    assert!(escaped.is_empty(), "written outside the export directory: {escaped:?}");
+    assert!(
+        escaped.is_empty(),
+        "written outside the export directory: {escaped:?}"
+    );
 }
 
 /// A readable receiver script (inputs starting with `R`), one packet a line:
@@ -339,10 +432,25 @@ fn receiver_script(text: &str) -> Vec<WirePacket> {
     for line in text.lines().take(64) {
         let mut words = line.splitn(3, ' ');
         let command = words.next().unwrap_or_default();
-        let first = words.next().unwrap_or_default().chars().take(200).collect::<String>();
-        let rest = words.next().unwrap_or_default().chars().take(200).collect::<String>();
+        let first = words
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>();
+        let rest = words
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>();
         let stat = |mode: u32, path: &str, linkname: &str| WirePacket {
-            stat: Some(Stat { path: path.to_string(), mode, linkname: linkname.to_string(), ..Stat::default() }),
+            stat: Some(Stat {
+                path: path.to_string(),
+                mode,
+                linkname: linkname.to_string(),
+                ..Stat::default()
+            }),
             ..packet(PacketType::PacketStat)
         };
         wire.push(match command {
@@ -361,11 +469,18 @@ fn receiver_script(text: &str) -> Vec<WirePacket> {
             "end" => packet(PacketType::PacketStat),
             "data" | "eof" => WirePacket {
                 id: first.parse().unwrap_or(0),
-                data: if command == "data" { rest.clone().into_bytes().into() } else { Bytes::new() },
+                data: if command == "data" {
+                    rest.clone().into_bytes().into()
+                } else {
+                    Bytes::new()
+                },
                 ..packet(PacketType::PacketData)
             },
             "fin" => packet(PacketType::PacketFin),
-            "err" => WirePacket { data: first.into_bytes().into(), ..packet(PacketType::PacketErr) },
+            "err" => WirePacket {
+                data: first.into_bytes().into(),
+                ..packet(PacketType::PacketErr)
+            },
             _ => continue,
         });
     }
@@ -378,12 +493,18 @@ fuzz_target!(|data: &[u8]| {
         runtime().block_on(run_receiver_wire(wire, Vec::new()));
         return;
     }
-    let Ok(input) = Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else { return };
+    let Ok(input) = Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else {
+        return;
+    };
     runtime().block_on(async move {
         match input {
-            Input::Sender { include, exclude, follow, packets, garbage } => {
-                run_sender(include, exclude, follow, packets, garbage).await
-            }
+            Input::Sender {
+                include,
+                exclude,
+                follow,
+                packets,
+                garbage,
+            } => run_sender(include, exclude, follow, packets, garbage).await,
             Input::Receiver { packets, garbage } => run_receiver(packets, garbage).await,
         }
     });

@@ -360,7 +360,9 @@ pub enum GitError {
     },
     /// The git server answered with a server error (HTTP 5xx). Retried with backoff during a
     /// write-back (see [`crate::git`]); this is the error once the attempts are used up.
-    #[error("the git server {url} answered HTTP {status} during {operation} ({attempts} attempt(s))")]
+    #[error(
+        "the git server {url} answered HTTP {status} during {operation} ({attempts} attempt(s))"
+    )]
     ServerError {
         /// The repository URL (without credentials).
         url: String,
@@ -374,7 +376,9 @@ pub enum GitError {
     /// The git server could not be reached (connection refused or reset, timeout, unknown
     /// host). Retried with backoff during a write-back; this is the error once the attempts
     /// are used up.
-    #[error("cannot reach the git server {url} during {operation}: {reason} ({attempts} attempt(s))")]
+    #[error(
+        "cannot reach the git server {url} during {operation}: {reason} ({attempts} attempt(s))"
+    )]
     Unreachable {
         /// The repository URL (without credentials).
         url: String,
@@ -509,14 +513,21 @@ impl GitError {
             GitError::ServerError { .. } => GitErrorKind::Server,
             GitError::Unreachable { .. } => GitErrorKind::Unreachable,
             GitError::BranchNotFound { .. } => GitErrorKind::NotFound,
-            GitError::PushRejected { .. } | GitError::RetriesExhausted { .. } => GitErrorKind::Rejected,
-            GitError::Spawn { .. } | GitError::Command { .. } | GitError::Io { .. } => GitErrorKind::Other,
+            GitError::PushRejected { .. } | GitError::RetriesExhausted { .. } => {
+                GitErrorKind::Rejected
+            }
+            GitError::Spawn { .. } | GitError::Command { .. } | GitError::Io { .. } => {
+                GitErrorKind::Other
+            }
         }
     }
 
     /// Whether retrying may help: a server error (5xx) or an unreachable server.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind(), GitErrorKind::Server | GitErrorKind::Unreachable)
+        matches!(
+            self.kind(),
+            GitErrorKind::Server | GitErrorKind::Unreachable
+        )
     }
 
     /// The repository URL (without credentials), when the error is about the remote.
@@ -557,7 +568,9 @@ impl GitError {
     /// The same error with the attempt count set (for [`GitError::ServerError`] and
     /// [`GitError::Unreachable`]).
     pub(crate) fn with_attempts(mut self, made: u32) -> Self {
-        if let GitError::ServerError { attempts, .. } | GitError::Unreachable { attempts, .. } = &mut self {
+        if let GitError::ServerError { attempts, .. } | GitError::Unreachable { attempts, .. } =
+            &mut self
+        {
             *attempts = made;
         }
         self

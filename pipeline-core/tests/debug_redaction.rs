@@ -9,13 +9,23 @@ fn git_auth() {
     let auth = GitAuth::token(TOKEN);
     for debug in [format!("{auth:?}"), format!("{auth:#?}")] {
         assert!(!debug.contains(TOKEN), "{debug}");
-        assert!(debug.contains("x-access-token") && debug.contains("REDACTED"), "{debug}");
+        assert!(
+            debug.contains("x-access-token") && debug.contains("REDACTED"),
+            "{debug}"
+        );
     }
 }
 
 #[test]
 fn write_back_config() {
-    let mut config = WriteBackConfig::new("https://git.example/org/charts.git", "main", Author { name: "ci".into(), email: "ci@example.com".into() });
+    let mut config = WriteBackConfig::new(
+        "https://git.example/org/charts.git",
+        "main",
+        Author {
+            name: "ci".into(),
+            email: "ci@example.com".into(),
+        },
+    );
     config.auth = Some(GitAuth::token(TOKEN));
     let debug = format!("{config:?} {config:#?}");
     assert!(!debug.contains(TOKEN), "{debug}");

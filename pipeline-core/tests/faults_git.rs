@@ -36,13 +36,24 @@ fn chart_repo(env: &TestEnv, prefix: &str) -> (String, String) {
 }
 
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    let out = git(env, &std::env::temp_dir(), &["ls-remote", &env.authed_url(url), "refs/heads/main"]);
-    out.split_whitespace().next().unwrap_or_default().to_string()
+    let out = git(
+        env,
+        &std::env::temp_dir(),
+        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
+    );
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn remote_values(env: &TestEnv, url: &str) -> String {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(env, dir.path(), &["clone", "-q", "--branch", "main", &env.authed_url(url), "."]);
+    git(
+        env,
+        dir.path(),
+        &["clone", "-q", "--branch", "main", &env.authed_url(url), "."],
+    );
     std::fs::read_to_string(dir.path().join("chart/values.yaml")).unwrap_or_default()
 }
 
@@ -51,7 +62,10 @@ fn writeback(env: &TestEnv, proxy: &FaultProxy, repo: &str, max_attempts: u32) -
     let mut cfg = WriteBackConfig::new(
         format!("{}/{repo}", proxy.url()),
         "main",
-        Author { name: "Deploy Bot".into(), email: "deploy-bot@cicd-agents.invalid".into() },
+        Author {
+            name: "Deploy Bot".into(),
+            email: "deploy-bot@cicd-agents.invalid".into(),
+        },
     );
     cfg.auth = Some(GitAuth::token(env.git_token.clone()));
     cfg.retry = RetryPolicy {
@@ -70,15 +84,24 @@ fn run_edit(
     mut hook: impl FnMut(u32),
 ) -> (Result<WriteBackOutcome, Error>, Vec<PathBuf>) {
     let roots = Mutex::new(Vec::new());
-    let edits = vec![(KeyPath::parse("image.tag").unwrap_or_else(|e| panic!("{e}")), tag.to_string())];
+    let edits = vec![(
+        KeyPath::parse("image.tag").unwrap_or_else(|e| panic!("{e}")),
+        tag.to_string(),
+    )];
     let result = wb.run(|tree| {
-        roots.lock().unwrap_or_else(|e| e.into_inner()).push(tree.root().to_path_buf());
+        roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tree.root().to_path_buf());
         hook(tree.attempt());
         let path = tree.resolve("chart/values.yaml")?;
         cicd_agents_pipeline::values::edit_file(&path, &edits)?;
         Ok(CommitVars::default())
     });
-    (result, roots.into_inner().unwrap_or_else(|e| e.into_inner()))
+    (
+        result,
+        roots.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
 }
 
 fn git_error(result: Result<WriteBackOutcome, Error>) -> GitError {
@@ -92,7 +115,11 @@ fn assert_clean(env: &TestEnv, err: &GitError, roots: &[PathBuf]) {
     let shown = format!("{err} / {err:?}");
     assert!(!shown.contains(&env.git_token), "token leaked: {shown}");
     for root in roots {
-        assert!(!root.exists(), "the work tree {} was left behind", root.display());
+        assert!(
+            !root.exists(),
+            "the work tree {} was left behind",
+            root.display()
+        );
     }
 }
 
@@ -106,12 +133,22 @@ fn server_down_is_unreachable_after_bounded_retries() {
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
-        matches!(&err, GitError::Unreachable { operation: "clone", attempts: 3, .. }),
+        matches!(
+            &err,
+            GitError::Unreachable {
+                operation: "clone",
+                attempts: 3,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(err.kind(), GitErrorKind::Unreachable);
     let text = err.to_string();
-    assert!(text.contains(&format!("{}/{repo}", proxy.url())) && text.contains("3 attempt(s)"), "{text}");
+    assert!(
+        text.contains(&format!("{}/{repo}", proxy.url())) && text.contains("3 attempt(s)"),
+        "{text}"
+    );
     assert!(roots.is_empty(), "the edit ran without a clone");
     assert_clean(&env, &err, &roots);
     assert_eq!(remote_head(&env, &url), before);
@@ -131,9 +168,17 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
             matches!(&err, GitError::AuthFailed { operation: "clone", status: Some(s), .. } if *s == status),
             "{status}: {err:?}"
         );
-        assert_eq!((err.kind(), err.status(), err.operation()), (GitErrorKind::Auth, Some(status), Some("clone")));
+        assert_eq!(
+            (err.kind(), err.status(), err.operation()),
+            (GitErrorKind::Auth, Some(status), Some("clone"))
+        );
         assert!(err.to_string().contains(&format!("HTTP {status}")), "{err}");
-        assert_eq!(proxy.faults_served(), 1, "an auth failure is not retried: {:?}", proxy.requests());
+        assert_eq!(
+            proxy.faults_served(),
+            1,
+            "an auth failure is not retried: {:?}",
+            proxy.requests()
+        );
         assert_clean(&env, &err, &roots);
     }
     assert_eq!(remote_head(&env, &url), before);
@@ -149,11 +194,27 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
-        matches!(&err, GitError::ServerError { operation: "clone", status: 500, attempts: 3, .. }),
+        matches!(
+            &err,
+            GitError::ServerError {
+                operation: "clone",
+                status: 500,
+                attempts: 3,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert_eq!(proxy.faults_served(), 3, "one request per attempt: {:?}", proxy.requests());
-    assert!(err.to_string().contains("answered HTTP 500 during clone"), "{err}");
+    assert_eq!(
+        proxy.faults_served(),
+        3,
+        "one request per attempt: {:?}",
+        proxy.requests()
+    );
+    assert!(
+        err.to_string().contains("answered HTTP 500 during clone"),
+        "{err}"
+    );
     assert_clean(&env, &err, &roots);
     assert_eq!(remote_head(&env, &url), before);
 }
@@ -168,7 +229,15 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
-        matches!(&err, GitError::ServerError { operation: "push", status: 500, attempts: 3, .. }),
+        matches!(
+            &err,
+            GitError::ServerError {
+                operation: "push",
+                status: 500,
+                attempts: 3,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(roots.len(), 3, "the edit is re-applied on each attempt");
@@ -205,7 +274,10 @@ fn server_going_down_during_the_push_leaves_the_branch_untouched() {
         }
     });
     let err = git_error(result);
-    assert!(matches!(&err, GitError::Unreachable { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(&err, GitError::Unreachable { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
     assert_clean(&env, &err, &roots);
     assert_eq!(remote_head(&env, &url), before);
@@ -219,21 +291,60 @@ fn another_writer_moving_the_branch_ends_after_bounded_retries_with_its_commits_
     // The other writer works straight against the server and pushes a commit every time our
     // edit runs, so every push of ours is rejected as out of date.
     let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(&env, other.path(), &["clone", "-q", "--branch", "main", &env.authed_url(&url), "."]);
+    git(
+        &env,
+        other.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            "main",
+            &env.authed_url(&url),
+            ".",
+        ],
+    );
     let mut last_other = String::new();
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "5.0.0", |attempt| {
         let file = format!("other-{attempt}.txt");
         std::fs::write(other.path().join(&file), "x\n").unwrap_or_else(|e| panic!("{e}"));
         git(&env, other.path(), &["add", &file]);
-        git(&env, other.path(), &["commit", "-q", "-m", &format!("other writer {attempt}")]);
-        git(&env, other.path(), &["push", "-q", "origin", "HEAD:refs/heads/main"]);
-        last_other = git(&env, other.path(), &["rev-parse", "HEAD"]).trim().to_string();
+        git(
+            &env,
+            other.path(),
+            &["commit", "-q", "-m", &format!("other writer {attempt}")],
+        );
+        git(
+            &env,
+            other.path(),
+            &["push", "-q", "origin", "HEAD:refs/heads/main"],
+        );
+        last_other = git(&env, other.path(), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string();
     });
     let err = git_error(result);
-    assert!(matches!(&err, GitError::RetriesExhausted { attempts: 3, .. }), "{err:?}");
-    assert_eq!((err.kind(), err.operation()), (GitErrorKind::Rejected, Some("push")));
-    assert!(err.to_string().contains("still rejected after 3 attempt(s)"), "{err}");
+    assert!(
+        matches!(&err, GitError::RetriesExhausted { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        (err.kind(), err.operation()),
+        (GitErrorKind::Rejected, Some("push"))
+    );
+    assert!(
+        err.to_string()
+            .contains("still rejected after 3 attempt(s)"),
+        "{err}"
+    );
     assert_clean(&env, &err, &roots);
-    assert_eq!(remote_head(&env, &url), last_other, "the branch is exactly as the other writer left it");
-    assert_eq!(remote_values(&env, &url), VALUES, "our edit is not on the branch");
+    assert_eq!(
+        remote_head(&env, &url),
+        last_other,
+        "the branch is exactly as the other writer left it"
+    );
+    assert_eq!(
+        remote_values(&env, &url),
+        VALUES,
+        "our edit is not on the branch"
+    );
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use cicd_agents_pipeline::k8s::buildkit::BuildJob;
 use cicd_agents_pipeline::k8s::launch::{
-    is_job_finished, job_finished, Cleanup, CleanupReport, JobLauncher, JobResult, LaunchError, LaunchOptions, LogLine,
+    is_job_finished, job_finished, Cleanup, CleanupReport, JobLauncher, JobResult, LaunchError,
+    LaunchOptions, LogLine,
 };
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
@@ -54,11 +55,24 @@ fn condition(kind: &str, reason: &str, message: &str) -> Value {
 }
 
 fn pod_json(job: &str, ending: Ending, legacy_label: bool) -> Value {
-    let label = if legacy_label { "job-name" } else { "batch.kubernetes.io/job-name" };
+    let label = if legacy_label {
+        "job-name"
+    } else {
+        "batch.kubernetes.io/job-name"
+    };
     let (phase, state) = match ending {
-        Ending::Complete => ("Succeeded", json!({ "terminated": { "exitCode": 0, "reason": "Completed" } })),
-        Ending::Failed => ("Failed", json!({ "terminated": { "exitCode": 1, "reason": "Error" } })),
-        Ending::Never | Ending::Deleted => ("Pending", json!({ "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image" } })),
+        Ending::Complete => (
+            "Succeeded",
+            json!({ "terminated": { "exitCode": 0, "reason": "Completed" } }),
+        ),
+        Ending::Failed => (
+            "Failed",
+            json!({ "terminated": { "exitCode": 1, "reason": "Error" } }),
+        ),
+        Ending::Never | Ending::Deleted => (
+            "Pending",
+            json!({ "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image" } }),
+        ),
     };
     json!({
         "apiVersion": "v1",
@@ -79,7 +93,10 @@ fn respond(status: StatusCode, body: Vec<u8>) -> Response<Body> {
 }
 
 fn json_response(value: &Value) -> Response<Body> {
-    respond(StatusCode::OK, serde_json::to_vec(value).unwrap_or_default())
+    respond(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 /// Starts the scripted API server; returns the client and the request log.
@@ -92,9 +109,17 @@ fn api_server(script: Script) -> (kube::Client, Arc<Mutex<Vec<Recorded>>>) {
         let mut created: Option<Value> = None;
         while let Some((request, send)) = handle.next_request().await {
             let (parts, body) = request.into_parts();
-            let body = body.collect_bytes().await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let body = body
+                .collect_bytes()
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             let uri = parts.uri.to_string();
-            log.lock().unwrap().push(Recorded { method: parts.method.clone(), uri: uri.clone(), body: body.clone() });
+            log.lock().unwrap().push(Recorded {
+                method: parts.method.clone(),
+                uri: uri.clone(),
+                body: body.clone(),
+            });
             let path = parts.uri.path().to_string();
             let query = parts.uri.query().unwrap_or_default().to_string();
             let jobs_path = format!("/apis/batch/v1/namespaces/{NS}/jobs");
@@ -103,15 +128,24 @@ fn api_server(script: Script) -> (kube::Client, Arc<Mutex<Vec<Recorded>>>) {
             let response = if parts.method == Method::POST && path == jobs_path {
                 let mut job: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 if job["metadata"]["name"].is_null() {
-                    let prefix = job["metadata"]["generateName"].as_str().unwrap_or("job-").to_string();
+                    let prefix = job["metadata"]["generateName"]
+                        .as_str()
+                        .unwrap_or("job-")
+                        .to_string();
                     job["metadata"]["name"] = json!(format!("{prefix}x7k2p"));
                 }
                 job["metadata"]["namespace"] = json!(NS);
                 job["metadata"]["uid"] = json!("6f1c0d3e-0000-4000-8000-000000000001");
                 job["metadata"]["resourceVersion"] = json!("100");
                 created = Some(job.clone());
-                respond(StatusCode::CREATED, serde_json::to_vec(&job).unwrap_or_default())
-            } else if parts.method == Method::GET && path == jobs_path && query.contains("watch=true") {
+                respond(
+                    StatusCode::CREATED,
+                    serde_json::to_vec(&job).unwrap_or_default(),
+                )
+            } else if parts.method == Method::GET
+                && path == jobs_path
+                && query.contains("watch=true")
+            {
                 let Some(job) = created.clone() else { continue };
                 if script.ending == Ending::Never {
                     // A watch that stays open with nothing to say.
@@ -128,38 +162,83 @@ fn api_server(script: Script) -> (kube::Client, Arc<Mutex<Vec<Recorded>>>) {
                 }
                 let (interim, last) = match script.ending {
                     Ending::Complete => (
-                        condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
-                        condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
+                        condition(
+                            "SuccessCriteriaMet",
+                            "CompletionsReached",
+                            "Reached expected number of succeeded pods",
+                        ),
+                        condition(
+                            "Complete",
+                            "CompletionsReached",
+                            "Reached expected number of succeeded pods",
+                        ),
                     ),
                     _ => (
-                        condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
-                        condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                        condition(
+                            "FailureTarget",
+                            "BackoffLimitExceeded",
+                            "Job has reached the specified backoff limit",
+                        ),
+                        condition(
+                            "Failed",
+                            "BackoffLimitExceeded",
+                            "Job has reached the specified backoff limit",
+                        ),
                     ),
                 };
                 let mut stream = String::new();
-                for (version, conditions) in [("101", json!([interim.clone()])), ("102", json!([interim, last]))] {
+                for (version, conditions) in [
+                    ("101", json!([interim.clone()])),
+                    ("102", json!([interim, last])),
+                ] {
                     let mut object = job_json(&job, conditions);
                     object["metadata"]["resourceVersion"] = json!(version);
-                    stream.push_str(&serde_json::to_string(&json!({ "type": "MODIFIED", "object": object })).unwrap_or_default());
+                    stream.push_str(
+                        &serde_json::to_string(&json!({ "type": "MODIFIED", "object": object }))
+                            .unwrap_or_default(),
+                    );
                     stream.push('\n');
                 }
                 respond(StatusCode::OK, stream.into_bytes())
             } else if parts.method == Method::GET && path == jobs_path {
-                let items: Vec<Value> = created.iter().map(|job| job_json(job, json!([]))).collect();
-                json_response(&json!({ "apiVersion": "batch/v1", "kind": "JobList", "metadata": { "resourceVersion": "100" }, "items": items }))
+                let items: Vec<Value> =
+                    created.iter().map(|job| job_json(job, json!([]))).collect();
+                json_response(
+                    &json!({ "apiVersion": "batch/v1", "kind": "JobList", "metadata": { "resourceVersion": "100" }, "items": items }),
+                )
             } else if parts.method == Method::GET && path == pods_path {
-                let name = created.as_ref().and_then(|j| j["metadata"]["name"].as_str()).unwrap_or_default().to_string();
+                let name = created
+                    .as_ref()
+                    .and_then(|j| j["metadata"]["name"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let selector = parts
                     .uri
                     .query()
-                    .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("labelSelector=")))
+                    .and_then(|q| {
+                        q.split('&')
+                            .find_map(|pair| pair.strip_prefix("labelSelector="))
+                    })
                     .unwrap_or_default()
                     .replace("%2F", "/")
                     .replace("%3D", "=");
-                let wanted = if script.legacy_label { format!("job-name={name}") } else { format!("batch.kubernetes.io/job-name={name}") };
-                let items = if selector == wanted { vec![pod_json(&name, script.ending, script.legacy_label)] } else { vec![] };
-                json_response(&json!({ "apiVersion": "v1", "kind": "PodList", "metadata": { "resourceVersion": "100" }, "items": items }))
-            } else if parts.method == Method::GET && path.starts_with(&pods_path) && path.ends_with("/log") {
+                let wanted = if script.legacy_label {
+                    format!("job-name={name}")
+                } else {
+                    format!("batch.kubernetes.io/job-name={name}")
+                };
+                let items = if selector == wanted {
+                    vec![pod_json(&name, script.ending, script.legacy_label)]
+                } else {
+                    vec![]
+                };
+                json_response(
+                    &json!({ "apiVersion": "v1", "kind": "PodList", "metadata": { "resourceVersion": "100" }, "items": items }),
+                )
+            } else if parts.method == Method::GET
+                && path.starts_with(&pods_path)
+                && path.ends_with("/log")
+            {
                 respond(StatusCode::OK, script.logs.as_bytes().to_vec())
             } else if parts.method == Method::DELETE && path.starts_with(&jobs_path) {
                 let mut job = created.clone().unwrap_or(Value::Null);
@@ -179,11 +258,15 @@ fn api_server(script: Script) -> (kube::Client, Arc<Mutex<Vec<Recorded>>>) {
 }
 
 fn build_job() -> k8s_openapi::api::batch::v1::Job {
-    BuildJob::new("build-app", "https://github.com/example-org/app.git", "docker.io/example/app")
-        .generate_name(true)
-        .tag("1.4.2")
-        .build()
-        .unwrap()
+    BuildJob::new(
+        "build-app",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+    )
+    .generate_name(true)
+    .tag("1.4.2")
+    .build()
+    .unwrap()
 }
 
 fn options() -> LaunchOptions {
@@ -196,11 +279,20 @@ fn options() -> LaunchOptions {
 }
 
 fn requests(log: &Arc<Mutex<Vec<Recorded>>>, method: Method, needle: &str) -> Vec<Recorded> {
-    log.lock().unwrap().iter().filter(|r| r.method == method && r.uri.contains(needle)).cloned().collect()
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == method && r.uri.contains(needle))
+        .cloned()
+        .collect()
 }
 
 fn assert_deleted_in_background(log: &Arc<Mutex<Vec<Recorded>>>, name: &str) {
-    let deletes = requests(log, Method::DELETE, &format!("/apis/batch/v1/namespaces/{NS}/jobs/{name}"));
+    let deletes = requests(
+        log,
+        Method::DELETE,
+        &format!("/apis/batch/v1/namespaces/{NS}/jobs/{name}"),
+    );
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     let body: Value = serde_json::from_str(&deletes[0].body).unwrap();
     assert_eq!(body["propagationPolicy"], "Background", "{body}");
@@ -208,12 +300,22 @@ fn assert_deleted_in_background(log: &Arc<Mutex<Vec<Recorded>>>, name: &str) {
 
 #[tokio::test]
 async fn a_successful_job_is_followed_logged_and_deleted() {
-    let (client, log) = api_server(Script { ending: Ending::Complete, legacy_label: false, logs: "#1 building\n#2 pushing\ndone\n" });
+    let (client, log) = api_server(Script {
+        ending: Ending::Complete,
+        legacy_label: false,
+        logs: "#1 building\n#2 pushing\ndone\n",
+    });
     let launcher = JobLauncher::new(client, NS).options(options());
     let mut lines: Vec<LogLine> = Vec::new();
-    let outcome = launcher.run(&build_job(), |line| lines.push(line.clone())).await.unwrap();
+    let outcome = launcher
+        .run(&build_job(), |line| lines.push(line.clone()))
+        .await
+        .unwrap();
 
-    assert_eq!(outcome.name, "build-app-x7k2p", "generateName is resolved by the server");
+    assert_eq!(
+        outcome.name, "build-app-x7k2p",
+        "generateName is resolved by the server"
+    );
     assert_eq!(outcome.namespace, NS);
     assert_eq!(outcome.result, JobResult::Succeeded);
     assert!(outcome.succeeded());
@@ -222,29 +324,51 @@ async fn a_successful_job_is_followed_logged_and_deleted() {
     assert_eq!(outcome.pods[0].containers[0].state, "exited 0 (Completed)");
     let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
     assert_eq!(texts, ["#1 building", "#2 pushing", "done"]);
-    assert!(lines.iter().all(|l| l.pod == "build-app-x7k2p-pod1" && l.container == "buildkit"));
+    assert!(lines
+        .iter()
+        .all(|l| l.pod == "build-app-x7k2p-pod1" && l.container == "buildkit"));
 
     let creates = requests(&log, Method::POST, "/apis/batch/v1/namespaces/ci/jobs");
     assert_eq!(creates.len(), 1);
     let sent: Value = serde_json::from_str(&creates[0].body).unwrap();
     assert_eq!(sent["metadata"]["generateName"], "build-app-");
-    assert!(!requests(&log, Method::GET, "watch=true").is_empty(), "the Job is watched");
-    assert!(!requests(&log, Method::GET, "labelSelector=batch.kubernetes.io%2Fjob-name%3Dbuild-app-x7k2p").is_empty());
+    assert!(
+        !requests(&log, Method::GET, "watch=true").is_empty(),
+        "the Job is watched"
+    );
+    assert!(!requests(
+        &log,
+        Method::GET,
+        "labelSelector=batch.kubernetes.io%2Fjob-name%3Dbuild-app-x7k2p"
+    )
+    .is_empty());
     let log_requests = requests(&log, Method::GET, "/pods/build-app-x7k2p-pod1/log");
-    assert!(log_requests.iter().all(|r| r.uri.contains("container=buildkit") && r.uri.contains("follow=true")), "{log_requests:?}");
+    assert!(
+        log_requests
+            .iter()
+            .all(|r| r.uri.contains("container=buildkit") && r.uri.contains("follow=true")),
+        "{log_requests:?}"
+    );
     assert_eq!(log_requests.len(), 1, "each container is streamed once");
     assert_deleted_in_background(&log, "build-app-x7k2p");
 }
 
 #[tokio::test]
 async fn a_failed_job_returns_with_its_reason_instead_of_waiting_forever() {
-    let (client, log) = api_server(Script { ending: Ending::Failed, legacy_label: true, logs: "error: failed to solve: exit code 1\n" });
+    let (client, log) = api_server(Script {
+        ending: Ending::Failed,
+        legacy_label: true,
+        logs: "error: failed to solve: exit code 1\n",
+    });
     let launcher = JobLauncher::new(client, NS).options(options());
     let mut lines: Vec<LogLine> = Vec::new();
-    let outcome = tokio::time::timeout(Duration::from_secs(15), launcher.run(&build_job(), |line| lines.push(line.clone())))
-        .await
-        .expect("the launcher returns on a Failed Job")
-        .unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(15),
+        launcher.run(&build_job(), |line| lines.push(line.clone())),
+    )
+    .await
+    .expect("the launcher returns on a Failed Job")
+    .unwrap();
 
     assert_eq!(
         outcome.result,
@@ -256,16 +380,31 @@ async fn a_failed_job_returns_with_its_reason_instead_of_waiting_forever() {
     assert!(!outcome.succeeded());
     assert_eq!(outcome.pods[0].phase, "Failed");
     assert_eq!(outcome.pods[0].containers[0].state, "exited 1 (Error)");
-    assert_eq!(lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["error: failed to solve: exit code 1"]);
+    assert_eq!(
+        lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["error: failed to solve: exit code 1"]
+    );
     // Old cluster: pods were found by the legacy label.
-    assert!(!requests(&log, Method::GET, "labelSelector=job-name%3Dbuild-app-x7k2p").is_empty());
+    assert!(!requests(
+        &log,
+        Method::GET,
+        "labelSelector=job-name%3Dbuild-app-x7k2p"
+    )
+    .is_empty());
     assert_deleted_in_background(&log, "build-app-x7k2p");
 }
 
 #[tokio::test]
 async fn a_failed_job_can_be_kept_for_inspection() {
-    let (client, log) = api_server(Script { ending: Ending::Failed, legacy_label: false, logs: "" });
-    let launcher = JobLauncher::new(client, NS).options(LaunchOptions { cleanup: Cleanup::OnSuccess, ..options() });
+    let (client, log) = api_server(Script {
+        ending: Ending::Failed,
+        legacy_label: false,
+        logs: "",
+    });
+    let launcher = JobLauncher::new(client, NS).options(LaunchOptions {
+        cleanup: Cleanup::OnSuccess,
+        ..options()
+    });
     let outcome = launcher.run(&build_job(), |_| {}).await.unwrap();
     assert!(!outcome.succeeded());
     assert_eq!(outcome.cleanup, CleanupReport::Kept);
@@ -274,45 +413,86 @@ async fn a_failed_job_can_be_kept_for_inspection() {
 
 #[tokio::test]
 async fn a_job_that_never_finishes_times_out_is_deleted_and_says_why() {
-    let (client, log) = api_server(Script { ending: Ending::Never, legacy_label: false, logs: "" });
-    let launcher = JobLauncher::new(client, NS).options(LaunchOptions { timeout: Duration::from_millis(700), ..options() });
+    let (client, log) = api_server(Script {
+        ending: Ending::Never,
+        legacy_label: false,
+        logs: "",
+    });
+    let launcher = JobLauncher::new(client, NS).options(LaunchOptions {
+        timeout: Duration::from_millis(700),
+        ..options()
+    });
     let err = launcher.run(&build_job(), |_| {}).await.unwrap_err();
     assert!(matches!(err, LaunchError::Timeout { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("did not finish within 0s") || text.contains("did not finish within"), "{text}");
+    assert!(
+        text.contains("did not finish within 0s") || text.contains("did not finish within"),
+        "{text}"
+    );
     assert!(text.contains("waiting: ImagePullBackOff"), "{text}");
-    assert!(requests(&log, Method::GET, "/log").is_empty(), "no logs from a container that never started");
+    assert!(
+        requests(&log, Method::GET, "/log").is_empty(),
+        "no logs from a container that never started"
+    );
     assert_deleted_in_background(&log, "build-app-x7k2p");
 }
 
 #[tokio::test]
 async fn cancelling_deletes_the_job() {
-    let (client, log) = api_server(Script { ending: Ending::Never, legacy_label: false, logs: "" });
+    let (client, log) = api_server(Script {
+        ending: Ending::Never,
+        legacy_label: false,
+        logs: "",
+    });
     let launcher = JobLauncher::new(client, NS).options(options());
     let err = launcher
-        .run_until(&build_job(), |_| {}, tokio::time::sleep(Duration::from_millis(300)))
+        .run_until(
+            &build_job(),
+            |_| {},
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, LaunchError::Cancelled { deleted: true, .. }), "{err:?}");
+    assert!(
+        matches!(err, LaunchError::Cancelled { deleted: true, .. }),
+        "{err:?}"
+    );
     assert_deleted_in_background(&log, "build-app-x7k2p");
 }
 
 #[tokio::test]
 async fn a_job_deleted_by_someone_else_is_reported() {
-    let (client, log) = api_server(Script { ending: Ending::Deleted, legacy_label: false, logs: "" });
+    let (client, log) = api_server(Script {
+        ending: Ending::Deleted,
+        legacy_label: false,
+        logs: "",
+    });
     let launcher = JobLauncher::new(client, NS).options(options());
     let err = launcher.run(&build_job(), |_| {}).await.unwrap_err();
     assert!(matches!(err, LaunchError::Vanished { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "Job ci/build-app-x7k2p was deleted before it finished");
-    assert!(requests(&log, Method::DELETE, "/jobs/").is_empty(), "nothing left to delete");
+    assert_eq!(
+        err.to_string(),
+        "Job ci/build-app-x7k2p was deleted before it finished"
+    );
+    assert!(
+        requests(&log, Method::DELETE, "/jobs/").is_empty(),
+        "nothing left to delete"
+    );
 }
 
 #[tokio::test]
 async fn an_unnamed_job_is_refused_before_any_request() {
-    let (client, log) = api_server(Script { ending: Ending::Complete, legacy_label: false, logs: "" });
+    let (client, log) = api_server(Script {
+        ending: Ending::Complete,
+        legacy_label: false,
+        logs: "",
+    });
     let mut job = build_job();
     job.metadata.generate_name = None;
-    let err = JobLauncher::new(client, NS).run(&job, |_| {}).await.unwrap_err();
+    let err = JobLauncher::new(client, NS)
+        .run(&job, |_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, LaunchError::Unnamed));
     assert!(log.lock().unwrap().is_empty());
 }
@@ -320,12 +500,25 @@ async fn an_unnamed_job_is_refused_before_any_request() {
 #[test]
 fn the_finish_condition_covers_complete_and_failed_but_not_interim_conditions() {
     let job = |conditions: Vec<Value>| -> k8s_openapi::api::batch::v1::Job {
-        serde_json::from_value(json!({ "metadata": { "name": "j" }, "status": { "conditions": conditions } })).unwrap()
+        serde_json::from_value(
+            json!({ "metadata": { "name": "j" }, "status": { "conditions": conditions } }),
+        )
+        .unwrap()
     };
-    let failed = job(vec![condition("FailureTarget", "DeadlineExceeded", "x"), condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")]);
+    let failed = job(vec![
+        condition("FailureTarget", "DeadlineExceeded", "x"),
+        condition(
+            "Failed",
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        ),
+    ]);
     assert_eq!(
         job_finished(&failed),
-        Some(JobResult::Failed { reason: "DeadlineExceeded".into(), message: "Job was active longer than specified deadline".into() })
+        Some(JobResult::Failed {
+            reason: "DeadlineExceeded".into(),
+            message: "Job was active longer than specified deadline".into()
+        })
     );
     assert!(is_job_finished().matches_object(Some(&failed)));
     // kube's stock condition never fires on this one.

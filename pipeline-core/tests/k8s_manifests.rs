@@ -23,61 +23,96 @@ fn chart() -> ChartUpdate {
 
 /// Every golden file and the manifests it holds.
 fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
-    let build_job = BuildJob::new("build-app", "https://github.com/example-org/app.git", "docker.io/example/app")
+    let build_job = BuildJob::new(
+        "build-app",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+    )
+    .namespace("ci")
+    .git_ref("refs/heads/main")
+    .tag("1.4.2")
+    .cache_ref("local-registry:5000/app:buildcache")
+    .insecure_cache_registry(true)
+    .build()
+    .unwrap();
+    let build_job_sys_admin = BuildJob::new(
+        "build-app",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+    )
+    .namespace("ci")
+    .generate_name(true)
+    .dockerfile("docker/Dockerfile")
+    .context_subdir("services/api")
+    .git_token(SecretKeyRef::new("github-token", "token"))
+    .sys_admin(true)
+    .build()
+    .unwrap();
+    let daemon = BuildkitDaemon::new("buildkitd")
         .namespace("ci")
-        .git_ref("refs/heads/main")
-        .tag("1.4.2")
-        .cache_ref("local-registry:5000/app:buildcache")
-        .insecure_cache_registry(true)
-        .build()
+        .replicas(2)
+        .manifests()
         .unwrap();
-    let build_job_sys_admin = BuildJob::new("build-app", "https://github.com/example-org/app.git", "docker.io/example/app")
-        .namespace("ci")
-        .generate_name(true)
-        .dockerfile("docker/Dockerfile")
-        .context_subdir("services/api")
-        .git_token(SecretKeyRef::new("github-token", "token"))
-        .sys_admin(true)
-        .build()
-        .unwrap();
-    let daemon = BuildkitDaemon::new("buildkitd").namespace("ci").replicas(2).manifests().unwrap();
-    let workflow = BuildAndUpdateChart::new("build-and-deploy", "https://github.com/example-org/app.git", "docker.io/example/app", chart())
-        .namespace("argo")
-        .cache_ref("local-registry:5000/app:buildcache")
-        .insecure_cache_registry(true)
-        .build()
-        .unwrap();
-    let github = RunnerJob::github("gha-runner", SecretKeyRef::new("gha-jit-config", "jitconfig"))
-        .namespace("ci")
-        .generate_name(true)
-        .build()
-        .unwrap();
-    let github_buildah = RunnerJob::github("gha-runner", SecretKeyRef::new("gha-jit-config", "jitconfig"))
-        .namespace("ci")
-        .builder(Builder::Buildah)
-        .workspace_size("20Gi")
-        .storage_class("fast-ssd")
-        .build()
-        .unwrap();
-    let circleci = RunnerJob::circleci("circleci-runner", SecretKeyRef::new("circleci-runner-token", "token"))
-        .namespace("ci")
-        .generate_name(true)
-        .builder(Builder::Buildah)
-        .build()
-        .unwrap();
-    let circleci_buildkit = RunnerJob::circleci("circleci-runner", SecretKeyRef::new("circleci-runner-token", "token"))
-        .namespace("ci")
-        .build()
-        .unwrap();
+    let workflow = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+        chart(),
+    )
+    .namespace("argo")
+    .cache_ref("local-registry:5000/app:buildcache")
+    .insecure_cache_registry(true)
+    .build()
+    .unwrap();
+    let github = RunnerJob::github(
+        "gha-runner",
+        SecretKeyRef::new("gha-jit-config", "jitconfig"),
+    )
+    .namespace("ci")
+    .generate_name(true)
+    .build()
+    .unwrap();
+    let github_buildah = RunnerJob::github(
+        "gha-runner",
+        SecretKeyRef::new("gha-jit-config", "jitconfig"),
+    )
+    .namespace("ci")
+    .builder(Builder::Buildah)
+    .workspace_size("20Gi")
+    .storage_class("fast-ssd")
+    .build()
+    .unwrap();
+    let circleci = RunnerJob::circleci(
+        "circleci-runner",
+        SecretKeyRef::new("circleci-runner-token", "token"),
+    )
+    .namespace("ci")
+    .generate_name(true)
+    .builder(Builder::Buildah)
+    .build()
+    .unwrap();
+    let circleci_buildkit = RunnerJob::circleci(
+        "circleci-runner",
+        SecretKeyRef::new("circleci-runner-token", "token"),
+    )
+    .namespace("ci")
+    .build()
+    .unwrap();
     vec![
         ("buildkit-job.yaml", vec![build_job.into()]),
-        ("buildkit-job-sys-admin.yaml", vec![build_job_sys_admin.into()]),
+        (
+            "buildkit-job-sys-admin.yaml",
+            vec![build_job_sys_admin.into()],
+        ),
         ("buildkitd-deployment.yaml", daemon),
         ("workflow-template.yaml", vec![workflow.into()]),
         ("github-runner.yaml", vec![github.into()]),
         ("github-runner-buildah.yaml", vec![github_buildah.into()]),
         ("circleci-runner.yaml", vec![circleci.into()]),
-        ("circleci-runner-buildkit.yaml", vec![circleci_buildkit.into()]),
+        (
+            "circleci-runner-buildkit.yaml",
+            vec![circleci_buildkit.into()],
+        ),
     ]
 }
 
@@ -101,8 +136,12 @@ fn golden(file: &str) -> String {
         });
     }
     let path = golden_dir().join(file);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{}: {err} (run with UPDATE_GOLDEN=1 to create it)", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    })
 }
 
 #[test]
@@ -115,7 +154,10 @@ fn manifests_match_the_golden_files() {
             eprintln!("--- {file} differs; rendered:\n{rendered}");
         }
     }
-    assert!(mismatched.is_empty(), "golden files differ: {mismatched:?} (UPDATE_GOLDEN=1 regenerates them)");
+    assert!(
+        mismatched.is_empty(),
+        "golden files differ: {mismatched:?} (UPDATE_GOLDEN=1 regenerates them)"
+    );
 }
 
 #[test]
@@ -124,15 +166,30 @@ fn golden_files_parse_back_into_the_typed_objects() {
         let text = golden(file);
         assert!(text.starts_with("---\napiVersion: "), "{file}");
         let parsed = parse_yaml(&text).unwrap_or_else(|err| panic!("{file}: {err}"));
-        assert_eq!(parsed, manifests, "{file} does not read back as what was rendered");
+        assert_eq!(
+            parsed, manifests,
+            "{file} does not read back as what was rendered"
+        );
         // Straight into the k8s-openapi / Argo types too, without our dispatcher.
         for (index, document) in text.split("\n---\n").enumerate() {
             let document = document.trim_start_matches("---\n");
-            let kind = document.lines().find_map(|l| l.strip_prefix("kind: ")).unwrap_or_default();
+            let kind = document
+                .lines()
+                .find_map(|l| l.strip_prefix("kind: "))
+                .unwrap_or_default();
             let ok = match kind {
-                "Job" => yaml_serde::from_str::<cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job>(document).is_ok(),
-                "Deployment" => yaml_serde::from_str::<cicd_agents_pipeline::k8s::k8s_openapi::api::apps::v1::Deployment>(document).is_ok(),
-                "Service" => yaml_serde::from_str::<cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::Service>(document).is_ok(),
+                "Job" => yaml_serde::from_str::<
+                    cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job,
+                >(document)
+                .is_ok(),
+                "Deployment" => yaml_serde::from_str::<
+                    cicd_agents_pipeline::k8s::k8s_openapi::api::apps::v1::Deployment,
+                >(document)
+                .is_ok(),
+                "Service" => yaml_serde::from_str::<
+                    cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::Service,
+                >(document)
+                .is_ok(),
                 "WorkflowTemplate" => yaml_serde::from_str::<WorkflowTemplate>(document).is_ok(),
                 other => panic!("{file} document {index}: unexpected kind {other:?}"),
             };
@@ -144,8 +201,14 @@ fn golden_files_parse_back_into_the_typed_objects() {
 /// Every pod spec in a manifest, with where it is.
 fn pod_specs(manifest: &Manifest) -> Vec<(String, PodSpec)> {
     match manifest {
-        Manifest::Job(job) => vec![("Job".into(), job.spec.clone().unwrap().template.spec.unwrap())],
-        Manifest::Deployment(d) => vec![("Deployment".into(), d.spec.clone().unwrap().template.spec.unwrap())],
+        Manifest::Job(job) => vec![(
+            "Job".into(),
+            job.spec.clone().unwrap().template.spec.unwrap(),
+        )],
+        Manifest::Deployment(d) => vec![(
+            "Deployment".into(),
+            d.spec.clone().unwrap().template.spec.unwrap(),
+        )],
         Manifest::Service(_) => vec![],
         Manifest::WorkflowTemplate(t) => t
             .spec
@@ -155,7 +218,11 @@ fn pod_specs(manifest: &Manifest) -> Vec<(String, PodSpec)> {
                 template.container.clone().map(|container| {
                     (
                         format!("template {}", template.name),
-                        PodSpec { containers: vec![container], volumes: Some(template.volumes.clone()), ..PodSpec::default() },
+                        PodSpec {
+                            containers: vec![container],
+                            volumes: Some(template.volumes.clone()),
+                            ..PodSpec::default()
+                        },
                     )
                 })
             })
@@ -164,7 +231,12 @@ fn pod_specs(manifest: &Manifest) -> Vec<(String, PodSpec)> {
 }
 
 fn all_containers(spec: &PodSpec) -> Vec<Container> {
-    spec.init_containers.clone().unwrap_or_default().into_iter().chain(spec.containers.clone()).collect()
+    spec.init_containers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(spec.containers.clone())
+        .collect()
 }
 
 fn is_builder(container: &Container) -> bool {
@@ -178,11 +250,20 @@ fn has_sys_admin(container: &Container) -> bool {
         .as_ref()
         .and_then(|s| s.capabilities.as_ref())
         .and_then(|c| c.add.as_ref())
-        .is_some_and(|add| add.iter().any(|cap| cap == "SYS_ADMIN" || cap == "CAP_SYS_ADMIN"))
+        .is_some_and(|add| {
+            add.iter()
+                .any(|cap| cap == "SYS_ADMIN" || cap == "CAP_SYS_ADMIN")
+        })
 }
 
 fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
-    container.env.as_ref()?.iter().find(|e| e.name == name)?.value.as_deref()
+    container
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .as_deref()
 }
 
 #[test]
@@ -194,47 +275,111 @@ fn every_pod_carries_the_security_settings() {
         for manifest in &manifests {
             for (place, spec) in pod_specs(manifest) {
                 let at = format!("{file} {place}");
-                assert!(spec.host_network != Some(true) && spec.host_pid != Some(true), "{at}: host namespaces");
+                assert!(
+                    spec.host_network != Some(true) && spec.host_pid != Some(true),
+                    "{at}: host namespaces"
+                );
                 for volume in spec.volumes.clone().unwrap_or_default() {
-                    assert!(volume.host_path.is_none(), "{at}: hostPath volume {}", volume.name);
+                    assert!(
+                        volume.host_path.is_none(),
+                        "{at}: hostPath volume {}",
+                        volume.name
+                    );
                 }
-                let builders: Vec<_> = all_containers(&spec).into_iter().filter(is_builder).collect();
-                let others: Vec<_> = all_containers(&spec).into_iter().filter(|c| !is_builder(c)).collect();
+                let builders: Vec<_> = all_containers(&spec)
+                    .into_iter()
+                    .filter(is_builder)
+                    .collect();
+                let others: Vec<_> = all_containers(&spec)
+                    .into_iter()
+                    .filter(|c| !is_builder(c))
+                    .collect();
                 for container in all_containers(&spec) {
-                    let security = container.security_context.clone().unwrap_or_else(|| panic!("{at}: {} has no securityContext", container.name));
-                    assert_eq!(security.privileged, Some(false), "{at}: {} privileged", container.name);
-                    assert_eq!(security.run_as_non_root, Some(true), "{at}: {} may run as root", container.name);
-                    assert!(security.run_as_user.unwrap_or(0) > 0, "{at}: {} runs as root", container.name);
+                    let security = container.security_context.clone().unwrap_or_else(|| {
+                        panic!("{at}: {} has no securityContext", container.name)
+                    });
+                    assert_eq!(
+                        security.privileged,
+                        Some(false),
+                        "{at}: {} privileged",
+                        container.name
+                    );
+                    assert_eq!(
+                        security.run_as_non_root,
+                        Some(true),
+                        "{at}: {} may run as root",
+                        container.name
+                    );
+                    assert!(
+                        security.run_as_user.unwrap_or(0) > 0,
+                        "{at}: {} runs as root",
+                        container.name
+                    );
                 }
                 for container in &builders {
                     let security = container.security_context.clone().unwrap();
                     assert_eq!(security.run_as_user, Some(1000), "{at}: builder UID");
                     assert_eq!(security.run_as_group, Some(1000), "{at}: builder GID");
-                    assert_eq!(security.seccomp_profile.map(|p| p.type_).as_deref(), Some("Unconfined"), "{at}: seccomp");
-                    assert_eq!(security.app_armor_profile.map(|p| p.type_).as_deref(), Some("Unconfined"), "{at}: AppArmor");
-                    assert_eq!(has_sys_admin(container), file.contains("sys-admin"), "{at}: SYS_ADMIN only when asked for");
+                    assert_eq!(
+                        security.seccomp_profile.map(|p| p.type_).as_deref(),
+                        Some("Unconfined"),
+                        "{at}: seccomp"
+                    );
+                    assert_eq!(
+                        security.app_armor_profile.map(|p| p.type_).as_deref(),
+                        Some("Unconfined"),
+                        "{at}: AppArmor"
+                    );
+                    assert_eq!(
+                        has_sys_admin(container),
+                        file.contains("sys-admin"),
+                        "{at}: SYS_ADMIN only when asked for"
+                    );
                     let state = container.volume_mounts.clone().unwrap_or_default();
-                    if container.image.as_deref().unwrap_or_default().contains("buildkit") {
-                        assert!(state.iter().any(|m| m.mount_path == "/home/user/.local/share/buildkit"), "{at}: BuildKit state mount");
+                    if container
+                        .image
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("buildkit")
+                    {
+                        assert!(
+                            state
+                                .iter()
+                                .any(|m| m.mount_path == "/home/user/.local/share/buildkit"),
+                            "{at}: BuildKit state mount"
+                        );
                     }
                 }
                 for container in &others {
                     let security = container.security_context.clone().unwrap();
-                    assert_eq!(security.allow_privilege_escalation, Some(false), "{at}: {} may escalate", container.name);
+                    assert_eq!(
+                        security.allow_privilege_escalation,
+                        Some(false),
+                        "{at}: {} may escalate",
+                        container.name
+                    );
                     assert_eq!(
                         security.capabilities.and_then(|c| c.drop),
                         Some(vec!["ALL".to_string()]),
                         "{at}: {} keeps capabilities",
                         container.name
                     );
-                    assert!(!has_sys_admin(container), "{at}: {} has SYS_ADMIN", container.name);
+                    assert!(
+                        !has_sys_admin(container),
+                        "{at}: {} has SYS_ADMIN",
+                        container.name
+                    );
                 }
                 // Anything with registry credentials mounts the dockerconfigjson key as config.json.
                 for volume in spec.volumes.clone().unwrap_or_default() {
                     if let Some(secret) = &volume.secret {
                         if let Some(items) = &secret.items {
                             assert_eq!(items.len(), 1, "{at}");
-                            assert_eq!((items[0].key.as_str(), items[0].path.as_str()), (".dockerconfigjson", "config.json"), "{at}");
+                            assert_eq!(
+                                (items[0].key.as_str(), items[0].path.as_str()),
+                                (".dockerconfigjson", "config.json"),
+                                "{at}"
+                            );
                         }
                     }
                 }
@@ -245,68 +390,174 @@ fn every_pod_carries_the_security_settings() {
 
 #[test]
 fn the_build_job_passes_values_as_env_and_mounts_the_docker_config() {
-    let job = BuildJob::new("build-app", "https://github.com/example-org/app.git", "docker.io/example/app")
-        .tag("1.4.2")
-        .cache_ref("local-registry:5000/app:buildcache")
-        .build()
-        .unwrap();
+    let job = BuildJob::new(
+        "build-app",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+    )
+    .tag("1.4.2")
+    .cache_ref("local-registry:5000/app:buildcache")
+    .build()
+    .unwrap();
     let spec = job.spec.unwrap();
     assert_eq!(spec.backoff_limit, Some(0));
     assert!(spec.ttl_seconds_after_finished.is_some() && spec.active_deadline_seconds.is_some());
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     let container = &pod.containers[0];
-    assert_eq!(env_value(container, "BUILDKITD_FLAGS"), Some("--oci-worker-no-process-sandbox"));
-    assert_eq!(env_value(container, "DOCKER_CONFIG"), Some("/home/user/.docker"));
+    assert_eq!(
+        env_value(container, "BUILDKITD_FLAGS"),
+        Some("--oci-worker-no-process-sandbox")
+    );
+    assert_eq!(
+        env_value(container, "DOCKER_CONFIG"),
+        Some("/home/user/.docker")
+    );
     assert_eq!(env_value(container, "IMAGE_TAG"), Some("1.4.2"));
     assert_eq!(env_value(container, "GIT_REF"), Some("refs/heads/main"));
     assert_eq!(env_value(container, "DOCKERFILE"), Some("Dockerfile"));
-    assert_eq!(container.command.as_deref(), Some(&["/bin/sh".to_string(), "-c".to_string()][..]));
-    assert_eq!(container.args.as_deref(), Some(&[BUILD_SCRIPT.to_string()][..]));
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+    );
+    assert_eq!(
+        container.args.as_deref(),
+        Some(&[BUILD_SCRIPT.to_string()][..])
+    );
     let volumes: Vec<Volume> = pod.volumes.unwrap();
     let docker = volumes.iter().find(|v| v.name == "docker-config").unwrap();
-    assert_eq!(docker.secret.as_ref().unwrap().secret_name.as_deref(), Some("regcred"));
+    assert_eq!(
+        docker.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("regcred")
+    );
     let state = volumes.iter().find(|v| v.name == "buildkit-state").unwrap();
     assert!(state.empty_dir.is_some());
 }
 
 #[test]
 fn the_workflow_template_is_the_original_design_with_parameters_in_env_only() {
-    let template = BuildAndUpdateChart::new("build-and-deploy", "https://github.com/example-org/app.git", "docker.io/example/app", chart())
-        .build()
-        .unwrap();
+    let template = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+        chart(),
+    )
+    .build()
+    .unwrap();
     assert_eq!(template.api_version, "argoproj.io/v1alpha1");
     assert_eq!(template.kind, "WorkflowTemplate");
-    let params: Vec<(String, String)> = template.spec.arguments.clone().unwrap().parameters.into_iter().map(|p| (p.name, p.value.unwrap())).collect();
+    let params: Vec<(String, String)> = template
+        .spec
+        .arguments
+        .clone()
+        .unwrap()
+        .parameters
+        .into_iter()
+        .map(|p| (p.name, p.value.unwrap()))
+        .collect();
     assert_eq!(
         params,
-        [("image-tag", "latest"), ("git-ref", "refs/heads/main"), ("dockerfile", "Dockerfile")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("image-tag", "latest"),
+            ("git-ref", "refs/heads/main"),
+            ("dockerfile", "Dockerfile")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let main = template.spec.templates.iter().find(|t| t.name == template.spec.entrypoint).unwrap();
-    let steps: Vec<Vec<&str>> = main.steps.as_ref().unwrap().iter().map(|group| group.iter().map(|s| s.template.as_str()).collect()).collect();
+    let main = template
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name == template.spec.entrypoint)
+        .unwrap();
+    let steps: Vec<Vec<&str>> = main
+        .steps
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|group| group.iter().map(|s| s.template.as_str()).collect())
+        .collect();
     assert_eq!(steps, [vec!["build"], vec!["update-chart"]]);
 
-    let build = template.spec.templates.iter().find(|t| t.name == "build").unwrap().container.clone().unwrap();
-    assert_eq!(env_value(&build, "IMAGE_TAG"), Some("{{inputs.parameters.image-tag}}"));
-    assert_eq!(env_value(&build, "GIT_REF"), Some("{{inputs.parameters.git-ref}}"));
-    assert_eq!(env_value(&build, "DOCKERFILE"), Some("{{inputs.parameters.dockerfile}}"));
-    let update = template.spec.templates.iter().find(|t| t.name == "update-chart").unwrap().container.clone().unwrap();
-    assert_eq!(env_value(&update, "IMAGE_TAG"), Some("{{inputs.parameters.image-tag}}"));
-    let token = update.env.as_ref().unwrap().iter().find(|e| e.name == "GITHUB_TOKEN").unwrap();
-    let selector = token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    let build = template
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name == "build")
+        .unwrap()
+        .container
+        .clone()
+        .unwrap();
+    assert_eq!(
+        env_value(&build, "IMAGE_TAG"),
+        Some("{{inputs.parameters.image-tag}}")
+    );
+    assert_eq!(
+        env_value(&build, "GIT_REF"),
+        Some("{{inputs.parameters.git-ref}}")
+    );
+    assert_eq!(
+        env_value(&build, "DOCKERFILE"),
+        Some("{{inputs.parameters.dockerfile}}")
+    );
+    let update = template
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name == "update-chart")
+        .unwrap()
+        .container
+        .clone()
+        .unwrap();
+    assert_eq!(
+        env_value(&update, "IMAGE_TAG"),
+        Some("{{inputs.parameters.image-tag}}")
+    );
+    let token = update
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "GITHUB_TOKEN")
+        .unwrap();
+    let selector = token
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
     assert_eq!(selector.name, "github-token");
-    assert_eq!(update.command.as_deref(), Some(&["cicd-agents".to_string()][..]));
+    assert_eq!(
+        update.command.as_deref(),
+        Some(&["cicd-agents".to_string()][..])
+    );
     let args = update.args.clone().unwrap();
     assert_eq!(&args[..2], ["chart", "set-image"]);
-    for flag in ["--repo", "--branch", "--file", "--key", "--value", "--token-env"] {
+    for flag in [
+        "--repo",
+        "--branch",
+        "--file",
+        "--key",
+        "--value",
+        "--token-env",
+    ] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
     }
     // No parameter placeholder anywhere in a command line or script: only in env values.
     for template in &template.spec.templates {
         if let Some(container) = &template.container {
-            for text in container.command.iter().flatten().chain(container.args.iter().flatten()) {
-                assert!(!text.contains("{{"), "template {}: placeholder in command/args: {text}", template.name);
+            for text in container
+                .command
+                .iter()
+                .flatten()
+                .chain(container.args.iter().flatten())
+            {
+                assert!(
+                    !text.contains("{{"),
+                    "template {}: placeholder in command/args: {text}",
+                    template.name
+                );
                 assert!(!text.contains("sed "), "template {}: sed", template.name);
             }
         }
@@ -323,69 +574,171 @@ fn runner_jobs_are_ephemeral_and_share_a_workspace() {
         if !file.contains("runner") {
             continue;
         }
-        let Manifest::Job(job) = &manifests[0] else { panic!("{file}") };
+        let Manifest::Job(job) = &manifests[0] else {
+            panic!("{file}")
+        };
         let spec = job.spec.clone().unwrap();
         assert!(spec.ttl_seconds_after_finished.is_some(), "{file}");
         assert!(spec.active_deadline_seconds.is_some(), "{file}");
         let pod = spec.template.spec.unwrap();
-        let workspace = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "workspace").unwrap();
-        let claim = workspace.ephemeral.as_ref().unwrap().volume_claim_template.as_ref().unwrap();
-        assert_eq!(claim.spec.access_modes.as_deref(), Some(&["ReadWriteOnce".to_string()][..]), "{file}");
+        let workspace = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "workspace")
+            .unwrap();
+        let claim = workspace
+            .ephemeral
+            .as_ref()
+            .unwrap()
+            .volume_claim_template
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            claim.spec.access_modes.as_deref(),
+            Some(&["ReadWriteOnce".to_string()][..]),
+            "{file}"
+        );
         let builder = &pod.init_containers.as_ref().unwrap()[0];
-        assert_eq!(builder.restart_policy.as_deref(), Some("Always"), "{file}: builder is a native sidecar");
+        assert_eq!(
+            builder.restart_policy.as_deref(),
+            Some("Always"),
+            "{file}: builder is a native sidecar"
+        );
         let runner = &pod.containers[0];
         for container in [builder, runner] {
-            assert!(container.volume_mounts.as_ref().unwrap().iter().any(|m| m.name == "workspace"), "{file}: {} lacks the workspace", container.name);
+            assert!(
+                container
+                    .volume_mounts
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.name == "workspace"),
+                "{file}: {} lacks the workspace",
+                container.name
+            );
         }
-        let env_names: Vec<&str> = runner.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
+        let env_names: Vec<&str> = runner
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         if file.starts_with("github") {
-            assert_eq!(runner.command.as_deref(), Some(&["/home/runner/run.sh".to_string()][..]));
-            let jit = runner.env.as_ref().unwrap().iter().find(|e| e.name == "ACTIONS_RUNNER_INPUT_JITCONFIG").unwrap();
-            assert!(jit.value.is_none() && jit.value_from.as_ref().unwrap().secret_key_ref.is_some(), "{file}: JIT config from a Secret");
+            assert_eq!(
+                runner.command.as_deref(),
+                Some(&["/home/runner/run.sh".to_string()][..])
+            );
+            let jit = runner
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.name == "ACTIONS_RUNNER_INPUT_JITCONFIG")
+                .unwrap();
+            assert!(
+                jit.value.is_none() && jit.value_from.as_ref().unwrap().secret_key_ref.is_some(),
+                "{file}: JIT config from a Secret"
+            );
         } else {
-            assert_eq!(env_value(runner, "CIRCLECI_RUNNER_MODE"), Some("single-task"));
-            let token = runner.env.as_ref().unwrap().iter().find(|e| e.name == "CIRCLECI_RUNNER_API_AUTH_TOKEN").unwrap();
-            assert!(token.value.is_none() && token.value_from.as_ref().unwrap().secret_key_ref.is_some(), "{file}: token from a Secret");
+            assert_eq!(
+                env_value(runner, "CIRCLECI_RUNNER_MODE"),
+                Some("single-task")
+            );
+            let token = runner
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.name == "CIRCLECI_RUNNER_API_AUTH_TOKEN")
+                .unwrap();
+            assert!(
+                token.value.is_none()
+                    && token.value_from.as_ref().unwrap().secret_key_ref.is_some(),
+                "{file}: token from a Secret"
+            );
         }
         if file.contains("buildah") || file == "circleci-runner.yaml" {
-            assert_eq!(env_value(builder, "BUILDAH_ISOLATION"), Some("chroot"), "{file}");
+            assert_eq!(
+                env_value(builder, "BUILDAH_ISOLATION"),
+                Some("chroot"),
+                "{file}"
+            );
             assert_eq!(env_value(builder, "STORAGE_DRIVER"), Some("vfs"), "{file}");
             assert!(env_names.contains(&"BUILD_REQUESTS"), "{file}");
         } else {
-            assert_eq!(env_value(runner, "BUILDKIT_HOST"), Some("tcp://127.0.0.1:1234"), "{file}");
+            assert_eq!(
+                env_value(runner, "BUILDKIT_HOST"),
+                Some("tcp://127.0.0.1:1234"),
+                "{file}"
+            );
         }
     }
 }
 
 #[test]
 fn values_that_could_inject_are_refused() {
-    let base = || BuildJob::new("build-app", "https://github.com/example-org/app.git", "docker.io/example/app");
+    let base = || {
+        BuildJob::new(
+            "build-app",
+            "https://github.com/example-org/app.git",
+            "docker.io/example/app",
+        )
+    };
     for (what, job) in [
         ("tag with comma", base().tag("1.0,push=false")),
         ("tag with $()", base().tag("$(id)")),
         ("ref with space", base().git_ref("main; rm -rf /")),
         ("dockerfile escaping", base().dockerfile("../../etc/passwd")),
-        ("cache ref with comma", base().cache_ref("reg/app:cache,mode=min")),
-        ("upper-case name", BuildJob::new("Build", "https://x/y.git", "app")),
-        ("git url with $", BuildJob::new("b", "https://x/$(id).git", "app")),
+        (
+            "cache ref with comma",
+            base().cache_ref("reg/app:cache,mode=min"),
+        ),
+        (
+            "upper-case name",
+            BuildJob::new("Build", "https://x/y.git", "app"),
+        ),
+        (
+            "git url with $",
+            BuildJob::new("b", "https://x/$(id).git", "app"),
+        ),
     ] {
         let err = job.build().expect_err(what).to_string();
         assert!(err.starts_with("invalid "), "{what}: {err}");
     }
-    let err = BuildJob::new("b", "https://x/y.git", "docker.io/app:1.0").build().unwrap_err().to_string();
+    let err = BuildJob::new("b", "https://x/y.git", "docker.io/app:1.0")
+        .build()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("without tag"), "{err}");
-    assert!(RunnerJob::github("r", SecretKeyRef::new("s", "k")).storage_driver("overlayfs-fuse").build().is_err());
-    assert!(RunnerJob::github("r", SecretKeyRef::new("s", "k")).runner_uid(0).build().is_err());
+    assert!(RunnerJob::github("r", SecretKeyRef::new("s", "k"))
+        .storage_driver("overlayfs-fuse")
+        .build()
+        .is_err());
+    assert!(RunnerJob::github("r", SecretKeyRef::new("s", "k"))
+        .runner_uid(0)
+        .build()
+        .is_err());
 }
 
 /// Runs the build script with a stub `buildctl-daemonless.sh` that prints its arguments.
 fn run_build_script(env: &[(&str, &str)]) -> (i32, Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let stub = dir.path().join("buildctl-daemonless.sh");
-    std::fs::write(&stub, "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\"; done\n").unwrap();
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\"; done\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let output = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(BUILD_SCRIPT)
@@ -396,7 +749,11 @@ fn run_build_script(env: &[(&str, &str)]) -> (i32, Vec<String>, String) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let args = stdout.lines().skip(1).map(str::to_string).collect();
-    (output.status.code().unwrap_or(-1), args, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code().unwrap_or(-1),
+        args,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -469,7 +826,11 @@ fn the_buildah_sidecar_builds_on_request_and_refuses_bad_requests() {
     // A stub buildah that records its arguments.
     std::fs::write(
         bin.join("buildah"),
-        format!("#!/bin/sh\nfor arg in \"$@\"; do printf '%s|' \"$arg\" >> {}; done\necho >> {}\n", calls.display(), calls.display()),
+        format!(
+            "#!/bin/sh\nfor arg in \"$@\"; do printf '%s|' \"$arg\" >> {}; done\necho >> {}\n",
+            calls.display(),
+            calls.display()
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -477,7 +838,10 @@ fn the_buildah_sidecar_builds_on_request_and_refuses_bad_requests() {
     let requests = dir.path().join("requests");
     let good = requests.join("1");
     let bad = requests.join("2");
-    for (request, image, context) in [(&good, "registry.local:5000/app:1.0", "src"), (&bad, "app; rm -rf /", "../x")] {
+    for (request, image, context) in [
+        (&good, "registry.local:5000/app:1.0", "src"),
+        (&bad, "app; rm -rf /", "../x"),
+    ] {
         std::fs::create_dir_all(request).unwrap();
         std::fs::write(request.join("image"), format!("{image}\n")).unwrap();
         std::fs::write(request.join("context"), format!("{context}\n")).unwrap();
@@ -492,14 +856,24 @@ fn the_buildah_sidecar_builds_on_request_and_refuses_bad_requests() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !(good.join("status").exists() && bad.join("status").exists()) && std::time::Instant::now() < deadline {
+    while !(good.join("status").exists() && bad.join("status").exists())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(std::fs::read_to_string(good.join("status")).unwrap().trim(), "0");
-    assert_eq!(std::fs::read_to_string(bad.join("status")).unwrap().trim(), "2");
-    assert!(std::fs::read_to_string(bad.join("log")).unwrap().contains("refused"));
+    assert_eq!(
+        std::fs::read_to_string(good.join("status")).unwrap().trim(),
+        "0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bad.join("status")).unwrap().trim(),
+        "2"
+    );
+    assert!(std::fs::read_to_string(bad.join("log"))
+        .unwrap()
+        .contains("refused"));
     let calls = std::fs::read_to_string(calls).unwrap();
     assert_eq!(
         calls.lines().collect::<Vec<_>>(),

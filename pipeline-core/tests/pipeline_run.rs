@@ -24,7 +24,8 @@ fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
 }
 
 fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
-    env.seed_repo(prefix, files.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
+    env.seed_repo(prefix, files.iter().copied())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn remote_head(env: &TestEnv, url: &str) -> String {
@@ -333,11 +334,18 @@ async fn failed_build_leaves_the_chart_repository_untouched() {
         message.contains("exit 1") || message.contains("exit code: 1"),
         "{message}"
     );
-    let RunError::Build { failure: Some(detail), .. } = &failure.error else {
+    let RunError::Build {
+        failure: Some(detail),
+        ..
+    } = &failure.error
+    else {
         panic!("the build failure has no detail: {message}")
     };
     assert_eq!(detail.line, Some(3), "{message}");
-    assert!(detail.log_tail.iter().any(|l| l.contains("about to fail")), "{message}");
+    assert!(
+        detail.log_tail.iter().any(|l| l.contains("about to fail")),
+        "{message}"
+    );
     let steps: Vec<(Step, StepOutcome)> = failure
         .report
         .steps

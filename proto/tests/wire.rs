@@ -616,9 +616,16 @@ fn session_message_layouts() {
     };
     use cicd_agents_proto::moby::sshforward::v1::CheckAgentRequest;
 
-    assert_eq!(layout(&BytesMessage { data: vec![1].into() }), vec![(1, LEN)]);
     assert_eq!(
-        layout(&control::BytesMessage { data: vec![1].into() }),
+        layout(&BytesMessage {
+            data: vec![1].into()
+        }),
+        vec![(1, LEN)]
+    );
+    assert_eq!(
+        layout(&control::BytesMessage {
+            data: vec![1].into()
+        }),
         vec![(1, LEN)]
     );
     assert_eq!(

@@ -14,7 +14,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 
 use cicd_agents_buildkit::build::{
-    parse_key_values, BuildContext, BuildOptions, BuildResult as RustBuildResult, CacheEntry, NamedContext, Output,
+    parse_key_values, BuildContext, BuildOptions, BuildResult as RustBuildResult, CacheEntry,
+    NamedContext, Output,
 };
 use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::{Error as BuildkitError, RegistryAuth, Secret, SshAgent};
@@ -23,7 +24,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyMapping, PyString};
 use tokio::task::JoinHandle;
 
-use crate::convert::{json_to_py, mapping_items, path, spec_items, spec_value, str_list, str_map, to_dict, type_name};
+use crate::convert::{
+    json_to_py, mapping_items, path, spec_items, spec_value, str_list, str_map, to_dict, type_name,
+};
 use crate::errors;
 use crate::progress::{events, CallbackFailure, Progress, Tee};
 use crate::runtime::{awaitable, catch_panic, runtime, Task, TICK};
@@ -86,7 +89,10 @@ fn key_values(
 }
 
 /// `{"type": kind, key: value, ...}` as the type and the attributes.
-fn typed_dict(mapping: &Bound<'_, PyMapping>, option: &str) -> PyResult<(String, Vec<(String, String)>)> {
+fn typed_dict(
+    mapping: &Bound<'_, PyMapping>,
+    option: &str,
+) -> PyResult<(String, Vec<(String, String)>)> {
     let mut kind = None;
     let mut attrs = Vec::new();
     for (key, value) in mapping_items(mapping, option)? {
@@ -97,7 +103,10 @@ fn typed_dict(mapping: &Bound<'_, PyMapping>, option: &str) -> PyResult<(String,
         }
     }
     let kind = kind.ok_or_else(|| {
-        errors::invalid_option(option, "a dict needs a \"type\" key, e.g. {\"type\": \"registry\", \"ref\": \"...\"}")
+        errors::invalid_option(
+            option,
+            "a dict needs a \"type\" key, e.g. {\"type\": \"registry\", \"ref\": \"...\"}",
+        )
     })?;
     Ok((kind, attrs))
 }
@@ -117,7 +126,11 @@ fn cache_entry(item: &Bound<'_, PyAny>, option: &str) -> PyResult<CacheEntry> {
         return CacheEntry::new(&kind, attrs).map_err(|err| errors::from_buildkit_as(err, option));
     }
     let spec = spec_string(item, option)?;
-    let parsed = if option == "cache_from" { CacheEntry::parse_import(&spec) } else { CacheEntry::parse_export(&spec) };
+    let parsed = if option == "cache_from" {
+        CacheEntry::parse_import(&spec)
+    } else {
+        CacheEntry::parse_export(&spec)
+    };
     parsed.map_err(errors::from_buildkit)
 }
 
@@ -147,20 +160,37 @@ fn secret(item: &Bound<'_, PyAny>) -> PyResult<Secret> {
     let mut sources = Vec::new();
     for (key, value) in mapping_items(mapping, "secrets")? {
         match key.as_str() {
-            "id" => id = Some(value.extract::<String>().map_err(|_| PyTypeError::new_err("secrets: \"id\" must be a str"))?),
-            "src" | "source" => sources.push(("src", path(&value, "secrets: \"src\"")?.to_string_lossy().into_owned())),
+            "id" => {
+                id = Some(
+                    value
+                        .extract::<String>()
+                        .map_err(|_| PyTypeError::new_err("secrets: \"id\" must be a str"))?,
+                )
+            }
+            "src" | "source" => sources.push((
+                "src",
+                path(&value, "secrets: \"src\"")?
+                    .to_string_lossy()
+                    .into_owned(),
+            )),
             "env" => sources.push((
                 "env",
-                value.extract::<String>().map_err(|_| PyTypeError::new_err("secrets: \"env\" must be a str"))?,
+                value
+                    .extract::<String>()
+                    .map_err(|_| PyTypeError::new_err("secrets: \"env\" must be a str"))?,
             )),
             "value" => {
                 let text = if let Ok(bytes) = value.cast::<PyBytes>() {
-                    String::from_utf8(bytes.as_bytes().to_vec())
-                        .map_err(|_| errors::invalid_option("secrets", "a \"value\" given as bytes must be UTF-8"))?
+                    String::from_utf8(bytes.as_bytes().to_vec()).map_err(|_| {
+                        errors::invalid_option(
+                            "secrets",
+                            "a \"value\" given as bytes must be UTF-8",
+                        )
+                    })?
                 } else {
-                    value
-                        .extract::<String>()
-                        .map_err(|_| PyTypeError::new_err("secrets: \"value\" must be a str or bytes"))?
+                    value.extract::<String>().map_err(|_| {
+                        PyTypeError::new_err("secrets: \"value\" must be a str or bytes")
+                    })?
                 };
                 sources.push(("value", text));
             }
@@ -172,18 +202,27 @@ fn secret(item: &Bound<'_, PyAny>) -> PyResult<Secret> {
             }
         }
     }
-    let id = id.ok_or_else(|| errors::invalid_option("secrets", "a secret dict needs an \"id\""))?;
+    let id =
+        id.ok_or_else(|| errors::invalid_option("secrets", "a secret dict needs an \"id\""))?;
     match sources.as_slice() {
         [("src", src)] => Ok(Secret::file(id, src)),
         [("env", env)] => Ok(Secret::env(id, env.clone())),
         [(_, value)] => Ok(Secret::value(id, value.clone())),
-        [] => Err(errors::invalid_option("secrets", format!("secret {id:?} needs one of src, env or value"))),
-        _ => Err(errors::invalid_option("secrets", format!("secret {id:?} has more than one of src, env and value"))),
+        [] => Err(errors::invalid_option(
+            "secrets",
+            format!("secret {id:?} needs one of src, env or value"),
+        )),
+        _ => Err(errors::invalid_option(
+            "secrets",
+            format!("secret {id:?} has more than one of src, env and value"),
+        )),
     }
 }
 
 fn ssh_agents(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<SshAgent>> {
-    let Some(value) = some(value) else { return Ok(Vec::new()) };
+    let Some(value) = some(value) else {
+        return Ok(Vec::new());
+    };
     let specs: Vec<String> = if let Ok(mapping) = value.cast::<PyMapping>() {
         mapping_items(mapping, "ssh")?
             .into_iter()
@@ -192,14 +231,18 @@ fn ssh_agents(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<SshAgent>> {
     } else {
         str_list(Some(value), "ssh")?
     };
-    specs.iter().map(|spec| SshAgent::parse(spec).map_err(errors::from_buildkit)).collect()
+    specs
+        .iter()
+        .map(|spec| SshAgent::parse(spec).map_err(errors::from_buildkit))
+        .collect()
 }
 
 fn add_hosts(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     match some(value) {
-        Some(v) if v.cast::<PyMapping>().is_ok() => {
-            Ok(str_map(Some(v), "add_hosts")?.into_iter().map(|(name, ip)| format!("{name}:{ip}")).collect())
-        }
+        Some(v) if v.cast::<PyMapping>().is_ok() => Ok(str_map(Some(v), "add_hosts")?
+            .into_iter()
+            .map(|(name, ip)| format!("{name}:{ip}"))
+            .collect()),
         other => str_list(other, "add_hosts"),
     }
 }
@@ -219,7 +262,9 @@ fn registry_auth(
         }
         Some(dir) => RegistryAuth::docker_config().config_dir(path(dir, "docker_config")?),
     };
-    let Some(value) = some(registry_auth) else { return Ok(auth) };
+    let Some(value) = some(registry_auth) else {
+        return Ok(auth);
+    };
     let mapping = value.cast::<PyMapping>().map_err(|_| {
         PyTypeError::new_err(format!(
             "registry_auth must be a mapping {{host: (username, secret)}}, not {}",
@@ -227,26 +272,31 @@ fn registry_auth(
         ))
     })?;
     for (host, credentials) in mapping_items(mapping, "registry_auth")? {
-        let (username, secret): (String, String) = if let Ok(fields) = credentials.cast::<PyMapping>() {
+        let (username, secret): (String, String) = if let Ok(fields) =
+            credentials.cast::<PyMapping>()
+        {
             let mut username = None;
             let mut secret = None;
             for (key, field) in mapping_items(fields, "registry_auth")? {
-                let text: String = field
-                    .extract()
-                    .map_err(|_| PyTypeError::new_err(format!("registry_auth[{host:?}][{key:?}] must be a str")))?;
+                let text: String = field.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("registry_auth[{host:?}][{key:?}] must be a str"))
+                })?;
                 match key.as_str() {
                     "username" => username = Some(text),
                     "password" | "secret" | "token" => secret = Some(text),
                     other => {
                         return Err(errors::invalid_option(
                             "registry_auth",
-                            format!("unknown key {other:?} for {host}; expected username and password"),
+                            format!(
+                                "unknown key {other:?} for {host}; expected username and password"
+                            ),
                         ))
                     }
                 }
             }
-            let secret = secret
-                .ok_or_else(|| errors::invalid_option("registry_auth", format!("{host}: no password")))?;
+            let secret = secret.ok_or_else(|| {
+                errors::invalid_option("registry_auth", format!("{host}: no password"))
+            })?;
             (username.unwrap_or_default(), secret)
         } else {
             credentials.extract().map_err(|_| {
@@ -285,7 +335,10 @@ impl BuildArgs<'_, '_> {
         options.no_cache_filter = str_list(self.no_cache_filter, "no_cache_filter")?;
         options.network = self.network;
         options.add_hosts = add_hosts(self.add_hosts)?;
-        options.secrets = spec_items(self.secrets, "secrets")?.iter().map(secret).collect::<PyResult<_>>()?;
+        options.secrets = spec_items(self.secrets, "secrets")?
+            .iter()
+            .map(secret)
+            .collect::<PyResult<_>>()?;
         options.ssh = ssh_agents(self.ssh)?;
         if let Some(contexts) = some(self.build_contexts) {
             let mapping = contexts.cast::<PyMapping>().map_err(|_| {
@@ -295,13 +348,18 @@ impl BuildArgs<'_, '_> {
                 ))
             })?;
             for (name, value) in mapping_items(mapping, "build_contexts")? {
-                let value = path(&value, "build_contexts")?.to_string_lossy().into_owned();
+                let value = path(&value, "build_contexts")?
+                    .to_string_lossy()
+                    .into_owned();
                 let named = NamedContext::parse(&value).map_err(errors::from_buildkit)?;
                 options.build_contexts.insert(name, named);
             }
         }
         options.push = self.push;
-        options.outputs = spec_items(self.outputs, "outputs")?.iter().map(output).collect::<PyResult<_>>()?;
+        options.outputs = spec_items(self.outputs, "outputs")?
+            .iter()
+            .map(output)
+            .collect::<PyResult<_>>()?;
         options.cache_from = spec_items(self.cache_from, "cache_from")?
             .iter()
             .map(|item| cache_entry(item, "cache_from"))
@@ -317,9 +375,15 @@ impl BuildArgs<'_, '_> {
         options.allow = str_list(self.allow, "allow")?;
         options.frontend_attrs = key_values(self.frontend_attrs, "frontend_attrs")?;
         options.shared_key = self.shared_key;
-        let metadata_file = some(self.metadata_file).map(|p| path(p, "metadata_file")).transpose()?;
+        let metadata_file = some(self.metadata_file)
+            .map(|p| path(p, "metadata_file"))
+            .transpose()?;
         let progress = Progress::from_arg(self.progress)?;
-        Ok(Prepared { options, progress, metadata_file })
+        Ok(Prepared {
+            options,
+            progress,
+            metadata_file,
+        })
     }
 }
 
@@ -349,7 +413,11 @@ async fn run(
 }
 
 /// Turns a finished run into the Python result.
-fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&std::path::Path>) -> PyResult<BuildResult> {
+fn finish(
+    outcome: Outcome,
+    failure: &CallbackFailure,
+    metadata_file: Option<&std::path::Path>,
+) -> PyResult<BuildResult> {
     if let Some(err) = failure.take() {
         return Err(err);
     }
@@ -361,15 +429,30 @@ fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&st
             Ok(BuildResult { inner: result })
         }
         Some(Err(err)) => Err(errors::from_buildkit(err)),
-        None => Err(errors::internal("the build stopped for a progress callback error that was lost")),
+        None => Err(errors::internal(
+            "the build stopped for a progress callback error that was lost",
+        )),
     }
 }
 
 /// `Client.build()`.
-pub fn build_blocking(py: Python<'_>, client: &cicd_agents_buildkit::Client, args: BuildArgs<'_, '_>) -> PyResult<BuildResult> {
-    let Prepared { options, progress, metadata_file } = args.prepare()?;
+pub fn build_blocking(
+    py: Python<'_>,
+    client: &cicd_agents_buildkit::Client,
+    args: BuildArgs<'_, '_>,
+) -> PyResult<BuildResult> {
+    let Prepared {
+        options,
+        progress,
+        metadata_file,
+    } = args.prepare()?;
     let failure = progress.failure.clone();
-    let task = Task::spawn(run(client.clone(), options, progress.sink, progress.failure))?;
+    let task = Task::spawn(run(
+        client.clone(),
+        options,
+        progress.sink,
+        progress.failure,
+    ))?;
     let outcome = task.wait(py);
     if let Some(err) = failure.take() {
         return Err(err);
@@ -383,7 +466,11 @@ pub fn build_awaitable<'py>(
     client: &cicd_agents_buildkit::Client,
     args: BuildArgs<'_, 'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared { options, progress, metadata_file } = args.prepare()?;
+    let Prepared {
+        options,
+        progress,
+        metadata_file,
+    } = args.prepare()?;
     let failure = progress.failure.clone();
     let client = client.clone();
     awaitable(py, async move {
@@ -490,8 +577,15 @@ impl Drop for BuildStream {
 
 impl BuildStream {
     /// Starts the build.
-    pub fn start(client: &cicd_agents_buildkit::Client, args: BuildArgs<'_, '_>) -> PyResult<BuildStream> {
-        let Prepared { options, progress, metadata_file } = args.prepare()?;
+    pub fn start(
+        client: &cicd_agents_buildkit::Client,
+        args: BuildArgs<'_, '_>,
+    ) -> PyResult<BuildStream> {
+        let Prepared {
+            options,
+            progress,
+            metadata_file,
+        } = args.prepare()?;
         let (sender, messages) = mpsc::channel();
         let sink = Tee(vec![Box::new(ChannelSink(sender.clone())), progress.sink]);
         let failure = progress.failure.clone();
@@ -532,7 +626,8 @@ impl BuildStream {
                 }
                 Ok(Message::Done(outcome)) => {
                     self.finished = true;
-                    let outcome = outcome.map_err(|panic| errors::internal(format!("panic: {panic}")))?;
+                    let outcome =
+                        outcome.map_err(|panic| errors::internal(format!("panic: {panic}")))?;
                     let result = finish(outcome, &self.failure, self.metadata_file.as_deref())?;
                     self.result = Some(Py::new(py, result)?);
                     return Ok(None);

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use cicd_agents_buildkit::control::info::BuildkitVersion as RustBuildkitVersion;
 use cicd_agents_buildkit::control::workers::GcPolicy as RustGcPolicy;
 use cicd_agents_buildkit::{
-    ActiveBuild as RustActiveBuild, DaemonInfo as RustDaemonInfo, DiskUsageOptions, PruneOptions, TlsOptions, UsageRecord as RustUsageRecord,
-    Worker as RustWorker,
+    ActiveBuild as RustActiveBuild, DaemonInfo as RustDaemonInfo, DiskUsageOptions, PruneOptions,
+    TlsOptions, UsageRecord as RustUsageRecord, Worker as RustWorker,
 };
 use pyo3::prelude::*;
 
@@ -45,7 +45,10 @@ impl BuildkitVersion {
         to_dict(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("BuildkitVersion({:?}, {:?})", self.inner.package, self.inner.version)
+        format!(
+            "BuildkitVersion({:?}, {:?})",
+            self.inner.package, self.inner.version
+        )
     }
 }
 
@@ -75,7 +78,10 @@ impl DaemonInfo {
     /// The version stamp exactly as the daemon reported it, or None.
     #[getter]
     fn reported(&self) -> Option<BuildkitVersion> {
-        self.inner.reported.clone().map(|inner| BuildkitVersion { inner })
+        self.inner
+            .reported
+            .clone()
+            .map(|inner| BuildkitVersion { inner })
     }
     /// For ``docker://`` addresses: the Docker Engine version, else None.
     #[getter]
@@ -99,7 +105,10 @@ impl DaemonInfo {
         to_dict(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("DaemonInfo(address={:?}, version={:?})", self.inner.address, self.inner.version)
+        format!(
+            "DaemonInfo(address={:?}, version={:?})",
+            self.inner.address, self.inner.version
+        )
     }
 }
 
@@ -181,19 +190,30 @@ impl Worker {
     /// Its garbage-collection rules.
     #[getter]
     fn gc_policies(&self) -> Vec<GcPolicy> {
-        self.inner.gc_policies.iter().cloned().map(|inner| GcPolicy { inner }).collect()
+        self.inner
+            .gc_policies
+            .iter()
+            .cloned()
+            .map(|inner| GcPolicy { inner })
+            .collect()
     }
     /// The BuildKit version the worker reports (v0.11+), or None.
     #[getter]
     fn buildkit_version(&self) -> Option<BuildkitVersion> {
-        self.inner.buildkit_version.clone().map(|inner| BuildkitVersion { inner })
+        self.inner
+            .buildkit_version
+            .clone()
+            .map(|inner| BuildkitVersion { inner })
     }
     /// As a JSON-compatible dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_dict(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("Worker(id={:?}, platforms={:?})", self.inner.id, self.inner.platforms)
+        format!(
+            "Worker(id={:?}, platforms={:?})",
+            self.inner.id, self.inner.platforms
+        )
     }
 }
 
@@ -230,7 +250,10 @@ impl ActiveBuild {
         to_dict(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("ActiveBuild(build_ref={:?}, frontend={:?})", self.inner.build_ref, self.inner.frontend)
+        format!(
+            "ActiveBuild(build_ref={:?}, frontend={:?})",
+            self.inner.build_ref, self.inner.frontend
+        )
     }
 }
 
@@ -302,12 +325,18 @@ impl UsageRecord {
         to_dict(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("UsageRecord(id={:?}, size={}, type={:?})", self.inner.id, self.inner.size, self.inner.record_type)
+        format!(
+            "UsageRecord(id={:?}, size={}, type={:?})",
+            self.inner.id, self.inner.size, self.inner.record_type
+        )
     }
 }
 
 fn records(records: Vec<RustUsageRecord>) -> Vec<UsageRecord> {
-    records.into_iter().map(|inner| UsageRecord { inner }).collect()
+    records
+        .into_iter()
+        .map(|inner| UsageRecord { inner })
+        .collect()
 }
 
 /// A connection to a BuildKit daemon.
@@ -377,7 +406,9 @@ fn builder(
     keepalive: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<cicd_agents_buildkit::ClientBuilder> {
     let tls = tls.options(py)?;
-    let mut builder = cicd_agents_buildkit::Client::builder().address_opt(addr).tls(tls);
+    let mut builder = cicd_agents_buildkit::Client::builder()
+        .address_opt(addr)
+        .tls(tls);
     if let Some(timeout) = connect_timeout.filter(|t| !t.is_none()) {
         builder = builder.connect_timeout(duration(timeout, "connect_timeout")?);
     }
@@ -392,7 +423,10 @@ fn keepalive_pair(value: &Bound<'_, PyAny>) -> PyResult<cicd_agents_buildkit::Ke
     let pair: (Bound<'_, PyAny>, Bound<'_, PyAny>) = value.extract().map_err(|_| {
         errors::invalid_option(
             "keepalive",
-            format!("expected a pair (interval, timeout) of seconds, not {}", crate::convert::type_name(value)),
+            format!(
+                "expected a pair (interval, timeout) of seconds, not {}",
+                crate::convert::type_name(value)
+            ),
         )
     })?;
     let interval = duration(&pair.0, "keepalive interval")?;
@@ -435,7 +469,13 @@ impl Client {
         keepalive: Option<&Bound<'_, PyAny>>,
         tls_skip_verify: bool,
     ) -> PyResult<Self> {
-        let tls = TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify };
+        let tls = TlsArgs {
+            ca: tls_ca,
+            cert: tls_cert,
+            key: tls_key,
+            server_name: tls_server_name,
+            skip_verify: tls_skip_verify,
+        };
         let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         let inner = block_on(py, builder.connect())?.map_err(errors::from_buildkit)?;
         Ok(Client { inner })
@@ -457,7 +497,13 @@ impl Client {
         keepalive: Option<&Bound<'py, PyAny>>,
         tls_skip_verify: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let tls = TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify };
+        let tls = TlsArgs {
+            ca: tls_ca,
+            cert: tls_cert,
+            key: tls_key,
+            server_name: tls_server_name,
+            skip_verify: tls_skip_verify,
+        };
         let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         awaitable(py, async move {
             let inner = builder.connect().await.map_err(errors::from_buildkit)?;
@@ -474,7 +520,8 @@ impl Client {
     /// Asks the daemon which BuildKit it is.
     fn info(&self, py: Python<'_>) -> PyResult<DaemonInfo> {
         let client = self.inner.clone();
-        let inner = block_on(py, async move { client.info().await })?.map_err(errors::from_buildkit)?;
+        let inner =
+            block_on(py, async move { client.info().await })?.map_err(errors::from_buildkit)?;
         Ok(DaemonInfo { inner })
     }
 
@@ -490,7 +537,8 @@ impl Client {
     /// Lists the daemon's workers.
     fn workers(&self, py: Python<'_>) -> PyResult<Vec<Worker>> {
         let client = self.inner.clone();
-        let workers = block_on(py, async move { client.list_workers().await })?.map_err(errors::from_buildkit)?;
+        let workers = block_on(py, async move { client.list_workers().await })?
+            .map_err(errors::from_buildkit)?;
         Ok(workers.into_iter().map(|inner| Worker { inner }).collect())
     }
 
@@ -499,43 +547,72 @@ impl Client {
         let client = self.inner.clone();
         awaitable(py, async move {
             let workers = client.list_workers().await.map_err(errors::from_buildkit)?;
-            Ok(workers.into_iter().map(|inner| Worker { inner }).collect::<Vec<_>>())
+            Ok(workers
+                .into_iter()
+                .map(|inner| Worker { inner })
+                .collect::<Vec<_>>())
         })
     }
 
     /// The builds the daemon is running right now, by any client.
     fn active_builds(&self, py: Python<'_>) -> PyResult<Vec<ActiveBuild>> {
         let client = self.inner.clone();
-        let builds = block_on(py, async move { client.active_builds().await })?.map_err(errors::from_buildkit)?;
-        Ok(builds.into_iter().map(|inner| ActiveBuild { inner }).collect())
+        let builds = block_on(py, async move { client.active_builds().await })?
+            .map_err(errors::from_buildkit)?;
+        Ok(builds
+            .into_iter()
+            .map(|inner| ActiveBuild { inner })
+            .collect())
     }
 
     /// ``await``-able ``active_builds()``.
     fn active_builds_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
         awaitable(py, async move {
-            let builds = client.active_builds().await.map_err(errors::from_buildkit)?;
-            Ok(builds.into_iter().map(|inner| ActiveBuild { inner }).collect::<Vec<_>>())
+            let builds = client
+                .active_builds()
+                .await
+                .map_err(errors::from_buildkit)?;
+            Ok(builds
+                .into_iter()
+                .map(|inner| ActiveBuild { inner })
+                .collect::<Vec<_>>())
         })
     }
 
     /// Lists the build cache records, optionally filtered with BuildKit
     /// filter expressions (``"type==regular"``, ``"id~=abc"``).
     #[pyo3(signature = (filters=None))]
-    fn disk_usage(&self, py: Python<'_>, filters: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<UsageRecord>> {
-        let options = DiskUsageOptions { filters: str_list(filters, "filters")? };
+    fn disk_usage(
+        &self,
+        py: Python<'_>,
+        filters: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<UsageRecord>> {
+        let options = DiskUsageOptions {
+            filters: str_list(filters, "filters")?,
+        };
         let client = self.inner.clone();
-        let found = block_on(py, async move { client.disk_usage(&options).await })?.map_err(errors::from_buildkit)?;
+        let found = block_on(py, async move { client.disk_usage(&options).await })?
+            .map_err(errors::from_buildkit)?;
         Ok(records(found))
     }
 
     /// ``await``-able ``disk_usage()``.
     #[pyo3(signature = (filters=None))]
-    fn disk_usage_async<'py>(&self, py: Python<'py>, filters: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let options = DiskUsageOptions { filters: str_list(filters, "filters")? };
+    fn disk_usage_async<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = DiskUsageOptions {
+            filters: str_list(filters, "filters")?,
+        };
         let client = self.inner.clone();
         awaitable(py, async move {
-            let found = client.disk_usage(&options).await.map_err(errors::from_buildkit)?;
+            let found = client
+                .disk_usage(&options)
+                .await
+                .map_err(errors::from_buildkit)?;
             Ok(records(found))
         })
     }
@@ -559,9 +636,17 @@ impl Client {
         max_used_space: Option<i64>,
         min_free_space: Option<i64>,
     ) -> PyResult<Vec<UsageRecord>> {
-        let options = prune_options(all, keep_duration, keep_storage, max_used_space, min_free_space, filters)?;
+        let options = prune_options(
+            all,
+            keep_duration,
+            keep_storage,
+            max_used_space,
+            min_free_space,
+            filters,
+        )?;
         let client = self.inner.clone();
-        let freed = block_on(py, async move { client.prune_all(&options).await })?.map_err(errors::from_buildkit)?;
+        let freed = block_on(py, async move { client.prune_all(&options).await })?
+            .map_err(errors::from_buildkit)?;
         Ok(records(freed))
     }
 
@@ -578,10 +663,20 @@ impl Client {
         max_used_space: Option<i64>,
         min_free_space: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = prune_options(all, keep_duration, keep_storage, max_used_space, min_free_space, filters)?;
+        let options = prune_options(
+            all,
+            keep_duration,
+            keep_storage,
+            max_used_space,
+            min_free_space,
+            filters,
+        )?;
         let client = self.inner.clone();
         awaitable(py, async move {
-            let freed = client.prune_all(&options).await.map_err(errors::from_buildkit)?;
+            let freed = client
+                .prune_all(&options)
+                .await
+                .map_err(errors::from_buildkit)?;
             Ok(records(freed))
         })
     }
@@ -663,9 +758,32 @@ impl Client {
         shared_key: Option<String>,
     ) -> PyResult<BuildResult> {
         let args = BuildArgs {
-            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
-            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
-            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            platforms,
+            labels,
+            no_cache,
+            no_cache_filter,
+            network,
+            add_hosts,
+            secrets,
+            ssh,
+            build_contexts,
+            push,
+            outputs,
+            cache_from,
+            cache_to,
+            progress,
+            metadata_file,
+            git_auth_tokens,
+            allow,
+            frontend_attrs,
+            registry_auth,
+            docker_config,
+            shared_key,
         };
         crate::build::build_blocking(py, &self.inner, args)
     }
@@ -706,9 +824,32 @@ impl Client {
         shared_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = BuildArgs {
-            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
-            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
-            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            platforms,
+            labels,
+            no_cache,
+            no_cache_filter,
+            network,
+            add_hosts,
+            secrets,
+            ssh,
+            build_contexts,
+            push,
+            outputs,
+            cache_from,
+            cache_to,
+            progress,
+            metadata_file,
+            git_auth_tokens,
+            allow,
+            frontend_attrs,
+            registry_auth,
+            docker_config,
+            shared_key,
         };
         crate::build::build_awaitable(py, &self.inner, args)
     }
@@ -750,9 +891,32 @@ impl Client {
         shared_key: Option<String>,
     ) -> PyResult<BuildStream> {
         let args = BuildArgs {
-            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
-            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
-            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            platforms,
+            labels,
+            no_cache,
+            no_cache_filter,
+            network,
+            add_hosts,
+            secrets,
+            ssh,
+            build_contexts,
+            push,
+            outputs,
+            cache_from,
+            cache_to,
+            progress,
+            metadata_file,
+            git_auth_tokens,
+            allow,
+            frontend_attrs,
+            registry_auth,
+            docker_config,
+            shared_key,
         };
         BuildStream::start(&self.inner, args)
     }
@@ -770,5 +934,7 @@ impl Client {
 #[pyfunction]
 #[pyo3(signature = (addr=None))]
 pub fn resolve_address(addr: Option<&str>) -> PyResult<String> {
-    cicd_agents_buildkit::Address::resolve(addr).map(|a| a.to_string()).map_err(errors::from_buildkit)
+    cicd_agents_buildkit::Address::resolve(addr)
+        .map(|a| a.to_string())
+        .map_err(errors::from_buildkit)
 }

@@ -44,13 +44,20 @@ pub fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<B
 }
 
 /// A serialisable library value as a Python dict (the library's own serde form).
-pub fn to_dict<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
-    let json = serde_json::to_value(value).map_err(|err| errors::internal(format!("serialising: {err}")))?;
+pub fn to_dict<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_value(value)
+        .map_err(|err| errors::internal(format!("serialising: {err}")))?;
     json_to_py(py, &json)
 }
 
 /// A timestamp as a timezone-aware `datetime.datetime` in UTC.
-pub fn datetime<'py>(py: Python<'py>, time: Option<SystemTime>) -> PyResult<Option<Bound<'py, PyAny>>> {
+pub fn datetime<'py>(
+    py: Python<'py>,
+    time: Option<SystemTime>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let Some(time) = time else { return Ok(None) };
     let seconds = match time.duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_secs_f64(),
@@ -74,8 +81,12 @@ pub fn duration(value: &Bound<'_, PyAny>, option: &str) -> PyResult<Duration> {
             type_name(value)
         )));
     };
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| errors::invalid_option(option, format!("{seconds} is not a non-negative number of seconds")))
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        errors::invalid_option(
+            option,
+            format!("{seconds} is not a non-negative number of seconds"),
+        )
+    })
 }
 
 /// The name of a value's type, for error messages.
@@ -121,7 +132,9 @@ pub fn spec_value(value: &Bound<'_, PyAny>, option: &str, key: &str) -> PyResult
 /// A single `str` or an iterable of `str` (a lone string is one item, not
 /// its characters). `None` is empty.
 pub fn str_list(value: Option<&Bound<'_, PyAny>>, option: &str) -> PyResult<Vec<String>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
     if let Ok(text) = value.cast::<PyString>() {
         return Ok(vec![text.to_cow()?.into_owned()]);
     }
@@ -147,8 +160,13 @@ pub fn str_list(value: Option<&Bound<'_, PyAny>>, option: &str) -> PyResult<Vec<
 
 /// Items of an argument that takes one spec or many: a `str` or `dict` is one
 /// item, any other iterable gives its items. `None` is empty.
-pub fn spec_items<'py>(value: Option<&Bound<'py, PyAny>>, option: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+pub fn spec_items<'py>(
+    value: Option<&Bound<'py, PyAny>>,
+    option: &str,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
     if value.is_instance_of::<PyString>() || value.cast::<PyMapping>().is_ok() {
         return Ok(vec![value.clone()]);
     }
@@ -162,8 +180,13 @@ pub fn spec_items<'py>(value: Option<&Bound<'py, PyAny>>, option: &str) -> PyRes
 }
 
 /// A mapping of `str` to `str`. `None` is empty.
-pub fn str_map(value: Option<&Bound<'_, PyAny>>, option: &str) -> PyResult<BTreeMap<String, String>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(BTreeMap::new()) };
+pub fn str_map(
+    value: Option<&Bound<'_, PyAny>>,
+    option: &str,
+) -> PyResult<BTreeMap<String, String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(BTreeMap::new());
+    };
     let mapping = value.cast::<PyMapping>().map_err(|_| {
         pyo3::exceptions::PyTypeError::new_err(format!(
             "{option} must be a mapping of str to str, not {}",
@@ -174,7 +197,10 @@ pub fn str_map(value: Option<&Bound<'_, PyAny>>, option: &str) -> PyResult<BTree
     for item in mapping.items()?.iter() {
         let (key, item): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = key.cast::<PyString>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!("{option}: keys must be str, found {}", type_name(&key)))
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "{option}: keys must be str, found {}",
+                type_name(&key)
+            ))
         })?;
         let key = key.to_cow()?.into_owned();
         let text = item.cast::<PyString>().map_err(|_| {
@@ -197,7 +223,10 @@ pub fn mapping_items<'py>(
     for item in mapping.items()?.iter() {
         let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = key.cast::<PyString>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!("{option}: keys must be str, found {}", type_name(&key)))
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "{option}: keys must be str, found {}",
+                type_name(&key)
+            ))
         })?;
         items.push((key.to_cow()?.into_owned(), value));
     }

@@ -24,11 +24,11 @@
 //! command line prints; structured details are attributes.
 
 use cicd_agents_buildkit::build::BuildError as RustBuildError;
+use cicd_agents_buildkit::build::RegistryFailure as RustRegistryFailure;
 use cicd_agents_buildkit::Error as BuildkitError;
 use cicd_agents_pipeline::definition::DefinitionError;
 use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
 use cicd_agents_pipeline::run::RunError;
-use cicd_agents_buildkit::build::RegistryFailure as RustRegistryFailure;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -164,7 +164,11 @@ fn git_auth_error(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
 }
 
 /// A new exception of `class` with `message`, or a plain `fallback` if that fails.
-fn new_of(class: PyResult<Bound<'_, PyType>>, message: String, fallback: fn(String) -> PyErr) -> PyErr {
+fn new_of(
+    class: PyResult<Bound<'_, PyType>>,
+    message: String,
+    fallback: fn(String) -> PyErr,
+) -> PyErr {
     match class {
         Ok(class) => PyErr::from_type(class, message),
         Err(_) => fallback(message),
@@ -212,7 +216,10 @@ impl RegistryFailure {
             "RegistryFailure(registry={:?}, operation={:?}, status={}, kind={:?})",
             self.inner.registry,
             self.inner.operation.as_str(),
-            self.inner.status.map(|s| s.to_string()).unwrap_or_else(|| "None".into()),
+            self.inner
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "None".into()),
             self.inner.kind.as_str()
         )
     }
@@ -303,19 +310,39 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
         ),
         BuildkitError::NoDaemonFound { tried } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", None), ("tried", obj(py, tried)), ("during", None)],
+            &[
+                ("address", None),
+                ("tried", obj(py, tried)),
+                ("during", None),
+            ],
         ),
         BuildkitError::Connect { address, reason } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", obj(py, address)), ("reason", obj(py, reason)), ("during", None)],
+            &[
+                ("address", obj(py, address)),
+                ("reason", obj(py, reason)),
+                ("during", None),
+            ],
         ),
         BuildkitError::ConnectTimeout { address, .. } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", obj(py, address)), ("reason", obj(py, "timeout")), ("during", None)],
+            &[
+                ("address", obj(py, address)),
+                ("reason", obj(py, "timeout")),
+                ("during", None),
+            ],
         ),
-        BuildkitError::ConnectionLost { address, during, reason } => with_attrs(
+        BuildkitError::ConnectionLost {
+            address,
+            during,
+            reason,
+        } => with_attrs(
             ConnectionError::new_err(message),
-            &[("address", obj(py, address)), ("during", obj(py, during)), ("reason", obj(py, reason))],
+            &[
+                ("address", obj(py, address)),
+                ("during", obj(py, during)),
+                ("reason", obj(py, reason)),
+            ],
         ),
         BuildkitError::Tls { path, reason } => with_attrs(
             InvalidOption::new_err(message),
@@ -326,17 +353,23 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
                 ("path", path.and_then(|p| obj(py, p))),
             ],
         ),
-        BuildkitError::Rpc { call, address, status } => {
+        BuildkitError::Rpc {
+            call,
+            address,
+            status,
+        } => {
             let code = format!("{:?}", status.code());
             let base = match status.code() {
                 Code::Unavailable => ConnectionError::new_err(message),
-                Code::Unauthenticated | Code::PermissionDenied => {
-                    AuthError::new_err(message)
-                }
+                Code::Unauthenticated | Code::PermissionDenied => AuthError::new_err(message),
                 Code::Cancelled => Cancelled::new_err(message),
                 _ => Error::new_err(message),
             };
-            let during = if status.code() == Code::Unavailable { obj(py, format!("calling {call}")) } else { None };
+            let during = if status.code() == Code::Unavailable {
+                obj(py, format!("calling {call}"))
+            } else {
+                None
+            };
             with_attrs(
                 base,
                 &[
@@ -350,11 +383,18 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
         }
         BuildkitError::InvalidOption { option, reason } => with_attrs(
             InvalidOption::new_err(message),
-            &[("option", obj(py, python_option(&option))), ("reason", obj(py, reason)), ("flag", obj(py, option))],
+            &[
+                ("option", obj(py, python_option(&option))),
+                ("reason", obj(py, reason)),
+                ("flag", obj(py, option)),
+            ],
         ),
         BuildkitError::Io { path, source } => with_attrs(
             Error::new_err(message),
-            &[("path", obj(py, path)), ("reason", obj(py, source.to_string()))],
+            &[
+                ("path", obj(py, path)),
+                ("reason", obj(py, source.to_string())),
+            ],
         ),
         BuildkitError::Session(reason) => {
             with_attrs(Error::new_err(message), &[("reason", obj(py, reason))])
@@ -400,8 +440,12 @@ pub fn python_option(option: &str) -> String {
 }
 
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
-    let log_tail = PyList::new(py, &error.log_tail).ok().map(|l| l.into_any().unbind());
-    let source_lines = PyList::new(py, &error.source_lines).ok().map(|l| l.into_any().unbind());
+    let log_tail = PyList::new(py, &error.log_tail)
+        .ok()
+        .map(|l| l.into_any().unbind());
+    let source_lines = PyList::new(py, &error.source_lines)
+        .ok()
+        .map(|l| l.into_any().unbind());
     let base = if error.is_registry_auth_failure() {
         new_of(registry_auth_error(py), message, BuildError::new_err)
     } else {
@@ -454,23 +498,46 @@ fn from_pipeline_as(err: PipelineError, message: String) -> PyErr {
 }
 
 /// Where a values edit failed: the file, the key path and the 1-based line, where known.
-fn values_place(err: &cicd_agents_pipeline::error::ValuesError) -> (Option<String>, Option<String>, Option<usize>) {
+fn values_place(
+    err: &cicd_agents_pipeline::error::ValuesError,
+) -> (Option<String>, Option<String>, Option<usize>) {
     use cicd_agents_pipeline::error::ValuesError as V;
     match err {
         V::InvalidYaml { file, line, .. } => (Some(file.clone()), None, Some(*line)),
         V::NotUtf8 { file, .. } | V::Io { file, .. } => (Some(file.clone()), None, None),
         V::InvalidKeyPath { path, .. } => (None, Some(path.clone()), None),
-        V::NoDocument { file, path, .. } | V::InvalidValue { file, path, .. } | V::VerificationFailed { file, path, .. } => {
+        V::NoDocument { file, path, .. }
+        | V::InvalidValue { file, path, .. }
+        | V::VerificationFailed { file, path, .. } => {
             (Some(file.clone()), Some(path.clone()), None)
         }
-        V::KeyNotFound { file, path, line, .. }
-        | V::IndexOutOfRange { file, path, line, .. }
-        | V::NotAContainer { file, path, line, .. }
-        | V::NotAScalar { file, path, line, .. }
-        | V::SharedAnchor { file, path, line, .. }
-        | V::MergedKey { file, path, line, .. }
-        | V::UnsupportedScalar { file, path, line, .. } => (Some(file.clone()), Some(path.clone()), Some(*line)),
-        V::DuplicateKey { file, path, second_line, .. } => (Some(file.clone()), Some(path.clone()), Some(*second_line)),
+        V::KeyNotFound {
+            file, path, line, ..
+        }
+        | V::IndexOutOfRange {
+            file, path, line, ..
+        }
+        | V::NotAContainer {
+            file, path, line, ..
+        }
+        | V::NotAScalar {
+            file, path, line, ..
+        }
+        | V::SharedAnchor {
+            file, path, line, ..
+        }
+        | V::MergedKey {
+            file, path, line, ..
+        }
+        | V::UnsupportedScalar {
+            file, path, line, ..
+        } => (Some(file.clone()), Some(path.clone()), Some(*line)),
+        V::DuplicateKey {
+            file,
+            path,
+            second_line,
+            ..
+        } => (Some(file.clone()), Some(path.clone()), Some(*second_line)),
     }
 }
 
@@ -497,15 +564,19 @@ fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
         ),
         RustGitError::InvalidConfig { reason } => with_attrs(
             InvalidOption::new_err(message),
-            &[("option", obj(py, "write-back configuration")), ("reason", obj(py, reason))],
+            &[
+                ("option", obj(py, "write-back configuration")),
+                ("reason", obj(py, reason)),
+            ],
         ),
         RustGitError::InvalidTemplate { reason, .. } => with_attrs(
             InvalidOption::new_err(message),
             &[("option", obj(py, "message")), ("reason", obj(py, reason))],
         ),
-        RustGitError::AuthFailed { .. } => {
-            with_attrs(new_of(git_auth_error(py), message, AuthError::new_err), &common)
-        }
+        RustGitError::AuthFailed { .. } => with_attrs(
+            new_of(git_auth_error(py), message, AuthError::new_err),
+            &common,
+        ),
         RustGitError::PushRejected { branch, reason, .. } => with_attrs(
             with_attrs(GitPushRejected::new_err(message), &common),
             &[
@@ -514,7 +585,12 @@ fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
                 ("attempts", None),
             ],
         ),
-        RustGitError::RetriesExhausted { branch, attempts, reason, .. } => with_attrs(
+        RustGitError::RetriesExhausted {
+            branch,
+            attempts,
+            reason,
+            ..
+        } => with_attrs(
             with_attrs(GitPushRejected::new_err(message), &common),
             &[
                 ("branch", obj(py, branch)),
@@ -522,10 +598,12 @@ fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
                 ("attempts", obj(py, attempts)),
             ],
         ),
-        RustGitError::ServerError { attempts, .. } | RustGitError::Unreachable { attempts, .. } => with_attrs(
-            with_attrs(GitError::new_err(message), &common),
-            &[("attempts", obj(py, attempts))],
-        ),
+        RustGitError::ServerError { attempts, .. } | RustGitError::Unreachable { attempts, .. } => {
+            with_attrs(
+                with_attrs(GitError::new_err(message), &common),
+                &[("attempts", obj(py, attempts))],
+            )
+        }
         _ => with_attrs(GitError::new_err(message), &common),
     }
 }
@@ -551,12 +629,20 @@ pub fn from_definition(err: DefinitionError) -> PyErr {
 pub fn from_run(err: RunError) -> PyErr {
     let message = err.to_string();
     match err {
-        RunError::Token { source, .. } | RunError::Source(source) | RunError::ChartAccess(source) => {
-            Python::attach(|py| from_git(py, source, message))
-        }
-        RunError::Build { cancelled: true, .. } => Cancelled::new_err(message),
-        RunError::Build { failure: Some(failure), .. } => Python::attach(|py| from_build_error(py, *failure, message)),
-        RunError::Build { message: build_message, .. } => Python::attach(|py| {
+        RunError::Token { source, .. }
+        | RunError::Source(source)
+        | RunError::ChartAccess(source) => Python::attach(|py| from_git(py, source, message)),
+        RunError::Build {
+            cancelled: true, ..
+        } => Cancelled::new_err(message),
+        RunError::Build {
+            failure: Some(failure),
+            ..
+        } => Python::attach(|py| from_build_error(py, *failure, message)),
+        RunError::Build {
+            message: build_message,
+            ..
+        } => Python::attach(|py| {
             with_attrs(
                 BuildError::new_err(message),
                 &[

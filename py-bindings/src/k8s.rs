@@ -10,18 +10,23 @@
 use std::collections::BTreeMap;
 
 use cicd_agents_pipeline::k8s::argo::{
-    BuildAndUpdateChart as RustWorkflow, ChartUpdate as RustChartUpdate, API_VERSION as ARGO_API_VERSION,
+    BuildAndUpdateChart as RustWorkflow, ChartUpdate as RustChartUpdate,
+    API_VERSION as ARGO_API_VERSION,
 };
-use cicd_agents_pipeline::k8s::buildkit::{BuildJob as RustBuildJob, BuildkitDaemon as RustDaemon, BUILD_SCRIPT};
+use cicd_agents_pipeline::k8s::buildkit::{
+    BuildJob as RustBuildJob, BuildkitDaemon as RustDaemon, BUILD_SCRIPT,
+};
 use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::ResourceRequirements;
 use cicd_agents_pipeline::k8s::runners::{
-    Builder, RunnerJob as RustRunnerJob, BUILDAH_SERVER_SCRIPT, BUILD_REQUESTS_DIR, DEFAULT_BUILDAH_IMAGE,
-    DEFAULT_CIRCLECI_RUNNER_IMAGE, DEFAULT_GITHUB_RUNNER_IMAGE, RUNNER_BUILDKIT_ADDR,
+    Builder, RunnerJob as RustRunnerJob, BUILDAH_SERVER_SCRIPT, BUILD_REQUESTS_DIR,
+    DEFAULT_BUILDAH_IMAGE, DEFAULT_CIRCLECI_RUNNER_IMAGE, DEFAULT_GITHUB_RUNNER_IMAGE,
+    RUNNER_BUILDKIT_ADDR,
 };
 use cicd_agents_pipeline::k8s::{
-    parse_yaml as rust_parse_yaml, render_yaml as rust_render_yaml, BuilderSecurity as RustSecurity, K8sError,
-    Manifest as RustManifest, SecretKeyRef as RustSecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR,
-    BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
+    parse_yaml as rust_parse_yaml, render_yaml as rust_render_yaml,
+    BuilderSecurity as RustSecurity, K8sError, Manifest as RustManifest,
+    SecretKeyRef as RustSecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
+    DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -36,9 +41,12 @@ fn from_k8s(err: K8sError) -> PyErr {
     let message = err.to_string();
     match err {
         K8sError::InvalidOption { option, reason } => errors::invalid_option(&option, reason),
-        K8sError::Parse { index, .. } => {
-            Python::attach(|py| with_attrs(errors::K8sError::new_err(message), &[("index", obj(py, index))]))
-        }
+        K8sError::Parse { index, .. } => Python::attach(|py| {
+            with_attrs(
+                errors::K8sError::new_err(message),
+                &[("index", obj(py, index))],
+            )
+        }),
         _ => with_attrs(errors::K8sError::new_err(message), &[("index", None)]),
     }
 }
@@ -54,7 +62,9 @@ pub struct SecretKeyRef {
 impl SecretKeyRef {
     #[new]
     fn new(name: String, key: String) -> Self {
-        SecretKeyRef { inner: RustSecretKeyRef::new(name, key) }
+        SecretKeyRef {
+            inner: RustSecretKeyRef::new(name, key),
+        }
     }
     /// The Secret's name.
     #[getter]
@@ -87,7 +97,12 @@ impl BuilderSecurity {
     #[new]
     #[pyo3(signature = (*, sys_admin=false, allow_privilege_escalation=true))]
     fn new(sys_admin: bool, allow_privilege_escalation: bool) -> Self {
-        BuilderSecurity { inner: RustSecurity { sys_admin, allow_privilege_escalation } }
+        BuilderSecurity {
+            inner: RustSecurity {
+                sys_admin,
+                allow_privilege_escalation,
+            },
+        }
     }
     /// Whether ``CAP_SYS_ADMIN`` is added.
     #[getter]
@@ -123,7 +138,15 @@ pub struct ChartUpdate {
 impl ChartUpdate {
     #[new]
     fn new(repo: String, branch: String, file: String, key: String, tool_image: String) -> Self {
-        ChartUpdate { inner: RustChartUpdate { repo, branch, file, key, tool_image } }
+        ChartUpdate {
+            inner: RustChartUpdate {
+                repo,
+                branch,
+                file,
+                key,
+                tool_image,
+            },
+        }
     }
     /// The chart repository (HTTPS).
     #[getter]
@@ -180,14 +203,22 @@ impl Manifest {
     #[staticmethod]
     fn from_dict(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Manifest> {
         if data.cast::<PyMapping>().is_err() {
-            return Err(PyTypeError::new_err(format!("data must be a dict, not {}", type_name(data))));
+            return Err(PyTypeError::new_err(format!(
+                "data must be a dict, not {}",
+                type_name(data)
+            )));
         }
         // JSON is YAML: the library's reader picks the type by apiVersion and kind.
-        let text: String = py.import("json")?.call_method1("dumps", (data,))?.extract()?;
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (data,))?
+            .extract()?;
         let mut parsed = rust_parse_yaml(&text).map_err(from_k8s)?;
         match (parsed.pop(), parsed.is_empty()) {
             (Some(inner), true) => Ok(Manifest { inner }),
-            _ => Err(errors::K8sError::new_err("from_dict: expected exactly one object")),
+            _ => Err(errors::K8sError::new_err(
+                "from_dict: expected exactly one object",
+            )),
         }
     }
     /// The object's kind: ``"Job"``, ``"Deployment"``, ``"Service"`` or ``"WorkflowTemplate"``.
@@ -240,7 +271,10 @@ pub fn render_yaml(manifests: &Bound<'_, PyAny>) -> PyResult<String> {
         for item in manifests.try_iter()? {
             let item = item?;
             let manifest = item.cast::<Manifest>().map_err(|_| {
-                PyTypeError::new_err(format!("render_yaml takes Manifest objects, not {}", type_name(&item)))
+                PyTypeError::new_err(format!(
+                    "render_yaml takes Manifest objects, not {}",
+                    type_name(&item)
+                ))
             })?;
             items.push(manifest.get().inner.clone());
         }
@@ -258,16 +292,27 @@ pub fn parse_yaml(text: &str) -> PyResult<Vec<Manifest>> {
 }
 
 /// `{"requests": {...}, "limits": {...}}` (the Kubernetes form) as `ResourceRequirements`.
-fn resources(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, option: &str) -> PyResult<Option<ResourceRequirements>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(None) };
+fn resources(
+    py: Python<'_>,
+    value: Option<&Bound<'_, PyAny>>,
+    option: &str,
+) -> PyResult<Option<ResourceRequirements>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
     if value.cast::<PyMapping>().is_err() {
         return Err(PyTypeError::new_err(format!(
             "{option} must be a dict {{\"requests\": {{\"cpu\": \"1\"}}, \"limits\": {{\"memory\": \"2Gi\"}}}}, not {}",
             type_name(value)
         )));
     }
-    let text: String = py.import("json")?.call_method1("dumps", (value,))?.extract()?;
-    serde_json::from_str(&text).map(Some).map_err(|err| errors::invalid_option(option, err.to_string()))
+    let text: String = py
+        .import("json")?
+        .call_method1("dumps", (value,))?
+        .extract()?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|err| errors::invalid_option(option, err.to_string()))
 }
 
 fn labels(value: Option<&Bound<'_, PyAny>>) -> PyResult<BTreeMap<String, String>> {
@@ -460,12 +505,16 @@ impl BuildkitDaemon {
 
     /// The ``Deployment``.
     fn deployment(&self) -> PyResult<Manifest> {
-        Ok(Manifest { inner: self.inner.deployment().map_err(from_k8s)?.into() })
+        Ok(Manifest {
+            inner: self.inner.deployment().map_err(from_k8s)?.into(),
+        })
     }
 
     /// The ``Service``.
     fn service(&self) -> PyResult<Manifest> {
-        Ok(Manifest { inner: self.inner.service().map_err(from_k8s)?.into() })
+        Ok(Manifest {
+            inner: self.inner.service().map_err(from_k8s)?.into(),
+        })
     }
 
     /// The Deployment and the Service, in the order to apply them.
@@ -581,7 +630,9 @@ impl BuildAndUpdateChart {
 
     /// Checks the values and returns the ``WorkflowTemplate`` as a ``Manifest``.
     fn build(&self) -> PyResult<Manifest> {
-        Ok(Manifest { inner: self.inner.build().map_err(from_k8s)?.into() })
+        Ok(Manifest {
+            inner: self.inner.build().map_err(from_k8s)?.into(),
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -593,7 +644,10 @@ fn builder(name: &str) -> PyResult<Builder> {
     match name {
         "buildkit" => Ok(Builder::Buildkit),
         "buildah" => Ok(Builder::Buildah),
-        other => Err(errors::invalid_option("builder", format!("{other:?}: expected \"buildkit\" or \"buildah\""))),
+        other => Err(errors::invalid_option(
+            "builder",
+            format!("{other:?}: expected \"buildkit\" or \"buildah\""),
+        )),
     }
 }
 
@@ -717,9 +771,24 @@ impl RunnerJob {
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<RunnerJob> {
         RunnerOptions {
-            namespace, generate_name, runner_image, runner_uid, builder, builder_image, security, sys_admin,
-            storage_driver, registry_secret, workspace_size, storage_class, ttl_seconds_after_finished,
-            active_deadline_seconds, service_account, runner_resources, builder_resources, labels,
+            namespace,
+            generate_name,
+            runner_image,
+            runner_uid,
+            builder,
+            builder_image,
+            security,
+            sys_admin,
+            storage_driver,
+            registry_secret,
+            workspace_size,
+            storage_class,
+            ttl_seconds_after_finished,
+            active_deadline_seconds,
+            service_account,
+            runner_resources,
+            builder_resources,
+            labels,
         }
         .apply(py, RustRunnerJob::github(name, jit_config.inner))
     }
@@ -752,16 +821,33 @@ impl RunnerJob {
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<RunnerJob> {
         RunnerOptions {
-            namespace, generate_name, runner_image, runner_uid, builder, builder_image, security, sys_admin,
-            storage_driver, registry_secret, workspace_size, storage_class, ttl_seconds_after_finished,
-            active_deadline_seconds, service_account, runner_resources, builder_resources, labels,
+            namespace,
+            generate_name,
+            runner_image,
+            runner_uid,
+            builder,
+            builder_image,
+            security,
+            sys_admin,
+            storage_driver,
+            registry_secret,
+            workspace_size,
+            storage_class,
+            ttl_seconds_after_finished,
+            active_deadline_seconds,
+            service_account,
+            runner_resources,
+            builder_resources,
+            labels,
         }
         .apply(py, RustRunnerJob::circleci(name, token.inner))
     }
 
     /// Checks the values and returns the ``Job`` as a ``Manifest``.
     fn build(&self) -> PyResult<Manifest> {
-        Ok(Manifest { inner: self.inner.build().map_err(from_k8s)?.into() })
+        Ok(Manifest {
+            inner: self.inner.build().map_err(from_k8s)?.into(),
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -792,7 +878,10 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BUILDKIT_UID", BUILDKIT_UID)?;
     m.add("DEFAULT_BUILDAH_IMAGE", DEFAULT_BUILDAH_IMAGE)?;
     m.add("DEFAULT_BUILDKIT_IMAGE", DEFAULT_BUILDKIT_IMAGE)?;
-    m.add("DEFAULT_CIRCLECI_RUNNER_IMAGE", DEFAULT_CIRCLECI_RUNNER_IMAGE)?;
+    m.add(
+        "DEFAULT_CIRCLECI_RUNNER_IMAGE",
+        DEFAULT_CIRCLECI_RUNNER_IMAGE,
+    )?;
     m.add("DEFAULT_GITHUB_RUNNER_IMAGE", DEFAULT_GITHUB_RUNNER_IMAGE)?;
     m.add("DEFAULT_REGISTRY_SECRET", DEFAULT_REGISTRY_SECRET)?;
     m.add("NO_PROCESS_SANDBOX", NO_PROCESS_SANDBOX)?;

@@ -11,12 +11,15 @@ use std::sync::Arc;
 
 use cicd_agents_pipeline::definition::{parse_override, PipelineDefinition};
 use cicd_agents_pipeline::git::{
-    update_values as rust_update_values, Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy, ValuesUpdate,
-    WriteBack, WriteBackConfig, WriteBackOutcome as RustOutcome,
+    update_values as rust_update_values, Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy,
+    ValuesUpdate, WriteBack, WriteBackConfig, WriteBackOutcome as RustOutcome,
 };
-use cicd_agents_pipeline::run::{EventSink, RunEvent, RunFailure, RunReport as RustRunReport, Runner};
+use cicd_agents_pipeline::run::{
+    EventSink, RunEvent, RunFailure, RunReport as RustRunReport, Runner,
+};
 use cicd_agents_pipeline::values::{
-    edit_file_as, Change as RustChange, FileEdit as RustFileEdit, KeyPath, ScalarStyle, ValuesDocument as RustDocument,
+    edit_file_as, Change as RustChange, FileEdit as RustFileEdit, KeyPath, ScalarStyle,
+    ValuesDocument as RustDocument,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -142,14 +145,18 @@ fn edits(value: &Bound<'_, PyAny>, option: &str) -> PyResult<Vec<(String, String
         })?;
         iter.map(|item| item?.extract::<(String, Bound<'_, PyAny>)>())
             .collect::<PyResult<_>>()
-            .map_err(|_| PyTypeError::new_err(format!("{option}: each item must be a (key path, value) pair of str")))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{option}: each item must be a (key path, value) pair of str"
+                ))
+            })?
     };
     pairs
         .into_iter()
         .map(|(key, v)| {
-            let v: String = v
-                .extract()
-                .map_err(|_| PyTypeError::new_err(format!("{option}: the value for {key:?} must be a str")))?;
+            let v: String = v.extract().map_err(|_| {
+                PyTypeError::new_err(format!("{option}: the value for {key:?} must be a str"))
+            })?;
             Ok((key, v))
         })
         .collect()
@@ -158,7 +165,12 @@ fn edits(value: &Bound<'_, PyAny>, option: &str) -> PyResult<Vec<(String, String
 fn parse_edits(pairs: &[(String, String)]) -> PyResult<Vec<(KeyPath, String)>> {
     pairs
         .iter()
-        .map(|(key, value)| Ok((KeyPath::parse(key).map_err(errors::from_values)?, value.clone())))
+        .map(|(key, value)| {
+            Ok((
+                KeyPath::parse(key).map_err(errors::from_values)?,
+                value.clone(),
+            ))
+        })
         .collect()
 }
 
@@ -176,18 +188,28 @@ fn parse_edits(pairs: &[(String, String)]) -> PyResult<Vec<(KeyPath, String)>> {
 /// missing, the target is not a scalar, it is shared through an anchor, ...
 #[pyfunction]
 #[pyo3(signature = (path, key, value=None))]
-pub fn set_image(py: Python<'_>, path: PathBuf, key: &Bound<'_, PyAny>, value: Option<String>) -> PyResult<bool> {
+pub fn set_image(
+    py: Python<'_>,
+    path: PathBuf,
+    key: &Bound<'_, PyAny>,
+    value: Option<String>,
+) -> PyResult<bool> {
     let pairs = match value {
         Some(value) => {
-            let key: String = key.extract().map_err(|_| PyTypeError::new_err("key must be a str key path"))?;
+            let key: String = key
+                .extract()
+                .map_err(|_| PyTypeError::new_err("key must be a str key path"))?;
             vec![(key, value)]
         }
         None if key.is_instance_of::<PyString>() => {
-            return Err(PyTypeError::new_err("set_image(path, key, value): the value is missing"))
+            return Err(PyTypeError::new_err(
+                "set_image(path, key, value): the value is missing",
+            ))
         }
         None => edits(key, "edits")?,
     };
-    py.detach(|| cicd_agents_pipeline::values::set_image(&path, &pairs)).map_err(errors::from_values)
+    py.detach(|| cicd_agents_pipeline::values::set_image(&path, &pairs))
+        .map_err(errors::from_values)
 }
 
 /// Applies several edits (a mapping ``{key path: value}`` or pairs) to the
@@ -204,7 +226,9 @@ pub fn edit_values_file(
 ) -> PyResult<FileEdit> {
     let parsed = parse_edits(&self::edits(edits, "edits")?)?;
     let name = name.unwrap_or_else(|| path.display().to_string());
-    let inner = py.detach(|| edit_file_as(&path, &name, &parsed)).map_err(errors::from_values)?;
+    let inner = py
+        .detach(|| edit_file_as(&path, &name, &parsed))
+        .map_err(errors::from_values)?;
     Ok(FileEdit { inner })
 }
 
@@ -253,7 +277,9 @@ impl ValuesDocument {
     #[pyo3(signature = (path, document=0))]
     fn get(&self, path: &str, document: usize) -> PyResult<String> {
         let key = KeyPath::parse(path).map_err(errors::from_values)?;
-        self.inner.get_in(document, &key).map_err(errors::from_values)
+        self.inner
+            .get_in(document, &key)
+            .map_err(errors::from_values)
     }
 
     /// Sets the scalar at ``path`` in document ``document`` (default: the
@@ -261,14 +287,20 @@ impl ValuesDocument {
     #[pyo3(signature = (path, value, document=0))]
     fn set(&mut self, path: &str, value: &str, document: usize) -> PyResult<Change> {
         let key = KeyPath::parse(path).map_err(errors::from_values)?;
-        let inner = self.inner.set_in(document, &key, value).map_err(errors::from_values)?;
+        let inner = self
+            .inner
+            .set_in(document, &key, value)
+            .map_err(errors::from_values)?;
         Ok(Change { inner })
     }
 
     /// Applies several edits (mapping or pairs) to the first document, all or nothing.
     fn set_all(&mut self, edits: &Bound<'_, PyAny>) -> PyResult<Vec<Change>> {
         let parsed = parse_edits(&self::edits(edits, "edits")?)?;
-        self.inner.set_all_paths(&parsed).map(changes).map_err(errors::from_values)
+        self.inner
+            .set_all_paths(&parsed)
+            .map(changes)
+            .map_err(errors::from_values)
     }
 
     fn __str__(&self) -> String {
@@ -276,7 +308,11 @@ impl ValuesDocument {
     }
 
     fn __repr__(&self) -> String {
-        format!("ValuesDocument(origin={:?}, documents={})", self.inner.origin(), self.inner.document_count())
+        format!(
+            "ValuesDocument(origin={:?}, documents={})",
+            self.inner.origin(),
+            self.inner.document_count()
+        )
     }
 }
 
@@ -383,13 +419,17 @@ pub fn update_values(
     })?;
     let mut values_updates = Vec::new();
     for (file, file_edits) in mapping_items(mapping, "updates")? {
-        values_updates.push(ValuesUpdate { file: PathBuf::from(file), edits: parse_edits(&edits(&file_edits, "updates")?)? });
+        values_updates.push(ValuesUpdate {
+            file: PathBuf::from(file),
+            edits: parse_edits(&edits(&file_edits, "updates")?)?,
+        });
     }
     let (name, email) = author;
     let mut config = WriteBackConfig::new(url, branch, Author { name, email });
     config.push_branch = push_branch;
     if let Some(template) = message {
-        config.message = MessageTemplate::parse(&template).map_err(|e| errors::from_pipeline(e.into()))?;
+        config.message =
+            MessageTemplate::parse(&template).map_err(|e| errors::from_pipeline(e.into()))?;
     }
     if let Some(token) = token {
         let mut auth = GitAuth::token(token);
@@ -521,7 +561,9 @@ impl EventSink for EventCallback {
 
 /// Parameter overrides: a mapping ``{name: value}`` or ``"name=value"`` strings.
 fn overrides(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
     if value.cast::<PyMapping>().is_ok() {
         return Ok(str_map(Some(value), "overrides")?.into_iter().collect());
     }
@@ -559,7 +601,12 @@ impl Daemon {
     async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
         match self {
             Daemon::Client(client) => Ok(*client),
-            Daemon::Address(address) => cicd_agents_buildkit::Client::builder().address_opt(address).connect().await,
+            Daemon::Address(address) => {
+                cicd_agents_buildkit::Client::builder()
+                    .address_opt(address)
+                    .connect()
+                    .await
+            }
         }
     }
 }
@@ -581,7 +628,11 @@ struct PreparedRun {
 
 impl PreparedRun {
     async fn execute(self) -> RunOutcome {
-        let PreparedRun { mut runner, daemon, failure } = self;
+        let PreparedRun {
+            mut runner,
+            daemon,
+            failure,
+        } = self;
         let run = async {
             let result = match daemon {
                 None => runner.dry_run().await,
@@ -635,7 +686,9 @@ fn spawn_run(prepared: PreparedRun) -> PyResult<oneshot::Receiver<Result<RunOutc
 }
 
 /// The outcome the run thread sent.
-fn received(outcome: Result<Result<RunOutcome, String>, oneshot::error::RecvError>) -> PyResult<RunOutcome> {
+fn received(
+    outcome: Result<Result<RunOutcome, String>, oneshot::error::RecvError>,
+) -> PyResult<RunOutcome> {
     match outcome {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(panic)) => Err(errors::internal(format!("panic: {panic}"))),
@@ -680,7 +733,9 @@ impl Pipeline {
     /// Reads a definition file.
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Pipeline> {
-        let definition = py.detach(|| PipelineDefinition::from_file(&path)).map_err(errors::from_definition)?;
+        let definition = py
+            .detach(|| PipelineDefinition::from_file(&path))
+            .map_err(errors::from_definition)?;
         Ok(Pipeline { definition })
     }
 
@@ -690,7 +745,8 @@ impl Pipeline {
     #[staticmethod]
     #[pyo3(signature = (text, origin="<input>", *, base_dir=None))]
     fn from_yaml(text: &str, origin: &str, base_dir: Option<PathBuf>) -> PyResult<Pipeline> {
-        let mut definition = PipelineDefinition::parse(text, origin).map_err(errors::from_definition)?;
+        let mut definition =
+            PipelineDefinition::parse(text, origin).map_err(errors::from_definition)?;
         if let Some(dir) = base_dir {
             definition = definition.with_base_dir(dir);
         }
@@ -702,14 +758,24 @@ impl Pipeline {
     /// that JSON, one key per line).
     #[staticmethod]
     #[pyo3(signature = (data, origin="<dict>", *, base_dir=None))]
-    fn from_dict(py: Python<'_>, data: &Bound<'_, PyAny>, origin: &str, base_dir: Option<PathBuf>) -> PyResult<Pipeline> {
+    fn from_dict(
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        origin: &str,
+        base_dir: Option<PathBuf>,
+    ) -> PyResult<Pipeline> {
         if data.cast::<PyMapping>().is_err() {
-            return Err(PyTypeError::new_err(format!("data must be a dict, not {}", type_name(data))));
+            return Err(PyTypeError::new_err(format!(
+                "data must be a dict, not {}",
+                type_name(data)
+            )));
         }
         let json = py.import("json")?;
         let kwargs = pyo3::types::PyDict::new(py);
         kwargs.set_item("indent", 2)?;
-        let text: String = json.call_method("dumps", (data,), Some(&kwargs))?.extract()?;
+        let text: String = json
+            .call_method("dumps", (data,), Some(&kwargs))?
+            .extract()?;
         Self::from_yaml(&text, origin, base_dir)
     }
 
@@ -729,8 +795,15 @@ impl Pipeline {
     /// ``["name=value"]``), as a dict: every ``${...}`` substituted and every
     /// value validated.
     #[pyo3(signature = (overrides=None))]
-    fn resolve<'py>(&self, py: Python<'py>, overrides: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let resolved = self.definition.resolve(self::overrides(overrides)?).map_err(errors::from_definition)?;
+    fn resolve<'py>(
+        &self,
+        py: Python<'py>,
+        overrides: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let resolved = self
+            .definition
+            .resolve(self::overrides(overrides)?)
+            .map_err(errors::from_definition)?;
         to_dict(py, &resolved)
     }
 
@@ -764,7 +837,15 @@ impl Pipeline {
         max_attempts: Option<u32>,
         allow_insecure_http: bool,
     ) -> PyResult<RunReport> {
-        let prepared = self.prepare(client, overrides, dry_run, progress, events, max_attempts, allow_insecure_http)?;
+        let prepared = self.prepare(
+            client,
+            overrides,
+            dry_run,
+            progress,
+            events,
+            max_attempts,
+            allow_insecure_http,
+        )?;
         let failure = prepared.failure.clone();
         let outcome = spawn_run(prepared)?;
         // Dropping the receiver (Ctrl-C aborts this task) cancels the run.
@@ -789,7 +870,15 @@ impl Pipeline {
         max_attempts: Option<u32>,
         allow_insecure_http: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prepared = self.prepare(client, overrides, dry_run, progress, events, max_attempts, allow_insecure_http)?;
+        let prepared = self.prepare(
+            client,
+            overrides,
+            dry_run,
+            progress,
+            events,
+            max_attempts,
+            allow_insecure_http,
+        )?;
         let failure = prepared.failure.clone();
         let outcome = spawn_run(prepared)?;
         awaitable(py, async move {
@@ -815,21 +904,43 @@ impl Pipeline {
         max_attempts: Option<u32>,
         allow_insecure_http: bool,
     ) -> PyResult<PreparedRun> {
-        let resolved = self.definition.resolve(self::overrides(overrides)?).map_err(errors::from_definition)?;
-        let daemon = if dry_run { None } else { Some(Daemon::from_arg(client)?) };
+        let resolved = self
+            .definition
+            .resolve(self::overrides(overrides)?)
+            .map_err(errors::from_definition)?;
+        let daemon = if dry_run {
+            None
+        } else {
+            Some(Daemon::from_arg(client)?)
+        };
         let progress = Progress::from_arg(progress)?;
         let failure = progress.failure.clone();
-        let mut runner = Runner::new(resolved).progress(progress.sink).allow_insecure_http(allow_insecure_http);
+        let mut runner = Runner::new(resolved)
+            .progress(progress.sink)
+            .allow_insecure_http(allow_insecure_http);
         if let Some(callback) = events.filter(|e| !e.is_none()) {
             if !callback.is_callable() {
-                return Err(PyTypeError::new_err(format!("events must be a callable, not {}", type_name(callback))));
+                return Err(PyTypeError::new_err(format!(
+                    "events must be a callable, not {}",
+                    type_name(callback)
+                )));
             }
-            runner = runner.events(EventCallback { callback: callback.clone().unbind(), failure: failure.clone() });
+            runner = runner.events(EventCallback {
+                callback: callback.clone().unbind(),
+                failure: failure.clone(),
+            });
         }
         if let Some(attempts) = max_attempts {
-            runner = runner.retry(RetryPolicy { max_attempts: attempts, ..RetryPolicy::default() });
+            runner = runner.retry(RetryPolicy {
+                max_attempts: attempts,
+                ..RetryPolicy::default()
+            });
         }
-        Ok(PreparedRun { runner, daemon, failure })
+        Ok(PreparedRun {
+            runner,
+            daemon,
+            failure,
+        })
     }
 }
 
@@ -844,7 +955,10 @@ pub fn validate_tag(tag: &str) -> PyResult<()> {
 /// both parts; raises ``InvalidOption`` (``option == "tag"``) otherwise.
 #[pyfunction]
 pub fn parse_tag_ref(text: &str) -> PyResult<(String, Option<String>)> {
-    let (tag, digest) =
-        cicd_agents_pipeline::values::parse_tag_ref(text).map_err(|err| errors::from_pipeline(err.into()))?;
-    Ok((tag.as_str().to_string(), digest.map(|d| d.as_str().to_string())))
+    let (tag, digest) = cicd_agents_pipeline::values::parse_tag_ref(text)
+        .map_err(|err| errors::from_pipeline(err.into()))?;
+    Ok((
+        tag.as_str().to_string(),
+        digest.map(|d| d.as_str().to_string()),
+    ))
 }

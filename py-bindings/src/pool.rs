@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use cicd_agents_buildkit::build::BuildOptions;
 use cicd_agents_buildkit::pool::{
-    routing_key as rust_routing_key, Attempt as RustAttempt, BuilderPool as RustPool, EndpointHealth as RustHealth,
-    PoolError as RustPoolError, PooledBuild as RustPooledBuild,
+    routing_key as rust_routing_key, Attempt as RustAttempt, BuilderPool as RustPool,
+    EndpointHealth as RustHealth, PoolError as RustPoolError, PooledBuild as RustPooledBuild,
 };
 use cicd_agents_buildkit::progress::ProgressSink;
 use pyo3::prelude::*;
@@ -51,7 +51,10 @@ impl Attempt {
         self.inner.to_string()
     }
     fn __repr__(&self) -> String {
-        format!("Attempt(address={:?}, reason={:?})", self.inner.address, self.inner.reason)
+        format!(
+            "Attempt(address={:?}, reason={:?})",
+            self.inner.address, self.inner.reason
+        )
     }
 }
 
@@ -131,14 +134,20 @@ impl EndpointHealth {
     }
     fn __repr__(&self) -> String {
         match &self.inner.status {
-            Ok(workers) => format!("EndpointHealth({:?}, workers={workers})", self.inner.address),
+            Ok(workers) => format!(
+                "EndpointHealth({:?}, workers={workers})",
+                self.inner.address
+            ),
             Err(reason) => format!("EndpointHealth({:?}, error={reason:?})", self.inner.address),
         }
     }
 }
 
 fn healths(checks: Vec<RustHealth>) -> Vec<EndpointHealth> {
-    checks.into_iter().map(|inner| EndpointHealth { inner }).collect()
+    checks
+        .into_iter()
+        .map(|inner| EndpointHealth { inner })
+        .collect()
 }
 
 /// Converts a pool error: `InvalidOption` for a bad address list, `PoolUnavailable` when no
@@ -147,7 +156,10 @@ fn healths(checks: Vec<RustHealth>) -> Vec<EndpointHealth> {
 fn from_pool(err: RustPoolError) -> PyErr {
     let message = err.to_string();
     match err {
-        RustPoolError::Empty => errors::invalid_option("addresses", "a builder pool needs at least one BuildKit address"),
+        RustPoolError::Empty => errors::invalid_option(
+            "addresses",
+            "a builder pool needs at least one BuildKit address",
+        ),
         RustPoolError::Address(source) => errors::from_buildkit(source),
         RustPoolError::Unavailable { key, tried } => Python::attach(|py| {
             with_attrs(
@@ -155,10 +167,20 @@ fn from_pool(err: RustPoolError) -> PyErr {
                 &[("key", obj(py, key)), ("tried", obj(py, attempts(tried)))],
             )
         }),
-        RustPoolError::Build { address, source, passed_over } => {
+        RustPoolError::Build {
+            address,
+            source,
+            passed_over,
+        } => {
             let err = errors::from_buildkit_with_message(source, message);
             Python::attach(|py| {
-                with_attrs(err, &[("address", obj(py, address)), ("passed_over", obj(py, attempts(passed_over)))])
+                with_attrs(
+                    err,
+                    &[
+                        ("address", obj(py, address)),
+                        ("passed_over", obj(py, attempts(passed_over))),
+                    ],
+                )
             })
         }
     }
@@ -181,7 +203,11 @@ async fn run(
     }
 }
 
-fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&std::path::Path>) -> PyResult<PooledBuild> {
+fn finish(
+    outcome: Outcome,
+    failure: &CallbackFailure,
+    metadata_file: Option<&std::path::Path>,
+) -> PyResult<PooledBuild> {
     if let Some(err) = failure.take() {
         return Err(err);
     }
@@ -190,11 +216,24 @@ fn finish(outcome: Outcome, failure: &CallbackFailure, metadata_file: Option<&st
             if let Some(path) = metadata_file {
                 write_metadata(path, &pooled.result)?;
             }
-            let result = Python::attach(|py| Py::new(py, BuildResult { inner: pooled.result }))?;
-            Ok(PooledBuild { result, address: pooled.address, passed_over: pooled.passed_over })
+            let result = Python::attach(|py| {
+                Py::new(
+                    py,
+                    BuildResult {
+                        inner: pooled.result,
+                    },
+                )
+            })?;
+            Ok(PooledBuild {
+                result,
+                address: pooled.address,
+                passed_over: pooled.passed_over,
+            })
         }
         Some(Err(err)) => Err(from_pool(err)),
-        None => Err(errors::internal("the build stopped for a progress callback error that was lost")),
+        None => Err(errors::internal(
+            "the build stopped for a progress callback error that was lost",
+        )),
     }
 }
 
@@ -219,7 +258,11 @@ pub struct BuilderPool {
 }
 
 impl BuilderPool {
-    fn prepare(&self, args: BuildArgs<'_, '_>, key: Option<String>) -> PyResult<(String, Prepared)> {
+    fn prepare(
+        &self,
+        args: BuildArgs<'_, '_>,
+        key: Option<String>,
+    ) -> PyResult<(String, Prepared)> {
         let prepared = args.prepare()?;
         let key = key.unwrap_or_else(|| rust_routing_key(&prepared.options));
         Ok((key, prepared))
@@ -243,8 +286,14 @@ impl BuilderPool {
         connect_timeout: Option<&Bound<'_, PyAny>>,
         retry_after: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let tls = crate::client::TlsArgs { ca: tls_ca, cert: tls_cert, key: tls_key, server_name: tls_server_name, skip_verify: tls_skip_verify }
-            .options(py)?;
+        let tls = crate::client::TlsArgs {
+            ca: tls_ca,
+            cert: tls_cert,
+            key: tls_key,
+            server_name: tls_server_name,
+            skip_verify: tls_skip_verify,
+        }
+        .options(py)?;
         let mut pool = RustPool::new(&addresses, tls).map_err(from_pool)?;
         if let Some(value) = health_timeout.filter(|v| !v.is_none()) {
             pool = pool.health_timeout(duration(value, "health_timeout")?);
@@ -255,14 +304,20 @@ impl BuilderPool {
         if let Some(value) = retry_after.filter(|v| !v.is_none()) {
             pool = pool.retry_after(duration(value, "retry_after")?);
         }
-        Ok(BuilderPool { inner: Arc::new(pool) })
+        Ok(BuilderPool {
+            inner: Arc::new(pool),
+        })
     }
 
     /// The daemons' addresses in the order given (normalized, e.g. ``docker://`` becomes
     /// ``docker://unix:///var/run/docker.sock``).
     #[getter]
     fn addresses(&self) -> Vec<String> {
-        self.inner.addresses().into_iter().map(String::from).collect()
+        self.inner
+            .addresses()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// The daemons in the order ``key`` prefers them (rendezvous hashing), ignoring health.
@@ -273,7 +328,11 @@ impl BuilderPool {
     /// The order in which daemons are tried for ``key``: its ranking, with daemons recently
     /// found unreachable moved to the end.
     fn candidates(&self, key: &str) -> Vec<String> {
-        self.inner.candidates(key).into_iter().map(String::from).collect()
+        self.inner
+            .candidates(key)
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// Checks every daemon now, concurrently: a list of ``EndpointHealth`` in the order given.
@@ -292,7 +351,8 @@ impl BuilderPool {
     /// ranking that connects and answers in time. Raises ``PoolUnavailable`` when none does.
     fn client_for(&self, py: Python<'_>, key: String) -> PyResult<(Client, String)> {
         let pool = self.inner.clone();
-        let (inner, address) = block_on(py, async move { pool.client_for(&key).await })?.map_err(from_pool)?;
+        let (inner, address) =
+            block_on(py, async move { pool.client_for(&key).await })?.map_err(from_pool)?;
         Ok((Client { inner }, address))
     }
 
@@ -345,13 +405,49 @@ impl BuilderPool {
         shared_key: Option<String>,
     ) -> PyResult<PooledBuild> {
         let args = BuildArgs {
-            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
-            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
-            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            platforms,
+            labels,
+            no_cache,
+            no_cache_filter,
+            network,
+            add_hosts,
+            secrets,
+            ssh,
+            build_contexts,
+            push,
+            outputs,
+            cache_from,
+            cache_to,
+            progress,
+            metadata_file,
+            git_auth_tokens,
+            allow,
+            frontend_attrs,
+            registry_auth,
+            docker_config,
+            shared_key,
         };
-        let (key, Prepared { options, progress, metadata_file }) = self.prepare(args, key)?;
+        let (
+            key,
+            Prepared {
+                options,
+                progress,
+                metadata_file,
+            },
+        ) = self.prepare(args, key)?;
         let failure = progress.failure.clone();
-        let task = Task::spawn(run(self.inner.clone(), key, options, progress.sink, progress.failure))?;
+        let task = Task::spawn(run(
+            self.inner.clone(),
+            key,
+            options,
+            progress.sink,
+            progress.failure,
+        ))?;
         let outcome = task.wait(py);
         if let Some(err) = failure.take() {
             return Err(err);
@@ -395,11 +491,41 @@ impl BuilderPool {
         shared_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = BuildArgs {
-            context, file, tags, build_args, target, platforms, labels, no_cache, no_cache_filter, network,
-            add_hosts, secrets, ssh, build_contexts, push, outputs, cache_from, cache_to, progress,
-            metadata_file, git_auth_tokens, allow, frontend_attrs, registry_auth, docker_config, shared_key,
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            platforms,
+            labels,
+            no_cache,
+            no_cache_filter,
+            network,
+            add_hosts,
+            secrets,
+            ssh,
+            build_contexts,
+            push,
+            outputs,
+            cache_from,
+            cache_to,
+            progress,
+            metadata_file,
+            git_auth_tokens,
+            allow,
+            frontend_attrs,
+            registry_auth,
+            docker_config,
+            shared_key,
         };
-        let (key, Prepared { options, progress, metadata_file }) = self.prepare(args, key)?;
+        let (
+            key,
+            Prepared {
+                options,
+                progress,
+                metadata_file,
+            },
+        ) = self.prepare(args, key)?;
         let failure = progress.failure.clone();
         let pool = self.inner.clone();
         awaitable(py, async move {
@@ -418,5 +544,7 @@ impl BuilderPool {
 /// cache), or the directory's absolute path.
 #[pyfunction]
 pub fn routing_key(context: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(rust_routing_key(&BuildOptions::new(build_context(context)?)))
+    Ok(rust_routing_key(&BuildOptions::new(build_context(
+        context,
+    )?)))
 }

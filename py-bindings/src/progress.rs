@@ -141,7 +141,10 @@ impl StatusEvent {
         tagged_dict(py, "status", &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("StatusEvent({:?}, {}/{})", self.inner.id, self.inner.current, self.inner.total)
+        format!(
+            "StatusEvent({:?}, {}/{})",
+            self.inner.id, self.inner.current, self.inner.total
+        )
     }
 }
 
@@ -235,12 +238,19 @@ impl WarningEvent {
         tagged_dict(py, "warning", &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("WarningEvent({:?})", String::from_utf8_lossy(&self.inner.short))
+        format!(
+            "WarningEvent({:?})",
+            String::from_utf8_lossy(&self.inner.short)
+        )
     }
 }
 
 /// The library's serde form of an event, with `"kind"` added.
-fn tagged_dict<'py, T: serde::Serialize>(py: Python<'py>, kind: &str, value: &T) -> PyResult<Bound<'py, PyAny>> {
+fn tagged_dict<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    kind: &str,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
     let dict = to_dict(py, value)?;
     dict.set_item("kind", kind)?;
     Ok(dict)
@@ -253,16 +263,40 @@ pub fn events(py: Python<'_>, update: &StatusUpdate) -> PyResult<Vec<Py<PyAny>>>
         update.vertexes.len() + update.statuses.len() + update.logs.len() + update.warnings.len(),
     );
     for vertex in &update.vertexes {
-        out.push(Py::new(py, VertexEvent { inner: vertex.clone() })?.into_any());
+        out.push(
+            Py::new(
+                py,
+                VertexEvent {
+                    inner: vertex.clone(),
+                },
+            )?
+            .into_any(),
+        );
     }
     for status in &update.statuses {
-        out.push(Py::new(py, StatusEvent { inner: status.clone() })?.into_any());
+        out.push(
+            Py::new(
+                py,
+                StatusEvent {
+                    inner: status.clone(),
+                },
+            )?
+            .into_any(),
+        );
     }
     for log in &update.logs {
         out.push(Py::new(py, LogEvent { inner: log.clone() })?.into_any());
     }
     for warning in &update.warnings {
-        out.push(Py::new(py, WarningEvent { inner: warning.clone() })?.into_any());
+        out.push(
+            Py::new(
+                py,
+                WarningEvent {
+                    inner: warning.clone(),
+                },
+            )?
+            .into_any(),
+        );
     }
     Ok(out)
 }

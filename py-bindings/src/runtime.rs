@@ -65,7 +65,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Runs `future`, turning a panic into an error message.
 pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, String> {
-    AssertUnwindSafe(future).catch_unwind().await.map_err(panic_message)
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(panic_message)
 }
 
 /// A future running on the runtime; dropping it aborts the future.

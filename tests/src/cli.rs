@@ -10,7 +10,11 @@ use std::process::Command;
 /// panic rather than a silently skipped test.
 pub fn cli_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let candidates = exe.ancestors().skip(1).take(3).map(|dir| dir.join("cicd-agents"));
+    let candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("cicd-agents"));
     for candidate in candidates {
         if candidate.is_file() {
             return candidate;

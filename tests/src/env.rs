@@ -252,7 +252,10 @@ impl TestEnv {
             .git_command(dir)
             .args(args)
             .output()
-            .map_err(|source| Error::Io { context: format!("running git {args:?}"), source })?;
+            .map_err(|source| Error::Io {
+                context: format!("running git {args:?}"),
+                source,
+            })?;
         if !output.status.success() {
             return Err(Error::Command(format!(
                 "git {args:?} failed: {}",
@@ -264,18 +267,28 @@ impl TestEnv {
 
     /// Creates a repository named after `prefix` on the git server with `files`
     /// committed on `main`, and returns its URL (without credentials).
-    pub fn seed_repo<P, C>(&self, prefix: &str, files: impl IntoIterator<Item = (P, C)>) -> Result<String>
+    pub fn seed_repo<P, C>(
+        &self,
+        prefix: &str,
+        files: impl IntoIterator<Item = (P, C)>,
+    ) -> Result<String>
     where
         P: AsRef<Path>,
         C: AsRef<[u8]>,
     {
         let url = self.create_bare_repo(&self.unique_name(prefix))?;
-        let work = tempfile::tempdir().map_err(|source| Error::Io { context: "creating a work tree".into(), source })?;
+        let work = tempfile::tempdir().map_err(|source| Error::Io {
+            context: "creating a work tree".into(),
+            source,
+        })?;
         self.git(work.path(), &["init", "-q", "-b", "main"])?;
         write_context(work.path(), files)?;
         self.git(work.path(), &["add", "-A"])?;
         self.git(work.path(), &["commit", "-q", "-m", "initial"])?;
-        self.git(work.path(), &["push", "-q", &self.authed_url(&url), "HEAD:refs/heads/main"])?;
+        self.git(
+            work.path(),
+            &["push", "-q", &self.authed_url(&url), "HEAD:refs/heads/main"],
+        )?;
         Ok(url)
     }
 }

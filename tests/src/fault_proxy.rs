@@ -37,7 +37,8 @@ use crate::error::{Error, IoContext, Result};
 const MAX_HEAD: usize = 64 * 1024;
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-const PLAIN_HTTP_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+const PLAIN_HTTP_TO_TLS: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a faulted request's body is drained after the answer (so that the client reads
 /// the answer instead of a connection reset).
@@ -128,11 +129,14 @@ impl Shared {
         if fault.is_some() {
             self.faults_served.fetch_add(1, Ordering::SeqCst);
         }
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(SeenRequest {
-            method: method.to_string(),
-            target: target.to_string(),
-            fault,
-        });
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(SeenRequest {
+                method: method.to_string(),
+                target: target.to_string(),
+                fault,
+            });
     }
 }
 
@@ -175,7 +179,9 @@ impl FaultProxy {
             .unwrap_or_default()
             .to_string();
         if upstream.is_empty() {
-            return Err(Error::InvalidArgument("fault proxy: empty upstream address".into()));
+            return Err(Error::InvalidArgument(
+                "fault proxy: empty upstream address".into(),
+            ));
         }
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .context(|| "binding the fault proxy on 127.0.0.1".to_string())?;
@@ -193,10 +199,16 @@ impl FaultProxy {
         let thread = std::thread::Builder::new()
             .name(format!("fault-proxy-{}", addr.port()))
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(Error::Io { context: "starting the fault proxy's runtime".into(), source: e }));
+                        let _ = ready_tx.send(Err(Error::Io {
+                            context: "starting the fault proxy's runtime".into(),
+                            source: e,
+                        }));
                         return;
                     }
                 };
@@ -204,7 +216,10 @@ impl FaultProxy {
                     let listener = match TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(Error::Io { context: "registering the fault proxy's listener".into(), source: e }));
+                            let _ = ready_tx.send(Err(Error::Io {
+                                context: "registering the fault proxy's listener".into(),
+                                source: e,
+                            }));
                             return;
                         }
                     };
@@ -216,10 +231,20 @@ impl FaultProxy {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Error::Command("the fault proxy thread ended while starting".into())),
+            Err(_) => {
+                return Err(Error::Command(
+                    "the fault proxy thread ended while starting".into(),
+                ))
+            }
         }
         tracing::debug!(%addr, %upstream, "fault proxy listening");
-        Ok(FaultProxy { addr, upstream, shared, commands, thread: Some(thread) })
+        Ok(FaultProxy {
+            addr,
+            upstream,
+            shared,
+            commands,
+            thread: Some(thread),
+        })
     }
 
     /// `127.0.0.1:PORT`, to put where the upstream's `host:port` would go (image references,
@@ -268,12 +293,20 @@ impl FaultProxy {
             .rules
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Rule { when, status, remaining });
+            .push(Rule {
+                when,
+                status,
+                remaining,
+            });
     }
 
     /// Removes every fault and, if the proxy is down, listens again on the same port.
     pub fn clear(&self) -> Result<()> {
-        self.shared.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.shared
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.command(Command::Up)
     }
 
@@ -289,7 +322,11 @@ impl FaultProxy {
 
     /// Every request seen so far, in order.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.shared.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn command(&self, command: Command) -> Result<()> {
@@ -401,7 +438,10 @@ async fn handle(mut client: TcpStream, upstream: &str, shared: &Shared) -> Resul
             return Err(Error::Command("fault proxy: request head too large".into()));
         }
         let mut chunk = [0u8; 4096];
-        let n = client.read(&mut chunk).await.context(|| "reading a request".to_string())?;
+        let n = client
+            .read(&mut chunk)
+            .await
+            .context(|| "reading a request".to_string())?;
         if n == 0 {
             return Ok(()); // closed before a request
         }
@@ -446,8 +486,14 @@ async fn handle(mut client: TcpStream, upstream: &str, shared: &Shared) -> Resul
         _ => return answer_fault(client, 502).await,
     };
     let _ = server.set_nodelay(true);
-    server.write_all(forwarded.as_bytes()).await.context(|| format!("writing to {upstream}"))?;
-    server.write_all(&body_start).await.context(|| format!("writing to {upstream}"))?;
+    server
+        .write_all(forwarded.as_bytes())
+        .await
+        .context(|| format!("writing to {upstream}"))?;
+    server
+        .write_all(&body_start)
+        .await
+        .context(|| format!("writing to {upstream}"))?;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upload = tokio::spawn(async move {
@@ -477,7 +523,10 @@ async fn answer_fault(mut client: TcpStream, status: u16) -> Result<()> {
     }
     response.push_str("\r\n");
     response.push_str(&body);
-    client.write_all(response.as_bytes()).await.context(|| "writing a fault answer".to_string())?;
+    client
+        .write_all(response.as_bytes())
+        .await
+        .context(|| "writing a fault answer".to_string())?;
     let _ = client.shutdown().await;
     let drain = async {
         let mut sink = [0u8; 16 * 1024];
@@ -518,7 +567,10 @@ mod tests {
     fn matchers() {
         assert_eq!(Match::parse("PUT"), Match::Method("PUT".into()));
         assert_eq!(Match::parse("/v2/"), Match::Path("/v2/".into()));
-        assert_eq!(Match::parse("git-receive-pack"), Match::Path("git-receive-pack".into()));
+        assert_eq!(
+            Match::parse("git-receive-pack"),
+            Match::Path("git-receive-pack".into())
+        );
         assert_eq!(Match::parse("*"), Match::Any);
         assert!(Match::parse("blobs").matches("GET", "/v2/a/blobs/sha256:1"));
         assert!(!Match::parse("HEAD").matches("GET", "/v2/"));
@@ -527,7 +579,11 @@ mod tests {
     #[test]
     fn limited_rules_run_out() {
         let shared = Shared::default();
-        shared.rules.lock().unwrap().push(Rule { when: Match::Any, status: 500, remaining: Some(1) });
+        shared.rules.lock().unwrap().push(Rule {
+            when: Match::Any,
+            status: 500,
+            remaining: Some(1),
+        });
         assert_eq!(shared.fault_for("GET", "/"), Some(500));
         assert_eq!(shared.fault_for("GET", "/"), None);
     }

@@ -296,7 +296,9 @@ impl Relay {
     /// Ends a [`Relay::black_hole`] and disarms [`Relay::cut_after_client_bytes`].
     pub fn restore(&self) {
         self.shared.black_hole.store(false, Ordering::SeqCst);
-        self.shared.cut_at_client_bytes.store(u64::MAX, Ordering::SeqCst);
+        self.shared
+            .cut_at_client_bytes
+            .store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Bytes forwarded from clients to the daemon so far, over all connections.
@@ -390,7 +392,12 @@ async fn accept_loop(
     }
 }
 
-async fn serve(stream: Accepted, tls: Option<TlsAcceptor>, docker_sock: &Path, shared: &Shared) -> Result<()> {
+async fn serve(
+    stream: Accepted,
+    tls: Option<TlsAcceptor>,
+    docker_sock: &Path,
+    shared: &Shared,
+) -> Result<()> {
     match (stream, tls) {
         (Accepted::Unix(s), _) => relay_connection(s, docker_sock, shared).await,
         (Accepted::Tcp(s), None) => relay_connection(s, docker_sock, shared).await,
@@ -426,8 +433,18 @@ where
     }
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut docker_read, mut docker_write) = tokio::io::split(docker);
-    let upstream = pump(&mut client_read, &mut docker_write, shared, Direction::ToDaemon);
-    let downstream = pump(&mut docker_read, &mut client_write, shared, Direction::ToClient);
+    let upstream = pump(
+        &mut client_read,
+        &mut docker_write,
+        shared,
+        Direction::ToDaemon,
+    );
+    let downstream = pump(
+        &mut docker_read,
+        &mut client_write,
+        shared,
+        Direction::ToClient,
+    );
     // Either side hanging up ends the relayed connection (both sockets are dropped).
     tokio::select! {
         res = upstream => res.context(|| "relaying client to daemon".to_string())?,
@@ -443,7 +460,12 @@ enum Direction {
 }
 
 /// Copies `from` to `to`, counting bytes and obeying the fault controls, until `from` ends.
-async fn pump<R, W>(from: &mut R, to: &mut W, shared: &Shared, direction: Direction) -> io::Result<()>
+async fn pump<R, W>(
+    from: &mut R,
+    to: &mut W,
+    shared: &Shared,
+    direction: Direction,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -472,7 +494,10 @@ where
                     .compare_exchange(at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
             {
-                tracing::debug!(total, "relay: client byte limit reached, cutting every connection");
+                tracing::debug!(
+                    total,
+                    "relay: client byte limit reached, cutting every connection"
+                );
                 shared.cut();
             }
         }

@@ -32,7 +32,10 @@ fn pool(relays: &[Relay]) -> BuilderPool {
 }
 
 fn relay_for<'a>(relays: &'a [Relay], address: &str) -> &'a Relay {
-    relays.iter().find(|r| r.addr() == address).unwrap_or_else(|| panic!("no relay at {address}"))
+    relays
+        .iter()
+        .find(|r| r.addr() == address)
+        .unwrap_or_else(|| panic!("no relay at {address}"))
 }
 
 /// A key whose first choice is `first` (searching a few candidate project URLs).
@@ -58,7 +61,11 @@ async fn the_same_key_sticks_to_one_daemon_and_keys_spread() {
         assert!(!client.list_workers().await.unwrap().is_empty());
     }
     assert!(relays[0].connections() >= 1);
-    assert_eq!((relays[1].connections(), relays[2].connections()), (0, 0), "traffic went to a daemon the key does not prefer");
+    assert_eq!(
+        (relays[1].connections(), relays[2].connections()),
+        (0, 0),
+        "traffic went to a daemon the key does not prefer"
+    );
 
     // Many projects spread over the daemons, each always to its first choice.
     let mut used = BTreeSet::new();
@@ -73,7 +80,11 @@ async fn the_same_key_sticks_to_one_daemon_and_keys_spread() {
     assert!(used.len() >= 2, "12 keys all went to {used:?}");
     for relay in &relays {
         if used.contains(relay.addr()) {
-            assert!(relay.connections() >= 1, "{} was chosen but never dialled", relay.addr());
+            assert!(
+                relay.connections() >= 1,
+                "{} was chosen but never dialled",
+                relay.addr()
+            );
         }
     }
 }
@@ -96,19 +107,32 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
     let options = BuildOptions::local(warm.path()).network("host");
     let key = routing_key(&options);
     let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
-    let first = pool.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap();
+    let first = pool
+        .build(&key, &options, &mut |_: &StatusUpdate| {})
+        .await
+        .unwrap();
     assert_eq!(first.address, rank[0]);
     assert!(first.passed_over.is_empty());
 
     // A slow build on the same key; its daemon goes away while it runs.
-    let slow = context(&env, &format!("echo {} && sleep 4 && echo done > /slow", unique_name("pool")));
-    let options = BuildOptions::local(slow.path()).network("host").no_cache(true);
+    let slow = context(
+        &env,
+        &format!(
+            "echo {} && sleep 4 && echo done > /slow",
+            unique_name("pool")
+        ),
+    );
+    let options = BuildOptions::local(slow.path())
+        .network("host")
+        .no_cache(true);
     let primary = relay_for(&relays, &rank[0]);
     let second = relay_for(&relays, &rank[1]);
     let before_second = second.connections();
     let build = async {
         let mut updates = 0usize;
-        let outcome = pool.build(&key, &options, &mut |_: &StatusUpdate| updates += 1).await;
+        let outcome = pool
+            .build(&key, &options, &mut |_: &StatusUpdate| updates += 1)
+            .await;
         (outcome, updates)
     };
     let stop = async {
@@ -119,21 +143,40 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
     let ((outcome, updates), stopped_at) = tokio::join!(build, stop);
     let pooled = outcome.unwrap_or_else(|err| panic!("the build did not fail over: {err}"));
     assert!(stopped_at.elapsed() < Duration::from_secs(60));
-    assert_eq!(pooled.address, rank[1], "the build must move to the next daemon in the key's ranking");
+    assert_eq!(
+        pooled.address, rank[1],
+        "the build must move to the next daemon in the key's ranking"
+    );
     // It started on the first daemon and was lost there in the middle of the run.
     assert_eq!(pooled.passed_over.len(), 1, "{:?}", pooled.passed_over);
     assert_eq!(pooled.passed_over[0].address, rank[0]);
-    assert!(pooled.passed_over[0].reason.starts_with("lost during the build"), "{:?}", pooled.passed_over);
-    assert!(second.connections() > before_second, "the second daemon was never dialled");
+    assert!(
+        pooled.passed_over[0]
+            .reason
+            .starts_with("lost during the build"),
+        "{:?}",
+        pooled.passed_over
+    );
+    assert!(
+        second.connections() > before_second,
+        "the second daemon was never dialled"
+    );
     assert!(updates > 0, "no progress reached the caller");
     assert!(!pooled.result.build_ref.is_empty());
 
     // The key now routes to the second daemon, and the stopped one is tried last.
     let (_, address) = pool.client_for(&key).await.unwrap();
     assert_eq!(address, rank[1]);
-    assert_eq!(pool.candidates(&key).last().map(|s| s.to_string()), Some(rank[0].clone()));
+    assert_eq!(
+        pool.candidates(&key).last().map(|s| s.to_string()),
+        Some(rank[0].clone())
+    );
     let health = pool.health().await;
-    let down: Vec<_> = health.iter().filter(|h| h.status.is_err()).map(|h| h.address.clone()).collect();
+    let down: Vec<_> = health
+        .iter()
+        .filter(|h| h.status.is_err())
+        .map(|h| h.address.clone())
+        .collect();
     assert_eq!(down, [rank[0].clone()], "{health:?}");
 }
 
@@ -148,15 +191,28 @@ async fn with_every_daemon_down_the_error_names_each_one() {
         relay.stop().await;
     }
     let err = pool.client_for(key).await.unwrap_err();
-    let PoolError::Unavailable { tried, .. } = &err else { panic!("{err:?}") };
+    let PoolError::Unavailable { tried, .. } = &err else {
+        panic!("{err:?}")
+    };
     let tried: Vec<&str> = tried.iter().map(|t| t.address.as_str()).collect();
     assert_eq!(tried.len(), 3, "{err}");
     let text = err.to_string();
     for relay in &relays {
-        assert!(text.contains(relay.addr()), "{} missing from: {text}", relay.addr());
+        assert!(
+            text.contains(relay.addr()),
+            "{} missing from: {text}",
+            relay.addr()
+        );
     }
     let build = context(&env, "true");
-    let err = pool.build(key, &BuildOptions::local(build.path()), &mut |_: &StatusUpdate| {}).await.unwrap_err();
+    let err = pool
+        .build(
+            key,
+            &BuildOptions::local(build.path()),
+            &mut |_: &StatusUpdate| {},
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, PoolError::Unavailable { .. }), "{err}");
 }
 
@@ -169,13 +225,27 @@ async fn a_failing_dockerfile_is_not_retried_elsewhere() {
     let options = BuildOptions::local(failing.path()).network("host");
     let key = routing_key(&options);
     let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
-    let err = pool.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap_err();
-    let PoolError::Build { address, passed_over, .. } = &err else { panic!("{err:?}") };
+    let err = pool
+        .build(&key, &options, &mut |_: &StatusUpdate| {})
+        .await
+        .unwrap_err();
+    let PoolError::Build {
+        address,
+        passed_over,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(address, &rank[0]);
     assert!(passed_over.is_empty());
     assert!(err.to_string().contains(&rank[0]), "{err}");
     for other in &rank[1..] {
-        assert_eq!(relay_for(&relays, other).connections(), 0, "the failed build was retried on {other}");
+        assert_eq!(
+            relay_for(&relays, other).connections(),
+            0,
+            "the failed build was retried on {other}"
+        );
     }
 }
 
@@ -196,21 +266,43 @@ async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
     let key = key_preferring(&pool, &unreachable);
     let dir = context(&env, &format!("echo {}", unique_name("pool-skip")));
     let options = BuildOptions::local(dir.path()).network("host");
-    let pooled = pool.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap();
+    let pooled = pool
+        .build(&key, &options, &mut |_: &StatusUpdate| {})
+        .await
+        .unwrap();
     assert_eq!(pooled.address, relay.addr());
     assert_eq!(pooled.passed_over.len(), 1, "{:?}", pooled.passed_over);
     assert_eq!(pooled.passed_over[0].address, unreachable);
-    assert!(!pooled.passed_over[0].reason.starts_with("lost during the build"), "{:?}", pooled.passed_over);
+    assert!(
+        !pooled.passed_over[0]
+            .reason
+            .starts_with("lost during the build"),
+        "{:?}",
+        pooled.passed_over
+    );
 
     // A failing build reports the daemons skipped before it too (a fresh pool, so that the
     // unreachable daemon is first in line again).
-    let failing = context(&env, &format!("echo {} && exit 3", unique_name("pool-skip")));
+    let failing = context(
+        &env,
+        &format!("echo {} && exit 3", unique_name("pool-skip")),
+    );
     let options = BuildOptions::local(failing.path()).network("host");
     let fresh = BuilderPool::new([unreachable.as_str(), relay.addr()], TlsOptions::default())
         .unwrap()
         .connect_timeout(Duration::from_secs(2));
-    let err = fresh.build(&key, &options, &mut |_: &StatusUpdate| {}).await.unwrap_err();
-    let PoolError::Build { address, passed_over, .. } = &err else { panic!("{err:?}") };
+    let err = fresh
+        .build(&key, &options, &mut |_: &StatusUpdate| {})
+        .await
+        .unwrap_err();
+    let PoolError::Build {
+        address,
+        passed_over,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(address, relay.addr());
     let skipped: Vec<&str> = passed_over.iter().map(|a| a.address.as_str()).collect();
     assert_eq!(skipped, [unreachable.as_str()], "{err}");

@@ -22,13 +22,33 @@ fn tar_to_stdout_and_rawjson_progress() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
     let marker = env.unique_name("stdout");
-    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY marker /marker\n"), ("marker", marker.as_str())])
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
+            ("marker", marker.as_str()),
+        ],
+    )
+    .unwrap();
+    let output = build(&env)
+        .args(["--progress", "rawjson", "-o", "-"])
+        .arg(context.path())
+        .output()
         .unwrap();
-    let output = build(&env).args(["--progress", "rawjson", "-o", "-"]).arg(context.path()).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // A tar archive: "ustar" at offset 257 of the first header, and our file inside.
-    assert!(output.stdout.len() > 512 && &output.stdout[257..262] == b"ustar", "not a tar stream");
-    assert!(output.stdout.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    assert!(
+        output.stdout.len() > 512 && &output.stdout[257..262] == b"ustar",
+        "not a tar stream"
+    );
+    assert!(output
+        .stdout
+        .windows(marker.len())
+        .any(|w| w == marker.as_bytes()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let mut lines = 0;
     for line in stderr.lines().filter(|l| l.starts_with('{')) {
@@ -43,19 +63,44 @@ fn tar_to_stdout_and_rawjson_progress() {
 fn several_platforms_make_an_index() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
-    write_context(context.path(), [("Dockerfile", "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\n")]).unwrap();
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\n",
+        )],
+    )
+    .unwrap();
     let tarball = context.path().join("multi.tar");
     let output = build(&env)
-        .args(["--progress", "quiet", "--platform", "linux/amd64,linux/arm64", "-t", "multi/app:1", "-o"])
+        .args([
+            "--progress",
+            "quiet",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "multi/app:1",
+            "-o",
+        ])
         .arg(format!("type=oci,dest={}", tarball.display()))
         .arg(context.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let bytes = std::fs::read(&tarball).unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("\"architecture\":\"arm64\""), "no arm64 image in the index");
-    assert!(text.contains("\"architecture\":\"amd64\""), "no amd64 image in the index");
+    assert!(
+        text.contains("\"architecture\":\"arm64\""),
+        "no arm64 image in the index"
+    );
+    assert!(
+        text.contains("\"architecture\":\"amd64\""),
+        "no amd64 image in the index"
+    );
 }
 
 #[test]
@@ -65,11 +110,27 @@ fn add_host_reaches_run_steps() {
     let marker = env.unique_name("hosts");
     write_context(
         context.path(),
-        [("Dockerfile", format!("FROM {}\nRUN grep -q 'db-{marker}' /etc/hosts && echo found\n", env.base_image).as_str())],
+        [(
+            "Dockerfile",
+            format!(
+                "FROM {}\nRUN grep -q 'db-{marker}' /etc/hosts && echo found\n",
+                env.base_image
+            )
+            .as_str(),
+        )],
     )
     .unwrap();
     let output = build(&env)
-        .args(["--progress", "plain", "--network", "host", "--add-host", &format!("db-{marker}:10.1.2.3"), "-o", "type=cacheonly"])
+        .args([
+            "--progress",
+            "plain",
+            "--network",
+            "host",
+            "--add-host",
+            &format!("db-{marker}:10.1.2.3"),
+            "-o",
+            "type=cacheonly",
+        ])
         .arg(context.path())
         .output()
         .unwrap();
@@ -86,34 +147,70 @@ fn plain_progress_prints_transfers_before_done_like_buildx() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
     let payload = env.unique_name("plain").repeat(200);
-    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY payload /\n"), ("payload", payload.as_str())])
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
+            ("payload", payload.as_str()),
+        ],
+    )
+    .unwrap();
+    let output = build(&env)
+        .args(["--progress", "plain", "-o", "type=cacheonly"])
+        .arg(context.path())
+        .output()
         .unwrap();
-    let output = build(&env).args(["--progress", "plain", "-o", "type=cacheonly"]).arg(context.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     let step_of = |needle: &str| {
-        let line = lines.iter().find(|line| line.contains(needle)).unwrap_or_else(|| panic!("no {needle:?}:\n{stderr}"));
+        let line = lines
+            .iter()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?}:\n{stderr}"));
         line.split(' ').next().unwrap_or_default().to_string()
     };
     let step = step_of("[internal] load build context");
     let transfer = lines
         .iter()
-        .position(|line| line.starts_with(&format!("{step} transferring context: ")) && line.ends_with(" done"))
+        .position(|line| {
+            line.starts_with(&format!("{step} transferring context: ")) && line.ends_with(" done")
+        })
         .unwrap_or_else(|| panic!("no finished transfer line for {step}:\n{stderr}"));
     let done = lines
         .iter()
         .position(|line| line.starts_with(&format!("{step} DONE ")))
         .unwrap_or_else(|| panic!("no DONE for {step}:\n{stderr}"));
-    assert!(transfer < done, "the transfer is reported before the step is DONE:\n{stderr}");
-    assert!(lines[transfer].contains("kB"), "decimal units as buildx prints them: {}", lines[transfer]);
+    assert!(
+        transfer < done,
+        "the transfer is reported before the step is DONE:\n{stderr}"
+    );
+    assert!(
+        lines[transfer].contains("kB"),
+        "decimal units as buildx prints them: {}",
+        lines[transfer]
+    );
     let dockerfile_step = step_of("[internal] load build definition from Dockerfile");
-    let dockerfile_lines: Vec<&&str> =
-        lines.iter().filter(|line| line.starts_with(&format!("{dockerfile_step} transferring dockerfile: "))).collect();
-    assert_eq!(dockerfile_lines.len(), 1, "a quick transfer gets one line:\n{stderr}");
+    let dockerfile_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.starts_with(&format!("{dockerfile_step} transferring dockerfile: ")))
+        .collect();
+    assert_eq!(
+        dockerfile_lines.len(),
+        1,
+        "a quick transfer gets one line:\n{stderr}"
+    );
     // `#1 transferring dockerfile: 65B done`, with the time (`0.0s`) when it took over 10 ms.
-    let words: Vec<&str> = dockerfile_lines[0].rsplit(": ").next().unwrap_or_default().split(' ').collect();
-    let size_ok = words.first().and_then(|size| size.strip_suffix('B')).is_some_and(|n| n.parse::<u32>().is_ok());
+    let words: Vec<&str> = dockerfile_lines[0]
+        .rsplit(": ")
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let size_ok = words
+        .first()
+        .and_then(|size| size.strip_suffix('B'))
+        .is_some_and(|n| n.parse::<u32>().is_ok());
     let time_ok = words.len() == 2 || (words.len() == 3 && words[1].ends_with('s'));
     assert!(
         size_ok && time_ok && words.last() == Some(&"done"),
@@ -129,10 +226,21 @@ fn failing_build_prints_step_line_and_output() {
     let marker = env.unique_name("fail");
     write_context(
         context.path(),
-        [("Dockerfile", format!("FROM {}\n\nRUN echo {marker}-out && false\n", env.base_image).as_str())],
+        [(
+            "Dockerfile",
+            format!(
+                "FROM {}\n\nRUN echo {marker}-out && false\n",
+                env.base_image
+            )
+            .as_str(),
+        )],
     )
     .unwrap();
-    let output = build(&env).args(["--progress", "quiet", "--network", "host"]).arg(context.path()).output().unwrap();
+    let output = build(&env)
+        .args(["--progress", "quiet", "--network", "host"])
+        .arg(context.path())
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Dockerfile:3"), "{stderr}");
@@ -145,8 +253,14 @@ fn ctrl_c_cancels_the_build_on_the_daemon() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
     let seconds = format!("{}.{}", 91, std::process::id() % 1000);
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str())])
-        .unwrap();
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str(),
+        )],
+    )
+    .unwrap();
     let mut child = build(&env)
         .args(["--progress", "plain", "--network", "host", "--no-cache"])
         .arg(context.path())
@@ -154,24 +268,41 @@ fn ctrl_c_cancels_the_build_on_the_daemon() {
         .spawn()
         .unwrap();
     let sleeping = || {
-        let output = Command::new("pgrep").args(["-f", &format!("sleep {seconds}")]).output().unwrap();
+        let output = Command::new("pgrep")
+            .args(["-f", &format!("sleep {seconds}")])
+            .output()
+            .unwrap();
         !output.stdout.is_empty()
     };
     let started = Instant::now();
     while !sleeping() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the RUN step never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the RUN step never started"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130));
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(stderr.contains("cancelled"), "{stderr}");
     let stopped = Instant::now();
     while sleeping() {
-        assert!(stopped.elapsed() < Duration::from_secs(15), "the RUN step still runs after Ctrl-C");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "the RUN step still runs after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -181,13 +312,35 @@ fn load_puts_the_image_into_the_docker_daemon() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
     let marker = env.unique_name("load");
-    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY marker /marker\n"), ("marker", marker.as_str())])
-        .unwrap();
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
+            ("marker", marker.as_str()),
+        ],
+    )
+    .unwrap();
     let tag = format!("loaded/{marker}:1");
-    let output = build(&env).args(["--progress", "quiet", "--load", "-t", &tag]).arg(context.path()).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let inspect = env.docker_command().args(["image", "inspect", "--format", "{{.Id}}", &tag]).output().unwrap();
-    assert!(inspect.status.success(), "the image is not in the Docker daemon: {}", String::from_utf8_lossy(&inspect.stderr));
+    let output = build(&env)
+        .args(["--progress", "quiet", "--load", "-t", &tag])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let inspect = env
+        .docker_command()
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "the image is not in the Docker daemon: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     assert!(String::from_utf8_lossy(&inspect.stdout).starts_with("sha256:"));
     let _ = env.docker_command().args(["image", "rm", &tag]).output();
 }
@@ -199,12 +352,29 @@ fn a_build_with_a_short_keepalive_succeeds() {
     let env = env();
     let context = tempfile::tempdir().unwrap();
     let payload = env.unique_name("keepalive");
-    write_context(context.path(), [("Dockerfile", "FROM scratch\nCOPY payload /\n"), ("payload", payload.as_str())])
-        .unwrap();
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
+            ("payload", payload.as_str()),
+        ],
+    )
+    .unwrap();
     let output = build(&env)
-        .args(["--keepalive", "200ms,1s", "--progress", "plain", "-o", "type=cacheonly"])
+        .args([
+            "--keepalive",
+            "200ms,1s",
+            "--progress",
+            "plain",
+            "-o",
+            "type=cacheonly",
+        ])
         .arg(context.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -17,8 +17,14 @@ const BOUND: Duration = Duration::from_secs(180);
 async fn build(client: &Client, env: &TestEnv, what: &str) {
     let context = tempfile::tempdir().unwrap();
     let id = env.unique_name(what);
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} > /id\n", env.base_image))])
-        .unwrap();
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!("FROM {}\nRUN echo {id} > /id\n", env.base_image),
+        )],
+    )
+    .unwrap();
     let options = BuildOptions::local(context.path()).network("host");
     match tokio::time::timeout(BOUND, client.build(&options)).await {
         Ok(Ok(result)) => assert!(!result.build_ref.is_empty()),
@@ -30,9 +36,13 @@ async fn build(client: &Client, env: &TestEnv, what: &str) {
 #[tokio::test]
 async fn clients_made_before_a_daemon_restart_build_after_it() {
     let env = TestEnv::load().expect("test environment (run scripts/testenv.sh up)");
-    let docker = Client::connect(&env.docker_addr).await.expect("connect over docker://");
+    let docker = Client::connect(&env.docker_addr)
+        .await
+        .expect("connect over docker://");
     let relay = Relay::unix(&env.docker_sock).await.expect("relay");
-    let unix = Client::connect(relay.addr()).await.expect("connect over unix://");
+    let unix = Client::connect(relay.addr())
+        .await
+        .expect("connect over unix://");
     build(&docker, &env, "before-docker").await;
     build(&unix, &env, "before-unix").await;
 
@@ -49,5 +59,9 @@ async fn clients_made_before_a_daemon_restart_build_after_it() {
     // The old connections are gone; each client dials again on its next call.
     build(&docker, &env, "after-docker").await;
     build(&unix, &env, "after-unix").await;
-    assert!(relay.connections() >= 2, "the unix client never dialled again ({} connections)", relay.connections());
+    assert!(
+        relay.connections() >= 2,
+        "the unix client never dialled again ({} connections)",
+        relay.connections()
+    );
 }

@@ -42,7 +42,10 @@ async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
 }
 
 /// A unix relay in front of the daemon and a client on it.
-async fn relay_and_client(env: &TestEnv, keepalive: Option<(Duration, Duration)>) -> (Arc<Relay>, Client) {
+async fn relay_and_client(
+    env: &TestEnv,
+    keepalive: Option<(Duration, Duration)>,
+) -> (Arc<Relay>, Client) {
     let relay = Arc::new(Relay::unix(&env.docker_sock).await.expect("relay"));
     let mut builder = Client::builder().address(relay.addr());
     if let Some((interval, timeout)) = keepalive {
@@ -70,24 +73,43 @@ fn random_bytes(len: usize) -> Vec<u8> {
 
 /// A context whose Dockerfile is `dockerfile` plus a `big` file of `size` random bytes.
 fn context_with(dir: &Path, dockerfile: &str, size: usize) {
-    write_context(dir, [("Dockerfile", dockerfile.as_bytes().to_vec()), ("big", random_bytes(size))]).unwrap();
+    write_context(
+        dir,
+        [
+            ("Dockerfile", dockerfile.as_bytes().to_vec()),
+            ("big", random_bytes(size)),
+        ],
+    )
+    .unwrap();
 }
 
 /// Whether an update shows a step whose name starts with `prefix` as started.
 fn step_started(update: &StatusUpdate, prefix: &str) -> bool {
-    update.vertexes.iter().any(|v| v.started.is_some() && v.completed.is_none() && v.name.contains(prefix))
+    update
+        .vertexes
+        .iter()
+        .any(|v| v.started.is_some() && v.completed.is_none() && v.name.contains(prefix))
 }
 
 /// Waits until the daemon runs no build carrying our label `id`; fails the test
 /// with the leftover builds otherwise.
 async fn assert_daemon_runs_nothing_of(env: &TestEnv, id: &str) {
-    let client = Client::connect(&env.docker_addr).await.expect("connect directly");
+    let client = Client::connect(&env.docker_addr)
+        .await
+        .expect("connect directly");
     let deadline = Instant::now() + DAEMON_SETTLE;
     loop {
-        let active = bounded("ListenBuildHistory", client.active_builds()).await.expect("active builds");
+        let active = bounded("ListenBuildHistory", client.active_builds())
+            .await
+            .expect("active builds");
         let ours: Vec<_> = active
             .iter()
-            .filter(|b| b.frontend_attrs.get(&format!("label:{LABEL}")).map(String::as_str) == Some(id))
+            .filter(|b| {
+                b.frontend_attrs
+                    .get(&format!("label:{LABEL}"))
+                    .map(String::as_str)
+                    == Some(id)
+            })
             .collect();
         if ours.is_empty() {
             return;
@@ -104,7 +126,11 @@ async fn assert_daemon_runs_nothing_of(env: &TestEnv, id: &str) {
 fn assert_lost(err: &Error, relay: &Relay, stage: &str) {
     eprintln!("interrupted build: {err}");
     match err {
-        Error::ConnectionLost { address, during, reason } => {
+        Error::ConnectionLost {
+            address,
+            during,
+            reason,
+        } => {
             assert_eq!(during, stage, "wrong stage in {err}");
             assert_eq!(address, relay.addr(), "{err}");
             assert!(!reason.is_empty(), "{err}");
@@ -113,7 +139,10 @@ fn assert_lost(err: &Error, relay: &Relay, stage: &str) {
     }
     assert!(err.is_connection(), "{err}");
     let message = err.to_string();
-    assert!(message.contains(stage) && message.contains(relay.addr()), "{message}");
+    assert!(
+        message.contains(stage) && message.contains(relay.addr()),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -122,9 +151,17 @@ async fn active_builds_lists_a_running_build_by_its_label() {
     let id = env.unique_name("active");
     let client = Client::connect(&env.docker_addr).await.unwrap();
     let context = tempfile::tempdir().unwrap();
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image))])
-        .unwrap();
-    let options = BuildOptions::local(context.path()).network("host").label(LABEL, &id);
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+        )],
+    )
+    .unwrap();
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .label(LABEL, &id);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let mut sink = move |update: &StatusUpdate| {
         if step_started(update, "RUN echo") {
@@ -140,7 +177,10 @@ async fn active_builds_lists_a_running_build_by_its_label() {
         }
         loop {
             let active = client.active_builds().await.expect("active builds");
-            if let Some(build) = active.into_iter().find(|b| b.frontend_attrs.get(&format!("label:{LABEL}")) == Some(&id)) {
+            if let Some(build) = active
+                .into_iter()
+                .find(|b| b.frontend_attrs.get(&format!("label:{LABEL}")) == Some(&id))
+            {
                 return build;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -159,13 +199,23 @@ async fn cut_mid_upload_of_a_large_context_fails_naming_the_upload() {
     let env = env();
     let id = env.unique_name("cut-upload");
     let context = tempfile::tempdir().unwrap();
-    context_with(context.path(), "FROM scratch\nCOPY big /big\n", 64 * 1024 * 1024);
+    context_with(
+        context.path(),
+        "FROM scratch\nCOPY big /big\n",
+        64 * 1024 * 1024,
+    );
     let (relay, client) = relay_and_client(&env, None).await;
     let options = BuildOptions::local(context.path()).label(LABEL, &id);
     relay.cut_after_client_bytes(16 * 1024 * 1024);
-    let err = bounded("the build cut mid-upload", client.build(&options)).await.expect_err("build through a cut");
+    let err = bounded("the build cut mid-upload", client.build(&options))
+        .await
+        .expect_err("build through a cut");
     assert_lost(&err, &relay, "uploading the build context");
-    assert!(relay.client_bytes() < 64 * 1024 * 1024, "the whole context went through: {}", relay.client_bytes());
+    assert!(
+        relay.client_bytes() < 64 * 1024 * 1024,
+        "the whole context went through: {}",
+        relay.client_bytes()
+    );
     assert_daemon_runs_nothing_of(&env, &id).await;
 }
 
@@ -174,19 +224,30 @@ async fn cut_mid_build_fails_naming_the_solve() {
     let env = env();
     let id = env.unique_name("cut-run");
     let context = tempfile::tempdir().unwrap();
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image))])
-        .unwrap();
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+        )],
+    )
+    .unwrap();
     let (relay, client) = relay_and_client(&env, None).await;
-    let options = BuildOptions::local(context.path()).network("host").label(LABEL, &id);
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .label(LABEL, &id);
     let cutter = relay.clone();
     let mut sink = move |update: &StatusUpdate| {
         if step_started(update, "RUN echo") {
             cutter.cut_now();
         }
     };
-    let err = bounded("the build cut mid-RUN", client.build_with_progress(&options, &mut sink))
-        .await
-        .expect_err("build through a cut");
+    let err = bounded(
+        "the build cut mid-RUN",
+        client.build_with_progress(&options, &mut sink),
+    )
+    .await
+    .expect_err("build through a cut");
     assert_lost(&err, &relay, "solving");
     assert_daemon_runs_nothing_of(&env, &id).await;
 }
@@ -196,10 +257,21 @@ async fn cut_mid_push_fails_naming_the_export() {
     let env = env();
     let id = env.unique_name("cut-push");
     let context = tempfile::tempdir().unwrap();
-    context_with(context.path(), &format!("FROM {}\nCOPY big /big\nRUN echo {id} > /id\n", env.base_image), 48 * 1024 * 1024);
+    context_with(
+        context.path(),
+        &format!(
+            "FROM {}\nCOPY big /big\nRUN echo {id} > /id\n",
+            env.base_image
+        ),
+        48 * 1024 * 1024,
+    );
     let (relay, client) = relay_and_client(&env, None).await;
     let image = env.image_ref(&format!("tests/{id}"), "1");
-    let options = BuildOptions::local(context.path()).network("host").label(LABEL, &id).tag(&image).push(true);
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .label(LABEL, &id)
+        .tag(&image)
+        .push(true);
     let cutter = relay.clone();
     let mut sink = move |update: &StatusUpdate| {
         let pushing = update.statuses.iter().any(|s| s.id.starts_with("pushing"));
@@ -207,9 +279,12 @@ async fn cut_mid_push_fails_naming_the_export() {
             cutter.cut_now();
         }
     };
-    let err = bounded("the build cut mid-push", client.build_with_progress(&options, &mut sink))
-        .await
-        .expect_err("build through a cut");
+    let err = bounded(
+        "the build cut mid-push",
+        client.build_with_progress(&options, &mut sink),
+    )
+    .await
+    .expect_err("build through a cut");
     assert_lost(&err, &relay, "exporting/pushing");
     assert_daemon_runs_nothing_of(&env, &id).await;
 }
@@ -219,10 +294,19 @@ async fn black_holed_connection_fails_within_the_keepalive() {
     let env = env();
     let id = env.unique_name("black-hole");
     let context = tempfile::tempdir().unwrap();
-    write_context(context.path(), [("Dockerfile", format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image))])
-        .unwrap();
-    let (relay, client) = relay_and_client(&env, Some((Duration::from_secs(1), Duration::from_secs(2)))).await;
-    let options = BuildOptions::local(context.path()).network("host").label(LABEL, &id);
+    write_context(
+        context.path(),
+        [(
+            "Dockerfile",
+            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+        )],
+    )
+    .unwrap();
+    let (relay, client) =
+        relay_and_client(&env, Some((Duration::from_secs(1), Duration::from_secs(2)))).await;
+    let options = BuildOptions::local(context.path())
+        .network("host")
+        .label(LABEL, &id);
     let holder = relay.clone();
     let mut sink = move |update: &StatusUpdate| {
         if step_started(update, "RUN echo") {
@@ -230,7 +314,12 @@ async fn black_holed_connection_fails_within_the_keepalive() {
         }
     };
     // The RUN sleeps 60 s: only the keepalive (1 s + 2 s) can end the build before that.
-    let err = match tokio::time::timeout(Duration::from_secs(40), client.build_with_progress(&options, &mut sink)).await {
+    let err = match tokio::time::timeout(
+        Duration::from_secs(40),
+        client.build_with_progress(&options, &mut sink),
+    )
+    .await
+    {
         Ok(result) => result.expect_err("build through a black hole"),
         Err(_) => panic!("the black-holed build hung past 40 s with a 1 s + 2 s keepalive"),
     };
@@ -254,7 +343,10 @@ async fn dropped_build_leaves_nothing(at: DropAt) {
     let dockerfile = match at {
         DropAt::Upload => "FROM scratch\nCOPY big /big\n".to_string(),
         DropAt::Run => format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
-        DropAt::Export => format!("FROM {}\nCOPY big /big\nRUN echo {id} > /id\n", env.base_image),
+        DropAt::Export => format!(
+            "FROM {}\nCOPY big /big\nRUN echo {id} > /id\n",
+            env.base_image
+        ),
     };
     let size = match at {
         DropAt::Upload => 48 * 1024 * 1024,
@@ -263,11 +355,17 @@ async fn dropped_build_leaves_nothing(at: DropAt) {
     };
     context_with(context.path(), &dockerfile, size);
     let (relay, client) = relay_and_client(&env, None).await;
-    let mut options = BuildOptions::local(context.path()).network("host").label(LABEL, &id);
+    let mut options = BuildOptions::local(context.path())
+        .network("host")
+        .label(LABEL, &id);
     if let DropAt::Export = at {
-        options = options.tag(env.image_ref(&format!("tests/{id}"), "1")).push(true);
+        options = options
+            .tag(env.image_ref(&format!("tests/{id}"), "1"))
+            .push(true);
     }
-    let tasks_before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     let (reached_tx, mut reached_rx) = tokio::sync::watch::channel(false);
     let mut sink = move |update: &StatusUpdate| {
         let reached = match at {
@@ -307,19 +405,30 @@ async fn dropped_build_leaves_nothing(at: DropAt) {
     assert_daemon_runs_nothing_of(&env, &id).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
         if tasks <= tasks_before {
             break;
         }
-        assert!(Instant::now() < deadline, "{tasks} tasks alive after dropping the build at {at:?}, {tasks_before} before");
+        assert!(
+            Instant::now() < deadline,
+            "{tasks} tasks alive after dropping the build at {at:?}, {tasks_before} before"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The client is still usable on the same connection.
-    bounded("info after the drop", client.info()).await.expect("info after a dropped build");
+    bounded("info after the drop", client.info())
+        .await
+        .expect("info after a dropped build");
     drop(client);
     let deadline = Instant::now() + Duration::from_secs(10);
     while relay.active_connections() > 0 {
-        assert!(Instant::now() < deadline, "the relay still carries {} connections after the client was dropped", relay.active_connections());
+        assert!(
+            Instant::now() < deadline,
+            "the relay still carries {} connections after the client was dropped",
+            relay.active_connections()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -6,26 +6,62 @@
 use cicd_agents_testenv::cli;
 
 fn render(args: &[&str]) -> String {
-    let out = cli().args(["k8s", "render"]).args(args).output().unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cli()
+        .args(["k8s", "render"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn kinds(yaml: &str) -> Vec<&str> {
-    yaml.lines().filter_map(|line| line.strip_prefix("kind: ")).collect()
+    yaml.lines()
+        .filter_map(|line| line.strip_prefix("kind: "))
+        .collect()
 }
 
 #[test]
 fn every_kind_renders_as_yaml_documents() {
-    let job = render(&["job", "-n", "ci", "--git-url", "https://github.com/org/app.git", "--image", "docker.io/org/app", "--tag", "1.10"]);
-    assert!(job.starts_with("---\napiVersion: batch/v1\nkind: Job\n"), "{job}");
-    assert!(job.contains("value: '1.10'") || job.contains("value: \"1.10\""), "a numeric-looking tag must stay a string:\n{job}");
+    let job = render(&[
+        "job",
+        "-n",
+        "ci",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--tag",
+        "1.10",
+    ]);
+    assert!(
+        job.starts_with("---\napiVersion: batch/v1\nkind: Job\n"),
+        "{job}"
+    );
+    assert!(
+        job.contains("value: '1.10'") || job.contains("value: \"1.10\""),
+        "a numeric-looking tag must stay a string:\n{job}"
+    );
     assert!(job.contains("type: Unconfined"));
     assert!(!job.contains("SYS_ADMIN"));
-    let sys_admin = render(&["job", "--git-url", "https://github.com/org/app.git", "--image", "docker.io/org/app", "--sys-admin"]);
+    let sys_admin = render(&[
+        "job",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--sys-admin",
+    ]);
     assert!(sys_admin.contains("SYS_ADMIN"));
 
-    assert_eq!(kinds(&render(&["deployment", "--replicas", "2"])), ["Deployment", "Service"]);
+    assert_eq!(
+        kinds(&render(&["deployment", "--replicas", "2"])),
+        ["Deployment", "Service"]
+    );
     let workflow = render(&[
         "workflow-template",
         "--git-url",
@@ -41,29 +77,70 @@ fn every_kind_renders_as_yaml_documents() {
     ]);
     assert_eq!(kinds(&workflow), ["WorkflowTemplate"]);
     assert!(workflow.contains("apiVersion: argoproj.io/v1alpha1"));
-    assert!(workflow.contains("value: '{{inputs.parameters.image-tag}}'"), "{workflow}");
-    let github = render(&["github-runner", "--jit-config-secret", "gha-jit:jitconfig", "--generate-name"]);
-    assert!(github.contains("ACTIONS_RUNNER_INPUT_JITCONFIG") && github.contains("generateName: gha-runner-"));
-    let circleci = render(&["circleci-runner", "--token-secret", "circleci:token", "--builder", "buildah"]);
+    assert!(
+        workflow.contains("value: '{{inputs.parameters.image-tag}}'"),
+        "{workflow}"
+    );
+    let github = render(&[
+        "github-runner",
+        "--jit-config-secret",
+        "gha-jit:jitconfig",
+        "--generate-name",
+    ]);
+    assert!(
+        github.contains("ACTIONS_RUNNER_INPUT_JITCONFIG")
+            && github.contains("generateName: gha-runner-")
+    );
+    let circleci = render(&[
+        "circleci-runner",
+        "--token-secret",
+        "circleci:token",
+        "--builder",
+        "buildah",
+    ]);
     assert!(circleci.contains("single-task") && circleci.contains("BUILDAH_ISOLATION"));
 }
 
 #[test]
 fn bad_values_and_missing_clusters_are_clear_errors() {
     let out = cli()
-        .args(["k8s", "render", "job", "--git-url", "https://x/y.git", "--image", "app", "--tag", "1,push=false"])
+        .args([
+            "k8s",
+            "render",
+            "job",
+            "--git-url",
+            "https://x/y.git",
+            "--image",
+            "app",
+            "--tag",
+            "1,push=false",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid tag"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = cli()
-        .args(["k8s", "run", "--git-url", "https://github.com/org/app.git", "--image", "docker.io/org/app"])
+        .args([
+            "k8s",
+            "run",
+            "--git-url",
+            "https://github.com/org/app.git",
+            "--image",
+            "docker.io/org/app",
+        ])
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no usable Kubernetes configuration"), "{stderr}");
+    assert!(
+        stderr.contains("no usable Kubernetes configuration"),
+        "{stderr}"
+    );
 }

@@ -17,21 +17,30 @@ fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
 }
 
 fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
-    env.seed_repo(prefix, files.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
+    env.seed_repo(prefix, files.iter().copied())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    git(env, &std::env::temp_dir(), &["ls-remote", &env.authed_url(url), "refs/heads/main"])
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    git(
+        env,
+        &std::env::temp_dir(),
+        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
+    )
+    .split_whitespace()
+    .next()
+    .unwrap_or_default()
+    .to_string()
 }
 
 fn show(env: &TestEnv, url: &str, path: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let target = dir.path().join("r").to_string_lossy().into_owned();
-    git(env, dir.path(), &["clone", "-q", &env.authed_url(url), &target]);
+    git(
+        env,
+        dir.path(),
+        &["clone", "-q", &env.authed_url(url), &target],
+    );
     let repo = dir.path().join("r");
     let text = std::fs::read_to_string(repo.join(path)).unwrap_or_default();
     let log = git(env, &repo, &["log", "-1", "--format=%an <%ae>%n%B"]);
@@ -39,7 +48,10 @@ fn show(env: &TestEnv, url: &str, path: &str) -> (String, String) {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -50,7 +62,14 @@ fn chart_set_image_on_a_local_file() {
     let out = cli()
         .args(["chart", "set-image", "--file"])
         .arg(&file)
-        .args(["--key", "image.tag", "--value", "1.10", "--set", "worker.tag=v2"])
+        .args([
+            "--key",
+            "image.tag",
+            "--value",
+            "1.10",
+            "--set",
+            "worker.tag=v2",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let (stdout, stderr) = text(&out);
@@ -58,7 +77,12 @@ fn chart_set_image_on_a_local_file() {
     assert!(stdout.contains("image.tag: 1.0 -> 1.10"), "{stdout}");
     assert!(stdout.contains("worker.tag: v1 -> v2"), "{stdout}");
     let after = std::fs::read_to_string(&file).unwrap_or_default();
-    assert_eq!(after, VALUES.replace("\"1.0\"", "\"1.10\"").replace("tag: v1", "tag: v2"));
+    assert_eq!(
+        after,
+        VALUES
+            .replace("\"1.0\"", "\"1.10\"")
+            .replace("tag: v1", "tag: v2")
+    );
 
     // Same values again: no change; JSON output.
     let out = cli()
@@ -69,7 +93,8 @@ fn chart_set_image_on_a_local_file() {
         .unwrap_or_else(|e| panic!("{e}"));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(json["changed"], false);
 
     // A missing key is an error naming it; the file is untouched.
@@ -83,10 +108,20 @@ fn chart_set_image_on_a_local_file() {
     assert!(!out.status.success());
     assert!(stderr.contains("key `digest` not found"), "{stderr}");
     // Unpaired --key/--value.
-    let out = cli().args(["chart", "set-image", "--file"]).arg(&file).args(["--key", "a"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = cli()
+        .args(["chart", "set-image", "--file"])
+        .arg(&file)
+        .args(["--key", "a"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     // Repository-only flags need --repo.
-    let out = cli().args(["chart", "set-image", "--file"]).arg(&file).args(["--set", "a=b", "--token-env", "X"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = cli()
+        .args(["chart", "set-image", "--file"])
+        .arg(&file)
+        .args(["--set", "a=b", "--token-env", "X"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
 }
 
@@ -95,9 +130,34 @@ fn chart_set_image_in_a_remote_repository() {
     let env = env();
     let url = seed_repo(&env, "cli-chart", &[("charts/app/values.yaml", VALUES)]);
     let out = cli()
-        .args(["chart", "set-image", "--repo", &url, "--branch", "main", "--file", "charts/app/values.yaml"])
-        .args(["--key", "image.tag", "--value", "2.0.0", "--key", "image.repository", "--value", "r.example/app"])
-        .args(["--token-env", "CHART_TOKEN", "--author-name", "CLI Bot", "--author-email", "bot@example.com"])
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            &url,
+            "--branch",
+            "main",
+            "--file",
+            "charts/app/values.yaml",
+        ])
+        .args([
+            "--key",
+            "image.tag",
+            "--value",
+            "2.0.0",
+            "--key",
+            "image.repository",
+            "--value",
+            "r.example/app",
+        ])
+        .args([
+            "--token-env",
+            "CHART_TOKEN",
+            "--author-name",
+            "CLI Bot",
+            "--author-email",
+            "bot@example.com",
+        ])
         .args(["--message", "bump {image} to {new_tag} (was {old_tag})"])
         .env("CHART_TOKEN", &env.git_token)
         .output()
@@ -107,12 +167,29 @@ fn chart_set_image_in_a_remote_repository() {
     let head = remote_head(&env, &url);
     assert!(stdout.contains(&format!("commit {head}")), "{stdout}");
     let (values, log) = show(&env, &url, "charts/app/values.yaml");
-    assert_eq!(values, VALUES.replace("\"1.0\"", "\"2.0.0\"").replace("example/app", "r.example/app"));
-    assert_eq!(log.trim(), "CLI Bot <bot@example.com>\nbump r.example/app to 2.0.0 (was 1.0)");
+    assert_eq!(
+        values,
+        VALUES
+            .replace("\"1.0\"", "\"2.0.0\"")
+            .replace("example/app", "r.example/app")
+    );
+    assert_eq!(
+        log.trim(),
+        "CLI Bot <bot@example.com>\nbump r.example/app to 2.0.0 (was 1.0)"
+    );
 
     // Again: no commit.
     let out = cli()
-        .args(["chart", "set-image", "--repo", &url, "--file", "charts/app/values.yaml", "--set", "image.tag=2.0.0"])
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            &url,
+            "--file",
+            "charts/app/values.yaml",
+            "--set",
+            "image.tag=2.0.0",
+        ])
         .args(["--token-env", "CHART_TOKEN"])
         .env("CHART_TOKEN", &env.git_token)
         .output()
@@ -124,20 +201,42 @@ fn chart_set_image_in_a_remote_repository() {
 
     // Dry run prints the diff and commits nothing.
     let out = cli()
-        .args(["chart", "set-image", "--repo", &url, "--file", "charts/app/values.yaml", "--set", "image.tag=3.0.0", "--dry-run"])
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            &url,
+            "--file",
+            "charts/app/values.yaml",
+            "--set",
+            "image.tag=3.0.0",
+            "--dry-run",
+        ])
         .args(["--token-env", "CHART_TOKEN"])
         .env("CHART_TOKEN", &env.git_token)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("+  tag: \"3.0.0\"   # set by CI"), "{stdout}");
+    assert!(
+        stdout.contains("+  tag: \"3.0.0\"   # set by CI"),
+        "{stdout}"
+    );
     assert_eq!(remote_head(&env, &url), head);
 
     // A wrong token: an authentication error without the token.
     let wrong = "wrong-token-4f1c9a0e7d";
     let out = cli()
-        .args(["chart", "set-image", "--repo", &url, "--file", "charts/app/values.yaml", "--set", "image.tag=9"])
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            &url,
+            "--file",
+            "charts/app/values.yaml",
+            "--set",
+            "image.tag=9",
+        ])
         .args(["--token-env", "CHART_TOKEN"])
         .env("CHART_TOKEN", wrong)
         .output()
@@ -145,7 +244,10 @@ fn chart_set_image_in_a_remote_repository() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("authentication failed"), "{stderr}");
-    assert!(!stdout.contains(wrong) && !stderr.contains(wrong), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains(wrong) && !stderr.contains(wrong),
+        "{stdout}{stderr}"
+    );
     assert_eq!(remote_head(&env, &url), head);
 }
 
@@ -160,7 +262,17 @@ fn definition(env: &TestEnv, app: &str, chart: &str, repo: &str) -> String {
 fn pipeline_run_dry_run_real_run_and_errors() {
     let env = env();
     let unique = env.unique_name("cli-app");
-    let app = seed_repo(&env, "cli-app", &[("Dockerfile", "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nRUN echo hi >/hi\nCOPY id.txt /id.txt\n"), ("id.txt", &unique)]);
+    let app = seed_repo(
+        &env,
+        "cli-app",
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nRUN echo hi >/hi\nCOPY id.txt /id.txt\n",
+            ),
+            ("id.txt", &unique),
+        ],
+    );
     let chart = seed_repo(&env, "cli-chart", &[("values.yaml", VALUES)]);
     let repo = format!("pipeline-cli/{unique}");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -183,32 +295,70 @@ fn pipeline_run_dry_run_real_run_and_errors() {
     let out = run(&["--set", "image-tag=5.1", "--dry-run", "--progress", "plain"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(&format!("context:     {app}#refs/heads/main")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("context:     {app}#refs/heads/main")),
+        "{stdout}"
+    );
     assert!(stdout.contains("+  tag: \"5.1\"   # set by CI"), "{stdout}");
-    assert!(stderr.contains("==> prepare") && stderr.contains("<== commit: skipped (dry run)"), "{stderr}");
+    assert!(
+        stderr.contains("==> prepare") && stderr.contains("<== commit: skipped (dry run)"),
+        "{stderr}"
+    );
     assert_eq!(remote_head(&env, &chart), head);
 
     // The real run, JSON report on stdout and in a file.
     let report_file = dir.path().join("report.json");
     let report_arg = report_file.to_string_lossy().into_owned();
-    let out = run(&["--set", "image-tag=5.1", "--format", "json", "--progress", "rawjson", "--report-file", &report_arg]);
+    let out = run(&[
+        "--set",
+        "image-tag=5.1",
+        "--format",
+        "json",
+        "--progress",
+        "rawjson",
+        "--report-file",
+        &report_arg,
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let from_file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap_or_default()).unwrap_or_default();
+        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap_or_default())
+            .unwrap_or_default();
     assert_eq!(report, from_file);
-    let commit = report["chart"]["commit"].as_str().unwrap_or_default().to_string();
+    let commit = report["chart"]["commit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(commit, remote_head(&env, &chart));
-    assert!(report["build"]["digest"].as_str().unwrap_or_default().starts_with("sha256:"), "{report}");
-    assert!(stderr.lines().any(|l| l.contains("\"event\":\"step-finished\"")), "{stderr}");
+    assert!(
+        report["build"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sha256:"),
+        "{report}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("\"event\":\"step-finished\"")),
+        "{stderr}"
+    );
     assert!(!stdout.contains(&env.git_token) && !stderr.contains(&env.git_token));
 
     // Definition errors name key and line; unknown parameters are errors.
-    std::fs::write(&file, definition(&env, &app, &chart, &repo).replace("  network: host", "  network: host\n  netwrok: none"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &file,
+        definition(&env, &app, &chart, &repo)
+            .replace("  network: host", "  network: host\n  netwrok: none"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let (_, stderr) = text(&run(&[]));
-    assert!(stderr.contains(":9:3: unknown key `build.netwrok`"), "{stderr}");
+    assert!(
+        stderr.contains(":9:3: unknown key `build.netwrok`"),
+        "{stderr}"
+    );
     std::fs::write(&file, definition(&env, &app, &chart, &repo)).unwrap_or_else(|e| panic!("{e}"));
     let out = run(&["--set", "imagetag=1"]);
     assert!(!out.status.success());
@@ -225,10 +375,14 @@ fn pipeline_run_dry_run_real_run_and_errors() {
         .unwrap_or_else(|e| panic!("{e}"));
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("source repository: authentication failed"), "{stderr}");
+    assert!(
+        stderr.contains("source repository: authentication failed"),
+        "{stderr}"
+    );
     assert!(!stdout.contains("not-the-token-77") && !stderr.contains("not-the-token-77"));
     let failed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap_or_default()).unwrap_or_default();
+        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap_or_default())
+            .unwrap_or_default();
     assert_eq!(failed["success"], false);
     assert_eq!(remote_head(&env, &chart), commit);
 }

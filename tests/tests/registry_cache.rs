@@ -45,15 +45,29 @@ async fn cache_exported_to_the_registry_is_used_after_a_prune() {
 
     let first = client.build(&options).await.expect("first build");
     let digest = first.digest.clone().expect("digest");
-    assert!(first.exporter_response.contains_key("cache.manifest") || manifest_digest(&env.registry, &repo, "buildcache").unwrap().is_some());
+    assert!(
+        first.exporter_response.contains_key("cache.manifest")
+            || manifest_digest(&env.registry, &repo, "buildcache")
+                .unwrap()
+                .is_some()
+    );
 
-    let freed = client.prune_all(&PruneOptions::default().all(true)).await.expect("prune");
-    assert!(!freed.is_empty(), "the prune freed nothing, so the test would prove nothing");
+    let freed = client
+        .prune_all(&PruneOptions::default().all(true))
+        .await
+        .expect("prune");
+    assert!(
+        !freed.is_empty(),
+        "the prune freed nothing, so the test would prove nothing"
+    );
 
     let updates = Arc::new(Mutex::new(Vec::<StatusUpdate>::new()));
     let seen = updates.clone();
     let mut sink = move |update: &StatusUpdate| seen.lock().unwrap().push(update.clone());
-    let second = client.build_with_progress(&options, &mut sink).await.expect("second build");
+    let second = client
+        .build_with_progress(&options, &mut sink)
+        .await
+        .expect("second build");
 
     let updates = updates.lock().unwrap();
     let steps: Vec<(String, bool)> = updates
@@ -64,10 +78,21 @@ async fn cache_exported_to_the_registry_is_used_after_a_prune() {
         .collect();
     for name in ["RUN echo", "COPY app.txt", "RUN cat"] {
         assert!(
-            steps.iter().any(|(step, cached)| step.contains(name) && *cached),
+            steps
+                .iter()
+                .any(|(step, cached)| step.contains(name) && *cached),
             "{name} was not taken from the imported cache: {steps:?}"
         );
     }
-    assert_eq!(second.digest.as_deref(), Some(digest.as_str()), "the rebuild from cache gives the same image");
-    assert_eq!(manifest_digest(&env.registry, &repo, "1").unwrap().as_deref(), Some(digest.as_str()));
+    assert_eq!(
+        second.digest.as_deref(),
+        Some(digest.as_str()),
+        "the rebuild from cache gives the same image"
+    );
+    assert_eq!(
+        manifest_digest(&env.registry, &repo, "1")
+            .unwrap()
+            .as_deref(),
+        Some(digest.as_str())
+    );
 }

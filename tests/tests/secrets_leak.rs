@@ -32,7 +32,10 @@ struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -45,7 +48,10 @@ impl Captured {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn push_str(&self, text: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(text.as_bytes());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(text.as_bytes());
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(b'\n');
     }
 }
@@ -58,7 +64,10 @@ struct BothRenderers {
 
 impl BothRenderers {
     fn new(out: &Captured) -> Self {
-        BothRenderers { plain: PlainRenderer::new(out.clone()), raw: RawJsonRenderer::new(out.clone()) }
+        BothRenderers {
+            plain: PlainRenderer::new(out.clone()),
+            raw: RawJsonRenderer::new(out.clone()),
+        }
     }
 }
 
@@ -84,10 +93,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// around it (the value itself is masked in the message).
 fn assert_absent(what: &str, haystack: &[u8], secrets: &[(&str, String)]) {
     for (role, value) in secrets {
-        if let Some(at) = haystack.windows(value.len()).position(|w| w == value.as_bytes()) {
+        if let Some(at) = haystack
+            .windows(value.len())
+            .position(|w| w == value.as_bytes())
+        {
             let start = at.saturating_sub(120);
             let end = (at + value.len() + 120).min(haystack.len());
-            let context = String::from_utf8_lossy(&haystack[start..end]).replace(value.as_str(), "<SECRET>");
+            let context =
+                String::from_utf8_lossy(&haystack[start..end]).replace(value.as_str(), "<SECRET>");
             panic!("the {role} appears in {what}: …{context}…");
         }
     }
@@ -95,7 +108,10 @@ fn assert_absent(what: &str, haystack: &[u8], secrets: &[(&str, String)]) {
 
 fn git_host(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split(['/', ':']).next().unwrap_or_default().to_string()
+    rest.split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +154,11 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
     write_context(context.path(), [("Dockerfile", dockerfile.as_str())]).unwrap();
     let repo = format!("leaks/{}", marker.to_lowercase());
     let image = format!("{}/{repo}:1", env.auth_registry);
-    let auth = RegistryAuth::anonymous().with_credentials(&env.auth_registry, &env.auth_user, &env.auth_password);
+    let auth = RegistryAuth::anonymous().with_credentials(
+        &env.auth_registry,
+        &env.auth_user,
+        &env.auth_password,
+    );
     let options = BuildOptions::local(context.path())
         .network("host")
         .secret(Secret::value("token", build_secret.clone()))
@@ -155,21 +175,35 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
         ));
     text.push_str(&format!("{options:?}"));
     let mut sink = BothRenderers::new(&progress);
-    let result = client.build_with_progress(&options, &mut sink).await.expect("the build with a secret and a push");
+    let result = client
+        .build_with_progress(&options, &mut sink)
+        .await
+        .expect("the build with a secret and a push");
     text.push_str(&format!("{result:?}"));
 
     // 2. A private git context, with the token.
     let git_dockerfile = format!("FROM {}\nRUN echo git-{marker}\n", env.base_image);
-    let url = env.seed_repo("leaks", [("Dockerfile", git_dockerfile.as_str())]).unwrap();
+    let url = env
+        .seed_repo("leaks", [("Dockerfile", git_dockerfile.as_str())])
+        .unwrap();
     let host = git_host(&url);
-    let git = BuildOptions::remote(format!("{url}#main")).git_auth_token(&host, env.git_token.clone()).network("host");
+    let git = BuildOptions::remote(format!("{url}#main"))
+        .git_auth_token(&host, env.git_token.clone())
+        .network("host");
     text.push_str(&format!("{git:?}"));
     let mut sink = BothRenderers::new(&progress);
-    client.build_with_progress(&git, &mut sink).await.expect("the git context build with a token");
+    client
+        .build_with_progress(&git, &mut sink)
+        .await
+        .expect("the git context build with a token");
 
     // 3. Failures: a wrong registry password, a step that fails on the
     //    secret, a wrong git token.
-    let wrong_auth = RegistryAuth::anonymous().with_credentials(&env.auth_registry, &env.auth_user, &wrong_password);
+    let wrong_auth = RegistryAuth::anonymous().with_credentials(
+        &env.auth_registry,
+        &env.auth_user,
+        &wrong_password,
+    );
     let failures = [
         (
             "wrong registry password",
@@ -187,11 +221,15 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
                 env.base_image
             );
             write_context(&failing, [("Dockerfile", body.as_str())]).unwrap();
-            BuildOptions::local(&failing).network("host").secret(Secret::value("token", build_secret.clone()))
+            BuildOptions::local(&failing)
+                .network("host")
+                .secret(Secret::value("token", build_secret.clone()))
         }),
         (
             "wrong git token",
-            BuildOptions::remote(format!("{url}#main")).git_auth_token(&host, wrong_token.clone()).network("host"),
+            BuildOptions::remote(format!("{url}#main"))
+                .git_auth_token(&host, wrong_token.clone())
+                .network("host"),
         ),
     ];
     for (what, options) in failures {
@@ -204,29 +242,62 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
     }
 
     // 4. The image as the registry holds it.
-    let reader = RegistryReader::new(&env.auth_registry).basic_auth(&env.auth_user, &env.auth_password);
+    let reader =
+        RegistryReader::new(&env.auth_registry).basic_auth(&env.auth_user, &env.auth_password);
     let contents = reader.image(&repo, "1").expect("read the pushed image");
-    assert!(contents.find(format!("built-{marker}").as_bytes()).is_some(), "the layers were read uncompressed");
     assert!(
-        contents.blobs.iter().any(|(_, media, body)| media.contains("in-toto") && contains(body, b"provenance")),
+        contents
+            .find(format!("built-{marker}").as_bytes())
+            .is_some(),
+        "the layers were read uncompressed"
+    );
+    assert!(
+        contents
+            .blobs
+            .iter()
+            .any(|(_, media, body)| media.contains("in-toto") && contains(body, b"provenance")),
         "the provenance attestation was read: {:?}",
-        contents.blobs.iter().map(|(d, m, _)| (d, m)).collect::<Vec<_>>()
+        contents
+            .blobs
+            .iter()
+            .map(|(d, m, _)| (d, m))
+            .collect::<Vec<_>>()
     );
     for (role, value) in &secrets {
-        assert_eq!(contents.find(value.as_bytes()), None, "the {role} is in the pushed image");
+        assert_eq!(
+            contents.find(value.as_bytes()),
+            None,
+            "the {role} is in the pushed image"
+        );
     }
 
     // 5. Everything said along the way.
     let logs = logs.bytes();
-    assert!(contains(&logs, b"TRACE"), "TRACE-level logging was captured");
-    assert!(contains(&logs, b"Credentials") || contains(&logs, b"auth"), "the registry login was exercised");
+    assert!(
+        contains(&logs, b"TRACE"),
+        "TRACE-level logging was captured"
+    );
+    assert!(
+        contains(&logs, b"Credentials") || contains(&logs, b"auth"),
+        "the registry login was exercised"
+    );
     assert_absent("the TRACE logs", &logs, &secrets);
     let progress = progress.bytes();
-    assert!(contains(&progress, format!("git-{marker}").as_bytes()), "plain progress was captured");
-    assert!(contains(&progress, b"\"vertexes\"") || contains(&progress, b"\"digest\""), "rawjson was captured");
+    assert!(
+        contains(&progress, format!("git-{marker}").as_bytes()),
+        "plain progress was captured"
+    );
+    assert!(
+        contains(&progress, b"\"vertexes\"") || contains(&progress, b"\"digest\""),
+        "rawjson was captured"
+    );
     assert_absent("the progress output", &progress, &secrets);
     let text = text.bytes();
-    assert!(contains(&text, b"401") || contains(&text, b"unauthorized") || contains(&text, b"Unauthorized"));
+    assert!(
+        contains(&text, b"401")
+            || contains(&text, b"unauthorized")
+            || contains(&text, b"Unauthorized")
+    );
     assert_absent("errors and Debug output", &text, &secrets);
 }
 
@@ -243,7 +314,11 @@ fn run_cli(args: &[&str], env: &[(&str, &str)]) -> ProcessOutput {
 fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> String {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    std::fs::write(dir.join("config.json"), format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
     auth
 }
 
@@ -260,14 +335,36 @@ async fn the_command_line_never_prints_a_secret() {
     );
     write_context(context.path(), [("Dockerfile", dockerfile.as_str())]).unwrap();
     let good_config = tempfile::tempdir().unwrap();
-    let good_auth = docker_config(good_config.path(), &env.auth_registry, &env.auth_user, &env.auth_password);
+    let good_auth = docker_config(
+        good_config.path(),
+        &env.auth_registry,
+        &env.auth_user,
+        &env.auth_password,
+    );
     let bad_config = tempfile::tempdir().unwrap();
-    let bad_auth = docker_config(bad_config.path(), &env.auth_registry, &env.auth_user, &wrong_password);
+    let bad_auth = docker_config(
+        bad_config.path(),
+        &env.auth_registry,
+        &env.auth_user,
+        &wrong_password,
+    );
     let url = env
-        .seed_repo("cli-leaks", [("Dockerfile", format!("FROM {}\nRUN echo git-{marker}\n", env.base_image).as_str())])
+        .seed_repo(
+            "cli-leaks",
+            [(
+                "Dockerfile",
+                format!("FROM {}\nRUN echo git-{marker}\n", env.base_image).as_str(),
+            )],
+        )
         .unwrap();
     // BuildKit looks the token up as GIT_AUTH_TOKEN.<host:port>.
-    let authority = url.split_once("://").map(|(_, r)| r).unwrap_or(&url).split('/').next().unwrap_or_default();
+    let authority = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(&url)
+        .split('/')
+        .next()
+        .unwrap_or_default();
     let secret_id = format!("id=GIT_AUTH_TOKEN.{authority},env=GIT_TOKEN");
     let secrets = [
         ("build secret", build_secret.clone()),
@@ -288,16 +385,47 @@ async fn the_command_line_never_prints_a_secret() {
     let mut runs: Vec<(String, ProcessOutput, bool)> = Vec::new();
     for progress in ["plain", "rawjson"] {
         let args = [
-            "--log-level", "trace", "build", "--addr", addr, "--progress", progress, "--network", "host",
-            "--secret", "id=token,env=BUILD_SECRET", "-t", &image, "--push", ctx,
+            "--log-level",
+            "trace",
+            "build",
+            "--addr",
+            addr,
+            "--progress",
+            progress,
+            "--network",
+            "host",
+            "--secret",
+            "id=token,env=BUILD_SECRET",
+            "-t",
+            &image,
+            "--push",
+            ctx,
         ];
-        runs.push((format!("push, {progress}"), run_cli(&args, &build_env), true));
+        runs.push((
+            format!("push, {progress}"),
+            run_cli(&args, &build_env),
+            true,
+        ));
         let git_context = format!("{url}#main");
         let args = [
-            "--log-level", "trace", "build", "--addr", addr, "--progress", progress, "--network", "host",
-            "--secret", &secret_id, &git_context,
+            "--log-level",
+            "trace",
+            "build",
+            "--addr",
+            addr,
+            "--progress",
+            progress,
+            "--network",
+            "host",
+            "--secret",
+            &secret_id,
+            &git_context,
         ];
-        runs.push((format!("git context, {progress}"), run_cli(&args, &build_env), true));
+        runs.push((
+            format!("git context, {progress}"),
+            run_cli(&args, &build_env),
+            true,
+        ));
     }
     // A wrong password, and a wrong git token.
     let bad_env = [
@@ -306,14 +434,37 @@ async fn the_command_line_never_prints_a_secret() {
         ("DOCKER_CONFIG", bad_config.path().to_str().unwrap()),
     ];
     let args = [
-        "--log-level", "trace", "build", "--addr", addr, "--progress", "plain", "--network", "host",
-        "--secret", "id=token,env=BUILD_SECRET", "-t", &image, "--push", ctx,
+        "--log-level",
+        "trace",
+        "build",
+        "--addr",
+        addr,
+        "--progress",
+        "plain",
+        "--network",
+        "host",
+        "--secret",
+        "id=token,env=BUILD_SECRET",
+        "-t",
+        &image,
+        "--push",
+        ctx,
     ];
     runs.push(("wrong password".into(), run_cli(&args, &bad_env), false));
     let git_context = format!("{url}#main");
     let args = [
-        "--log-level", "trace", "build", "--addr", addr, "--progress", "rawjson", "--network", "host",
-        "--secret", &secret_id, &git_context,
+        "--log-level",
+        "trace",
+        "build",
+        "--addr",
+        addr,
+        "--progress",
+        "rawjson",
+        "--network",
+        "host",
+        "--secret",
+        &secret_id,
+        &git_context,
     ];
     runs.push(("wrong git token".into(), run_cli(&args, &bad_env), false));
 

@@ -39,7 +39,10 @@ fn env() -> TestEnv {
 }
 
 fn count_from_env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 /// What the process holds right now.
@@ -52,15 +55,23 @@ struct Usage {
 
 impl Usage {
     fn now() -> Usage {
-        let fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| dir.count())
+            .unwrap_or(0);
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let rss_kib = status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0);
-        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-        Usage { fds, rss_kib, tasks }
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        Usage {
+            fds,
+            rss_kib,
+            tasks,
+        }
     }
 
     /// Waits (briefly) for the session tasks and sockets of finished builds to wind
@@ -70,7 +81,9 @@ impl Usage {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let usage = Usage::now();
-            if (usage.fds <= baseline.fds && usage.tasks <= baseline.tasks) || Instant::now() > deadline {
+            if (usage.fds <= baseline.fds && usage.tasks <= baseline.tasks)
+                || Instant::now() > deadline
+            {
                 return usage;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -81,8 +94,14 @@ impl Usage {
 /// A tiny context whose content differs per build, so every build transfers a file
 /// and runs a real (cheap) solve instead of hitting a fully cached result.
 fn small_context(dir: &Path, marker: &str) {
-    write_context(dir, [("Dockerfile", "FROM scratch\nCOPY payload.txt /\n"), ("payload.txt", marker)])
-        .expect("write context");
+    write_context(
+        dir,
+        [
+            ("Dockerfile", "FROM scratch\nCOPY payload.txt /\n"),
+            ("payload.txt", marker),
+        ],
+    )
+    .expect("write context");
 }
 
 async fn build_once(client: &Client, env: &TestEnv, label: &str) -> Duration {
@@ -90,8 +109,14 @@ async fn build_once(client: &Client, env: &TestEnv, label: &str) -> Duration {
     small_context(context.path(), &env.unique_name(label));
     let options = BuildOptions::local(context.path()).output(Output::new("cacheonly", []));
     let started = Instant::now();
-    let result = client.build(&options).await.unwrap_or_else(|err| panic!("{label}: {err}"));
-    assert_eq!(result.context_transfer.files, 2, "{label}: Dockerfile and payload sent");
+    let result = client
+        .build(&options)
+        .await
+        .unwrap_or_else(|err| panic!("{label}: {err}"));
+    assert_eq!(
+        result.context_transfer.files, 2,
+        "{label}: Dockerfile and payload sent"
+    );
     started.elapsed()
 }
 
@@ -150,7 +175,10 @@ async fn consecutive_builds(env: &TestEnv, address: &str, name: &str, builds: us
     let elapsed = started.elapsed();
     let after = Usage::settled(baseline).await;
     report(name, builds, elapsed, baseline, after);
-    println!("soak {name}: slowest build {:.0} ms", slowest.as_secs_f64() * 1000.0);
+    println!(
+        "soak {name}: slowest build {:.0} ms",
+        slowest.as_secs_f64() * 1000.0
+    );
     assert_nothing_leaked(name, baseline, after);
 }
 
@@ -159,7 +187,13 @@ async fn consecutive_builds_over_one_client_leak_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let env = env();
     let builds = count_from_env("CICD_SOAK_BUILDS", DEFAULT_CONSECUTIVE);
-    consecutive_builds(&env, &env.docker_addr, "consecutive (docker://, /session connections)", builds).await;
+    consecutive_builds(
+        &env,
+        &env.docker_addr,
+        "consecutive (docker://, /session connections)",
+        builds,
+    )
+    .await;
 }
 
 /// The same over a unix socket, where every session is a `Control.Session` call
@@ -170,7 +204,13 @@ async fn consecutive_builds_through_control_session_leak_nothing() {
     let env = env();
     let relay = Relay::unix(&env.docker_sock).await.expect("relay");
     let builds = count_from_env("CICD_SOAK_BUILDS", DEFAULT_CONSECUTIVE) / 2;
-    consecutive_builds(&env, relay.addr(), "consecutive (unix, Control.Session tunnels)", builds).await;
+    consecutive_builds(
+        &env,
+        relay.addr(),
+        "consecutive (unix, Control.Session tunnels)",
+        builds,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

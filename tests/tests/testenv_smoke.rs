@@ -129,7 +129,11 @@ async fn tcp_relay_speaks_h2() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         drop(stream);
     }
-    assert_eq!(relay.connections(), accepted, "the stopped relay accepted a connection");
+    assert_eq!(
+        relay.connections(),
+        accepted,
+        "the stopped relay accepted a connection"
+    );
 }
 
 #[tokio::test]

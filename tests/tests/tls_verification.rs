@@ -15,8 +15,17 @@ fn env() -> TestEnv {
 
 /// Connects and makes one call, returning the error text if either fails.
 async fn try_daemon(address: &str, tls: TlsOptions) -> Result<(), String> {
-    let client = Client::builder().address(address).tls(tls).connect().await.map_err(|e| e.to_string())?;
-    client.list_workers().await.map(|_| ()).map_err(|e| e.to_string())
+    let client = Client::builder()
+        .address(address)
+        .tls(tls)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .list_workers()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -28,23 +37,39 @@ async fn a_certificate_from_an_unknown_ca_is_refused_with_the_host_named() {
 
     // The right client certificate, but a CA that did not sign the daemon's.
     let other = TestCerts::generate_with_name("someone-else").unwrap();
-    let wrong_ca = TlsOptions::default().ca_cert(&other.ca_pem).client_cert(&certs.client_cert, &certs.client_key);
-    let err = try_daemon(relay.addr(), wrong_ca).await.expect_err("a daemon certificate from an unknown CA was accepted");
+    let wrong_ca = TlsOptions::default()
+        .ca_cert(&other.ca_pem)
+        .client_cert(&certs.client_cert, &certs.client_key);
+    let err = try_daemon(relay.addr(), wrong_ca)
+        .await
+        .expect_err("a daemon certificate from an unknown CA was accepted");
     assert!(err.contains(&host), "the error names the host: {err}");
     assert!(err.contains("certificate could not be verified"), "{err}");
-    assert!(err.contains("--tlscacert") && err.contains("--tls-skip-verify"), "the error says the ways out: {err}");
+    assert!(
+        err.contains("--tlscacert") && err.contains("--tls-skip-verify"),
+        "the error says the ways out: {err}"
+    );
 
     // The right CA, but a name the certificate does not carry.
     let wrong_name = TlsOptions::default()
         .ca_cert(&certs.ca_pem)
         .client_cert(&certs.client_cert, &certs.client_key)
         .server_name("not-the-daemon.example");
-    let err = try_daemon(relay.addr(), wrong_name).await.expect_err("a certificate for another name was accepted");
-    assert!(err.contains("not-the-daemon.example") && err.contains(&host), "{err}");
+    let err = try_daemon(relay.addr(), wrong_name)
+        .await
+        .expect_err("a certificate for another name was accepted");
+    assert!(
+        err.contains("not-the-daemon.example") && err.contains(&host),
+        "{err}"
+    );
 
     // The right CA and name: verification passes.
-    let right = TlsOptions::default().ca_cert(&certs.ca_pem).client_cert(&certs.client_cert, &certs.client_key);
-    try_daemon(relay.addr(), right).await.expect("the properly verified daemon");
+    let right = TlsOptions::default()
+        .ca_cert(&certs.ca_pem)
+        .client_cert(&certs.client_cert, &certs.client_key);
+    try_daemon(relay.addr(), right)
+        .await
+        .expect("the properly verified daemon");
 }
 
 /// A `tracing` writer into a shared buffer.
@@ -88,16 +113,23 @@ async fn skip_verify_connects_to_an_unverifiable_daemon_and_warns() {
         .client_cert(&certs.client_cert, &certs.client_key)
         .server_name("not-the-daemon.example")
         .insecure_skip_verify(true);
-    try_daemon(relay.addr(), skip).await.expect("skip-verify connects");
+    try_daemon(relay.addr(), skip)
+        .await
+        .expect("skip-verify connects");
     let logs = captured.text();
-    assert!(logs.contains("WARN") && logs.contains("verification") && logs.contains("OFF"), "{logs}");
+    assert!(
+        logs.contains("WARN") && logs.contains("verification") && logs.contains("OFF"),
+        "{logs}"
+    );
 
     // It is not the default.
     assert!(!TlsOptions::default().insecure_skip_verify);
     let verified = TlsOptions::default()
         .client_cert(&certs.client_cert, &certs.client_key)
         .server_name("not-the-daemon.example");
-    try_daemon(relay.addr(), verified).await.expect_err("an unverifiable daemon was accepted without skip-verify");
+    try_daemon(relay.addr(), verified)
+        .await
+        .expect_err("an unverifiable daemon was accepted without skip-verify");
 }
 
 #[tokio::test]
@@ -109,21 +141,44 @@ async fn cli_tls_skip_verify_warns_on_stderr_and_the_default_verifies() {
     let client_cert = certs.client_cert.to_str().unwrap();
     let client_key = certs.client_key.to_str().unwrap();
     let addr = relay.addr().to_string();
-    let base = ["debug", "workers", "--addr", addr.as_str(), "--tlscert", client_cert, "--tlskey", client_key];
+    let base = [
+        "debug",
+        "workers",
+        "--addr",
+        addr.as_str(),
+        "--tlscert",
+        client_cert,
+        "--tlskey",
+        client_key,
+    ];
 
     let run = |extra: Vec<String>| {
         let mut command = cli();
         command.args(base).args(extra);
-        async move { tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap() }
+        async move {
+            tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap()
+        }
     };
-    let out = run(vec!["--tlscacert".into(), other.ca_pem.to_str().unwrap().into()]).await;
+    let out = run(vec![
+        "--tlscacert".into(),
+        other.ca_pem.to_str().unwrap().into(),
+    ])
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a wrong CA was accepted: {stderr}");
-    assert!(stderr.contains("127.0.0.1") && stderr.contains("certificate could not be verified"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1") && stderr.contains("certificate could not be verified"),
+        "{stderr}"
+    );
 
     let out = run(vec!["--tls-skip-verify".into()]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "skip-verify failed: {stderr}");
-    assert!(stderr.contains("WARNING") && stderr.contains("--tls-skip-verify"), "{stderr}");
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("--tls-skip-verify"),
+        "{stderr}"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).is_empty());
 }

@@ -13,7 +13,8 @@ fn defaults() -> Result<Config, BenchError> {
     let docker_sock = testenv_var("CICD_TESTENV_DOCKER_SOCK").ok_or_else(|| {
         BenchError::Usage("CICD_TESTENV_DOCKER_SOCK is not set and no test environment file was found; run scripts/testenv.sh up".into())
     })?;
-    let base_image = testenv_var("CICD_TESTENV_BASE_IMAGE").unwrap_or_else(|| "busybox:latest".into());
+    let base_image =
+        testenv_var("CICD_TESTENV_BASE_IMAGE").unwrap_or_else(|| "busybox:latest".into());
     let ours = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("cicd-agents")))
@@ -76,6 +77,10 @@ fn main() -> ExitCode {
         }
         Err(err) => eprintln!("warning: encoding the samples: {err}"),
     }
-    eprintln!("report written to {} (samples in {})", config.report.display(), json.display());
+    eprintln!(
+        "report written to {} (samples in {})",
+        config.report.display(),
+        json.display()
+    );
     ExitCode::SUCCESS
 }

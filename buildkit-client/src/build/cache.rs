@@ -34,7 +34,10 @@ impl CacheEntry {
 
     fn parse(option: &str, spec: &str) -> Result<CacheEntry> {
         let parsed = TypedSpec::parse(option, spec, |short| {
-            Some(TypedSpec::from_parts("registry", [("ref".to_string(), short.to_string())]))
+            Some(TypedSpec::from_parts(
+                "registry",
+                [("ref".to_string(), short.to_string())],
+            ))
         })?;
         let entry = CacheEntry { spec: parsed };
         entry.validate(option)?;
@@ -43,12 +46,19 @@ impl CacheEntry {
 
     /// A registry cache at `reference` (for export: `mode=max`).
     pub fn registry(reference: impl Into<String>) -> CacheEntry {
-        CacheEntry { spec: TypedSpec::from_parts("registry", [("ref".to_string(), reference.into())]) }
+        CacheEntry {
+            spec: TypedSpec::from_parts("registry", [("ref".to_string(), reference.into())]),
+        }
     }
 
     /// A cache entry from a type and attributes.
-    pub fn new(kind: &str, attrs: impl IntoIterator<Item = (String, String)>) -> Result<CacheEntry> {
-        let entry = CacheEntry { spec: TypedSpec::from_parts(kind, attrs) };
+    pub fn new(
+        kind: &str,
+        attrs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<CacheEntry> {
+        let entry = CacheEntry {
+            spec: TypedSpec::from_parts(kind, attrs),
+        };
         entry.validate("cache")?;
         Ok(entry)
     }
@@ -68,14 +78,23 @@ impl CacheEntry {
             ));
         }
         if !BACKENDS.contains(&kind) {
-            return Err(Error::option(option, format!("unknown cache type {kind:?}; expected one of {}", BACKENDS.join(", "))));
+            return Err(Error::option(
+                option,
+                format!(
+                    "unknown cache type {kind:?}; expected one of {}",
+                    BACKENDS.join(", ")
+                ),
+            ));
         }
         if kind == "registry" && !self.spec.attrs.contains_key("ref") {
             return Err(Error::option(option, "type=registry needs ref=…"));
         }
         if let Some(mode) = self.spec.attrs.get("mode") {
             if mode != "min" && mode != "max" {
-                return Err(Error::option(option, format!("mode={mode:?}; expected min or max")));
+                return Err(Error::option(
+                    option,
+                    format!("mode={mode:?}; expected min or max"),
+                ));
             }
         }
         Ok(())
@@ -87,11 +106,16 @@ impl CacheEntry {
     }
 
     pub(crate) fn to_proto(&self) -> CacheOptionsEntry {
-        CacheOptionsEntry { r#type: self.spec.kind.clone(), attrs: self.spec.attrs.clone().into_iter().collect() }
+        CacheOptionsEntry {
+            r#type: self.spec.kind.clone(),
+            attrs: self.spec.attrs.clone().into_iter().collect(),
+        }
     }
 
     pub(crate) fn registry_ref(&self) -> Option<&str> {
-        (self.spec.kind == "registry").then(|| self.spec.attrs.get("ref").map(String::as_str)).flatten()
+        (self.spec.kind == "registry")
+            .then(|| self.spec.attrs.get("ref").map(String::as_str))
+            .flatten()
     }
 }
 
@@ -109,13 +133,21 @@ pub(crate) fn frontend_import_attrs(imports: &[CacheEntry]) -> Vec<(String, Stri
     if imports.is_empty() {
         return Vec::new();
     }
-    let entries: Vec<FrontendImport<'_>> =
-        imports.iter().map(|e| FrontendImport { kind: &e.spec.kind, attrs: &e.spec.attrs }).collect();
+    let entries: Vec<FrontendImport<'_>> = imports
+        .iter()
+        .map(|e| FrontendImport {
+            kind: &e.spec.kind,
+            attrs: &e.spec.attrs,
+        })
+        .collect();
     let mut attrs = Vec::new();
     if let Ok(json) = serde_json::to_string(&entries) {
         attrs.push(("cache-imports".to_string(), json));
     }
-    let refs: Vec<&str> = imports.iter().filter_map(CacheEntry::registry_ref).collect();
+    let refs: Vec<&str> = imports
+        .iter()
+        .filter_map(CacheEntry::registry_ref)
+        .collect();
     if refs.len() == imports.len() {
         attrs.push(("cache-from".to_string(), refs.join(",")));
     }
@@ -125,8 +157,17 @@ pub(crate) fn frontend_import_attrs(imports: &[CacheEntry]) -> Vec<(String, Stri
 /// Checks that no two exports share a type (the daemon rejects that).
 pub(crate) fn check_exports(exports: &[CacheEntry]) -> Result<()> {
     for (index, entry) in exports.iter().enumerate() {
-        if exports[..index].iter().any(|other| other.kind() == entry.kind()) {
-            return Err(Error::option("--cache-to", format!("two cache exports of type {}; the daemon allows one per type", entry.kind())));
+        if exports[..index]
+            .iter()
+            .any(|other| other.kind() == entry.kind())
+        {
+            return Err(Error::option(
+                "--cache-to",
+                format!(
+                    "two cache exports of type {}; the daemon allows one per type",
+                    entry.kind()
+                ),
+            ));
         }
     }
     Ok(())
@@ -138,22 +179,39 @@ mod tests {
 
     #[test]
     fn parses_cache_specs() {
-        let export = CacheEntry::parse_export("type=registry,ref=r/app:cache,mode=max,image-manifest=true").unwrap();
+        let export =
+            CacheEntry::parse_export("type=registry,ref=r/app:cache,mode=max,image-manifest=true")
+                .unwrap();
         assert_eq!(export.to_proto().attrs["mode"], "max");
         let import = CacheEntry::parse_import("r/app:cache").unwrap();
         assert_eq!(import.registry_ref(), Some("r/app:cache"));
         assert!(CacheEntry::parse_export("type=registry").is_err());
         assert!(CacheEntry::parse_export("type=registry,ref=x,mode=huge").is_err());
-        assert!(CacheEntry::parse_export("type=floppy").unwrap_err().to_string().contains("floppy"));
-        assert!(CacheEntry::parse_export("type=local,dest=/tmp/c").unwrap_err().to_string().contains("local"));
+        assert!(CacheEntry::parse_export("type=floppy")
+            .unwrap_err()
+            .to_string()
+            .contains("floppy"));
+        assert!(CacheEntry::parse_export("type=local,dest=/tmp/c")
+            .unwrap_err()
+            .to_string()
+            .contains("local"));
         assert!(CacheEntry::parse_export("type=inline").is_ok());
     }
 
     #[test]
     fn imports_reach_the_frontend() {
         let attrs = frontend_import_attrs(&[CacheEntry::registry("r/app:cache")]);
-        assert_eq!(attrs[0], ("cache-imports".to_string(), r#"[{"Type":"registry","Attrs":{"ref":"r/app:cache"}}]"#.to_string()));
-        assert_eq!(attrs[1], ("cache-from".to_string(), "r/app:cache".to_string()));
+        assert_eq!(
+            attrs[0],
+            (
+                "cache-imports".to_string(),
+                r#"[{"Type":"registry","Attrs":{"ref":"r/app:cache"}}]"#.to_string()
+            )
+        );
+        assert_eq!(
+            attrs[1],
+            ("cache-from".to_string(), "r/app:cache".to_string())
+        );
     }
 
     #[test]

@@ -62,12 +62,18 @@ impl BuildError {
 
 impl BuildError {
     /// Builds the error from the solve's gRPC status and what progress showed.
-    pub(crate) fn from_status(status: &tonic::Status, tracker: &crate::progress::Tracker) -> BuildError {
+    pub(crate) fn from_status(
+        status: &tonic::Status,
+        tracker: &crate::progress::Tracker,
+    ) -> BuildError {
         use cicd_agents_proto::errdefs;
         use cicd_agents_proto::google::rpc;
         use prost::Message;
 
-        let mut error = BuildError { message: clean_message(status.message()), ..BuildError::default() };
+        let mut error = BuildError {
+            message: clean_message(status.message()),
+            ..BuildError::default()
+        };
         let mut failed_digest = None;
         if let Ok(details) = rpc::Status::decode(status.details()) {
             for any in details.details {
@@ -79,7 +85,9 @@ impl BuildError {
                     let location = if json {
                         SourceLocation::from_json(&any.value)
                     } else {
-                        errdefs::Source::decode(any.value.as_slice()).ok().and_then(SourceLocation::from_proto)
+                        errdefs::Source::decode(any.value.as_slice())
+                            .ok()
+                            .and_then(SourceLocation::from_proto)
                     };
                     if let Some(location) = location {
                         error.apply_location(location);
@@ -88,15 +96,22 @@ impl BuildError {
                     let digest = if json {
                         serde_json::from_slice::<serde_json::Value>(&any.value)
                             .ok()
-                            .and_then(|v| v.get("digest").and_then(|d| d.as_str()).map(String::from))
+                            .and_then(|v| {
+                                v.get("digest").and_then(|d| d.as_str()).map(String::from)
+                            })
                     } else {
-                        errdefs::Vertex::decode(any.value.as_slice()).ok().map(|v| v.digest)
+                        errdefs::Vertex::decode(any.value.as_slice())
+                            .ok()
+                            .map(|v| v.digest)
                     };
                     failed_digest = digest.or(failed_digest);
                 }
             }
         }
-        let failed = failed_digest.as_deref().and_then(|d| tracker.get(d)).or_else(|| tracker.failed());
+        let failed = failed_digest
+            .as_deref()
+            .and_then(|d| tracker.get(d))
+            .or_else(|| tracker.failed());
         if let Some(vertex) = failed {
             error.step = Some(vertex.name.clone()).filter(|n| !n.is_empty());
             error.log_tail = vertex.last_lines();
@@ -123,14 +138,23 @@ impl SourceLocation {
         let range = source.ranges.first()?;
         let start = range.start.as_ref().map(|p| p.line).unwrap_or(0);
         let end = range.end.as_ref().map(|p| p.line).unwrap_or(start);
-        Some(SourceLocation { filename: info.filename, data: info.data, start, end })
+        Some(SourceLocation {
+            filename: info.filename,
+            data: info.data,
+            start,
+            end,
+        })
     }
 
     fn from_json(bytes: &[u8]) -> Option<SourceLocation> {
         use base64::Engine;
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         let info = value.get("info")?;
-        let filename = info.get("filename").and_then(|f| f.as_str()).unwrap_or_default().to_string();
+        let filename = info
+            .get("filename")
+            .and_then(|f| f.as_str())
+            .unwrap_or_default()
+            .to_string();
         let data = info
             .get("data")
             .and_then(|d| d.as_str())
@@ -138,11 +162,20 @@ impl SourceLocation {
             .unwrap_or_default();
         let range = value.get("ranges")?.as_array()?.first()?;
         let line = |key: &str| {
-            range.get(key).and_then(|p| p.get("line").or_else(|| p.get("Line"))).and_then(|l| l.as_i64()).unwrap_or(0) as i32
+            range
+                .get(key)
+                .and_then(|p| p.get("line").or_else(|| p.get("Line")))
+                .and_then(|l| l.as_i64())
+                .unwrap_or(0) as i32
         };
         let start = line("start");
         let end = line("end");
-        Some(SourceLocation { filename, data, start, end })
+        Some(SourceLocation {
+            filename,
+            data,
+            start,
+            end,
+        })
     }
 }
 
@@ -168,7 +201,10 @@ impl BuildError {
 /// BuildKit prefixes messages with wrappers ("failed to solve: ") that say nothing.
 fn clean_message(message: &str) -> String {
     let mut text = message.trim();
-    for prefix in ["failed to solve: ", "failed to solve with frontend dockerfile.v0: "] {
+    for prefix in [
+        "failed to solve: ",
+        "failed to solve with frontend dockerfile.v0: ",
+    ] {
         while let Some(rest) = text.strip_prefix(prefix) {
             text = rest;
         }

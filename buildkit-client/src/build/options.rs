@@ -61,12 +61,18 @@ impl NamedContext {
         }
         if let Some(image) = value.strip_prefix("docker-image://") {
             if image.is_empty() {
-                return Err(Error::option("--build-context", "docker-image:// needs an image reference"));
+                return Err(Error::option(
+                    "--build-context",
+                    "docker-image:// needs an image reference",
+                ));
             }
             return Ok(NamedContext::Image(image.to_string()));
         }
         if value.starts_with("oci-layout://") || value.starts_with("target:") {
-            return Err(Error::option("--build-context", format!("{value:?}: oci-layout:// and target: contexts are not supported")));
+            return Err(Error::option(
+                "--build-context",
+                format!("{value:?}: oci-layout:// and target: contexts are not supported"),
+            ));
         }
         if is_remote(value) {
             return Ok(NamedContext::Remote(value.to_string()));
@@ -287,7 +293,8 @@ impl BuildOptions {
 
     /// Authenticates git contexts on `host` with `token`.
     pub fn git_auth_token(mut self, host: impl Into<String>, token: impl Into<String>) -> Self {
-        self.git_auth_tokens.insert(host.into(), SecretString::from(token.into()));
+        self.git_auth_tokens
+            .insert(host.into(), SecretString::from(token.into()));
         self
     }
 

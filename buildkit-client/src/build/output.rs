@@ -28,9 +28,15 @@ impl Output {
     pub fn parse(spec: &str) -> Result<Output> {
         let parsed = TypedSpec::parse("--output", spec, |short| {
             if short == "-" {
-                Some(TypedSpec::from_parts("tar", [("dest".to_string(), "-".to_string())]))
+                Some(TypedSpec::from_parts(
+                    "tar",
+                    [("dest".to_string(), "-".to_string())],
+                ))
             } else {
-                Some(TypedSpec::from_parts("local", [("dest".to_string(), short.to_string())]))
+                Some(TypedSpec::from_parts(
+                    "local",
+                    [("dest".to_string(), short.to_string())],
+                ))
             }
         })?;
         Ok(Output { spec: parsed })
@@ -38,7 +44,9 @@ impl Output {
 
     /// An output from a type and attributes.
     pub fn new(kind: &str, attrs: impl IntoIterator<Item = (String, String)>) -> Output {
-        Output { spec: TypedSpec::from_parts(kind, attrs) }
+        Output {
+            spec: TypedSpec::from_parts(kind, attrs),
+        }
     }
 
     /// An image pushed to a registry under `name`.
@@ -48,12 +56,24 @@ impl Output {
 
     /// The `local` exporter into `dir`.
     pub fn local(dir: impl Into<PathBuf>) -> Output {
-        Output::new("local", [("dest".to_string(), dir.into().to_string_lossy().into_owned())])
+        Output::new(
+            "local",
+            [(
+                "dest".to_string(),
+                dir.into().to_string_lossy().into_owned(),
+            )],
+        )
     }
 
     /// An OCI image layout tarball written to `file`.
     pub fn oci_tar(file: impl Into<PathBuf>) -> Output {
-        Output::new("oci", [("dest".to_string(), file.into().to_string_lossy().into_owned())])
+        Output::new(
+            "oci",
+            [(
+                "dest".to_string(),
+                file.into().to_string_lossy().into_owned(),
+            )],
+        )
     }
 
     /// The output's type.
@@ -82,7 +102,10 @@ pub(crate) fn plan_exporters(
     if outputs.is_empty() {
         if push {
             if tags.is_empty() {
-                return Err(Error::option("--push", "needs at least one -t/--tag to name the image"));
+                return Err(Error::option(
+                    "--push",
+                    "needs at least one -t/--tag to name the image",
+                ));
             }
             outputs.push(Output::new("image", []));
         } else if !tags.is_empty() && docker_daemon {
@@ -154,9 +177,15 @@ pub(crate) fn plan_exporters(
         };
         planned.push(exporter);
     }
-    let stdout_count = planned.iter().filter(|e| e.target == Some(ExportTarget::Stdout)).count();
+    let stdout_count = planned
+        .iter()
+        .filter(|e| e.target == Some(ExportTarget::Stdout))
+        .count();
     if stdout_count > 1 {
-        return Err(Error::option("--output", "only one output can write to stdout"));
+        return Err(Error::option(
+            "--output",
+            "only one output can write to stdout",
+        ));
     }
     Ok(planned)
 }
@@ -183,7 +212,12 @@ mod tests {
 
     #[test]
     fn registry_is_image_with_push() {
-        let planned = plan(&["type=registry,name=r/a:1,oci-mediatypes=true"], &[], false).unwrap();
+        let planned = plan(
+            &["type=registry,name=r/a:1,oci-mediatypes=true"],
+            &[],
+            false,
+        )
+        .unwrap();
         assert_eq!(planned[0].kind, "image");
         assert_eq!(planned[0].attrs["push"], "true");
         assert_eq!(planned[0].attrs["oci-mediatypes"], "true");
@@ -191,14 +225,25 @@ mod tests {
 
     #[test]
     fn file_outputs() {
-        let planned = plan(&["type=oci,dest=/tmp/x.tar", "out-dir", "-"], &["r/a:1"], false).unwrap();
-        assert_eq!(planned[0].target, Some(ExportTarget::File("/tmp/x.tar".into())));
+        let planned = plan(
+            &["type=oci,dest=/tmp/x.tar", "out-dir", "-"],
+            &["r/a:1"],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            planned[0].target,
+            Some(ExportTarget::File("/tmp/x.tar".into()))
+        );
         assert_eq!(planned[0].attrs["name"], "r/a:1");
         assert_eq!(planned[1].kind, "local");
         assert_eq!(planned[2].target, Some(ExportTarget::Stdout));
         assert!(plan(&["-", "type=tar,dest=-"], &[], false).is_err());
         assert!(plan(&["type=tar"], &[], false).is_err());
-        assert!(plan(&["type=nonsense"], &[], false).unwrap_err().to_string().contains("nonsense"));
+        assert!(plan(&["type=nonsense"], &[], false)
+            .unwrap_err()
+            .to_string()
+            .contains("nonsense"));
         assert!(plan(&["type=cacheonly"], &[], false).unwrap().is_empty());
     }
 
@@ -206,6 +251,8 @@ mod tests {
     fn tags_without_output_load_into_docker() {
         let planned = plan(&[], &["app:dev"], false).unwrap();
         assert_eq!(planned[0].kind, "moby");
-        assert!(plan_exporters(&[], &["app:dev".into()], false, false).unwrap().is_empty());
+        assert!(plan_exporters(&[], &["app:dev".into()], false, false)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -43,11 +43,20 @@ fn path_error(path: &Path, what: &str) -> Error {
 /// whole path keeps keys of different directories apart.
 pub(crate) fn shared_key_for(dir: &Path) -> String {
     let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
     let base: String = name
         .chars()
         .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{base}:{}", &hex::encode(digest)[..16])
 }
@@ -74,12 +83,19 @@ fn check_secret_files(secrets: &[Secret]) -> Result<()> {
                 Ok(meta) if meta.is_dir() => {
                     return Err(Error::option(
                         "--secret",
-                        format!("secret {:?}: {} is a directory, not a file", secret.id, path.display()),
+                        format!(
+                            "secret {:?}: {} is a directory, not a file",
+                            secret.id,
+                            path.display()
+                        ),
                     ))
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    return Err(Error::option("--secret", format!("secret {:?}: {}: {err}", secret.id, path.display())))
+                    return Err(Error::option(
+                        "--secret",
+                        format!("secret {:?}: {}: {err}", secret.id, path.display()),
+                    ))
                 }
             }
         }
@@ -99,11 +115,18 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
             Ok(_) => {
                 return Err(Error::option(
                     "--ssh",
-                    format!("agent {:?}: {} is not a unix socket (give an ssh-agent socket)", agent.id, agent.socket.display()),
+                    format!(
+                        "agent {:?}: {} is not a unix socket (give an ssh-agent socket)",
+                        agent.id,
+                        agent.socket.display()
+                    ),
                 ))
             }
             Err(err) => {
-                return Err(Error::option("--ssh", format!("agent {:?}: {}: {err}", agent.id, agent.socket.display())))
+                return Err(Error::option(
+                    "--ssh",
+                    format!("agent {:?}: {}: {err}", agent.id, agent.socket.display()),
+                ))
             }
         }
     }
@@ -113,7 +136,10 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
 fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
     let absolute = std::fs::canonicalize(dir).map_err(|_| path_error(dir, option))?;
     if !absolute.is_dir() {
-        return Err(Error::option(option, format!("{}: not a directory", dir.display())));
+        return Err(Error::option(
+            option,
+            format!("{}: not a directory", dir.display()),
+        ));
     }
     Ok(absolute)
 }
@@ -162,7 +188,11 @@ fn refuse_credentials_in_url(url: &str, option: &str) -> Result<()> {
 }
 
 impl SolvePlan {
-    pub(crate) fn new(options: &BuildOptions, daemon: &DaemonInfo, docker_daemon: bool) -> Result<SolvePlan> {
+    pub(crate) fn new(
+        options: &BuildOptions,
+        daemon: &DaemonInfo,
+        docker_daemon: bool,
+    ) -> Result<SolvePlan> {
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
         let mut local_dirs = LocalDirs::default();
         let mut shared_key = options.shared_key.clone();
@@ -178,20 +208,35 @@ impl SolvePlan {
                 let context = absolute_dir(dir, "context")?;
                 let dockerfile = match &options.dockerfile {
                     Some(path) if path.as_os_str() == "-" => {
-                        return Err(Error::option("--file", "reading the Dockerfile from stdin is not supported"))
+                        return Err(Error::option(
+                            "--file",
+                            "reading the Dockerfile from stdin is not supported",
+                        ))
                     }
                     Some(path) => path.clone(),
                     None => context.join("Dockerfile"),
                 };
                 if dockerfile.is_dir() {
-                    return Err(Error::option("--file", format!("{}: is a directory, not a Dockerfile", dockerfile.display())));
+                    return Err(Error::option(
+                        "--file",
+                        format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
+                    ));
                 }
                 if !dockerfile.is_file() {
-                    return Err(Error::option("--file", format!("{}: no such Dockerfile", dockerfile.display())));
+                    return Err(Error::option(
+                        "--file",
+                        format!("{}: no such Dockerfile", dockerfile.display()),
+                    ));
                 }
-                let dockerfile = std::fs::canonicalize(&dockerfile).map_err(|err| Error::io(&dockerfile, err))?;
-                let (Some(dockerfile_dir), Some(name)) = (dockerfile.parent(), dockerfile.file_name()) else {
-                    return Err(Error::option("--file", format!("{}: not a file path", dockerfile.display())));
+                let dockerfile = std::fs::canonicalize(&dockerfile)
+                    .map_err(|err| Error::io(&dockerfile, err))?;
+                let (Some(dockerfile_dir), Some(name)) =
+                    (dockerfile.parent(), dockerfile.file_name())
+                else {
+                    return Err(Error::option(
+                        "--file",
+                        format!("{}: not a file path", dockerfile.display()),
+                    ));
                 };
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
                 local_dirs.insert("context", &context);
@@ -201,7 +246,10 @@ impl SolvePlan {
             BuildContext::Remote(url) => {
                 refuse_credentials_in_url(url, "context")?;
                 attrs.insert("context".into(), url.clone());
-                let filename = options.dockerfile.as_deref().unwrap_or(Path::new("Dockerfile"));
+                let filename = options
+                    .dockerfile
+                    .as_deref()
+                    .unwrap_or(Path::new("Dockerfile"));
                 attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
             }
         }
@@ -216,7 +264,11 @@ impl SolvePlan {
             attrs.insert(format!("label:{name}"), value.clone());
         }
         if !options.platforms.is_empty() {
-            let platforms = options.platforms.iter().map(|p| normalize_platform(p)).collect::<Result<Vec<_>>>()?;
+            let platforms = options
+                .platforms
+                .iter()
+                .map(|p| normalize_platform(p))
+                .collect::<Result<Vec<_>>>()?;
             attrs.insert("platform".into(), platforms.join(","));
         }
         if options.no_cache {
@@ -235,7 +287,10 @@ impl SolvePlan {
                 attrs.insert("force-network-mode".into(), "none".into());
             }
             Some(other) => {
-                return Err(Error::option("--network", format!("{other:?}; expected default, host or none")))
+                return Err(Error::option(
+                    "--network",
+                    format!("{other:?}; expected default, host or none"),
+                ))
             }
         }
         if !options.add_hosts.is_empty() {
@@ -245,7 +300,9 @@ impl SolvePlan {
                     .split_once('=')
                     .or_else(|| entry.split_once(':'))
                     .filter(|(h, i)| !h.is_empty() && !i.is_empty())
-                    .ok_or_else(|| Error::option("--add-host", format!("{entry:?} is not host:ip")))?;
+                    .ok_or_else(|| {
+                        Error::option("--add-host", format!("{entry:?} is not host:ip"))
+                    })?;
                 hosts.push(format!("{host}={ip}"));
             }
             attrs.insert("add-hosts".into(), hosts.join(","));
@@ -292,11 +349,15 @@ impl SolvePlan {
             attrs.insert(key.clone(), value.clone());
         }
 
-        let exporters = plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
+        let exporters =
+            plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
         if exporters.len() > 1 && !daemon.at_least(0, 13) {
             return Err(Error::option(
                 "--output",
-                format!("BuildKit {} supports one output per build; several need v0.13 or newer", daemon.version),
+                format!(
+                    "BuildKit {} supports one output per build; several need v0.13 or newer",
+                    daemon.version
+                ),
             ));
         }
         let mut exports = Exports::default();
@@ -307,7 +368,10 @@ impl SolvePlan {
         }
         let proto_exporters: Vec<Exporter> = exporters
             .iter()
-            .map(|e| Exporter { r#type: e.kind.clone(), attrs: e.attrs.clone().into_iter().collect() })
+            .map(|e| Exporter {
+                r#type: e.kind.clone(),
+                attrs: e.attrs.clone().into_iter().collect(),
+            })
             .collect();
 
         let session_id = random_id();
@@ -316,8 +380,14 @@ impl SolvePlan {
             session: session_id.clone(),
             frontend: DOCKERFILE_FRONTEND.into(),
             frontend_attrs: attrs.into_iter().collect(),
-            exporter_deprecated: proto_exporters.first().map(|e| e.r#type.clone()).unwrap_or_default(),
-            exporter_attrs_deprecated: proto_exporters.first().map(|e| e.attrs.clone()).unwrap_or_default(),
+            exporter_deprecated: proto_exporters
+                .first()
+                .map(|e| e.r#type.clone())
+                .unwrap_or_default(),
+            exporter_attrs_deprecated: proto_exporters
+                .first()
+                .map(|e| e.attrs.clone())
+                .unwrap_or_default(),
             exporters: proto_exporters,
             cache: Some(CacheOptions {
                 exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
@@ -413,17 +483,32 @@ mod tests {
         assert_eq!(plan.request.session, plan.session.id);
         assert!(!plan.session.local_dirs.is_empty());
         let again = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
-        assert_eq!(plan.session.shared_key, again.session.shared_key, "shared key must be stable");
+        assert_eq!(
+            plan.session.shared_key, again.session.shared_key,
+            "shared key must be stable"
+        );
         assert_ne!(plan.request.r#ref, again.request.r#ref);
     }
 
     #[test]
     fn remote_context_and_git_token() {
-        let options = BuildOptions::remote("http://127.0.0.1:8418/app.git#main:sub").git_auth_token("127.0.0.1", "tok");
+        let options = BuildOptions::remote("http://127.0.0.1:8418/app.git#main:sub")
+            .git_auth_token("127.0.0.1", "tok");
         let plan = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
-        assert_eq!(plan.request.frontend_attrs["context"], "http://127.0.0.1:8418/app.git#main:sub");
-        assert!(plan.session.secrets.iter().any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1"));
-        assert!(plan.session.secrets.iter().any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1:8418"));
+        assert_eq!(
+            plan.request.frontend_attrs["context"],
+            "http://127.0.0.1:8418/app.git#main:sub"
+        );
+        assert!(plan
+            .session
+            .secrets
+            .iter()
+            .any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1"));
+        assert!(plan
+            .session
+            .secrets
+            .iter()
+            .any(|s| s.id == "GIT_AUTH_TOKEN.127.0.0.1:8418"));
         assert!(!format!("{:?}", plan.request).contains("tok\""));
         let leaky = BuildOptions::remote("https://user:tok@host/app.git");
         assert!(SolvePlan::new(&leaky, &daemon("v0.13.2"), true).is_err());
@@ -432,59 +517,130 @@ mod tests {
     #[test]
     fn bad_input_names_the_problem() {
         let missing = BuildOptions::local("/nonexistent/ctx");
-        assert!(SolvePlan::new(&missing, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("/nonexistent/ctx"));
+        assert!(SolvePlan::new(&missing, &daemon("v0.13.2"), true)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/ctx"));
         let dir = context();
         let no_file = BuildOptions::local(dir.path()).dockerfile(dir.path().join("Nope"));
-        assert!(SolvePlan::new(&no_file, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("Nope"));
+        assert!(SolvePlan::new(&no_file, &daemon("v0.13.2"), true)
+            .unwrap_err()
+            .to_string()
+            .contains("Nope"));
         let two = BuildOptions::local(dir.path())
             .output(crate::build::Output::local(dir.path().join("o")))
             .output(crate::build::Output::oci_tar(dir.path().join("o.tar")));
         assert!(SolvePlan::new(&two, &daemon("v0.12.1"), true).is_err());
         assert!(SolvePlan::new(&two, &daemon("v0.13.1"), true).is_ok());
         let bad_net = BuildOptions::local(dir.path()).network("bridge2");
-        assert!(SolvePlan::new(&bad_net, &daemon("v0.13.2"), true).unwrap_err().to_string().contains("bridge2"));
+        assert!(SolvePlan::new(&bad_net, &daemon("v0.13.2"), true)
+            .unwrap_err()
+            .to_string()
+            .contains("bridge2"));
     }
 
     #[test]
     fn shared_keys_are_safe_ascii() {
-        for name in ["with space", "ünïcödé-ctx", "new\nline", "tab\there", "a:b\"c"] {
+        for name in [
+            "with space",
+            "ünïcödé-ctx",
+            "new\nline",
+            "tab\there",
+            "a:b\"c",
+        ] {
             let key = shared_key_for(&Path::new("/tmp").join(name));
-            assert!(key.bytes().all(|b| b.is_ascii_graphic()), "{name:?}: {key:?}");
-            assert!(http::HeaderValue::from_str(&key).is_ok(), "{name:?}: {key:?}");
+            assert!(
+                key.bytes().all(|b| b.is_ascii_graphic()),
+                "{name:?}: {key:?}"
+            );
+            assert!(
+                http::HeaderValue::from_str(&key).is_ok(),
+                "{name:?}: {key:?}"
+            );
         }
-        assert_ne!(shared_key_for(Path::new("/a/x y")), shared_key_for(Path::new("/a/x_y")));
-        assert_eq!(shared_key_for(Path::new("/srv/app")), shared_key_for(Path::new("/srv/app")));
+        assert_ne!(
+            shared_key_for(Path::new("/a/x y")),
+            shared_key_for(Path::new("/a/x_y"))
+        );
+        assert_eq!(
+            shared_key_for(Path::new("/srv/app")),
+            shared_key_for(Path::new("/srv/app"))
+        );
         let dir = context();
         let bad = BuildOptions::local(dir.path()).shared_key("a b\n");
-        assert!(bad.validate().unwrap_err().to_string().contains("shared_key"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("shared_key"));
     }
 
     #[test]
     fn secret_files_ssh_sockets_and_platforms_are_checked() {
         let dir = context();
-        let missing = BuildOptions::local(dir.path()).secret(Secret::file("npmrc", "/nonexistent/npmrc"));
+        let missing =
+            BuildOptions::local(dir.path()).secret(Secret::file("npmrc", "/nonexistent/npmrc"));
         let err = missing.validate().unwrap_err().to_string();
-        assert!(err.contains("npmrc") && err.contains("/nonexistent/npmrc") && err.contains("--secret"), "{err}");
+        assert!(
+            err.contains("npmrc") && err.contains("/nonexistent/npmrc") && err.contains("--secret"),
+            "{err}"
+        );
         let a_dir = BuildOptions::local(dir.path()).secret(Secret::file("d", dir.path()));
-        assert!(a_dir.validate().unwrap_err().to_string().contains("directory"));
-        let ssh = BuildOptions::local(dir.path()).ssh(SshAgent { id: "default".into(), socket: "/nonexistent/agent.sock".into() });
+        assert!(a_dir
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("directory"));
+        let ssh = BuildOptions::local(dir.path()).ssh(SshAgent {
+            id: "default".into(),
+            socket: "/nonexistent/agent.sock".into(),
+        });
         let err = ssh.validate().unwrap_err().to_string();
-        assert!(err.contains("--ssh") && err.contains("/nonexistent/agent.sock"), "{err}");
+        assert!(
+            err.contains("--ssh") && err.contains("/nonexistent/agent.sock"),
+            "{err}"
+        );
         let platform = BuildOptions::local(dir.path()).platform("linux/amd65");
-        assert!(platform.validate().unwrap_err().to_string().contains("linux/amd65"));
-        let plan = SolvePlan::new(&BuildOptions::local(dir.path()).platform("linux/x86_64"), &daemon("v0.13.2"), true).unwrap();
+        assert!(platform
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("linux/amd65"));
+        let plan = SolvePlan::new(
+            &BuildOptions::local(dir.path()).platform("linux/x86_64"),
+            &daemon("v0.13.2"),
+            true,
+        )
+        .unwrap();
         assert_eq!(plan.request.frontend_attrs["platform"], "linux/amd64");
         let file_ctx = BuildOptions::local(dir.path().join("Dockerfile"));
-        assert!(file_ctx.validate().unwrap_err().to_string().contains("not a directory"));
+        assert!(file_ctx
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory"));
         let dir_dockerfile = BuildOptions::local(dir.path()).dockerfile(dir.path());
-        assert!(dir_dockerfile.validate().unwrap_err().to_string().contains("is a directory"));
+        assert!(dir_dockerfile
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
     }
 
     #[test]
     fn url_hosts() {
-        assert_eq!(url_host("https://github.com/o/r.git#main").as_deref(), Some("github.com"));
-        assert_eq!(url_host("http://127.0.0.1:8418/app.git").as_deref(), Some("127.0.0.1:8418"));
-        assert_eq!(url_host("git@github.com:o/r.git").as_deref(), Some("github.com"));
+        assert_eq!(
+            url_host("https://github.com/o/r.git#main").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            url_host("http://127.0.0.1:8418/app.git").as_deref(),
+            Some("127.0.0.1:8418")
+        );
+        assert_eq!(
+            url_host("git@github.com:o/r.git").as_deref(),
+            Some("github.com")
+        );
         // Not scp-like: a slash before the first colon, or no colon (found by the options
         // fuzz target; input kept in fuzz/regressions/options/git-at-slash).
         assert_eq!(url_host("git@httpsz//usem@git.e:8443/org/app.git"), None);

@@ -15,18 +15,36 @@ use crate::error::{Error, Result};
 
 /// Operating systems Go's `GOOS` names and image indexes use.
 const KNOWN_OS: &[&str] = &[
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix", "android", "dragonfly",
-    "plan9", "js", "wasip1",
+    "linux",
+    "windows",
+    "darwin",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "solaris",
+    "illumos",
+    "aix",
+    "android",
+    "dragonfly",
+    "plan9",
+    "js",
+    "wasip1",
 ];
 
 /// Architectures Go's `GOARCH` names and image indexes use.
 const KNOWN_ARCH: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips", "mipsle", "mips64", "mips64le",
-    "loong64", "wasm",
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips", "mipsle",
+    "mips64", "mips64le", "loong64", "wasm",
 ];
 
 /// Other names people write for an architecture, and the OCI name.
-const ARCH_ALIASES: &[(&str, &str)] = &[("x86_64", "amd64"), ("x86-64", "amd64"), ("aarch64", "arm64"), ("i386", "386"), ("armhf", "arm")];
+const ARCH_ALIASES: &[(&str, &str)] = &[
+    ("x86_64", "amd64"),
+    ("x86-64", "amd64"),
+    ("aarch64", "arm64"),
+    ("i386", "386"),
+    ("armhf", "arm"),
+];
 
 fn invalid(value: &str, reason: impl std::fmt::Display) -> Error {
     Error::option("--platform", format!("{value:?}: {reason}"))
@@ -44,29 +62,61 @@ fn invalid(value: &str, reason: impl std::fmt::Display) -> Error {
 pub fn normalize_platform(value: &str) -> Result<String> {
     let text = value.trim();
     if text.is_empty() {
-        return Err(invalid(value, "empty platform; write os/arch[/variant], e.g. linux/amd64"));
+        return Err(invalid(
+            value,
+            "empty platform; write os/arch[/variant], e.g. linux/amd64",
+        ));
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
-        return Err(invalid(value, "a platform is os/arch[/variant] with no spaces or special characters"));
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        return Err(invalid(
+            value,
+            "a platform is os/arch[/variant] with no spaces or special characters",
+        ));
     }
     let lower = text.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split('/').collect();
     if parts.len() < 2 || parts.len() > 3 {
-        return Err(invalid(value, "expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm/v7"));
+        return Err(invalid(
+            value,
+            "expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm/v7",
+        ));
     }
     let os = parts[0];
     if !KNOWN_OS.contains(&os) {
-        return Err(invalid(value, format!("unknown operating system {os:?}; expected e.g. linux or windows")));
+        return Err(invalid(
+            value,
+            format!("unknown operating system {os:?}; expected e.g. linux or windows"),
+        ));
     }
-    let arch = ARCH_ALIASES.iter().find(|(alias, _)| *alias == parts[1]).map(|(_, name)| *name).unwrap_or(parts[1]);
+    let arch = ARCH_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == parts[1])
+        .map(|(_, name)| *name)
+        .unwrap_or(parts[1]);
     if !KNOWN_ARCH.contains(&arch) {
-        return Err(invalid(value, format!("unknown architecture {:?}; expected one of {}", parts[1], KNOWN_ARCH.join(", "))));
+        return Err(invalid(
+            value,
+            format!(
+                "unknown architecture {:?}; expected one of {}",
+                parts[1],
+                KNOWN_ARCH.join(", ")
+            ),
+        ));
     }
     match parts.get(2) {
         None => Ok(format!("{os}/{arch}")),
         Some(variant) => {
-            if variant.is_empty() || variant.len() > 16 || !variant.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(invalid(value, format!("invalid variant {variant:?}; expected e.g. v7 or v8")));
+            if variant.is_empty()
+                || variant.len() > 16
+                || !variant.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(invalid(
+                    value,
+                    format!("invalid variant {variant:?}; expected e.g. v7 or v8"),
+                ));
             }
             Ok(format!("{os}/{arch}/{variant}"))
         }
@@ -97,8 +147,20 @@ mod tests {
     #[test]
     fn rejects_malformed_platforms_naming_the_value() {
         for bad in [
-            "", "linux", "amd64", "linux/", "/amd64", "linux/amd65", "linuks/amd64", "linux/arm/", "linux/arm/v7/x",
-            "linux/arm/v-7", "linux amd64", "linux/am\nd64", "linux/ämd64", "linux//amd64",
+            "",
+            "linux",
+            "amd64",
+            "linux/",
+            "/amd64",
+            "linux/amd65",
+            "linuks/amd64",
+            "linux/arm/",
+            "linux/arm/v7/x",
+            "linux/arm/v-7",
+            "linux amd64",
+            "linux/am\nd64",
+            "linux/ämd64",
+            "linux//amd64",
         ] {
             let err = normalize_platform(bad).unwrap_err().to_string();
             assert!(err.contains("--platform"), "{bad:?}: {err}");

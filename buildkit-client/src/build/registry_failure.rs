@@ -111,7 +111,10 @@ impl RegistryFailure {
         let operation = detect_operation(message, step)?;
         let registry = registry_host(message, step)?;
         let status = http_status(message);
-        let unreachable = UNREACHABLE.iter().find(|(marker, _)| message.contains(marker)).map(|(_, r)| *r);
+        let unreachable = UNREACHABLE
+            .iter()
+            .find(|(marker, _)| message.contains(marker))
+            .map(|(_, r)| *r);
         let kind = match status {
             Some(401 | 403) => RegistryFailureKind::Auth,
             Some(500..=599) => RegistryFailureKind::Server,
@@ -122,11 +125,19 @@ impl RegistryFailure {
         };
         let reason = match (status, kind) {
             (Some(code), _) => status_text(message, code),
-            (None, RegistryFailureKind::Unreachable) => unreachable.unwrap_or("unreachable").to_string(),
+            (None, RegistryFailureKind::Unreachable) => {
+                unreachable.unwrap_or("unreachable").to_string()
+            }
             (None, RegistryFailureKind::Auth) => "credentials refused".to_string(),
             _ => last_clause(message),
         };
-        Some(RegistryFailure { registry, operation, status, kind, reason })
+        Some(RegistryFailure {
+            registry,
+            operation,
+            status,
+            kind,
+            reason,
+        })
     }
 
     /// Whether the registry refused the credentials (HTTP 401 or 403).
@@ -152,7 +163,12 @@ impl RegistryFailure {
 impl fmt::Display for RegistryFailure {
     /// `pushing to registry 127.0.0.1:5099 failed: 401 Unauthorized`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} registry {} failed: ", self.operation.phrase(), self.registry)?;
+        write!(
+            f,
+            "{} registry {} failed: ",
+            self.operation.phrase(),
+            self.registry
+        )?;
         match self.kind {
             RegistryFailureKind::Unreachable => write!(f, "cannot reach it ({})", self.reason)?,
             _ => f.write_str(&self.reason)?,
@@ -231,15 +247,30 @@ fn registry_host(message: &str, step: &str) -> Option<String> {
     }
     if let Some(start) = message.find("dial tcp ") {
         let rest = &message[start + "dial tcp ".len()..];
-        let addr = rest.split(": ").next().unwrap_or_default().trim_end_matches(':');
+        let addr = rest
+            .split(": ")
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':');
         if !addr.is_empty() {
             return Some(addr.to_string());
         }
     }
-    for marker in ["failed to push ", "failed to resolve source metadata for ", "load metadata for "] {
-        let text = if marker == "load metadata for " { step } else { message };
+    for marker in [
+        "failed to push ",
+        "failed to resolve source metadata for ",
+        "load metadata for ",
+    ] {
+        let text = if marker == "load metadata for " {
+            step
+        } else {
+            message
+        };
         if let Some(start) = text.find(marker) {
-            let reference = text[start + marker.len()..].split([' ', '"']).next().unwrap_or_default();
+            let reference = text[start + marker.len()..]
+                .split([' ', '"'])
+                .next()
+                .unwrap_or_default();
             return Some(reference_registry(reference));
         }
     }
@@ -259,7 +290,12 @@ fn reference_registry(reference: &str) -> String {
 
 /// The HTTP status in `…: 401 Unauthorized`, `unexpected status: 500 …`, `HTTP 403`, ...
 fn http_status(message: &str) -> Option<u16> {
-    for marker in ["unexpected status from ", "unexpected status code ", "unexpected status: ", "status code "] {
+    for marker in [
+        "unexpected status from ",
+        "unexpected status code ",
+        "unexpected status: ",
+        "status code ",
+    ] {
         if let Some(start) = message.find(marker) {
             let rest = &message[start + marker.len()..];
             if let Some(code) = first_status_after_colon(rest).or_else(|| leading_status(rest)) {
@@ -275,13 +311,18 @@ fn http_status(message: &str) -> Option<u16> {
 
 /// The first `: NNN` in `text` (a three-digit status after a colon).
 fn first_status_after_colon(text: &str) -> Option<u16> {
-    text.match_indices(": ").find_map(|(i, _)| leading_status(&text[i + 2..]))
+    text.match_indices(": ")
+        .find_map(|(i, _)| leading_status(&text[i + 2..]))
 }
 
 /// `text` starts with a three-digit HTTP status.
 fn leading_status(text: &str) -> Option<u16> {
     let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let code: u16 = if digits.len() == 3 { digits.parse().ok()? } else { return None };
+    let code: u16 = if digits.len() == 3 {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
     (100..600).contains(&code).then_some(code)
 }
 
@@ -319,7 +360,11 @@ mod tests {
         assert_eq!(f.operation, RegistryOperation::Push);
         assert_eq!(f.status, Some(401));
         assert_eq!(f.kind, RegistryFailureKind::Auth);
-        assert!(f.to_string().starts_with("pushing to registry 127.0.0.1:5099 failed: 401 Unauthorized"), "{f}");
+        assert!(
+            f.to_string()
+                .starts_with("pushing to registry 127.0.0.1:5099 failed: 401 Unauthorized"),
+            "{f}"
+        );
     }
 
     #[test]
@@ -335,7 +380,10 @@ mod tests {
         let f = RegistryFailure::detect(msg, Some("exporting to image")).unwrap();
         assert_eq!(f.registry, "127.0.0.1:5099");
         assert_eq!((f.status, f.kind), (None, RegistryFailureKind::Unreachable));
-        assert_eq!(f.to_string(), "pushing to registry 127.0.0.1:5099 failed: cannot reach it (connection refused)");
+        assert_eq!(
+            f.to_string(),
+            "pushing to registry 127.0.0.1:5099 failed: cannot reach it (connection refused)"
+        );
     }
 
     #[test]
@@ -351,7 +399,11 @@ mod tests {
     #[test]
     fn pull_of_a_base_image() {
         let msg = "127.0.0.1:5099/base/busybox:1: failed to resolve source metadata for 127.0.0.1:5099/base/busybox:1: unexpected status from HEAD request to http://127.0.0.1:5099/v2/base/busybox/manifests/1: 500 Internal Server Error";
-        let f = RegistryFailure::detect(msg, Some("[internal] load metadata for 127.0.0.1:5099/base/busybox:1")).unwrap();
+        let f = RegistryFailure::detect(
+            msg,
+            Some("[internal] load metadata for 127.0.0.1:5099/base/busybox:1"),
+        )
+        .unwrap();
         assert_eq!(f.operation, RegistryOperation::Pull);
         assert_eq!(f.registry, "127.0.0.1:5099");
         assert_eq!(f.status, Some(500));
@@ -377,7 +429,19 @@ mod tests {
 
     #[test]
     fn other_errors_are_not_registry_failures() {
-        assert_eq!(RegistryFailure::detect("process \"/bin/sh -c false\" did not complete successfully: exit code: 1", Some("[2/2] RUN false")), None);
-        assert_eq!(RegistryFailure::detect("dockerfile parse error on line 1: unknown instruction: FORM", None), None);
+        assert_eq!(
+            RegistryFailure::detect(
+                "process \"/bin/sh -c false\" did not complete successfully: exit code: 1",
+                Some("[2/2] RUN false")
+            ),
+            None
+        );
+        assert_eq!(
+            RegistryFailure::detect(
+                "dockerfile parse error on line 1: unknown instruction: FORM",
+                None
+            ),
+            None
+        );
     }
 }

@@ -32,7 +32,14 @@ impl BuildResult {
             digest: get("containerimage.digest"),
             config_digest: get("containerimage.config.digest"),
             image_names: get("image.name")
-                .map(|names| names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect())
+                .map(|names| {
+                    names
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
             exporter_response: response,
             context_transfer: ContextTransfer::default(),
@@ -47,7 +54,10 @@ impl BuildResult {
         for (key, value) in &self.exporter_response {
             map.insert(key.clone(), decode_value(value));
         }
-        map.insert("buildx.build.ref".into(), serde_json::Value::String(format!("cicd-agents/default/{}", self.build_ref)));
+        map.insert(
+            "buildx.build.ref".into(),
+            serde_json::Value::String(format!("cicd-agents/default/{}", self.build_ref)),
+        );
         serde_json::Value::Object(map)
     }
 }
@@ -87,10 +97,17 @@ mod tests {
 
     #[test]
     fn decodes_the_exporter_response() {
-        let descriptor = base64::engine::general_purpose::STANDARD.encode(br#"{"mediaType":"m","digest":"sha256:1","size":3}"#);
+        let descriptor = base64::engine::general_purpose::STANDARD
+            .encode(br#"{"mediaType":"m","digest":"sha256:1","size":3}"#);
         let response: BTreeMap<String, String> = [
-            ("containerimage.digest".to_string(), "sha256:abc".to_string()),
-            ("containerimage.config.digest".to_string(), "sha256:def".to_string()),
+            (
+                "containerimage.digest".to_string(),
+                "sha256:abc".to_string(),
+            ),
+            (
+                "containerimage.config.digest".to_string(),
+                "sha256:def".to_string(),
+            ),
             ("image.name".to_string(), "r/a:1,r/a:latest".to_string()),
             ("containerimage.descriptor".to_string(), descriptor),
         ]

@@ -25,14 +25,19 @@ const STATUS_DRAIN: Duration = Duration::from_secs(5);
 /// What a build was doing, for an error that interrupts it: the context
 /// upload if one is unfinished, the export (or push) if its step has started
 /// and not finished, otherwise the solve.
-pub(crate) fn build_stage(tracker: &Tracker, local_dirs: &crate::session::context_sync::LocalDirs) -> &'static str {
+pub(crate) fn build_stage(
+    tracker: &Tracker,
+    local_dirs: &crate::session::context_sync::LocalDirs,
+) -> &'static str {
     if local_dirs.upload_unfinished() {
         return "uploading the build context";
     }
     let exporting = tracker.iter().any(|(_, vertex)| {
         vertex.started.is_some()
             && vertex.completed.is_none()
-            && ["exporting", "pushing", "writing image", "naming to"].iter().any(|p| vertex.name.starts_with(p))
+            && ["exporting", "pushing", "writing image", "naming to"]
+                .iter()
+                .any(|p| vertex.name.starts_with(p))
     });
     if exporting {
         "exporting/pushing"
@@ -94,7 +99,9 @@ impl Client {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
                     tracing::debug!(%address, %status, "no build progress");
-                    if let Some(lost) = Error::from_connection_status(&address, "reading progress", &status) {
+                    if let Some(lost) =
+                        Error::from_connection_status(&address, "reading progress", &status)
+                    {
                         let _ = status_lost_tx.send(lost);
                     }
                     return;
@@ -110,7 +117,9 @@ impl Client {
                     Ok(None) => break,
                     Err(status) => {
                         tracing::debug!(%address, %status, "build progress stream failed");
-                        if let Some(lost) = Error::from_connection_status(&address, "reading progress", &status) {
+                        if let Some(lost) =
+                            Error::from_connection_status(&address, "reading progress", &status)
+                        {
                             let _ = status_lost_tx.send(lost);
                         }
                         break;
@@ -189,9 +198,12 @@ impl Client {
             }
         };
         if let Some(export) = export_errors.first() {
-            return Err(Error::Session(format!("the build finished but its export failed: {export}")));
+            return Err(Error::Session(format!(
+                "the build finished but its export failed: {export}"
+            )));
         }
-        let mut result = BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
+        let mut result =
+            BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
         result.context_transfer = context_transfer;
         Ok(result)
     }

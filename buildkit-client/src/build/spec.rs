@@ -18,21 +18,29 @@ pub struct TypedSpec {
 impl TypedSpec {
     /// Parses `spec`; `option` names the flag in errors. A spec without `=`
     /// is handed to `shorthand` (e.g. a bare registry ref for `--cache-from`).
-    pub fn parse(option: &str, spec: &str, shorthand: impl Fn(&str) -> Option<TypedSpec>) -> Result<TypedSpec> {
+    pub fn parse(
+        option: &str,
+        spec: &str,
+        shorthand: impl Fn(&str) -> Option<TypedSpec>,
+    ) -> Result<TypedSpec> {
         let trimmed = spec.trim();
         if trimmed.is_empty() {
             return Err(Error::option(option, "empty value"));
         }
         if !trimmed.contains('=') {
-            return shorthand(trimmed)
-                .ok_or_else(|| Error::option(option, format!("{spec:?} is not of the form type=…,key=value")));
+            return shorthand(trimmed).ok_or_else(|| {
+                Error::option(
+                    option,
+                    format!("{spec:?} is not of the form type=…,key=value"),
+                )
+            });
         }
         let mut kind = None;
         let mut attrs = BTreeMap::new();
         for field in split_fields(trimmed) {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or_else(|| Error::option(option, format!("{field:?} in {spec:?} is not key=value")))?;
+            let (key, value) = field.split_once('=').ok_or_else(|| {
+                Error::option(option, format!("{field:?} in {spec:?} is not key=value"))
+            })?;
             let key = key.trim().to_ascii_lowercase();
             if key.is_empty() {
                 return Err(Error::option(option, format!("empty key in {spec:?}")));
@@ -40,19 +48,28 @@ impl TypedSpec {
             if key == "type" {
                 kind = Some(value.trim().to_ascii_lowercase());
             } else if attrs.insert(key.clone(), value.to_string()).is_some() {
-                return Err(Error::option(option, format!("{key} is given twice in {spec:?}")));
+                return Err(Error::option(
+                    option,
+                    format!("{key} is given twice in {spec:?}"),
+                ));
             }
         }
         let kind = kind.ok_or_else(|| Error::option(option, format!("{spec:?} has no type=")))?;
         if kind.is_empty() {
-            return Err(Error::option(option, format!("{spec:?} has an empty type=")));
+            return Err(Error::option(
+                option,
+                format!("{spec:?} has an empty type="),
+            ));
         }
         Ok(TypedSpec { kind, attrs })
     }
 
     /// Builds a spec from a type and attributes, as the API and Python accept them.
     pub fn from_parts(kind: &str, attrs: impl IntoIterator<Item = (String, String)>) -> TypedSpec {
-        TypedSpec { kind: kind.to_ascii_lowercase(), attrs: attrs.into_iter().collect() }
+        TypedSpec {
+            kind: kind.to_ascii_lowercase(),
+            attrs: attrs.into_iter().collect(),
+        }
     }
 
     /// Takes an attribute out.
@@ -66,7 +83,10 @@ impl TypedSpec {
             None => Ok(None),
             Some(v) if v.is_empty() || v == "true" || v == "1" => Ok(Some(true)),
             Some(v) if v == "false" || v == "0" => Ok(Some(false)),
-            Some(v) => Err(Error::option(option, format!("{key}={v:?} is not true or false"))),
+            Some(v) => Err(Error::option(
+                option,
+                format!("{key}={v:?} is not true or false"),
+            )),
         }
     }
 }
@@ -102,15 +122,25 @@ mod tests {
 
     #[test]
     fn parses_typed_specs() {
-        let spec = TypedSpec::parse("--output", "type=image,name=a/b:1,push=true", |_| None).unwrap();
+        let spec =
+            TypedSpec::parse("--output", "type=image,name=a/b:1,push=true", |_| None).unwrap();
         assert_eq!(spec.kind, "image");
         assert_eq!(spec.attrs["name"], "a/b:1");
-        let quoted = TypedSpec::parse("--output", "type=image,\"name=a:1,b:2\",push=true", |_| None).unwrap();
+        let quoted = TypedSpec::parse("--output", "type=image,\"name=a:1,b:2\",push=true", |_| {
+            None
+        })
+        .unwrap();
         assert_eq!(quoted.attrs["name"], "a:1,b:2");
-        assert!(TypedSpec::parse("--output", "name=x", |_| None).unwrap_err().to_string().contains("type="));
+        assert!(TypedSpec::parse("--output", "name=x", |_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("type="));
         assert!(TypedSpec::parse("--output", "type=a,k=1,k=2", |_| None).is_err());
         let short = TypedSpec::parse("--cache-from", "reg/app:cache", |s| {
-            Some(TypedSpec::from_parts("registry", [("ref".to_string(), s.to_string())]))
+            Some(TypedSpec::from_parts(
+                "registry",
+                [("ref".to_string(), s.to_string())],
+            ))
         })
         .unwrap();
         assert_eq!(short.attrs["ref"], "reg/app:cache");

@@ -73,7 +73,10 @@ impl Client {
     /// Lists the daemon's build cache records.
     pub async fn disk_usage(&self, options: &DiskUsageOptions) -> Result<Vec<UsageRecord>> {
         #[allow(clippy::needless_update)]
-        let request = DiskUsageRequest { filter: options.filters.clone(), ..Default::default() };
+        let request = DiskUsageRequest {
+            filter: options.filters.clone(),
+            ..Default::default()
+        };
         let response = self
             .call_read_only(|mut control| {
                 let request = request.clone();

@@ -29,7 +29,11 @@ impl Client {
     /// The builds the daemon is running right now, by anyone (every client
     /// of the daemon, not only this one).
     pub async fn active_builds(&self) -> Result<Vec<ActiveBuild>> {
-        let request = BuildHistoryRequest { active_only: true, early_exit: true, ..Default::default() };
+        let request = BuildHistoryRequest {
+            active_only: true,
+            early_exit: true,
+            ..Default::default()
+        };
         let mut stream = self
             .call_read_only(|mut control| {
                 let request = request.clone();

@@ -25,7 +25,11 @@ pub struct BuildkitVersion {
 
 impl From<cicd_agents_proto::moby::buildkit::v1::types::BuildkitVersion> for BuildkitVersion {
     fn from(v: cicd_agents_proto::moby::buildkit::v1::types::BuildkitVersion) -> Self {
-        BuildkitVersion { package: v.package, version: v.version, revision: v.revision }
+        BuildkitVersion {
+            package: v.package,
+            version: v.version,
+            revision: v.revision,
+        }
     }
 }
 
@@ -81,7 +85,9 @@ impl DaemonInfo {
     /// Whether the daemon is at least `major.minor`. Unknown versions are
     /// assumed current.
     pub fn at_least(&self, major: u64, minor: u64) -> bool {
-        self.minor_version().map(|v| v >= (major, minor)).unwrap_or(true)
+        self.minor_version()
+            .map(|v| v >= (major, minor))
+            .unwrap_or(true)
     }
 }
 
@@ -123,8 +129,14 @@ impl Client {
     /// Asks the daemon which BuildKit it is.
     pub async fn info(&self) -> Result<DaemonInfo> {
         let address = self.address().to_string();
-        let reported = match self.call_read_only(|mut control| async move { control.info(InfoRequest {}).await }).await {
-            Ok(response) => response.into_inner().buildkit_version.map(BuildkitVersion::from),
+        let reported = match self
+            .call_read_only(|mut control| async move { control.info(InfoRequest {}).await })
+            .await
+        {
+            Ok(response) => response
+                .into_inner()
+                .buildkit_version
+                .map(BuildkitVersion::from),
             Err(status) if status.code() == tonic::Code::Unimplemented => None,
             Err(status) => return Err(Error::rpc("Info", &address, status)),
         };
@@ -135,7 +147,9 @@ impl Client {
         if source == VersionSource::Unknown && reported.is_none() {
             let workers = self
                 .call_read_only(|mut control| async move {
-                    control.list_workers(ListWorkersRequest { filter: Vec::new() }).await
+                    control
+                        .list_workers(ListWorkersRequest { filter: Vec::new() })
+                        .await
                 })
                 .await
                 .map_err(|status| Error::rpc("ListWorkers", &address, status))?
@@ -154,7 +168,10 @@ impl Client {
         if self.address().is_docker() {
             docker_engine = self.docker_engine_version().await;
             if source == VersionSource::Unknown {
-                if let Some(line) = docker_engine.as_deref().and_then(buildkit_for_docker_engine) {
+                if let Some(line) = docker_engine
+                    .as_deref()
+                    .and_then(buildkit_for_docker_engine)
+                {
                     version = line.to_string();
                     source = VersionSource::DockerEngine;
                 }
@@ -167,7 +184,13 @@ impl Client {
                 None => "older than v0.11 (no Info call)".to_string(),
             };
         }
-        Ok(DaemonInfo { address, version, version_source: source, reported, docker_engine })
+        Ok(DaemonInfo {
+            address,
+            version,
+            version_source: source,
+            reported,
+            docker_engine,
+        })
     }
 
     async fn docker_engine_version(&self) -> Option<String> {

@@ -54,7 +54,10 @@ impl PruneOptions {
 
 impl Client {
     /// Prunes the build cache; the stream yields each record as it is freed.
-    pub async fn prune(&self, options: &PruneOptions) -> Result<impl Stream<Item = Result<UsageRecord>> + Send + 'static> {
+    pub async fn prune(
+        &self,
+        options: &PruneOptions,
+    ) -> Result<impl Stream<Item = Result<UsageRecord>> + Send + 'static> {
         let request = PruneRequest {
             filter: options.filters.clone(),
             all: options.all,
@@ -73,7 +76,10 @@ impl Client {
             .await
             .map_err(|status| Error::rpc("Prune", &address, status))?
             .into_inner();
-        Ok(stream.map(move |item| item.map(UsageRecord::from).map_err(|status| Error::rpc("Prune", &address, status))))
+        Ok(stream.map(move |item| {
+            item.map(UsageRecord::from)
+                .map_err(|status| Error::rpc("Prune", &address, status))
+        }))
     }
 
     /// Prunes and returns everything freed.

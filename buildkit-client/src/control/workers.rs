@@ -56,7 +56,9 @@ impl Client {
     pub async fn list_workers(&self) -> Result<Vec<Worker>> {
         let response = self
             .call_read_only(|mut control| async move {
-                control.list_workers(ListWorkersRequest { filter: Vec::new() }).await
+                control
+                    .list_workers(ListWorkersRequest { filter: Vec::new() })
+                    .await
             })
             .await
             .map_err(|status| Error::rpc("ListWorkers", self.address(), status))?

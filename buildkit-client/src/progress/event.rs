@@ -133,7 +133,12 @@ impl From<StatusResponse> for StatusUpdate {
             logs: response
                 .logs
                 .into_iter()
-                .map(|l| LogChunk { vertex: l.vertex, stream: l.stream, data: l.msg, timestamp: system_time(l.timestamp.as_ref()) })
+                .map(|l| LogChunk {
+                    vertex: l.vertex,
+                    stream: l.stream,
+                    data: l.msg,
+                    timestamp: system_time(l.timestamp.as_ref()),
+                })
                 .collect(),
             warnings: response
                 .warnings
@@ -142,7 +147,11 @@ impl From<StatusResponse> for StatusUpdate {
                     vertex: w.vertex,
                     level: w.level,
                     short: w.short,
-                    detail: w.detail.into_iter().map(|d| String::from_utf8_lossy(&d).into_owned()).collect(),
+                    detail: w
+                        .detail
+                        .into_iter()
+                        .map(|d| String::from_utf8_lossy(&d).into_owned())
+                        .collect(),
                     url: w.url,
                 })
                 .collect(),

@@ -73,7 +73,10 @@ impl std::str::FromStr for ProgressMode {
             "quiet" => ProgressMode::Quiet,
             "rawjson" => ProgressMode::RawJson,
             other => {
-                return Err(Error::option("--progress", format!("{other:?}; expected auto, plain, tty, quiet or rawjson")))
+                return Err(Error::option(
+                    "--progress",
+                    format!("{other:?}; expected auto, plain, tty, quiet or rawjson"),
+                ))
             }
         })
     }
@@ -88,7 +91,9 @@ impl ProgressMode {
             other => other,
         };
         match mode {
-            ProgressMode::Plain | ProgressMode::Auto => Box::new(PlainRenderer::new(std::io::stderr())),
+            ProgressMode::Plain | ProgressMode::Auto => {
+                Box::new(PlainRenderer::new(std::io::stderr()))
+            }
             ProgressMode::Tty => Box::new(TtyRenderer::new(std::io::stderr())),
             ProgressMode::Quiet => Box::new(Quiet),
             ProgressMode::RawJson => Box::new(RawJsonRenderer::new(std::io::stderr())),

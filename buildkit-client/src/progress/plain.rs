@@ -90,7 +90,11 @@ fn format_bytes(bytes: i64) -> String {
 fn status_text(status: &StatusItem) -> String {
     let mut text = status.id.clone();
     if status.total != 0 {
-        text.push_str(&format!(" {} / {}", format_bytes(status.current), format_bytes(status.total)));
+        text.push_str(&format!(
+            " {} / {}",
+            format_bytes(status.current),
+            format_bytes(status.total)
+        ));
     } else if status.current != 0 {
         text.push_str(&format!(" {}", format_bytes(status.current)));
     }
@@ -151,7 +155,11 @@ impl<W: Write + Send> PlainRenderer<W> {
     fn status_is_news(&mut self, status: &StatusItem) -> bool {
         let key = (status.vertex.clone(), status.id.clone());
         let completed = status.completed.is_some();
-        let running_for = self.first_seen.entry(key.clone()).or_insert_with(Instant::now).elapsed();
+        let running_for = self
+            .first_seen
+            .entry(key.clone())
+            .or_insert_with(Instant::now)
+            .elapsed();
         let news = match self.printed_statuses.get(&key) {
             None => completed || running_for >= QUIET_START,
             Some(last) if last.completed => false,
@@ -170,7 +178,14 @@ impl<W: Write + Send> PlainRenderer<W> {
             }
         };
         if news {
-            self.printed_statuses.insert(key, PrintedStatus { current: status.current, at: status.timestamp, completed });
+            self.printed_statuses.insert(
+                key,
+                PrintedStatus {
+                    current: status.current,
+                    at: status.timestamp,
+                    completed,
+                },
+            );
         }
         news
     }
@@ -179,7 +194,10 @@ impl<W: Write + Send> PlainRenderer<W> {
     /// whose grace has run out (all of them when `all`).
     fn print_deferred_done(&mut self, all: bool) {
         self.print_done_where(|renderer, entry| {
-            let counters_done = renderer.open_statuses.get(&entry.digest).is_some_and(|open| open.is_empty());
+            let counters_done = renderer
+                .open_statuses
+                .get(&entry.digest)
+                .is_some_and(|open| open.is_empty());
             all || counters_done || entry.since.elapsed() >= DONE_GRACE
         });
     }
@@ -187,8 +205,9 @@ impl<W: Write + Send> PlainRenderer<W> {
     /// Prints, in the order they finished, the held-back `DONE` lines that
     /// `ready` picks; keeps the others held back.
     fn print_done_where(&mut self, ready: impl Fn(&Self, &DeferredDone) -> bool) {
-        let (now, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.deferred_done).into_iter().partition(|entry| ready(self, entry));
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred_done)
+            .into_iter()
+            .partition(|entry| ready(self, entry));
         self.deferred_done = later;
         for entry in now {
             self.print_done(entry);
@@ -202,7 +221,8 @@ impl<W: Write + Send> PlainRenderer<W> {
         if self.last_vertex.as_deref() != Some(digest) {
             self.print_done_where(|renderer, entry| {
                 entry.digest != digest
-                    && (entry.since.elapsed() >= DONE_GRACE || !renderer.awaits_counter(&entry.digest))
+                    && (entry.since.elapsed() >= DONE_GRACE
+                        || !renderer.awaits_counter(&entry.digest))
             });
             self.start_block(digest);
         }
@@ -215,7 +235,10 @@ impl<W: Write + Send> PlainRenderer<W> {
     fn awaits_counter(&self, digest: &str) -> bool {
         match self.open_statuses.get(digest) {
             Some(open) => !open.is_empty(),
-            None => self.tracker.get(digest).is_some_and(|state| state.name.starts_with("[internal] load ")),
+            None => self
+                .tracker
+                .get(digest)
+                .is_some_and(|state| state.name.starts_with("[internal] load ")),
         }
     }
 
@@ -239,7 +262,9 @@ impl<W: Write + Send> PlainRenderer<W> {
         if let Some(number) = self.numbers.get(digest) {
             return *number;
         }
-        let Some(name) = self.tracker.get(digest).map(|state| state.name.clone()) else { return 0 };
+        let Some(name) = self.tracker.get(digest).map(|state| state.name.clone()) else {
+            return 0;
+        };
         let number = self.numbers.len() + 1;
         self.numbers.insert(digest.to_string(), number);
         self.switch_to(digest);
@@ -291,7 +316,11 @@ impl<W: Write + Send> PlainRenderer<W> {
         }
         if !rest.is_empty() {
             let partial = pending.get_or_insert_with(|| PartialLine {
-                prefix: if prefix.is_empty() { format!("#{index} {} ", log_time(at)) } else { prefix },
+                prefix: if prefix.is_empty() {
+                    format!("#{index} {} ", log_time(at))
+                } else {
+                    prefix
+                },
                 text: Vec::new(),
             });
             partial.text.extend_from_slice(rest);
@@ -308,7 +337,10 @@ impl<W: Write + Send> PlainRenderer<W> {
 
 fn seconds_between(start: Option<SystemTime>, end: Option<SystemTime>) -> f64 {
     match (start, end) {
-        (Some(start), Some(end)) => end.duration_since(start).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        (Some(start), Some(end)) => end
+            .duration_since(start)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -376,13 +408,22 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
                 self.finished.insert(vertex.digest.clone());
             } else if vertex.completed.is_some() {
                 let took = seconds_between(vertex.started, vertex.completed);
-                self.deferred_done.push(DeferredDone { digest: vertex.digest.clone(), index, took, since: Instant::now() });
+                self.deferred_done.push(DeferredDone {
+                    digest: vertex.digest.clone(),
+                    index,
+                    took,
+                    since: Instant::now(),
+                });
                 self.finished.insert(vertex.digest.clone());
             }
         }
         self.print_deferred_done(false);
         for warning in &update.warnings {
-            let _ = writeln!(self.out, "WARNING: {}", String::from_utf8_lossy(&warning.short));
+            let _ = writeln!(
+                self.out,
+                "WARNING: {}",
+                String::from_utf8_lossy(&warning.short)
+            );
         }
         let _ = self.out.flush();
     }
@@ -437,12 +478,23 @@ mod tests {
             completed,
             error: String::new(),
         };
-        renderer.update(&StatusUpdate { vertexes: vec![vertex(None)], ..Default::default() });
         renderer.update(&StatusUpdate {
-            logs: vec![LogChunk { vertex: "sha256:a".into(), stream: 1, data: b"hi\n".to_vec(), timestamp: Some(t0 + Duration::from_millis(250)) }],
+            vertexes: vec![vertex(None)],
             ..Default::default()
         });
-        renderer.update(&StatusUpdate { vertexes: vec![vertex(Some(t0 + Duration::from_millis(300)))], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            logs: vec![LogChunk {
+                vertex: "sha256:a".into(),
+                stream: 1,
+                data: b"hi\n".to_vec(),
+                timestamp: Some(t0 + Duration::from_millis(250)),
+            }],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![vertex(Some(t0 + Duration::from_millis(300)))],
+            ..Default::default()
+        });
         renderer.finish();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "#1 [2/2] RUN echo hi\n#1 0.250 hi\n#1 DONE 0.3s\n");
@@ -461,16 +513,27 @@ mod tests {
             completed,
             error: String::new(),
         };
-        renderer.update(&StatusUpdate { vertexes: vec![vertex(None)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![vertex(None)],
+            ..Default::default()
+        });
         for (data, millis) in chunks {
             let timestamp = Some(t0 + Duration::from_millis(*millis));
             renderer.update(&StatusUpdate {
-                logs: vec![LogChunk { vertex: "sha256:a".into(), stream: 1, data: data.to_vec(), timestamp }],
+                logs: vec![LogChunk {
+                    vertex: "sha256:a".into(),
+                    stream: 1,
+                    data: data.to_vec(),
+                    timestamp,
+                }],
                 ..Default::default()
             });
         }
         if done {
-            renderer.update(&StatusUpdate { vertexes: vec![vertex(Some(t0 + Duration::from_secs(2)))], ..Default::default() });
+            renderer.update(&StatusUpdate {
+                vertexes: vec![vertex(Some(t0 + Duration::from_secs(2)))],
+                ..Default::default()
+            });
         }
         renderer.finish();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -479,7 +542,15 @@ mod tests {
 
     #[test]
     fn lines_split_across_chunks_are_joined() {
-        let text = render(&[(b"1\n2\n3", 100), (b"4\n5\n", 200), (b"6", 300), (b"7\r\n\n", 400)], true);
+        let text = render(
+            &[
+                (b"1\n2\n3", 100),
+                (b"4\n5\n", 200),
+                (b"6", 300),
+                (b"7\r\n\n", 400),
+            ],
+            true,
+        );
         assert_eq!(
             text,
             "#1 [2/2] RUN x\n#1 0.100 1\n#1 0.100 2\n#1 0.100 34\n#1 0.200 5\n#1 0.300 67\n#1 0.400 \n#1 DONE 2.0s\n"
@@ -488,8 +559,14 @@ mod tests {
 
     #[test]
     fn an_unterminated_last_line_is_printed_at_the_end() {
-        assert_eq!(render(&[(b"a\nb", 5)], true), "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n#1 DONE 2.0s\n");
-        assert_eq!(render(&[(b"a\nb", 5)], false), "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n");
+        assert_eq!(
+            render(&[(b"a\nb", 5)], true),
+            "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n#1 DONE 2.0s\n"
+        );
+        assert_eq!(
+            render(&[(b"a\nb", 5)], false),
+            "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n"
+        );
     }
 
     #[test]
@@ -497,7 +574,10 @@ mod tests {
         assert_eq!(log_time(1.23456), "1.235");
         assert_eq!(log_time(12.3456), "12.35");
         assert_eq!(log_time(123.456), "123.5");
-        assert_eq!(render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], false), "#1 [2/2] RUN x\n#1 15.00 x\u{fffd}y\n");
+        assert_eq!(
+            render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], false),
+            "#1 [2/2] RUN x\n#1 15.00 x\u{fffd}y\n"
+        );
     }
 
     fn context_vertex(completed: Option<SystemTime>) -> VertexUpdate {
@@ -541,11 +621,23 @@ mod tests {
         let mut next = context_vertex(None);
         next.digest = "sha256:next".into();
         next.name = "[2/2] COPY . /".into();
-        renderer.update(&StatusUpdate { vertexes: vec![run(None)], ..Default::default() });
-        renderer.update(&StatusUpdate { vertexes: vec![run(Some(t0 + Duration::from_millis(40)))], ..Default::default() });
-        renderer.update(&StatusUpdate { vertexes: vec![next], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![run(None)],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![run(Some(t0 + Duration::from_millis(40)))],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![next],
+            ..Default::default()
+        });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "#1 [1/2] RUN true\n#1 DONE 0.0s\n\n#2 [2/2] COPY . /\n");
+        assert_eq!(
+            text,
+            "#1 [1/2] RUN true\n#1 DONE 0.0s\n\n#2 [2/2] COPY . /\n"
+        );
     }
 
     /// BuildKit sends the transfer counter of an `[internal] load` step after
@@ -559,12 +651,18 @@ mod tests {
         let mut next = context_vertex(None);
         next.digest = "sha256:next".into();
         next.name = "[1/1] COPY . /".into();
-        renderer.update(&StatusUpdate { vertexes: vec![context_vertex(None)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(None)],
+            ..Default::default()
+        });
         renderer.update(&StatusUpdate {
             vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(40)))],
             ..Default::default()
         });
-        renderer.update(&StatusUpdate { vertexes: vec![next], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![next],
+            ..Default::default()
+        });
         renderer.update(&StatusUpdate {
             statuses: vec![transfer(3840, 50, true)],
             ..Default::default()
@@ -591,18 +689,33 @@ mod tests {
         let out = Shared::default();
         let mut renderer = PlainRenderer::new(out.clone());
         let t0 = UNIX_EPOCH + Duration::from_secs(1000);
-        renderer.update(&StatusUpdate { vertexes: vec![context_vertex(None)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            vertexes: vec![context_vertex(None)],
+            ..Default::default()
+        });
         // Just started: not worth a line yet.
-        renderer.update(&StatusUpdate { statuses: vec![transfer(2_000_000, 50, false)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(2_000_000, 50, false)],
+            ..Default::default()
+        });
         std::thread::sleep(QUIET_START + Duration::from_millis(10));
-        renderer.update(&StatusUpdate { statuses: vec![transfer(2_100_000, 60, false)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(2_100_000, 60, false)],
+            ..Default::default()
+        });
         // Less than 5 % and 5 s after the last printed reading: not worth a line.
-        renderer.update(&StatusUpdate { statuses: vec![transfer(2_200_000, 70, false)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(2_200_000, 70, false)],
+            ..Default::default()
+        });
         renderer.update(&StatusUpdate {
             vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(130)))],
             ..Default::default()
         });
-        renderer.update(&StatusUpdate { statuses: vec![transfer(6_011_397, 120, true)], ..Default::default() });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(6_011_397, 120, true)],
+            ..Default::default()
+        });
         renderer.finish();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
@@ -628,7 +741,12 @@ mod tests {
             vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(20)))],
             ..Default::default()
         });
-        assert!(!String::from_utf8(out.0.lock().unwrap().clone()).unwrap().contains("DONE"), "held back for a moment");
+        assert!(
+            !String::from_utf8(out.0.lock().unwrap().clone())
+                .unwrap()
+                .contains("DONE"),
+            "held back for a moment"
+        );
         std::thread::sleep(DONE_GRACE + Duration::from_millis(20));
         renderer.idle();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();

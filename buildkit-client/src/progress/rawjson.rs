@@ -13,7 +13,9 @@ pub struct RawJsonRenderer<W: Write + Send> {
 impl<W: Write + Send> RawJsonRenderer<W> {
     /// Renders to `out`.
     pub fn new(out: W) -> Self {
-        RawJsonRenderer { out: std::io::BufWriter::new(out) }
+        RawJsonRenderer {
+            out: std::io::BufWriter::new(out),
+        }
     }
 }
 

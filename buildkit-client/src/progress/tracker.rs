@@ -59,7 +59,11 @@ impl VertexState {
             }
             self.partial.extend_from_slice(&rest[..end]);
             // Reuse the buffer of the line that drops out.
-            let mut line = if self.log_tail.len() >= LOG_TAIL { self.log_tail.pop_front().unwrap_or_default() } else { String::new() };
+            let mut line = if self.log_tail.len() >= LOG_TAIL {
+                self.log_tail.pop_front().unwrap_or_default()
+            } else {
+                String::new()
+            };
             line.clear();
             line.push_str(&String::from_utf8_lossy(&self.partial));
             let mut keep = line.trim_end_matches('\r').len().min(MAX_LINE);
@@ -73,7 +77,8 @@ impl VertexState {
         }
         if self.partial.len() < MAX_LINE {
             let room = MAX_LINE - self.partial.len();
-            self.partial.extend_from_slice(&rest[..rest.len().min(room)]);
+            self.partial
+                .extend_from_slice(&rest[..rest.len().min(room)]);
         }
     }
 }
@@ -113,7 +118,13 @@ impl Tracker {
         if !self.vertexes.contains_key(digest) {
             self.order.push(digest.to_string());
             let index = self.order.len();
-            self.vertexes.insert(digest.to_string(), VertexState { index, ..VertexState::default() });
+            self.vertexes.insert(
+                digest.to_string(),
+                VertexState {
+                    index,
+                    ..VertexState::default()
+                },
+            );
         }
         // The entry exists: it was either there or inserted just above.
         self.vertexes.entry(digest.to_string()).or_default()
@@ -126,18 +137,26 @@ impl Tracker {
 
     /// Steps in order of appearance.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &VertexState)> {
-        self.order.iter().filter_map(|d| self.vertexes.get(d).map(|v| (d.as_str(), v)))
+        self.order
+            .iter()
+            .filter_map(|d| self.vertexes.get(d).map(|v| (d.as_str(), v)))
     }
 
     /// The first step that failed.
     pub fn failed(&self) -> Option<&VertexState> {
-        self.iter().map(|(_, v)| v).find(|v| !v.error.is_empty() && !v.error.contains("context canceled"))
+        self.iter()
+            .map(|(_, v)| v)
+            .find(|v| !v.error.is_empty() && !v.error.contains("context canceled"))
             .or_else(|| self.iter().map(|(_, v)| v).find(|v| !v.error.is_empty()))
     }
 
     /// How many steps there are and how many have finished.
     pub fn counts(&self) -> (usize, usize) {
-        let done = self.vertexes.values().filter(|v| v.completed.is_some()).count();
+        let done = self
+            .vertexes
+            .values()
+            .filter(|v| v.completed.is_some())
+            .count();
         (self.vertexes.len(), done)
     }
 }
@@ -165,7 +184,12 @@ mod tests {
         let text: String = (0..30).map(|i| format!("line {i}\n")).collect::<String>() + "tail";
         for chunk in text.as_bytes().chunks(7) {
             tracker.apply(&StatusUpdate {
-                logs: vec![LogChunk { vertex: "d1".into(), stream: 1, data: chunk.to_vec(), timestamp: None }],
+                logs: vec![LogChunk {
+                    vertex: "d1".into(),
+                    stream: 1,
+                    data: chunk.to_vec(),
+                    timestamp: None,
+                }],
                 ..Default::default()
             });
         }
@@ -184,7 +208,12 @@ mod tests {
         let many: String = (0..1000).map(|i| format!("n{i}\n")).collect();
         for data in [long.as_str(), many.as_str()] {
             tracker.apply(&StatusUpdate {
-                logs: vec![LogChunk { vertex: "d".into(), stream: 1, data: data.as_bytes().to_vec(), timestamp: None }],
+                logs: vec![LogChunk {
+                    vertex: "d".into(),
+                    stream: 1,
+                    data: data.as_bytes().to_vec(),
+                    timestamp: None,
+                }],
                 ..Default::default()
             });
             if data == long {

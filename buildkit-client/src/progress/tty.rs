@@ -25,7 +25,13 @@ pub struct TtyRenderer<W: Write + Send> {
 impl<W: Write + Send> TtyRenderer<W> {
     /// Renders to `out`, which should be a terminal.
     pub fn new(out: W) -> Self {
-        TtyRenderer { out, tracker: Tracker::default(), started: Instant::now(), drawn_lines: 0, last_draw: None }
+        TtyRenderer {
+            out,
+            tracker: Tracker::default(),
+            started: Instant::now(),
+            drawn_lines: 0,
+            last_draw: None,
+        }
     }
 
     fn draw(&mut self, done: bool) {
@@ -46,8 +52,18 @@ impl<W: Write + Send> TtyRenderer<W> {
                 (Some(start), None) => now.duration_since(start).unwrap_or_default(),
                 _ => Duration::ZERO,
             };
-            let prefix = if vertex.cached { "CACHED " } else if !vertex.error.is_empty() { "ERROR " } else { "" };
-            frame.push_str(&format!(" => {prefix}{:<60} {:>5.1}s\n", vertex.name, took.as_secs_f64()));
+            let prefix = if vertex.cached {
+                "CACHED "
+            } else if !vertex.error.is_empty() {
+                "ERROR "
+            } else {
+                ""
+            };
+            frame.push_str(&format!(
+                " => {prefix}{:<60} {:>5.1}s\n",
+                vertex.name,
+                took.as_secs_f64()
+            ));
             if vertex.completed.is_none() && !vertex.cached {
                 let lines = vertex.last_lines();
                 for line in lines.iter().skip(lines.len().saturating_sub(LOG_LINES)) {
@@ -83,7 +99,11 @@ impl<W: Write + Send> TtyRenderer<W> {
 impl<W: Write + Send> ProgressSink for TtyRenderer<W> {
     fn update(&mut self, update: &StatusUpdate) {
         self.tracker.apply(update);
-        if self.last_draw.map(|t| t.elapsed() >= REDRAW_EVERY).unwrap_or(true) {
+        if self
+            .last_draw
+            .map(|t| t.elapsed() >= REDRAW_EVERY)
+            .unwrap_or(true)
+        {
             self.draw(false);
         }
     }

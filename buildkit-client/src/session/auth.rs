@@ -16,8 +16,9 @@ use std::sync::Arc;
 use base64::Engine;
 use cicd_agents_proto::moby::filesync::v1::auth_server::{Auth, AuthServer};
 use cicd_agents_proto::moby::filesync::v1::{
-    CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse, GetTokenAuthorityRequest,
-    GetTokenAuthorityResponse, VerifyTokenAuthorityRequest, VerifyTokenAuthorityResponse,
+    CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse,
+    GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
+    VerifyTokenAuthorityResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -38,7 +39,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("secret", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -53,7 +57,11 @@ pub struct RegistryAuth {
 impl RegistryAuth {
     /// Credentials from the Docker configuration (`DOCKER_CONFIG` or `~/.docker`).
     pub fn docker_config() -> Self {
-        RegistryAuth { explicit: BTreeMap::new(), config_dir: None, use_docker_config: true }
+        RegistryAuth {
+            explicit: BTreeMap::new(),
+            config_dir: None,
+            use_docker_config: true,
+        }
     }
 
     /// No credentials at all (anonymous pulls and pushes).
@@ -70,10 +78,18 @@ impl RegistryAuth {
 
     /// Adds explicit credentials for `host` (`registry.example.com`, `docker.io`);
     /// they win over the Docker configuration.
-    pub fn with_credentials(mut self, host: &str, username: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn with_credentials(
+        mut self,
+        host: &str,
+        username: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
         self.explicit.insert(
             normalize_host(host),
-            Credentials { username: username.into(), secret: SecretString::from(secret.into()) },
+            Credentials {
+                username: username.into(),
+                secret: SecretString::from(secret.into()),
+            },
         );
         self
     }
@@ -97,7 +113,9 @@ impl RegistryAuth {
         if !self.use_docker_config {
             return Ok(None);
         }
-        let Some(path) = self.config_path() else { return Ok(None) };
+        let Some(path) = self.config_path() else {
+            return Ok(None);
+        };
         let config = match DockerConfig::read(&path)? {
             Some(config) => config,
             None => return Ok(None),
@@ -110,9 +128,15 @@ impl RegistryAuth {
 /// Docker Hub's aliases mapped to its historical key.
 pub fn normalize_host(host: &str) -> String {
     let without_scheme = host.split_once("://").map(|(_, rest)| rest).unwrap_or(host);
-    let bare = without_scheme.split('/').next().unwrap_or(without_scheme).to_ascii_lowercase();
+    let bare = without_scheme
+        .split('/')
+        .next()
+        .unwrap_or(without_scheme)
+        .to_ascii_lowercase();
     match bare.as_str() {
-        "docker.io" | "registry-1.docker.io" | "index.docker.io" | "registry.hub.docker.com" => DOCKER_HUB_KEY.to_string(),
+        "docker.io" | "registry-1.docker.io" | "index.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB_KEY.to_string()
+        }
         _ => bare,
     }
 }
@@ -154,34 +178,58 @@ impl DockerConfig {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(format!("{}: {err}", path.display())),
         };
-        serde_json::from_str(&text).map(Some).map_err(|err| format!("{}: not a Docker config file: {err}", path.display()))
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|err| format!("{}: not a Docker config file: {err}", path.display()))
     }
 
     async fn lookup(&self, key: &str, path: &Path) -> Result<Option<Credentials>, String> {
         let helper_key = |map: &BTreeMap<String, String>| {
-            map.iter().find(|(host, _)| normalize_host(host) == key).map(|(_, helper)| helper.clone())
+            map.iter()
+                .find(|(host, _)| normalize_host(host) == key)
+                .map(|(_, helper)| helper.clone())
         };
         if let Some(helper) = helper_key(&self.cred_helpers) {
             return run_helper(&helper, key).await;
         }
-        if let Some(entry) = self.auths.iter().find(|(host, _)| normalize_host(host) == key).map(|(_, e)| e) {
+        if let Some(entry) = self
+            .auths
+            .iter()
+            .find(|(host, _)| normalize_host(host) == key)
+            .map(|(_, e)| e)
+        {
             if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
                 let username = entry.username.clone().unwrap_or_default();
-                return Ok(Some(Credentials { username, secret: SecretString::from(token.to_string()) }));
+                return Ok(Some(Credentials {
+                    username,
+                    secret: SecretString::from(token.to_string()),
+                }));
             }
             if let (Some(user), Some(pass)) = (&entry.username, &entry.password) {
-                return Ok(Some(Credentials { username: user.clone(), secret: SecretString::from(pass.clone()) }));
+                return Ok(Some(Credentials {
+                    username: user.clone(),
+                    secret: SecretString::from(pass.clone()),
+                }));
             }
             if let Some(encoded) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(encoded.trim())
-                    .map_err(|_| format!("{}: the auth entry for {key} is not base64", path.display()))?;
-                let text = String::from_utf8(decoded)
-                    .map_err(|_| format!("{}: the auth entry for {key} is not text", path.display()))?;
-                let (user, pass) = text
-                    .split_once(':')
-                    .ok_or_else(|| format!("{}: the auth entry for {key} is not user:password", path.display()))?;
-                return Ok(Some(Credentials { username: user.to_string(), secret: SecretString::from(pass.to_string()) }));
+                    .map_err(|_| {
+                        format!("{}: the auth entry for {key} is not base64", path.display())
+                    })?;
+                let text = String::from_utf8(decoded).map_err(|_| {
+                    format!("{}: the auth entry for {key} is not text", path.display())
+                })?;
+                let (user, pass) = text.split_once(':').ok_or_else(|| {
+                    format!(
+                        "{}: the auth entry for {key} is not user:password",
+                        path.display()
+                    )
+                })?;
+                return Ok(Some(Credentials {
+                    username: user.to_string(),
+                    secret: SecretString::from(pass.to_string()),
+                }));
             }
         }
         if let Some(store) = self.creds_store.as_deref().filter(|s| !s.is_empty()) {
@@ -203,9 +251,15 @@ async fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, Str
         .spawn()
         .map_err(|err| format!("cannot run the credential helper {program}: {err}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(host.as_bytes()).await.map_err(|err| format!("{program}: {err}"))?;
+        stdin
+            .write_all(host.as_bytes())
+            .await
+            .map_err(|err| format!("{program}: {err}"))?;
     }
-    let output = child.wait_with_output().await.map_err(|err| format!("{program}: {err}"))?;
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|err| format!("{program}: {err}"))?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stdout);
         if message.contains("credentials not found") {
@@ -213,10 +267,17 @@ async fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, Str
         }
         return Err(format!("{program} get {host} failed ({})", output.status));
     }
-    let answer: HelperAnswer =
-        serde_json::from_slice(&output.stdout).map_err(|err| format!("{program} answered something unreadable: {err}"))?;
-    let username = if answer.username == "<token>" { String::new() } else { answer.username };
-    Ok(Some(Credentials { username, secret: SecretString::from(answer.secret) }))
+    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+        .map_err(|err| format!("{program} answered something unreadable: {err}"))?;
+    let username = if answer.username == "<token>" {
+        String::new()
+    } else {
+        answer.username
+    };
+    Ok(Some(Credentials {
+        username,
+        secret: SecretString::from(answer.secret),
+    }))
 }
 
 /// The Auth service of one session.
@@ -227,7 +288,9 @@ pub(crate) struct AuthService {
 
 impl AuthService {
     pub(crate) fn server(auth: RegistryAuth) -> AuthServer<AuthService> {
-        AuthServer::new(AuthService { auth: Arc::new(auth) })
+        AuthServer::new(AuthService {
+            auth: Arc::new(auth),
+        })
     }
 }
 
@@ -241,7 +304,10 @@ pub(crate) const METHODS: &[&str] = &[
 
 #[tonic::async_trait]
 impl Auth for AuthService {
-    async fn credentials(&self, request: Request<CredentialsRequest>) -> Result<Response<CredentialsResponse>, Status> {
+    async fn credentials(
+        &self,
+        request: Request<CredentialsRequest>,
+    ) -> Result<Response<CredentialsResponse>, Status> {
         let host = request.into_inner().host;
         match self.auth.lookup(&host).await {
             Ok(Some(found)) => {
@@ -262,7 +328,10 @@ impl Auth for AuthService {
         }
     }
 
-    async fn fetch_token(&self, _request: Request<FetchTokenRequest>) -> Result<Response<FetchTokenResponse>, Status> {
+    async fn fetch_token(
+        &self,
+        _request: Request<FetchTokenRequest>,
+    ) -> Result<Response<FetchTokenResponse>, Status> {
         Err(Status::unimplemented("tokens are fetched by the daemon"))
     }
 
@@ -302,9 +371,15 @@ mod tests {
             }}"#,
         );
         let hub = auth.lookup("registry-1.docker.io").await.unwrap().unwrap();
-        assert_eq!((hub.username.as_str(), hub.secret.expose_secret()), ("user", "pass"));
+        assert_eq!(
+            (hub.username.as_str(), hub.secret.expose_secret()),
+            ("user", "pass")
+        );
         let reg = auth.lookup("reg.example:5000").await.unwrap().unwrap();
-        assert_eq!((reg.username.as_str(), reg.secret.expose_secret()), ("u2", "p2"));
+        assert_eq!(
+            (reg.username.as_str(), reg.secret.expose_secret()),
+            ("u2", "p2")
+        );
         let tok = auth.lookup("tok.example").await.unwrap().unwrap();
         assert_eq!(tok.secret.expose_secret(), "idtok");
         assert!(auth.lookup("other.example").await.unwrap().is_none());
@@ -313,8 +388,11 @@ mod tests {
     #[tokio::test]
     async fn explicit_credentials_win_and_are_redacted() {
         let dir = tempfile::tempdir().unwrap();
-        let auth = config(dir.path(), r#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"}}}"#)
-            .with_credentials("r.example", "bot", "s3cret");
+        let auth = config(
+            dir.path(),
+            r#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"}}}"#,
+        )
+        .with_credentials("r.example", "bot", "s3cret");
         let found = auth.lookup("r.example").await.unwrap().unwrap();
         assert_eq!(found.username, "bot");
         assert!(!format!("{found:?} {auth:?}").contains("s3cret"));
@@ -323,9 +401,15 @@ mod tests {
     #[tokio::test]
     async fn missing_helper_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let auth = config(dir.path(), r#"{"credHelpers":{"r.example":"nonexistent-helper"}}"#);
+        let auth = config(
+            dir.path(),
+            r#"{"credHelpers":{"r.example":"nonexistent-helper"}}"#,
+        );
         let err = auth.lookup("r.example").await.unwrap_err();
-        assert!(err.contains("docker-credential-nonexistent-helper"), "{err}");
+        assert!(
+            err.contains("docker-credential-nonexistent-helper"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,11 +20,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::session::filesync::{
-    serve_diffcopy, ContextEntry, DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions, TransportError,
+    serve_diffcopy, ContextEntry, DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions,
+    TransportError,
 };
 
 /// Methods advertised in the session headers.
-pub(crate) const METHODS: &[&str] = &["/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.FileSync/TarStream"];
+pub(crate) const METHODS: &[&str] = &[
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSync/TarStream",
+];
 
 /// Packets buffered towards the daemon before the sender waits.
 const OUTBOUND_BUFFER: usize = 64;
@@ -99,7 +103,10 @@ struct WireSink(mpsc::Sender<Result<WirePacket, Status>>);
 
 impl PacketSink for WireSink {
     async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
-        self.0.send(Ok(to_wire(packet))).await.map_err(|_| TransportError::new("the daemon closed the stream"))
+        self.0
+            .send(Ok(to_wire(packet)))
+            .await
+            .map_err(|_| TransportError::new("the daemon closed the stream"))
     }
 }
 
@@ -134,20 +141,45 @@ fn stat_of(entry: ContextEntry) -> Stat {
 fn to_wire(packet: Packet) -> WirePacket {
     let r#type = packet.type_code();
     match packet {
-        Packet::Stat(entry) => WirePacket { r#type, stat: entry.map(stat_of), ..WirePacket::default() },
-        Packet::Req(id) => WirePacket { r#type, id, ..WirePacket::default() },
-        Packet::Data { id, data } => WirePacket { r#type, id, data, ..WirePacket::default() },
-        Packet::Err(message) => WirePacket { r#type, data: message.into_bytes().into(), ..WirePacket::default() },
-        Packet::Fin | Packet::Other(_) => WirePacket { r#type, ..WirePacket::default() },
+        Packet::Stat(entry) => WirePacket {
+            r#type,
+            stat: entry.map(stat_of),
+            ..WirePacket::default()
+        },
+        Packet::Req(id) => WirePacket {
+            r#type,
+            id,
+            ..WirePacket::default()
+        },
+        Packet::Data { id, data } => WirePacket {
+            r#type,
+            id,
+            data,
+            ..WirePacket::default()
+        },
+        Packet::Err(message) => WirePacket {
+            r#type,
+            data: message.into_bytes().into(),
+            ..WirePacket::default()
+        },
+        Packet::Fin | Packet::Other(_) => WirePacket {
+            r#type,
+            ..WirePacket::default()
+        },
     }
 }
 
 fn from_wire(packet: WirePacket) -> Packet {
     match PacketType::try_from(packet.r#type) {
         Ok(PacketType::PacketReq) => Packet::Req(packet.id),
-        Ok(PacketType::PacketData) => Packet::Data { id: packet.id, data: packet.data },
+        Ok(PacketType::PacketData) => Packet::Data {
+            id: packet.id,
+            data: packet.data,
+        },
         Ok(PacketType::PacketFin) => Packet::Fin,
-        Ok(PacketType::PacketErr) => Packet::Err(String::from_utf8_lossy(&packet.data).into_owned()),
+        Ok(PacketType::PacketErr) => {
+            Packet::Err(String::from_utf8_lossy(&packet.data).into_owned())
+        }
         _ => Packet::Other(packet.r#type),
     }
 }
@@ -157,30 +189,48 @@ impl FileSync for LocalDirs {
     type DiffCopyStream = PacketStream;
     type TarStreamStream = PacketStream;
 
-    async fn diff_copy(&self, request: Request<Streaming<WirePacket>>) -> Result<Response<PacketStream>, Status> {
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<WirePacket>>,
+    ) -> Result<Response<PacketStream>, Status> {
         let pairs: Vec<(String, String)> = request
             .metadata()
             .iter()
             .filter_map(|entry| match entry {
-                tonic::metadata::KeyAndValueRef::Ascii(key, value) => {
-                    value.to_str().ok().map(|v| (key.as_str().to_string(), v.to_string()))
-                }
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_string(), v.to_string())),
                 tonic::metadata::KeyAndValueRef::Binary(..) => None,
             })
             .collect();
         let wanted = DiffCopyRequest::from_metadata(pairs);
         let Some(root) = self.dirs.get(&wanted.dir_name).cloned() else {
-            return Err(Status::not_found(format!("no access allowed to dir {:?}", wanted.dir_name)));
+            return Err(Status::not_found(format!(
+                "no access allowed to dir {:?}",
+                wanted.dir_name
+            )));
         };
         let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let source = WireSource(request.into_inner());
         let counters = self.sent.clone();
         counters.started.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let result = serve_diffcopy(&root, &wanted, WireSink(sender.clone()), source, &ServeOptions::default()).await;
+            let result = serve_diffcopy(
+                &root,
+                &wanted,
+                WireSink(sender.clone()),
+                source,
+                &ServeOptions::default(),
+            )
+            .await;
             if let Ok(summary) = &result {
-                counters.entries.fetch_add(summary.stats as u64, Ordering::Relaxed);
-                counters.files.fetch_add(summary.files as u64, Ordering::Relaxed);
+                counters
+                    .entries
+                    .fetch_add(summary.stats as u64, Ordering::Relaxed);
+                counters
+                    .files
+                    .fetch_add(summary.files as u64, Ordering::Relaxed);
                 counters.bytes.fetch_add(summary.bytes, Ordering::Relaxed);
                 counters.finished.fetch_add(1, Ordering::SeqCst);
             }
@@ -192,7 +242,12 @@ impl FileSync for LocalDirs {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    async fn tar_stream(&self, _request: Request<Streaming<WirePacket>>) -> Result<Response<PacketStream>, Status> {
-        Err(Status::unimplemented("tar streams are not offered; use DiffCopy"))
+    async fn tar_stream(
+        &self,
+        _request: Request<Streaming<WirePacket>>,
+    ) -> Result<Response<PacketStream>, Status> {
+        Err(Status::unimplemented(
+            "tar streams are not offered; use DiffCopy",
+        ))
     }
 }

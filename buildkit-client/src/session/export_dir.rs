@@ -69,7 +69,10 @@ pub struct ExportDir {
 }
 
 fn refused(path: &str, reason: impl Into<String>) -> ExportPathError {
-    ExportPathError::Refused { path: path.to_string(), reason: reason.into() }
+    ExportPathError::Refused {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Splits a daemon path into its parent components and last name, refusing
@@ -95,11 +98,23 @@ impl ExportDir {
     /// Creates `dest` (and its parents; the caller chose it) if needed and
     /// opens it.
     pub fn open(dest: &Path) -> Result<ExportDir, ExportPathError> {
-        let io_err = |source: io::Error| ExportPathError::Io { path: dest.to_path_buf(), source };
+        let io_err = |source: io::Error| ExportPathError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(dest).map_err(io_err)?;
-        let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err(e.into()))?;
-        Ok(ExportDir { dest: dest.to_path_buf(), root, created: HashMap::new(), last_parent: None })
+        let root = rustix::fs::open(
+            dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(e.into()))?;
+        Ok(ExportDir {
+            dest: dest.to_path_buf(),
+            root,
+            created: HashMap::new(),
+            last_parent: None,
+        })
     }
 
     /// The destination directory.
@@ -108,12 +123,20 @@ impl ExportDir {
     }
 
     fn io(&self, path: &str, source: impl Into<io::Error>) -> ExportPathError {
-        ExportPathError::Io { path: self.dest.join(path), source: source.into() }
+        ExportPathError::Io {
+            path: self.dest.join(path),
+            source: source.into(),
+        }
     }
 
     /// Opens the parent directory of `path`, component by component, never
     /// through a symlink. Missing directories are created when `create`.
-    fn parent(&mut self, path: &str, parents: &[&str], create: bool) -> Result<OwnedFd, ExportPathError> {
+    fn parent(
+        &mut self,
+        path: &str,
+        parents: &[&str],
+        create: bool,
+    ) -> Result<OwnedFd, ExportPathError> {
         let key = parents.join("/");
         if let Some((cached, fd)) = &self.last_parent {
             if *cached == key {
@@ -137,7 +160,10 @@ impl ExportDir {
                 Ok(fd) => fd,
                 Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
                     let at = parents[..=depth].join("/");
-                    return Err(refused(path, format!("{at} is not a directory (a symlink is never followed)")));
+                    return Err(refused(
+                        path,
+                        format!("{at} is not a directory (a symlink is never followed)"),
+                    ));
                 }
                 Err(e) => return Err(self.io(path, e)),
             };
@@ -156,7 +182,9 @@ impl ExportDir {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 Err(refused(path, "a directory is already there"))
             }
-            Ok(_) => rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| self.io(path, e)),
+            Ok(_) => {
+                rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| self.io(path, e))
+            }
         }
     }
 
@@ -166,7 +194,8 @@ impl ExportDir {
         let parent = self.parent(path, &parents, true)?;
         match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
-            Ok(_) => rustix::fs::unlinkat(&parent, name, AtFlags::empty()).map_err(|e| self.io(path, e))?,
+            Ok(_) => rustix::fs::unlinkat(&parent, name, AtFlags::empty())
+                .map_err(|e| self.io(path, e))?,
             Err(Errno::NOENT) => {}
             Err(e) => return Err(self.io(path, e)),
         }
@@ -178,7 +207,10 @@ impl ExportDir {
     pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), ExportPathError> {
         let (parents, name) = split(path)?;
         if target.is_empty() || target.contains('\0') {
-            return Err(refused(path, "the symlink target is empty or contains a NUL byte"));
+            return Err(refused(
+                path,
+                "the symlink target is empty or contains a NUL byte",
+            ));
         }
         let parent = self.parent(path, &parents, true)?;
         self.clear(&parent, path, name)?;
@@ -191,10 +223,13 @@ impl ExportDir {
         let (parents, name) = split(path)?;
         let parent = self.parent(path, &parents, true)?;
         self.clear(&parent, path, name)?;
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(0o600)).map_err(|e| self.io(path, e))?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(0o600))
+            .map_err(|e| self.io(path, e))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.io(path, e))?;
-        self.created.insert(path.to_string(), (st.st_dev as u64, st.st_ino as u64));
+        self.created
+            .insert(path.to_string(), (st.st_dev as u64, st.st_ino as u64));
         Ok(std::fs::File::from(fd))
     }
 
@@ -204,28 +239,46 @@ impl ExportDir {
         let (parents, name) = split(path)?;
         let (original_parents, original_name) = split(original)?;
         let Some(&identity) = self.created.get(original) else {
-            return Err(refused(path, format!("its hard link target {original:?} is not a file of this export")));
+            return Err(refused(
+                path,
+                format!("its hard link target {original:?} is not a file of this export"),
+            ));
         };
         let source_parent = self.parent(original, &original_parents, false)?;
         let st = rustix::fs::statat(&source_parent, original_name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| self.io(original, e))?;
         if (st.st_dev as u64, st.st_ino as u64) != identity {
-            return Err(refused(path, format!("its hard link target {original:?} was replaced")));
+            return Err(refused(
+                path,
+                format!("its hard link target {original:?} was replaced"),
+            ));
         }
         let parent = self.parent(path, &parents, true)?;
         self.clear(&parent, path, name)?;
-        rustix::fs::linkat(&source_parent, original_name, &parent, name, AtFlags::empty())
-            .map_err(|e| self.io(path, e))?;
+        rustix::fs::linkat(
+            &source_parent,
+            original_name,
+            &parent,
+            name,
+            AtFlags::empty(),
+        )
+        .map_err(|e| self.io(path, e))?;
         self.created.insert(path.to_string(), identity);
         Ok(())
     }
 
     /// Sets the permission bits (see [`KEPT_MODE_BITS`]) and modification
     /// time of the file or directory `path`; symlinks are left alone.
-    pub fn finish(&mut self, path: &str, unix_mode: u32, mod_time_nanos: i64) -> Result<(), ExportPathError> {
+    pub fn finish(
+        &mut self,
+        path: &str,
+        unix_mode: u32,
+        mod_time_nanos: i64,
+    ) -> Result<(), ExportPathError> {
         let (parents, name) = split(path)?;
         let parent = self.parent(path, &parents, false)?;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let fd = match rustix::fs::openat(&parent, name, flags, Mode::empty()) {
             Ok(fd) => fd,
             // A symlink (ELOOP) keeps its own times; nothing to do.
@@ -233,12 +286,19 @@ impl ExportDir {
             Err(e) => return Err(self.io(path, e)),
         };
         let st = rustix::fs::fstat(&fd).map_err(|e| self.io(path, e))?;
-        if !matches!(FileType::from_raw_mode(st.st_mode), FileType::RegularFile | FileType::Directory) {
+        if !matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::RegularFile | FileType::Directory
+        ) {
             return Ok(());
         }
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(unix_mode & KEPT_MODE_BITS)).map_err(|e| self.io(path, e))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(unix_mode & KEPT_MODE_BITS))
+            .map_err(|e| self.io(path, e))?;
         if let Some(time) = timespec(mod_time_nanos) {
-            let times = Timestamps { last_access: time, last_modification: time };
+            let times = Timestamps {
+                last_access: time,
+                last_modification: time,
+            };
             rustix::fs::futimens(&fd, &times).map_err(|e| self.io(path, e))?;
         }
         Ok(())
@@ -249,7 +309,10 @@ fn timespec(nanos: i64) -> Option<Timespec> {
     let nanos = u64::try_from(nanos).ok()?;
     let time = UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?;
     let since = time.duration_since(SystemTime::UNIX_EPOCH).ok()?;
-    Some(Timespec { tv_sec: i64::try_from(since.as_secs()).ok()?, tv_nsec: since.subsec_nanos().into() })
+    Some(Timespec {
+        tv_sec: i64::try_from(since.as_secs()).ok()?,
+        tv_nsec: since.subsec_nanos().into(),
+    })
 }
 
 #[cfg(test)]
@@ -279,10 +342,17 @@ mod tests {
         dir.symlink("a/l", "/etc/passwd").unwrap();
         dir.finish("a/f", 0o4755, 1_000_000_000).unwrap();
         let meta = fs::metadata(dest.join("a/f")).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "set-user-ID is dropped");
+        assert_eq!(
+            meta.permissions().mode() & 0o7777,
+            0o755,
+            "set-user-ID is dropped"
+        );
         assert_eq!(meta.mtime(), 1);
         assert_eq!(meta.ino(), fs::metadata(dest.join("a/g")).unwrap().ino());
-        assert_eq!(fs::read_link(dest.join("a/l")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::read_link(dest.join("a/l")).unwrap(),
+            Path::new("/etc/passwd")
+        );
         dir.finish("a/l", 0o777, 0).unwrap();
     }
 
@@ -290,8 +360,21 @@ mod tests {
     fn bad_paths_are_refused() {
         let (_top, dest, _) = setup();
         let mut dir = ExportDir::open(&dest).unwrap();
-        for bad in ["../x", "/abs", "a/../../x", "", "a//b", "./x", "..", "a/.", "x\0y"] {
-            assert!(matches!(dir.create_file(bad), Err(ExportPathError::Refused { .. })), "{bad:?}");
+        for bad in [
+            "../x",
+            "/abs",
+            "a/../../x",
+            "",
+            "a//b",
+            "./x",
+            "..",
+            "a/.",
+            "x\0y",
+        ] {
+            assert!(
+                matches!(dir.create_file(bad), Err(ExportPathError::Refused { .. })),
+                "{bad:?}"
+            );
         }
     }
 
@@ -300,11 +383,20 @@ mod tests {
         let (_top, dest, outside) = setup();
         let mut dir = ExportDir::open(&dest).unwrap();
         dir.symlink("l", outside.to_str().unwrap()).unwrap();
-        assert!(matches!(dir.create_file("l/victim"), Err(ExportPathError::Refused { .. })));
-        assert!(matches!(dir.create_dir("l/sub"), Err(ExportPathError::Refused { .. })));
+        assert!(matches!(
+            dir.create_file("l/victim"),
+            Err(ExportPathError::Refused { .. })
+        ));
+        assert!(matches!(
+            dir.create_dir("l/sub"),
+            Err(ExportPathError::Refused { .. })
+        ));
         // A link that was already in the destination.
         std::os::unix::fs::symlink(&outside, dest.join("pre")).unwrap();
-        assert!(matches!(dir.create_file("pre/victim"), Err(ExportPathError::Refused { .. })));
+        assert!(matches!(
+            dir.create_file("pre/victim"),
+            Err(ExportPathError::Refused { .. })
+        ));
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"original");
         assert!(!outside.join("sub").exists());
     }
@@ -319,9 +411,19 @@ mod tests {
         dir.create_file("h").unwrap().write_all(b"new").unwrap();
         dir.finish("h", 0o777, 0).unwrap();
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"original");
-        assert_eq!(fs::metadata(outside.join("victim")).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(outside.join("victim"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o644
+        );
         assert_eq!(fs::read(dest.join("s")).unwrap(), b"new");
-        assert!(!fs::symlink_metadata(dest.join("s")).unwrap().file_type().is_symlink());
+        assert!(!fs::symlink_metadata(dest.join("s"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -332,7 +434,8 @@ mod tests {
         for target in ["pre", "../outside/victim", "/etc/passwd", "missing"] {
             assert!(dir.hard_link("x", target).is_err(), "{target}");
         }
-        dir.symlink("l", outside.join("victim").to_str().unwrap()).unwrap();
+        dir.symlink("l", outside.join("victim").to_str().unwrap())
+            .unwrap();
         assert!(dir.hard_link("x", "l").is_err());
         assert!(!dest.join("x").exists());
     }

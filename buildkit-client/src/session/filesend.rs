@@ -81,7 +81,10 @@ impl Exports {
             return (done, None);
         }
         let targets = Arc::new(self.targets);
-        let shared = Shared { targets: targets.clone(), done: done.clone() };
+        let shared = Shared {
+            targets: targets.clone(),
+            done: done.clone(),
+        };
         let dispatch = FileSendDispatch {
             bytes: FileSendServer::new(TarReceiver(shared.clone()))
                 .max_decoding_message_size(crate::transport::MAX_MESSAGE_SIZE),
@@ -100,8 +103,14 @@ pub(crate) struct Shared {
 impl Shared {
     /// The target of the exporter named in the request metadata, or the only
     /// one when the daemon names none.
-    pub(crate) fn target(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(usize, ExportTarget), Status> {
-        let named = metadata.get(EXPORTER_ID_KEY).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    pub(crate) fn target(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<(usize, ExportTarget), Status> {
+        let named = metadata
+            .get(EXPORTER_ID_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
         match named {
             Some(index) => self
                 .targets
@@ -164,11 +173,17 @@ impl FileSend for TarReceiver {
         };
         let mut written: u64 = 0;
         while let Some(message) = inbound.message().await? {
-            sink.write_all(&message.data).await.map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
+            sink.write_all(&message.data)
+                .await
+                .map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
             written += message.data.len() as u64;
         }
-        sink.flush().await.map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
-        sink.shutdown().await.map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
+        sink.flush()
+            .await
+            .map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
+        sink.shutdown()
+            .await
+            .map_err(|err| self.0.fail(format!("{describe}: {err}")))?;
         tracing::debug!(exporter = index, bytes = written, target = %describe, "export written");
         Ok(Response::new(Box::pin(futures::stream::empty())))
     }
@@ -189,7 +204,8 @@ impl NamedService for FileSendDispatch {
 impl tower::Service<http::Request<Body>> for FileSendDispatch {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -197,8 +213,10 @@ impl tower::Service<http::Request<Body>> for FileSendDispatch {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let headers = tonic::metadata::MetadataMap::from_headers(request.headers().clone());
-        let wants_directory =
-            matches!(self.packets.shared().target(&headers), Ok((_, ExportTarget::Directory(_))));
+        let wants_directory = matches!(
+            self.packets.shared().target(&headers),
+            Ok((_, ExportTarget::Directory(_)))
+        );
         if wants_directory {
             let mut server = self.packets.clone();
             Box::pin(async move { tower::Service::call(&mut server, request).await })

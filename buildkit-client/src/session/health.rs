@@ -19,18 +19,34 @@ pub(crate) fn server() -> HealthServer<HealthService> {
 }
 
 /// Methods advertised in the session headers.
-pub(crate) const METHODS: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
+pub(crate) const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
 
 #[tonic::async_trait]
 impl Health for HealthService {
-    async fn check(&self, _request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
-        Ok(Response::new(HealthCheckResponse { status: ServingStatus::Serving as i32 }))
+    async fn check(
+        &self,
+        _request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        Ok(Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
     }
 
-    type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send + 'static>>;
+    type WatchStream =
+        Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send + 'static>>;
 
-    async fn watch(&self, _request: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let first = futures::stream::once(async { Ok(HealthCheckResponse { status: ServingStatus::Serving as i32 }) });
+    async fn watch(
+        &self,
+        _request: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let first = futures::stream::once(async {
+            Ok(HealthCheckResponse {
+                status: ServingStatus::Serving as i32,
+            })
+        });
         let stream = futures::StreamExt::chain(first, futures::stream::pending());
         Ok(Response::new(Box::pin(stream)))
     }

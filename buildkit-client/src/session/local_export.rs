@@ -11,15 +11,15 @@ use std::path::Path;
 use std::pin::Pin;
 
 use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet, Stat};
+use cicd_agents_proto::moby::filesync::v1::packets::file_send_server::{FileSend, FileSendServer};
+use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use cicd_agents_proto::moby::filesync::v1::packets::file_send_server::{FileSend, FileSendServer};
-use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::session::filesend::{ExportTarget, Shared};
 use crate::session::export_dir::{ExportDir, ExportPathError};
+use crate::session::filesend::{ExportTarget, Shared};
 use crate::session::filesync::walk::{go_mode, OrderValidator};
 
 /// The packet-typed FileSend server.
@@ -38,14 +38,21 @@ impl LocalExportServer {
 impl tower::Service<http::Request<tonic::body::Body>> for LocalExportServer {
     type Response = http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::Future;
+    type Future =
+        <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::Future;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::poll_ready(&mut self.server, cx)
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::call(&mut self.server, request)
+        <FileSendServer<LocalReceiver> as tower::Service<http::Request<tonic::body::Body>>>::call(
+            &mut self.server,
+            request,
+        )
     }
 }
 
@@ -66,10 +73,15 @@ type PacketStream = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send + '
 impl FileSend for LocalReceiver {
     type DiffCopyStream = PacketStream;
 
-    async fn diff_copy(&self, request: Request<Streaming<Packet>>) -> Result<Response<PacketStream>, Status> {
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<PacketStream>, Status> {
         let (index, target) = self.0.target(request.metadata())?;
         let ExportTarget::Directory(dest) = target else {
-            return Err(self.0.fail(format!("exporter {index} does not write to a directory")));
+            return Err(self
+                .0
+                .fail(format!("exporter {index} does not write to a directory")));
         };
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(64);
@@ -152,7 +164,12 @@ where
     let mut summary = LocalExportSummary::default();
     let send = |packet: Packet| {
         let outbound = outbound.clone();
-        async move { outbound.send(Ok(packet)).await.map_err(|_| LocalExportError::Stream("the daemon closed the stream".into())) }
+        async move {
+            outbound
+                .send(Ok(packet))
+                .await
+                .map_err(|_| LocalExportError::Stream("the daemon closed the stream".into()))
+        }
     };
     loop {
         if listing_done && pending == 0 {
@@ -160,15 +177,24 @@ where
         }
         let packet = match inbound.next().await {
             Some(Ok(packet)) => packet,
-            Some(Err(status)) => return Err(LocalExportError::Stream(status.message().to_string())),
-            None => return Err(LocalExportError::Stream("the daemon ended the export early".into())),
+            Some(Err(status)) => {
+                return Err(LocalExportError::Stream(status.message().to_string()))
+            }
+            None => {
+                return Err(LocalExportError::Stream(
+                    "the daemon ended the export early".into(),
+                ))
+            }
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketStat) => match packet.stat {
                 None => listing_done = true,
                 Some(stat) => {
                     if listing_done {
-                        return Err(LocalExportError::Protocol(format!("entry {:?} after the end of the listing", stat.path)));
+                        return Err(LocalExportError::Protocol(format!(
+                            "entry {:?} after the end of the listing",
+                            stat.path
+                        )));
                     }
                     let id = u32::try_from(entries.len())
                         .map_err(|_| LocalExportError::Protocol("too many entries".into()))?;
@@ -185,9 +211,20 @@ where
                             dir.hard_link(&stat.path, &stat.linkname)?;
                         } else {
                             let file = tokio::fs::File::from_std(dir.create_file(&stat.path)?);
-                            open.insert(id, (tokio::io::BufWriter::with_capacity(256 * 1024, file), stat.path.clone()));
+                            open.insert(
+                                id,
+                                (
+                                    tokio::io::BufWriter::with_capacity(256 * 1024, file),
+                                    stat.path.clone(),
+                                ),
+                            );
                             pending += 1;
-                            send(Packet { r#type: PacketType::PacketReq as i32, id, ..Packet::default() }).await?;
+                            send(Packet {
+                                r#type: PacketType::PacketReq as i32,
+                                id,
+                                ..Packet::default()
+                            })
+                            .await?;
                         }
                     } else {
                         summary.skipped += 1;
@@ -198,10 +235,17 @@ where
             },
             Ok(PacketType::PacketData) => {
                 let id = packet.id;
-                let unknown = || LocalExportError::Protocol(format!("data for entry {id}, which was not requested"));
+                let unknown = || {
+                    LocalExportError::Protocol(format!(
+                        "data for entry {id}, which was not requested"
+                    ))
+                };
                 if packet.data.is_empty() {
                     let (mut writer, path) = open.remove(&id).ok_or_else(unknown)?;
-                    writer.flush().await.map_err(|source| ExportPathError::Io { path: dest.join(&path), source })?;
+                    writer.flush().await.map_err(|source| ExportPathError::Io {
+                        path: dest.join(&path),
+                        source,
+                    })?;
                     pending = pending.saturating_sub(1);
                     summary.files += 1;
                 } else {
@@ -209,12 +253,17 @@ where
                     writer
                         .write_all(&packet.data)
                         .await
-                        .map_err(|source| ExportPathError::Io { path: dest.join(&*path), source })?;
+                        .map_err(|source| ExportPathError::Io {
+                            path: dest.join(&*path),
+                            source,
+                        })?;
                     summary.bytes += packet.data.len() as u64;
                 }
             }
             Ok(PacketType::PacketErr) => {
-                return Err(LocalExportError::Daemon(String::from_utf8_lossy(&packet.data).into_owned()));
+                return Err(LocalExportError::Daemon(
+                    String::from_utf8_lossy(&packet.data).into_owned(),
+                ));
             }
             Ok(PacketType::PacketFin) => break,
             _ => {}
@@ -232,8 +281,14 @@ where
         }
         Ok::<_, ExportPathError>(())
     });
-    entries.await.map_err(|err| LocalExportError::Stream(err.to_string()))??;
-    send(Packet { r#type: PacketType::PacketFin as i32, ..Packet::default() }).await?;
+    entries
+        .await
+        .map_err(|err| LocalExportError::Stream(err.to_string()))??;
+    send(Packet {
+        r#type: PacketType::PacketFin as i32,
+        ..Packet::default()
+    })
+    .await?;
     // The sender answers FIN with FIN; read until it does or hangs up.
     while let Some(Ok(packet)) = inbound.next().await {
         if packet.r#type == PacketType::PacketFin as i32 {

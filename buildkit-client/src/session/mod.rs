@@ -16,8 +16,8 @@ pub mod context_sync;
 pub mod export_dir;
 pub mod filesend;
 pub mod filesync;
-pub mod local_export;
 pub(crate) mod health;
+pub mod local_export;
 pub mod secrets;
 pub mod ssh;
 pub(crate) mod tunnel;
@@ -57,7 +57,9 @@ pub(crate) fn random_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..25).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..25)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// What one session serves.
@@ -121,7 +123,11 @@ impl SessionConfig {
             (header::NAME.to_string(), self.name.clone()),
             (header::SHARED_KEY.to_string(), self.shared_key.clone()),
         ];
-        headers.extend(self.methods().into_iter().map(|m| (header::METHOD.to_string(), m.to_string())));
+        headers.extend(
+            self.methods()
+                .into_iter()
+                .map(|m| (header::METHOD.to_string(), m.to_string())),
+        );
         headers
     }
 
@@ -171,8 +177,11 @@ impl SessionConfig {
             for (name, value) in &headers {
                 let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
                     .map_err(|_| Error::Session(format!("bad session header name {name}")))?;
-                let value = MetadataValue::try_from(value.as_str())
-                    .map_err(|_| Error::Session(format!("session header {name} has a value that cannot be sent")))?;
+                let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
+                    Error::Session(format!(
+                        "session header {name} has a value that cannot be sent"
+                    ))
+                })?;
                 request.metadata_mut().append(key, value);
             }
             let mut control = client.control();
@@ -185,7 +194,9 @@ impl SessionConfig {
                             tracing::debug!(%status, "session tunnel closed");
                         }
                     }
-                    Err(status) => tracing::warn!(%address, %status, "the daemon refused the session"),
+                    Err(status) => {
+                        tracing::warn!(%address, %status, "the daemon refused the session")
+                    }
                 }
             }));
             let server_side = pipe.server_side;
@@ -196,6 +207,10 @@ impl SessionConfig {
             }));
         }
         tracing::debug!(session = %id, "session started");
-        Ok(RunningSession { local_dirs, tasks, exports: exports_done })
+        Ok(RunningSession {
+            local_dirs,
+            tasks,
+            exports: exports_done,
+        })
     }
 }

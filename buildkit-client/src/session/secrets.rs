@@ -49,17 +49,26 @@ pub struct Secret {
 impl Secret {
     /// A secret read from a file.
     pub fn file(id: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        Secret { id: id.into(), source: SecretSource::File(path.into()) }
+        Secret {
+            id: id.into(),
+            source: SecretSource::File(path.into()),
+        }
     }
 
     /// A secret read from an environment variable.
     pub fn env(id: impl Into<String>, variable: impl Into<String>) -> Self {
-        Secret { id: id.into(), source: SecretSource::Env(variable.into()) }
+        Secret {
+            id: id.into(),
+            source: SecretSource::Env(variable.into()),
+        }
     }
 
     /// A secret with its value.
     pub fn value(id: impl Into<String>, value: impl Into<String>) -> Self {
-        Secret { id: id.into(), source: SecretSource::Value(SecretString::from(value.into())) }
+        Secret {
+            id: id.into(),
+            source: SecretSource::Value(SecretString::from(value.into())),
+        }
     }
 
     /// Parses the `--secret` syntax of buildx: `id=NAME[,src=FILE|,env=VAR]`,
@@ -71,9 +80,12 @@ impl Secret {
         let mut src = None;
         let mut env = None;
         for field in split_fields(spec) {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or_else(|| Error::option("--secret", format!("{field:?} in {spec:?} is not key=value")))?;
+            let (key, value) = field.split_once('=').ok_or_else(|| {
+                Error::option(
+                    "--secret",
+                    format!("{field:?} in {spec:?} is not key=value"),
+                )
+            })?;
             match key.trim().to_ascii_lowercase().as_str() {
                 "id" => id = Some(value.to_string()),
                 "type" => kind = Some(value.to_string()),
@@ -81,20 +93,33 @@ impl Secret {
                 "env" => env = Some(value.to_string()),
                 "required" => {}
                 other => {
-                    return Err(Error::option("--secret", format!("unknown key {other:?} in {spec:?}; expected id, src, env or type")));
+                    return Err(Error::option(
+                        "--secret",
+                        format!("unknown key {other:?} in {spec:?}; expected id, src, env or type"),
+                    ));
                 }
             }
         }
         let id = id
-            .or_else(|| src.as_deref().and_then(|s| std::path::Path::new(s).file_name()).map(|n| n.to_string_lossy().into_owned()))
+            .or_else(|| {
+                src.as_deref()
+                    .and_then(|s| std::path::Path::new(s).file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
             .or_else(|| env.clone())
             .ok_or_else(|| Error::option("--secret", format!("{spec:?} has no id=")))?;
         if id.trim().is_empty() {
-            return Err(Error::option("--secret", format!("{spec:?} has an empty id")));
+            return Err(Error::option(
+                "--secret",
+                format!("{spec:?} has an empty id"),
+            ));
         }
         let source = match (kind.as_deref(), src, env) {
             (_, Some(_), Some(_)) => {
-                return Err(Error::option("--secret", format!("{spec:?} has both src= and env=")));
+                return Err(Error::option(
+                    "--secret",
+                    format!("{spec:?} has both src= and env="),
+                ));
             }
             (Some("env"), Some(name), None) | (_, None, Some(name)) => SecretSource::Env(name),
             (Some("file") | None, Some(path), None) => SecretSource::File(PathBuf::from(path)),
@@ -108,7 +133,10 @@ impl Secret {
                 }
             }
             (Some(other), _, _) => {
-                return Err(Error::option("--secret", format!("type={other:?} in {spec:?}; expected file or env")));
+                return Err(Error::option(
+                    "--secret",
+                    format!("type={other:?} in {spec:?}; expected file or env"),
+                ));
             }
         };
         Ok(Secret { id, source })
@@ -146,7 +174,14 @@ pub(crate) struct SecretStore {
 
 impl SecretStore {
     pub(crate) fn new(secrets: &[Secret]) -> Self {
-        SecretStore { secrets: Arc::new(secrets.iter().map(|s| (s.id.clone(), s.source.clone())).collect()) }
+        SecretStore {
+            secrets: Arc::new(
+                secrets
+                    .iter()
+                    .map(|s| (s.id.clone(), s.source.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -163,7 +198,10 @@ pub(crate) const METHODS: &[&str] = &["/moby.buildkit.secrets.v1.Secrets/GetSecr
 
 #[tonic::async_trait]
 impl Secrets for SecretStore {
-    async fn get_secret(&self, request: Request<GetSecretRequest>) -> Result<Response<GetSecretResponse>, Status> {
+    async fn get_secret(
+        &self,
+        request: Request<GetSecretRequest>,
+    ) -> Result<Response<GetSecretResponse>, Status> {
         let id = request.into_inner().id;
         let Some(source) = self.secrets.get(&id) else {
             tracing::debug!(%id, "secret not provided");
@@ -173,14 +211,20 @@ impl Secrets for SecretStore {
             SecretSource::Value(value) => value.expose_secret().as_bytes().to_vec(),
             SecretSource::Env(name) => match std::env::var(name) {
                 Ok(value) => value.into_bytes(),
-                Err(_) => return Err(Status::not_found(format!("secret {id}: environment variable {name} is not set"))),
+                Err(_) => {
+                    return Err(Status::not_found(format!(
+                        "secret {id}: environment variable {name} is not set"
+                    )))
+                }
             },
             SecretSource::File(path) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || std::fs::read(&path).map_err(|err| (path, err)))
                     .await
                     .map_err(|_| Status::internal("secret reader stopped"))?
-                    .map_err(|(path, err)| Status::not_found(format!("secret {id}: {}: {err}", path.display())))?
+                    .map_err(|(path, err)| {
+                        Status::not_found(format!("secret {id}: {}: {err}", path.display()))
+                    })?
             }
         };
         tracing::debug!(%id, "secret provided");
@@ -196,7 +240,9 @@ mod tests {
     fn parses_buildx_secret_specs() {
         let s = Secret::parse("id=npmrc,src=/home/me/.npmrc").unwrap();
         assert_eq!(s.id, "npmrc");
-        assert!(matches!(s.source, SecretSource::File(ref p) if p == std::path::Path::new("/home/me/.npmrc")));
+        assert!(
+            matches!(s.source, SecretSource::File(ref p) if p == std::path::Path::new("/home/me/.npmrc"))
+        );
         let s = Secret::parse("id=token,env=GITHUB_TOKEN").unwrap();
         assert!(matches!(s.source, SecretSource::Env(ref v) if v == "GITHUB_TOKEN"));
         let s = Secret::parse("type=env,id=X").unwrap();
@@ -204,7 +250,10 @@ mod tests {
         let s = Secret::parse("src=/run/secrets/aws").unwrap();
         assert_eq!(s.id, "aws");
         assert!(Secret::parse("id=a,src=b,env=c").is_err());
-        assert!(Secret::parse("id=a,bogus=1").unwrap_err().to_string().contains("bogus"));
+        assert!(Secret::parse("id=a,bogus=1")
+            .unwrap_err()
+            .to_string()
+            .contains("bogus"));
         assert!(Secret::parse("novalue").is_err());
         // An empty ID, as buildx refuses it (found by the options fuzz target; input kept in
         // fuzz/regressions/options/secret-empty-id).

@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cicd_agents_proto::moby::sshforward::v1::ssh_server::{Ssh, SshServer};
-use cicd_agents_proto::moby::sshforward::v1::{BytesMessage, CheckAgentRequest, CheckAgentResponse};
+use cicd_agents_proto::moby::sshforward::v1::{
+    BytesMessage, CheckAgentRequest, CheckAgentResponse,
+};
 use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -44,24 +46,42 @@ impl SshAgent {
             None => (spec.trim(), None),
         };
         if id.is_empty() {
-            return Err(Error::option("--ssh", format!("{spec:?} has no ID; write default or id=socket")));
+            return Err(Error::option(
+                "--ssh",
+                format!("{spec:?} has no ID; write default or id=socket"),
+            ));
         }
         if path.is_some_and(|p| p.contains(',')) {
-            return Err(Error::option("--ssh", format!("{spec:?}: only one agent socket per ID is supported")));
+            return Err(Error::option(
+                "--ssh",
+                format!("{spec:?}: only one agent socket per ID is supported"),
+            ));
         }
         let socket = match path.filter(|p| !p.is_empty()) {
             Some(path) => PathBuf::from(path),
-            None => std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from).ok_or_else(|| {
-                Error::option("--ssh", format!("{spec:?} names no socket and SSH_AUTH_SOCK is not set"))
-            })?,
+            None => std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    Error::option(
+                        "--ssh",
+                        format!("{spec:?} names no socket and SSH_AUTH_SOCK is not set"),
+                    )
+                })?,
         };
         if socket.is_file() {
             return Err(Error::option(
                 "--ssh",
-                format!("{} is a file; key files are not supported, give an ssh-agent socket", socket.display()),
+                format!(
+                    "{} is a file; key files are not supported, give an ssh-agent socket",
+                    socket.display()
+                ),
             ));
         }
-        Ok(SshAgent { id: id.to_string(), socket })
+        Ok(SshAgent {
+            id: id.to_string(),
+            socket,
+        })
     }
 }
 
@@ -72,30 +92,45 @@ pub(crate) struct SshService {
 
 impl SshService {
     pub(crate) fn server(agents: Vec<SshAgent>) -> SshServer<SshService> {
-        SshServer::new(SshService { agents: Arc::new(agents.into_iter().map(|a| (a.id, a.socket)).collect()) })
+        SshServer::new(SshService {
+            agents: Arc::new(agents.into_iter().map(|a| (a.id, a.socket)).collect()),
+        })
     }
 
     fn socket(&self, id: &str) -> Result<&PathBuf, Status> {
-        self.agents.get(id).ok_or_else(|| Status::not_found(format!("no SSH agent with ID {id} was given (--ssh {id})")))
+        self.agents.get(id).ok_or_else(|| {
+            Status::not_found(format!("no SSH agent with ID {id} was given (--ssh {id})"))
+        })
     }
 }
 
 /// Methods advertised in the session headers.
-pub(crate) const METHODS: &[&str] = &["/moby.sshforward.v1.SSH/CheckAgent", "/moby.sshforward.v1.SSH/ForwardAgent"];
+pub(crate) const METHODS: &[&str] = &[
+    "/moby.sshforward.v1.SSH/CheckAgent",
+    "/moby.sshforward.v1.SSH/ForwardAgent",
+];
 
 #[tonic::async_trait]
 impl Ssh for SshService {
-    async fn check_agent(&self, request: Request<CheckAgentRequest>) -> Result<Response<CheckAgentResponse>, Status> {
+    async fn check_agent(
+        &self,
+        request: Request<CheckAgentRequest>,
+    ) -> Result<Response<CheckAgentResponse>, Status> {
         let id = request.into_inner().id;
-        let id = if id.is_empty() { DEFAULT_ID.to_string() } else { id };
+        let id = if id.is_empty() {
+            DEFAULT_ID.to_string()
+        } else {
+            id
+        };
         let socket = self.socket(&id)?;
-        UnixStream::connect(socket)
-            .await
-            .map_err(|err| Status::unavailable(format!("SSH agent {id} at {}: {err}", socket.display())))?;
+        UnixStream::connect(socket).await.map_err(|err| {
+            Status::unavailable(format!("SSH agent {id} at {}: {err}", socket.display()))
+        })?;
         Ok(Response::new(CheckAgentResponse {}))
     }
 
-    type ForwardAgentStream = Pin<Box<dyn Stream<Item = Result<BytesMessage, Status>> + Send + 'static>>;
+    type ForwardAgentStream =
+        Pin<Box<dyn Stream<Item = Result<BytesMessage, Status>> + Send + 'static>>;
 
     async fn forward_agent(
         &self,
@@ -109,9 +144,9 @@ impl Ssh for SshService {
             .unwrap_or(DEFAULT_ID)
             .to_string();
         let socket = self.socket(&id)?.clone();
-        let agent = UnixStream::connect(&socket)
-            .await
-            .map_err(|err| Status::unavailable(format!("SSH agent {id} at {}: {err}", socket.display())))?;
+        let agent = UnixStream::connect(&socket).await.map_err(|err| {
+            Status::unavailable(format!("SSH agent {id} at {}: {err}", socket.display()))
+        })?;
         let (mut agent_read, mut agent_write) = agent.into_split();
         let mut inbound = request.into_inner();
         tokio::spawn(async move {
@@ -129,7 +164,13 @@ impl Ssh for SshService {
                 match agent_read.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if sender.send(Ok(BytesMessage { data: buffer[..n].to_vec() })).await.is_err() {
+                        if sender
+                            .send(Ok(BytesMessage {
+                                data: buffer[..n].to_vec(),
+                            }))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -147,7 +188,13 @@ mod tests {
     #[test]
     fn parses_ssh_specs() {
         let agent = SshAgent::parse("default=/tmp/agent.sock").unwrap();
-        assert_eq!(agent, SshAgent { id: "default".into(), socket: "/tmp/agent.sock".into() });
+        assert_eq!(
+            agent,
+            SshAgent {
+                id: "default".into(),
+                socket: "/tmp/agent.sock".into()
+            }
+        );
         assert!(SshAgent::parse("=x").is_err());
     }
 }

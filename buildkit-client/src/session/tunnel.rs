@@ -46,7 +46,11 @@ pub(crate) struct ServerTuning {
 /// (which is what `tonic::transport::Server` would spawn): dropping it (the
 /// session being torn down) closes the socket at once, so the daemon sees
 /// the session end and nothing is left running on our side.
-pub(crate) async fn serve(routes: Routes, stream: BoxedStream, tuning: ServerTuning) -> Result<(), hyper::Error> {
+pub(crate) async fn serve(
+    routes: Routes,
+    stream: BoxedStream,
+    tuning: ServerTuning,
+) -> Result<(), hyper::Error> {
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -55,7 +59,9 @@ pub(crate) async fn serve(routes: Routes, stream: BoxedStream, tuning: ServerTun
         .max_frame_size(tuning.max_frame_size)
         .keep_alive_interval(tuning.keepalive_interval)
         .keep_alive_timeout(tuning.keepalive_timeout);
-    builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes)).await
+    builder
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes))
+        .await
 }
 
 /// The two ends of a `Control.Session` tunnel: what we send the daemon and a
@@ -76,7 +82,10 @@ pub(crate) struct InboundPump {
 
 impl InboundPump {
     /// Copies every message of `inbound` into the pipe until it ends.
-    pub(crate) async fn run(mut self, mut inbound: tonic::Streaming<BytesMessage>) -> Result<(), tonic::Status> {
+    pub(crate) async fn run(
+        mut self,
+        mut inbound: tonic::Streaming<BytesMessage>,
+    ) -> Result<(), tonic::Status> {
         while let Some(message) = inbound.message().await? {
             if self.writer.write_all(&message.data).await.is_err() {
                 break;
@@ -100,7 +109,9 @@ impl MessagePipe {
                 match reader.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let message = BytesMessage { data: Bytes::copy_from_slice(&buffer[..n]) };
+                        let message = BytesMessage {
+                            data: Bytes::copy_from_slice(&buffer[..n]),
+                        };
                         if sender.send(message).await.is_err() {
                             break;
                         }
@@ -108,6 +119,10 @@ impl MessagePipe {
                 }
             }
         });
-        MessagePipe { outbound, server_side: Box::new(server_side), inbound: InboundPump { writer } }
+        MessagePipe {
+            outbound,
+            server_side: Box::new(server_side),
+            inbound: InboundPump { writer },
+        }
     }
 }

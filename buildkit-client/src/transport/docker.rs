@@ -21,10 +21,13 @@ pub(crate) async fn upgrade(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<BoxedStream, String> {
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n");
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n");
     for (name, value) in headers {
         if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
-            return Err(format!("header {name:?} cannot be sent in an HTTP/1.1 request"));
+            return Err(format!(
+                "header {name:?} cannot be sent in an HTTP/1.1 request"
+            ));
         }
         request.push_str(name);
         request.push_str(": ");
@@ -36,7 +39,9 @@ pub(crate) async fn upgrade(
         .write_all(request.as_bytes())
         .await
         .map_err(|err| format!("sending POST {path}: {err}"))?;
-    let (head, rest) = read_head(&mut stream).await.map_err(|err| format!("reading the answer to POST {path}: {err}"))?;
+    let (head, rest) = read_head(&mut stream)
+        .await
+        .map_err(|err| format!("reading the answer to POST {path}: {err}"))?;
     let status_line = head.lines().next().unwrap_or_default();
     let code = status_line.split_whitespace().nth(1).unwrap_or_default();
     if code != "101" {
@@ -54,10 +59,18 @@ pub(crate) async fn upgrade(
 /// Performs a plain `GET` on the Docker API and returns the body.
 pub(crate) async fn get(mut stream: BoxedStream, path: &str) -> Result<Vec<u8>, String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|err| format!("sending GET {path}: {err}"))?;
-    let (head, rest) = read_head(&mut stream).await.map_err(|err| format!("reading GET {path}: {err}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|err| format!("sending GET {path}: {err}"))?;
+    let (head, rest) = read_head(&mut stream)
+        .await
+        .map_err(|err| format!("reading GET {path}: {err}"))?;
     let mut body = rest.to_vec();
-    stream.read_to_end(&mut body).await.map_err(|err| format!("reading GET {path}: {err}"))?;
+    stream
+        .read_to_end(&mut body)
+        .await
+        .map_err(|err| format!("reading GET {path}: {err}"))?;
     let status_line = head.lines().next().unwrap_or_default().to_string();
     if status_line.split_whitespace().nth(1) != Some("200") {
         return Err(format!("GET {path} was answered {status_line:?}"));
@@ -104,7 +117,10 @@ async fn read_head(stream: &mut BoxedStream) -> std::io::Result<(String, Bytes)>
             return Ok((String::from_utf8_lossy(&head).into_owned(), buffer.freeze()));
         }
         if buffer.len() > MAX_HEAD {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "response head too long"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "response head too long",
+            ));
         }
         let read = stream.read_buf(&mut buffer).await?;
         if read == 0 {
@@ -122,7 +138,10 @@ mod tests {
 
     #[test]
     fn dechunks() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").as_deref(), Some(&b"abcde"[..]));
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abcde"[..])
+        );
         assert_eq!(dechunk(b"5\r\nab"), None);
     }
 
@@ -139,9 +158,13 @@ mod tests {
                 .unwrap();
             text
         });
-        let mut upgraded = upgrade(Box::new(client), "/session", &[("X-Docker-Expose-Session-Uuid".into(), "abc".into())])
-            .await
-            .unwrap();
+        let mut upgraded = upgrade(
+            Box::new(client),
+            "/session",
+            &[("X-Docker-Expose-Session-Uuid".into(), "abc".into())],
+        )
+        .await
+        .unwrap();
         let request = task.await.unwrap();
         assert!(request.starts_with("POST /session HTTP/1.1\r\n"));
         assert!(request.contains("Upgrade: h2c\r\n"));
@@ -157,12 +180,17 @@ mod tests {
         tokio::spawn(async move {
             let mut seen = [0u8; 1024];
             let _ = server.read(&mut seen).await;
-            let _ = server.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found").await;
+            let _ = server
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+                .await;
         });
         let err = match upgrade(Box::new(client), "/grpc", &[]).await {
             Ok(_) => panic!("upgrade succeeded"),
             Err(err) => err,
         };
-        assert!(err.contains("404") && err.contains("/grpc") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("404") && err.contains("/grpc") && err.contains("not found"),
+            "{err}"
+        );
     }
 }

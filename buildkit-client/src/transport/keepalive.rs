@@ -74,7 +74,10 @@ impl Keepalive {
 impl Default for Keepalive {
     /// 15 s between PINGs, 10 s for the answer.
     fn default() -> Self {
-        Keepalive { interval: Self::DEFAULT_INTERVAL, timeout: Self::DEFAULT_TIMEOUT }
+        Keepalive {
+            interval: Self::DEFAULT_INTERVAL,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
     }
 }
 

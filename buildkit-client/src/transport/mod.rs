@@ -44,7 +44,12 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(address: Address, tls: &TlsOptions, connect_timeout: Duration, keepalive: Keepalive) -> Result<Self> {
+    pub(crate) fn new(
+        address: Address,
+        tls: &TlsOptions,
+        connect_timeout: Duration,
+        keepalive: Keepalive,
+    ) -> Result<Self> {
         let tls = if tls.is_enabled() {
             match address.endpoint() {
                 Endpoint::Tcp { host, .. } => Some(tls.settings(host)?),
@@ -58,7 +63,12 @@ impl Transport {
         } else {
             None
         };
-        Ok(Transport { address, tls, connect_timeout, keepalive })
+        Ok(Transport {
+            address,
+            tls,
+            connect_timeout,
+            keepalive,
+        })
     }
 
     pub(crate) fn address(&self) -> &Address {
@@ -70,7 +80,10 @@ impl Transport {
     }
 
     fn connect_error(&self, reason: impl Into<String>) -> Error {
-        Error::Connect { address: self.address.to_string(), reason: reason.into() }
+        Error::Connect {
+            address: self.address.to_string(),
+            reason: reason.into(),
+        }
     }
 
     /// Opens a raw stream to the endpoint (TLS already negotiated).
@@ -78,9 +91,9 @@ impl Transport {
         let attempt = async {
             match self.address.endpoint() {
                 Endpoint::Unix(path) => {
-                    let stream = UnixStream::connect(path)
-                        .await
-                        .map_err(|err| self.connect_error(format!("{}: {}", path.display(), err)))?;
+                    let stream = UnixStream::connect(path).await.map_err(|err| {
+                        self.connect_error(format!("{}: {}", path.display(), err))
+                    })?;
                     Ok(Box::new(stream) as BoxedStream)
                 }
                 Endpoint::Tcp { host, port } => {
@@ -95,7 +108,9 @@ impl Transport {
                                 .connector
                                 .connect(tls.server_name.clone(), stream)
                                 .await
-                                .map_err(|err| self.connect_error(handshake_failure(host, tls, &err)))?;
+                                .map_err(|err| {
+                                    self.connect_error(handshake_failure(host, tls, &err))
+                                })?;
                             Ok(Box::new(stream) as BoxedStream)
                         }
                     }
@@ -104,7 +119,10 @@ impl Transport {
         };
         match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout }),
+            Err(_) => Err(Error::ConnectTimeout {
+                address: self.address.to_string(),
+                timeout: self.connect_timeout,
+            }),
         }
     }
 
@@ -114,26 +132,41 @@ impl Transport {
         if !self.address.is_docker() {
             return Ok(stream);
         }
-        let upgraded = tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/grpc", &[]))
-            .await
-            .map_err(|_| Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout })?;
+        let upgraded =
+            tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/grpc", &[]))
+                .await
+                .map_err(|_| Error::ConnectTimeout {
+                    address: self.address.to_string(),
+                    timeout: self.connect_timeout,
+                })?;
         upgraded.map_err(|reason| self.connect_error(reason))
     }
 
     /// Opens the Docker API's `/session` door with the session headers; the
     /// returned stream speaks HTTP/2 with the daemon as the client.
-    pub(crate) async fn dial_docker_session(&self, headers: &[(String, String)]) -> Result<BoxedStream> {
+    pub(crate) async fn dial_docker_session(
+        &self,
+        headers: &[(String, String)],
+    ) -> Result<BoxedStream> {
         let stream = self.dial_raw().await?;
-        let upgraded = tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/session", headers))
-            .await
-            .map_err(|_| Error::ConnectTimeout { address: self.address.to_string(), timeout: self.connect_timeout })?;
+        let upgraded = tokio::time::timeout(
+            self.connect_timeout,
+            docker::upgrade(stream, "/session", headers),
+        )
+        .await
+        .map_err(|_| Error::ConnectTimeout {
+            address: self.address.to_string(),
+            timeout: self.connect_timeout,
+        })?;
         upgraded.map_err(|reason| self.connect_error(reason))
     }
 
     /// `GET` on the Docker API (only for `docker://` addresses).
     pub(crate) async fn docker_get(&self, path: &str) -> Result<Vec<u8>> {
         let stream = self.dial_raw().await?;
-        docker::get(stream, path).await.map_err(|reason| self.connect_error(reason))
+        docker::get(stream, path)
+            .await
+            .map_err(|reason| self.connect_error(reason))
     }
 
     /// Connects an HTTP/2 channel for the Control API, failing fast when the
@@ -155,7 +188,9 @@ impl Transport {
             Ok(channel) => Ok(channel),
             // Our connector's own error names the address and the cause; prefer
             // it to tonic's generic "transport error".
-            Err(err) => Err(take_our_error(&err).unwrap_or_else(|| self.connect_error(error_chain(&err)))),
+            Err(err) => {
+                Err(take_our_error(&err).unwrap_or_else(|| self.connect_error(error_chain(&err))))
+            }
         }
     }
 }
@@ -190,11 +225,18 @@ fn take_our_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
     while let Some(candidate) = current {
         if let Some(ours) = candidate.downcast_ref::<Error>() {
             return Some(match ours {
-                Error::Connect { address, reason } => Error::Connect { address: address.clone(), reason: reason.clone() },
-                Error::ConnectTimeout { address, timeout } => {
-                    Error::ConnectTimeout { address: address.clone(), timeout: *timeout }
-                }
-                other => Error::Connect { address: String::new(), reason: other.to_string() },
+                Error::Connect { address, reason } => Error::Connect {
+                    address: address.clone(),
+                    reason: reason.clone(),
+                },
+                Error::ConnectTimeout { address, timeout } => Error::ConnectTimeout {
+                    address: address.clone(),
+                    timeout: *timeout,
+                },
+                other => Error::Connect {
+                    address: String::new(),
+                    reason: other.to_string(),
+                },
             });
         }
         current = candidate.source();
@@ -208,10 +250,14 @@ pub(crate) fn take_connect_error(err: &(dyn std::error::Error + 'static)) -> Opt
     while let Some(candidate) = current {
         if let Some(ours) = candidate.downcast_ref::<Error>() {
             return match ours {
-                Error::Connect { address, reason } => Some(Error::Connect { address: address.clone(), reason: reason.clone() }),
-                Error::ConnectTimeout { address, timeout } => {
-                    Some(Error::ConnectTimeout { address: address.clone(), timeout: *timeout })
-                }
+                Error::Connect { address, reason } => Some(Error::Connect {
+                    address: address.clone(),
+                    reason: reason.clone(),
+                }),
+                Error::ConnectTimeout { address, timeout } => Some(Error::ConnectTimeout {
+                    address: address.clone(),
+                    timeout: *timeout,
+                }),
                 _ => None,
             };
         }

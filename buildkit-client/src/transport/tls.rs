@@ -112,7 +112,12 @@ impl rustls::client::danger::ServerCertVerifier for UnverifiedServer {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -121,11 +126,18 @@ impl rustls::client::danger::ServerCertVerifier for UnverifiedServer {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -138,16 +150,22 @@ pub(crate) struct TlsSettings {
 
 impl std::fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsSettings").field("server_name", &self.server_name).finish_non_exhaustive()
+        f.debug_struct("TlsSettings")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
     }
 }
 
 fn tls_error(path: Option<&Path>, reason: impl Into<String>) -> Error {
-    Error::Tls { path: path.map(Path::to_path_buf), reason: reason.into() }
+    Error::Tls {
+        path: path.map(Path::to_path_buf),
+        reason: reason.into(),
+    }
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(path).map_err(|err| tls_error(Some(path), format!("cannot read certificate file: {err}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|err| tls_error(Some(path), format!("cannot read certificate file: {err}")))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|err| tls_error(Some(path), format!("not a PEM certificate file: {err}")))?;
@@ -158,9 +176,14 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let bytes = std::fs::read(path).map_err(|err| tls_error(Some(path), format!("cannot read key file: {err}")))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|err| tls_error(Some(path), format!("no usable PEM private key in the file: {err}")))
+    let bytes = std::fs::read(path)
+        .map_err(|err| tls_error(Some(path), format!("cannot read key file: {err}")))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| {
+        tls_error(
+            Some(path),
+            format!("no usable PEM private key in the file: {err}"),
+        )
+    })
 }
 
 impl TlsOptions {
@@ -178,9 +201,9 @@ impl TlsOptions {
             }
             Some(path) => {
                 for cert in read_certificates(path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|err| tls_error(Some(path), format!("unusable CA certificate: {err}")))?;
+                    roots.add(cert).map_err(|err| {
+                        tls_error(Some(path), format!("unusable CA certificate: {err}"))
+                    })?;
                 }
             }
             None => {
@@ -189,7 +212,10 @@ impl TlsOptions {
                     let _ = roots.add(cert);
                 }
                 if roots.is_empty() {
-                    return Err(tls_error(None, "no --tlscacert given and no system certificate authorities found"));
+                    return Err(tls_error(
+                        None,
+                        "no --tlscacert given and no system certificate authorities found",
+                    ));
                 }
             }
         }
@@ -197,7 +223,9 @@ impl TlsOptions {
             .with_safe_default_protocol_versions()
             .map_err(|err| tls_error(None, err.to_string()))?;
         let builder = if self.insecure_skip_verify {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(UnverifiedServer { provider }))
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(UnverifiedServer { provider }))
         } else {
             builder.with_root_certificates(roots)
         };
@@ -207,16 +235,31 @@ impl TlsOptions {
                 let key_der = read_private_key(key)?;
                 builder
                     .with_client_auth_cert(chain, key_der)
-                    .map_err(|err| tls_error(Some(key), format!("client certificate and key do not fit: {err}")))?
+                    .map_err(|err| {
+                        tls_error(
+                            Some(key),
+                            format!("client certificate and key do not fit: {err}"),
+                        )
+                    })?
             }
-            (Some(cert), None) => return Err(tls_error(Some(cert), "--tlscert was given without --tlskey")),
-            (None, Some(key)) => return Err(tls_error(Some(key), "--tlskey was given without --tlscert")),
+            (Some(cert), None) => {
+                return Err(tls_error(
+                    Some(cert),
+                    "--tlscert was given without --tlskey",
+                ))
+            }
+            (None, Some(key)) => {
+                return Err(tls_error(Some(key), "--tlskey was given without --tlscert"))
+            }
             (None, None) => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         let name = self.server_name.clone().unwrap_or_else(|| host.to_string());
         let server_name = ServerName::try_from(name.clone())
             .map_err(|_| tls_error(None, format!("{name:?} is not a valid TLS server name")))?;
-        Ok(TlsSettings { connector: TlsConnector::from(Arc::new(config)), server_name })
+        Ok(TlsSettings {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
     }
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cicd_agents_buildkit::build::{parse_key_values, BuildContext, BuildOptions, CacheEntry, NamedContext, Output};
+use cicd_agents_buildkit::build::{
+    parse_key_values, BuildContext, BuildOptions, CacheEntry, NamedContext, Output,
+};
 use cicd_agents_buildkit::progress::ProgressMode;
 use cicd_agents_buildkit::{Error, Secret, SshAgent};
 use clap::Args;
@@ -97,27 +99,55 @@ impl BuildArgs {
         options.target = self.target.clone();
         options.build_args = parse_key_values("--build-arg", &self.build_args)?;
         options.labels = parse_key_values("--label", &self.labels)?;
-        options.platforms = self.platforms.iter().filter(|p| !p.is_empty()).cloned().collect();
+        options.platforms = self
+            .platforms
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect();
         options.no_cache = self.no_cache;
         options.no_cache_filter = self.no_cache_filter.clone();
         options.network = self.network.clone();
         options.add_hosts = self.add_hosts.clone();
         for spec in &self.build_contexts {
-            let (name, value) = spec
-                .split_once('=')
-                .ok_or_else(|| Error::InvalidOption { option: "--build-context".into(), reason: format!("{spec:?} is not name=value") })?;
-            options.build_contexts.insert(name.to_string(), NamedContext::parse(value)?);
+            let (name, value) = spec.split_once('=').ok_or_else(|| Error::InvalidOption {
+                option: "--build-context".into(),
+                reason: format!("{spec:?} is not name=value"),
+            })?;
+            options
+                .build_contexts
+                .insert(name.to_string(), NamedContext::parse(value)?);
         }
-        options.secrets = self.secrets.iter().map(|s| Secret::parse(s)).collect::<Result<_, _>>()?;
-        options.ssh = self.ssh.iter().map(|s| SshAgent::parse(s)).collect::<Result<_, _>>()?;
+        options.secrets = self
+            .secrets
+            .iter()
+            .map(|s| Secret::parse(s))
+            .collect::<Result<_, _>>()?;
+        options.ssh = self
+            .ssh
+            .iter()
+            .map(|s| SshAgent::parse(s))
+            .collect::<Result<_, _>>()?;
         options.tags = self.tags.clone();
         options.push = self.push;
-        options.outputs = self.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
+        options.outputs = self
+            .outputs
+            .iter()
+            .map(|o| Output::parse(o))
+            .collect::<Result<_, _>>()?;
         if self.load {
             options.outputs.push(Output::new("docker", []));
         }
-        options.cache_from = self.cache_from.iter().map(|c| CacheEntry::parse_import(c)).collect::<Result<_, _>>()?;
-        options.cache_to = self.cache_to.iter().map(|c| CacheEntry::parse_export(c)).collect::<Result<_, _>>()?;
+        options.cache_from = self
+            .cache_from
+            .iter()
+            .map(|c| CacheEntry::parse_import(c))
+            .collect::<Result<_, _>>()?;
+        options.cache_to = self
+            .cache_to
+            .iter()
+            .map(|c| CacheEntry::parse_export(c))
+            .collect::<Result<_, _>>()?;
         options.allow = self.allow.clone();
         options.frontend_attrs = parse_key_values("--opt", &self.opts)?;
         Ok(options)
@@ -126,7 +156,11 @@ impl BuildArgs {
 
 pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
-    let mode: ProgressMode = if args.quiet { ProgressMode::Quiet } else { args.progress.parse()? };
+    let mode: ProgressMode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress.parse()?
+    };
     // Bad input is reported before dialling, whether or not a daemon is up.
     options.validate()?;
     let client = args.connection.connect().await?;
@@ -150,7 +184,10 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.metadata_file {
         result.write_metadata_file(path)?;
     }
-    let digest = result.digest.clone().or_else(|| result.config_digest.clone());
+    let digest = result
+        .digest
+        .clone()
+        .or_else(|| result.config_digest.clone());
     if let (Some(path), Some(digest)) = (&args.iid_file, &digest) {
         std::fs::write(path, digest).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
     }

@@ -54,7 +54,11 @@ pub struct SetImageArgs {
     #[arg(long = "author-name", requires = "repo", default_value = "cicd-agents")]
     author_name: String,
     /// Commit author e-mail.
-    #[arg(long = "author-email", requires = "repo", default_value = "cicd-agents@localhost")]
+    #[arg(
+        long = "author-email",
+        requires = "repo",
+        default_value = "cicd-agents@localhost"
+    )]
     author_email: String,
     /// Commit message template ({image}, {old_tag}, {new_tag}, {digest}, {source_commit}, {files}).
     #[arg(long, requires = "repo")]
@@ -84,13 +88,22 @@ fn pairs(args: &SetImageArgs) -> anyhow::Result<Vec<(String, String)>> {
             args.values.len()
         )));
     }
-    let mut out: Vec<(String, String)> = args.keys.iter().cloned().zip(args.values.iter().cloned()).collect();
+    let mut out: Vec<(String, String)> = args
+        .keys
+        .iter()
+        .cloned()
+        .zip(args.values.iter().cloned())
+        .collect();
     for s in &args.set {
-        let (k, v) = s.split_once('=').ok_or_else(|| crate::exit::usage(format!("--set {s:?}: expected KEY=VALUE")))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| crate::exit::usage(format!("--set {s:?}: expected KEY=VALUE")))?;
         out.push((k.to_string(), v.to_string()));
     }
     if out.is_empty() {
-        return Err(crate::exit::usage("nothing to set: give --key K --value V or --set K=V"));
+        return Err(crate::exit::usage(
+            "nothing to set: give --key K --value V or --set K=V",
+        ));
     }
     Ok(out)
 }
@@ -123,7 +136,10 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
     let mut config = WriteBackConfig::new(
         repo,
         args.branch.clone().unwrap_or_else(|| "main".into()),
-        Author { name: args.author_name.clone(), email: args.author_email.clone() },
+        Author {
+            name: args.author_name.clone(),
+            email: args.author_email.clone(),
+        },
     );
     config.push_branch = args.push_branch.clone();
     let token = match (&args.token_env, &args.token_file) {
@@ -131,7 +147,9 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => Some(TokenSource::File(path.clone())),
         (None, None) => None,
     };
-    config.auth = token.map(|t| t.load(args.username.as_deref())).transpose()?;
+    config.auth = token
+        .map(|t| t.load(args.username.as_deref()))
+        .transpose()?;
     if let Some(message) = &args.message {
         config.message = MessageTemplate::parse(message)?;
     }
@@ -141,8 +159,14 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, cicd_agents_pipeline::error::ValuesError>>()?;
     let update = ChartUpdate {
         config,
-        updates: vec![ValuesUpdate { file: args.file.clone(), edits }],
-        vars: CommitVars { image: args.image.clone().unwrap_or_default(), ..CommitVars::default() },
+        updates: vec![ValuesUpdate {
+            file: args.file.clone(),
+            edits,
+        }],
+        vars: CommitVars {
+            image: args.image.clone().unwrap_or_default(),
+            ..CommitVars::default()
+        },
     };
     let dry_run = args.dry_run;
     let outcome = tokio::task::spawn_blocking(move || {

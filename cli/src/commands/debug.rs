@@ -52,7 +52,11 @@ pub async fn run(command: DebugCommand) -> anyhow::Result<ExitCode> {
                 Format::Json => print_json(&workers)?,
                 Format::Text => {
                     let mut rows = vec![vec!["ID".to_string(), "PLATFORMS".to_string()]];
-                    rows.extend(workers.iter().map(|w| vec![w.id.clone(), w.platforms.join(",")]));
+                    rows.extend(
+                        workers
+                            .iter()
+                            .map(|w| vec![w.id.clone(), w.platforms.join(",")]),
+                    );
                     print!("{}", table(&rows));
                 }
             }

@@ -22,11 +22,20 @@ pub struct DuArgs {
 
 pub async fn run(args: DuArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.connect().await?;
-    let records = client.disk_usage(&DiskUsageOptions { filters: args.filters }).await?;
+    let records = client
+        .disk_usage(&DiskUsageOptions {
+            filters: args.filters,
+        })
+        .await?;
     match args.format {
         Format::Json => print_json(&records)?,
         Format::Text => {
-            let mut rows = vec![vec!["ID".into(), "RECLAIMABLE".into(), "SIZE".into(), "DESCRIPTION".into()]];
+            let mut rows = vec![vec![
+                "ID".into(),
+                "RECLAIMABLE".into(),
+                "SIZE".into(),
+                "DESCRIPTION".into(),
+            ]];
             let mut total = 0i64;
             let mut reclaimable = 0i64;
             for record in &records {
@@ -35,8 +44,17 @@ pub async fn run(args: DuArgs) -> anyhow::Result<ExitCode> {
                 if can_free {
                     reclaimable += record.size;
                 }
-                let id = if record.mutable { format!("{}*", record.id) } else { record.id.clone() };
-                rows.push(vec![id, can_free.to_string(), human_bytes(record.size), record.description.clone()]);
+                let id = if record.mutable {
+                    format!("{}*", record.id)
+                } else {
+                    record.id.clone()
+                };
+                rows.push(vec![
+                    id,
+                    can_free.to_string(),
+                    human_bytes(record.size),
+                    record.description.clone(),
+                ]);
             }
             print!("{}", table(&rows));
             println!("Reclaimable: {}", human_bytes(reclaimable));

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
 use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildkitDaemon};
-use cicd_agents_pipeline::k8s::launch::{Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions};
+use cicd_agents_pipeline::k8s::launch::{
+    Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
+};
 use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob};
 use cicd_agents_pipeline::k8s::{parse_yaml, render_yaml, BuilderSecurity, Manifest, SecretKeyRef};
 use clap::{Args, Subcommand, ValueEnum};
@@ -63,7 +65,10 @@ struct SecurityArgs {
 
 impl SecurityArgs {
     fn security(&self) -> BuilderSecurity {
-        BuilderSecurity { sys_admin: self.sys_admin, allow_privilege_escalation: !self.no_privilege_escalation }
+        BuilderSecurity {
+            sys_admin: self.sys_admin,
+            allow_privilege_escalation: !self.no_privilege_escalation,
+        }
     }
 }
 
@@ -234,7 +239,11 @@ struct WorkflowArgs {
     #[arg(long = "registry-secret", default_value = "regcred")]
     registry_secret: String,
     /// Secret key (NAME:KEY) with the chart repository token.
-    #[arg(long = "github-token-secret", value_name = "NAME:KEY", default_value = "github-token:token")]
+    #[arg(
+        long = "github-token-secret",
+        value_name = "NAME:KEY",
+        default_value = "github-token:token"
+    )]
     github_token_secret: String,
     /// Service account of the workflow.
     #[arg(long = "service-account")]
@@ -425,8 +434,12 @@ pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
 
 fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
     match text.split_once(':') {
-        Some((name, key)) if !name.is_empty() && !key.is_empty() => Ok(SecretKeyRef::new(name, key)),
-        _ => Err(crate::exit::usage(format!("{flag}: write the Secret as NAME:KEY, e.g. github-token:token (got {text:?})"))),
+        Some((name, key)) if !name.is_empty() && !key.is_empty() => {
+            Ok(SecretKeyRef::new(name, key))
+        }
+        _ => Err(crate::exit::usage(format!(
+            "{flag}: write the Secret as NAME:KEY, e.g. github-token:token (got {text:?})"
+        ))),
     }
 }
 
@@ -456,14 +469,18 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
                 key: args.chart_key.clone(),
                 tool_image: args.tool_image.clone(),
             };
-            let mut template = BuildAndUpdateChart::new(&args.name, &args.git_url, &args.image, chart)
-                .default_tag(&args.default_tag)
-                .default_git_ref(&args.default_git_ref)
-                .default_dockerfile(&args.default_dockerfile)
-                .insecure_cache_registry(args.insecure_cache)
-                .registry_secret(&args.registry_secret)
-                .github_token(secret_ref("--github-token-secret", &args.github_token_secret)?)
-                .security(args.security.security());
+            let mut template =
+                BuildAndUpdateChart::new(&args.name, &args.git_url, &args.image, chart)
+                    .default_tag(&args.default_tag)
+                    .default_git_ref(&args.default_git_ref)
+                    .default_dockerfile(&args.default_dockerfile)
+                    .insecure_cache_registry(args.insecure_cache)
+                    .registry_secret(&args.registry_secret)
+                    .github_token(secret_ref(
+                        "--github-token-secret",
+                        &args.github_token_secret,
+                    )?)
+                    .security(args.security.security());
             if let Some(namespace) = &args.namespace {
                 template = template.namespace(namespace);
             }
@@ -479,33 +496,51 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
             vec![template.build()?.into()]
         }
         RenderCommand::GithubRunner(args) => {
-            let job = RunnerJob::github(&args.name, secret_ref("--jit-config-secret", &args.jit_config_secret)?);
+            let job = RunnerJob::github(
+                &args.name,
+                secret_ref("--jit-config-secret", &args.jit_config_secret)?,
+            );
             vec![args.runner.apply(job).build()?.into()]
         }
         RenderCommand::CircleciRunner(args) => {
-            let job = RunnerJob::circleci(&args.name, secret_ref("--token-secret", &args.token_secret)?);
+            let job = RunnerJob::circleci(
+                &args.name,
+                secret_ref("--token-secret", &args.token_secret)?,
+            );
             vec![args.runner.apply(job).build()?.into()]
         }
     })
 }
 
-fn read_job(path: &PathBuf) -> anyhow::Result<cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job> {
+fn read_job(
+    path: &PathBuf,
+) -> anyhow::Result<cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job> {
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading the Job from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the Job from stdin")?;
         text
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    let mut jobs = parse_yaml(&text)?.into_iter().filter_map(|manifest| match manifest {
-        Manifest::Job(job) => Some(job),
-        _ => None,
-    });
+    let mut jobs = parse_yaml(&text)?
+        .into_iter()
+        .filter_map(|manifest| match manifest {
+            Manifest::Job(job) => Some(job),
+            _ => None,
+        });
     let Some(job) = jobs.next() else {
-        return Err(crate::exit::usage(format!("{}: no batch/v1 Job in the file", path.display())));
+        return Err(crate::exit::usage(format!(
+            "{}: no batch/v1 Job in the file",
+            path.display()
+        )));
     };
     if jobs.next().is_some() {
-        return Err(crate::exit::usage(format!("{}: more than one Job; `k8s run` launches one", path.display())));
+        return Err(crate::exit::usage(format!(
+            "{}: more than one Job; `k8s run` launches one",
+            path.display()
+        )));
     }
     Ok(job)
 }
@@ -515,7 +550,9 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => read_job(path)?,
         None => {
             let (Some(git_url), Some(image)) = (&args.git_url, &args.image) else {
-                return Err(crate::exit::usage("give --file, or --git-url and --image to build a Job"));
+                return Err(crate::exit::usage(
+                    "give --file, or --git-url and --image to build a Job",
+                ));
             };
             let mut job = BuildJob::new(&args.name, git_url, image)
                 .generate_name(true)
@@ -550,7 +587,11 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = launcher
-        .run_until(&job, |line| println!("[{}/{}] {}", line.pod, line.container, line.line), cancel)
+        .run_until(
+            &job,
+            |line| println!("[{}/{}] {}", line.pod, line.container, line.line),
+            cancel,
+        )
         .await?;
     let cleanup = match &outcome.cleanup {
         CleanupReport::Deleted => "deleted".to_string(),
@@ -559,11 +600,19 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     match &outcome.result {
         JobResult::Succeeded => {
-            eprintln!("Job {}/{} succeeded in {}s ({cleanup})", outcome.namespace, outcome.name, outcome.elapsed.as_secs());
+            eprintln!(
+                "Job {}/{} succeeded in {}s ({cleanup})",
+                outcome.namespace,
+                outcome.name,
+                outcome.elapsed.as_secs()
+            );
             Ok(ExitCode::SUCCESS)
         }
         JobResult::Failed { reason, message } => {
-            eprintln!("Job {}/{} failed: {reason}: {message} ({cleanup})", outcome.namespace, outcome.name);
+            eprintln!(
+                "Job {}/{} failed: {reason}: {message} ({cleanup})",
+                outcome.namespace, outcome.name
+            );
             for pod in &outcome.pods {
                 eprintln!("  {pod}");
             }
@@ -578,7 +627,10 @@ mod tests {
 
     #[test]
     fn secret_refs() {
-        assert_eq!(secret_ref("--x", "github-token:token").ok(), Some(SecretKeyRef::new("github-token", "token")));
+        assert_eq!(
+            secret_ref("--x", "github-token:token").ok(),
+            Some(SecretKeyRef::new("github-token", "token"))
+        );
         assert!(secret_ref("--x", "github-token").is_err());
         assert!(secret_ref("--x", ":token").is_err());
     }

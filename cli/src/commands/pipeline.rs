@@ -66,7 +66,10 @@ pub async fn run(command: PipelineCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn load(file: &PathBuf, set: &[String]) -> anyhow::Result<Pipeline> {
-    let overrides = set.iter().map(|s| parse_override(s)).collect::<Result<Vec<_>, _>>()?;
+    let overrides = set
+        .iter()
+        .map(|s| parse_override(s))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PipelineDefinition::from_file(file)?.resolve(overrides)?)
 }
 
@@ -79,7 +82,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             for (name, value) in &pipeline.parameters {
                 println!("  parameter {name} = {value}");
             }
-            print!("{}", indent(&Runner::new(pipeline.clone()).build_plan().to_string()));
+            print!(
+                "{}",
+                indent(&Runner::new(pipeline.clone()).build_plan().to_string())
+            );
             if let Some(chart) = &pipeline.chart {
                 println!("  chart:      {} ({})", chart.repo, chart.branch);
                 for values in &chart.values {
@@ -111,12 +117,21 @@ fn event_printer(mode: ProgressMode) -> Option<Arc<dyn EventSink>> {
         _ => Some(Arc::new(|event: &RunEvent| {
             let line = match event {
                 RunEvent::StepStarted { step } => format!("==> {step}"),
-                RunEvent::StepProgress { step: Step::Build, .. } => return,
+                RunEvent::StepProgress {
+                    step: Step::Build, ..
+                } => return,
                 RunEvent::StepProgress { message, .. } => format!("    {message}"),
-                RunEvent::StepFinished { step, duration, outcome } => {
+                RunEvent::StepFinished {
+                    step,
+                    duration,
+                    outcome,
+                } => {
                     format!("<== {step}: {outcome} ({:.1}s)", duration.as_secs_f64())
                 }
-                RunEvent::ImageBuilt { digest: Some(digest), .. } => format!("    image digest {digest}"),
+                RunEvent::ImageBuilt {
+                    digest: Some(digest),
+                    ..
+                } => format!("    image digest {digest}"),
                 _ => return,
             };
             let _ = writeln!(std::io::stderr(), "{line}");
@@ -125,7 +140,8 @@ fn event_printer(mode: ProgressMode) -> Option<Arc<dyn EventSink>> {
 }
 
 fn write_report(path: &PathBuf, report: &RunReport) -> anyhow::Result<()> {
-    std::fs::write(path, report.to_json() + "\n").map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
+    std::fs::write(path, report.to_json() + "\n")
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
 }
 
 fn print_report(format: Format, report: &RunReport) -> anyhow::Result<()> {

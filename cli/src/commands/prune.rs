@@ -33,9 +33,13 @@ pub struct PruneArgs {
 
 fn parse_bytes(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size like 10GB or 512MiB"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 10GB or 512MiB"))?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -74,7 +78,12 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
         count += 1;
         match args.format {
             Format::Json => println!("{}", serde_json::to_string(&record)?),
-            Format::Text => println!("{}\t{}\t{}", record.id, human_bytes(record.size), record.description),
+            Format::Text => println!(
+                "{}\t{}\t{}",
+                record.id,
+                human_bytes(record.size),
+                record.description
+            ),
         }
     }
     if args.format == Format::Text {

@@ -134,7 +134,12 @@ impl DefinitionError {
     pub fn is_invalid_input(&self) -> bool {
         match self {
             DefinitionError::Io { source, .. } => {
-                matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData)
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::InvalidData
+                )
             }
             _ => true,
         }

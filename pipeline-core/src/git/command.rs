@@ -183,9 +183,30 @@ impl GitRunner {
 
     /// `git clone` of `branch` alone, one commit deep and without tags, from
     /// `url` into `dest`: the checkout a write-back (or its preview) edits.
-    pub fn clone_shallow(&self, url: &str, branch: &str, dest: &Path) -> Result<GitOutput, GitError> {
-        let args = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", url];
-        self.run(None, args.iter().map(OsStr::new).chain([dest.as_os_str()]), &[], None)
+    pub fn clone_shallow(
+        &self,
+        url: &str,
+        branch: &str,
+        dest: &Path,
+    ) -> Result<GitOutput, GitError> {
+        let args = [
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            "--single-branch",
+            "--no-tags",
+            "--branch",
+            branch,
+            "--",
+            url,
+        ];
+        self.run(
+            None,
+            args.iter().map(OsStr::new).chain([dest.as_os_str()]),
+            &[],
+            None,
+        )
     }
 
     /// Runs `git args…` in `dir`, with extra environment and optional stdin.
@@ -343,9 +364,13 @@ pub(crate) fn classify_remote_failure(stderr: &str) -> Option<RemoteFailure> {
         .find(|line| UNREACHABLE_MARKERS.iter().any(|m| line.contains(m)))?;
     let reason = match line.split_once("': ") {
         Some((_, after)) => after,
-        None => line.trim_start_matches("fatal: ").trim_start_matches("error: "),
+        None => line
+            .trim_start_matches("fatal: ")
+            .trim_start_matches("error: "),
     };
-    Some(RemoteFailure::Unreachable(reason.trim().chars().take(300).collect()))
+    Some(RemoteFailure::Unreachable(
+        reason.trim().chars().take(300).collect(),
+    ))
 }
 
 /// The HTTP status in `The requested URL returned error: 500` or `RPC failed; HTTP 500`.
@@ -370,9 +395,23 @@ pub(crate) fn remote_failure_error(
 ) -> Option<GitError> {
     let url = url.to_string();
     Some(match classify_remote_failure(&out.stderr)? {
-        RemoteFailure::Auth(status) => GitError::AuthFailed { url, operation, status },
-        RemoteFailure::Server(status) => GitError::ServerError { url, operation, status, attempts: 1 },
-        RemoteFailure::Unreachable(reason) => GitError::Unreachable { url, operation, reason, attempts: 1 },
+        RemoteFailure::Auth(status) => GitError::AuthFailed {
+            url,
+            operation,
+            status,
+        },
+        RemoteFailure::Server(status) => GitError::ServerError {
+            url,
+            operation,
+            status,
+            attempts: 1,
+        },
+        RemoteFailure::Unreachable(reason) => GitError::Unreachable {
+            url,
+            operation,
+            reason,
+            attempts: 1,
+        },
     })
 }
 
@@ -416,9 +455,18 @@ mod tests {
     fn classifies_remote_failures() {
         use RemoteFailure::*;
         let c = classify_remote_failure;
-        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 500"), Some(Server(500)));
-        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 403"), Some(Auth(Some(403))));
-        assert_eq!(c("fatal: could not read Username for 'http://h': terminal prompts disabled"), Some(Auth(Some(401))));
+        assert_eq!(
+            c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 500"),
+            Some(Server(500))
+        );
+        assert_eq!(
+            c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 403"),
+            Some(Auth(Some(403)))
+        );
+        assert_eq!(
+            c("fatal: could not read Username for 'http://h': terminal prompts disabled"),
+            Some(Auth(Some(401)))
+        );
         assert_eq!(
             c("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502\nfatal: the remote end hung up unexpectedly"),
             Some(Server(502))
@@ -428,7 +476,10 @@ mod tests {
             Some(Unreachable("Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server".into()))
         );
         assert_eq!(c("fatal: repository 'http://h/r.git/' not found"), None);
-        assert_eq!(c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 404"), None);
+        assert_eq!(
+            c("fatal: unable to access 'http://h/r.git/': The requested URL returned error: 404"),
+            None
+        );
     }
 
     #[test]

@@ -430,7 +430,10 @@ impl WriteBack {
             if let Some(landed) = in_flight.take() {
                 if landed.commit.as_deref() == Some(parent.as_str()) {
                     tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
-                    return Ok(WriteBackOutcome { attempts: attempt - 1, ..landed });
+                    return Ok(WriteBackOutcome {
+                        attempts: attempt - 1,
+                        ..landed
+                    });
                 }
             }
             let worktree = Worktree {

@@ -11,16 +11,19 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 use super::buildkit::BuildContainer;
 use super::common::{
-    empty_dir, env, env_from_secret, labels, metadata, mount, pod_security_context, restricted_security_context,
-    validate_dns_label, validate_dns_subdomain, validate_git_ref, validate_image, validate_plain, validate_repo_path,
-    validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+    empty_dir, env, env_from_secret, labels, metadata, mount, pod_security_context,
+    restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_git_ref,
+    validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity,
+    SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
 };
 use super::error::K8sError;
 
@@ -107,11 +110,18 @@ pub struct Parameter {
 
 impl Parameter {
     fn named(name: &str) -> Self {
-        Parameter { name: name.into(), ..Parameter::default() }
+        Parameter {
+            name: name.into(),
+            ..Parameter::default()
+        }
     }
 
     fn with_value(name: &str, value: impl Into<String>) -> Self {
-        Parameter { name: name.into(), value: Some(value.into()), ..Parameter::default() }
+        Parameter {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Parameter::default()
+        }
     }
 }
 
@@ -309,7 +319,12 @@ impl BuildAndUpdateChart {
     /// The template `name` building `git_url` into `image` (a repository without tag) and
     /// updating `chart`. Secrets: `regcred` (dockerconfigjson) and `github-token` (key
     /// `token`).
-    pub fn new(name: impl Into<String>, git_url: impl Into<String>, image: impl Into<String>, chart: ChartUpdate) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        git_url: impl Into<String>,
+        image: impl Into<String>,
+        chart: ChartUpdate,
+    ) -> Self {
         BuildAndUpdateChart {
             name: name.into(),
             namespace: None,
@@ -478,7 +493,10 @@ impl BuildAndUpdateChart {
         validate_plain("chart key", &self.chart.key)?;
         validate_image("tool image", &self.chart.tool_image)?;
         if self.tool_uid <= 0 {
-            return Err(K8sError::option("tool uid", "the update-chart container must not run as root"));
+            return Err(K8sError::option(
+                "tool uid",
+                "the update-chart container must not run as root",
+            ));
         }
         if let Some(account) = &self.service_account {
             validate_dns_subdomain("service account", account)?;
@@ -515,7 +533,11 @@ impl BuildAndUpdateChart {
         let build = Template {
             name: "build".into(),
             inputs: Some(Inputs {
-                parameters: vec![Parameter::named(P_TAG), Parameter::named(P_REF), Parameter::named(P_DOCKERFILE)],
+                parameters: vec![
+                    Parameter::named(P_TAG),
+                    Parameter::named(P_REF),
+                    Parameter::named(P_DOCKERFILE),
+                ],
             }),
             security_context: Some(pod_security_context(BUILDKIT_UID)),
             volumes: build_volumes,
@@ -561,7 +583,9 @@ impl BuildAndUpdateChart {
         };
         let update_chart = Template {
             name: "update-chart".into(),
-            inputs: Some(Inputs { parameters: vec![Parameter::named(P_TAG)] }),
+            inputs: Some(Inputs {
+                parameters: vec![Parameter::named(P_TAG)],
+            }),
             volumes: vec![empty_dir("tmp")],
             container: Some(update_container),
             ..Template::default()
@@ -583,7 +607,9 @@ impl BuildAndUpdateChart {
                 vec![WorkflowStep {
                     name: "update-chart".into(),
                     template: "update-chart".into(),
-                    arguments: Some(Arguments { parameters: vec![Parameter::with_value(P_TAG, workflow_param(P_TAG))] }),
+                    arguments: Some(Arguments {
+                        parameters: vec![Parameter::with_value(P_TAG, workflow_param(P_TAG))],
+                    }),
                 }],
             ]),
             ..Template::default()
@@ -603,9 +629,21 @@ impl BuildAndUpdateChart {
                 entrypoint: "main".into(),
                 arguments: Some(Arguments {
                     parameters: vec![
-                        describe(P_TAG, &self.default_tag, "Tag of the image to build and deploy"),
-                        describe(P_REF, &self.default_git_ref, "Git branch or tag to build from"),
-                        describe(P_DOCKERFILE, &self.default_dockerfile, "Path of the Dockerfile in the repository"),
+                        describe(
+                            P_TAG,
+                            &self.default_tag,
+                            "Tag of the image to build and deploy",
+                        ),
+                        describe(
+                            P_REF,
+                            &self.default_git_ref,
+                            "Git branch or tag to build from",
+                        ),
+                        describe(
+                            P_DOCKERFILE,
+                            &self.default_dockerfile,
+                            "Path of the Dockerfile in the repository",
+                        ),
                     ],
                 }),
                 service_account_name: self.service_account.clone(),
@@ -616,7 +654,9 @@ impl BuildAndUpdateChart {
                     seconds_after_completion: Some(self.ttl_seconds_after_completion),
                     ..TtlStrategy::default()
                 }),
-                pod_gc: Some(PodGc { strategy: "OnPodSuccess".into() }),
+                pod_gc: Some(PodGc {
+                    strategy: "OnPodSuccess".into(),
+                }),
                 volumes: Vec::new(),
                 volume_claim_templates: Vec::new(),
                 templates: vec![main, build, update_chart],

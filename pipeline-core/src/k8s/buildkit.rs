@@ -18,18 +18,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
-    builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe, labels, metadata,
-    mount, pod_security_context, secret_volume, validate_dns_label, validate_dns_subdomain, validate_git_ref,
-    validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity, SecretKeyRef,
-    BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
-    NO_PROCESS_SANDBOX,
+    builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe,
+    labels, metadata, mount, pod_security_context, secret_volume, validate_dns_label,
+    validate_dns_subdomain, validate_git_ref, validate_image, validate_plain, validate_repo_path,
+    validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR,
+    BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
 use super::error::K8sError;
 
@@ -111,7 +111,14 @@ impl BuildContainer<'_> {
         env_vars.push(env("PUSH", if self.push { "true" } else { "false" }));
         if let Some(cache) = self.cache_ref {
             env_vars.push(env("CACHE_REF", cache));
-            env_vars.push(env("CACHE_INSECURE", if self.insecure_cache_registry { "true" } else { "false" }));
+            env_vars.push(env(
+                "CACHE_INSECURE",
+                if self.insecure_cache_registry {
+                    "true"
+                } else {
+                    "false"
+                },
+            ));
         }
         if let Some(token) = self.git_token {
             env_vars.push(env_from_secret("GIT_AUTH_TOKEN", token));
@@ -120,7 +127,11 @@ impl BuildContainer<'_> {
         let mut volumes = vec![empty_dir(STATE_VOLUME)];
         if let Some(secret) = self.registry_secret {
             env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
-            mounts.push(mount(DOCKER_CONFIG_VOLUME, BUILDKIT_DOCKER_CONFIG_DIR, true));
+            mounts.push(mount(
+                DOCKER_CONFIG_VOLUME,
+                BUILDKIT_DOCKER_CONFIG_DIR,
+                true,
+            ));
             volumes.push(docker_config_volume(DOCKER_CONFIG_VOLUME, secret));
         }
         let container = Container {
@@ -190,7 +201,11 @@ impl BuildJob {
     /// defaults of the original design: ref `refs/heads/main`, `Dockerfile`, tag `latest`,
     /// push, registry credentials from the Secret `regcred`, TTL 1 h after finishing, 1 h
     /// deadline, no retries.
-    pub fn new(name: impl Into<String>, git_url: impl Into<String>, image: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        git_url: impl Into<String>,
+        image: impl Into<String>,
+    ) -> Self {
         BuildJob {
             name: name.into(),
             generate_name: false,
@@ -344,7 +359,10 @@ impl BuildJob {
             // The server appends 5 characters.
             validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
             if self.name.len() > 58 {
-                return Err(K8sError::option("name", "a generateName prefix may have at most 58 characters"));
+                return Err(K8sError::option(
+                    "name",
+                    "a generateName prefix may have at most 58 characters",
+                ));
             }
         } else {
             validate_dns_label("name", &self.name)?;
@@ -359,8 +377,20 @@ impl BuildJob {
         }
         validate_repo_path("dockerfile", &self.dockerfile)?;
         validate_image("image", &self.image)?;
-        if self.image.rsplit('/').next().is_some_and(|last| last.contains(':')) || self.image.contains('@') {
-            return Err(K8sError::option("image", format!("{:?}: give the repository without tag or digest; set the tag with tag()", self.image)));
+        if self
+            .image
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+            || self.image.contains('@')
+        {
+            return Err(K8sError::option(
+                "image",
+                format!(
+                    "{:?}: give the repository without tag or digest; set the tag with tag()",
+                    self.image
+                ),
+            ));
         }
         validate_tag("tag", &self.tag)?;
         if let Some(cache) = &self.cache_ref {
@@ -376,8 +406,14 @@ impl BuildJob {
         if let Some(account) = &self.service_account {
             validate_dns_subdomain("service account", account)?;
         }
-        if self.ttl_seconds_after_finished < 0 || self.active_deadline_seconds <= 0 || self.backoff_limit < 0 {
-            return Err(K8sError::option("timing", "TTL and backoff limit must be ≥ 0 and the deadline > 0"));
+        if self.ttl_seconds_after_finished < 0
+            || self.active_deadline_seconds <= 0
+            || self.backoff_limit < 0
+        {
+            return Err(K8sError::option(
+                "timing",
+                "TTL and backoff limit must be ≥ 0 and the deadline > 0",
+            ));
         }
         Ok(())
     }
@@ -417,7 +453,10 @@ impl BuildJob {
                 active_deadline_seconds: Some(self.active_deadline_seconds),
                 ttl_seconds_after_finished: Some(self.ttl_seconds_after_finished),
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    }),
                     spec: Some(PodSpec {
                         restart_policy: Some("Never".into()),
                         service_account_name: self.service_account.clone(),
@@ -557,10 +596,16 @@ impl BuildkitDaemon {
             validate_dns_label("namespace", namespace)?;
         }
         if !(1..=1000).contains(&self.replicas) {
-            return Err(K8sError::option("replicas", format!("{} is not between 1 and 1000", self.replicas)));
+            return Err(K8sError::option(
+                "replicas",
+                format!("{} is not between 1 and 1000", self.replicas),
+            ));
         }
         if !(1..=65535).contains(&self.port) {
-            return Err(K8sError::option("port", format!("{} is not a port number", self.port)));
+            return Err(K8sError::option(
+                "port",
+                format!("{} is not a port number", self.port),
+            ));
         }
         validate_image("image", &self.image)?;
         validate_dns_subdomain("tls secret", &self.tls_secret)?;
@@ -573,7 +618,10 @@ impl BuildkitDaemon {
     fn selector(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), self.name.clone()),
-            ("app.kubernetes.io/component".to_string(), "buildkitd".to_string()),
+            (
+                "app.kubernetes.io/component".to_string(),
+                "buildkitd".to_string(),
+            ),
         ])
     }
 
@@ -583,8 +631,14 @@ impl BuildkitDaemon {
         let labels = labels(&self.name, "buildkitd", &self.labels);
         let probe_command = ["buildctl", "debug", "workers"];
         let mut env_vars = vec![];
-        let mut mounts = vec![mount("buildkit-state", BUILDKIT_STATE_DIR, false), mount("certs", "/certs", true)];
-        let mut volumes = vec![empty_dir("buildkit-state"), secret_volume("certs", &self.tls_secret)];
+        let mut mounts = vec![
+            mount("buildkit-state", BUILDKIT_STATE_DIR, false),
+            mount("certs", "/certs", true),
+        ];
+        let mut volumes = vec![
+            empty_dir("buildkit-state"),
+            secret_volume("certs", &self.tls_secret),
+        ];
         if let Some(secret) = &self.registry_secret {
             env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
             mounts.push(mount("docker-config", BUILDKIT_DOCKER_CONFIG_DIR, true));
@@ -624,9 +678,15 @@ impl BuildkitDaemon {
             metadata: metadata(&self.name, self.namespace.as_deref(), labels.clone()),
             spec: Some(DeploymentSpec {
                 replicas: Some(self.replicas),
-                selector: LabelSelector { match_labels: Some(self.selector()), match_expressions: None },
+                selector: LabelSelector {
+                    match_labels: Some(self.selector()),
+                    match_expressions: None,
+                },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    }),
                     spec: Some(PodSpec {
                         automount_service_account_token: Some(false),
                         security_context: Some(pod_security_context(BUILDKIT_UID)),
@@ -645,7 +705,11 @@ impl BuildkitDaemon {
     pub fn service(&self) -> Result<Service, K8sError> {
         self.validate()?;
         Ok(Service {
-            metadata: metadata(&self.name, self.namespace.as_deref(), labels(&self.name, "buildkitd", &self.labels)),
+            metadata: metadata(
+                &self.name,
+                self.namespace.as_deref(),
+                labels(&self.name, "buildkitd", &self.labels),
+            ),
             spec: Some(ServiceSpec {
                 selector: Some(self.selector()),
                 ports: Some(vec![ServicePort {

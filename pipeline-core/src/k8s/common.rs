@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath,
-    ObjectFieldSelector, PodSecurityContext, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    KeyToPath, ObjectFieldSelector, PodSecurityContext, Probe, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -42,16 +42,28 @@ pub struct SecretKeyRef {
 impl SecretKeyRef {
     /// `key` in the Secret `name`.
     pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
-        SecretKeyRef { name: name.into(), key: key.into() }
+        SecretKeyRef {
+            name: name.into(),
+            key: key.into(),
+        }
     }
 
     pub(crate) fn validate(&self, option: &str) -> Result<(), K8sError> {
         validate_dns_subdomain(option, &self.name)?;
         let key_ok = !self.key.is_empty()
             && self.key.len() <= 253
-            && self.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && self
+                .key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !key_ok {
-            return Err(K8sError::option(option, format!("secret key {:?} is not a valid key ([-._a-zA-Z0-9]+)", self.key)));
+            return Err(K8sError::option(
+                option,
+                format!(
+                    "secret key {:?} is not a valid key ([-._a-zA-Z0-9]+)",
+                    self.key
+                ),
+            ));
         }
         Ok(())
     }
@@ -75,7 +87,10 @@ pub struct BuilderSecurity {
 
 impl Default for BuilderSecurity {
     fn default() -> Self {
-        BuilderSecurity { sys_admin: false, allow_privilege_escalation: true }
+        BuilderSecurity {
+            sys_admin: false,
+            allow_privilege_escalation: true,
+        }
     }
 }
 
@@ -88,11 +103,18 @@ pub(crate) fn builder_security_context(security: &BuilderSecurity) -> SecurityCo
         run_as_non_root: Some(true),
         privileged: Some(false),
         allow_privilege_escalation: Some(security.allow_privilege_escalation),
-        seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
-        app_armor_profile: Some(AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
-        capabilities: security
-            .sys_admin
-            .then(|| Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "Unconfined".into(),
+            localhost_profile: None,
+        }),
+        app_armor_profile: Some(AppArmorProfile {
+            type_: "Unconfined".into(),
+            localhost_profile: None,
+        }),
+        capabilities: security.sys_admin.then(|| Capabilities {
+            add: Some(vec!["SYS_ADMIN".into()]),
+            drop: None,
+        }),
         ..SecurityContext::default()
     }
 }
@@ -107,8 +129,14 @@ pub(crate) fn restricted_security_context(uid: i64, gid: i64) -> SecurityContext
         run_as_non_root: Some(true),
         privileged: Some(false),
         allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities { add: None, drop: Some(vec!["ALL".into()]) }),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        capabilities: Some(Capabilities {
+            add: None,
+            drop: Some(vec!["ALL".into()]),
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
         ..SecurityContext::default()
     }
 }
@@ -124,7 +152,11 @@ pub(crate) fn pod_security_context(fs_group: i64) -> PodSecurityContext {
 
 /// A plain env var.
 pub(crate) fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 /// An env var read from a Secret.
@@ -149,7 +181,10 @@ pub(crate) fn env_from_field(name: &str, field_path: &str) -> EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { api_version: None, field_path: field_path.into() }),
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: field_path.into(),
+            }),
             ..EnvVarSource::default()
         }),
     }
@@ -157,7 +192,11 @@ pub(crate) fn env_from_field(name: &str, field_path: &str) -> EnvVar {
 
 /// An `emptyDir` volume.
 pub(crate) fn empty_dir(name: &str) -> Volume {
-    Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
 }
 
 /// The registry credentials: a `kubernetes.io/dockerconfigjson` Secret whose
@@ -167,7 +206,11 @@ pub(crate) fn docker_config_volume(name: &str, secret_name: &str) -> Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret_name.into()),
-            items: Some(vec![KeyToPath { key: ".dockerconfigjson".into(), path: "config.json".into(), mode: None }]),
+            items: Some(vec![KeyToPath {
+                key: ".dockerconfigjson".into(),
+                path: "config.json".into(),
+                mode: None,
+            }]),
             default_mode: Some(0o440),
             optional: Some(false),
         }),
@@ -199,9 +242,16 @@ pub(crate) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 }
 
 /// A probe that runs a command.
-pub(crate) fn exec_probe(command: &[&str], initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+pub(crate) fn exec_probe(
+    command: &[&str],
+    initial_delay: i32,
+    period: i32,
+    failure_threshold: i32,
+) -> Probe {
     Probe {
-        exec: Some(ExecAction { command: Some(command.iter().map(|s| s.to_string()).collect()) }),
+        exec: Some(ExecAction {
+            command: Some(command.iter().map(|s| s.to_string()).collect()),
+        }),
         initial_delay_seconds: Some(initial_delay),
         period_seconds: Some(period),
         failure_threshold: Some(failure_threshold),
@@ -211,18 +261,32 @@ pub(crate) fn exec_probe(command: &[&str], initial_delay: i32, period: i32, fail
 }
 
 /// `app.kubernetes.io/*` labels plus the user's own.
-pub(crate) fn labels(name: &str, component: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(crate) fn labels(
+    name: &str,
+    component: &str,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert("app.kubernetes.io/name".to_string(), name.to_string());
-    labels.insert("app.kubernetes.io/component".to_string(), component.to_string());
-    labels.insert("app.kubernetes.io/managed-by".to_string(), "cicd-agents".to_string());
+    labels.insert(
+        "app.kubernetes.io/component".to_string(),
+        component.to_string(),
+    );
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_string(),
+        "cicd-agents".to_string(),
+    );
     for (key, value) in extra {
         labels.insert(key.clone(), value.clone());
     }
     labels
 }
 
-pub(crate) fn metadata(name: &str, namespace: Option<&str>, labels: BTreeMap<String, String>) -> ObjectMeta {
+pub(crate) fn metadata(
+    name: &str,
+    namespace: Option<&str>,
+    labels: BTreeMap<String, String>,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: namespace.map(str::to_string),
@@ -235,7 +299,9 @@ pub(crate) fn metadata(name: &str, namespace: Option<&str>, labels: BTreeMap<Str
 pub(crate) fn validate_dns_label(option: &str, value: &str) -> Result<(), K8sError> {
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if ok {
@@ -254,26 +320,36 @@ pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8
         && value.len() <= 253
         && value.split('.').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not a valid Kubernetes name (lower-case DNS subdomain)")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not a valid Kubernetes name (lower-case DNS subdomain)"),
+        ))
     }
 }
 
 /// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
     let mut chars = value.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if first_ok && rest_ok && value.len() <= 128 {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"),
+        ))
     }
 }
 
@@ -282,12 +358,20 @@ pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
 pub(crate) fn validate_image(option: &str, value: &str) -> Result<(), K8sError> {
     let ok = !value.is_empty()
         && value.len() <= 512
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
-        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not a valid image reference")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not a valid image reference"),
+        ))
     }
 }
 
@@ -295,13 +379,18 @@ pub(crate) fn validate_image(option: &str, value: &str) -> Result<(), K8sError> 
 pub(crate) fn validate_git_ref(option: &str, value: &str) -> Result<(), K8sError> {
     let ok = !value.is_empty()
         && value.len() <= 255
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
         && !value.starts_with('-')
         && !value.contains("..");
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not an accepted git ref ([A-Za-z0-9_./-], no '..')")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not an accepted git ref ([A-Za-z0-9_./-], no '..')"),
+        ))
     }
 }
 
@@ -311,11 +400,16 @@ pub(crate) fn validate_repo_path(option: &str, value: &str) -> Result<(), K8sErr
         && value.len() <= 1024
         && !value.starts_with('/')
         && !value.split('/').any(|part| part == "..")
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | '@'));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | '@'));
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not an accepted relative path ([A-Za-z0-9_./+@-], no '..')")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not an accepted relative path ([A-Za-z0-9_./+@-], no '..')"),
+        ))
     }
 }
 
@@ -324,11 +418,16 @@ pub(crate) fn validate_repo_path(option: &str, value: &str) -> Result<(), K8sErr
 pub(crate) fn validate_plain(option: &str, value: &str) -> Result<(), K8sError> {
     let ok = !value.is_empty()
         && value.len() <= 2048
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '$' | '\\' | '#'));
+        && !value.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '$' | '\\' | '#')
+        });
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} contains whitespace, quotes, '#', '$' or control characters")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} contains whitespace, quotes, '#', '$' or control characters"),
+        ))
     }
 }
 
@@ -338,11 +437,17 @@ pub(crate) fn validate_quantity(option: &str, value: &str) -> Result<(), K8sErro
     let suffix = &value[digits.len()..];
     let ok = !digits.is_empty()
         && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E"].contains(&suffix);
+        && [
+            "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
+        ]
+        .contains(&suffix);
     if ok {
         Ok(())
     } else {
-        Err(K8sError::option(option, format!("{value:?} is not a Kubernetes quantity (e.g. 10Gi, 500m)")))
+        Err(K8sError::option(
+            option,
+            format!("{value:?} is not a Kubernetes quantity (e.g. 10Gi, 500m)"),
+        ))
     }
 }
 
@@ -354,7 +459,15 @@ mod tests {
     fn validators_accept_the_usual_and_reject_injection() {
         assert!(validate_tag("tag", "1.10").is_ok());
         assert!(validate_tag("tag", "v1.2.3-rc.1_x").is_ok());
-        for bad in ["", ".x", "-x", "a,push=false", "a b", "$(X)", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".x",
+            "-x",
+            "a,push=false",
+            "a b",
+            "$(X)",
+            &"a".repeat(129),
+        ] {
             assert!(validate_tag("tag", bad).is_err(), "{bad}");
         }
         assert!(validate_image("image", "registry.local:5000/team/app").is_ok());
@@ -370,7 +483,11 @@ mod tests {
         assert!(validate_dns_label("name", "Build").is_err());
         assert!(validate_quantity("size", "10Gi").is_ok());
         assert!(validate_quantity("size", "ten").is_err());
-        assert!(SecretKeyRef::new("github-token", "token").validate("secret").is_ok());
-        assert!(SecretKeyRef::new("Bad_Name", "token").validate("secret").is_err());
+        assert!(SecretKeyRef::new("github-token", "token")
+            .validate("secret")
+            .is_ok());
+        assert!(SecretKeyRef::new("Bad_Name", "token")
+            .validate("secret")
+            .is_err());
     }
 }

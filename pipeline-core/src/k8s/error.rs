@@ -36,6 +36,9 @@ pub enum K8sError {
 
 impl K8sError {
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
-        K8sError::InvalidOption { option: option.into(), reason: reason.into() }
+        K8sError::InvalidOption {
+            option: option.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -171,7 +171,11 @@ impl fmt::Display for PodReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.name, self.phase)?;
         if !self.containers.is_empty() {
-            let states: Vec<String> = self.containers.iter().map(|c| format!("{}: {}", c.name, c.state)).collect();
+            let states: Vec<String> = self
+                .containers
+                .iter()
+                .map(|c| format!("{}: {}", c.name, c.state))
+                .collect();
             write!(f, " [{}]", states.join("; "))?;
         }
         Ok(())
@@ -295,7 +299,10 @@ pub struct JobLauncher {
 
 impl fmt::Debug for JobLauncher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobLauncher").field("namespace", &self.namespace).field("options", &self.options).finish()
+        f.debug_struct("JobLauncher")
+            .field("namespace", &self.namespace)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -310,13 +317,19 @@ enum Ending {
 impl JobLauncher {
     /// A launcher using `client`, creating Jobs in `namespace` unless a Job names its own.
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
-        JobLauncher { client, namespace: namespace.into(), options: LaunchOptions::default() }
+        JobLauncher {
+            client,
+            namespace: namespace.into(),
+            options: LaunchOptions::default(),
+        }
     }
 
     /// A launcher with the client and namespace of the current kubeconfig context (or the
     /// in-cluster service account).
     pub async fn try_default() -> Result<Self, LaunchError> {
-        let client = Client::try_default().await.map_err(|err| LaunchError::Config(Box::new(err)))?;
+        let client = Client::try_default()
+            .await
+            .map_err(|err| LaunchError::Config(Box::new(err)))?;
         let namespace = client.default_namespace().to_string();
         Ok(JobLauncher::new(client, namespace))
     }
@@ -340,7 +353,11 @@ impl JobLauncher {
 
     /// Creates `job`, follows it to success or failure, hands every log line to `on_log`, and
     /// cleans up. A failed Job is `Ok` with [`JobResult::Failed`].
-    pub async fn run(&self, job: &Job, on_log: impl FnMut(&LogLine)) -> Result<JobOutcome, LaunchError> {
+    pub async fn run(
+        &self,
+        job: &Job,
+        on_log: impl FnMut(&LogLine),
+    ) -> Result<JobOutcome, LaunchError> {
         self.run_until(job, on_log, std::future::pending()).await
     }
 
@@ -352,7 +369,11 @@ impl JobLauncher {
         mut on_log: impl FnMut(&LogLine),
         cancel: impl Future<Output = ()>,
     ) -> Result<JobOutcome, LaunchError> {
-        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| self.namespace.clone());
+        let namespace = job
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.clone());
         let requested = job
             .metadata
             .name
@@ -362,11 +383,14 @@ impl JobLauncher {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
 
-        let created = jobs.create(&PostParams::default(), job).await.map_err(|source| LaunchError::Create {
-            namespace: namespace.clone(),
-            name: requested.clone(),
-            source: Box::new(source),
-        })?;
+        let created = jobs
+            .create(&PostParams::default(), job)
+            .await
+            .map_err(|source| LaunchError::Create {
+                namespace: namespace.clone(),
+                name: requested.clone(),
+                source: Box::new(source),
+            })?;
         let started = Instant::now();
         let name = created.metadata.name.clone().unwrap_or(requested);
         tracing::info!(%namespace, job = %name, "created Job");
@@ -374,11 +398,22 @@ impl JobLauncher {
         let (log_tx, mut log_rx) = mpsc::channel::<LogLine>(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
         let follower = self.options.follow_logs.then(|| {
-            tokio::spawn(follow_logs(pods.clone(), name.clone(), log_tx.clone(), stop_rx, self.options.pod_poll_interval))
+            tokio::spawn(follow_logs(
+                pods.clone(),
+                name.clone(),
+                log_tx.clone(),
+                stop_rx,
+                self.options.pod_poll_interval,
+            ))
         });
         drop(log_tx);
 
-        let finished = wait_for_finish(jobs.clone(), name.clone(), namespace.clone(), self.options.max_watch_errors);
+        let finished = wait_for_finish(
+            jobs.clone(),
+            name.clone(),
+            namespace.clone(),
+            self.options.max_watch_errors,
+        );
         tokio::pin!(finished);
         let deadline = tokio::time::sleep(self.options.timeout);
         tokio::pin!(deadline);
@@ -411,7 +446,9 @@ impl JobLauncher {
             };
             let drain_time = match ending {
                 Ending::Finished(_) => self.options.log_drain,
-                Ending::TimedOut | Ending::Cancelled | Ending::Lost(_) => self.options.log_drain.min(Duration::from_secs(2)),
+                Ending::TimedOut | Ending::Cancelled | Ending::Lost(_) => {
+                    self.options.log_drain.min(Duration::from_secs(2))
+                }
             };
             if tokio::time::timeout(drain_time, drain).await.is_err() {
                 tracing::debug!(job = %name, "log streams still open; closing them");
@@ -423,11 +460,17 @@ impl JobLauncher {
         let keep = match (&ending, self.options.cleanup) {
             (_, Cleanup::Never) => true,
             (Ending::Lost(LaunchError::Vanished { .. }), _) => true,
-            (Ending::Finished(job), Cleanup::OnSuccess) => job_finished(job) != Some(JobResult::Succeeded),
+            (Ending::Finished(job), Cleanup::OnSuccess) => {
+                job_finished(job) != Some(JobResult::Succeeded)
+            }
             (_, Cleanup::OnSuccess) => false,
             (_, Cleanup::Always) => false,
         };
-        let cleanup = if keep { CleanupReport::Kept } else { delete_job(&jobs, &name).await };
+        let cleanup = if keep {
+            CleanupReport::Kept
+        } else {
+            delete_job(&jobs, &name).await
+        };
 
         match ending {
             Ending::Finished(job) => {
@@ -436,16 +479,37 @@ impl JobLauncher {
                     message: "the watch ended without a final condition".into(),
                 });
                 tracing::info!(%namespace, job = %name, ?result, ?elapsed, "Job finished");
-                Ok(JobOutcome { name, namespace, result, pods: reports, elapsed, cleanup })
+                Ok(JobOutcome {
+                    name,
+                    namespace,
+                    result,
+                    pods: reports,
+                    elapsed,
+                    cleanup,
+                })
             }
-            Ending::TimedOut => Err(LaunchError::Timeout { namespace, name, timeout: self.options.timeout, pods: reports }),
-            Ending::Cancelled => Err(LaunchError::Cancelled { namespace, name, deleted: cleanup == CleanupReport::Deleted }),
+            Ending::TimedOut => Err(LaunchError::Timeout {
+                namespace,
+                name,
+                timeout: self.options.timeout,
+                pods: reports,
+            }),
+            Ending::Cancelled => Err(LaunchError::Cancelled {
+                namespace,
+                name,
+                deleted: cleanup == CleanupReport::Deleted,
+            }),
             Ending::Lost(err) => Err(err),
         }
     }
 }
 
-async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_errors: u32) -> Result<Job, LaunchError> {
+async fn wait_for_finish(
+    api: Api<Job>,
+    name: String,
+    namespace: String,
+    max_errors: u32,
+) -> Result<Job, LaunchError> {
     let stream = watcher::watch_object(api, &name).default_backoff();
     futures::pin_mut!(stream);
     let mut errors = 0u32;
@@ -468,7 +532,11 @@ async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_err
                 errors += 1;
                 tracing::warn!(job = %name, error = %err, attempt = errors, "watching the Job failed");
                 if errors >= max_errors.max(1) {
-                    return Err(LaunchError::Watch { namespace, name, source: Box::new(err) });
+                    return Err(LaunchError::Watch {
+                        namespace,
+                        name,
+                        source: Box::new(err),
+                    });
                 }
                 last_error = Some(err);
             }
@@ -483,17 +551,28 @@ async fn wait_for_finish(api: Api<Job>, name: String, namespace: String, max_err
 
 /// The Job's pods, by the current label or, if none carry it, the legacy one.
 async fn list_job_pods(pods: &Api<Pod>, job: &str) -> Result<Vec<Pod>, kube::Error> {
-    let list = pods.list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"))).await?;
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+        .await?;
     if !list.items.is_empty() {
         return Ok(list.items);
     }
-    Ok(pods.list(&ListParams::default().labels(&format!("{LEGACY_JOB_NAME_LABEL}={job}"))).await?.items)
+    Ok(pods
+        .list(&ListParams::default().labels(&format!("{LEGACY_JOB_NAME_LABEL}={job}")))
+        .await?
+        .items)
 }
 
 fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
     let status = pod.status.as_ref();
-    let init = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten();
-    let main = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten();
+    let init = status
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten();
+    let main = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten();
     init.chain(main)
 }
 
@@ -501,7 +580,10 @@ fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
 fn started_containers(pod: &Pod) -> Vec<String> {
     statuses(pod)
         .filter(|status| {
-            status.state.as_ref().is_some_and(|state| state.running.is_some() || state.terminated.is_some())
+            status
+                .state
+                .as_ref()
+                .is_some_and(|state| state.running.is_some() || state.terminated.is_some())
         })
         .map(|status| status.name.clone())
         .collect()
@@ -521,11 +603,18 @@ async fn follow_logs(
         match list_job_pods(&pods, &job).await {
             Ok(list) => {
                 for pod in list {
-                    let Some(pod_name) = pod.metadata.name.clone() else { continue };
+                    let Some(pod_name) = pod.metadata.name.clone() else {
+                        continue;
+                    };
                     for container in started_containers(&pod) {
                         if started.insert((pod_name.clone(), container.clone())) {
                             tracing::debug!(pod = %pod_name, %container, "streaming logs");
-                            streams.spawn(stream_container(pods.clone(), pod_name.clone(), container, tx.clone()));
+                            streams.spawn(stream_container(
+                                pods.clone(),
+                                pod_name.clone(),
+                                container,
+                                tx.clone(),
+                            ));
                         }
                     }
                 }
@@ -543,8 +632,17 @@ async fn follow_logs(
     while streams.join_next().await.is_some() {}
 }
 
-async fn stream_container(pods: Api<Pod>, pod: String, container: String, tx: mpsc::Sender<LogLine>) {
-    let params = LogParams { container: Some(container.clone()), follow: true, ..LogParams::default() };
+async fn stream_container(
+    pods: Api<Pod>,
+    pod: String,
+    container: String,
+    tx: mpsc::Sender<LogLine>,
+) {
+    let params = LogParams {
+        container: Some(container.clone()),
+        follow: true,
+        ..LogParams::default()
+    };
     let reader = match pods.log_stream(&pod, &params).await {
         Ok(reader) => reader,
         Err(err) => {
@@ -556,7 +654,11 @@ async fn stream_container(pods: Api<Pod>, pod: String, container: String, tx: mp
     loop {
         match lines.try_next().await {
             Ok(Some(line)) => {
-                let line = LogLine { pod: pod.clone(), container: container.clone(), line };
+                let line = LogLine {
+                    pod: pod.clone(),
+                    container: container.clone(),
+                    line,
+                };
                 if tx.send(line).await.is_err() {
                     return;
                 }
@@ -583,12 +685,20 @@ async fn pod_reports(pods: &Api<Pod>, job: &str) -> Vec<PodReport> {
 fn pod_report(pod: &Pod) -> PodReport {
     PodReport {
         name: pod.metadata.name.clone().unwrap_or_default(),
-        phase: pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        phase: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
         containers: statuses(pod)
             .map(|status| {
                 let state = status.state.as_ref();
                 let text = if let Some(terminated) = state.and_then(|s| s.terminated.as_ref()) {
-                    format!("exited {} ({})", terminated.exit_code, terminated.reason.as_deref().unwrap_or("-"))
+                    format!(
+                        "exited {} ({})",
+                        terminated.exit_code,
+                        terminated.reason.as_deref().unwrap_or("-")
+                    )
                 } else if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
                     let mut text = format!("waiting: {}", waiting.reason.as_deref().unwrap_or("-"));
                     if let Some(message) = waiting.message.as_deref().filter(|m| !m.is_empty()) {
@@ -601,7 +711,10 @@ fn pod_report(pod: &Pod) -> PodReport {
                 } else {
                     "unknown".to_string()
                 };
-                ContainerReport { name: status.name.clone(), state: text }
+                ContainerReport {
+                    name: status.name.clone(),
+                    state: text,
+                }
             })
             .collect(),
     }

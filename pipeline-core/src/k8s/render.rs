@@ -44,7 +44,10 @@ impl Manifest {
             Manifest::Service(service) => &service.metadata,
             Manifest::WorkflowTemplate(template) => &template.metadata,
         };
-        meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default()
+        meta.name
+            .clone()
+            .or_else(|| meta.generate_name.clone())
+            .unwrap_or_default()
     }
 
     /// This object as one YAML document (no leading `---`).
@@ -119,14 +122,27 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Manifest>, K8sError> {
     let mut manifests = Vec::new();
     for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let index = index + 1;
-        let value = serde_json::Value::deserialize(document)
-            .map_err(|err| K8sError::Parse { index, reason: err.to_string() })?;
+        let value = serde_json::Value::deserialize(document).map_err(|err| K8sError::Parse {
+            index,
+            reason: err.to_string(),
+        })?;
         if value.is_null() {
             continue;
         }
-        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let typed = |err: serde_json::Error| K8sError::Parse { index, reason: format!("{api_version} {kind}: {err}") };
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let typed = |err: serde_json::Error| K8sError::Parse {
+            index,
+            reason: format!("{api_version} {kind}: {err}"),
+        };
         let manifest = match (api_version.as_str(), kind.as_str()) {
             ("batch/v1", "Job") => Manifest::Job(serde_json::from_value(value).map_err(typed)?),
             ("apps/v1", "Deployment") => Manifest::Deployment(serde_json::from_value(value).map_err(typed)?),

@@ -22,17 +22,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EphemeralVolumeSource, PersistentVolumeClaimSpec, PersistentVolumeClaimTemplate, PodSpec,
-    PodTemplateSpec, ResourceRequirements, Volume, VolumeResourceRequirements,
+    Container, EphemeralVolumeSource, PersistentVolumeClaimSpec, PersistentVolumeClaimTemplate,
+    PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::common::{
-    builder_security_context, docker_config_volume, empty_dir, env, env_from_field, env_from_secret, exec_probe,
-    labels, metadata, mount, pod_security_context, restricted_security_context, validate_dns_label,
-    validate_dns_subdomain, validate_image, validate_quantity, BuilderSecurity, SecretKeyRef, BUILDKIT_STATE_DIR,
-    BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
+    builder_security_context, docker_config_volume, empty_dir, env, env_from_field,
+    env_from_secret, exec_probe, labels, metadata, mount, pod_security_context,
+    restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_image,
+    validate_quantity, BuilderSecurity, SecretKeyRef, BUILDKIT_STATE_DIR, BUILDKIT_UID,
+    DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
 use super::error::K8sError;
 
@@ -171,13 +172,23 @@ impl RunnerJob {
     /// `encoded_jit_config` of the `generate-jitconfig` API); the PAT or App key never reaches
     /// the pod. Runs `./run.sh` of `ghcr.io/actions/actions-runner` as its `runner` user (UID 1001).
     pub fn github(name: impl Into<String>, jit_config: SecretKeyRef) -> Self {
-        Self::new(name.into(), Flavor::Github { jit_config }, DEFAULT_GITHUB_RUNNER_IMAGE, 1001)
+        Self::new(
+            name.into(),
+            Flavor::Github { jit_config },
+            DEFAULT_GITHUB_RUNNER_IMAGE,
+            1001,
+        )
     }
 
     /// A CircleCI machine runner 3 in `single-task` mode, authenticated by the resource
     /// class token in `token`. Runs as UID 1000 unless told otherwise ([`RunnerJob::runner_uid`]).
     pub fn circleci(name: impl Into<String>, token: SecretKeyRef) -> Self {
-        Self::new(name.into(), Flavor::Circleci { token }, DEFAULT_CIRCLECI_RUNNER_IMAGE, 1000)
+        Self::new(
+            name.into(),
+            Flavor::Circleci { token },
+            DEFAULT_CIRCLECI_RUNNER_IMAGE,
+            1000,
+        )
     }
 
     /// Use the name as `generateName` prefix (one manifest, many Jobs).
@@ -300,7 +311,10 @@ impl RunnerJob {
         if self.generate_name {
             validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
             if self.name.len() > 58 {
-                return Err(K8sError::option("name", "a generateName prefix may have at most 58 characters"));
+                return Err(K8sError::option(
+                    "name",
+                    "a generateName prefix may have at most 58 characters",
+                ));
             }
         } else {
             validate_dns_label("name", &self.name)?;
@@ -314,13 +328,19 @@ impl RunnerJob {
         }
         validate_image("runner image", &self.runner_image)?;
         if self.runner_uid <= 0 {
-            return Err(K8sError::option("runner uid", "the runner must not run as root"));
+            return Err(K8sError::option(
+                "runner uid",
+                "the runner must not run as root",
+            ));
         }
         if let Some(image) = &self.builder_image {
             validate_image("builder image", image)?;
         }
         if !["vfs", "overlay"].contains(&self.storage_driver.as_str()) {
-            return Err(K8sError::option("storage driver", format!("{:?}: use vfs or overlay", self.storage_driver)));
+            return Err(K8sError::option(
+                "storage driver",
+                format!("{:?}: use vfs or overlay", self.storage_driver),
+            ));
         }
         if let Some(secret) = &self.registry_secret {
             validate_dns_subdomain("registry secret", secret)?;
@@ -333,7 +353,10 @@ impl RunnerJob {
             validate_dns_subdomain("service account", account)?;
         }
         if self.ttl_seconds_after_finished < 0 || self.active_deadline_seconds <= 0 {
-            return Err(K8sError::option("timing", "the TTL must be ≥ 0 and the deadline > 0"));
+            return Err(K8sError::option(
+                "timing",
+                "the TTL must be ≥ 0 and the deadline > 0",
+            ));
         }
         Ok(())
     }
@@ -360,7 +383,10 @@ impl RunnerJob {
                 active_deadline_seconds: Some(self.active_deadline_seconds),
                 ttl_seconds_after_finished: Some(self.ttl_seconds_after_finished),
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    }),
                     spec: Some(PodSpec {
                         restart_policy: Some("Never".into()),
                         service_account_name: self.service_account.clone(),
@@ -414,11 +440,25 @@ impl RunnerJob {
         let container = match self.builder {
             Builder::Buildkit => {
                 volumes.push(empty_dir("buildkit-state"));
-                let probe = ["buildctl", "--addr", RUNNER_BUILDKIT_ADDR, "debug", "workers"];
+                let probe = [
+                    "buildctl",
+                    "--addr",
+                    RUNNER_BUILDKIT_ADDR,
+                    "debug",
+                    "workers",
+                ];
                 Container {
                     name: "buildkitd".into(),
-                    image: Some(self.builder_image.clone().unwrap_or_else(|| DEFAULT_BUILDKIT_IMAGE.into())),
-                    args: Some(vec!["--addr".into(), RUNNER_BUILDKIT_ADDR.into(), NO_PROCESS_SANDBOX.into()]),
+                    image: Some(
+                        self.builder_image
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_BUILDKIT_IMAGE.into()),
+                    ),
+                    args: Some(vec![
+                        "--addr".into(),
+                        RUNNER_BUILDKIT_ADDR.into(),
+                        NO_PROCESS_SANDBOX.into(),
+                    ]),
                     restart_policy: Some("Always".into()),
                     startup_probe: Some(exec_probe(&probe, 1, 2, 60)),
                     readiness_probe: Some(exec_probe(&probe, 0, 30, 3)),
@@ -439,7 +479,11 @@ impl RunnerJob {
                     env("BUILD_REQUESTS", BUILD_REQUESTS_DIR),
                 ];
                 let mut mounts = vec![
-                    mount("buildah-storage", "/home/build/.local/share/containers", false),
+                    mount(
+                        "buildah-storage",
+                        "/home/build/.local/share/containers",
+                        false,
+                    ),
                     mount("workspace", "/workspace", false),
                 ];
                 if let Some(secret) = &self.registry_secret {
@@ -449,7 +493,11 @@ impl RunnerJob {
                 }
                 Container {
                     name: "buildah".into(),
-                    image: Some(self.builder_image.clone().unwrap_or_else(|| DEFAULT_BUILDAH_IMAGE.into())),
+                    image: Some(
+                        self.builder_image
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_BUILDAH_IMAGE.into()),
+                    ),
                     command: Some(vec!["/bin/sh".into(), "-c".into()]),
                     args: Some(vec![BUILDAH_SERVER_SCRIPT.into()]),
                     restart_policy: Some("Always".into()),
@@ -471,7 +519,10 @@ impl RunnerJob {
             Flavor::Circleci { .. } => ("/home/circleci", "/workspace"),
         };
         let mut env_vars = match &self.flavor {
-            Flavor::Github { jit_config } => vec![env_from_secret("ACTIONS_RUNNER_INPUT_JITCONFIG", jit_config)],
+            Flavor::Github { jit_config } => vec![env_from_secret(
+                "ACTIONS_RUNNER_INPUT_JITCONFIG",
+                jit_config,
+            )],
             Flavor::Circleci { token } => vec![
                 env_from_secret("CIRCLECI_RUNNER_API_AUTH_TOKEN", token),
                 env_from_field("CIRCLECI_RUNNER_NAME", "metadata.name"),
@@ -480,7 +531,10 @@ impl RunnerJob {
                 env("CIRCLECI_RUNNER_CLEANUP_WORKING_DIRECTORY", "true"),
             ],
         };
-        let mut mounts = vec![mount("workspace", workdir, false), mount("tmp", "/tmp", false)];
+        let mut mounts = vec![
+            mount("workspace", workdir, false),
+            mount("tmp", "/tmp", false),
+        ];
         match self.builder {
             Builder::Buildkit => {
                 env_vars.push(env("BUILDKIT_HOST", RUNNER_BUILDKIT_ADDR));
@@ -515,7 +569,10 @@ impl RunnerJob {
             },
             env: Some(env_vars),
             volume_mounts: Some(mounts),
-            security_context: Some(restricted_security_context(self.runner_uid, self.runner_uid)),
+            security_context: Some(restricted_security_context(
+                self.runner_uid,
+                self.runner_uid,
+            )),
             resources: self.runner_resources.clone(),
             ..Container::default()
         };

@@ -689,7 +689,11 @@ impl Runner {
             }),
             Err(cicd_agents_buildkit::Error::Build(failure)) => {
                 let failure = redact_build_error(*failure, &secrets);
-                Err(RunError::Build { message: failure.to_string(), cancelled: false, failure: Some(Box::new(failure)) })
+                Err(RunError::Build {
+                    message: failure.to_string(),
+                    cancelled: false,
+                    failure: Some(Box::new(failure)),
+                })
             }
             Err(e) => Err(RunError::Build {
                 message: redact(&e.to_string(), &secrets),

@@ -137,7 +137,9 @@ fn render(segments: &[Segment]) -> String {
 fn render_key(key: &str) -> String {
     let bare = !key.is_empty()
         && key.trim() == key
-        && !key.chars().any(|c| matches!(c, '.' | '[' | ']' | '"' | '\''));
+        && !key
+            .chars()
+            .any(|c| matches!(c, '.' | '[' | ']' | '"' | '\''));
     if bare {
         return key.to_string();
     }
@@ -328,7 +330,9 @@ mod tests {
 
     #[test]
     fn keys_with_quotes_are_printed_quoted() {
-        let path = KeyPath::from_segments(vec![Segment::Key("it's".into()), Segment::Key("x'".into())]).unwrap();
+        let path =
+            KeyPath::from_segments(vec![Segment::Key("it's".into()), Segment::Key("x'".into())])
+                .unwrap();
         assert_eq!(path.to_string(), "\"it's\".\"x'\"");
         assert_eq!(KeyPath::parse(&path.to_string()).unwrap(), path);
     }

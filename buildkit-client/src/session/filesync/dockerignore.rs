@@ -50,7 +50,10 @@ pub fn dockerfile_specific_ignore_path(dockerfile: &Path) -> PathBuf {
 /// Which ignore file applies: `<dockerfile>.dockerignore` if it exists
 /// (and `dockerfile` is given), else `<context_dir>/.dockerignore` if it
 /// exists, else none.
-pub fn find_dockerignore(context_dir: &Path, dockerfile: Option<&Path>) -> Result<Option<PathBuf>, DockerIgnoreError> {
+pub fn find_dockerignore(
+    context_dir: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<Option<PathBuf>, DockerIgnoreError> {
     let mut candidates = Vec::with_capacity(2);
     if let Some(dockerfile) = dockerfile {
         candidates.push(dockerfile_specific_ignore_path(dockerfile));
@@ -60,7 +63,14 @@ pub fn find_dockerignore(context_dir: &Path, dockerfile: Option<&Path>) -> Resul
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => return Ok(Some(path)),
             Ok(_) => continue,
-            Err(err) if matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => continue,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue
+            }
             Err(source) => return Err(DockerIgnoreError { path, source }),
         }
     }
@@ -68,11 +78,17 @@ pub fn find_dockerignore(context_dir: &Path, dockerfile: Option<&Path>) -> Resul
 }
 
 /// Finds (see [`find_dockerignore`]) and parses the applicable ignore file.
-pub fn load_dockerignore(context_dir: &Path, dockerfile: Option<&Path>) -> Result<Option<DockerIgnore>, DockerIgnoreError> {
+pub fn load_dockerignore(
+    context_dir: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<Option<DockerIgnore>, DockerIgnoreError> {
     let Some(path) = find_dockerignore(context_dir, dockerfile)? else {
         return Ok(None);
     };
-    let bytes = std::fs::read(&path).map_err(|source| DockerIgnoreError { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| DockerIgnoreError {
+        path: path.clone(),
+        source,
+    })?;
     let patterns = parse_ignore_file(&String::from_utf8_lossy(&bytes));
     Ok(Some(DockerIgnore { path, patterns }))
 }
@@ -117,6 +133,9 @@ mod tests {
 
     #[test]
     fn specific_path_is_appended() {
-        assert_eq!(dockerfile_specific_ignore_path(Path::new("a/Dockerfile")), PathBuf::from("a/Dockerfile.dockerignore"));
+        assert_eq!(
+            dockerfile_specific_ignore_path(Path::new("a/Dockerfile")),
+            PathBuf::from("a/Dockerfile.dockerignore")
+        );
     }
 }

@@ -124,7 +124,10 @@ where
             .and_then(|flag| flag.first())
             .is_some_and(|flag| parse_go_bool(flag) == Some(true));
         let values = if encoded {
-            values.iter().map(|v| query_unescape(v).unwrap_or_default()).collect()
+            values
+                .iter()
+                .map(|v| query_unescape(v).unwrap_or_default())
+                .collect()
         } else {
             values.clone()
         };
@@ -149,7 +152,9 @@ pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => {
                 out.push('%');
@@ -177,11 +182,16 @@ pub fn query_unescape(s: &str) -> Result<String, UnescapeError> {
         match bytes[i] {
             b'%' => {
                 let hex = |b: u8| (b as char).to_digit(16);
-                match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
                     _ => {
                         let end = (i + 3).min(bytes.len());
-                        return Err(UnescapeError(String::from_utf8_lossy(&bytes[i..end]).into_owned()));
+                        return Err(UnescapeError(
+                            String::from_utf8_lossy(&bytes[i..end]).into_owned(),
+                        ));
                     }
                 }
                 i += 3;
@@ -196,7 +206,8 @@ pub fn query_unescape(s: &str) -> Result<String, UnescapeError> {
             }
         }
     }
-    Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Go's `strconv.ParseBool`.
@@ -213,7 +224,10 @@ mod tests {
     use super::*;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        items.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
@@ -227,7 +241,10 @@ mod tests {
             ("x-unrelated", "1"),
         ]));
         assert_eq!(req.dir_name, "context");
-        assert_eq!(req.exclude_patterns, vec!["node_modules", "!node_modules/keep"]);
+        assert_eq!(
+            req.exclude_patterns,
+            vec!["node_modules", "!node_modules/keep"]
+        );
         assert!(req.include_patterns.is_empty());
         assert_eq!(req.follow_paths, vec!["Dockerfile", "src"]);
         let walk = req.walk_options();
@@ -237,7 +254,10 @@ mod tests {
 
     #[test]
     fn missing_dir_name_is_empty() {
-        assert_eq!(DiffCopyRequest::from_metadata(Vec::<(String, String)>::new()), DiffCopyRequest::default());
+        assert_eq!(
+            DiffCopyRequest::from_metadata(Vec::<(String, String)>::new()),
+            DiffCopyRequest::default()
+        );
     }
 
     #[test]
@@ -260,10 +280,16 @@ mod tests {
         // Not flagged: taken verbatim.
         assert_eq!(req.exclude_patterns, vec!["100%", "a+b"]);
         // A bad escape in an encoded key decodes to "".
-        let req = DiffCopyRequest::from_metadata(pairs(&[("include-patterns", "%zz"), ("include-patterns-encoded", "true")]));
+        let req = DiffCopyRequest::from_metadata(pairs(&[
+            ("include-patterns", "%zz"),
+            ("include-patterns-encoded", "true"),
+        ]));
         assert_eq!(req.include_patterns, vec![""]);
         // Only the first flag value counts, and it must parse as true.
-        let req = DiffCopyRequest::from_metadata(pairs(&[("include-patterns", "a%20b"), ("include-patterns-encoded", "yes")]));
+        let req = DiffCopyRequest::from_metadata(pairs(&[
+            ("include-patterns", "a%20b"),
+            ("include-patterns-encoded", "yes"),
+        ]));
         assert_eq!(req.include_patterns, vec!["a%20b"]);
     }
 

@@ -70,9 +70,11 @@ pub use dockerignore::{find_dockerignore, load_dockerignore, DockerIgnore, Docke
 pub use metadata::DiffCopyRequest;
 pub use patterns::{parse_ignore_file, PathFilter, PatternError, PatternMatcher};
 pub use sender::{
-    send, MissingFilePolicy, Packet, PacketSink, PacketSource, SendError, SendSummary, SenderOptions, TransportError,
+    send, MissingFilePolicy, Packet, PacketSink, PacketSource, SendError, SendSummary,
+    SenderOptions, TransportError,
 };
 pub use serve::{serve_diffcopy, ServeError, ServeOptions};
 pub use walk::{
-    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, OrderValidator, WalkError, WalkOptions,
+    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, OrderValidator,
+    WalkError, WalkOptions,
 };

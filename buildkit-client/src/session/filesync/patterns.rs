@@ -171,7 +171,10 @@ fn decode_rune(b: &[u8]) -> (char, usize) {
     if b.len() < len {
         return (char::REPLACEMENT_CHARACTER, 1);
     }
-    match std::str::from_utf8(&b[..len]).ok().and_then(|s| s.chars().next()) {
+    match std::str::from_utf8(&b[..len])
+        .ok()
+        .and_then(|s| s.chars().next())
+    {
         Some(c) => (c, len),
         None => (char::REPLACEMENT_CHARACTER, 1),
     }
@@ -370,7 +373,10 @@ enum Tok {
     /// `**` at the end of a pattern that is already a regex: regex `.*`.
     Rest,
     /// A character class; `negated` classes also match `\n`.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// `^` (outside a class) or `\A`: only at the start of the path.
     Begin,
     /// `\z`: only at the end of the path.
@@ -399,7 +405,10 @@ pub struct Pattern {
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pattern").field("pattern", &self.cleaned).field("exclusion", &self.exclusion).finish()
+        f.debug_struct("Pattern")
+            .field("pattern", &self.cleaned)
+            .field("exclusion", &self.exclusion)
+            .finish()
     }
 }
 
@@ -444,9 +453,18 @@ impl Pattern {
         p.strip_suffix("/*").unwrap_or(p)
     }
 
-    fn compile(pattern_text: &str, cleaned: String, exclusion: bool) -> Result<Pattern, PatternError> {
-        let unsupported = |detail: &'static str| PatternError::Unsupported { pattern: pattern_text.to_string(), detail };
-        let bad = || PatternError::BadPattern { pattern: pattern_text.to_string() };
+    fn compile(
+        pattern_text: &str,
+        cleaned: String,
+        exclusion: bool,
+    ) -> Result<Pattern, PatternError> {
+        let unsupported = |detail: &'static str| PatternError::Unsupported {
+            pattern: pattern_text.to_string(),
+            detail,
+        };
+        let bad = || PatternError::BadPattern {
+            pattern: pattern_text.to_string(),
+        };
 
         #[derive(PartialEq)]
         enum Detected {
@@ -532,7 +550,11 @@ impl Pattern {
             Detected::Suffix => Kind::Suffix(cleaned[2..].to_string()),
             Detected::Regex => Kind::Regex(toks),
         };
-        Ok(Pattern { cleaned, exclusion, kind })
+        Ok(Pattern {
+            cleaned,
+            exclusion,
+            kind,
+        })
     }
 }
 
@@ -547,12 +569,30 @@ fn escape_tok(c: char) -> Result<Tok, EscapeError> {
     let space = vec![('\t', '\n'), ('\x0c', '\r'), (' ', ' ')];
     let word = vec![('0', '9'), ('A', 'Z'), ('_', '_'), ('a', 'z')];
     Ok(match c {
-        'd' => Tok::Class { negated: false, ranges: digit },
-        'D' => Tok::Class { negated: true, ranges: digit },
-        's' => Tok::Class { negated: false, ranges: space },
-        'S' => Tok::Class { negated: true, ranges: space },
-        'w' => Tok::Class { negated: false, ranges: word },
-        'W' => Tok::Class { negated: true, ranges: word },
+        'd' => Tok::Class {
+            negated: false,
+            ranges: digit,
+        },
+        'D' => Tok::Class {
+            negated: true,
+            ranges: digit,
+        },
+        's' => Tok::Class {
+            negated: false,
+            ranges: space,
+        },
+        'S' => Tok::Class {
+            negated: true,
+            ranges: space,
+        },
+        'w' => Tok::Class {
+            negated: false,
+            ranges: word,
+        },
+        'W' => Tok::Class {
+            negated: true,
+            ranges: word,
+        },
         'A' => Tok::Begin,
         'z' => Tok::End,
         c => Tok::Lit(escape_char(c)?),
@@ -568,9 +608,9 @@ fn escape_char(c: char) -> Result<char, EscapeError> {
         'n' => Ok('\n'),
         'r' => Ok('\r'),
         'v' => Ok('\x0b'),
-        c if c.is_ascii_alphanumeric() => {
-            Err(EscapeError::Unsupported("regular-expression escape sequences (\\b, \\x.., \\p{..}, octal, ...)"))
-        }
+        c if c.is_ascii_alphanumeric() => Err(EscapeError::Unsupported(
+            "regular-expression escape sequences (\\b, \\x.., \\p{..}, octal, ...)",
+        )),
         // Go's regexp accepts only ASCII punctuation after a backslash.
         c if !c.is_ascii() => Err(EscapeError::Bad),
         c => Ok(c),
@@ -620,14 +660,18 @@ fn class_atom(chars: &[char], idx: usize) -> Result<(char, usize), EscapeError> 
         '\\' => match chars.get(idx + 1) {
             Some(&next) => {
                 if matches!(next, 'd' | 'D' | 's' | 'S' | 'w' | 'W') {
-                    return Err(EscapeError::Unsupported("Perl classes (\\d, \\s, \\w) inside [...]"));
+                    return Err(EscapeError::Unsupported(
+                        "Perl classes (\\d, \\s, \\w) inside [...]",
+                    ));
                 }
                 Ok((escape_char(next)?, idx + 2))
             }
             None => Err(EscapeError::Bad),
         },
         '*' | '?' => Err(EscapeError::Unsupported("'*' or '?' inside [...]")),
-        '[' if chars.get(idx + 1) == Some(&':') => Err(EscapeError::Unsupported("POSIX classes like [[:alpha:]]")),
+        '[' if chars.get(idx + 1) == Some(&':') => {
+            Err(EscapeError::Unsupported("POSIX classes like [[:alpha:]]"))
+        }
         c => Ok((c, idx + 1)),
     }
 }
@@ -641,7 +685,14 @@ fn regex_full_match(toks: &[Tok], path: &str) -> bool {
     match_from(toks, &chars, 0, 0, &mut memo, width)
 }
 
-fn match_from(toks: &[Tok], s: &[char], ti: usize, pi: usize, memo: &mut [u8], width: usize) -> bool {
+fn match_from(
+    toks: &[Tok],
+    s: &[char],
+    ti: usize,
+    pi: usize,
+    memo: &mut [u8],
+    width: usize,
+) -> bool {
     let key = ti * width + pi;
     match memo[key] {
         1 => return true,
@@ -652,9 +703,13 @@ fn match_from(toks: &[Tok], s: &[char], ti: usize, pi: usize, memo: &mut [u8], w
         None => pi == s.len(),
         Some(tok) => match tok {
             Tok::Lit(c) => s.get(pi) == Some(c) && match_from(toks, s, ti + 1, pi + 1, memo, width),
-            Tok::One => s.get(pi).is_some_and(|&c| c != '/') && match_from(toks, s, ti + 1, pi + 1, memo, width),
+            Tok::One => {
+                s.get(pi).is_some_and(|&c| c != '/')
+                    && match_from(toks, s, ti + 1, pi + 1, memo, width)
+            }
             Tok::Class { negated, ranges } => {
-                s.get(pi).is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
+                s.get(pi)
+                    .is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
                     && match_from(toks, s, ti + 1, pi + 1, memo, width)
             }
             Tok::Star => {
@@ -741,11 +796,16 @@ impl PatternMatcher {
                 exclusions = true;
             }
             if go_match(&body, ".").is_err() {
-                return Err(PatternError::BadPattern { pattern: original.to_string() });
+                return Err(PatternError::BadPattern {
+                    pattern: original.to_string(),
+                });
             }
             out.push(Pattern::compile(original, body, exclusion)?);
         }
-        Ok(PatternMatcher { patterns: out, exclusions })
+        Ok(PatternMatcher {
+            patterns: out,
+            exclusions,
+        })
     }
 
     /// The parsed patterns, in order.
@@ -811,8 +871,16 @@ impl PatternMatcher {
     /// would have. With an empty `parent` (the top level, or no
     /// information) parents are checked directly, as in
     /// [`matches_or_parent_matches`](Self::matches_or_parent_matches).
-    pub fn matches_using_parent_results(&self, path: &str, parent: &MatchInfo) -> (bool, MatchInfo) {
-        let inherited = if parent.parent_matched.len() == self.patterns.len() { &parent.parent_matched[..] } else { &[] };
+    pub fn matches_using_parent_results(
+        &self,
+        path: &str,
+        parent: &MatchInfo,
+    ) -> (bool, MatchInfo) {
+        let inherited = if parent.parent_matched.len() == self.patterns.len() {
+            &parent.parent_matched[..]
+        } else {
+            &[]
+        };
         let mut matched = false;
         let mut info = vec![false; self.patterns.len()];
         let mut parent_dir: Option<String> = None;
@@ -835,18 +903,28 @@ impl PatternMatcher {
                 matched = !pattern.exclusion;
             }
         }
-        (matched, MatchInfo { parent_matched: info })
+        (
+            matched,
+            MatchInfo {
+                parent_matched: info,
+            },
+        )
     }
 }
 
 /// `a`, `a/b`, `a/b/c` for `a/b/c`.
 fn parent_prefixes(dir: &str) -> impl Iterator<Item = &str> {
-    dir.match_indices('/').map(move |(i, _)| &dir[..i]).chain(std::iter::once(dir))
+    dir.match_indices('/')
+        .map(move |(i, _)| &dir[..i])
+        .chain(std::iter::once(dir))
 }
 
 /// Go's `patternmatcher.MatchesOrParentMatches(file, patterns)`: parses the
 /// patterns, cleans `path`, and never matches `"."`.
-pub fn matches_or_parent_matches<S: AsRef<str>>(path: &str, patterns: &[S]) -> Result<bool, PatternError> {
+pub fn matches_or_parent_matches<S: AsRef<str>>(
+    path: &str,
+    patterns: &[S],
+) -> Result<bool, PatternError> {
     let matcher = PatternMatcher::new(patterns)?;
     let path = clean_path(path);
     if path == "." {
@@ -908,19 +986,39 @@ impl PathFilter {
     /// blank patterns gives a matcher with no patterns, which for includes
     /// selects nothing, as upstream.)
     pub fn new<S: AsRef<str>>(includes: &[S], excludes: &[S]) -> Result<Self, PatternError> {
-        let include = if includes.is_empty() { None } else { Some(PatternMatcher::new(includes)?) };
-        let exclude = if excludes.is_empty() { None } else { Some(PatternMatcher::new(excludes)?) };
+        let include = if includes.is_empty() {
+            None
+        } else {
+            Some(PatternMatcher::new(includes)?)
+        };
+        let exclude = if excludes.is_empty() {
+            None
+        } else {
+            Some(PatternMatcher::new(excludes)?)
+        };
         let plain = |p: &Pattern| !p.without_trailing_glob().contains(PATTERN_CHARS);
-        let only_prefix_includes =
-            include.as_ref().is_none_or(|m| m.patterns.iter().filter(|p| !p.exclusion).all(plain));
-        let only_prefix_exclude_exceptions =
-            exclude.as_ref().is_none_or(|m| m.patterns.iter().filter(|p| p.exclusion).all(plain));
-        Ok(PathFilter { include, exclude, only_prefix_includes, only_prefix_exclude_exceptions })
+        let only_prefix_includes = include
+            .as_ref()
+            .is_none_or(|m| m.patterns.iter().filter(|p| !p.exclusion).all(plain));
+        let only_prefix_exclude_exceptions = exclude
+            .as_ref()
+            .is_none_or(|m| m.patterns.iter().filter(|p| p.exclusion).all(plain));
+        Ok(PathFilter {
+            include,
+            exclude,
+            only_prefix_includes,
+            only_prefix_exclude_exceptions,
+        })
     }
 
     /// A filter that selects everything.
     pub fn everything() -> Self {
-        PathFilter { include: None, exclude: None, only_prefix_includes: true, only_prefix_exclude_exceptions: true }
+        PathFilter {
+            include: None,
+            exclude: None,
+            only_prefix_includes: true,
+            only_prefix_exclude_exceptions: true,
+        }
     }
 
     /// Whether the filter can reject anything.
@@ -948,7 +1046,10 @@ impl PathFilter {
             let (matched, info) = include.matches_using_parent_results(path, &parent.include);
             state.include = info;
             if !matched {
-                if is_dir && self.only_prefix_includes && !prefix_may_match_below(include, path, false) {
+                if is_dir
+                    && self.only_prefix_includes
+                    && !prefix_may_match_below(include, path, false)
+                {
                     return FilterDecision::Prune;
                 }
                 selected = false;
@@ -959,7 +1060,10 @@ impl PathFilter {
             let (matched, info) = exclude.matches_using_parent_results(path, &parent.exclude);
             state.exclude = info;
             if matched {
-                if is_dir && self.only_prefix_exclude_exceptions && !prefix_may_match_below(exclude, path, true) {
+                if is_dir
+                    && self.only_prefix_exclude_exceptions
+                    && !prefix_may_match_below(exclude, path, true)
+                {
                     return FilterDecision::Prune;
                 }
                 selected = false;
@@ -1161,7 +1265,11 @@ mod tests {
             ("*x", "xxx", Ok(true)),
         ];
         for (pattern, name, want) in cases {
-            assert_eq!(go_match(pattern, name), *want, "Match({pattern:?}, {name:?})");
+            assert_eq!(
+                go_match(pattern, name),
+                *want,
+                "Match({pattern:?}, {name:?})"
+            );
         }
     }
 
@@ -1172,11 +1280,26 @@ mod tests {
         assert_eq!(got, vec!["a/b", "!c"]);
         assert!(matcher.has_exclusions());
         assert!(!m(&["a"]).has_exclusions());
-        assert_eq!(PatternMatcher::new(["!"]), Err(PatternError::IllegalExclusion));
-        assert_eq!(PatternMatcher::new(["  !  "]), Err(PatternError::IllegalExclusion));
-        assert!(matches!(PatternMatcher::new(["[-]"]), Err(PatternError::BadPattern { .. })));
-        assert!(matches!(PatternMatcher::new(["a["]), Err(PatternError::BadPattern { .. })));
-        assert!(matches!(PatternMatcher::new(["a\\"]), Err(PatternError::BadPattern { .. })));
+        assert_eq!(
+            PatternMatcher::new(["!"]),
+            Err(PatternError::IllegalExclusion)
+        );
+        assert_eq!(
+            PatternMatcher::new(["  !  "]),
+            Err(PatternError::IllegalExclusion)
+        );
+        assert!(matches!(
+            PatternMatcher::new(["[-]"]),
+            Err(PatternError::BadPattern { .. })
+        ));
+        assert!(matches!(
+            PatternMatcher::new(["a["]),
+            Err(PatternError::BadPattern { .. })
+        ));
+        assert!(matches!(
+            PatternMatcher::new(["a\\"]),
+            Err(PatternError::BadPattern { .. })
+        ));
         // The leading slash is not stripped by the matcher itself.
         assert!(!m(&["/foo"]).matches_or_parent_matches("foo"));
         // `!` is split off after cleaning: `!./foo` is the exception `./foo`.
@@ -1185,13 +1308,33 @@ mod tests {
 
     #[test]
     fn unsupported_regex_accidents_are_rejected() {
-        for p in ["[*]", "a[?]", "[[:alpha:]]", "\\bfoo", "\\x41", "[\\d]", "\\p"] {
-            assert!(matches!(PatternMatcher::new([p]), Err(PatternError::Unsupported { .. })), "{p}");
+        for p in [
+            "[*]",
+            "a[?]",
+            "[[:alpha:]]",
+            "\\bfoo",
+            "\\x41",
+            "[\\d]",
+            "\\p",
+        ] {
+            assert!(
+                matches!(
+                    PatternMatcher::new([p]),
+                    Err(PatternError::Unsupported { .. })
+                ),
+                "{p}"
+            );
         }
         // Non-ASCII escapes are regexp errors upstream.
-        assert!(matches!(PatternMatcher::new(["\\é"]), Err(PatternError::BadPattern { .. })));
+        assert!(matches!(
+            PatternMatcher::new(["\\é"]),
+            Err(PatternError::BadPattern { .. })
+        ));
         // Reversed ranges pass filepath.Match but not the regexp compiler.
-        assert!(matches!(PatternMatcher::new(["[z-a]x"]), Err(PatternError::BadPattern { .. })));
+        assert!(matches!(
+            PatternMatcher::new(["[z-a]x"]),
+            Err(PatternError::BadPattern { .. })
+        ));
     }
 
     #[test]
@@ -1405,7 +1548,11 @@ mod tests {
         assert!(via_parents(&matcher, "a/b"));
         assert!(!matcher.matches_or_parent_matches("a/b"));
         // Without parent information the parents are checked directly.
-        assert!(!matcher.matches_using_parent_results("a/b", &MatchInfo::default()).0);
+        assert!(
+            !matcher
+                .matches_using_parent_results("a/b", &MatchInfo::default())
+                .0
+        );
         // Mismatched info is treated as absent.
         let other = m(&["x", "y", "z"]);
         let (_, foreign) = other.matches_using_parent_results("x", &MatchInfo::default());
@@ -1433,9 +1580,15 @@ mod tests {
             let last = i + 1 == parts.len();
             match filter.evaluate(&prefix, if last { is_dir } else { true }, &state) {
                 FilterDecision::Prune => return FilterDecision::Prune,
-                FilterDecision::Visit { selected, state: next } => {
+                FilterDecision::Visit {
+                    selected,
+                    state: next,
+                } => {
                     if last {
-                        return FilterDecision::Visit { selected, state: next };
+                        return FilterDecision::Visit {
+                            selected,
+                            state: next,
+                        };
                     }
                     state = next;
                 }
@@ -1468,7 +1621,10 @@ mod tests {
         // "vendor" is excluded but entered, because "vendor/keep" lies below.
         assert_eq!(selected(&decide(&filter, "vendor", true)), Some(false));
         assert_eq!(selected(&decide(&filter, "vendor/keep", false)), Some(true));
-        assert_eq!(selected(&decide(&filter, "vendor/other", false)), Some(false));
+        assert_eq!(
+            selected(&decide(&filter, "vendor/other", false)),
+            Some(false)
+        );
         // Sibling dirs that are excluded with no exception below are pruned.
         assert_eq!(selected(&decide(&filter, "vendor/sub", true)), None);
         let filter = PathFilter::new::<&str>(&[], &["vendor", "!vendor/a/**"]).unwrap();
@@ -1477,7 +1633,10 @@ mod tests {
         // Wildcard exceptions: every excluded directory is entered.
         let filter = PathFilter::new::<&str>(&[], &["vendor", "!**/*.keep"]).unwrap();
         assert_eq!(selected(&decide(&filter, "vendor/deep", true)), Some(false));
-        assert_eq!(selected(&decide(&filter, "vendor/deep/x.keep", false)), Some(true));
+        assert_eq!(
+            selected(&decide(&filter, "vendor/deep/x.keep", false)),
+            Some(true)
+        );
         // No exceptions at all: prune.
         let filter = PathFilter::new::<&str>(&[], &["vendor"]).unwrap();
         assert_eq!(selected(&decide(&filter, "vendor", true)), None);
@@ -1492,7 +1651,10 @@ mod tests {
         assert_eq!(selected(&decide(&filter, "src", true)), Some(false));
         // Everything below an included directory is included.
         assert_eq!(selected(&decide(&filter, "src/lib", true)), Some(true));
-        assert_eq!(selected(&decide(&filter, "src/lib/a/b.rs", false)), Some(true));
+        assert_eq!(
+            selected(&decide(&filter, "src/lib/a/b.rs", false)),
+            Some(true)
+        );
         // Unrelated directories are pruned (plain include patterns).
         assert_eq!(selected(&decide(&filter, "docs", true)), None);
         assert_eq!(selected(&decide(&filter, "src/bin", true)), None);
@@ -1536,9 +1698,20 @@ mod tests {
         let text = "test1\n/test2\n/a/file/here\n\nlastfile\n# this is a comment\n! /inverted/abs/path\n!\n! ";
         assert_eq!(
             parse_ignore_file(text),
-            vec!["test1", "test2", "a/file/here", "lastfile", "!inverted/abs/path", "!", "!"]
+            vec![
+                "test1",
+                "test2",
+                "a/file/here",
+                "lastfile",
+                "!inverted/abs/path",
+                "!",
+                "!"
+            ]
         );
-        assert_eq!(parse_ignore_file("\u{feff}# c\r\nfoo/\r\n  bar//baz/.. \r\n"), vec!["foo", "bar"]);
+        assert_eq!(
+            parse_ignore_file("\u{feff}# c\r\nfoo/\r\n  bar//baz/.. \r\n"),
+            vec!["foo", "bar"]
+        );
         // Only a `#` in the first column starts a comment.
         assert_eq!(parse_ignore_file("  #notcomment"), vec!["#notcomment"]);
         // A BOM only counts at the very start.

@@ -126,7 +126,9 @@ pub trait PacketSource: Send {
 
 impl PacketSink for mpsc::Sender<Packet> {
     async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
-        mpsc::Sender::send(self, packet).await.map_err(|_| TransportError::new("the receiving side is gone"))
+        mpsc::Sender::send(self, packet)
+            .await
+            .map_err(|_| TransportError::new("the receiving side is gone"))
     }
 }
 
@@ -254,7 +256,10 @@ impl SendError {
     /// Whether the receiver should be told about this failure with an ERR
     /// packet (it is our side's fault, and the stream still works).
     fn tell_receiver(&self) -> bool {
-        !matches!(self, SendError::Transport(_) | SendError::Receiver(_) | SendError::ReceiverClosed)
+        !matches!(
+            self,
+            SendError::Transport(_) | SendError::Receiver(_) | SendError::ReceiverClosed
+        )
     }
 }
 
@@ -278,7 +283,9 @@ where
     R: PacketSource,
 {
     let chunk_size = options.chunk_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE);
-    let parallel = options.max_parallel_reads.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let parallel = options
+        .max_parallel_reads
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let policy = options.missing_files;
 
     let (out_tx, mut out_rx) = mpsc::channel::<Packet>(options.outbound_capacity.max(1));
@@ -292,7 +299,10 @@ where
     let root_dir = match open_root(&snapshot.root) {
         Ok(fd) => Arc::new(fd),
         Err(source) => {
-            let err = SendError::Read { path: snapshot.root.clone(), source };
+            let err = SendError::Read {
+                path: snapshot.root.clone(),
+                source,
+            };
             if let Err(send_err) = sink.send(Packet::Err(err.to_string())).await {
                 tracing::debug!(error = %send_err, "could not report the error to the receiver");
             }
@@ -313,9 +323,15 @@ where
         let stats_snapshot = Arc::clone(&snapshot);
         let stats = async move {
             for entry in &stats_snapshot.entries {
-                stats_tx.send(Packet::Stat(Some(entry.clone()))).await.map_err(|_| outbound_closed())?;
+                stats_tx
+                    .send(Packet::Stat(Some(entry.clone())))
+                    .await
+                    .map_err(|_| outbound_closed())?;
             }
-            stats_tx.send(Packet::Stat(None)).await.map_err(|_| outbound_closed())?;
+            stats_tx
+                .send(Packet::Stat(None))
+                .await
+                .map_err(|_| outbound_closed())?;
             // The request loop may be gone already after an error.
             let _ = stats_done_tx.send(());
             Ok::<usize, SendError>(stats_snapshot.entries.len())
@@ -340,11 +356,17 @@ where
                         Some(Packet::Req(id)) => {
                             let entry = snapshot.get(id).ok_or(SendError::UnknownId(id))?;
                             if !entry.can_request_data() {
-                                return Err(SendError::NotRegular { id, path: entry.path.clone() });
+                                return Err(SendError::NotRegular {
+                                    id,
+                                    path: entry.path.clone(),
+                                });
                             }
                             let seen = &mut requested[id as usize];
                             if *seen {
-                                return Err(SendError::DuplicateRequest { id, path: entry.path.clone() });
+                                return Err(SendError::DuplicateRequest {
+                                    id,
+                                    path: entry.path.clone(),
+                                });
                             }
                             *seen = true;
                             let job = ReadJob {
@@ -375,7 +397,9 @@ where
                                     // thread): the data is not cached or the
                                     // file system is slow. Use the reader
                                     // threads from now on, in parallel.
-                                    if inline_slow >= INLINE_SLOW_READS && inline_slow * 4 >= inline_count {
+                                    if inline_slow >= INLINE_SLOW_READS
+                                        && inline_slow * 4 >= inline_count
+                                    {
                                         inline_reads = false;
                                         tracing::debug!(
                                             slow = inline_slow,
@@ -391,7 +415,10 @@ where
                                 bytes.fetch_add(n, Ordering::Relaxed);
                                 continue;
                             }
-                            let permit = Arc::clone(&readers).acquire_owned().await.map_err(|_| outbound_closed())?;
+                            let permit = Arc::clone(&readers)
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| outbound_closed())?;
                             let tx = out_tx.clone();
                             let fail = fail_tx.clone();
                             let abort = Arc::clone(&abort);
@@ -399,7 +426,9 @@ where
                             let bytes = Arc::clone(&bytes);
                             tokio::task::spawn_blocking(move || {
                                 let _permit = permit;
-                                match job.run(&abort, &mut |packet| tx.blocking_send(packet).is_ok()) {
+                                match job
+                                    .run(&abort, &mut |packet| tx.blocking_send(packet).is_ok())
+                                {
                                     Ok(n) => {
                                         files.fetch_add(1, Ordering::Relaxed);
                                         bytes.fetch_add(n, Ordering::Relaxed);
@@ -419,17 +448,26 @@ where
                             }
                             // Wait for every read in flight to finish.
                             let all = u32::try_from(parallel).unwrap_or(u32::MAX);
-                            let _drained = readers.acquire_many(all).await.map_err(|_| outbound_closed())?;
+                            let _drained = readers
+                                .acquire_many(all)
+                                .await
+                                .map_err(|_| outbound_closed())?;
                             if abort.load(Ordering::Relaxed) {
                                 // A reader failed; the monitor reports it.
                                 return Ok(());
                             }
-                            out_tx.send(Packet::Fin).await.map_err(|_| outbound_closed())?;
+                            out_tx
+                                .send(Packet::Fin)
+                                .await
+                                .map_err(|_| outbound_closed())?;
                             return Ok(());
                         }
                         Some(Packet::Err(message)) => return Err(SendError::Receiver(message)),
                         Some(other) => {
-                            tracing::debug!(packet_type = other.type_code(), "ignoring unexpected packet from receiver");
+                            tracing::debug!(
+                                packet_type = other.type_code(),
+                                "ignoring unexpected packet from receiver"
+                            );
                         }
                     }
                 }
@@ -505,8 +543,15 @@ impl ReadJob {
     /// (which returns false once the stream is gone); returns the byte
     /// count. Returns early (successfully) if the transfer was aborted
     /// elsewhere or the stream is gone: whoever closed it reports why.
-    fn run(&self, abort: &AtomicBool, emit: &mut dyn FnMut(Packet) -> bool) -> Result<u64, SendError> {
-        let eof = || Packet::Data { id: self.id, data: Bytes::new() };
+    fn run(
+        &self,
+        abort: &AtomicBool,
+        emit: &mut dyn FnMut(Packet) -> bool,
+    ) -> Result<u64, SendError> {
+        let eof = || Packet::Data {
+            id: self.id,
+            data: Bytes::new(),
+        };
         if self.kind == EntryKind::Socket {
             // Sent as an empty regular file, like fsutil.
             emit(eof());
@@ -517,7 +562,10 @@ impl ReadJob {
         };
         let mut file = match open_confined(&self.root, &self.relative) {
             Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound && self.policy == MissingFilePolicy::SendEmpty => {
+            Err(err)
+                if err.kind() == io::ErrorKind::NotFound
+                    && self.policy == MissingFilePolicy::SendEmpty =>
+            {
                 tracing::warn!(path = %self.path.display(), "file vanished before it was sent; sending it empty");
                 emit(eof());
                 return Ok(0);
@@ -525,9 +573,17 @@ impl ReadJob {
             Err(err) if is_escape(&err) => {
                 return Err(self.refused("a symbolic link now stands in its path"));
             }
-            Err(source) => return Err(SendError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(SendError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
         };
-        let meta = file.metadata().map_err(|source| SendError::Read { path: self.path.clone(), source })?;
+        let meta = file.metadata().map_err(|source| SendError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
         if !meta.is_file() {
             return Err(SendError::Read {
                 path: self.path.clone(),
@@ -537,12 +593,17 @@ impl ReadJob {
         {
             use std::os::unix::fs::MetadataExt;
             if (meta.dev(), meta.ino()) != (identity.dev, identity.ino) {
-                return Err(self.refused("it was replaced by another file after the context was listed"));
+                return Err(
+                    self.refused("it was replaced by another file after the context was listed")
+                );
             }
         }
         let mut sent = 0u64;
         // Size the first read to the file (+1 to see EOF in one go).
-        let mut want = usize::try_from(self.size_hint.max(0)).unwrap_or(usize::MAX).saturating_add(1).min(self.chunk_size);
+        let mut want = usize::try_from(self.size_hint.max(0))
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(self.chunk_size);
         if self.size_hint > 0 && self.is_small() && want > self.size_hint as usize {
             // One read(2) for a small file: getting back exactly the listed
             // size from a buffer one byte larger means the file is as listed
@@ -554,13 +615,21 @@ impl ReadJob {
                 match file.read(&mut buf) {
                     Ok(n) => break n,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => return Err(SendError::Read { path: self.path.clone(), source }),
+                    Err(source) => {
+                        return Err(SendError::Read {
+                            path: self.path.clone(),
+                            source,
+                        })
+                    }
                 }
             };
             if n > 0 {
                 buf.truncate(n);
                 sent = n as u64;
-                if !emit(Packet::Data { id: self.id, data: Bytes::from(buf) }) {
+                if !emit(Packet::Data {
+                    id: self.id,
+                    data: Bytes::from(buf),
+                }) {
                     return Ok(sent);
                 }
             }
@@ -578,12 +647,18 @@ impl ReadJob {
             let n = (&mut file)
                 .take(want as u64)
                 .read_to_end(&mut buf)
-                .map_err(|source| SendError::Read { path: self.path.clone(), source })?;
+                .map_err(|source| SendError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
             sent += n as u64;
-            if !emit(Packet::Data { id: self.id, data: Bytes::from(buf) }) {
+            if !emit(Packet::Data {
+                id: self.id,
+                data: Bytes::from(buf),
+            }) {
                 return Ok(sent);
             }
             if n < want {
@@ -598,14 +673,22 @@ impl ReadJob {
 
 impl ReadJob {
     fn refused(&self, reason: &str) -> SendError {
-        SendError::Refused { id: self.id, path: self.path.clone(), reason: reason.to_string() }
+        SendError::Refused {
+            id: self.id,
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        }
     }
 }
 
 /// Opens the context directory that requested files are opened beneath.
 fn open_root(root: &std::path::Path) -> io::Result<OwnedFd> {
     use rustix::fs::{Mode, OFlags};
-    Ok(rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens `relative` (a walked, `/`-separated path) for reading beneath
@@ -613,7 +696,8 @@ fn open_root(root: &std::path::Path) -> io::Result<OwnedFd> {
 /// blocking on a FIFO that replaced a file, no controlling terminal.
 fn open_confined(root: &OwnedFd, relative: &str) -> io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     let fd = match rustix::fs::openat2(root, relative, flags, Mode::empty(), resolve) {
         Ok(fd) => fd,
@@ -621,7 +705,9 @@ fn open_confined(root: &OwnedFd, relative: &str) -> io::Result<std::fs::File> {
         // O_NOFOLLOW guards the last component, the inode check the rest.
         Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
             if relative.split('/').any(|part| part == "..") || relative.starts_with('/') {
-                return Err(io::Error::from_raw_os_error(rustix::io::Errno::XDEV.raw_os_error()));
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::XDEV.raw_os_error(),
+                ));
             }
             rustix::fs::openat(root, relative, flags, Mode::empty())?
         }
@@ -661,14 +747,21 @@ mod tests {
             fs::write(p, content).unwrap();
         }
         let snapshot = Arc::new(walk_context(dir.path(), &WalkOptions::default()).unwrap());
-        Harness { _dir: dir, snapshot }
+        Harness {
+            _dir: dir,
+            snapshot,
+        }
     }
 
     /// Starts the sender; returns (to_sender, from_sender, task).
     fn start(
         snapshot: Arc<ContextSnapshot>,
         options: SenderOptions,
-    ) -> (mpsc::Sender<Packet>, mpsc::Receiver<Packet>, tokio::task::JoinHandle<Result<SendSummary, SendError>>) {
+    ) -> (
+        mpsc::Sender<Packet>,
+        mpsc::Receiver<Packet>,
+        tokio::task::JoinHandle<Result<SendSummary, SendError>>,
+    ) {
         let (to_sender, from_receiver) = mpsc::channel(16);
         let (to_receiver, from_sender) = mpsc::channel(16);
         let task = tokio::spawn(send(snapshot, to_receiver, from_receiver, options));
@@ -676,7 +769,10 @@ mod tests {
     }
 
     async fn next(rx: &mut mpsc::Receiver<Packet>) -> Packet {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap()
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// A fake fsutil receiver: validates the STATs, requests `want(entry)`
@@ -710,7 +806,9 @@ mod tests {
             match next(&mut from_sender).await {
                 Packet::Stat(Some(entry)) => {
                     assert!(!listing_done, "STAT after the terminator");
-                    validator.push(&entry.path, entry.kind == EntryKind::Dir).unwrap();
+                    validator
+                        .push(&entry.path, entry.kind == EntryKind::Dir)
+                        .unwrap();
                     let id = stats.len() as u32;
                     if entry.can_request_data() && want(&entry) {
                         pending.insert(id, Vec::new());
@@ -720,7 +818,9 @@ mod tests {
                 }
                 Packet::Stat(None) => listing_done = true,
                 Packet::Data { id, data } => {
-                    let buf = pending.get_mut(&id).expect("DATA for an id that was not requested");
+                    let buf = pending
+                        .get_mut(&id)
+                        .expect("DATA for an id that was not requested");
                     if data.is_empty() {
                         let content = pending.remove(&id).unwrap();
                         done.insert(stats[id as usize].path.clone(), content);
@@ -740,7 +840,9 @@ mod tests {
     }
 
     fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect()
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
+            .collect()
     }
 
     #[tokio::test]
@@ -753,7 +855,10 @@ mod tests {
             ("dir/sub/c", b"gamma".to_vec()),
             ("skip.me", b"not requested".to_vec()),
         ]);
-        let options = SenderOptions { chunk_size: 64 * 1024, ..SenderOptions::default() };
+        let options = SenderOptions {
+            chunk_size: 64 * 1024,
+            ..SenderOptions::default()
+        };
         let (tx, rx, task) = start(Arc::clone(&h.snapshot), options);
         let (files, chunks, stats) = receive(tx, rx, |e| e.path != "skip.me").await;
         let summary = task.await.unwrap().unwrap();
@@ -765,16 +870,37 @@ mod tests {
         assert_eq!(files["dir/empty"], b"");
         assert_eq!(files["dir/sub/c"], b"gamma");
         assert!(chunks.iter().all(|&n| n <= 64 * 1024));
-        assert_eq!(summary, SendSummary { stats: h.snapshot.len(), files: 4, bytes: 1_000_010 });
+        assert_eq!(
+            summary,
+            SendSummary {
+                stats: h.snapshot.len(),
+                files: 4,
+                bytes: 1_000_010
+            }
+        );
     }
 
     #[tokio::test]
     async fn many_files_in_parallel() {
-        let contents: Vec<(String, Vec<u8>)> =
-            (0..300).map(|i| (format!("d{}/f{i:03}", i % 7), pseudo_random(i * 997 % 70_000, i as u8))).collect();
-        let files: Vec<(&str, Vec<u8>)> = contents.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+        let contents: Vec<(String, Vec<u8>)> = (0..300)
+            .map(|i| {
+                (
+                    format!("d{}/f{i:03}", i % 7),
+                    pseudo_random(i * 997 % 70_000, i as u8),
+                )
+            })
+            .collect();
+        let files: Vec<(&str, Vec<u8>)> = contents
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.clone()))
+            .collect();
         let h = harness(&files);
-        let options = SenderOptions { chunk_size: MIN_CHUNK_SIZE, max_parallel_reads: 5, outbound_capacity: 3, ..SenderOptions::default() };
+        let options = SenderOptions {
+            chunk_size: MIN_CHUNK_SIZE,
+            max_parallel_reads: 5,
+            outbound_capacity: 3,
+            ..SenderOptions::default()
+        };
         let (tx, rx, task) = start(Arc::clone(&h.snapshot), options);
         let (got, _, _) = receive(tx, rx, |_| true).await;
         let summary = task.await.unwrap().unwrap();
@@ -792,7 +918,14 @@ mod tests {
         let (got, _, stats) = receive(tx, rx, |_| false).await;
         assert!(got.is_empty());
         assert_eq!(stats.len(), 1);
-        assert_eq!(task.await.unwrap().unwrap(), SendSummary { stats: 1, files: 0, bytes: 0 });
+        assert_eq!(
+            task.await.unwrap().unwrap(),
+            SendSummary {
+                stats: 1,
+                files: 0,
+                bytes: 0
+            }
+        );
     }
 
     #[tokio::test]
@@ -820,9 +953,16 @@ mod tests {
         let h = harness(&[("dir/f", b"x".to_vec())]);
         // ID 0 is the directory, ID 1 the file, ID 7 does not exist.
         for (req, check) in [
-            (vec![7], (|e: &SendError| matches!(e, SendError::UnknownId(7))) as fn(&SendError) -> bool),
-            (vec![0], |e| matches!(e, SendError::NotRegular { id: 0, .. })),
-            (vec![1, 1], |e| matches!(e, SendError::DuplicateRequest { id: 1, .. })),
+            (
+                vec![7],
+                (|e: &SendError| matches!(e, SendError::UnknownId(7))) as fn(&SendError) -> bool,
+            ),
+            (vec![0], |e| {
+                matches!(e, SendError::NotRegular { id: 0, .. })
+            }),
+            (vec![1, 1], |e| {
+                matches!(e, SendError::DuplicateRequest { id: 1, .. })
+            }),
         ] {
             let (tx, mut rx, task) = start(Arc::clone(&h.snapshot), SenderOptions::default());
             for id in req {
@@ -841,7 +981,10 @@ mod tests {
         let (tx, _rx, task) = start(Arc::clone(&h.snapshot), SenderOptions::default());
         tx.send(Packet::Err("disk full".into())).await.unwrap();
         let err = task.await.unwrap().unwrap_err();
-        assert!(matches!(&err, SendError::Receiver(m) if m == "disk full"), "{err}");
+        assert!(
+            matches!(&err, SendError::Receiver(m) if m == "disk full"),
+            "{err}"
+        );
         assert_eq!(err.to_string(), "error from receiver: disk full");
     }
 
@@ -850,7 +993,10 @@ mod tests {
         let h = harness(&[("f", b"x".to_vec())]);
         let (tx, _rx, task) = start(Arc::clone(&h.snapshot), SenderOptions::default());
         drop(tx);
-        assert!(matches!(task.await.unwrap(), Err(SendError::ReceiverClosed)));
+        assert!(matches!(
+            task.await.unwrap(),
+            Err(SendError::ReceiverClosed)
+        ));
     }
 
     #[tokio::test]
@@ -873,11 +1019,17 @@ mod tests {
         assert_eq!(got["kept"], b"k");
         task.await.unwrap().unwrap();
 
-        let options = SenderOptions { missing_files: MissingFilePolicy::Fail, ..SenderOptions::default() };
+        let options = SenderOptions {
+            missing_files: MissingFilePolicy::Fail,
+            ..SenderOptions::default()
+        };
         let (tx, mut rx, task) = start(Arc::clone(&h.snapshot), options);
         tx.send(Packet::Req(0)).await.unwrap();
         let err = task.await.unwrap().unwrap_err();
-        assert!(matches!(&err, SendError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
+        assert!(
+            matches!(&err, SendError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{err}"
+        );
         until(&mut rx, |p| matches!(p, Packet::Err(_))).await;
     }
 
@@ -885,12 +1037,19 @@ mod tests {
     async fn files_changed_after_the_walk_are_sent_as_they_are_now() {
         // Small files are read in one go when they still have the listed
         // size; grown or shrunk ones are read to their end.
-        let h = harness(&[("grown", b"0123".to_vec()), ("shrunk", b"0123456789".to_vec()), ("same", b"abc".to_vec())]);
+        let h = harness(&[
+            ("grown", b"0123".to_vec()),
+            ("shrunk", b"0123456789".to_vec()),
+            ("same", b"abc".to_vec()),
+        ]);
         let root = h.snapshot.root.clone();
         let grown = pseudo_random(300_000, 9);
         fs::write(root.join("grown"), &grown).unwrap();
         fs::write(root.join("shrunk"), b"01").unwrap();
-        let options = SenderOptions { chunk_size: 64 * 1024, ..SenderOptions::default() };
+        let options = SenderOptions {
+            chunk_size: 64 * 1024,
+            ..SenderOptions::default()
+        };
         let (tx, rx, task) = start(Arc::clone(&h.snapshot), options);
         let (got, chunks, _) = receive(tx, rx, |_| true).await;
         assert_eq!(got["grown"], grown);
@@ -1019,7 +1178,14 @@ mod tests {
         let (to_sender, from_receiver) = mpsc::channel(4);
         let (to_receiver, from_sender) = mpsc::channel(1);
         drop(from_sender);
-        let err = send(Arc::clone(&h.snapshot), to_receiver, from_receiver, SenderOptions::default()).await.unwrap_err();
+        let err = send(
+            Arc::clone(&h.snapshot),
+            to_receiver,
+            from_receiver,
+            SenderOptions::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SendError::Transport(_)), "{err}");
         drop(to_sender);
     }
@@ -1028,7 +1194,14 @@ mod tests {
     fn packet_type_codes() {
         assert_eq!(Packet::Stat(None).type_code(), 0);
         assert_eq!(Packet::Req(1).type_code(), 1);
-        assert_eq!(Packet::Data { id: 1, data: Bytes::new() }.type_code(), 2);
+        assert_eq!(
+            Packet::Data {
+                id: 1,
+                data: Bytes::new()
+            }
+            .type_code(),
+            2
+        );
         assert_eq!(Packet::Fin.type_code(), 3);
         assert_eq!(Packet::Err(String::new()).type_code(), 4);
         assert_eq!(Packet::Other(6).type_code(), 6);

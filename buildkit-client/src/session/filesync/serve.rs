@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::metadata::DiffCopyRequest;
-use super::sender::{send, Packet, PacketSink, PacketSource, SendError, SendSummary, SenderOptions};
+use super::sender::{
+    send, Packet, PacketSink, PacketSource, SendError, SendSummary, SenderOptions,
+};
 use super::walk::{walk_context_async, WalkError};
 
 /// Options for [`serve_diffcopy`].
@@ -87,19 +89,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch").unwrap();
         std::fs::write(dir.path().join("other"), "x").unwrap();
-        let request = DiffCopyRequest::from_metadata([("dir-name", "dockerfile"), ("followpaths", "Dockerfile")]);
+        let request = DiffCopyRequest::from_metadata([
+            ("dir-name", "dockerfile"),
+            ("followpaths", "Dockerfile"),
+        ]);
         let (to_sender, from_receiver) = mpsc::channel(8);
         let (to_receiver, mut from_sender) = mpsc::channel(8);
         let root = dir.path().to_path_buf();
         let task = tokio::spawn(async move {
-            serve_diffcopy(&root, &request, to_receiver, from_receiver, &ServeOptions::default()).await
+            serve_diffcopy(
+                &root,
+                &request,
+                to_receiver,
+                from_receiver,
+                &ServeOptions::default(),
+            )
+            .await
         });
-        let Some(Packet::Stat(Some(entry))) = from_sender.recv().await else { panic!("expected a STAT") };
+        let Some(Packet::Stat(Some(entry))) = from_sender.recv().await else {
+            panic!("expected a STAT")
+        };
         assert_eq!(entry.path, "Dockerfile");
         assert_eq!(from_sender.recv().await, Some(Packet::Stat(None)));
         to_sender.send(Packet::Req(0)).await.unwrap();
-        assert_eq!(from_sender.recv().await, Some(Packet::Data { id: 0, data: "FROM scratch".into() }));
-        assert_eq!(from_sender.recv().await, Some(Packet::Data { id: 0, data: bytes::Bytes::new() }));
+        assert_eq!(
+            from_sender.recv().await,
+            Some(Packet::Data {
+                id: 0,
+                data: "FROM scratch".into()
+            })
+        );
+        assert_eq!(
+            from_sender.recv().await,
+            Some(Packet::Data {
+                id: 0,
+                data: bytes::Bytes::new()
+            })
+        );
         to_sender.send(Packet::Fin).await.unwrap();
         assert_eq!(from_sender.recv().await, Some(Packet::Fin));
         let summary = task.await.unwrap().unwrap();
@@ -109,12 +135,21 @@ mod tests {
     #[tokio::test]
     async fn walk_errors_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let request = DiffCopyRequest { exclude_patterns: vec!["[".into()], ..DiffCopyRequest::default() };
+        let request = DiffCopyRequest {
+            exclude_patterns: vec!["[".into()],
+            ..DiffCopyRequest::default()
+        };
         let (_to_sender, from_receiver) = mpsc::channel(8);
         let (to_receiver, mut from_sender) = mpsc::channel(8);
-        let err = serve_diffcopy(dir.path(), &request, to_receiver, from_receiver, &ServeOptions::default())
-            .await
-            .unwrap_err();
+        let err = serve_diffcopy(
+            dir.path(),
+            &request,
+            to_receiver,
+            from_receiver,
+            &ServeOptions::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ServeError::Walk(WalkError::Patterns { .. })));
         assert!(matches!(from_sender.recv().await, Some(Packet::Err(_))));
     }

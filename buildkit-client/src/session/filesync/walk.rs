@@ -46,8 +46,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::patterns::{
-    base_path, clean_path, dir_path, go_match, join_path, FilterDecision, FilterState, PathFilter, PatternError,
-    PatternMatcher,
+    base_path, clean_path, dir_path, go_match, join_path, FilterDecision, FilterState, PathFilter,
+    PatternError, PatternMatcher,
 };
 
 /// Go `os.FileMode` bits, as carried in `fsutil.types.Stat.mode`.
@@ -280,7 +280,11 @@ impl ContextSnapshot {
 
     /// Total size of the regular files that could be requested.
     pub fn total_file_bytes(&self) -> u64 {
-        self.entries.iter().filter(|e| e.kind == EntryKind::File && !e.is_hardlink()).map(|e| e.size.max(0) as u64).sum()
+        self.entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File && !e.is_hardlink())
+            .map(|e| e.size.max(0) as u64)
+            .sum()
     }
 }
 
@@ -301,7 +305,6 @@ pub struct WalkOptions {
     /// most 8). Capped at 64.
     pub threads: usize,
 }
-
 
 /// Errors from walking a context.
 #[derive(Debug, thiserror::Error)]
@@ -376,7 +379,10 @@ pub enum WalkError {
 }
 
 /// Walks `root` on a blocking thread (see [`walk_context`]).
-pub async fn walk_context_async(root: PathBuf, options: WalkOptions) -> Result<ContextSnapshot, WalkError> {
+pub async fn walk_context_async(
+    root: PathBuf,
+    options: WalkOptions,
+) -> Result<ContextSnapshot, WalkError> {
     tokio::task::spawn_blocking(move || walk_context(&root, &options))
         .await
         .map_err(|e| WalkError::Internal(e.to_string()))?
@@ -384,8 +390,14 @@ pub async fn walk_context_async(root: PathBuf, options: WalkOptions) -> Result<C
 
 /// Walks `root` and returns the STAT stream fsutil would send for it.
 pub fn walk_context(root: &Path, options: &WalkOptions) -> Result<ContextSnapshot, WalkError> {
-    let root = fs::canonicalize(root).map_err(|source| WalkError::Root { path: root.to_path_buf(), source })?;
-    let meta = fs::metadata(&root).map_err(|source| WalkError::Root { path: root.clone(), source })?;
+    let root = fs::canonicalize(root).map_err(|source| WalkError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let meta = fs::metadata(&root).map_err(|source| WalkError::Root {
+        path: root.clone(),
+        source,
+    })?;
     if !meta.is_dir() {
         return Err(WalkError::NotADirectory { path: root });
     }
@@ -398,19 +410,35 @@ pub fn walk_context(root: &Path, options: &WalkOptions) -> Result<ContextSnapsho
         }
     }
     // Parse each list alone first so errors say which one is wrong.
-    PatternMatcher::new(&includes).map_err(|source| WalkError::Patterns { which: "include", source })?;
-    PatternMatcher::new(&options.exclude_patterns)
-        .map_err(|source| WalkError::Patterns { which: "exclude", source })?;
-    let filter = PathFilter::new(&includes, &options.exclude_patterns)
-        .map_err(|source| WalkError::Patterns { which: "include or exclude", source })?;
+    PatternMatcher::new(&includes).map_err(|source| WalkError::Patterns {
+        which: "include",
+        source,
+    })?;
+    PatternMatcher::new(&options.exclude_patterns).map_err(|source| WalkError::Patterns {
+        which: "exclude",
+        source,
+    })?;
+    let filter = PathFilter::new(&includes, &options.exclude_patterns).map_err(|source| {
+        WalkError::Patterns {
+            which: "include or exclude",
+            source,
+        }
+    })?;
 
     let threads = match options.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8),
         n => n.min(64),
     };
     let nodes = read_tree(&root, &filter, threads)?;
     let (entries, identities) = assemble(&root, &nodes, options)?;
-    Ok(ContextSnapshot { root, entries, identities })
+    Ok(ContextSnapshot {
+        root,
+        entries,
+        identities,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -500,7 +528,9 @@ struct Pool<'a> {
 
 impl Pool<'_> {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn work(&self) {
@@ -520,7 +550,10 @@ impl Pool<'_> {
                         self.wake.notify_all();
                         return;
                     }
-                    state = self.wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
             };
             let id = job.id;
@@ -562,7 +595,9 @@ fn read_tree(root: &Path, filter: &PathFilter, threads: usize) -> Result<Vec<Nod
     };
     let mut panicked = false;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(|| pool.work())).collect();
+        let handles: Vec<_> = (1..threads.max(1))
+            .map(|_| scope.spawn(|| pool.work()))
+            .collect();
         pool.work();
         for handle in handles {
             if handle.join().is_err() {
@@ -573,7 +608,10 @@ fn read_tree(root: &Path, filter: &PathFilter, threads: usize) -> Result<Vec<Nod
     if panicked {
         return Err(WalkError::Internal("a walker thread panicked".to_string()));
     }
-    let state = pool.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let state = pool
+        .state
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(err) = state.error {
         return Err(err);
     }
@@ -587,7 +625,11 @@ fn read_tree(root: &Path, filter: &PathFilter, threads: usize) -> Result<Vec<Nod
     Ok(nodes)
 }
 
-fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Result<(Node, Vec<DirJob>), WalkError> {
+fn read_one_dir(
+    job: DirJob,
+    filter: &PathFilter,
+    next_id: &AtomicUsize,
+) -> Result<(Node, Vec<DirJob>), WalkError> {
     let listing = match fs::read_dir(&job.abs) {
         Ok(listing) => listing,
         Err(err) if is_vanished(&err) => return Ok((Node::default(), Vec::new())),
@@ -595,32 +637,53 @@ fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Resu
         Err(err) if err.kind() == io::ErrorKind::PermissionDenied && !job.selected => {
             return Ok((Node::default(), Vec::new()))
         }
-        Err(source) => return Err(WalkError::ReadDir { path: job.abs, source }),
+        Err(source) => {
+            return Err(WalkError::ReadDir {
+                path: job.abs,
+                source,
+            })
+        }
     };
     let mut names: Vec<(OsString, bool, fs::DirEntry)> = Vec::new();
     for item in listing {
         let item = match item {
             Ok(item) => item,
             Err(err) if is_vanished(&err) => continue,
-            Err(source) => return Err(WalkError::ReadDir { path: job.abs.clone(), source }),
+            Err(source) => {
+                return Err(WalkError::ReadDir {
+                    path: job.abs.clone(),
+                    source,
+                })
+            }
         };
         let is_dir = match item.file_type() {
             Ok(t) => t.is_dir(),
             Err(err) if is_vanished(&err) => continue,
-            Err(source) => return Err(WalkError::Stat { path: item.path(), source }),
+            Err(source) => {
+                return Err(WalkError::Stat {
+                    path: item.path(),
+                    source,
+                })
+            }
         };
         names.push((item.file_name(), is_dir, item));
     }
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
-    let mut node = Node { children: Vec::with_capacity(names.len()) };
+    let mut node = Node {
+        children: Vec::with_capacity(names.len()),
+    };
     let mut jobs = Vec::new();
     for (name, is_dir, item) in names {
         let (name_str, name_utf8) = match name.to_str() {
             Some(s) => (s.to_string(), true),
             None => (String::from_utf8_lossy(name.as_bytes()).into_owned(), false),
         };
-        let rel = if job.rel.is_empty() { name_str } else { format!("{}/{}", job.rel, name_str) };
+        let rel = if job.rel.is_empty() {
+            name_str
+        } else {
+            format!("{}/{}", job.rel, name_str)
+        };
         let utf8 = job.utf8 && name_utf8;
         let (selected, state) = match filter.evaluate(&rel, is_dir, &job.state) {
             FilterDecision::Prune => continue,
@@ -654,15 +717,32 @@ fn read_one_dir(job: DirJob, filter: &PathFilter, next_id: &AtomicUsize) -> Resu
         if is_dir {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             subdir = Some(id);
-            jobs.push(DirJob { id, rel: rel.clone(), utf8, abs, state, selected });
+            jobs.push(DirJob {
+                id,
+                rel: rel.clone(),
+                utf8,
+                abs,
+                state,
+                selected,
+            });
         }
-        node.children.push(Child { rel, utf8, selected, meta, link, subdir });
+        node.children.push(Child {
+            rel,
+            utf8,
+            selected,
+            meta,
+            link,
+            subdir,
+        });
     }
     Ok((node, jobs))
 }
 
 fn is_vanished(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -683,7 +763,9 @@ impl Assembler<'_> {
             return Err(WalkError::TooManyEntries);
         }
         if !child.utf8 {
-            return Err(WalkError::NonUtf8 { path: self.root.join(&child.rel) });
+            return Err(WalkError::NonUtf8 {
+                path: self.root.join(&child.rel),
+            });
         }
         let m = &child.meta;
         let unix_kind = go_mode::unix_kind(m.st_mode);
@@ -702,8 +784,15 @@ impl Assembler<'_> {
             mode: go_mode::from_unix(m.st_mode) & !go_mode::SOCKET,
             uid: if self.keep_ownership { m.uid } else { 0 },
             gid: if self.keep_ownership { m.gid } else { 0 },
-            size: if kind == EntryKind::Dir { 0 } else { m.size as i64 },
-            mod_time: m.mtime.wrapping_mul(1_000_000_000).wrapping_add(m.mtime_nsec),
+            size: if kind == EntryKind::Dir {
+                0
+            } else {
+                m.size as i64
+            },
+            mod_time: m
+                .mtime
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(m.mtime_nsec),
             linkname: String::new(),
             devmajor: 0,
             devminor: 0,
@@ -721,7 +810,11 @@ impl Assembler<'_> {
                 let target = child.link.as_ref().map(|t| t.to_str()).unwrap_or(Some(""));
                 match target {
                     Some(t) => entry.linkname = t.to_string(),
-                    None => return Err(WalkError::NonUtf8 { path: self.root.join(&child.rel) }),
+                    None => {
+                        return Err(WalkError::NonUtf8 {
+                            path: self.root.join(&child.rel),
+                        })
+                    }
                 }
             }
             _ => {
@@ -736,7 +829,10 @@ impl Assembler<'_> {
             }
         }
         self.entries.push(entry);
-        self.identities.push(FileIdentity { dev: m.dev, ino: m.ino });
+        self.identities.push(FileIdentity {
+            dev: m.dev,
+            ino: m.ino,
+        });
         Ok(())
     }
 }
@@ -776,7 +872,10 @@ fn assemble(
             // Send directories that were held back until something below
             // them turned out to be selected.
             for ancestor in ancestors.iter_mut().filter(|a| !a.emitted) {
-                if let Some(dir) = nodes.get(ancestor.node).and_then(|n| n.children.get(ancestor.child)) {
+                if let Some(dir) = nodes
+                    .get(ancestor.node)
+                    .and_then(|n| n.children.get(ancestor.child))
+                {
                     out.emit(dir)?;
                 }
                 ancestor.emitted = true;
@@ -784,7 +883,11 @@ fn assemble(
             out.emit(child)?;
         }
         if let Some(sub) = child.subdir {
-            ancestors.push(Ancestor { node: node_id, child: index, emitted: child.selected });
+            ancestors.push(Ancestor {
+                node: node_id,
+                child: index,
+                emitted: child.selected,
+            });
             stack.push((sub, 0));
         }
     }
@@ -800,8 +903,15 @@ fn assemble(
 /// expanded), the link's target taken relative to the context root,
 /// recursively. Returns `None` when the result covers the whole context
 /// (`"."` is among the paths), as fsutil does.
-pub fn resolve_follow_paths(root: &Path, paths: &[String]) -> Result<Option<Vec<String>>, WalkError> {
-    let mut resolver = SymlinkResolver { root, resolved: HashSet::new(), cache: HashMap::new() };
+pub fn resolve_follow_paths(
+    root: &Path,
+    paths: &[String],
+) -> Result<Option<Vec<String>>, WalkError> {
+    let mut resolver = SymlinkResolver {
+        root,
+        resolved: HashSet::new(),
+        cache: HashMap::new(),
+    };
     for p in paths {
         resolver.append(p)?;
     }
@@ -892,7 +1002,12 @@ impl SymlinkResolver<'_> {
         let link = match fs::read_link(self.root.join(p)) {
             Ok(link) => link,
             Err(err) if is_vanished(&err) => return Ok(Vec::new()),
-            Err(source) => return Err(WalkError::FollowPath { path: p.to_string(), source }),
+            Err(source) => {
+                return Err(WalkError::FollowPath {
+                    path: p.to_string(),
+                    source,
+                })
+            }
         };
         let link = clean_path(&String::from_utf8_lossy(link.as_os_str().as_bytes()));
         if link.starts_with('/') {
@@ -919,31 +1034,58 @@ impl SymlinkResolver<'_> {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<Listed>, WalkError> {
-        let abs = if dir == "." { self.root.to_path_buf() } else { self.root.join(dir) };
+        let abs = if dir == "." {
+            self.root.to_path_buf()
+        } else {
+            self.root.join(dir)
+        };
         match fs::symlink_metadata(&abs) {
             Ok(m) if m.file_type().is_dir() => {}
             Ok(_) => return Ok(Vec::new()),
             Err(err) if is_vanished(&err) => return Ok(Vec::new()),
-            Err(source) => return Err(WalkError::FollowPath { path: dir.to_string(), source }),
+            Err(source) => {
+                return Err(WalkError::FollowPath {
+                    path: dir.to_string(),
+                    source,
+                })
+            }
         }
         let listing = match fs::read_dir(&abs) {
             Ok(listing) => listing,
             Err(err) if is_vanished(&err) => return Ok(Vec::new()),
-            Err(source) => return Err(WalkError::FollowPath { path: dir.to_string(), source }),
+            Err(source) => {
+                return Err(WalkError::FollowPath {
+                    path: dir.to_string(),
+                    source,
+                })
+            }
         };
         let mut out = Vec::new();
         for item in listing {
             let item = match item {
                 Ok(item) => item,
                 Err(err) if is_vanished(&err) => continue,
-                Err(source) => return Err(WalkError::FollowPath { path: dir.to_string(), source }),
+                Err(source) => {
+                    return Err(WalkError::FollowPath {
+                        path: dir.to_string(),
+                        source,
+                    })
+                }
             };
             let is_symlink = match item.file_type() {
                 Ok(t) => t.is_symlink(),
                 Err(err) if is_vanished(&err) => continue,
-                Err(source) => return Err(WalkError::FollowPath { path: dir.to_string(), source }),
+                Err(source) => {
+                    return Err(WalkError::FollowPath {
+                        path: dir.to_string(),
+                        source,
+                    })
+                }
             };
-            out.push(Listed { name: String::from_utf8_lossy(item.file_name().as_bytes()).into_owned(), is_symlink });
+            out.push(Listed {
+                name: String::from_utf8_lossy(item.file_name().as_bytes()).into_owned(),
+                is_symlink,
+            });
         }
         out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok(out)
@@ -1022,11 +1164,18 @@ impl OrderValidator {
             return Err(OrderError::Escapes(path.to_string()));
         }
         // The deepest recorded directory that sorts at or before `dir`.
-        let i = self.parents.iter().rposition(|(d, _)| d.as_str() <= dir.as_str()).unwrap_or(0);
+        let i = self
+            .parents
+            .iter()
+            .rposition(|(d, _)| d.as_str() <= dir.as_str())
+            .unwrap_or(0);
         self.parents.truncate(i + 1);
         let (parent_dir, last) = &self.parents[i];
         if (i == 0 && !dir.is_empty()) || last.as_str() >= base.as_str() {
-            return Err(OrderError::OutOfOrder { path: path.to_string(), previous: join_path(parent_dir, last) });
+            return Err(OrderError::OutOfOrder {
+                path: path.to_string(),
+                previous: join_path(parent_dir, last),
+            });
         }
         self.parents[i].1 = base.clone();
         if is_dir {
@@ -1079,13 +1228,22 @@ mod tests {
         assert_eq!(go_mode::from_unix(0o010644), go_mode::NAMED_PIPE | 0o644);
         assert_eq!(go_mode::from_unix(0o140755), go_mode::SOCKET | 0o755);
         assert_eq!(go_mode::from_unix(0o060660), go_mode::DEVICE | 0o660);
-        assert_eq!(go_mode::from_unix(0o020666), go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666);
+        assert_eq!(
+            go_mode::from_unix(0o020666),
+            go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666
+        );
         assert_eq!(go_mode::from_unix(0o104755), go_mode::SETUID | 0o755);
         assert_eq!(go_mode::from_unix(0o102755), go_mode::SETGID | 0o755);
-        assert_eq!(go_mode::from_unix(0o041777), go_mode::DIR | go_mode::STICKY | 0o777);
+        assert_eq!(
+            go_mode::from_unix(0o041777),
+            go_mode::DIR | go_mode::STICKY | 0o777
+        );
         assert_eq!(go_mode::DIR, 2147483648);
         assert_eq!(go_mode::TYPE, 2401763328);
-        for st in [0o100644, 0o040755, 0o120777, 0o010600, 0o140700, 0o060660, 0o020666, 0o107755, 0o041777] {
+        for st in [
+            0o100644, 0o040755, 0o120777, 0o010600, 0o140700, 0o060660, 0o020666, 0o107755,
+            0o041777,
+        ] {
             assert_eq!(go_mode::to_unix(go_mode::from_unix(st)), st, "{st:o}");
         }
     }
@@ -1094,19 +1252,27 @@ mod tests {
     fn order_is_depth_first_by_name_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        for f in ["a/b", "a/c/d", "a.txt", "a-b", "B", "b", "_x", "z/y/x", "ä", "a0"] {
+        for f in [
+            "a/b", "a/c/d", "a.txt", "a-b", "B", "b", "_x", "z/y/x", "ä", "a0",
+        ] {
             write(r, f, f);
         }
         fs::create_dir(r.join("empty")).unwrap();
         let s = walk(r, |_| {});
         assert_eq!(
             paths(&s),
-            vec!["B", "_x", "a", "a/b", "a/c", "a/c/d", "a-b", "a.txt", "a0", "b", "empty", "z", "z/y", "z/y/x", "ä"]
+            vec![
+                "B", "_x", "a", "a/b", "a/c", "a/c/d", "a-b", "a.txt", "a0", "b", "empty", "z",
+                "z/y", "z/y/x", "ä"
+            ]
         );
         // A full-path sort would be rejected by the receiver.
         let mut sorted: Vec<ContextEntry> = s.entries.clone();
         sorted.sort_by(|a, b| a.path.cmp(&b.path));
-        assert!(matches!(OrderValidator::check(&sorted), Err(OrderError::OutOfOrder { .. })));
+        assert!(matches!(
+            OrderValidator::check(&sorted),
+            Err(OrderError::OutOfOrder { .. })
+        ));
     }
 
     #[test]
@@ -1117,7 +1283,10 @@ mod tests {
         v.push("a.txt", false).unwrap();
         assert!(v.push("a.txt", false).is_err());
         let mut v = OrderValidator::default();
-        assert!(matches!(v.push("x/y", false), Err(OrderError::OutOfOrder { .. })));
+        assert!(matches!(
+            v.push("x/y", false),
+            Err(OrderError::OutOfOrder { .. })
+        ));
         let mut v = OrderValidator::default();
         assert!(matches!(v.push("./x", false), Err(OrderError::Unclean(_))));
         assert!(matches!(v.push("/x", false), Err(OrderError::Absolute(_))));
@@ -1140,9 +1309,16 @@ mod tests {
         symlink("file.txt", r.join("link")).unwrap();
         symlink("/etc/passwd", r.join("abs-link")).unwrap();
         let when = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-        fs::File::options().write(true).open(r.join("file.txt")).unwrap().set_modified(when).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(r.join("file.txt"))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(r.join("sock")).unwrap();
-        let fifo = std::process::Command::new("mkfifo").arg(r.join("fifo")).status();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(r.join("fifo"))
+            .status();
 
         let s = walk(r, |_| {});
         let get = |p: &str| s.entries.iter().find(|e| e.path == p).unwrap().clone();
@@ -1171,7 +1347,11 @@ mod tests {
 
         let sock = get("sock");
         assert_eq!(sock.kind, EntryKind::Socket);
-        assert_eq!(sock.mode & go_mode::TYPE, 0, "socket bit is cleared like fsutil");
+        assert_eq!(
+            sock.mode & go_mode::TYPE,
+            0,
+            "socket bit is cleared like fsutil"
+        );
 
         if matches!(fifo, Ok(status) if status.success()) {
             let p = get("fifo");
@@ -1232,7 +1412,14 @@ mod tests {
     fn excludes_with_exceptions_send_needed_parents() {
         let dir = sample_tree();
         let s = walk(dir.path(), |o| {
-            o.exclude_patterns = vec!["node_modules".into(), "!node_modules/keep".into(), "docs".into(), "!docs/public/**".into(), "target".into(), "*.md".into()]
+            o.exclude_patterns = vec![
+                "node_modules".into(),
+                "!node_modules/keep".into(),
+                "docs".into(),
+                "!docs/public/**".into(),
+                "target".into(),
+                "*.md".into(),
+            ]
         });
         assert_eq!(
             paths(&s),
@@ -1256,18 +1443,28 @@ mod tests {
     #[test]
     fn includes_select_paths_and_their_parents() {
         let dir = sample_tree();
-        let s = walk(dir.path(), |o| o.include_patterns = vec!["src/lib/*.rs".into(), "Dockerfile".into()]);
-        assert_eq!(paths(&s), vec!["Dockerfile", "src", "src/lib", "src/lib/a.rs"]);
+        let s = walk(dir.path(), |o| {
+            o.include_patterns = vec!["src/lib/*.rs".into(), "Dockerfile".into()]
+        });
+        assert_eq!(
+            paths(&s),
+            vec!["Dockerfile", "src", "src/lib", "src/lib/a.rs"]
+        );
         let s = walk(dir.path(), |o| {
             o.include_patterns = vec!["src".into()];
             o.exclude_patterns = vec!["**/*.txt".into()];
         });
-        assert_eq!(paths(&s), vec!["src", "src/lib", "src/lib/a.rs", "src/main.rs"]);
+        assert_eq!(
+            paths(&s),
+            vec!["src", "src/lib", "src/lib/a.rs", "src/main.rs"]
+        );
         // Include "." without follow paths matches nothing, as upstream.
         let s = walk(dir.path(), |o| o.include_patterns = vec![".".into()]);
         assert!(s.is_empty());
         // Missing includes send nothing, not even parents.
-        let s = walk(dir.path(), |o| o.include_patterns = vec!["src/nope/x".into()]);
+        let s = walk(dir.path(), |o| {
+            o.include_patterns = vec!["src/nope/x".into()]
+        });
         assert!(s.is_empty());
     }
 
@@ -1284,14 +1481,25 @@ mod tests {
         // A link pointing outside is clamped to the root.
         symlink("../../../../etc/passwd", r.join("escape")).unwrap();
 
-        let s = walk(r, |o| o.follow_paths = vec!["Dockerfile.link".into(), "Dockerfile.link.dockerignore".into()]);
-        assert_eq!(paths(&s), vec!["Dockerfile.link", "build", "build/Dockerfile.real"]);
+        let s = walk(r, |o| {
+            o.follow_paths = vec![
+                "Dockerfile.link".into(),
+                "Dockerfile.link.dockerignore".into(),
+            ]
+        });
+        assert_eq!(
+            paths(&s),
+            vec!["Dockerfile.link", "build", "build/Dockerfile.real"]
+        );
 
         let s = walk(r, |o| o.follow_paths = vec!["abs/a.rs".into()]);
         assert_eq!(paths(&s), vec!["abs", "src", "src/lib", "src/lib/a.rs"]);
 
         let s = walk(r, |o| o.follow_paths = vec!["d/public".into()]);
-        assert_eq!(paths(&s), vec!["d", "docs", "docs/public", "docs/public/p.html"]);
+        assert_eq!(
+            paths(&s),
+            vec!["d", "docs", "docs/public", "docs/public/p.html"]
+        );
 
         let s = walk(r, |o| o.follow_paths = vec!["escape".into()]);
         assert_eq!(paths(&s), vec!["escape"]);
@@ -1302,7 +1510,15 @@ mod tests {
 
         // Wildcards in follow paths expand symlinks too.
         let s = walk(r, |o| o.follow_paths = vec!["Dockerfile*".into()]);
-        assert_eq!(paths(&s), vec!["Dockerfile", "Dockerfile.link", "build", "build/Dockerfile.real"]);
+        assert_eq!(
+            paths(&s),
+            vec![
+                "Dockerfile",
+                "Dockerfile.link",
+                "build",
+                "build/Dockerfile.real"
+            ]
+        );
 
         // "." means everything.
         let all = walk(r, |_| {});
@@ -1331,7 +1547,10 @@ mod tests {
     #[test]
     fn dedupe_matches_fsutil() {
         let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(dedupe_paths(&v(&["a", "a/b", "a.b", "a/c"])), Some(v(&["a", "a.b", "a/c"])));
+        assert_eq!(
+            dedupe_paths(&v(&["a", "a/b", "a.b", "a/c"])),
+            Some(v(&["a", "a.b", "a/c"]))
+        );
         assert_eq!(dedupe_paths(&v(&["a", "."])), None);
         assert_eq!(dedupe_paths(&v(&[])), Some(vec![]));
     }
@@ -1369,10 +1588,25 @@ mod tests {
     fn root_errors() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "f", "x");
-        assert!(matches!(walk_context(&dir.path().join("f"), &WalkOptions::default()), Err(WalkError::NotADirectory { .. })));
-        assert!(matches!(walk_context(&dir.path().join("missing"), &WalkOptions::default()), Err(WalkError::Root { .. })));
-        let bad = WalkOptions { exclude_patterns: vec!["[".into()], ..WalkOptions::default() };
-        assert!(matches!(walk_context(dir.path(), &bad), Err(WalkError::Patterns { which: "exclude", .. })));
+        assert!(matches!(
+            walk_context(&dir.path().join("f"), &WalkOptions::default()),
+            Err(WalkError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            walk_context(&dir.path().join("missing"), &WalkOptions::default()),
+            Err(WalkError::Root { .. })
+        ));
+        let bad = WalkOptions {
+            exclude_patterns: vec!["[".into()],
+            ..WalkOptions::default()
+        };
+        assert!(matches!(
+            walk_context(dir.path(), &bad),
+            Err(WalkError::Patterns {
+                which: "exclude",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -1383,7 +1617,9 @@ mod tests {
         write(r, "ok", "y");
         fs::set_permissions(r.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let readable = fs::read_dir(r.join("locked")).is_ok(); // root can read anyway
-        let s = walk(r, |o| o.exclude_patterns = vec!["locked".into(), "!locked/secret".into()]);
+        let s = walk(r, |o| {
+            o.exclude_patterns = vec!["locked".into(), "!locked/secret".into()]
+        });
         if !readable {
             assert_eq!(paths(&s), vec!["ok"]);
         }
@@ -1393,7 +1629,9 @@ mod tests {
     #[tokio::test]
     async fn async_walk() {
         let dir = sample_tree();
-        let s = walk_context_async(dir.path().to_path_buf(), WalkOptions::default()).await.unwrap();
+        let s = walk_context_async(dir.path().to_path_buf(), WalkOptions::default())
+            .await
+            .unwrap();
         assert_eq!(s.len(), 19);
         assert!(s.root.is_absolute());
         assert_eq!(s.disk_path(0).unwrap(), s.root.join("Dockerfile"));
@@ -1416,14 +1654,22 @@ mod tests {
                 }
             }
         }
-        let excludes = vec!["**/file00*.rs".to_string(), "pkg19".to_string(), "!pkg19/mod00/**".to_string()];
+        let excludes = vec![
+            "**/file00*.rs".to_string(),
+            "pkg19".to_string(),
+            "!pkg19/mod00/**".to_string(),
+        ];
         for (label, threads, patterns) in [
             ("1 thread, no patterns", 1, vec![]),
             ("auto threads, no patterns", 0, vec![]),
             ("1 thread, 3 excludes", 1, excludes.clone()),
             ("auto threads, 3 excludes", 0, excludes.clone()),
         ] {
-            let opts = WalkOptions { threads, exclude_patterns: patterns, ..WalkOptions::default() };
+            let opts = WalkOptions {
+                threads,
+                exclude_patterns: patterns,
+                ..WalkOptions::default()
+            };
             let _warm = walk_context(r, &opts).unwrap();
             let runs = 5;
             let start = std::time::Instant::now();
