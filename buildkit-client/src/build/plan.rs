@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cicd_agents_proto::moby::buildkit::v1::{CacheOptions, Exporter, SolveRequest};
-use cicd_agents_types::GitUrl;
+use cicd_agents_types::{GitUrl, ImageRef};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
@@ -184,6 +184,11 @@ impl SolvePlan {
         daemon: &DaemonInfo,
         docker_daemon: bool,
     ) -> Result<SolvePlan> {
+        for tag in &options.tags {
+            // As buildx does: a name the registry would refuse is refused before anything is sent.
+            tag.parse::<ImageRef>()
+                .map_err(|err| Error::option("--tag", err.to_string()))?;
+        }
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
         let mut local_dirs = LocalDirs::default();
         let mut shared_key = options.shared_key.clone();
@@ -616,6 +621,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is a directory"));
+    }
+
+    #[test]
+    fn image_names_are_checked_before_anything_is_sent() {
+        let dir = context();
+        for bad in ["Bad Tag!!", "r/a:", "r/A:1", "r/a:-1", "r/a@sha256:x"] {
+            let err = BuildOptions::local(dir.path())
+                .tag("r/ok:1")
+                .tag(bad)
+                .validate();
+            match err {
+                Err(Error::InvalidOption { option, reason }) => {
+                    assert_eq!(option, "--tag");
+                    assert!(reason.contains(&format!("{bad:?}")), "{reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for ok in ["app", "r.example:5000/team/app:1.2", "localhost/a_b:latest"] {
+            assert!(
+                BuildOptions::local(dir.path()).tag(ok).validate().is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]
