@@ -236,13 +236,17 @@ fn no_default_attestations() -> anyhow::Result<bool> {
 }
 
 /// `--builder`: buildx's named builders have no counterpart here; `default` is the
-/// Docker daemon (as in buildx) and an address is taken as `--addr`.
+/// Docker daemon of `$DOCKER_HOST` (or the usual socket), as in buildx, and an
+/// address is taken as `--addr`.
 fn apply_builder(args: &mut BuildArgs) -> anyhow::Result<()> {
     let Some(builder) = args.builder.clone() else {
         return Ok(());
     };
     let address = if builder == "default" {
-        "docker://".to_string()
+        match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.trim().is_empty() => format!("docker://{}", host.trim()),
+            _ => "docker://".to_string(),
+        }
     } else if builder.contains("://") {
         builder.clone()
     } else {
