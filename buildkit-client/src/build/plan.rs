@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
-use crate::build::output::plan_exporters;
+use crate::build::output::{plan_exporters, PlannedExporter};
 use crate::build::platform::normalize_platform;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
@@ -225,18 +225,6 @@ fn attest_attrs(
     daemon: &DaemonInfo,
     attrs: &mut BTreeMap<String, String>,
 ) -> Result<()> {
-    for (index, attest) in options.attests.iter().enumerate() {
-        if options.attests[..index]
-            .iter()
-            .any(|a| a.kind == attest.kind)
-        {
-            return Err(Error::invalid(
-                OptionField::Attest,
-                attest.to_string(),
-                format!("a second {} attestation; give each type once", attest.kind),
-            ));
-        }
-    }
     let requested: Vec<(String, String)> = options
         .attests
         .iter()
@@ -263,18 +251,168 @@ fn attest_attrs(
     Ok(())
 }
 
+/// Each attestation type at most once.
+fn check_attests(options: &BuildOptions) -> Result<()> {
+    for (index, attest) in options.attests.iter().enumerate() {
+        if options.attests[..index]
+            .iter()
+            .any(|a| a.kind == attest.kind)
+        {
+            return Err(Error::invalid(
+                OptionField::Attest,
+                attest.to_string(),
+                format!("a second {} attestation; give each type once", attest.kind),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The provenance buildx asks for by default: minimal, and only for outputs
 /// that hold attestations inline (image, oci, docker), not for local or tar.
 pub(crate) const DEFAULT_PROVENANCE: &str = "mode=min,inline-only=true";
 
+/// A build checked and lowered as far as it can be without a daemon: the
+/// Dockerfile frontend's attributes, the directories and secrets the session
+/// serves. [`BuildOptions::prepare`] makes one; a build (also one started with
+/// [`Client::build_prepared`](crate::Client::build_prepared)) completes it for
+/// the daemon it runs on, without checking anything twice.
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    options: BuildOptions,
+    attrs: BTreeMap<String, String>,
+    local_dirs: Vec<(String, PathBuf)>,
+    shared_key: Option<String>,
+    secrets: Vec<Secret>,
+    entitlements: Vec<String>,
+}
+
+impl PreparedBuild {
+    /// The options it was prepared from.
+    pub fn options(&self) -> &BuildOptions {
+        &self.options
+    }
+
+    /// The Dockerfile frontend's attributes as they will be sent (the daemon
+    /// adds only the default provenance, where it supports attestations).
+    pub fn frontend_attrs(&self) -> &BTreeMap<String, String> {
+        &self.attrs
+    }
+}
+
 impl SolvePlan {
+    #[cfg(test)]
     pub(crate) fn new(
         options: &BuildOptions,
         daemon: &DaemonInfo,
         docker_daemon: bool,
     ) -> Result<SolvePlan> {
-        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+        SolvePlan::from_prepared(&PreparedBuild::new(options)?, daemon, docker_daemon)
+    }
+
+    /// Completes a prepared build for `daemon`: attestations, exporters, IDs.
+    pub(crate) fn from_prepared(
+        prepared: &PreparedBuild,
+        daemon: &DaemonInfo,
+        docker_daemon: bool,
+    ) -> Result<SolvePlan> {
+        let options = &prepared.options;
+        let mut attrs = prepared.attrs.clone();
+        attest_attrs(options, daemon, &mut attrs)?;
+        for (key, value) in &options.frontend_attrs {
+            attrs.insert(key.clone(), value.clone());
+        }
+        let exporters = planned_exporters(options, docker_daemon)?;
+        if exporters.len() > 1 && !daemon.at_least(0, 13) {
+            return Err(Error::option(
+                OptionField::Output,
+                format!(
+                    "BuildKit {} supports one output per build; several need v0.13 or newer",
+                    daemon.version
+                ),
+            ));
+        }
+        let mut exports = Exports::default();
+        for (index, exporter) in exporters.iter().enumerate() {
+            if let Some(target) = &exporter.target {
+                exports.insert(index, target.clone());
+            }
+        }
+        let proto_exporters: Vec<Exporter> = exporters
+            .iter()
+            .map(|e| Exporter {
+                r#type: e.kind.clone(),
+                attrs: e.attrs.clone().into_iter().collect(),
+            })
+            .collect();
         let mut local_dirs = LocalDirs::default();
+        for (name, dir) in &prepared.local_dirs {
+            local_dirs.insert(name.clone(), dir.clone());
+        }
+
+        let session_id = random_id();
+        let request = SolveRequest {
+            r#ref: random_id(),
+            session: session_id.clone(),
+            frontend: DOCKERFILE_FRONTEND.into(),
+            frontend_attrs: attrs.into_iter().collect(),
+            exporter_deprecated: proto_exporters
+                .first()
+                .map(|e| e.r#type.clone())
+                .unwrap_or_default(),
+            exporter_attrs_deprecated: proto_exporters
+                .first()
+                .map(|e| e.attrs.clone())
+                .unwrap_or_default(),
+            exporters: proto_exporters,
+            cache: Some(CacheOptions {
+                exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
+                imports: options.cache_from.iter().map(|e| e.to_proto()).collect(),
+                ..Default::default()
+            }),
+            entitlements: prepared.entitlements.clone(),
+            ..Default::default()
+        };
+        let session = SessionConfig {
+            id: session_id,
+            name: "cicd-agents".into(),
+            shared_key: prepared
+                .shared_key
+                .clone()
+                .unwrap_or_else(|| "remote".into()),
+            local_dirs,
+            secrets: prepared.secrets.clone(),
+            auth: options.registry_auth.clone(),
+            ssh: options.ssh.clone(),
+            exports,
+        };
+        Ok(SolvePlan { request, session })
+    }
+}
+
+/// The exporters of `options`, annotations included. As buildx: annotations go to
+/// every output the user asked for (pushing included), not to the image loaded by
+/// default when only tags are given.
+fn planned_exporters(options: &BuildOptions, docker_daemon: bool) -> Result<Vec<PlannedExporter>> {
+    let mut exporters =
+        plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
+    if !options.outputs.is_empty() || options.push {
+        for exporter in &mut exporters {
+            for annotation in &options.annotations {
+                exporter
+                    .attrs
+                    .insert(annotation.exporter_key(), annotation.value.clone());
+            }
+        }
+    }
+    Ok(exporters)
+}
+
+impl PreparedBuild {
+    /// Checks and lowers `options` (see [`BuildOptions::prepare`]).
+    fn new(options: &BuildOptions) -> Result<PreparedBuild> {
+        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+        let mut local_dirs: Vec<(String, PathBuf)> = Vec::new();
         let mut shared_key = options.shared_key.clone();
         let mut secrets: Vec<Secret> = options.secrets.clone();
         if let Some(key) = &shared_key {
@@ -319,8 +457,8 @@ impl SolvePlan {
                     ));
                 };
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
-                local_dirs.insert("context", &context);
-                local_dirs.insert("dockerfile", dockerfile_dir);
+                local_dirs.push(("context".into(), context.clone()));
+                local_dirs.push(("dockerfile".into(), dockerfile_dir.to_path_buf()));
                 shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
             BuildContext::Remote(url) => {
@@ -398,7 +536,7 @@ impl SolvePlan {
                 NamedContext::Local(dir) => {
                     let dir = absolute_dir(dir, OptionField::BuildContext)?;
                     let local_name = format!("named-{name}");
-                    local_dirs.insert(local_name.clone(), dir);
+                    local_dirs.push((local_name.clone(), dir));
                     format!("local:{local_name}")
                 }
                 NamedContext::Image(image) => format!("docker-image://{image}"),
@@ -429,81 +567,18 @@ impl SolvePlan {
             attrs.insert(key, value);
         }
         run_step_attrs(options, &mut attrs)?;
-        attest_attrs(options, daemon, &mut attrs)?;
-        for (key, value) in &options.frontend_attrs {
-            attrs.insert(key.clone(), value.clone());
-        }
-
-        let mut exporters =
-            plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
-        // As buildx: annotations go to every output the user asked for (pushing
-        // included), not to the image loaded by default when only tags are given.
-        if !options.outputs.is_empty() || options.push {
-            for exporter in &mut exporters {
-                for annotation in &options.annotations {
-                    exporter
-                        .attrs
-                        .insert(annotation.exporter_key(), annotation.value.clone());
-                }
-            }
-        }
-        if exporters.len() > 1 && !daemon.at_least(0, 13) {
-            return Err(Error::option(
-                OptionField::Output,
-                format!(
-                    "BuildKit {} supports one output per build; several need v0.13 or newer",
-                    daemon.version
-                ),
-            ));
-        }
-        let mut exports = Exports::default();
-        for (index, exporter) in exporters.iter().enumerate() {
-            if let Some(target) = &exporter.target {
-                exports.insert(index, target.clone());
-            }
-        }
-        let proto_exporters: Vec<Exporter> = exporters
-            .iter()
-            .map(|e| Exporter {
-                r#type: e.kind.clone(),
-                attrs: e.attrs.clone().into_iter().collect(),
-            })
-            .collect();
-
-        let session_id = random_id();
-        let request = SolveRequest {
-            r#ref: random_id(),
-            session: session_id.clone(),
-            frontend: DOCKERFILE_FRONTEND.into(),
-            frontend_attrs: attrs.into_iter().collect(),
-            exporter_deprecated: proto_exporters
-                .first()
-                .map(|e| e.r#type.clone())
-                .unwrap_or_default(),
-            exporter_attrs_deprecated: proto_exporters
-                .first()
-                .map(|e| e.attrs.clone())
-                .unwrap_or_default(),
-            exporters: proto_exporters,
-            cache: Some(CacheOptions {
-                exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
-                imports: options.cache_from.iter().map(|e| e.to_proto()).collect(),
-                ..Default::default()
-            }),
-            entitlements,
-            ..Default::default()
-        };
-        let session = SessionConfig {
-            id: session_id,
-            name: "cicd-agents".into(),
-            shared_key: shared_key.unwrap_or_else(|| "remote".into()),
+        check_attests(options)?;
+        // Outputs are checked as a Docker daemon would take them (the most lenient);
+        // the build plans them again for the daemon it runs on.
+        planned_exporters(options, true)?;
+        Ok(PreparedBuild {
+            options: options.clone(),
+            attrs,
             local_dirs,
+            shared_key,
             secrets,
-            auth: options.registry_auth.clone(),
-            ssh: options.ssh.clone(),
-            exports,
-        };
-        Ok(SolvePlan { request, session })
+            entitlements,
+        })
     }
 }
 
@@ -514,15 +589,14 @@ impl BuildOptions {
     /// runs the same checks; front ends call this to reject bad input before
     /// dialling. Errors are [`Error::InvalidOption`].
     pub fn validate(&self) -> Result<()> {
-        let any_daemon = DaemonInfo {
-            address: String::new(),
-            version: String::new(),
-            version_source: crate::control::info::VersionSource::Unknown,
-            reported: None,
-            docker_engine: None,
-            docker_image_store: None,
-        };
-        SolvePlan::new(self, &any_daemon, true).map(|_| ())
+        self.prepare().map(drop)
+    }
+
+    /// [`validate`](Self::validate)s and keeps the result: the lowered build,
+    /// for [`Client::build_prepared`](crate::Client::build_prepared) to run
+    /// without checking it again, or to show what would be sent.
+    pub fn prepare(&self) -> Result<PreparedBuild> {
+        PreparedBuild::new(self)
     }
 }
 
@@ -657,6 +731,31 @@ mod tests {
             .request
             .frontend_attrs
             .contains_key("attest:provenance"));
+    }
+
+    #[test]
+    fn a_prepared_build_is_checked_once_and_completed_per_daemon() {
+        let dir = context();
+        let options = BuildOptions::local(dir.path())
+            .tag("r/a:1")
+            .push(true)
+            .build_arg("V", "1");
+        let prepared = options.prepare().unwrap();
+        assert_eq!(prepared.frontend_attrs()["build-arg:V"], "1");
+        assert!(!prepared.frontend_attrs().contains_key("attest:provenance"));
+        // The context may go away: the prepared build is not checked again.
+        let one = SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), true).unwrap();
+        let two = SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), false).unwrap();
+        assert_ne!(one.request.r#ref, two.request.r#ref);
+        assert_ne!(one.session.id, two.session.id);
+        assert_eq!(one.request.frontend_attrs, two.request.frontend_attrs);
+        assert_eq!(
+            one.request.frontend_attrs["attest:provenance"],
+            DEFAULT_PROVENANCE
+        );
+        drop(dir);
+        assert!(SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), true).is_ok());
+        assert!(options.validate().is_err(), "validate checks the context");
     }
 
     #[test]

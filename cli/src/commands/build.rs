@@ -275,11 +275,12 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.progress.parse()?
     };
-    // Bad input is reported before dialling, whether or not a daemon is up.
-    options.validate()?;
+    // Bad input is reported before dialling, whether or not a daemon is up; the
+    // checked build is what runs.
+    let prepared = options.prepare()?;
     let client = args.connection.connect().await?;
     let mut sink = mode.stderr_sink();
-    let build = client.build_with_progress(&options, sink.as_mut());
+    let build = client.build_prepared(&prepared, sink.as_mut());
     let result = tokio::select! {
         result = build => result,
         _ = tokio::signal::ctrl_c() => {
