@@ -216,3 +216,46 @@ fn chart_set_image_refuses_what_is_not_an_image_tag() {
         .unwrap_or_default()
         .contains("tag: 1.2.3-rc.1"));
 }
+
+#[test]
+fn yaml_1_1_words_and_number_like_strings_are_quoted() {
+    let job = render(&[
+        "job",
+        "-n",
+        "no",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--tag",
+        "yes",
+    ]);
+    let lines: Vec<&str> = job.lines().map(str::trim).collect();
+    assert!(lines.contains(&"namespace: 'no'"), "{job}");
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["- name: IMAGE_TAG", "value: 'yes'"]),
+        "{job}"
+    );
+    let workflow = render(&[
+        "workflow-template",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--chart-repo",
+        "https://github.com/org/charts.git",
+        "--chart-file",
+        "charts/app/values.yaml",
+        "--tool-image",
+        "registry.example/cicd-agents:0.1.0",
+        "--default-tag",
+        "on",
+    ]);
+    assert!(
+        workflow.lines().any(|l| l.trim() == "value: 'on'"),
+        "{workflow}"
+    );
+    assert!(!workflow.lines().any(|l| l.trim() == "value: on"));
+}

@@ -47,6 +47,7 @@ mod error;
 pub mod launch;
 mod render;
 pub mod runners;
+mod yaml;
 
 pub use common::{
     BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
