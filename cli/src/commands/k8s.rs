@@ -17,7 +17,9 @@ use cicd_agents_pipeline::k8s::launch::{
     Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
 };
 use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob};
-use cicd_agents_pipeline::k8s::{parse_yaml, render_yaml, BuilderSecurity, Manifest, SecretKeyRef};
+use cicd_agents_pipeline::k8s::{
+    parse_yaml, render_yaml, BuilderSecurity, K8sError, Manifest, SecretKeyRef,
+};
 use clap::{Args, Subcommand, ValueEnum};
 
 /// `cicd-agents k8s …`.
@@ -439,6 +441,28 @@ pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The command-line flag for a builder option the library names (`git url` → `--git-url`).
+fn option_flag(option: &str) -> String {
+    match option {
+        "timing" => "--ttl/--deadline".to_string(),
+        "runner token secret" => "--token-secret".to_string(),
+        "label" => "label".to_string(),
+        other => format!("--{}", other.to_ascii_lowercase().replace(' ', "-")),
+    }
+}
+
+/// A library error in the command line's words: refused values are bad usage (exit code 2)
+/// and name the flag.
+fn k8s_error(err: K8sError) -> anyhow::Error {
+    match err {
+        K8sError::InvalidOption { option, reason } => {
+            crate::exit::usage(format!("invalid {}: {reason}", option_flag(&option)))
+        }
+        err if err.is_invalid_input() => crate::exit::usage(err.to_string()),
+        err => err.into(),
+    }
+}
+
 fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
     match text.split_once(':') {
         Some((name, key)) if !name.is_empty() && !key.is_empty() => {
@@ -452,7 +476,7 @@ fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
 
 fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
     Ok(match command {
-        RenderCommand::Job(args) => vec![args.build()?.build()?.into()],
+        RenderCommand::Job(args) => vec![args.build()?.build().map_err(k8s_error)?.into()],
         RenderCommand::Deployment(args) => {
             let mut daemon = BuildkitDaemon::new(&args.name)
                 .replicas(args.replicas)
@@ -466,7 +490,7 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
             if let Some(image) = &args.image {
                 daemon = daemon.image(image);
             }
-            daemon.manifests()?
+            daemon.manifests().map_err(k8s_error)?
         }
         RenderCommand::WorkflowTemplate(args) => {
             let chart = ChartUpdate {
@@ -503,21 +527,21 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
             if let Some(image) = &args.buildkit_image {
                 template = template.buildkit_image(image);
             }
-            vec![template.build()?.into()]
+            vec![template.build().map_err(k8s_error)?.into()]
         }
         RenderCommand::GithubRunner(args) => {
             let job = RunnerJob::github(
                 &args.name,
                 secret_ref("--jit-config-secret", &args.jit_config_secret)?,
             );
-            vec![args.runner.apply(job).build()?.into()]
+            vec![args.runner.apply(job).build().map_err(k8s_error)?.into()]
         }
         RenderCommand::CircleciRunner(args) => {
             let job = RunnerJob::circleci(
                 &args.name,
                 secret_ref("--token-secret", &args.token_secret)?,
             );
-            vec![args.runner.apply(job).build()?.into()]
+            vec![args.runner.apply(job).build().map_err(k8s_error)?.into()]
         }
     })
 }
@@ -532,9 +556,14 @@ fn read_job(
             .context("reading the Job from stdin")?;
         text
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        // A file named on the command line that cannot be read is bad usage.
+        std::fs::read_to_string(path).map_err(|err| {
+            crate::exit::usage(format!("--file: reading {}: {err}", path.display()))
+        })?
     };
-    let mut jobs = parse_yaml(&text)?
+    let mut jobs = parse_yaml(&text)
+        .map_err(k8s_error)
+        .with_context(|| path.display().to_string())?
         .into_iter()
         .filter_map(|manifest| match manifest {
             Manifest::Job(job) => Some(job),
@@ -578,7 +607,7 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
             if let Some(secret) = &args.git_token_secret {
                 job = job.git_token(secret_ref("--git-token-secret", secret)?);
             }
-            job.build()?
+            job.build().map_err(k8s_error)?
         }
     };
     let mut launcher = JobLauncher::try_default().await?.options(LaunchOptions {

@@ -22,10 +22,11 @@ use super::buildkit::BuildContainer;
 use super::common::{
     empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount, pod_security_context,
     restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_git_ref,
-    validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity,
-    SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+    validate_image, validate_labels, validate_plain, validate_repo_path, validate_tag,
+    BuilderSecurity, SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
 };
 use super::error::K8sError;
+use super::names::LabelValue;
 
 /// The API version of Argo's CRDs.
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
@@ -468,6 +469,9 @@ impl BuildAndUpdateChart {
 
     fn validate(&self) -> Result<(), K8sError> {
         validate_dns_subdomain("name", &self.name)?;
+        // Argo refuses longer names, and the name is also a label value.
+        LabelValue::parse(&self.name).map_err(|err| err.for_option("name"))?;
+        validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }

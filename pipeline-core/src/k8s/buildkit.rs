@@ -26,8 +26,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
     builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe,
-    git_url_host, labels, metadata, mount, pod_security_context, secret_volume, validate_dns_label,
-    validate_dns_subdomain, validate_git_ref, validate_image, validate_repo_path, validate_tag,
+    git_url_host, labels, metadata, mount, pod_security_context, secret_volume,
+    validate_dns1035_label, validate_dns_label, validate_dns_subdomain, validate_git_ref,
+    validate_image, validate_job_name, validate_labels, validate_repo_path, validate_tag,
     BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
     DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
@@ -363,18 +364,8 @@ impl BuildJob {
     }
 
     fn validate(&self) -> Result<(), K8sError> {
-        if self.generate_name {
-            // The server appends 5 characters.
-            validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
-            if self.name.len() > 58 {
-                return Err(K8sError::option(
-                    "name",
-                    "a generateName prefix may have at most 58 characters",
-                ));
-            }
-        } else {
-            validate_dns_label("name", &self.name)?;
-        }
+        validate_job_name("name", &self.name, self.generate_name)?;
+        validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }
@@ -431,7 +422,9 @@ impl BuildJob {
         self.validate()?;
         let git_host = git_url_host("git url", &self.git_url)?;
         tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
-        let labels = labels(&self.name, "build", &self.labels);
+        // With generateName, the labels hold the prefix without its '-'.
+        let name = validate_job_name("name", &self.name, self.generate_name)?;
+        let labels = labels(&name, "build", &self.labels);
         let (container, volumes) = BuildContainer {
             name: "buildkit",
             buildkit_image: &self.buildkit_image,
@@ -451,10 +444,10 @@ impl BuildJob {
             resources: self.resources.as_ref(),
         }
         .container_and_volumes();
-        let mut meta = metadata(&self.name, self.namespace.as_deref(), labels.clone());
+        let mut meta = metadata(&name, self.namespace.as_deref(), labels.clone());
         if self.generate_name {
             meta.name = None;
-            meta.generate_name = Some(format!("{}-", self.name.trim_end_matches('-')));
+            meta.generate_name = Some(format!("{name}-"));
         }
         Ok(Job {
             metadata: meta,
@@ -601,7 +594,9 @@ impl BuildkitDaemon {
     }
 
     fn validate(&self) -> Result<(), K8sError> {
-        validate_dns_label("name", &self.name)?;
+        // The Service has the same name: a DNS-1035 label.
+        validate_dns1035_label("name", &self.name)?;
+        validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }

@@ -45,6 +45,8 @@ mod common;
 mod error;
 #[cfg(feature = "k8s-launch")]
 pub mod launch;
+pub mod names;
+pub mod quantity;
 mod render;
 pub mod runners;
 mod yaml;
