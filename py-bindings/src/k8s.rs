@@ -334,7 +334,7 @@ fn security(base: Option<BuilderSecurity>, sys_admin: Option<bool>) -> RustSecur
 ///
 /// ``BuildJob(name, git_url, image, *, namespace=None, generate_name=False,
 /// git_ref="refs/heads/main", context_subdir=None, dockerfile="Dockerfile", tag="latest",
-/// push=True, cache_ref=None, insecure_cache_registry=False, registry_secret="regcred",
+/// push=True, cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred",
 /// git_token=None, buildkit_image=DEFAULT_BUILDKIT_IMAGE, security=None, sys_admin=None,
 /// resources=None, ttl_seconds_after_finished=3600, active_deadline_seconds=3600,
 /// backoff_limit=0, service_account=None, labels=None)``; ``registry_secret=None`` pushes
@@ -349,7 +349,7 @@ pub struct BuildJob {
 #[pymethods]
 impl BuildJob {
     #[new]
-    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -365,6 +365,7 @@ impl BuildJob {
         push: bool,
         cache_ref: Option<String>,
         insecure_cache_registry: bool,
+        insecure_registry: bool,
         registry_secret: Option<String>,
         git_token: Option<SecretKeyRef>,
         buildkit_image: Option<String>,
@@ -381,6 +382,7 @@ impl BuildJob {
             .generate_name(generate_name)
             .push(push)
             .insecure_cache_registry(insecure_cache_registry)
+            .insecure_registry(insecure_registry)
             .registry_secret(registry_secret)
             .security(self::security(security, sys_admin));
         if let Some(v) = namespace {
@@ -533,7 +535,7 @@ impl BuildkitDaemon {
 ///
 /// ``BuildAndUpdateChart(name, git_url, image, chart, *, namespace=None, default_tag="latest",
 /// default_git_ref="refs/heads/main", default_dockerfile="Dockerfile", context_subdir=None,
-/// cache_ref=None, insecure_cache_registry=False, registry_secret="regcred",
+/// cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred",
 /// github_token=SecretKeyRef("github-token", "token"), git_token=None, buildkit_image=None,
 /// security=None, sys_admin=None, resources=None, tool_uid=65532, service_account=None,
 /// active_deadline_seconds=3600, ttl_seconds_after_completion=86400, labels=None)``;
@@ -546,7 +548,7 @@ pub struct BuildAndUpdateChart {
 #[pymethods]
 impl BuildAndUpdateChart {
     #[new]
-    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, registry_secret=None, github_token=None, git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=None, github_token=None, git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -561,6 +563,7 @@ impl BuildAndUpdateChart {
         context_subdir: Option<String>,
         cache_ref: Option<String>,
         insecure_cache_registry: bool,
+        insecure_registry: bool,
         registry_secret: Option<String>,
         github_token: Option<SecretKeyRef>,
         git_token: Option<SecretKeyRef>,
@@ -576,6 +579,7 @@ impl BuildAndUpdateChart {
     ) -> PyResult<Self> {
         let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner)
             .insecure_cache_registry(insecure_cache_registry)
+            .insecure_registry(insecure_registry)
             .security(self::security(security, sys_admin));
         if let Some(v) = namespace {
             workflow = workflow.namespace(v);

@@ -403,3 +403,28 @@ fn kubernetes_values_the_old_checks_got_wrong_are_accepted() {
         "{runner}"
     );
 }
+
+#[test]
+fn insecure_registry_reaches_the_build_step() {
+    let job = render(
+        &with(JOB, &["--insecure-registry"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        job.lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["- name: PUSH_INSECURE", "value: 'true'"]),
+        "{job}"
+    );
+    let workflow = render(
+        &with(WORKFLOW, &["--insecure-registry"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(workflow.contains("PUSH_INSECURE"), "{workflow}");
+}

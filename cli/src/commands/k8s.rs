@@ -112,6 +112,9 @@ struct JobArgs {
     /// The cache registry speaks plain HTTP.
     #[arg(long = "insecure-cache")]
     insecure_cache: bool,
+    /// The image registry speaks plain HTTP (the push gets registry.insecure=true).
+    #[arg(long = "insecure-registry")]
+    insecure_registry: bool,
     /// dockerconfigjson Secret with push credentials.
     #[arg(long = "registry-secret", default_value = "regcred")]
     registry_secret: String,
@@ -143,6 +146,7 @@ impl JobArgs {
             .tag(&self.tag)
             .push(!self.no_push)
             .insecure_cache_registry(self.insecure_cache)
+            .insecure_registry(self.insecure_registry)
             .registry_secret((!self.no_registry_secret).then(|| self.registry_secret.clone()))
             .ttl_seconds_after_finished(self.ttl)
             .active_deadline_seconds(self.deadline)
@@ -237,6 +241,9 @@ struct WorkflowArgs {
     /// The cache registry speaks plain HTTP.
     #[arg(long = "insecure-cache")]
     insecure_cache: bool,
+    /// The image registry speaks plain HTTP (the push gets registry.insecure=true).
+    #[arg(long = "insecure-registry")]
+    insecure_registry: bool,
     /// dockerconfigjson Secret with push credentials.
     #[arg(long = "registry-secret", default_value = "regcred")]
     registry_secret: String,
@@ -419,6 +426,9 @@ struct RunArgs {
     /// The cache registry speaks plain HTTP.
     #[arg(long = "insecure-cache")]
     insecure_cache: bool,
+    /// The image registry speaks plain HTTP (the push gets registry.insecure=true).
+    #[arg(long = "insecure-registry")]
+    insecure_registry: bool,
     /// dockerconfigjson Secret with push credentials.
     #[arg(long = "registry-secret", default_value = "regcred")]
     registry_secret: String,
@@ -506,6 +516,7 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
                     .default_git_ref(&args.default_git_ref)
                     .default_dockerfile(&args.default_dockerfile)
                     .insecure_cache_registry(args.insecure_cache)
+                    .insecure_registry(args.insecure_registry)
                     .registry_secret(&args.registry_secret)
                     .github_token(secret_ref(
                         "--github-token-secret",
@@ -599,6 +610,7 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .dockerfile(&args.dockerfile)
                 .tag(&args.tag)
                 .insecure_cache_registry(args.insecure_cache)
+                .insecure_registry(args.insecure_registry)
                 .registry_secret(Some(args.registry_secret.clone()))
                 .security(args.security.security());
             if let Some(cache) = &args.cache_ref {

@@ -298,6 +298,7 @@ pub struct BuildAndUpdateChart {
     context_subdir: Option<String>,
     cache_ref: Option<String>,
     insecure_cache_registry: bool,
+    insecure_registry: bool,
     registry_secret: String,
     github_token: SecretKeyRef,
     git_token: Option<SecretKeyRef>,
@@ -338,6 +339,7 @@ impl BuildAndUpdateChart {
             context_subdir: None,
             cache_ref: None,
             insecure_cache_registry: false,
+            insecure_registry: false,
             registry_secret: DEFAULT_REGISTRY_SECRET.into(),
             github_token: SecretKeyRef::new("github-token", "token"),
             git_token: None,
@@ -391,6 +393,12 @@ impl BuildAndUpdateChart {
     /// The cache registry speaks plain HTTP.
     pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
         self.insecure_cache_registry = insecure;
+        self
+    }
+
+    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
+    pub fn insecure_registry(mut self, insecure: bool) -> Self {
+        self.insecure_registry = insecure;
         self
     }
 
@@ -528,6 +536,7 @@ impl BuildAndUpdateChart {
             image: &self.image,
             image_tag: &input(P_TAG),
             push: true,
+            insecure_registry: self.insecure_registry,
             cache_ref: self.cache_ref.as_deref(),
             insecure_cache_registry: self.insecure_cache_registry,
             registry_secret: Some(&self.registry_secret),

@@ -36,7 +36,7 @@ use super::error::K8sError;
 
 /// The fixed script the build container runs. It reads everything from the environment
 /// (`GIT_URL`, `GIT_REF`, `CONTEXT_SUBDIR`, `DOCKERFILE`, `IMAGE`, `IMAGE_TAG`, `PUSH`,
-/// `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
+/// `PUSH_INSECURE`, `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
 /// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
 /// single argument. The git token is offered to BuildKit as the secret
 /// `GIT_AUTH_TOKEN.<GIT_AUTH_HOST>`, which BuildKit sends only to the git URL's host (never
@@ -58,10 +58,12 @@ context="${GIT_URL}#${GIT_REF}"
 if [ -n "${CONTEXT_SUBDIR:-}" ]; then context="${context}:${CONTEXT_SUBDIR}"; fi
 insecure=""
 if [ "${CACHE_INSECURE:-false}" = "true" ]; then insecure=",registry.insecure=true"; fi
+push_insecure=""
+if [ "${PUSH_INSECURE:-false}" = "true" ]; then push_insecure=",registry.insecure=true"; fi
 set -- build --frontend dockerfile.v0 \
   --opt "context=${context}" \
   --opt "filename=${DOCKERFILE}" \
-  --output "type=image,name=${IMAGE}:${IMAGE_TAG},push=${PUSH:-true}"
+  --output "type=image,name=${IMAGE}:${IMAGE_TAG},push=${PUSH:-true}${push_insecure}"
 if [ -n "${CACHE_REF:-}" ]; then
   set -- "$@" \
     --export-cache "type=registry,ref=${CACHE_REF},mode=max${insecure}" \
@@ -89,6 +91,8 @@ pub(crate) struct BuildContainer<'a> {
     pub image: &'a str,
     pub image_tag: &'a str,
     pub push: bool,
+    /// The image registry speaks plain HTTP.
+    pub insecure_registry: bool,
     pub cache_ref: Option<&'a str>,
     pub insecure_cache_registry: bool,
     pub registry_secret: Option<&'a str>,
@@ -115,6 +119,9 @@ impl BuildContainer<'_> {
         env_vars.push(env("IMAGE", self.image));
         env_vars.push(env("IMAGE_TAG", self.image_tag));
         env_vars.push(env("PUSH", if self.push { "true" } else { "false" }));
+        if self.insecure_registry {
+            env_vars.push(env("PUSH_INSECURE", "true"));
+        }
         if let Some(cache) = self.cache_ref {
             env_vars.push(env("CACHE_REF", cache));
             env_vars.push(env(
@@ -189,6 +196,7 @@ pub struct BuildJob {
     image: String,
     tag: String,
     push: bool,
+    insecure_registry: bool,
     cache_ref: Option<String>,
     insecure_cache_registry: bool,
     registry_secret: Option<String>,
@@ -224,6 +232,7 @@ impl BuildJob {
             image: image.into(),
             tag: "latest".into(),
             push: true,
+            insecure_registry: false,
             cache_ref: None,
             insecure_cache_registry: false,
             registry_secret: Some(DEFAULT_REGISTRY_SECRET.into()),
@@ -279,6 +288,12 @@ impl BuildJob {
     /// Whether to push the image (default yes).
     pub fn push(mut self, push: bool) -> Self {
         self.push = push;
+        self
+    }
+
+    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
+    pub fn insecure_registry(mut self, insecure: bool) -> Self {
+        self.insecure_registry = insecure;
         self
     }
 
@@ -436,6 +451,7 @@ impl BuildJob {
             image: &self.image,
             image_tag: &self.tag,
             push: self.push,
+            insecure_registry: self.insecure_registry,
             cache_ref: self.cache_ref.as_deref(),
             insecure_cache_registry: self.insecure_cache_registry,
             registry_secret: self.registry_secret.as_deref(),

@@ -19,8 +19,9 @@ use super::quantity::Quantity;
 /// The UID and GID the `moby/buildkit:*-rootless` image is built for (changing it needs a
 /// rebuilt image).
 pub const BUILDKIT_UID: i64 = 1000;
-/// The rootless BuildKit image used unless another is given. Pin your own version in production.
-pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.23.0-rootless";
+/// The rootless BuildKit image used unless another is given (a current release). Pin your own
+/// version in production.
+pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.26.3-rootless";
 /// Where rootless BuildKit keeps its state (an `emptyDir`: the image's `VOLUME` breaks on
 /// `nosuid`/`nodev` node file systems).
 pub const BUILDKIT_STATE_DIR: &str = "/home/user/.local/share/buildkit";

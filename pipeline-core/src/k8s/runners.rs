@@ -5,7 +5,8 @@
 //!   configuration (`ACTIONS_RUNNER_INPUT_JITCONFIG`, `./run.sh`), or CircleCI machine runner 3
 //!   in `single-task` mode; tokens come from Secrets;
 //! * a rootless **builder** as a native sidecar (an init container with
-//!   `restartPolicy: Always`, Kubernetes ≥ 1.29, so the Job completes when the runner exits):
+//!   `restartPolicy: Always`, so the Job completes when the runner exits; Kubernetes ≥ 1.30,
+//!   which the builder's `securityContext.appArmorProfile` needs):
 //!   * [`Builder::Buildkit`]: rootless `buildkitd` listening on `tcp://127.0.0.1:1234`, inside
 //!     the pod only; the runner gets `BUILDKIT_HOST` and builds with `cicd-agents build`,
 //!     `buildctl` or `docker buildx create --driver remote tcp://127.0.0.1:1234`;
