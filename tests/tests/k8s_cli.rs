@@ -428,3 +428,38 @@ fn insecure_registry_reaches_the_build_step() {
     );
     assert!(workflow.contains("PUSH_INSECURE"), "{workflow}");
 }
+
+#[test]
+fn the_build_step_options_are_the_same_for_job_workflow_template_and_run() {
+    // One set of flags (the library's BuildStepOptions): what `render job` takes, the
+    // WorkflowTemplate takes too, e.g. an anonymous push and a service account.
+    for base in [JOB, WORKFLOW] {
+        let args = with(
+            base,
+            &[
+                "--no-registry-secret",
+                "--service-account",
+                "builder",
+                "--context-subdir",
+                "services/api",
+            ],
+        );
+        let yaml = render(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!yaml.contains("docker-config"), "{yaml}");
+        assert!(yaml.contains("serviceAccountName: builder"), "{yaml}");
+        assert!(yaml.contains("value: services/api"), "{yaml}");
+    }
+    let help = cli()
+        .args(["k8s", "run", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--no-registry-secret",
+        "--git-token-secret",
+        "--insecure-registry",
+        "--context-subdir",
+    ] {
+        assert!(help.contains(flag), "k8s run lacks {flag}");
+    }
+}

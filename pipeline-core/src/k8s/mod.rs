@@ -4,6 +4,9 @@
 //! generates what they run, typed, from [`k8s_openapi`] types (and serde types of our own for
 //! Argo's CRDs), and renders them as YAML that `kubectl apply -f -` takes.
 //!
+//! [`buildkit::BuildStepOptions`] holds the build step's options shared by the build Job and the
+//! WorkflowTemplate (and filled by the command line and Python).
+//!
 //! | builder | output |
 //! |---|---|
 //! | [`buildkit::BuildJob`] | a one-shot rootless BuildKit build `Job` (git context, push, registry cache) |

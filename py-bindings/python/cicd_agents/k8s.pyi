@@ -159,7 +159,7 @@ class BuildAndUpdateChart:
         cache_ref: Optional[str] = None,
         insecure_cache_registry: bool = False,
         insecure_registry: bool = False,
-        registry_secret: Optional[str] = None,
+        registry_secret: Optional[str] = "regcred",
         github_token: Optional[SecretKeyRef] = None,
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
