@@ -23,6 +23,7 @@ chart:
   token-file: secrets/token
   author: {name: bot, email: bot@example.com}
   message: "deploy {image}:{new_tag} (${image-tag})"
+  retry-timeout: 5m
   values:
     - file: charts/demo/values.yaml
       images:
@@ -113,6 +114,14 @@ fn full_definition_resolves() {
         chart.message.as_deref(),
         Some("deploy {image}:{new_tag} (1.10)")
     );
+    assert_eq!(
+        chart.retry_timeout,
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(
+        chart.retry_policy().timeout,
+        std::time::Duration::from_secs(300)
+    );
     assert_eq!(chart.values[0].images[0].keys.tag.to_string(), "image.tag");
     assert_eq!(
         chart.values[0].images[0].keys.digest,
@@ -123,6 +132,7 @@ fn full_definition_resolves() {
     // The report form serialises.
     let json = serde_json::to_string(&p).unwrap_or_default();
     assert!(json.contains("\"127.0.0.1:5055/demo/app:1.10\""), "{json}");
+    assert!(json.contains("\"retry_timeout_seconds\":300.0"), "{json}");
 }
 
 #[test]
@@ -301,6 +311,19 @@ fn values_are_validated() {
         "chart.values[0].images[0].image",
         9,
     );
+    let chart = "chart:\n  repo: https://h/c.git\n  retry-timeout: soon\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    let chart = chart.replace("soon", "0s");
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("longer than zero"), "{err}");
+    let chart = chart.replace("  retry-timeout: 0s\n", "");
+    let p = resolve(&format!("{MINIMAL}{chart}"), &[]);
+    let chart = p.chart.unwrap_or_else(|| panic!("no chart"));
+    assert_eq!(chart.retry_timeout, None);
+    assert_eq!(chart.retry_policy(), crate::git::RetryPolicy::default());
     let no_push = "source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  push: false\nchart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
     assert_names(&err_of(no_push), "build.push", 5);
 }
