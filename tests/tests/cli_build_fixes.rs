@@ -181,3 +181,63 @@ fn a_silent_daemon_fails_within_the_connect_timeout() {
     assert!(stderr.contains("no answer within 5s"), "{stderr}");
     assert!(took < Duration::from_secs(9), "gave up after {took:?}");
 }
+
+/// An output destination that cannot be written is refused before anything
+/// is sent (exit 2), not after the build (and its push) succeeded.
+#[test]
+fn a_metadata_file_in_a_missing_directory_is_refused_before_the_build() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("metadata");
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
+            ("marker", marker.as_str()),
+        ],
+    )
+    .unwrap();
+    let missing = context.path().join("nonexistent/dir/m.json");
+    let output = build(&env)
+        .args([
+            "--progress",
+            "plain",
+            "-o",
+            "type=cacheonly",
+            "--metadata-file",
+        ])
+        .arg(&missing)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--metadata-file"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        !stderr.contains("[internal]"),
+        "the build was started:\n{stderr}"
+    );
+
+    // The files are still written after a successful build.
+    let metadata = context.path().join("m.json");
+    let iid = context.path().join("iid");
+    let output = build(&env)
+        .args([
+            "--progress",
+            "quiet",
+            "-o",
+            "type=cacheonly",
+            "--metadata-file",
+        ])
+        .arg(&metadata)
+        .arg("--iidfile")
+        .arg(&iid)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    assert!(text.contains("buildx.build.ref"), "{text}");
+}

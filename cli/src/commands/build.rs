@@ -149,6 +149,8 @@ impl BuildArgs {
             .map(|c| CacheEntry::parse_export(c))
             .collect::<Result<_, _>>()?;
         options.allow = self.allow.clone();
+        options.metadata_file = self.metadata_file.clone();
+        options.iid_file = self.iid_file.clone();
         options.frontend_attrs = parse_key_values("--opt", &self.opts)?;
         Ok(options)
     }
@@ -181,16 +183,10 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
-    if let Some(path) = &args.metadata_file {
-        result.write_metadata_file(path)?;
-    }
     let digest = result
         .digest
         .clone()
         .or_else(|| result.config_digest.clone());
-    if let (Some(path), Some(digest)) = (&args.iid_file, &digest) {
-        std::fs::write(path, digest).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-    }
     if args.quiet {
         if let Some(digest) = &digest {
             println!("{digest}");
