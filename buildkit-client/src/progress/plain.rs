@@ -68,7 +68,7 @@ const MIN_PROGRESS_DELTA: f64 = 0.05;
 const MIN_TIME_DELTA: Duration = Duration::from_secs(5);
 
 /// `bytes` the way buildx prints them: `59B`, `2.35kB`, `6.01MB` (decimal units).
-fn format_bytes(bytes: i64) -> String {
+pub(super) fn format_bytes(bytes: i64) -> String {
     const UNITS: [&str; 7] = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB"];
     let magnitude = bytes.unsigned_abs();
     if magnitude < 1000 {
