@@ -12,6 +12,7 @@ use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
 use crate::build::output::{plan_exporters, PlannedExporter};
 use crate::build::platform::normalize_platform;
+use crate::build::scoped_path::resolve_in_root;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
 use crate::session::context_sync::LocalDirs;
@@ -220,6 +221,50 @@ fn check_destination(path: &Path, destination: Destination) -> std::result::Resu
     Ok(())
 }
 
+/// The directory sent for the Dockerfile and the Dockerfile's name in it,
+/// after checking that the name leads to a file there the way the daemon
+/// will read it: symlinks followed inside that directory, absolute targets
+/// taken from its root (a link out of it finds nothing, as in buildx).
+fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)> {
+    let Some(name) = dockerfile.file_name() else {
+        return Err(Error::option(
+            "--file",
+            format!("{}: not a file path", dockerfile.display()),
+        ));
+    };
+    let parent = match dockerfile.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let missing = || {
+        Error::option(
+            "--file",
+            format!("{}: no such Dockerfile", dockerfile.display()),
+        )
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|_| missing())?;
+    let found = resolve_in_root(&dir, Path::new(name))
+        .map_err(|err| Error::option("--file", format!("{}: {err}", dockerfile.display())))?;
+    let is_link =
+        std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.file_type().is_symlink());
+    match found {
+        Some(found) if found.is_dir() => Err(Error::option(
+            "--file",
+            format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
+        )),
+        Some(found) if found.is_file() => Ok((dir, name.to_os_string())),
+        _ if is_link => Err(Error::option(
+            "--file",
+            format!(
+                "{}: no such Dockerfile: its symlinks lead nowhere inside {} (BuildKit follows them only inside the Dockerfile's directory)",
+                dockerfile.display(),
+                dir.display()
+            ),
+        )),
+        _ => Err(missing()),
+    }
+}
+
 fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
     let absolute = std::fs::canonicalize(dir).map_err(|_| path_error(dir, option))?;
     if !absolute.is_dir() {
@@ -303,31 +348,10 @@ impl SolvePlan {
                     Some(path) => path.clone(),
                     None => context.join("Dockerfile"),
                 };
-                if dockerfile.is_dir() {
-                    return Err(Error::option(
-                        "--file",
-                        format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
-                    ));
-                }
-                if !dockerfile.is_file() {
-                    return Err(Error::option(
-                        "--file",
-                        format!("{}: no such Dockerfile", dockerfile.display()),
-                    ));
-                }
-                let dockerfile = std::fs::canonicalize(&dockerfile)
-                    .map_err(|err| Error::io(&dockerfile, err))?;
-                let (Some(dockerfile_dir), Some(name)) =
-                    (dockerfile.parent(), dockerfile.file_name())
-                else {
-                    return Err(Error::option(
-                        "--file",
-                        format!("{}: not a file path", dockerfile.display()),
-                    ));
-                };
+                let (dockerfile_dir, name) = dockerfile_in_dir(&dockerfile)?;
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
                 local_dirs.insert("context", &context);
-                local_dirs.insert("dockerfile", dockerfile_dir);
+                local_dirs.insert("dockerfile", &dockerfile_dir);
                 shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
             BuildContext::Remote(url) => {
