@@ -34,12 +34,6 @@ use cicd_agents_testenv::{cli_binary, TestEnv};
 /// Cases that differ from buildx today, each with the issue item that fixes it. When a
 /// fix lands, its cases turn identical and the suite fails until they are removed from here.
 const KNOWN_DIFFERENT: &[(&str, &str)] = &[
-    ("fsutil/TestCopySwitchDirToFile", "issue 13.2"),
-    (
-        "fsutil/TestCopyWithAlwaysReplaceExistingDestPaths",
-        "issue 13.2",
-    ),
-    ("fsutil/TestWriterSimple@new-dest", "issue 13.2"),
     // Found by this suite, reported to the lead on 2026-12-06 (not yet an issue item): with no
     // `-f` and only a lowercase `dockerfile`, BuildKit's frontend falls back to it; we refuse.
     (
