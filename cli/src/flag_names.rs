@@ -31,6 +31,8 @@ pub fn flag(field: OptionField) -> &'static str {
         OptionField::ShmSize => "--shm-size",
         OptionField::Ulimit => "--ulimit",
         OptionField::CgroupParent => "--cgroup-parent",
+        OptionField::MetadataFile => "--metadata-file",
+        OptionField::IidFile => "--iidfile",
         OptionField::Keepalive => "--keepalive",
     }
 }

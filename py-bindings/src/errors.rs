@@ -462,6 +462,8 @@ pub fn keyword(field: OptionField) -> &'static str {
         OptionField::ShmSize => "shm_size",
         OptionField::Ulimit => "ulimits",
         OptionField::CgroupParent => "cgroup_parent",
+        OptionField::MetadataFile => "metadata_file",
+        OptionField::IidFile => "iidfile",
         OptionField::Keepalive => "keepalive",
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod plan;
 mod platform;
 mod registry_failure;
 mod result;
+mod scoped_path;
 mod solve;
 mod spec;
 

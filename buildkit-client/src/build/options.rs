@@ -164,6 +164,12 @@ pub struct BuildOptions {
     pub ulimits: Vec<Ulimit>,
     /// Parent cgroup of `RUN` steps (`--cgroup-parent`).
     pub cgroup_parent: Option<String>,
+    /// Where a successful build writes its metadata (buildx's
+    /// `--metadata-file`); its directory is checked before the build starts.
+    pub metadata_file: Option<PathBuf>,
+    /// Where a successful build writes the image ID (buildx's `--iidfile`);
+    /// its directory is checked before the build starts.
+    pub iid_file: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -209,6 +215,8 @@ impl BuildOptions {
             shm_size: None,
             ulimits: Vec::new(),
             cgroup_parent: None,
+            metadata_file: None,
+            iid_file: None,
         }
     }
 
@@ -366,6 +374,20 @@ impl BuildOptions {
     /// Sets the key for incremental context transfer.
     pub fn shared_key(mut self, key: impl Into<String>) -> Self {
         self.shared_key = Some(key.into());
+        self
+    }
+
+    /// Writes the build's metadata to `path` when it succeeds (see
+    /// [`BuildResult::metadata`](crate::build::BuildResult::metadata)).
+    pub fn metadata_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.metadata_file = Some(path.into());
+        self
+    }
+
+    /// Writes the image ID (the image's digest, or its configuration's) to
+    /// `path` when the build succeeds.
+    pub fn iid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.iid_file = Some(path.into());
         self
     }
 }

@@ -13,11 +13,12 @@ use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
 use crate::build::output::{plan_exporters, PlannedExporter};
 use crate::build::platform::normalize_platform;
+use crate::build::scoped_path::resolve_in_root;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
 use crate::flags::{AttestKind, OptionField};
 use crate::session::context_sync::LocalDirs;
-use crate::session::filesend::Exports;
+use crate::session::filesend::{ExportTarget, Exports};
 use crate::session::secrets::{Secret, SecretSource};
 use crate::session::ssh::SshAgent;
 use crate::session::{random_id, SessionConfig};
@@ -135,6 +136,143 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a destination path must be once the build writes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// A file written in an existing directory (metadata, image ID).
+    FileInDir,
+    /// A file; missing directories on its way are created (tarballs).
+    File,
+    /// A directory, created with its parents if missing (`local` export).
+    Dir,
+}
+
+/// Checks every place the build writes on this machine before anything is
+/// sent, so that a build is not run (and pushed) only to fail writing its
+/// result: the metadata and image ID files' directories exist, and no
+/// export destination has a file where a directory must be, or the reverse.
+fn check_destinations(options: &BuildOptions, exporters: &[PlannedExporter]) -> Result<()> {
+    let mut wanted: Vec<(OptionField, &Path, Destination)> = Vec::new();
+    if let Some(path) = &options.metadata_file {
+        wanted.push((OptionField::MetadataFile, path, Destination::FileInDir));
+    }
+    if let Some(path) = &options.iid_file {
+        wanted.push((OptionField::IidFile, path, Destination::FileInDir));
+    }
+    for exporter in exporters {
+        match &exporter.target {
+            Some(ExportTarget::File(path)) => {
+                wanted.push((OptionField::Output, path, Destination::File))
+            }
+            Some(ExportTarget::Directory(path)) => {
+                wanted.push((OptionField::Output, path, Destination::Dir))
+            }
+            Some(ExportTarget::Stdout) | None => {}
+        }
+    }
+    for (option, path, destination) in wanted {
+        check_destination(path, destination)
+            .map_err(|reason| Error::option(option, format!("{}: {reason}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Why `path` cannot be written as `destination`, if it cannot.
+fn check_destination(path: &Path, destination: Destination) -> std::result::Result<(), String> {
+    if path.as_os_str().is_empty() {
+        return Err("an empty path".into());
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() && destination != Destination::Dir => {
+            return Err("is a directory".into())
+        }
+        Ok(meta) if !meta.is_dir() && destination == Destination::Dir => {
+            return Err("is not a directory".into())
+        }
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.to_string()),
+        Err(_) => {}
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if destination == Destination::FileInDir {
+        return match std::fs::metadata(parent) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(format!("{} is not a directory", parent.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("the directory {} does not exist", parent.display()))
+            }
+            Err(err) => Err(format!("{}: {err}", parent.display())),
+        };
+    }
+    // Missing directories are created: the nearest one that exists must be
+    // a directory.
+    for ancestor in parent.ancestors() {
+        let ancestor = if ancestor.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            ancestor
+        };
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => return Err(format!("{} is not a directory", ancestor.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(format!("{}: {err}", ancestor.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The directory sent for the Dockerfile and the Dockerfile's name in it,
+/// after checking that the name leads to a file there the way the daemon
+/// will read it: symlinks followed inside that directory, absolute targets
+/// taken from its root (a link out of it finds nothing, as in buildx).
+fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)> {
+    let Some(name) = dockerfile.file_name() else {
+        return Err(Error::option(
+            OptionField::Dockerfile,
+            format!("{}: not a file path", dockerfile.display()),
+        ));
+    };
+    let parent = match dockerfile.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let missing = || {
+        Error::option(
+            OptionField::Dockerfile,
+            format!("{}: no such Dockerfile", dockerfile.display()),
+        )
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|_| missing())?;
+    let found = resolve_in_root(&dir, Path::new(name)).map_err(|err| {
+        Error::option(
+            OptionField::Dockerfile,
+            format!("{}: {err}", dockerfile.display()),
+        )
+    })?;
+    let is_link =
+        std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.file_type().is_symlink());
+    match found {
+        Some(found) if found.is_dir() => Err(Error::option(
+            OptionField::Dockerfile,
+            format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
+        )),
+        Some(found) if found.is_file() => Ok((dir, name.to_os_string())),
+        _ if is_link => Err(Error::option(
+            OptionField::Dockerfile,
+            format!(
+                "{}: no such Dockerfile: its symlinks lead nowhere inside {} (BuildKit follows them only inside the Dockerfile's directory)",
+                dockerfile.display(),
+                dir.display()
+            ),
+        )),
+        _ => Err(missing()),
+    }
 }
 
 fn absolute_dir(dir: &Path, option: OptionField) -> Result<PathBuf> {
@@ -430,31 +568,10 @@ impl PreparedBuild {
                     Some(path) => path.clone(),
                     None => context.join("Dockerfile"),
                 };
-                if dockerfile.is_dir() {
-                    return Err(Error::option(
-                        OptionField::Dockerfile,
-                        format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
-                    ));
-                }
-                if !dockerfile.is_file() {
-                    return Err(Error::option(
-                        OptionField::Dockerfile,
-                        format!("{}: no such Dockerfile", dockerfile.display()),
-                    ));
-                }
-                let dockerfile = std::fs::canonicalize(&dockerfile)
-                    .map_err(|err| Error::io(&dockerfile, err))?;
-                let (Some(dockerfile_dir), Some(name)) =
-                    (dockerfile.parent(), dockerfile.file_name())
-                else {
-                    return Err(Error::option(
-                        OptionField::Dockerfile,
-                        format!("{}: not a file path", dockerfile.display()),
-                    ));
-                };
+                let (dockerfile_dir, name) = dockerfile_in_dir(&dockerfile)?;
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
                 local_dirs.push(("context".into(), context.clone()));
-                local_dirs.push(("dockerfile".into(), dockerfile_dir.to_path_buf()));
+                local_dirs.push(("dockerfile".into(), dockerfile_dir));
                 shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
             BuildContext::Remote(url) => {
@@ -566,7 +683,9 @@ impl PreparedBuild {
         check_attests(options)?;
         // Outputs are checked as a Docker daemon would take them (the most lenient);
         // the build plans them again for the daemon it runs on.
-        planned_exporters(options, true)?;
+        let exporters = planned_exporters(options, true)?;
+        // Every place the build writes on this machine is checked before anything is sent.
+        check_destinations(options, &exporters)?;
         Ok(PreparedBuild {
             options: options.clone(),
             attrs,
@@ -617,6 +736,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         dir
+    }
+
+    #[test]
+    fn output_destinations_are_checked_before_the_build() {
+        use crate::build::output::Output;
+        let dir = context();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        let refused = |options: BuildOptions, option: &str, path: &Path| {
+            let err = options.validate().unwrap_err();
+            let text = err.to_string();
+            assert!(err.is_invalid_input(), "{err:?}");
+            assert!(text.contains(option), "{text}");
+            assert!(text.contains(&path.display().to_string()), "{text}");
+        };
+        let missing = dir.path().join("missing/dir/m.json");
+        refused(
+            BuildOptions::local(dir.path()).metadata_file(&missing),
+            "metadata-file",
+            &missing,
+        );
+        refused(
+            BuildOptions::local(dir.path()).iid_file(&missing),
+            "iidfile",
+            &missing,
+        );
+        refused(
+            BuildOptions::local(dir.path()).metadata_file(dir.path()),
+            "metadata-file",
+            dir.path(),
+        );
+        let under_file = file.join("out.tar");
+        let tar = |dest: &Path| Output::new("tar", [("dest".into(), dest.display().to_string())]);
+        refused(
+            BuildOptions::local(dir.path()).output(tar(&under_file)),
+            "--output",
+            &under_file,
+        );
+        let deep_under_file = file.join("a/b");
+        refused(
+            BuildOptions::local(dir.path()).output(Output::local(&deep_under_file)),
+            "--output",
+            &deep_under_file,
+        );
+        refused(
+            BuildOptions::local(dir.path()).output(Output::local(&file)),
+            "--output",
+            &file,
+        );
+
+        // What the build can create or write is fine.
+        let fine = BuildOptions::local(dir.path())
+            .metadata_file(dir.path().join("m.json"))
+            .iid_file(dir.path().join("iid"))
+            .output(Output::local(dir.path().join("new/out")))
+            .output(tar(&dir.path().join("new/t.tar")));
+        fine.validate().unwrap();
     }
 
     #[test]

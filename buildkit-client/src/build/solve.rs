@@ -85,6 +85,20 @@ pub(crate) fn build_stage(
     }
 }
 
+/// Writes the files a successful build leaves on this machine: the metadata
+/// and the image ID (the image's digest, or its configuration's). Their
+/// directories were checked before the build started.
+fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<()> {
+    if let Some(path) = &options.metadata_file {
+        result.write_metadata_file(path)?;
+    }
+    let image_id = result.digest.as_ref().or(result.config_digest.as_ref());
+    if let (Some(path), Some(image_id)) = (&options.iid_file, image_id) {
+        std::fs::write(path, image_id).map_err(|err| Error::io(path, err))?;
+    }
+    Ok(())
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -251,6 +265,7 @@ impl Client {
         let mut result =
             BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
         result.context_transfer = context_transfer;
+        write_result_files(prepared.options(), &result)?;
         Ok(result)
     }
 }

@@ -77,6 +77,10 @@ pub enum OptionField {
     CgroupParent,
     /// The connection keepalive.
     Keepalive,
+    /// The file a build's metadata is written to.
+    MetadataFile,
+    /// The file a build's image ID is written to.
+    IidFile,
 }
 
 impl OptionField {
@@ -107,6 +111,8 @@ impl OptionField {
             OptionField::ShmSize => "shm size",
             OptionField::Ulimit => "ulimit",
             OptionField::CgroupParent => "cgroup parent",
+            OptionField::MetadataFile => "metadata file",
+            OptionField::IidFile => "image ID file",
             OptionField::Keepalive => "keepalive",
         }
     }

@@ -217,6 +217,8 @@ impl BuildArgs {
             .map(|u| u.parse::<Ulimit>())
             .collect::<Result<_, _>>()?;
         options.cgroup_parent = self.cgroup_parent.clone().filter(|c| !c.is_empty());
+        options.metadata_file = self.metadata_file.clone();
+        options.iid_file = self.iid_file.clone();
         Ok(options)
     }
 }
@@ -296,16 +298,10 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
-    if let Some(path) = &args.metadata_file {
-        result.write_metadata_file(path)?;
-    }
     let digest = result
         .digest
         .clone()
         .or_else(|| result.config_digest.clone());
-    if let (Some(path), Some(digest)) = (&args.iid_file, &digest) {
-        std::fs::write(path, digest).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-    }
     if args.quiet {
         if let Some(digest) = &digest {
             println!("{digest}");

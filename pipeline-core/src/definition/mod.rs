@@ -140,8 +140,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use cicd_agents_buildkit::flags::{Annotation, Attest, ShmSize, Ulimit};
+use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
 pub use error::DefinitionError;
