@@ -145,6 +145,14 @@ impl<W: Write + Send> TtyRenderer<W> {
         self.last_draw = Some(Instant::now());
     }
 
+    /// Leaves the frame on screen as it is: a next build (a pipeline runs
+    /// several through one renderer) gets a view of its own below it.
+    fn leave_on_screen(&mut self) {
+        self.view = View::default();
+        self.on_screen.clear();
+        self.last_draw = None;
+    }
+
     /// How many rows the frame on screen takes now. A terminal made narrower
     /// than the frame was drawn for re-wraps its long lines (tmux, VTE and
     /// most others do), so they count for more than one row.
@@ -174,6 +182,7 @@ impl<W: Write + Send> ProgressSink for TtyRenderer<W> {
 
     fn finish(&mut self) {
         self.draw(SystemTime::now(), true);
+        self.leave_on_screen();
     }
 }
 
@@ -1189,6 +1198,45 @@ mod tests {
             rows[6].contains("=> WARN: JSONArgsRecommended: use JSON"),
             "{rows:#?}"
         );
+    }
+
+    #[test]
+    fn a_second_build_gets_a_view_of_its_own_below_the_first() {
+        let term = Term::new(80, 20);
+        let mut view = renderer(&term, 80, 20);
+        for (build, digest) in [(1, "a"), (2, "b")] {
+            let start = build * 1_000;
+            let name = format!("[1/1] RUN build {build}");
+            view.view.apply(
+                &StatusUpdate {
+                    vertexes: vec![vertex(digest, &name, Some(start), None)],
+                    ..Default::default()
+                },
+                at(start),
+            );
+            view.draw(at(start + 100), false);
+            view.view.apply(
+                &StatusUpdate {
+                    vertexes: vec![vertex(digest, &name, Some(start), Some(start + 500))],
+                    ..Default::default()
+                },
+                at(start + 500),
+            );
+            view.draw(at(start + 500), true);
+            view.leave_on_screen();
+        }
+        let rows = term.all_rows();
+        assert_eq!(rows.len(), 4, "{rows:#?}");
+        assert!(
+            rows[0].starts_with("[+] Building 0.5s (1/1) FINISHED"),
+            "{rows:#?}"
+        );
+        assert!(rows[1].starts_with(" => [1/1] RUN build 1"), "{rows:#?}");
+        assert!(
+            rows[2].starts_with("[+] Building 0.5s (1/1) FINISHED"),
+            "{rows:#?}"
+        );
+        assert!(rows[3].starts_with(" => [1/1] RUN build 2"), "{rows:#?}");
     }
 
     #[test]
