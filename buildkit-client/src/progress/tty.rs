@@ -287,12 +287,14 @@ impl Output {
         }
     }
 
-    /// The last rows of the output on a terminal `cols` wide, blank ones left out.
+    /// The last rows of the output on a terminal `cols` wide, blank ones left
+    /// out (an unfinished last line is a row once it holds something).
     fn rows(&self, cols: usize) -> Vec<String> {
         let cols = cols.max(1);
         let current = sanitize(&String::from_utf8_lossy(&self.partial));
+        let current = (!current.is_empty()).then_some(&current);
         let mut rows: Vec<String> = Vec::new();
-        for line in self.lines.iter().chain(std::iter::once(&current)) {
+        for line in self.lines.iter().chain(current) {
             let chars: Vec<char> = line.chars().collect();
             if chars.is_empty() {
                 rows.push(String::new());
@@ -1197,6 +1199,27 @@ mod tests {
         assert!(
             rows[6].contains("=> WARN: JSONArgsRecommended: use JSON"),
             "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn output_rows_are_the_last_six_wrapped_at_the_width() {
+        let mut output = Output::default();
+        output.push(b"one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+        assert_eq!(
+            output.rows(20),
+            ["two", "three", "four", "five", "six", "seven"]
+        );
+        output.push(b"0123456789abcdefghij-and-more\n\n\t\x1b[31mred");
+        assert_eq!(
+            output.rows(20),
+            [
+                "six",
+                "seven",
+                "0123456789abcdefghij",
+                "-and-more",
+                "        red"
+            ]
         );
     }
 
