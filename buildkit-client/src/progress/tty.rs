@@ -322,19 +322,26 @@ fn sanitize(text: &str) -> String {
                 clean.extend(std::iter::repeat_n(' ', next - column));
                 column = next;
             }
-            '\x1b' => {
-                // CSI (`ESC [ … final`) or a two-character escape.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
+            '\x1b' => match chars.next() {
+                // CSI: `ESC [`, parameters, one final character.
+                Some('[') => {
                     for c in chars.by_ref() {
                         if ('\x40'..='\x7e').contains(&c) {
                             break;
                         }
                     }
-                } else {
-                    chars.next();
                 }
-            }
+                // OSC, DCS and the like: up to BEL or `ESC \`.
+                Some(']' | 'P' | '_' | '^' | 'X') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // A two-character escape.
+                _ => {}
+            },
             c if c.is_control() => {}
             c => {
                 clean.push(c);
@@ -424,7 +431,7 @@ impl View {
     fn local(&self, at: SystemTime) -> SystemTime {
         match self.clocks {
             Some((daemon, ours)) => match ours.duration_since(daemon) {
-                Ok(ahead) => at + ahead,
+                Ok(ahead) => at.checked_add(ahead).unwrap_or(at),
                 Err(behind) => at.checked_sub(behind.duration()).unwrap_or(at),
             },
             None => at,
@@ -435,7 +442,7 @@ impl View {
         // Durations between daemon times are shifted into "now" on the daemon's clock.
         let daemon_now = match self.clocks {
             Some((daemon, ours)) => match now.duration_since(ours) {
-                Ok(since) => daemon + since,
+                Ok(since) => daemon.checked_add(since).unwrap_or(daemon),
                 Err(_) => daemon,
             },
             None => now,
@@ -1221,6 +1228,47 @@ mod tests {
                 "        red"
             ]
         );
+    }
+
+    #[test]
+    fn odd_updates_draw_without_panicking() {
+        let term = Term::new(30, 3);
+        let mut view = renderer(&term, 30, 3);
+        let far = UNIX_EPOCH.checked_add(Duration::from_secs(1 << 60));
+        let update = StatusUpdate {
+            vertexes: vec![
+                VertexUpdate {
+                    started: far,
+                    completed: Some(UNIX_EPOCH),
+                    ..vertex("far", "\x1b]0;title\x07far\tstep", None, None)
+                },
+                VertexUpdate {
+                    started: Some(UNIX_EPOCH),
+                    ..vertex("old", "", None, None)
+                },
+            ],
+            statuses: vec![counter("nowhere", "x", -5, 0, None)],
+            logs: vec![
+                log("nowhere", "lost\n"),
+                log("old", &"\u{1F600}".repeat(5000)),
+            ],
+            ..Default::default()
+        };
+        view.view.apply(&update, at(0));
+        for (cols, rows) in [(1, 1), (12, 2), (30, 3), (200, 1)] {
+            term.resize(cols, rows);
+            view = view.size(TermSize { cols, rows });
+            view.draw(at(100), false);
+            view.draw(at(200), true);
+        }
+        // The last frame is whole (a terminal shrunk below a frame's height
+        // keeps what scrolled off above, as any does); no escape got through.
+        let rows = term.all_rows();
+        let last = &rows[rows.len() - 3..];
+        assert!(last[0].starts_with("[+] Building 0.2s (1/2) "), "{rows:#?}");
+        assert!(last[1].starts_with(" => far     step  "), "{rows:#?}");
+        assert!(last[2].starts_with(" =>    "), "{rows:#?}");
+        assert!(!rows.iter().any(|r| r.contains("title")), "{rows:#?}");
     }
 
     #[test]
