@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::progress::event::{StatusItem, StatusUpdate};
 use crate::progress::plain::format_bytes;
-use crate::progress::ProgressSink;
+use crate::progress::{colour_wanted, ProgressSink};
 
 /// How often the view is redrawn at most while updates arrive (buildx: 100 ms).
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
@@ -82,7 +82,7 @@ impl<W: Write + Send> TtyRenderer<W> {
             out,
             size: Box::new(|| None),
             builder: String::new(),
-            color: std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
+            color: colour_wanted(true, std::env::var_os("NO_COLOR").as_deref()),
             view: View::default(),
             on_screen: Vec::new(),
             drawn_at_cols: 0,
