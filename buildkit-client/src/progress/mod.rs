@@ -32,6 +32,13 @@ pub trait ProgressSink: Send {
     fn finish(&mut self) {}
 }
 
+/// Whether output on a stream is coloured: only on a terminal, and never
+/// when `NO_COLOR` (passed as `no_color`) is set to a non-empty value
+/// (<https://no-color.org>). The `tty` view and the CLI's diagnostics follow it.
+pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 /// How often [`ProgressSink::idle`] is called while no update arrives.
 pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
