@@ -1081,6 +1081,30 @@ fn quiet_names(stdout: &str, layout: &OciLayout) -> String {
     format!("{printed:?}")
 }
 
+/// The steps of a `--progress plain` output (`#N name` lines) and the names of those that
+/// ended in `#N ERROR`.
+fn plain_progress(output: &str) -> (usize, std::collections::BTreeSet<String>) {
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut errored = std::collections::BTreeSet::new();
+    for line in output.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((number, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || number == "0" {
+            continue;
+        }
+        if text.starts_with("ERROR") {
+            errored.insert(names.get(number).copied().unwrap_or(number).to_string());
+        } else {
+            names.entry(number).or_insert(text);
+        }
+    }
+    (names.len(), errored)
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -1128,6 +1152,15 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
             }
         }
         Expect::Success => {}
+    }
+    if !case.quiet && !ok_ours && !ok_theirs {
+        let (steps_ours, failed_ours) = plain_progress(&ours.output);
+        let (steps_theirs, failed_theirs) = plain_progress(&theirs.output);
+        if steps_ours > 0 && steps_theirs > 0 && failed_ours != failed_theirs {
+            diffs.push(Difference::Other(format!(
+                "progress: steps ending in ERROR: ours {failed_ours:?}, buildx {failed_theirs:?}"
+            )));
+        }
     }
     let mut deliberate = 0;
     match (ours.produced, theirs.produced) {
@@ -1345,6 +1378,22 @@ fn cicd_agents_build_matches_docker_buildx_build() {
 
 /// The deliberate differences are recognised exactly: a FIFO we did not create and set-ID bits
 /// we dropped, nothing else (a sticky bit, a FIFO we wrote as a file, a changed owner stay).
+#[test]
+fn plain_progress_names_the_failed_steps() {
+    let text = "#0 building with \"default\" instance\n#1 [internal] load build definition\n#1 DONE 0.0s\n\
+                #3 [internal] load build context\n#3 transferring context: done\n#3 ERROR: bad\n#12 [2/2] RUN x\n#12 ERROR: exit\n";
+    let (steps, failed) = plain_progress(text);
+    assert_eq!(steps, 3);
+    let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+    assert_eq!(failed, ["[2/2] RUN x", "[internal] load build context"]);
+    assert_eq!(
+        plain_progress("#3 [internal] load build context\n#3 DONE 0.0s\n")
+            .1
+            .len(),
+        0
+    );
+}
+
 #[test]
 fn only_the_two_documented_differences_are_deliberate() {
     let node = |kind: Kind, mode: u32| Node {
