@@ -7,7 +7,9 @@
 //!
 //! Each case is named after the upstream test its fixture comes from: BuildKit's
 //! `frontend/dockerfile/*_test.go` (`buildkit/…`), fsutil's tests (`fsutil/…`) and
-//! patternmatcher's (`patternmatcher/…`, `ignorefile/…`); a suffix after `@` names a variant.
+//! patternmatcher's (`patternmatcher/…`, `ignorefile/…`), and for what only the command line
+//! does (standard input, git contexts, flag parsing) buildx's own `tests/build.go`
+//! (`buildx/…`); a suffix after `@` names a variant.
 //!
 //! Two differences are deliberate (see the README's "Differences from buildx"): a local export
 //! drops set-user/group-ID bits and does not create FIFOs. They are recognised exactly, and the
@@ -59,6 +61,18 @@ const KNOWN_DIFFERENT: &[(&str, &str)] = &[
         "buildkit/testOCIExporter@quiet",
         "new: --quiet prints the image ID",
     ),
+    // Found by this suite, reported on 2026-12-06: `-` as the context (a tar archive on
+    // standard input, as buildx takes it) is refused as "no such directory".
+    (
+        "buildx/testBuildLocalStateStdin@context-tar",
+        "new: context from standard input",
+    ),
+    // Found by this suite, reported on 2026-12-06: `-f-` (the Dockerfile on standard input) is
+    // refused ("reading the Dockerfile from stdin is not supported").
+    (
+        "buildx/testBuildStdin",
+        "new: Dockerfile from standard input",
+    ),
 ];
 
 /// Builds running at the same time (each case runs ours, then buildx's).
@@ -103,6 +117,12 @@ struct Case {
     deliberate: bool,
     /// Build with `--quiet` instead of `--progress plain`, and compare what each prints.
     quiet: bool,
+    /// Given to both commands on standard input.
+    stdin: Option<Vec<u8>>,
+    /// Files committed to a fresh repository on the test git server, once per case; `{GIT}` in
+    /// the context and arguments is its URL, `{GIT_HOST}` its host and port, `{GIT_TOKEN}` (in
+    /// an environment value) its token.
+    git: Vec<(&'static str, &'static str)>,
 }
 
 impl Case {
@@ -118,6 +138,8 @@ impl Case {
             expect: Expect::Success,
             deliberate: false,
             quiet: false,
+            stdin: None,
+            git: Vec::new(),
         }
     }
     /// A case whose fixture writes every file itself (no `ctx/Dockerfile`).
@@ -156,6 +178,14 @@ impl Case {
     }
     fn deliberate(mut self) -> Case {
         self.deliberate = true;
+        self
+    }
+    fn stdin(mut self, data: impl AsRef<[u8]>) -> Case {
+        self.stdin = Some(data.as_ref().to_vec());
+        self
+    }
+    fn git(mut self, files: impl IntoIterator<Item = (&'static str, &'static str)>) -> Case {
+        self.git.extend(files);
         self
     }
     fn quiet(mut self) -> Case {
@@ -442,6 +472,29 @@ fn cases() -> Vec<Case> {
         Case::bare("buildkit/testDockerfileInvalidCommand")
             .with([file("ctx/Dockerfile", "FROM scratch\nRUNX foo\n")])
             .fails("unknown instruction"),
+        Case::bare("buildx/testBuildStdin")
+            .with([file("ctx/foo", "foo")])
+            .stdin("FROM {BASE} AS base\nCOPY foo /etc/foo\nRUN cp /etc/foo /etc/bar\nFROM scratch\nCOPY --from=base /etc/bar /bar\n")
+            .args(["-f-"]),
+        Case::bare("buildx/testBuildLocalStateStdin@context-tar")
+            .stdin(tar_of(&[("Dockerfile", "FROM scratch\nCOPY foo /foo\n"), ("foo", "foo")]))
+            .context("-"),
+        Case::bare("buildx/testBuildRemoteAuth")
+            .git([("Dockerfile", "FROM scratch\nCOPY foo /foo\n"), ("foo", "foo")])
+            .args(["--secret", "id=GIT_AUTH_TOKEN,env=GIT_AUTH_TOKEN"])
+            .env("GIT_AUTH_TOKEN", "{GIT_TOKEN}")
+            .context("{GIT}#main"),
+        Case::bare("buildx/testBuildRemoteAuth@subdir-host-token")
+            .git([("sub/Dockerfile", "FROM scratch\nCOPY . /\n"), ("sub/foo", "foo"), ("sub/.dockerignore", "bar\n"), ("sub/bar", "bar"), ("top", "t")])
+            .args(["--secret", "id=GIT_AUTH_TOKEN.{GIT_HOST},env=GIT_AUTH_TOKEN"])
+            .env("GIT_AUTH_TOKEN", "{GIT_TOKEN}")
+            .context("{GIT}#main:sub"),
+        Case::new("buildx/testBuildBuildArgNoKey", "FROM scratch\n")
+            .args(["--build-arg", "=TEST_STRING"])
+            .fails("=TEST_STRING"),
+        Case::new("buildx/testBuildLabelNoKey", "FROM scratch\n")
+            .args(["--label", "=TEST_STRING"])
+            .fails("=TEST_STRING"),
         // ---- symlinks, hard links, odd names, modes and owners in the context
         Case::new(
             "buildkit/testCopySymlinks",
@@ -886,9 +939,13 @@ fn fill_base(entries: &[Entry], base: &str) -> Vec<Entry> {
 
 /// Runs `command` to its end or [`BUILD_TIMEOUT`], returning its status (None on timeout), its
 /// standard output and its standard error.
-fn run_command(mut command: Command) -> (Option<ExitStatus>, String, String) {
+fn run_command(mut command: Command, stdin: Option<&[u8]>) -> (Option<ExitStatus>, String, String) {
     command
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match command.spawn() {
@@ -900,6 +957,15 @@ fn run_command(mut command: Command) -> (Option<ExitStatus>, String, String) {
                 format!("could not start {command:?}: {e}"),
             )
         }
+    };
+    let writer = match (child.stdin.take(), stdin) {
+        (Some(mut pipe), Some(data)) => {
+            let data = data.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut pipe, &data);
+            }))
+        }
+        _ => None,
     };
     let readers: Vec<_> = [
         child
@@ -934,13 +1000,22 @@ fn run_command(mut command: Command) -> (Option<ExitStatus>, String, String) {
             Err(_) => break None,
         }
     };
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     let mut texts = readers.into_iter().map(|r| r.join().unwrap_or_default());
     let stdout = texts.next().unwrap_or_default();
     let stderr = texts.next().unwrap_or_default();
     (status, stdout, stderr)
 }
 
-fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
+fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> Run {
+    let fill = |text: &str| {
+        text.replace("{BASE}", &env.base_image)
+            .replace("{GIT}", git)
+            .replace("{GIT_TOKEN}", &env.git_token)
+            .replace("{GIT_HOST}", env.git_url.trim_start_matches("http://"))
+    };
     let fixture = fill_base(&case.fixture, &env.base_image);
     if let Err(e) = materialize(work, &fixture) {
         return Run {
@@ -994,14 +1069,21 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
         })
         .args(["-o", out_spec]);
     for arg in &case.args {
-        command.arg(arg.replace("{BASE}", &env.base_image));
+        command.arg(fill(arg));
     }
-    command.arg(case.context);
+    command.arg(fill(case.context));
     for (name, value) in &case.env {
-        command.env(name, value);
+        command.env(name, fill(value));
     }
     let started = Instant::now();
-    let (status, stdout, stderr) = run_command(command);
+    let stdin = case
+        .stdin
+        .as_ref()
+        .map(|data| match std::str::from_utf8(data) {
+            Ok(text) => fill(text).into_bytes(),
+            Err(_) => data.clone(),
+        });
+    let (status, stdout, stderr) = run_command(command, stdin.as_deref());
     let output = format!("{stdout}{stderr}");
     let took = started.elapsed();
     let produced = match case.output {
@@ -1231,8 +1313,31 @@ struct Outcome {
 
 fn run_case(env: &TestEnv, case: &Case, root: &Path) -> Outcome {
     let base: PathBuf = root.join(case.name.replace(['/', '@'], "_"));
-    let ours = run_side(env, case, Side::Ours, &base.join(Side::Ours.label()));
-    let theirs = run_side(env, case, Side::Buildx, &base.join(Side::Buildx.label()));
+    let git = if case.git.is_empty() {
+        String::new()
+    } else {
+        match env.seed_repo("diff", case.git.iter().copied()) {
+            Ok(url) => url,
+            Err(e) => {
+                return Outcome {
+                    name: case.name,
+                    diffs: vec![Difference::Other(format!(
+                        "seeding the git repository: {e}"
+                    ))],
+                    deliberate: 0,
+                    took: (Duration::ZERO, Duration::ZERO),
+                }
+            }
+        }
+    };
+    let ours = run_side(env, case, Side::Ours, &base.join(Side::Ours.label()), &git);
+    let theirs = run_side(
+        env,
+        case,
+        Side::Buildx,
+        &base.join(Side::Buildx.label()),
+        &git,
+    );
     let took = (ours.took, theirs.took);
     let (diffs, deliberate) = compare(case, ours, theirs);
     // Removed here, in the worker, so that clean-up overlaps other cases' builds.
