@@ -562,6 +562,8 @@ pub struct OciLayout {
     /// The image manifests, sorted by platform. Attestation manifests
     /// (`vnd.docker.reference.type: attestation-manifest`) are left out.
     pub images: Vec<OciImage>,
+    /// How many attestation manifests (provenance, SBOM) the indexes name.
+    pub attestations: usize,
 }
 
 /// Reads an OCI layout archive: `index.json`, the indexes and image manifests it names (nested
@@ -573,6 +575,7 @@ pub fn read_oci_layout(layout: &[u8]) -> Result<OciLayout> {
     let mut out = OciLayout {
         indexes: Vec::new(),
         images: Vec::new(),
+        attestations: 0,
     };
     while let Some((doc, platform, own_digest)) = pending.pop() {
         if let Some(manifests) = doc.get("manifests").and_then(|m| m.as_array()) {
@@ -585,6 +588,7 @@ pub fn read_oci_layout(layout: &[u8]) -> Result<OciLayout> {
                     .and_then(|v| v.as_str())
                     == Some("attestation-manifest");
                 if attestation {
+                    out.attestations += 1;
                     continue;
                 }
                 let digest = desc

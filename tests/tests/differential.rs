@@ -73,6 +73,30 @@ const KNOWN_DIFFERENT: &[(&str, &str)] = &[
         "buildx/testBuildStdin",
         "new: Dockerfile from standard input",
     ),
+    // Flags of issue 13 ("The flags buildx has and we lack"), added on branch wt/flags.
+    ("buildx/testBuildShmSize", "issue 13 flags: --shm-size"),
+    ("buildx/testBuildUlimit", "issue 13 flags: --ulimit"),
+    (
+        "buildx/testBuildMetadataProvenance@pull",
+        "issue 13 flags: --pull",
+    ),
+    (
+        "buildx/testBuildMetadataProvenance@mode-max",
+        "issue 13 flags: --provenance",
+    ),
+    (
+        "buildx/testBuildMetadataProvenance@false",
+        "issue 13 flags: --provenance",
+    ),
+    // buildx adds a provenance attestation (mode=min) to a multi-platform OCI export by default.
+    (
+        "buildkit/testOCIExporter@multi-platform",
+        "issue 13 flags: default provenance",
+    ),
+    (
+        "buildkit/testOCIExporter@quiet-multi-platform",
+        "issue 13 flags: default provenance",
+    ),
 ];
 
 /// Builds running at the same time (each case runs ours, then buildx's).
@@ -781,6 +805,34 @@ fn cases() -> Vec<Case> {
         .args(["--platform", "linux/amd64,linux/arm64"])
         .output(Output::Oci)
         .quiet(),
+        // ---- flags of issue 13 ("The flags buildx has and we lack"); provenance shows in the
+        // OCI layout's attestation count
+        Case::new(
+            "buildx/testBuildShmSize",
+            "FROM {BASE} AS build\nRUN mount | grep /dev/shm > /shmsize\nFROM scratch\nCOPY --from=build /shmsize /\n",
+        )
+        .args(["--shm-size=128m"]),
+        Case::new(
+            "buildx/testBuildUlimit",
+            "FROM {BASE} AS build\nRUN ulimit -n > /ulimit\nFROM scratch\nCOPY --from=build /ulimit /\n",
+        )
+        .args(["--ulimit=nofile=1024:1024"]),
+        Case::new(
+            "buildx/testBuildMetadataProvenance@pull",
+            "FROM {BASE} AS build\nRUN echo pulled > /p\nFROM scratch\nCOPY --from=build /p /\n",
+        )
+        .args(["--pull"]),
+        Case::new("buildx/testBuildMetadataProvenance@default", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .output(Output::Oci),
+        Case::new("buildx/testBuildMetadataProvenance@mode-max", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .args(["--provenance=mode=max"])
+            .output(Output::Oci),
+        Case::new("buildx/testBuildMetadataProvenance@false", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .args(["--provenance=false"])
+            .output(Output::Oci),
         // ---- the two deliberate differences, and the tar exporter that keeps both
         Case::new(
             "fsutil/TestCopySetuid",
@@ -1268,11 +1320,11 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
                     .images
                     .iter()
                     .map(|i| format!("{}:{}", i.platform, i.layers.len()));
-                (v.indexes.len(), images.collect::<Vec<_>>())
+                (v.indexes.len(), v.attestations, images.collect::<Vec<_>>())
             };
             if shape(&a) != shape(&b) {
                 diffs.push(Difference::Other(format!(
-                    "OCI layout (indexes, platform:layers): ours {:?}, buildx {:?}",
+                    "OCI layout (indexes, attestations, platform:layers): ours {:?}, buildx {:?}",
                     shape(&a),
                     shape(&b)
                 )));
