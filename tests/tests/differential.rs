@@ -55,11 +55,12 @@ const KNOWN_DIFFERENT: &[(&str, &str)] = &[
         "buildkit/testDockerfileLowercase",
         "new: lowercase dockerfile fallback",
     ),
-    // Found by this suite, reported on 2026-12-06: `--quiet` prints the manifest digest where
-    // buildx prints the image ID (the config digest); for an index both print its digest.
+    // Found by this suite, reported on 2026-12-06: `--quiet` prints and `--iidfile` holds the
+    // manifest digest where buildx has the image ID (the config digest); for an index both
+    // have its digest.
     (
-        "buildkit/testOCIExporter@quiet",
-        "new: --quiet prints the image ID",
+        "buildx/testImageIDOutput",
+        "new: --quiet and --iidfile give the image ID",
     ),
     // Found by this suite, reported on 2026-12-06: `-` as the context (a tar archive on
     // standard input, as buildx takes it) is refused as "no such directory".
@@ -94,7 +95,7 @@ const KNOWN_DIFFERENT: &[(&str, &str)] = &[
         "issue 13 flags: default provenance",
     ),
     (
-        "buildkit/testOCIExporter@quiet-multi-platform",
+        "buildx/testImageIDOutput@multi-platform",
         "issue 13 flags: default provenance",
     ),
 ];
@@ -139,7 +140,8 @@ struct Case {
     expect: Expect,
     /// The case exercises a deliberate difference (set-ID bits, FIFOs on a local export).
     deliberate: bool,
-    /// Build with `--quiet` instead of `--progress plain`, and compare what each prints.
+    /// Build with `--quiet` instead of `--progress plain`, with `--iidfile` and `--metadata-file`,
+    /// and compare what each prints and writes (OCI outputs).
     quiet: bool,
     /// Given to both commands on standard input.
     stdin: Option<Vec<u8>>,
@@ -725,6 +727,16 @@ fn cases() -> Vec<Case> {
                 file("out/sub/old", "old"),
                 file_mode("out/same", "old contents that are longer", 0o600),
             ]),
+        Case::new(
+            "fsutil/TestCopyWithAlwaysReplaceExistingDestPaths@link-in-dest",
+            "FROM scratch\nCOPY . /\n",
+        )
+        .with([file("ctx/sub/file", "f"), file("ctx/keep/new", "n")])
+        .dest([
+            file("out/keep/old", "o"),
+            symlink("out/sub", "keep"),
+            symlink("out/outside", "../elsewhere"),
+        ]),
         Case::new("fsutil/TestCopySwitchDirToFile", "FROM scratch\nCOPY foo /\n")
             .with([file("ctx/foo", "data1")])
             .dest([file("out/foo/bar", "data2")]),
@@ -793,12 +805,12 @@ fn cases() -> Vec<Case> {
         .with([file("ctx/arch-amd64", "a"), file("ctx/arch-arm64", "b")])
         .args(["--platform", "linux/amd64,linux/arm64"])
         .output(Output::Oci),
-        Case::new("buildkit/testOCIExporter@quiet", "FROM scratch\nCOPY foo /\n")
+        Case::new("buildx/testImageIDOutput", "FROM scratch\nCOPY foo /\n")
             .with([file("ctx/foo", "foo")])
             .output(Output::Oci)
             .quiet(),
         Case::new(
-            "buildkit/testOCIExporter@quiet-multi-platform",
+            "buildx/testImageIDOutput@multi-platform",
             "FROM scratch\nARG TARGETARCH\nCOPY arch-$TARGETARCH /\n",
         )
         .with([file("ctx/arch-amd64", "a"), file("ctx/arch-arm64", "b")])
@@ -966,6 +978,10 @@ struct Run {
     /// Standard output and error, one after the other.
     output: String,
     stdout: String,
+    /// The `--iidfile` (empty when none was written).
+    iid: String,
+    /// The `--metadata-file`, when one was written and is JSON.
+    metadata: Option<serde_json::Value>,
     produced: Produced,
     took: Duration,
 }
@@ -1074,6 +1090,8 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> R
             status: None,
             output: format!("fixture: {e}"),
             stdout: String::new(),
+            iid: String::new(),
+            metadata: None,
             produced: Produced::Nothing,
             took: Duration::ZERO,
         };
@@ -1088,6 +1106,8 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> R
                 status: None,
                 output: format!("destination: {e}"),
                 stdout: String::new(),
+                iid: String::new(),
+                metadata: None,
                 produced: Produced::Nothing,
                 took: Duration::ZERO,
             };
@@ -1127,6 +1147,9 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> R
     for (name, value) in &case.env {
         command.env(name, fill(value));
     }
+    if case.quiet {
+        command.args(["--iidfile", "iid.txt", "--metadata-file", "md.json"]);
+    }
     let started = Instant::now();
     let stdin = case
         .stdin
@@ -1159,10 +1182,16 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> R
                 .unwrap_or_else(|e| Produced::Unreadable(e.to_string())),
         },
     };
+    let iid = std::fs::read_to_string(work.join("iid.txt")).unwrap_or_default();
+    let metadata = std::fs::read(work.join("md.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     Run {
         status,
         output,
         stdout,
+        iid,
+        metadata,
         produced,
         took,
     }
@@ -1196,8 +1225,9 @@ fn remove_deliberate(ours: &BTreeMap<String, Node>, theirs: &mut BTreeMap<String
     seen
 }
 
-/// What a `--quiet` build printed on its standard output, in terms of the OCI layout it wrote:
-/// the image ID (config digest), the manifest or index digest, nothing, or the text itself.
+/// What a `--quiet` build printed on its standard output (or wrote in its `--iidfile`, or a
+/// digest of its `--metadata-file`), in terms of the OCI layout it wrote: the image ID (config
+/// digest), the manifest or index digest, nothing, or the text itself.
 fn quiet_names(stdout: &str, layout: &OciLayout) -> String {
     let printed = stdout.trim();
     if printed.is_empty() {
@@ -1305,13 +1335,32 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
         (Produced::Tar(a), Produced::Tar(b)) => diffs.extend(compare_members("tar", &a, &b)),
         (Produced::Oci(a), Produced::Oci(b)) => {
             if case.quiet {
-                let (qa, qb) = (
-                    quiet_names(&ours.stdout, &a),
-                    quiet_names(&theirs.stdout, &b),
-                );
-                if qa != qb {
+                for (what, qa, qb) in [
+                    ("--quiet prints", &ours.stdout, &theirs.stdout),
+                    ("--iidfile holds", &ours.iid, &theirs.iid),
+                ] {
+                    let (qa, qb) = (quiet_names(qa, &a), quiet_names(qb, &b));
+                    if qa != qb {
+                        diffs.push(Difference::Other(format!("{what}: ours {qa}, buildx {qb}")));
+                    }
+                }
+                let summary = |md: &Option<serde_json::Value>, layout: &OciLayout| {
+                    let Some(serde_json::Value::Object(map)) = md else {
+                        return vec!["no metadata file".to_string()];
+                    };
+                    map.iter()
+                        .map(|(key, value)| match value.as_str() {
+                            Some(text) if text.starts_with("sha256:") => {
+                                format!("{key}={}", quiet_names(text, layout))
+                            }
+                            _ => key.clone(),
+                        })
+                        .collect()
+                };
+                let (ma, mb) = (summary(&ours.metadata, &a), summary(&theirs.metadata, &b));
+                if ma != mb {
                     diffs.push(Difference::Other(format!(
-                        "--quiet prints: ours {qa}, buildx {qb}"
+                        "--metadata-file: ours {ma:?}, buildx {mb:?}"
                     )));
                 }
             }
