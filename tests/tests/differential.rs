@@ -454,6 +454,21 @@ fn cases() -> Vec<Case> {
             file("ctx/baz.txt", "baz"),
             file("ctx/other", "o"),
         ]),
+        Case::new("patternmatcher/TestMatch@negated-doublestar", "FROM scratch\nCOPY . /\n").with([
+            file("ctx/.dockerignore", "src\n!**/keep.txt\n**/*.tmp\n!src/b/*.tmp\n"),
+            file("ctx/src/a/keep.txt", "k"),
+            file("ctx/src/a/drop.txt", "d"),
+            file("ctx/src/b/x.tmp", "x"),
+            file("ctx/top.tmp", "t"),
+            file("ctx/keep.txt", "k0"),
+        ]),
+        Case::bare("buildkit/testDockerignore@excluded-dockerfile-dir")
+            .with([
+                file("ctx/build/Dockerfile", "FROM scratch\nCOPY . /\n"),
+                file("ctx/.dockerignore", "build\n.dockerignore\n"),
+                file("ctx/a", "a"),
+            ])
+            .args(["-f", "ctx/build/Dockerfile"]),
         // ---- -f inside and outside the context, symlinked Dockerfiles
         Case::bare("buildkit/testDockerfileDirs")
             .with([
@@ -689,6 +704,11 @@ fn cases() -> Vec<Case> {
             .with([file("ctx/a", "a")])
             .args(["-f", "ctx/no-such.Dockerfile"])
             .fails("no-such.Dockerfile"),
+        Case::new(
+            "buildkit/testCopyLinkDotDestDir",
+            "FROM {BASE} AS b\nWORKDIR /var/www\nCOPY --link testfile .\nCOPY --link --chmod=0600 testfile ./private\nFROM scratch\nCOPY --link --from=b /var/www /www\n",
+        )
+        .with([file_mode("ctx/testfile", "contents0", 0o600)]),
         // ---- named contexts
         Case::new(
             "buildkit/testNamedLocalContext",
