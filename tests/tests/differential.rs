@@ -74,30 +74,6 @@ const KNOWN_DIFFERENT: &[(&str, &str)] = &[
         "buildx/testBuildStdin",
         "new: Dockerfile from standard input",
     ),
-    // Flags of issue 13 ("The flags buildx has and we lack"), added on branch wt/flags.
-    ("buildx/testBuildShmSize", "issue 13 flags: --shm-size"),
-    ("buildx/testBuildUlimit", "issue 13 flags: --ulimit"),
-    (
-        "buildx/testBuildMetadataProvenance@pull",
-        "issue 13 flags: --pull",
-    ),
-    (
-        "buildx/testBuildMetadataProvenance@mode-max",
-        "issue 13 flags: --provenance",
-    ),
-    (
-        "buildx/testBuildMetadataProvenance@false",
-        "issue 13 flags: --provenance",
-    ),
-    // buildx adds a provenance attestation (mode=min) to a multi-platform OCI export by default.
-    (
-        "buildkit/testOCIExporter@multi-platform",
-        "issue 13 flags: default provenance",
-    ),
-    (
-        "buildx/testImageIDOutput@multi-platform",
-        "issue 13 flags: default provenance",
-    ),
 ];
 
 /// Builds running at the same time (each case runs ours, then buildx's).
