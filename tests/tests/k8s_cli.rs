@@ -119,7 +119,7 @@ fn bad_values_and_missing_clusters_are_clear_errors() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("invalid tag"),
+        String::from_utf8_lossy(&out.stderr).contains("invalid --tag"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

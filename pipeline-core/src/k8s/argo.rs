@@ -489,6 +489,9 @@ impl BuildAndUpdateChart {
         validate_image("buildkit image", &self.buildkit_image)?;
         validate_plain("chart repo", &self.chart.repo)?;
         validate_git_ref("chart branch", &self.chart.branch)?;
+        // The step runs the write-back, which takes a branch by git's rules.
+        cicd_agents_types::BranchName::new(self.chart.branch.as_str())
+            .map_err(|err| K8sError::option("chart branch", err.to_string()))?;
         validate_repo_path("chart file", &self.chart.file)?;
         validate_plain("chart key", &self.chart.key)?;
         validate_image("tool image", &self.chart.tool_image)?;
