@@ -36,10 +36,10 @@ pub struct SetImageArgs {
     #[arg(long)]
     repo: Option<String>,
     /// Branch to update [default: main].
-    #[arg(long, requires = "repo")]
+    #[arg(long, requires = "repo", value_parser = branch_name)]
     branch: Option<String>,
     /// Push to this branch instead (created from --branch if missing).
-    #[arg(long = "push-branch", requires = "repo")]
+    #[arg(long = "push-branch", requires = "repo", value_parser = branch_name)]
     push_branch: Option<String>,
     /// Environment variable holding the git token.
     #[arg(long = "token-env", requires = "repo", conflicts_with = "token_file")]
@@ -222,4 +222,9 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A branch by git's rules ([`cicd_agents_types::BranchName`]), refused by clap (exit 2, naming the flag).
+fn branch_name(text: &str) -> Result<String, cicd_agents_types::GitRefError> {
+    cicd_agents_types::BranchName::new(text).map(|branch| branch.to_string())
 }

@@ -141,7 +141,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use cicd_agents_buildkit::flags::{Annotation, Attest, ShmSize, Ulimit};
-use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
+use cicd_agents_types::{BranchName, GitRef, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
 pub use error::DefinitionError;
@@ -1398,22 +1398,17 @@ fn check_relative(path: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A git ref as BuildKit's `#ref:subdir` fragment can carry it.
+/// A git ref by git's own rules ([`GitRef`]) that BuildKit's `#ref:subdir` fragment can carry
+/// (no `#`).
 fn check_git_ref(r: &str) -> Result<(), String> {
-    if r.is_empty() {
-        return Err("the git ref is empty".into());
+    if r.contains('#') {
+        return Err(format!(
+            "`{r}`: a git ref in a BuildKit context cannot contain `#`"
+        ));
     }
-    if r.chars().any(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, ':' | '#' | '~' | '^' | '?' | '*' | '[' | '\\')
-    }) || r.contains("..")
-        || r.starts_with('-')
-        || r.ends_with('/')
-    {
-        return Err(format!("`{r}` is not a valid git ref"));
-    }
-    Ok(())
+    GitRef::new(r)
+        .map(drop)
+        .map_err(|err| format!("`{}`: {}", err.name, err.reason))
 }
 
 /// A branch by git's own rules: the one [`BranchName`] the write-back uses too.

@@ -477,6 +477,9 @@ impl BuildAndUpdateChart {
         self.github_token.validate("github token secret")?;
         git_url_host("chart repo", &self.chart.repo)?;
         validate_git_ref("chart branch", &self.chart.branch)?;
+        // The step runs the write-back, which takes a branch by git's rules.
+        cicd_agents_types::BranchName::new(self.chart.branch.as_str())
+            .map_err(|err| K8sError::option("chart branch", err.to_string()))?;
         validate_repo_path("chart file", &self.chart.file)?;
         validate_plain("chart key", &self.chart.key)?;
         validate_image("tool image", &self.chart.tool_image)?;
