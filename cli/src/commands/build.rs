@@ -287,7 +287,7 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     // checked build is what runs.
     let prepared = options.prepare()?;
     let client = args.connection.connect().await?;
-    let mut sink = mode.stderr_sink();
+    let mut sink = mode.stderr_sink_for(&client.address().to_string());
     let build = client.build_prepared(&prepared, sink.as_mut());
     let result = tokio::select! {
         result = build => result,

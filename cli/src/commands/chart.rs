@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cicd_agents_pipeline::definition::TokenSource;
 use cicd_agents_pipeline::git::{Author, CommitVars, MessageTemplate, WriteBackConfig};
 use cicd_agents_pipeline::run::{set_local, ChartUpdate, ValueChange, ValuesUpdate};
-use cicd_agents_pipeline::values::KeyPath;
+use cicd_agents_pipeline::values::{parse_tag_ref, KeyPath, Segment};
 use clap::{Args, Subcommand};
 
 use crate::output::{print_json, Format};
@@ -66,6 +66,15 @@ pub struct SetImageArgs {
     /// Image name for {image} in the message.
     #[arg(long, requires = "repo")]
     image: Option<String>,
+    /// How long to keep re-applying the edit when the branch moved (other writers pushed
+    /// first), e.g. 5m; then give up saying how many attempts were made [default: 2m].
+    #[arg(
+        long = "retry-timeout",
+        value_name = "DURATION",
+        requires = "repo",
+        value_parser = crate::duration::parse_positive_duration
+    )]
+    retry_timeout: Option<std::time::Duration>,
     /// Clone and edit, print the diff; commit and push nothing.
     #[arg(long = "dry-run", requires = "repo")]
     dry_run: bool,
@@ -105,7 +114,29 @@ fn pairs(args: &SetImageArgs) -> anyhow::Result<Vec<(String, String)>> {
             "nothing to set: give --key K --value V or --set K=V",
         ));
     }
+    for (key, value) in &out {
+        if is_tag_key(key) {
+            parse_tag_ref(value).map_err(|err| {
+                crate::exit::usage(format!(
+                    "--value for {key}: {err} (a key ending in `tag` takes an image tag, or tag@sha256:…)"
+                ))
+            })?;
+        }
+    }
     Ok(out)
+}
+
+/// Whether the value at `key` is an image tag (the Helm convention `image.tag`): its last
+/// segment is `tag`. Such values are checked with the image tag rule before anything is
+/// written, so that `1.0;id` or `-x` never reaches a values file or a commit.
+fn is_tag_key(key: &str) -> bool {
+    KeyPath::parse(key)
+        .ok()
+        .and_then(|path| match path.last() {
+            Some(Segment::Key(last)) => Some(last.eq_ignore_ascii_case("tag")),
+            _ => None,
+        })
+        .unwrap_or(false)
 }
 
 fn print_changes(changes: &[ValueChange]) {
@@ -142,6 +173,9 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         },
     );
     config.push_branch = args.push_branch.clone();
+    if let Some(timeout) = args.retry_timeout {
+        config.retry.timeout = timeout;
+    }
     let token = match (&args.token_env, &args.token_file) {
         (Some(var), _) => Some(TokenSource::Env(var.clone())),
         (None, Some(path)) => Some(TokenSource::File(path.clone())),

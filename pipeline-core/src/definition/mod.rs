@@ -70,6 +70,7 @@
 //! | `chart.push-branch` | Push the commit to this branch instead (created from `branch` if missing). |
 //! | `chart.token-env` / `chart.token-file` / `chart.username` | The git token (HTTPS basic auth; user name default `x-access-token`). |
 //! | `chart.author` | `{name, email}` of the commit (default `cicd-agents <cicd-agents@localhost>`). |
+//! | `chart.retry-timeout` | How long a writer keeps re-applying the edit on a moved branch before it gives up, e.g. `5m` (default `2m`; units `ms`, `s`, `m`, `h`; a bare number is seconds). |
 //! | `chart.message` | Commit message template: `{image}`, `{old_tag}`, `{new_tag}`, `{digest}`, `{source_commit}`, `{files}` (see [`crate::git::MessageTemplate`]). |
 //! | `chart.values[].file` | A values file, relative to the chart repository's root. |
 //! | `chart.values[].images[]` | `tag` (key path, required), `repository` (key path), `digest` (key path, or `in-tag`), `image` (which of `build.images`; default the first). |
@@ -140,6 +141,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, ShmSize, Ulimit};
+use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
 pub use error::DefinitionError;
@@ -204,6 +206,7 @@ const CHART_KEYS: &[&str] = &[
     "username",
     "author",
     "message",
+    "retry-timeout",
     "values",
 ];
 const AUTHOR_KEYS: &[&str] = &["name", "email"];
@@ -511,8 +514,25 @@ pub struct ChartSpec {
     pub author: Author,
     /// Commit message template, as written (parsed when resolving, so it is known to be valid).
     pub message: Option<String>,
+    /// How long to keep retrying a push that lost a race (`None`: the default, 2 minutes).
+    #[serde(
+        rename = "retry_timeout_seconds",
+        serialize_with = "serialize_opt_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_timeout: Option<std::time::Duration>,
     /// Values files.
     pub values: Vec<ValuesTarget>,
+}
+
+fn serialize_opt_seconds<S: serde::Serializer>(
+    d: &Option<std::time::Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_author<S: serde::Serializer>(a: &Author, s: S) -> Result<S::Ok, S::Error> {
@@ -520,6 +540,13 @@ fn serialize_author<S: serde::Serializer>(a: &Author, s: S) -> Result<S::Ok, S::
 }
 
 impl ChartSpec {
+    /// The retry policy of the chart's write-back: `retry-timeout` with the default backoff.
+    pub fn retry_policy(&self) -> crate::git::RetryPolicy {
+        self.retry_timeout
+            .map(crate::git::RetryPolicy::with_timeout)
+            .unwrap_or_default()
+    }
+
     /// The parsed message template (the default when none is given).
     pub fn message_template(&self) -> Result<MessageTemplate, crate::error::GitError> {
         match &self.message {
@@ -639,6 +666,7 @@ struct RawChart {
     author_name: Option<Str>,
     author_email: Option<Str>,
     message: Option<Str>,
+    retry_timeout: Option<Str>,
     values: Vec<RawValues>,
 }
 
@@ -904,6 +932,7 @@ impl PipelineDefinition {
             author_name,
             author_email,
             message: map.opt_str("message")?,
+            retry_timeout: map.opt_str("retry-timeout")?,
             values,
         })
     }
@@ -1261,6 +1290,13 @@ impl PipelineDefinition {
             }
             None => None,
         };
+        let retry_timeout = match &c.retry_timeout {
+            Some(t) => Some(
+                crate::duration::parse_positive_duration(&sub(t)?)
+                    .map_err(|r| t.invalid(file, r))?,
+            ),
+            None => None,
+        };
         let mut targets = Vec::new();
         for v in &c.values {
             let path = sub(&v.file)?;
@@ -1321,6 +1357,7 @@ impl PipelineDefinition {
             username: sub_opt(&c.username)?,
             author,
             message,
+            retry_timeout,
             values: targets,
         })
     }
@@ -1374,33 +1411,29 @@ fn check_git_ref(r: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A branch by git's own rules: the one [`BranchName`] the write-back uses too.
 fn check_branch(b: &str) -> Result<(), String> {
-    check_git_ref(b)?;
-    if b.starts_with("refs/") {
-        return Err(format!("`{b}`: give the branch name without `refs/heads/`"));
-    }
-    Ok(())
+    BranchName::new(b)
+        .map(drop)
+        .map_err(|err| format!("`{}`: {}", err.name, err.reason))
 }
 
 fn check_git_url(url: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let parsed = GitUrl::new(url).map_err(|err| {
+        format!(
+            "`{}` is not a URL ({}); expected https://host/org/repo.git",
+            err.url, err.reason
+        )
+    })?;
+    if !matches!(parsed.scheme(), GitUrlScheme::Https | GitUrlScheme::Http) {
         return Err(format!(
-            "`{url}` is not a URL; expected https://host/org/repo.git"
-        ));
-    };
-    if !matches!(scheme, "https" | "http") {
-        return Err(format!(
-            "`{url}`: only https:// (or http:// on loopback) git URLs are supported"
+            "`{parsed}`: only https:// (or http:// on loopback) git URLs are supported"
         ));
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+    if parsed.has_userinfo() {
         return Err("credentials in the URL are not allowed; use token-env or token-file".into());
     }
-    if authority.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    if url.contains('#') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if url.contains('#') {
         return Err(format!(
             "`{url}`: a git URL cannot contain `#` or spaces (use `ref` and `context`)"
         ));

@@ -23,6 +23,7 @@ chart:
   token-file: secrets/token
   author: {name: bot, email: bot@example.com}
   message: "deploy {image}:{new_tag} (${image-tag})"
+  retry-timeout: 5m
   values:
     - file: charts/demo/values.yaml
       images:
@@ -113,6 +114,14 @@ fn full_definition_resolves() {
         chart.message.as_deref(),
         Some("deploy {image}:{new_tag} (1.10)")
     );
+    assert_eq!(
+        chart.retry_timeout,
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(
+        chart.retry_policy().timeout,
+        std::time::Duration::from_secs(300)
+    );
     assert_eq!(chart.values[0].images[0].keys.tag.to_string(), "image.tag");
     assert_eq!(
         chart.values[0].images[0].keys.digest,
@@ -123,6 +132,7 @@ fn full_definition_resolves() {
     // The report form serialises.
     let json = serde_json::to_string(&p).unwrap_or_default();
     assert!(json.contains("\"127.0.0.1:5055/demo/app:1.10\""), "{json}");
+    assert!(json.contains("\"retry_timeout_seconds\":300.0"), "{json}");
 }
 
 #[test]
@@ -301,6 +311,19 @@ fn values_are_validated() {
         "chart.values[0].images[0].image",
         9,
     );
+    let chart = "chart:\n  repo: https://h/c.git\n  retry-timeout: soon\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    let chart = chart.replace("soon", "0s");
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("longer than zero"), "{err}");
+    let chart = chart.replace("  retry-timeout: 0s\n", "");
+    let p = resolve(&format!("{MINIMAL}{chart}"), &[]);
+    let chart = p.chart.unwrap_or_else(|| panic!("no chart"));
+    assert_eq!(chart.retry_timeout, None);
+    assert_eq!(chart.retry_policy(), crate::git::RetryPolicy::default());
     let no_push = "source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  push: false\nchart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
     assert_names(&err_of(no_push), "build.push", 5);
 }
@@ -312,6 +335,77 @@ fn syntax_errors_have_a_line() {
     assert!(err.contains("not valid YAML"), "{err}");
     let err = err_of("");
     assert!(err.contains("missing required key `source`"), "{err}");
+}
+
+/// The pipeline definition's `chart.branch` / `chart.push-branch` and the write-back accept
+/// exactly the same branch names (they once disagreed on `deploy.lock`, `.hidden/x`, `a#b`).
+#[test]
+fn definition_and_write_back_accept_the_same_branches() {
+    use crate::git::{Author, WriteBack, WriteBackConfig};
+    let names = [
+        "main",
+        "a#b",
+        "deploy.lock",
+        ".hidden/x",
+        "release/1.2",
+        "feature/x-y_z",
+        "ünïcode",
+        "a@b",
+        "x.lock.y",
+        "a..b",
+        "a b",
+        "a\tb",
+        "a~b",
+        "a^b",
+        "a:b",
+        "a?b",
+        "a*b",
+        "a[b",
+        "a\\b",
+        "x@{1}",
+        "@",
+        "a/",
+        "/a",
+        "a//b",
+        "a.",
+        "-a",
+        "HEAD",
+        "refs/heads/main",
+        "x/y.lock",
+        "x/.y",
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for name in names {
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        let chart = format!(
+            "chart:\n  repo: https://h/c.git\n  branch: {quoted}\n  push-branch: {quoted}\n  values:\n    - file: v.yaml\n      images: [{{tag: image.tag}}]\n"
+        );
+        let definition = parse(&format!("{MINIMAL}{chart}"))
+            .and_then(|d| d.resolve(Vec::<(String, String)>::new()));
+        let author = Author {
+            name: "bot".into(),
+            email: "bot@example.com".into(),
+        };
+        let mut config = WriteBackConfig::new("https://h/c.git", name, author);
+        config.push_branch = Some(name.to_string());
+        let write_back = WriteBack::new(config);
+        assert_eq!(
+            definition.is_ok(),
+            write_back.is_ok(),
+            "{name:?}: definition {:?}, write-back {:?}",
+            definition.err().map(|e| e.to_string()),
+            write_back.err().map(|e| e.to_string()),
+        );
+        if write_back.is_ok() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted >= 5 && refused >= 20,
+        "{accepted} accepted, {refused} refused"
+    );
 }
 
 #[test]

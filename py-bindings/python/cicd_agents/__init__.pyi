@@ -791,6 +791,8 @@ class WriteBackOutcome:
     @property
     def attempts(self) -> int: ...
     @property
+    def elapsed(self) -> float: ...
+    @property
     def files(self) -> List[str]: ...
     @property
     def message(self) -> Optional[str]: ...
@@ -827,11 +829,11 @@ def update_values(
     source_commit: Optional[str] = None,
     old_tag: Optional[str] = None,
     new_tag: Optional[str] = None,
-    max_attempts: Optional[int] = None,
+    retry_timeout: Optional[_Seconds] = None,
     allow_insecure_http: bool = False,
     git_program: Optional[_Path] = None,
 ) -> WriteBackOutcome:
-    """Edits values files in a git repository, commits and pushes (retrying when the branch moved)."""
+    """Edits values files in a git repository, commits and pushes; a push that lost a race is re-applied on the new tip until ``retry_timeout`` (default 2 minutes) has passed."""
 
 # ---------------------------------------------------------------- pipelines
 
@@ -890,7 +892,7 @@ class Pipeline:
         dry_run: bool = False,
         progress: _ProgressArg = None,
         events: Optional[Callable[[Dict[str, Any]], Any]] = None,
-        max_attempts: Optional[int] = None,
+        retry_timeout: Optional[_Seconds] = None,
         allow_insecure_http: bool = False,
     ) -> RunReport: ...
     def run_async(
@@ -901,6 +903,6 @@ class Pipeline:
         dry_run: bool = False,
         progress: _ProgressArg = None,
         events: Optional[Callable[[Dict[str, Any]], Any]] = None,
-        max_attempts: Optional[int] = None,
+        retry_timeout: Optional[_Seconds] = None,
         allow_insecure_http: bool = False,
     ) -> Awaitable[RunReport]: ...
