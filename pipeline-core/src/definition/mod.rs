@@ -140,7 +140,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, ShmSize, Ulimit};
+use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, ShmSize, Ulimit};
 use cicd_agents_types::{BranchName, GitRef, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
@@ -396,7 +396,8 @@ pub struct BuildSpec {
     /// Registry cache.
     pub cache: Option<CacheSpec>,
     /// Network mode of `RUN` steps (`default`, `host`, `none`).
-    pub network: Option<String>,
+    #[serde(serialize_with = "as_strings")]
+    pub network: Option<NetworkMode>,
     /// Build arguments.
     pub build_args: BTreeMap<String, String>,
     /// Image labels.
@@ -1109,14 +1110,8 @@ impl PipelineDefinition {
                 })
             }
         };
-        let network = match &b.network {
-            Some(n) => {
-                let v = sub(n)?;
-                if !matches!(v.as_str(), "default" | "host" | "none") {
-                    return Err(n.invalid(file, format!("`{v}`: expected default, host or none")));
-                }
-                Some(v)
-            }
+        let network: Option<NetworkMode> = match &b.network {
+            Some(n) => Some(buildx_value(file, n, &sub(n)?)?),
             None => None,
         };
         let mut build_args = BTreeMap::new();
