@@ -533,10 +533,21 @@ fn read_job(
             .context("reading the Job from stdin")?;
         text
     } else {
-        // A file named on the command line that cannot be read is bad usage.
-        std::fs::read_to_string(path).map_err(|err| {
-            crate::exit::usage(format!("--file: reading {}: {err}", path.display()))
-        })?
+        match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                ) =>
+            {
+                return Err(crate::exit::usage(format!(
+                    "--file {}: {err}",
+                    path.display()
+                )));
+            }
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        }
     };
     let mut jobs = parse_yaml(&text)
         .map_err(k8s_error)
