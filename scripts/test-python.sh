@@ -3,7 +3,8 @@
 # environment, on a fresh machine too:
 #
 #   1. creates a virtualenv (target/py-venv, under $CARGO_TARGET_DIR if set),
-#   2. installs maturin, pytest and pytest-asyncio into it from PyPI,
+#   2. installs maturin, pytest and pytest-asyncio into it from PyPI, and the schema checkers of
+#      test_k8s_schemas.py (pyyaml, kubernetes-validate, hera),
 #   3. builds and installs the package the way users do (pip install ./py-bindings),
 #   4. runs pytest py-bindings/tests -q.
 #
@@ -92,9 +93,11 @@ vpy="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
 
-say "installing maturin, pytest and pytest-asyncio"
+say "installing maturin, pytest, pytest-asyncio and the schema checkers (pyyaml, kubernetes-validate, hera)"
 "$vpy" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$vpy" -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "pytest-asyncio>=0.21"
+# py-bindings/tests/test_k8s_schemas.py: a YAML 1.1 reader, Kubernetes' schemas, Argo's models.
+"$vpy" -m pip install --quiet --disable-pip-version-check "pyyaml>=6" "kubernetes-validate>=1.30" "hera>=5.16"
 
 say "building and installing cicd_agents (pip install ./py-bindings)"
 # --no-build-isolation: use the maturin installed above instead of fetching

@@ -878,3 +878,165 @@ async fn protocol_violations_end_the_export() {
     let err = f.refused("early end", vec![file("a", 0o644)]).await;
     assert!(matches!(err, LocalExportError::Stream(_)), "{err}");
 }
+
+/// Every path under `dir` (relative), with a `/` after directories and
+/// `-> target` after symlinks.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                out.push(format!(
+                    "{rel} -> {}",
+                    fs::read_link(&path).unwrap().display()
+                ));
+            } else if meta.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(root, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// fsutil's `TestCopySwitchDirToFile` and
+/// `TestCopyWithAlwaysReplaceExistingDestPaths`: an export over a tree that
+/// is already there replaces a directory by a file and a file (or a link)
+/// by a directory, merges directories, and keeps unrelated entries; no file
+/// is left without its mode.
+#[tokio::test]
+async fn an_export_over_an_existing_tree_replaces_and_merges() {
+    let f = export_fixture();
+    fs::create_dir_all(f.dest.join("foo/deep")).unwrap();
+    fs::write(f.dest.join("foo/deep/old"), "old").unwrap();
+    fs::write(f.dest.join("bar"), "was a file").unwrap();
+    symlink(&f.outside, f.dest.join("baz")).unwrap();
+    fs::create_dir_all(f.dest.join("keep/inner")).unwrap();
+    fs::write(f.dest.join("keep/inner/x"), "x").unwrap();
+    fs::write(f.dest.join("keep/mine"), "mine").unwrap();
+    fs::write(f.dest.join("unrelated"), "unrelated").unwrap();
+    let mut script = vec![
+        dir("bar"),
+        file("bar/new", 0o755),
+        dir("baz"),
+        file("baz/victim", 0o600),
+        file("foo", 0o755),
+        dir("keep"),
+        file("keep/mine", 0o640),
+        file("keep/theirs", 0o644),
+        end_of_listing(),
+    ];
+    for (id, text) in [
+        (1, "bar-new"),
+        (3, "baz-victim"),
+        (4, "foo"),
+        (6, "k-mine"),
+        (7, "k-theirs"),
+    ] {
+        script.extend(data(id, text));
+    }
+    script.push(fin());
+    let before = f.outside_state();
+    let (result, _) = f.export(script).await;
+    result.unwrap();
+    assert_eq!(
+        tree(&f.dest),
+        [
+            "bar/",
+            "bar/new",
+            "baz/",
+            "baz/victim",
+            "foo",
+            "keep/",
+            "keep/inner/",
+            "keep/inner/x",
+            "keep/mine",
+            "keep/theirs",
+            "unrelated",
+        ]
+    );
+    assert_eq!(fs::read(f.dest.join("foo")).unwrap(), b"foo");
+    assert_eq!(fs::read(f.dest.join("keep/mine")).unwrap(), b"k-mine");
+    for (path, mode) in [
+        ("foo", 0o755),
+        ("bar/new", 0o755),
+        ("keep/mine", 0o640),
+        ("baz/victim", 0o600),
+    ] {
+        assert_eq!(
+            fs::metadata(f.dest.join(path)).unwrap().mode() & 0o7777,
+            mode,
+            "{path}"
+        );
+    }
+    let mut after = f.outside_state();
+    let mut before = before;
+    for state in [&mut after, &mut before] {
+        state.retain(|path, _| !path.starts_with(&f.dest));
+    }
+    assert_eq!(after, before, "nothing outside changed");
+}
+
+/// Something that must be refused is refused before anything is written,
+/// and the error names it.
+#[tokio::test]
+async fn a_refused_entry_late_in_the_listing_writes_nothing() {
+    let f = export_fixture();
+    fs::write(f.dest.join("existing"), "existing").unwrap();
+    symlink(&f.outside, f.dest.join("pre-link")).unwrap();
+    for (what, bad) in [
+        ("a parent path", file("z/../../outside/victim", 0o644)),
+        (
+            "through a link already there",
+            file("pre-link/victim", 0o644),
+        ),
+        ("a hard link to a file not sent", hard_link("zz", "missing")),
+    ] {
+        let mut script = vec![
+            dir("a"),
+            file("a/file", 0o755),
+            file("existing", 0o644),
+            bad,
+            end_of_listing(),
+        ];
+        script.extend(data(1, "new"));
+        script.extend(data(2, "new"));
+        let err = f.refused(what, script).await;
+        assert!(
+            err.to_string().contains("victim") || err.to_string().contains("missing"),
+            "{what}: the error names the path: {err}"
+        );
+        assert_eq!(
+            tree(&f.dest),
+            ["existing", &format!("pre-link -> {}", f.outside.display())],
+            "{what}: {err}"
+        );
+        assert_eq!(fs::read(f.dest.join("existing")).unwrap(), b"existing");
+    }
+}
+
+/// A destination that does not exist yet is created with mode 0700, as
+/// BuildKit's client creates it (before the umask).
+#[tokio::test]
+async fn a_new_destination_is_created_0700() {
+    let f = export_fixture();
+    let fresh = ExportFixture {
+        dest: f.dest.join("new/out"),
+        ..export_fixture()
+    };
+    let mut script = vec![file("a", 0o644), end_of_listing()];
+    script.extend(data(0, "a"));
+    script.push(fin());
+    fresh.export(script).await.0.unwrap();
+    assert_eq!(fs::read(fresh.dest.join("a")).unwrap(), b"a");
+    let mode = fs::metadata(&fresh.dest).unwrap().mode() & 0o777;
+    assert_eq!(mode & !0o700, 0, "mode {mode:o}");
+    assert_eq!(mode & 0o700, 0o700, "mode {mode:o}");
+}

@@ -7,6 +7,7 @@ mod commands;
 mod connection;
 mod duration;
 mod exit;
+mod flag_names;
 mod output;
 
 use std::process::ExitCode;
@@ -46,10 +47,10 @@ enum Command {
     Prune(commands::prune::PruneArgs),
 }
 
-/// Whether diagnostics on stderr are coloured: only on a terminal, and never
-/// when `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
+/// Whether diagnostics on stderr are coloured: the library's rule
+/// (only on a terminal, never with `NO_COLOR`).
 fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+    cicd_agents_buildkit::progress::colour_wanted(stderr_is_terminal, no_color)
 }
 
 fn main() -> ExitCode {

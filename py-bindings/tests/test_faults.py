@@ -196,3 +196,42 @@ def test_active_builds_shows_a_running_build_until_it_is_cancelled(client, make_
     while _ours(client, marker):
         assert time.monotonic() < deadline, "the cancelled build is still among the daemon's active builds"
         time.sleep(0.5)
+
+
+def test_a_silent_daemon_fails_within_the_connect_timeout(tmp_path):
+    """A listener that accepts and never answers: ``connect_timeout`` covers the
+    daemon's first answer, so the client gives up after it, not after 25 s and more."""
+    path = tmp_path / "silent.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(cicd_agents.ConnectionError) as caught:
+            cicd_agents.Client(f"unix://{path}", connect_timeout=2).info()
+    finally:
+        listener.close()
+    took = time.monotonic() - started
+    assert took < 5, f"gave up after {took:.1f} s with connect_timeout=2"
+    assert "no answer within 2s" in str(caught.value), str(caught.value)
+
+
+def test_the_docker_socket_as_unix_says_to_use_docker(testenv):
+    """The Docker API answers HTTP/1.1: the error says so and names the docker:// address."""
+    address = testenv.docker_addr.removeprefix("docker://")
+    assert address.startswith("unix://"), testenv.docker_addr
+    with pytest.raises(cicd_agents.ConnectionError) as caught:
+        cicd_agents.Client(address, connect_timeout=2).info()
+    assert "HTTP/1.1" in str(caught.value), str(caught.value)
+    assert f"docker://{address}" in str(caught.value), str(caught.value)

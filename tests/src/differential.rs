@@ -6,8 +6,8 @@
 //!   symlinks, hard links, FIFOs) and [`materialize`] writes it.
 //! - [`snapshot_tree`] reads an exported directory back as a map of [`Node`]s: type, mode
 //!   (permission and set-ID bits), owner, content digest, link target and hard-link group.
-//! - [`read_tar`] lists a tar archive's members ([`TarMember`]); [`oci_layers`] lists the
-//!   layers of every image manifest in an OCI layout archive.
+//! - [`read_tar`] lists a tar archive's members ([`TarMember`]); [`read_oci_layout`] reads the
+//!   image manifests of an OCI layout archive and their layers' members.
 //! - [`compare_trees`] and [`compare_members`] report every difference as a [`Difference`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -541,23 +541,54 @@ fn json(data: &[u8], what: &str) -> Result<serde_json::Value> {
         .map_err(|e| Error::InvalidArgument(format!("{what} is not JSON: {e}")))
 }
 
-/// The image manifests of an OCI layout archive, each as its platform
-/// (`os/architecture`) and the member lists of its layers, in order. Attestation manifests
-/// (`vnd.docker.reference.type: attestation-manifest`) are left out; nested indexes are
-/// followed.
-pub fn oci_layers(layout: &[u8]) -> Result<Vec<(String, Vec<Vec<TarMember>>)>> {
+/// One image manifest of an OCI layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciImage {
+    /// `os/architecture` from the descriptor that names it (empty when it has none).
+    pub platform: String,
+    /// Digest of the manifest.
+    pub manifest_digest: String,
+    /// Digest of its config (the image ID).
+    pub config_digest: String,
+    /// The member list of each layer, in order.
+    pub layers: Vec<Vec<TarMember>>,
+}
+
+/// What [`read_oci_layout`] finds in an OCI layout archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciLayout {
+    /// Digests of the indexes that `index.json` names (a multi-platform image's index).
+    pub indexes: Vec<String>,
+    /// The image manifests, sorted by platform. Attestation manifests
+    /// (`vnd.docker.reference.type: attestation-manifest`) are left out.
+    pub images: Vec<OciImage>,
+    /// How many attestation manifests (provenance, SBOM) the indexes name.
+    pub attestations: usize,
+}
+
+/// Reads an OCI layout archive: `index.json`, the indexes and image manifests it names (nested
+/// indexes followed) and each layer's members (gzip layers are unpacked with `gzip -dc`).
+pub fn read_oci_layout(layout: &[u8]) -> Result<OciLayout> {
     let index = tar_file(layout, "index.json")?
         .ok_or_else(|| Error::InvalidArgument("OCI layout has no index.json".to_string()))?;
-    let mut pending = vec![(json(index, "index.json")?, String::new())];
-    let mut out = Vec::new();
-    while let Some((doc, platform)) = pending.pop() {
+    let mut pending = vec![(json(index, "index.json")?, String::new(), String::new())];
+    let mut out = OciLayout {
+        indexes: Vec::new(),
+        images: Vec::new(),
+        attestations: 0,
+    };
+    while let Some((doc, platform, own_digest)) = pending.pop() {
         if let Some(manifests) = doc.get("manifests").and_then(|m| m.as_array()) {
+            if !own_digest.is_empty() {
+                out.indexes.push(own_digest);
+            }
             for desc in manifests {
                 let attestation = desc
                     .pointer("/annotations/vnd.docker.reference.type")
                     .and_then(|v| v.as_str())
                     == Some("attestation-manifest");
                 if attestation {
+                    out.attestations += 1;
                     continue;
                 }
                 let digest = desc
@@ -572,7 +603,11 @@ pub fn oci_layers(layout: &[u8]) -> Result<Vec<(String, Vec<Vec<TarMember>>)>> {
                     ),
                     None => platform.clone(),
                 };
-                pending.push((json(blob(layout, digest)?, digest)?, platform));
+                pending.push((
+                    json(blob(layout, digest)?, digest)?,
+                    platform,
+                    digest.to_string(),
+                ));
             }
             continue;
         }
@@ -597,9 +632,18 @@ pub fn oci_layers(layout: &[u8]) -> Result<Vec<(String, Vec<Vec<TarMember>>)>> {
             };
             lists.push(read_tar(&tar)?);
         }
-        out.push((platform, lists));
+        out.images.push(OciImage {
+            platform,
+            manifest_digest: own_digest,
+            config_digest: doc
+                .pointer("/config/digest")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            layers: lists,
+        });
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.images.sort_by(|a, b| a.platform.cmp(&b.platform));
     Ok(out)
 }
 

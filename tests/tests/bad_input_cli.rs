@@ -459,7 +459,60 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
             with_ctx(&["-o", "type=local,=x"]),
             &["--output", "empty key"],
         ),
-        case(2, with_ctx(&["--push"]), &["--push", "-t/--tag"]),
+        case(2, with_ctx(&["--push"]), &["--push", "image name"]),
+        // the flags buildx 0.13 has: --attest, --provenance, --sbom, --annotation,
+        // --shm-size, --ulimit, --cgroup-parent, --builder
+        case(
+            2,
+            with_ctx(&["--attest", "mode=max"]),
+            &["--attest", "no type="],
+        ),
+        case(
+            2,
+            with_ctx(&["--attest", "type=slsa"]),
+            &["--attest", "slsa"],
+        ),
+        case(
+            2,
+            with_ctx(&["--provenance", "mode=huge"]),
+            &["--attest", "huge"],
+        ),
+        case(
+            2,
+            with_ctx(&["--sbom", "true", "--attest", "type=sbom"]),
+            &["--attest", "second sbom"],
+        ),
+        case(
+            2,
+            with_ctx(&["--annotation", "layer:a=1"]),
+            &["--annotation", "layer"],
+        ),
+        case(
+            2,
+            with_ctx(&["--annotation", "novalue"]),
+            &["--annotation", "key=value"],
+        ),
+        case(
+            2,
+            with_ctx(&["--shm-size", "lots"]),
+            &["--shm-size", "lots"],
+        ),
+        case(
+            2,
+            with_ctx(&["--ulimit", "files=1"]),
+            &["--ulimit", "files"],
+        ),
+        case(
+            2,
+            with_ctx(&["--ulimit", "nofile=5:2"]),
+            &["--ulimit", "exceeds the hard limit"],
+        ),
+        case(2, with_ctx(&["--cgroup-parent", " "]), &["--cgroup-parent"]),
+        case(
+            2,
+            with_ctx(&["--builder", "mybuilder"]),
+            &["--builder", "mybuilder", "--addr"],
+        ),
         // --cache-to / --cache-from
         case(
             2,
@@ -832,7 +885,7 @@ fn bad_values_files_and_key_paths_exit_2() {
         case(
             2,
             set(&values, "image.tag", "two\nlines"),
-            &["image.tag", "invalid new value"],
+            &["image.tag", "invalid image tag"],
         ),
         case(
             2,

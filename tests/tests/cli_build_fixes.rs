@@ -141,3 +141,103 @@ fn a_failed_context_transfer_is_an_error_step_and_logs_without_colour() {
         "colour codes on a pipe:\n{stderr:?}"
     );
 }
+
+/// The Docker socket given as `unix://` (the Docker API answers HTTP/1.1):
+/// the error says so and names the `docker://` address to use.
+#[test]
+fn the_docker_socket_as_unix_says_to_use_docker() {
+    let env = env();
+    let address = format!("unix://{}", env.docker_sock.display());
+    let output = cli().args(["du", "--addr", &address]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP/1.1"), "{stderr}");
+    assert!(stderr.contains(&format!("docker://{address}")), "{stderr}");
+}
+
+/// A listener that accepts and never answers: the command gives up after
+/// the connect timeout (5 s by default), saying the daemon did not answer,
+/// instead of waiting for HTTP/2 keepalive (25 s and more).
+#[test]
+fn a_silent_daemon_fails_within_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok(stream) = listener.accept() {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let output = cli()
+        .args(["du", "--addr"])
+        .arg(format!("unix://{}", path.display()))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no answer within 5s"), "{stderr}");
+    assert!(took < Duration::from_secs(9), "gave up after {took:?}");
+}
+
+/// An output destination that cannot be written is refused before anything
+/// is sent (exit 2), not after the build (and its push) succeeded.
+#[test]
+fn a_metadata_file_in_a_missing_directory_is_refused_before_the_build() {
+    let env = env();
+    let context = tempfile::tempdir().unwrap();
+    let marker = env.unique_name("metadata");
+    write_context(
+        context.path(),
+        [
+            ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
+            ("marker", marker.as_str()),
+        ],
+    )
+    .unwrap();
+    let missing = context.path().join("nonexistent/dir/m.json");
+    let output = build(&env)
+        .args([
+            "--progress",
+            "plain",
+            "-o",
+            "type=cacheonly",
+            "--metadata-file",
+        ])
+        .arg(&missing)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--metadata-file"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        !stderr.contains("[internal]"),
+        "the build was started:\n{stderr}"
+    );
+
+    // The files are still written after a successful build.
+    let metadata = context.path().join("m.json");
+    let iid = context.path().join("iid");
+    let output = build(&env)
+        .args([
+            "--progress",
+            "quiet",
+            "-o",
+            "type=cacheonly",
+            "--metadata-file",
+        ])
+        .arg(&metadata)
+        .arg("--iidfile")
+        .arg(&iid)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    assert!(text.contains("buildx.build.ref"), "{text}");
+}

@@ -7,7 +7,9 @@
 //!
 //! Each case is named after the upstream test its fixture comes from: BuildKit's
 //! `frontend/dockerfile/*_test.go` (`buildkit/…`), fsutil's tests (`fsutil/…`) and
-//! patternmatcher's (`patternmatcher/…`, `ignorefile/…`); a suffix after `@` names a variant.
+//! patternmatcher's (`patternmatcher/…`, `ignorefile/…`), and for what only the command line
+//! does (standard input, git contexts, flag parsing) buildx's own `tests/build.go`
+//! (`buildx/…`); a suffix after `@` names a variant.
 //!
 //! Two differences are deliberate (see the README's "Differences from buildx"): a local export
 //! drops set-user/group-ID bits and does not create FIFOs. They are recognised exactly, and the
@@ -26,32 +28,38 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cicd_agents_testenv::differential::{
-    compare_members, compare_trees, materialize, oci_layers, read_tar, snapshot_tree, Difference,
-    Entry, Kind, Node, TarMember,
+    compare_members, compare_trees, materialize, read_oci_layout, read_tar, snapshot_tree,
+    Difference, Entry, Kind, Node, OciLayout, TarMember,
 };
 use cicd_agents_testenv::{cli_binary, TestEnv};
 
 /// Cases that differ from buildx today, each with the issue item that fixes it. When a
 /// fix lands, its cases turn identical and the suite fails until they are removed from here.
 const KNOWN_DIFFERENT: &[(&str, &str)] = &[
-    ("fsutil/TestFollowLinksAbsolute", "issue 13.1"),
-    // The other side of 13.1, found by this suite: a Dockerfile symlink that leaves the
-    // Dockerfile's directory; buildx fails ("failed to read dockerfile"), we follow it and build.
-    (
-        "buildkit/testSymlinkedDockerfile@outside-context",
-        "issue 13.1 (resolve as the daemon does)",
-    ),
-    ("fsutil/TestCopySwitchDirToFile", "issue 13.2"),
-    (
-        "fsutil/TestCopyWithAlwaysReplaceExistingDestPaths",
-        "issue 13.2",
-    ),
-    ("fsutil/TestWriterSimple@new-dest", "issue 13.2"),
     // Found by this suite, reported to the lead on 2026-12-06 (not yet an issue item): with no
     // `-f` and only a lowercase `dockerfile`, BuildKit's frontend falls back to it; we refuse.
     (
         "buildkit/testDockerfileLowercase",
         "new: lowercase dockerfile fallback",
+    ),
+    // Found by this suite, reported on 2026-12-06: `--quiet` prints and `--iidfile` holds the
+    // manifest digest where buildx has the image ID (the config digest); for an index both
+    // have its digest.
+    (
+        "buildx/testImageIDOutput",
+        "new: --quiet and --iidfile give the image ID",
+    ),
+    // Found by this suite, reported on 2026-12-06: `-` as the context (a tar archive on
+    // standard input, as buildx takes it) is refused as "no such directory".
+    (
+        "buildx/testBuildLocalStateStdin@context-tar",
+        "new: context from standard input",
+    ),
+    // Found by this suite, reported on 2026-12-06: `-f-` (the Dockerfile on standard input) is
+    // refused ("reading the Dockerfile from stdin is not supported").
+    (
+        "buildx/testBuildStdin",
+        "new: Dockerfile from standard input",
     ),
 ];
 
@@ -95,6 +103,15 @@ struct Case {
     expect: Expect,
     /// The case exercises a deliberate difference (set-ID bits, FIFOs on a local export).
     deliberate: bool,
+    /// Build with `--quiet` instead of `--progress plain`, with `--iidfile` and `--metadata-file`,
+    /// and compare what each prints and writes (OCI outputs).
+    quiet: bool,
+    /// Given to both commands on standard input.
+    stdin: Option<Vec<u8>>,
+    /// Files committed to a fresh repository on the test git server, once per case; `{GIT}` in
+    /// the context and arguments is its URL, `{GIT_HOST}` its host and port, `{GIT_TOKEN}` (in
+    /// an environment value) its token.
+    git: Vec<(&'static str, &'static str)>,
 }
 
 impl Case {
@@ -109,6 +126,9 @@ impl Case {
             env: Vec::new(),
             expect: Expect::Success,
             deliberate: false,
+            quiet: false,
+            stdin: None,
+            git: Vec::new(),
         }
     }
     /// A case whose fixture writes every file itself (no `ctx/Dockerfile`).
@@ -147,6 +167,18 @@ impl Case {
     }
     fn deliberate(mut self) -> Case {
         self.deliberate = true;
+        self
+    }
+    fn stdin(mut self, data: impl AsRef<[u8]>) -> Case {
+        self.stdin = Some(data.as_ref().to_vec());
+        self
+    }
+    fn git(mut self, files: impl IntoIterator<Item = (&'static str, &'static str)>) -> Case {
+        self.git.extend(files);
+        self
+    }
+    fn quiet(mut self) -> Case {
+        self.quiet = true;
         self
     }
 }
@@ -385,6 +417,21 @@ fn cases() -> Vec<Case> {
             file("ctx/baz.txt", "baz"),
             file("ctx/other", "o"),
         ]),
+        Case::new("patternmatcher/TestMatch@negated-doublestar", "FROM scratch\nCOPY . /\n").with([
+            file("ctx/.dockerignore", "src\n!**/keep.txt\n**/*.tmp\n!src/b/*.tmp\n"),
+            file("ctx/src/a/keep.txt", "k"),
+            file("ctx/src/a/drop.txt", "d"),
+            file("ctx/src/b/x.tmp", "x"),
+            file("ctx/top.tmp", "t"),
+            file("ctx/keep.txt", "k0"),
+        ]),
+        Case::bare("buildkit/testDockerignore@excluded-dockerfile-dir")
+            .with([
+                file("ctx/build/Dockerfile", "FROM scratch\nCOPY . /\n"),
+                file("ctx/.dockerignore", "build\n.dockerignore\n"),
+                file("ctx/a", "a"),
+            ])
+            .args(["-f", "ctx/build/Dockerfile"]),
         // ---- -f inside and outside the context, symlinked Dockerfiles
         Case::bare("buildkit/testDockerfileDirs")
             .with([
@@ -429,6 +476,29 @@ fn cases() -> Vec<Case> {
         Case::bare("buildkit/testDockerfileInvalidCommand")
             .with([file("ctx/Dockerfile", "FROM scratch\nRUNX foo\n")])
             .fails("unknown instruction"),
+        Case::bare("buildx/testBuildStdin")
+            .with([file("ctx/foo", "foo")])
+            .stdin("FROM {BASE} AS base\nCOPY foo /etc/foo\nRUN cp /etc/foo /etc/bar\nFROM scratch\nCOPY --from=base /etc/bar /bar\n")
+            .args(["-f-"]),
+        Case::bare("buildx/testBuildLocalStateStdin@context-tar")
+            .stdin(tar_of(&[("Dockerfile", "FROM scratch\nCOPY foo /foo\n"), ("foo", "foo")]))
+            .context("-"),
+        Case::bare("buildx/testBuildRemoteAuth")
+            .git([("Dockerfile", "FROM scratch\nCOPY foo /foo\n"), ("foo", "foo")])
+            .args(["--secret", "id=GIT_AUTH_TOKEN,env=GIT_AUTH_TOKEN"])
+            .env("GIT_AUTH_TOKEN", "{GIT_TOKEN}")
+            .context("{GIT}#main"),
+        Case::bare("buildx/testBuildRemoteAuth@subdir-host-token")
+            .git([("sub/Dockerfile", "FROM scratch\nCOPY . /\n"), ("sub/foo", "foo"), ("sub/.dockerignore", "bar\n"), ("sub/bar", "bar"), ("top", "t")])
+            .args(["--secret", "id=GIT_AUTH_TOKEN.{GIT_HOST},env=GIT_AUTH_TOKEN"])
+            .env("GIT_AUTH_TOKEN", "{GIT_TOKEN}")
+            .context("{GIT}#main:sub"),
+        Case::new("buildx/testBuildBuildArgNoKey", "FROM scratch\n")
+            .args(["--build-arg", "=TEST_STRING"])
+            .fails("=TEST_STRING"),
+        Case::new("buildx/testBuildLabelNoKey", "FROM scratch\n")
+            .args(["--label", "=TEST_STRING"])
+            .fails("=TEST_STRING"),
         // ---- symlinks, hard links, odd names, modes and owners in the context
         Case::new(
             "buildkit/testCopySymlinks",
@@ -581,7 +651,8 @@ fn cases() -> Vec<Case> {
                 file("other/Dockerfile", "FROM scratch\nCOPY . /\n"),
                 file("ctx/a", "a"),
                 symlink("ctx/Dockerfile", "../other/Dockerfile"),
-            ]),
+            ])
+            .fails("Dockerfile: no such"),
         Case::new("fsutil/TestCopyDevicesAndFifo@context", "FROM scratch\nCOPY . /\n")
             .with([Entry::Fifo { path: "ctx/fifo".into() }, file("ctx/f", "f")])
             .deliberate(),
@@ -597,6 +668,11 @@ fn cases() -> Vec<Case> {
             .with([file("ctx/a", "a")])
             .args(["-f", "ctx/no-such.Dockerfile"])
             .fails("no-such.Dockerfile"),
+        Case::new(
+            "buildkit/testCopyLinkDotDestDir",
+            "FROM {BASE} AS b\nWORKDIR /var/www\nCOPY --link testfile .\nCOPY --link --chmod=0600 testfile ./private\nFROM scratch\nCOPY --link --from=b /var/www /www\n",
+        )
+        .with([file_mode("ctx/testfile", "contents0", 0o600)]),
         // ---- named contexts
         Case::new(
             "buildkit/testNamedLocalContext",
@@ -635,6 +711,16 @@ fn cases() -> Vec<Case> {
                 file("out/sub/old", "old"),
                 file_mode("out/same", "old contents that are longer", 0o600),
             ]),
+        Case::new(
+            "fsutil/TestCopyWithAlwaysReplaceExistingDestPaths@link-in-dest",
+            "FROM scratch\nCOPY . /\n",
+        )
+        .with([file("ctx/sub/file", "f"), file("ctx/keep/new", "n")])
+        .dest([
+            file("out/keep/old", "o"),
+            symlink("out/sub", "keep"),
+            symlink("out/outside", "../elsewhere"),
+        ]),
         Case::new("fsutil/TestCopySwitchDirToFile", "FROM scratch\nCOPY foo /\n")
             .with([file("ctx/foo", "data1")])
             .dest([file("out/foo/bar", "data2")]),
@@ -703,6 +789,46 @@ fn cases() -> Vec<Case> {
         .with([file("ctx/arch-amd64", "a"), file("ctx/arch-arm64", "b")])
         .args(["--platform", "linux/amd64,linux/arm64"])
         .output(Output::Oci),
+        Case::new("buildx/testImageIDOutput", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .output(Output::Oci)
+            .quiet(),
+        Case::new(
+            "buildx/testImageIDOutput@multi-platform",
+            "FROM scratch\nARG TARGETARCH\nCOPY arch-$TARGETARCH /\n",
+        )
+        .with([file("ctx/arch-amd64", "a"), file("ctx/arch-arm64", "b")])
+        .args(["--platform", "linux/amd64,linux/arm64"])
+        .output(Output::Oci)
+        .quiet(),
+        // ---- flags of issue 13 ("The flags buildx has and we lack"); provenance shows in the
+        // OCI layout's attestation count
+        Case::new(
+            "buildx/testBuildShmSize",
+            "FROM {BASE} AS build\nRUN mount | grep /dev/shm > /shmsize\nFROM scratch\nCOPY --from=build /shmsize /\n",
+        )
+        .args(["--shm-size=128m"]),
+        Case::new(
+            "buildx/testBuildUlimit",
+            "FROM {BASE} AS build\nRUN ulimit -n > /ulimit\nFROM scratch\nCOPY --from=build /ulimit /\n",
+        )
+        .args(["--ulimit=nofile=1024:1024"]),
+        Case::new(
+            "buildx/testBuildMetadataProvenance@pull",
+            "FROM {BASE} AS build\nRUN echo pulled > /p\nFROM scratch\nCOPY --from=build /p /\n",
+        )
+        .args(["--pull"]),
+        Case::new("buildx/testBuildMetadataProvenance@default", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .output(Output::Oci),
+        Case::new("buildx/testBuildMetadataProvenance@mode-max", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .args(["--provenance=mode=max"])
+            .output(Output::Oci),
+        Case::new("buildx/testBuildMetadataProvenance@false", "FROM scratch\nCOPY foo /\n")
+            .with([file("ctx/foo", "foo")])
+            .args(["--provenance=false"])
+            .output(Output::Oci),
         // ---- the two deliberate differences, and the tar exporter that keeps both
         Case::new(
             "fsutil/TestCopySetuid",
@@ -798,7 +924,7 @@ fn cases() -> Vec<Case> {
             .args(["--target", "frist"])
             .fails("frist"),
         Case::new(
-            "buildkit/testExitCode",
+            "buildkit/testRunValidExitCodes",
             "FROM {BASE}\nRUN echo failing-step && exit 3\n",
         )
         .fails("exit code: 3"),
@@ -826,14 +952,20 @@ enum Produced {
     Nothing,
     Tree(BTreeMap<String, Node>),
     Tar(Vec<TarMember>),
-    Oci(Vec<(String, Vec<Vec<TarMember>>)>),
+    Oci(OciLayout),
     Unreadable(String),
 }
 
 #[derive(Debug)]
 struct Run {
     status: Option<ExitStatus>,
+    /// Standard output and error, one after the other.
     output: String,
+    stdout: String,
+    /// The `--iidfile` (empty when none was written).
+    iid: String,
+    /// The `--metadata-file`, when one was written and is JSON.
+    metadata: Option<serde_json::Value>,
     produced: Produced,
     took: Duration,
 }
@@ -857,16 +989,35 @@ fn fill_base(entries: &[Entry], base: &str) -> Vec<Entry> {
         .collect()
 }
 
-/// Runs `command` to its end or [`BUILD_TIMEOUT`], returning its status (None on timeout) and
-/// its standard output and error together.
-fn run_command(mut command: Command) -> (Option<ExitStatus>, String) {
+/// Runs `command` to its end or [`BUILD_TIMEOUT`], returning its status (None on timeout), its
+/// standard output and its standard error.
+fn run_command(mut command: Command, stdin: Option<&[u8]>) -> (Option<ExitStatus>, String, String) {
     command
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return (None, format!("could not start {command:?}: {e}")),
+        Err(e) => {
+            return (
+                None,
+                String::new(),
+                format!("could not start {command:?}: {e}"),
+            )
+        }
+    };
+    let writer = match (child.stdin.take(), stdin) {
+        (Some(mut pipe), Some(data)) => {
+            let data = data.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut pipe, &data);
+            }))
+        }
+        _ => None,
     };
     let readers: Vec<_> = [
         child
@@ -901,20 +1052,30 @@ fn run_command(mut command: Command) -> (Option<ExitStatus>, String) {
             Err(_) => break None,
         }
     };
-    let output = readers
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("");
-    (status, output)
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    let mut texts = readers.into_iter().map(|r| r.join().unwrap_or_default());
+    let stdout = texts.next().unwrap_or_default();
+    let stderr = texts.next().unwrap_or_default();
+    (status, stdout, stderr)
 }
 
-fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
+fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path, git: &str) -> Run {
+    let fill = |text: &str| {
+        text.replace("{BASE}", &env.base_image)
+            .replace("{GIT}", git)
+            .replace("{GIT_TOKEN}", &env.git_token)
+            .replace("{GIT_HOST}", env.git_url.trim_start_matches("http://"))
+    };
     let fixture = fill_base(&case.fixture, &env.base_image);
     if let Err(e) = materialize(work, &fixture) {
         return Run {
             status: None,
             output: format!("fixture: {e}"),
+            stdout: String::new(),
+            iid: String::new(),
+            metadata: None,
             produced: Produced::Nothing,
             took: Duration::ZERO,
         };
@@ -928,6 +1089,9 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
             return Run {
                 status: None,
                 output: format!("destination: {e}"),
+                stdout: String::new(),
+                iid: String::new(),
+                metadata: None,
                 produced: Produced::Nothing,
                 took: Duration::ZERO,
             };
@@ -954,17 +1118,32 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
         .current_dir(work)
         .env_remove("BUILDKIT_HOST")
         .env("NO_COLOR", "1")
-        .args(["--progress", "plain", "--network", "host", "--no-cache"])
+        .args(if case.quiet {
+            ["--quiet", "--network", "host", "--no-cache"].as_slice()
+        } else {
+            ["--progress", "plain", "--network", "host", "--no-cache"].as_slice()
+        })
         .args(["-o", out_spec]);
     for arg in &case.args {
-        command.arg(arg.replace("{BASE}", &env.base_image));
+        command.arg(fill(arg));
     }
-    command.arg(case.context);
+    command.arg(fill(case.context));
     for (name, value) in &case.env {
-        command.env(name, value);
+        command.env(name, fill(value));
+    }
+    if case.quiet {
+        command.args(["--iidfile", "iid.txt", "--metadata-file", "md.json"]);
     }
     let started = Instant::now();
-    let (status, output) = run_command(command);
+    let stdin = case
+        .stdin
+        .as_ref()
+        .map(|data| match std::str::from_utf8(data) {
+            Ok(text) => fill(text).into_bytes(),
+            Err(_) => data.clone(),
+        });
+    let (status, stdout, stderr) = run_command(command, stdin.as_deref());
+    let output = format!("{stdout}{stderr}");
     let took = started.elapsed();
     let produced = match case.output {
         Output::Local | Output::LocalNew => {
@@ -982,14 +1161,21 @@ fn run_side(env: &TestEnv, case: &Case, side: Side, work: &Path) -> Run {
             Ok(bytes) if case.output == Output::Tar => read_tar(&bytes)
                 .map(Produced::Tar)
                 .unwrap_or_else(|e| Produced::Unreadable(e.to_string())),
-            Ok(bytes) => oci_layers(&bytes)
+            Ok(bytes) => read_oci_layout(&bytes)
                 .map(Produced::Oci)
                 .unwrap_or_else(|e| Produced::Unreadable(e.to_string())),
         },
     };
+    let iid = std::fs::read_to_string(work.join("iid.txt")).unwrap_or_default();
+    let metadata = std::fs::read(work.join("md.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     Run {
         status,
         output,
+        stdout,
+        iid,
+        metadata,
         produced,
         took,
     }
@@ -1021,6 +1207,50 @@ fn remove_deliberate(ours: &BTreeMap<String, Node>, theirs: &mut BTreeMap<String
         }
     }
     seen
+}
+
+/// What a `--quiet` build printed on its standard output (or wrote in its `--iidfile`, or a
+/// digest of its `--metadata-file`), in terms of the OCI layout it wrote: the image ID (config
+/// digest), the manifest or index digest, nothing, or the text itself.
+fn quiet_names(stdout: &str, layout: &OciLayout) -> String {
+    let printed = stdout.trim();
+    if printed.is_empty() {
+        return "nothing".to_string();
+    }
+    if layout.images.iter().any(|i| i.config_digest == printed) {
+        return "the image ID (config digest)".to_string();
+    }
+    if layout.images.iter().any(|i| i.manifest_digest == printed) {
+        return "the manifest digest".to_string();
+    }
+    if layout.indexes.iter().any(|d| d == printed) {
+        return "the index digest".to_string();
+    }
+    format!("{printed:?}")
+}
+
+/// The steps of a `--progress plain` output (`#N name` lines) and the names of those that
+/// ended in `#N ERROR`.
+fn plain_progress(output: &str) -> (usize, std::collections::BTreeSet<String>) {
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut errored = std::collections::BTreeSet::new();
+    for line in output.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((number, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || number == "0" {
+            continue;
+        }
+        if text.starts_with("ERROR") {
+            errored.insert(names.get(number).copied().unwrap_or(number).to_string());
+        } else {
+            names.entry(number).or_insert(text);
+        }
+    }
+    (names.len(), errored)
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -1071,6 +1301,15 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
         }
         Expect::Success => {}
     }
+    if !case.quiet && !ok_ours && !ok_theirs {
+        let (steps_ours, failed_ours) = plain_progress(&ours.output);
+        let (steps_theirs, failed_theirs) = plain_progress(&theirs.output);
+        if steps_ours > 0 && steps_theirs > 0 && failed_ours != failed_theirs {
+            diffs.push(Difference::Other(format!(
+                "progress: steps ending in ERROR: ours {failed_ours:?}, buildx {failed_theirs:?}"
+            )));
+        }
+    }
     let mut deliberate = 0;
     match (ours.produced, theirs.produced) {
         (Produced::Tree(a), Produced::Tree(mut b)) => {
@@ -1079,21 +1318,54 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
         }
         (Produced::Tar(a), Produced::Tar(b)) => diffs.extend(compare_members("tar", &a, &b)),
         (Produced::Oci(a), Produced::Oci(b)) => {
-            let platforms = |v: &Vec<(String, Vec<Vec<TarMember>>)>| {
-                v.iter()
-                    .map(|(p, l)| format!("{p}:{}", l.len()))
-                    .collect::<Vec<_>>()
+            if case.quiet {
+                for (what, qa, qb) in [
+                    ("--quiet prints", &ours.stdout, &theirs.stdout),
+                    ("--iidfile holds", &ours.iid, &theirs.iid),
+                ] {
+                    let (qa, qb) = (quiet_names(qa, &a), quiet_names(qb, &b));
+                    if qa != qb {
+                        diffs.push(Difference::Other(format!("{what}: ours {qa}, buildx {qb}")));
+                    }
+                }
+                let summary = |md: &Option<serde_json::Value>, layout: &OciLayout| {
+                    let Some(serde_json::Value::Object(map)) = md else {
+                        return vec!["no metadata file".to_string()];
+                    };
+                    map.iter()
+                        .map(|(key, value)| match value.as_str() {
+                            Some(text) if text.starts_with("sha256:") => {
+                                format!("{key}={}", quiet_names(text, layout))
+                            }
+                            _ => key.clone(),
+                        })
+                        .collect()
+                };
+                let (ma, mb) = (summary(&ours.metadata, &a), summary(&theirs.metadata, &b));
+                if ma != mb {
+                    diffs.push(Difference::Other(format!(
+                        "--metadata-file: ours {ma:?}, buildx {mb:?}"
+                    )));
+                }
+            }
+            let shape = |v: &OciLayout| {
+                let images = v
+                    .images
+                    .iter()
+                    .map(|i| format!("{}:{}", i.platform, i.layers.len()));
+                (v.indexes.len(), v.attestations, images.collect::<Vec<_>>())
             };
-            if platforms(&a) != platforms(&b) {
+            if shape(&a) != shape(&b) {
                 diffs.push(Difference::Other(format!(
-                    "OCI images (platform:layers): ours {:?}, buildx {:?}",
-                    platforms(&a),
-                    platforms(&b)
+                    "OCI layout (indexes, attestations, platform:layers): ours {:?}, buildx {:?}",
+                    shape(&a),
+                    shape(&b)
                 )));
             } else {
-                for ((platform, la), (_, lb)) in a.iter().zip(b.iter()) {
-                    for (i, (ma, mb)) in la.iter().zip(lb.iter()).enumerate() {
-                        diffs.extend(compare_members(&format!("{platform} layer {i}"), ma, mb));
+                for (ia, ib) in a.images.iter().zip(b.images.iter()) {
+                    for (i, (ma, mb)) in ia.layers.iter().zip(ib.layers.iter()).enumerate() {
+                        let label = format!("{} layer {i}", ia.platform);
+                        diffs.extend(compare_members(&label, ma, mb));
                     }
                 }
             }
@@ -1104,7 +1376,7 @@ fn compare(case: &Case, ours: Run, theirs: Run) -> (Vec<Difference>, usize) {
                 Produced::Nothing => "nothing".to_string(),
                 Produced::Tree(t) => format!("a tree of {} paths", t.len()),
                 Produced::Tar(m) => format!("a tar of {} members", m.len()),
-                Produced::Oci(i) => format!("an OCI layout of {} images", i.len()),
+                Produced::Oci(i) => format!("an OCI layout of {} images", i.images.len()),
                 Produced::Unreadable(e) => format!("an unreadable result ({e})"),
             };
             diffs.push(Difference::Other(format!(
@@ -1126,10 +1398,35 @@ struct Outcome {
 
 fn run_case(env: &TestEnv, case: &Case, root: &Path) -> Outcome {
     let base: PathBuf = root.join(case.name.replace(['/', '@'], "_"));
-    let ours = run_side(env, case, Side::Ours, &base.join(Side::Ours.label()));
-    let theirs = run_side(env, case, Side::Buildx, &base.join(Side::Buildx.label()));
+    let git = if case.git.is_empty() {
+        String::new()
+    } else {
+        match env.seed_repo("diff", case.git.iter().copied()) {
+            Ok(url) => url,
+            Err(e) => {
+                return Outcome {
+                    name: case.name,
+                    diffs: vec![Difference::Other(format!(
+                        "seeding the git repository: {e}"
+                    ))],
+                    deliberate: 0,
+                    took: (Duration::ZERO, Duration::ZERO),
+                }
+            }
+        }
+    };
+    let ours = run_side(env, case, Side::Ours, &base.join(Side::Ours.label()), &git);
+    let theirs = run_side(
+        env,
+        case,
+        Side::Buildx,
+        &base.join(Side::Buildx.label()),
+        &git,
+    );
     let took = (ours.took, theirs.took);
     let (diffs, deliberate) = compare(case, ours, theirs);
+    // Removed here, in the worker, so that clean-up overlaps other cases' builds.
+    let _ = std::fs::remove_dir_all(&base);
     Outcome {
         name: case.name,
         diffs,
@@ -1140,6 +1437,7 @@ fn run_case(env: &TestEnv, case: &Case, root: &Path) -> Outcome {
 
 #[test]
 fn cicd_agents_build_matches_docker_buildx_build() {
+    let prepared = Instant::now();
     let env = TestEnv::load().expect("test environment (run scripts/testenv.sh up)");
     let version = env
         .docker_command()
@@ -1253,13 +1551,82 @@ fn cicd_agents_build_matches_docker_buildx_build() {
         }
     }
     eprintln!(
-        "{} cases in {:.1}s",
+        "{} cases in {:.1}s (set-up {:.1}s)",
         outcomes.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        started.duration_since(prepared).as_secs_f64()
     );
+    let cleanup = Instant::now();
+    drop(root);
+    eprintln!("clean-up {:.1}s", cleanup.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),
         "cicd-agents build differs from docker buildx build:\n{}",
         failures.join("\n")
     );
+}
+
+/// The deliberate differences are recognised exactly: a FIFO we did not create and set-ID bits
+/// we dropped, nothing else (a sticky bit, a FIFO we wrote as a file, a changed owner stay).
+#[test]
+fn plain_progress_names_the_failed_steps() {
+    let text = "#0 building with \"default\" instance\n#1 [internal] load build definition\n#1 DONE 0.0s\n\
+                #3 [internal] load build context\n#3 transferring context: done\n#3 ERROR: bad\n#12 [2/2] RUN x\n#12 ERROR: exit\n";
+    let (steps, failed) = plain_progress(text);
+    assert_eq!(steps, 3);
+    let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+    assert_eq!(failed, ["[2/2] RUN x", "[internal] load build context"]);
+    assert_eq!(
+        plain_progress("#3 [internal] load build context\n#3 DONE 0.0s\n")
+            .1
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn only_the_two_documented_differences_are_deliberate() {
+    let node = |kind: Kind, mode: u32| Node {
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        content: (kind == Kind::File).then(|| (1, "ab".to_string())),
+        link: None,
+        hardlink_group: None,
+    };
+    let ours: BTreeMap<String, Node> = [
+        ("suid", node(Kind::File, 0o755)),
+        ("sticky", node(Kind::File, 0o644)),
+        ("fifo-as-file", node(Kind::File, 0o644)),
+        ("owner", node(Kind::File, 0o755)),
+    ]
+    .into_iter()
+    .map(|(p, n)| (p.to_string(), n))
+    .collect();
+    let mut theirs: BTreeMap<String, Node> = [
+        ("suid", node(Kind::File, 0o4755)),
+        ("sticky", node(Kind::File, 0o1644)),
+        ("fifo-as-file", node(Kind::Fifo, 0o644)),
+        ("fifo", node(Kind::Fifo, 0o555)),
+        (
+            "owner",
+            Node {
+                uid: 5,
+                ..node(Kind::File, 0o2755)
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(p, n)| (p.to_string(), n))
+    .collect();
+    assert_eq!(remove_deliberate(&ours, &mut theirs), 2);
+    let left: Vec<String> = compare_trees(&ours, &theirs)
+        .iter()
+        .map(|d| match d {
+            Difference::Changed { path, .. } | Difference::OnlyOne { path, .. } => path.clone(),
+            Difference::Other(text) => text.clone(),
+        })
+        .collect();
+    assert_eq!(left, ["fifo-as-file", "owner", "sticky"]);
 }

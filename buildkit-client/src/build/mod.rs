@@ -14,6 +14,7 @@ pub(crate) mod plan;
 mod platform;
 mod registry_failure;
 mod result;
+mod scoped_path;
 mod solve;
 mod spec;
 
@@ -21,6 +22,7 @@ pub use cache::CacheEntry;
 pub use error::BuildError;
 pub use options::{BuildContext, BuildOptions, NamedContext};
 pub use output::Output;
+pub use plan::PreparedBuild;
 pub use platform::normalize_platform;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;

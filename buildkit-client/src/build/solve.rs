@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::build::error::BuildError;
 use crate::build::options::BuildOptions;
-use crate::build::plan::SolvePlan;
+use crate::build::plan::{PreparedBuild, SolvePlan};
 use crate::build::result::BuildResult;
 use crate::error::{Error, Result};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
@@ -85,6 +85,20 @@ pub(crate) fn build_stage(
     }
 }
 
+/// Writes the files a successful build leaves on this machine: the metadata
+/// and the image ID (the image's digest, or its configuration's). Their
+/// directories were checked before the build started.
+fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<()> {
+    if let Some(path) = &options.metadata_file {
+        result.write_metadata_file(path)?;
+    }
+    let image_id = result.digest.as_ref().or(result.config_digest.as_ref());
+    if let (Some(path), Some(image_id)) = (&options.iid_file, image_id) {
+        std::fs::write(path, image_id).map_err(|err| Error::io(path, err))?;
+    }
+    Ok(())
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -119,8 +133,19 @@ impl Client {
         options: &BuildOptions,
         progress: &mut (dyn ProgressSink + '_),
     ) -> Result<BuildResult> {
+        self.build_prepared(&options.prepare()?, progress).await
+    }
+
+    /// Runs a build already checked and lowered by [`BuildOptions::prepare`]
+    /// (front ends that reject bad input before dialling use this so nothing is
+    /// checked twice), handing progress to `progress`.
+    pub async fn build_prepared(
+        &self,
+        prepared: &PreparedBuild,
+        progress: &mut (dyn ProgressSink + '_),
+    ) -> Result<BuildResult> {
         let daemon = self.daemon_info().await?;
-        let plan = SolvePlan::new(options, &daemon, self.address().is_docker())?;
+        let plan = SolvePlan::from_prepared(prepared, &daemon, self.address().is_docker())?;
         let build_ref = plan.request.r#ref.clone();
         tracing::debug!(build = %build_ref, session = %plan.session.id, "starting build");
 
@@ -240,6 +265,7 @@ impl Client {
         let mut result =
             BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
         result.context_transfer = context_transfer;
+        write_result_files(prepared.options(), &result)?;
         Ok(result)
     }
 }

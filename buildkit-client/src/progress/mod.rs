@@ -17,6 +17,7 @@ pub use tracker::{Tracker, VertexState};
 pub use tty::{TermSize, TtyRenderer};
 
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
 
 /// Receives progress as it arrives. Called on the build's own task: keep it
 /// quick (hand heavy work to another thread).
@@ -29,6 +30,13 @@ pub trait ProgressSink: Send {
     fn idle(&mut self) {}
     /// The build is over (successfully or not).
     fn finish(&mut self) {}
+}
+
+/// Whether output on a stream is coloured: only on a terminal, and never
+/// when `NO_COLOR` (passed as `no_color`) is set to a non-empty value
+/// (<https://no-color.org>). The `tty` view and the CLI's diagnostics follow it.
+pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// How often [`ProgressSink::idle`] is called while no update arrives.
@@ -74,7 +82,7 @@ impl std::str::FromStr for ProgressMode {
             "rawjson" => ProgressMode::RawJson,
             other => {
                 return Err(Error::option(
-                    "--progress",
+                    OptionField::Progress,
                     format!("{other:?}; expected auto, plain, tty, quiet or rawjson"),
                 ))
             }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::progress::event::{StatusItem, StatusUpdate};
 use crate::progress::plain::format_bytes;
-use crate::progress::ProgressSink;
+use crate::progress::{colour_wanted, ProgressSink};
 
 /// How often the view is redrawn at most while updates arrive (buildx: 100 ms).
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
@@ -82,7 +82,7 @@ impl<W: Write + Send> TtyRenderer<W> {
             out,
             size: Box::new(|| None),
             builder: String::new(),
-            color: std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
+            color: colour_wanted(true, std::env::var_os("NO_COLOR").as_deref()),
             view: View::default(),
             on_screen: Vec::new(),
             drawn_at_cols: 0,
@@ -145,6 +145,14 @@ impl<W: Write + Send> TtyRenderer<W> {
         self.last_draw = Some(Instant::now());
     }
 
+    /// Leaves the frame on screen as it is: a next build (a pipeline runs
+    /// several through one renderer) gets a view of its own below it.
+    fn leave_on_screen(&mut self) {
+        self.view = View::default();
+        self.on_screen.clear();
+        self.last_draw = None;
+    }
+
     /// How many rows the frame on screen takes now. A terminal made narrower
     /// than the frame was drawn for re-wraps its long lines (tmux, VTE and
     /// most others do), so they count for more than one row.
@@ -174,6 +182,7 @@ impl<W: Write + Send> ProgressSink for TtyRenderer<W> {
 
     fn finish(&mut self) {
         self.draw(SystemTime::now(), true);
+        self.leave_on_screen();
     }
 }
 
@@ -278,12 +287,14 @@ impl Output {
         }
     }
 
-    /// The last rows of the output on a terminal `cols` wide, blank ones left out.
+    /// The last rows of the output on a terminal `cols` wide, blank ones left
+    /// out (an unfinished last line is a row once it holds something).
     fn rows(&self, cols: usize) -> Vec<String> {
         let cols = cols.max(1);
         let current = sanitize(&String::from_utf8_lossy(&self.partial));
+        let current = (!current.is_empty()).then_some(&current);
         let mut rows: Vec<String> = Vec::new();
-        for line in self.lines.iter().chain(std::iter::once(&current)) {
+        for line in self.lines.iter().chain(current) {
             let chars: Vec<char> = line.chars().collect();
             if chars.is_empty() {
                 rows.push(String::new());
@@ -311,19 +322,26 @@ fn sanitize(text: &str) -> String {
                 clean.extend(std::iter::repeat_n(' ', next - column));
                 column = next;
             }
-            '\x1b' => {
-                // CSI (`ESC [ … final`) or a two-character escape.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
+            '\x1b' => match chars.next() {
+                // CSI: `ESC [`, parameters, one final character.
+                Some('[') => {
                     for c in chars.by_ref() {
                         if ('\x40'..='\x7e').contains(&c) {
                             break;
                         }
                     }
-                } else {
-                    chars.next();
                 }
-            }
+                // OSC, DCS and the like: up to BEL or `ESC \`.
+                Some(']' | 'P' | '_' | '^' | 'X') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // A two-character escape.
+                _ => {}
+            },
             c if c.is_control() => {}
             c => {
                 clean.push(c);
@@ -413,7 +431,7 @@ impl View {
     fn local(&self, at: SystemTime) -> SystemTime {
         match self.clocks {
             Some((daemon, ours)) => match ours.duration_since(daemon) {
-                Ok(ahead) => at + ahead,
+                Ok(ahead) => at.checked_add(ahead).unwrap_or(at),
                 Err(behind) => at.checked_sub(behind.duration()).unwrap_or(at),
             },
             None => at,
@@ -424,7 +442,7 @@ impl View {
         // Durations between daemon times are shifted into "now" on the daemon's clock.
         let daemon_now = match self.clocks {
             Some((daemon, ours)) => match now.duration_since(ours) {
-                Ok(since) => daemon + since,
+                Ok(since) => daemon.checked_add(since).unwrap_or(daemon),
                 Err(_) => daemon,
             },
             None => now,
@@ -1189,6 +1207,107 @@ mod tests {
             rows[6].contains("=> WARN: JSONArgsRecommended: use JSON"),
             "{rows:#?}"
         );
+    }
+
+    #[test]
+    fn output_rows_are_the_last_six_wrapped_at_the_width() {
+        let mut output = Output::default();
+        output.push(b"one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+        assert_eq!(
+            output.rows(20),
+            ["two", "three", "four", "five", "six", "seven"]
+        );
+        output.push(b"0123456789abcdefghij-and-more\n\n\t\x1b[31mred");
+        assert_eq!(
+            output.rows(20),
+            [
+                "six",
+                "seven",
+                "0123456789abcdefghij",
+                "-and-more",
+                "        red"
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_updates_draw_without_panicking() {
+        let term = Term::new(30, 3);
+        let mut view = renderer(&term, 30, 3);
+        let far = UNIX_EPOCH.checked_add(Duration::from_secs(1 << 60));
+        let update = StatusUpdate {
+            vertexes: vec![
+                VertexUpdate {
+                    started: far,
+                    completed: Some(UNIX_EPOCH),
+                    ..vertex("far", "\x1b]0;title\x07far\tstep", None, None)
+                },
+                VertexUpdate {
+                    started: Some(UNIX_EPOCH),
+                    ..vertex("old", "", None, None)
+                },
+            ],
+            statuses: vec![counter("nowhere", "x", -5, 0, None)],
+            logs: vec![
+                log("nowhere", "lost\n"),
+                log("old", &"\u{1F600}".repeat(5000)),
+            ],
+            ..Default::default()
+        };
+        view.view.apply(&update, at(0));
+        for (cols, rows) in [(1, 1), (12, 2), (30, 3), (200, 1)] {
+            term.resize(cols, rows);
+            view = view.size(TermSize { cols, rows });
+            view.draw(at(100), false);
+            view.draw(at(200), true);
+        }
+        // The last frame is whole (a terminal shrunk below a frame's height
+        // keeps what scrolled off above, as any does); no escape got through.
+        let rows = term.all_rows();
+        let last = &rows[rows.len() - 3..];
+        assert!(last[0].starts_with("[+] Building 0.2s (1/2) "), "{rows:#?}");
+        assert!(last[1].starts_with(" => far     step  "), "{rows:#?}");
+        assert!(last[2].starts_with(" =>    "), "{rows:#?}");
+        assert!(!rows.iter().any(|r| r.contains("title")), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_second_build_gets_a_view_of_its_own_below_the_first() {
+        let term = Term::new(80, 20);
+        let mut view = renderer(&term, 80, 20);
+        for (build, digest) in [(1, "a"), (2, "b")] {
+            let start = build * 1_000;
+            let name = format!("[1/1] RUN build {build}");
+            view.view.apply(
+                &StatusUpdate {
+                    vertexes: vec![vertex(digest, &name, Some(start), None)],
+                    ..Default::default()
+                },
+                at(start),
+            );
+            view.draw(at(start + 100), false);
+            view.view.apply(
+                &StatusUpdate {
+                    vertexes: vec![vertex(digest, &name, Some(start), Some(start + 500))],
+                    ..Default::default()
+                },
+                at(start + 500),
+            );
+            view.draw(at(start + 500), true);
+            view.leave_on_screen();
+        }
+        let rows = term.all_rows();
+        assert_eq!(rows.len(), 4, "{rows:#?}");
+        assert!(
+            rows[0].starts_with("[+] Building 0.5s (1/1) FINISHED"),
+            "{rows:#?}"
+        );
+        assert!(rows[1].starts_with(" => [1/1] RUN build 1"), "{rows:#?}");
+        assert!(
+            rows[2].starts_with("[+] Building 0.5s (1/1) FINISHED"),
+            "{rows:#?}"
+        );
+        assert!(rows[3].starts_with(" => [1/1] RUN build 2"), "{rows:#?}");
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! * an existing non-directory at a path being written is unlinked first
 //!   and the file created anew with `O_EXCL`, so a pre-existing hard link
 //!   or symlink never redirects the write;
+//! * what the destination already holds is merged with the export as
+//!   fsutil's disk writer does: a directory over a directory keeps both
+//!   trees' entries, an entry of another kind replaces what was there (a
+//!   directory is removed with everything in it, never through a symlink),
+//!   unrelated entries stay;
 //! * hard links may only point at regular files received earlier in the
 //!   same export (checked by inode), see [`ExportDir::hard_link`];
 //! * device nodes, FIFOs and sockets are never created (the caller skips
@@ -96,13 +101,19 @@ fn split(path: &str) -> Result<(Vec<&str>, &str), ExportPathError> {
 
 impl ExportDir {
     /// Creates `dest` (and its parents; the caller chose it) if needed and
-    /// opens it.
+    /// opens it. Directories created here get mode 0700 (before the umask),
+    /// as BuildKit's client creates an export destination.
     pub fn open(dest: &Path) -> Result<ExportDir, ExportPathError> {
+        use std::os::unix::fs::DirBuilderExt;
         let io_err = |source: io::Error| ExportPathError::Io {
             path: dest.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dest).map_err(io_err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dest)
+            .map_err(io_err)?;
         let root = rustix::fs::open(
             dest,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -173,19 +184,97 @@ impl ExportDir {
         Ok(current)
     }
 
-    /// Removes whatever non-directory is at `name` (never following it).
-    /// A directory there is an error: the daemon asked for another kind.
+    /// Removes whatever is at `name` (never following it): a directory
+    /// with everything in it, as fsutil replaces a directory by a file.
     fn clear(&self, parent: &OwnedFd, path: &str, name: &str) -> Result<(), ExportPathError> {
         match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(self.io(path, e)),
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                Err(refused(path, "a directory is already there"))
+                self.remove_tree(parent, path, name)
             }
             Ok(_) => {
                 rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| self.io(path, e))
             }
         }
+    }
+
+    /// Removes the directory `name` in `parent` and everything below it,
+    /// through descriptors opened with `O_NOFOLLOW` (a symlink inside is
+    /// removed, never followed).
+    fn remove_tree<P: rustix::path::Arg + Copy>(
+        &self,
+        parent: &OwnedFd,
+        path: &str,
+        name: P,
+    ) -> Result<(), ExportPathError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dir =
+            rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(|e| self.io(path, e))?;
+        let mut children = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir).map_err(|e| self.io(path, e))? {
+            let entry = entry.map_err(|e| self.io(path, e))?;
+            let child = entry.file_name();
+            if child.to_bytes() != b"." && child.to_bytes() != b".." {
+                children.push(child.to_owned());
+            }
+        }
+        for child in &children {
+            let child_path = format!("{path}/{}", child.to_string_lossy());
+            let st = rustix::fs::statat(&dir, child.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.io(&child_path, e))?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                self.remove_tree(&dir, &child_path, child.as_c_str())?;
+            } else {
+                rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::empty())
+                    .map_err(|e| self.io(&child_path, e))?;
+            }
+        }
+        rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(|e| self.io(path, e))
+    }
+
+    /// Checks, before anything is written, that `path` can be written: a
+    /// plain relative path whose parents are directories, listed as such in
+    /// this export (`listed(prefix)` is `Some(true)` for a listed directory,
+    /// `Some(false)` for another listed kind, `None` when not listed), or
+    /// real directories already in the destination, or missing (created).
+    /// A symlink or file in the destination where a parent of `path` must
+    /// be is refused unless the export replaces it with a directory.
+    pub fn check_path(
+        &self,
+        path: &str,
+        listed: &dyn Fn(&str) -> Option<bool>,
+    ) -> Result<(), ExportPathError> {
+        let (parents, _) = split(path)?;
+        // The destination's directory at the current prefix, while there is one.
+        let mut existing = Some(self.root.try_clone().map_err(|e| self.io(path, e))?);
+        for (depth, part) in parents.iter().enumerate() {
+            let prefix = parents[..=depth].join("/");
+            let listed_as = listed(&prefix);
+            if listed_as == Some(false) {
+                return Err(refused(
+                    path,
+                    format!("{prefix} is not a directory in this export"),
+                ));
+            }
+            let Some(current) = existing.take() else {
+                continue;
+            };
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            existing = match rustix::fs::openat(&current, *part, flags, Mode::empty()) {
+                Ok(fd) => Some(fd),
+                Err(Errno::NOENT) => None,
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) if listed_as == Some(true) => None,
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    return Err(refused(
+                        path,
+                        format!("{prefix} is not a directory (a symlink is never followed)"),
+                    ))
+                }
+                Err(e) => return Err(self.io(path, e)),
+            };
+        }
+        Ok(())
     }
 
     /// Makes sure `path` is a directory (replacing a non-directory there).

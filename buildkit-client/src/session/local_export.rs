@@ -6,7 +6,7 @@
 //! write goes through [`ExportDir`], which keeps it inside the destination
 //! whatever paths, symlinks and hard links the daemon sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::pin::Pin;
 
@@ -188,7 +188,42 @@ where
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketStat) => match packet.stat {
-                None => listing_done = true,
+                None => {
+                    if listing_done {
+                        return Err(LocalExportError::Protocol(
+                            "a second end of the listing".into(),
+                        ));
+                    }
+                    listing_done = true;
+                    // Nothing is written before the whole listing is known
+                    // and every entry of it can be written.
+                    check_listing(&dir, &entries)?;
+                    for (index, stat) in entries.iter().enumerate() {
+                        let Some(file) = apply_entry(&mut dir, stat)? else {
+                            if is_special(stat.mode) {
+                                summary.skipped += 1;
+                            }
+                            continue;
+                        };
+                        let id = u32::try_from(index)
+                            .map_err(|_| LocalExportError::Protocol("too many entries".into()))?;
+                        let file = tokio::fs::File::from_std(file);
+                        open.insert(
+                            id,
+                            (
+                                tokio::io::BufWriter::with_capacity(256 * 1024, file),
+                                stat.path.clone(),
+                            ),
+                        );
+                        pending += 1;
+                        send(Packet {
+                            r#type: PacketType::PacketReq as i32,
+                            id,
+                            ..Packet::default()
+                        })
+                        .await?;
+                    }
+                }
                 Some(stat) => {
                     if listing_done {
                         return Err(LocalExportError::Protocol(format!(
@@ -196,40 +231,11 @@ where
                             stat.path
                         )));
                     }
-                    let id = u32::try_from(entries.len())
+                    u32::try_from(entries.len())
                         .map_err(|_| LocalExportError::Protocol("too many entries".into()))?;
-                    let mode = stat.mode;
                     validator
-                        .push(&stat.path, mode & go_mode::DIR != 0)
+                        .push(&stat.path, stat.mode & go_mode::DIR != 0)
                         .map_err(|err| LocalExportError::Protocol(err.to_string()))?;
-                    if mode & go_mode::DIR != 0 {
-                        dir.create_dir(&stat.path)?;
-                    } else if mode & go_mode::SYMLINK != 0 {
-                        dir.symlink(&stat.path, &stat.linkname)?;
-                    } else if mode & go_mode::TYPE == 0 {
-                        if !stat.linkname.is_empty() {
-                            dir.hard_link(&stat.path, &stat.linkname)?;
-                        } else {
-                            let file = tokio::fs::File::from_std(dir.create_file(&stat.path)?);
-                            open.insert(
-                                id,
-                                (
-                                    tokio::io::BufWriter::with_capacity(256 * 1024, file),
-                                    stat.path.clone(),
-                                ),
-                            );
-                            pending += 1;
-                            send(Packet {
-                                r#type: PacketType::PacketReq as i32,
-                                id,
-                                ..Packet::default()
-                            })
-                            .await?;
-                        }
-                    } else {
-                        summary.skipped += 1;
-                        tracing::debug!(path = %stat.path, mode, "not creating a device, FIFO or socket from a local export");
-                    }
                     entries.push(stat);
                 }
             },
@@ -296,6 +302,86 @@ where
         }
     }
     Ok(summary)
+}
+
+/// Whether a Go mode is a device node, FIFO or socket (never created).
+fn is_special(mode: u32) -> bool {
+    mode & go_mode::DIR == 0 && mode & go_mode::SYMLINK == 0 && mode & go_mode::TYPE != 0
+}
+
+/// Checks the whole listing before anything is written: every path is a
+/// plain relative path whose parents are (or become) directories inside the
+/// destination, symlinks have a target, and hard links point at regular
+/// files listed before them. The first entry that cannot be written is
+/// named in the error.
+fn check_listing(dir: &ExportDir, entries: &[Stat]) -> Result<(), LocalExportError> {
+    let listed: HashMap<&str, bool> = entries
+        .iter()
+        .map(|stat| (stat.path.as_str(), stat.mode & go_mode::DIR != 0))
+        .collect();
+    let listed_as = |prefix: &str| listed.get(prefix).copied();
+    let mut files: HashSet<&str> = HashSet::new();
+    for stat in entries {
+        dir.check_path(&stat.path, &listed_as)?;
+        let refused = |reason: String| {
+            LocalExportError::Path(ExportPathError::Refused {
+                path: stat.path.clone(),
+                reason,
+            })
+        };
+        if stat.mode & go_mode::DIR != 0 {
+            continue;
+        }
+        if stat.mode & go_mode::SYMLINK != 0 {
+            if stat.linkname.is_empty() || stat.linkname.contains('\0') {
+                return Err(refused(
+                    "the symlink target is empty or contains a NUL byte".into(),
+                ));
+            }
+        } else if stat.mode & go_mode::TYPE == 0 {
+            if !stat.linkname.is_empty() && !files.contains(stat.linkname.as_str()) {
+                return Err(refused(format!(
+                    "its hard link target {:?} is not a file of this export",
+                    stat.linkname
+                )));
+            }
+            files.insert(&stat.path);
+        }
+    }
+    Ok(())
+}
+
+/// Writes one checked entry; for a regular file with content to come,
+/// returns it created (empty, with its final permission bits) and open.
+fn apply_entry(
+    dir: &mut ExportDir,
+    stat: &Stat,
+) -> Result<Option<std::fs::File>, LocalExportError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = stat.mode;
+    if mode & go_mode::DIR != 0 {
+        dir.create_dir(&stat.path)?;
+    } else if mode & go_mode::SYMLINK != 0 {
+        dir.symlink(&stat.path, &stat.linkname)?;
+    } else if mode & go_mode::TYPE == 0 {
+        if !stat.linkname.is_empty() {
+            dir.hard_link(&stat.path, &stat.linkname)?;
+        } else {
+            let file = dir.create_file(&stat.path)?;
+            // The final mode at once: a file is never left with another
+            // one, even if the export fails before its end.
+            let bits = unix_mode(mode) & crate::session::export_dir::KEPT_MODE_BITS;
+            file.set_permissions(std::fs::Permissions::from_mode(bits))
+                .map_err(|source| ExportPathError::Io {
+                    path: dir.dest().join(&stat.path),
+                    source,
+                })?;
+            return Ok(Some(file));
+        }
+    } else {
+        tracing::debug!(path = %stat.path, mode, "not creating a device, FIFO or socket from a local export");
+    }
+    Ok(None)
 }
 
 /// Go `os.FileMode` to the permission bits `chmod` takes (no file type).

@@ -127,10 +127,31 @@ impl Transport {
     }
 
     /// Opens a stream that speaks HTTP/2 to the Control API.
-    pub(crate) async fn dial_control(&self) -> Result<BoxedStream> {
+    ///
+    /// `connect_timeout` covers the whole way to a daemon that answers: the
+    /// dial, TLS, and for `unix://`/`tcp://` the daemon's first HTTP/2 bytes
+    /// (a listener that accepts and never answers fails the first call when
+    /// the time is up; a Docker API socket, which answers HTTP/1.1, fails it
+    /// at once with a hint to use `docker://`). For `docker://`, the HTTP/1.1
+    /// upgrade is that answer.
+    ///
+    /// `told` (if given) learns how the daemon's first answer went.
+    pub(crate) async fn dial_control(
+        &self,
+        told: Option<tokio::sync::oneshot::Sender<std::result::Result<(), io::NoAnswer>>>,
+    ) -> Result<BoxedStream> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let stream = self.dial_raw().await?;
         if !self.address.is_docker() {
-            return Ok(stream);
+            let transport = self.clone();
+            let fail: io::FailWith = Box::new(move |answer| {
+                let kind = match answer {
+                    io::NoAnswer::Silent => std::io::ErrorKind::TimedOut,
+                    io::NoAnswer::Http1 => std::io::ErrorKind::InvalidData,
+                };
+                std::io::Error::new(kind, transport.no_answer(answer))
+            });
+            return Ok(Box::new(io::AnswerBy::new(stream, deadline, fail, told)));
         }
         let upgraded =
             tokio::time::timeout(self.connect_timeout, docker::upgrade(stream, "/grpc", &[]))
@@ -140,6 +161,21 @@ impl Transport {
                     timeout: self.connect_timeout,
                 })?;
         upgraded.map_err(|reason| self.connect_error(reason))
+    }
+
+    /// The error for a daemon whose first answer was not HTTP/2.
+    fn no_answer(&self, answer: io::NoAnswer) -> Error {
+        match answer {
+            io::NoAnswer::Silent => Error::ConnectTimeout {
+                address: self.address.to_string(),
+                timeout: self.connect_timeout,
+            },
+            io::NoAnswer::Http1 => self.connect_error(format!(
+                "it answered in HTTP/1.1, as the Docker API does, not in BuildKit's gRPC; \
+                 for the BuildKit inside Docker use the address docker://{}",
+                self.address.endpoint()
+            )),
+        }
     }
 
     /// Opens the Docker API's `/session` door with the session headers; the
@@ -180,12 +216,24 @@ impl Transport {
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let transport = self.clone();
+        // The first dial reports the daemon's first answer: the connect is
+        // done only once the daemon has spoken HTTP/2 (see `dial_control`).
+        let (told, answer) = tokio::sync::oneshot::channel();
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Some(told)));
         let connector = tower::service_fn(move |_: Uri| {
             let transport = transport.clone();
-            async move { transport.dial_control().await.map(TokioIo::new) }
+            let told = told.lock().ok().and_then(|mut told| told.take());
+            async move { transport.dial_control(told).await.map(TokioIo::new) }
         });
         match endpoint.connect_with_connector(connector).await {
-            Ok(channel) => Ok(channel),
+            Ok(channel) if self.address.is_docker() => Ok(channel),
+            Ok(channel) => match answer.await {
+                Ok(Ok(())) => Ok(channel),
+                Ok(Err(no_answer)) => Err(self.no_answer(no_answer)),
+                Err(_) => {
+                    Err(self.connect_error("the daemon closed the connection without answering"))
+                }
+            },
             // Our connector's own error names the address and the cause; prefer
             // it to tonic's generic "transport error".
             Err(err) => {

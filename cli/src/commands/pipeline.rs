@@ -176,7 +176,7 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
         runner.dry_run().await
     } else {
         let client = args.connection.connect().await?;
-        runner = runner.progress(mode.stderr_sink());
+        runner = runner.progress(mode.stderr_sink_for(&client.address().to_string()));
         tokio::select! {
             result = runner.run(&client) => result,
             _ = tokio::signal::ctrl_c() => {

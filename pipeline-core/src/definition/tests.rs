@@ -336,3 +336,145 @@ fn syntax_errors_have_a_line() {
     let err = err_of("");
     assert!(err.contains("missing required key `source`"), "{err}");
 }
+
+/// The pipeline definition's `chart.branch` / `chart.push-branch` and the write-back accept
+/// exactly the same branch names (they once disagreed on `deploy.lock`, `.hidden/x`, `a#b`).
+#[test]
+fn definition_and_write_back_accept_the_same_branches() {
+    use crate::git::{Author, WriteBack, WriteBackConfig};
+    let names = [
+        "main",
+        "a#b",
+        "deploy.lock",
+        ".hidden/x",
+        "release/1.2",
+        "feature/x-y_z",
+        "ünïcode",
+        "a@b",
+        "x.lock.y",
+        "a..b",
+        "a b",
+        "a\tb",
+        "a~b",
+        "a^b",
+        "a:b",
+        "a?b",
+        "a*b",
+        "a[b",
+        "a\\b",
+        "x@{1}",
+        "@",
+        "a/",
+        "/a",
+        "a//b",
+        "a.",
+        "-a",
+        "HEAD",
+        "refs/heads/main",
+        "x/y.lock",
+        "x/.y",
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for name in names {
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        let chart = format!(
+            "chart:\n  repo: https://h/c.git\n  branch: {quoted}\n  push-branch: {quoted}\n  values:\n    - file: v.yaml\n      images: [{{tag: image.tag}}]\n"
+        );
+        let definition = parse(&format!("{MINIMAL}{chart}"))
+            .and_then(|d| d.resolve(Vec::<(String, String)>::new()));
+        let author = Author {
+            name: "bot".into(),
+            email: "bot@example.com".into(),
+        };
+        let mut config = WriteBackConfig::new("https://h/c.git", name, author);
+        config.push_branch = Some(name.to_string());
+        let write_back = WriteBack::new(config);
+        assert_eq!(
+            definition.is_ok(),
+            write_back.is_ok(),
+            "{name:?}: definition {:?}, write-back {:?}",
+            definition.err().map(|e| e.to_string()),
+            write_back.err().map(|e| e.to_string()),
+        );
+        if write_back.is_ok() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted >= 5 && refused >= 20,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[test]
+fn buildx_flags_are_read_typed_and_reach_the_build() {
+    let text = "source:\n  git: https://h/a.git\nbuild:\n  images: [r.example.com/app]\n  pull: true\n  provenance: mode=max\n  sbom: 'generator=r.example.com/scanner:1'\n  annotations:\n    - 'index:org.example.note=${image-tag}'\n  shm-size: 128m\n  ulimits: ['nofile=1024:2048']\n  cgroup-parent: /ci\n";
+    let p = resolve(text, &[("image-tag", "7")]);
+    let b = &p.build;
+    assert!(b.pull);
+    assert_eq!(b.attests.len(), 2);
+    assert_eq!(b.attests[0].to_string(), "type=provenance,mode=max");
+    assert_eq!(b.annotations[0].value, "7");
+    assert_eq!(b.shm_size.map(|s| s.bytes()), Some(128 << 20));
+    assert_eq!(b.ulimits[0].to_string(), "nofile=1024:2048");
+    assert_eq!(b.cgroup_parent.as_deref(), Some("/ci"));
+    let options = crate::run::build_options(&p, None);
+    assert!(options.pull);
+    assert_eq!(options.attests, b.attests);
+    assert_eq!(options.ulimits, b.ulimits);
+    let plan = crate::run::BuildPlan::of(&p).to_string();
+    for line in [
+        "pull:        true",
+        "attest:      type=provenance,mode=max",
+        "attest:      type=sbom,generator=r.example.com/scanner:1",
+        "annotation:  index:org.example.note=7",
+        "shm-size:    134217728",
+        "ulimit:      nofile=1024:2048",
+        "cgroup:      /ci",
+    ] {
+        assert!(plan.contains(line), "{line:?} in\n{plan}");
+    }
+    let off = resolve(&format!("{MINIMAL}  provenance: false\n"), &[]);
+    assert!(off.build.attests[0].disabled);
+}
+
+#[test]
+fn bad_buildx_values_name_key_and_line() {
+    for (tail, key, line, needle) in [
+        ("  provenance: mode=huge\n", "build.provenance", 5, "huge"),
+        ("  sbom: ''\n", "build.sbom", 5, "empty"),
+        ("  attest: ['type=slsa']\n", "build.attest[0]", 5, "slsa"),
+        (
+            "  provenance: true\n  attest: ['type=provenance,mode=max']\n",
+            "build.attest[0]",
+            6,
+            "second provenance",
+        ),
+        (
+            "  annotations: ['layer:a=1']\n",
+            "build.annotations[0]",
+            5,
+            "layer",
+        ),
+        ("  shm-size: lots\n", "build.shm-size", 5, "lots"),
+        (
+            "  ulimits: ['nofile=9:1']\n",
+            "build.ulimits[0]",
+            5,
+            "hard limit",
+        ),
+        (
+            "  cgroup-parent: ' '\n",
+            "build.cgroup-parent",
+            5,
+            "cgroup path",
+        ),
+    ] {
+        let err = err_of(&format!("{MINIMAL}{tail}"));
+        assert_names(&err, key, line);
+        assert!(err.contains(needle), "{needle:?}: {err}");
+        assert!(!err.contains("--"), "names a flag: {err}");
+    }
+}

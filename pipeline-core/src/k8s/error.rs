@@ -1,5 +1,7 @@
 //! Errors of the manifest builders and the YAML rendering.
 
+use cicd_agents_types::{ErrorKind, HasKind};
+
 /// What building or rendering a manifest can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
@@ -35,10 +37,31 @@ pub enum K8sError {
 }
 
 impl K8sError {
+    /// Whether the caller's input is the cause: an option that cannot go into a manifest, or
+    /// a YAML document that is not a manifest this module reads. Rendering failures are not
+    /// (they are bugs). Front ends report invalid input as bad usage (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            K8sError::InvalidOption { .. } | K8sError::Parse { .. } => true,
+            K8sError::Render { .. } => false,
+        }
+    }
+
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
         K8sError::InvalidOption {
             option: option.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+impl HasKind for K8sError {
+    /// [`ErrorKind::InvalidInput`] for an option or a YAML document that cannot be used,
+    /// [`ErrorKind::Internal`] when a built manifest cannot be rendered.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            K8sError::InvalidOption { .. } | K8sError::Parse { .. } => ErrorKind::InvalidInput,
+            K8sError::Render { .. } => ErrorKind::Internal,
         }
     }
 }
