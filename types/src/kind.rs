@@ -58,3 +58,22 @@ impl HasKind for ErrorKind {
         *self
     }
 }
+
+macro_rules! invalid_input {
+    ($($type:ty),*) => {
+        $(
+            impl HasKind for $type {
+                fn kind(&self) -> ErrorKind {
+                    ErrorKind::InvalidInput
+                }
+            }
+        )*
+    };
+}
+
+invalid_input!(
+    crate::ImageRefError,
+    crate::ImageTagError,
+    crate::GitRefError,
+    crate::GitUrlError
+);

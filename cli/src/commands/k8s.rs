@@ -532,7 +532,21 @@ fn read_job(
             .context("reading the Job from stdin")?;
         text
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                ) =>
+            {
+                return Err(crate::exit::usage(format!(
+                    "--file {}: {err}",
+                    path.display()
+                )));
+            }
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        }
     };
     let mut jobs = parse_yaml(&text)?
         .into_iter()

@@ -336,20 +336,14 @@ pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8
     }
 }
 
-/// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`cicd_agents_types::ImageTag`]).
 pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
-    let mut chars = value.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok && value.len() <= 128 {
-        Ok(())
-    } else {
-        Err(K8sError::option(
+    match cicd_agents_types::ImageTag::new(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(K8sError::option(
             option,
             format!("{value:?} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"),
-        ))
+        )),
     }
 }
 
