@@ -724,7 +724,7 @@ mod tests {
 
     #[test]
     fn output_destinations_are_checked_before_the_build() {
-        use crate::build::output::Output;
+        use crate::flags::Output;
         let dir = context();
         let file = dir.path().join("a-file");
         std::fs::write(&file, "x").unwrap();
