@@ -20,7 +20,7 @@ mod spec;
 pub use cache::CacheEntry;
 pub use error::BuildError;
 pub use options::{BuildContext, BuildOptions, NamedContext};
-pub use output::Output;
+pub use output::{check_destination, Output};
 pub use platform::normalize_platform;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;

@@ -90,6 +90,43 @@ pub(crate) struct PlannedExporter {
     pub(crate) target: Option<ExportTarget>,
 }
 
+/// Checks, before a build, that a destination it will write can be written:
+/// `path` is not an existing entry of the other kind (a directory where a file
+/// goes, or a file where a directory goes), and its nearest existing ancestor
+/// is a directory (missing directories below it are created). Returns why not.
+pub fn check_destination(
+    path: &std::path::Path,
+    directory: bool,
+) -> std::result::Result<(), String> {
+    if let Ok(found) = std::fs::metadata(path) {
+        return match (found.is_dir(), directory) {
+            (true, false) => Err(format!("{} is a directory, not a file", path.display())),
+            (false, true) => Err(format!("{} is a file, not a directory", path.display())),
+            _ => Ok(()),
+        };
+    }
+    let mut ancestor = path.parent();
+    while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(found) = std::fs::metadata(dir) {
+            if found.is_dir() {
+                return Ok(());
+            }
+            return Err(format!(
+                "{} cannot be created: {} is not a directory",
+                path.display(),
+                dir.display()
+            ));
+        }
+        ancestor = dir.parent();
+    }
+    Ok(())
+}
+
+fn checked(path: &str, directory: bool) -> Result<()> {
+    check_destination(std::path::Path::new(path), directory)
+        .map_err(|reason| Error::option("--output", reason))
+}
+
 /// Turns outputs, tags and `--push` into exporters.
 pub(crate) fn plan_exporters(
     outputs: &[Output],
@@ -140,6 +177,7 @@ pub(crate) fn plan_exporters(
                 if dest == "-" {
                     return Err(Error::option("--output", "type=local cannot write to stdout; use type=tar,dest=-"));
                 }
+                checked(&dest, true)?;
                 PlannedExporter { kind: "local".into(), attrs: spec.attrs, target: Some(ExportTarget::Directory(dest.into())) }
             }
             "tar" | "oci" | "docker" => {
@@ -149,7 +187,10 @@ pub(crate) fn plan_exporters(
                 }
                 match dest {
                     Some(dest) if dest == "-" => PlannedExporter { kind, attrs, target: Some(ExportTarget::Stdout) },
-                    Some(dest) => PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) },
+                    Some(dest) => {
+                        checked(&dest, false)?;
+                        PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) }
+                    }
                     None if kind == "docker" && docker_daemon => {
                         PlannedExporter { kind: "moby".into(), attrs, target: None }
                     }
@@ -254,5 +295,30 @@ mod tests {
         assert!(plan_exporters(&[], &["app:dev".into()], false, false)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn destinations_that_cannot_be_written_are_refused_before_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let under_file = format!("{}/sub/out", file.display());
+        let missing = format!("{}/new/dirs/out", dir.path().display());
+        let dir_text = dir.path().display().to_string();
+        for (spec, needle) in [
+            (format!("type=tar,dest={dir_text}"), "is a directory"),
+            (format!("type=local,dest={}", file.display()), "is a file"),
+            (format!("type=tar,dest={under_file}"), "is not a directory"),
+            (
+                format!("type=local,dest={under_file}"),
+                "is not a directory",
+            ),
+        ] {
+            let err = plan(&[&spec], &[], false).unwrap_err().to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+        // Missing directories are created by the export.
+        assert!(plan(&[&format!("type=tar,dest={missing}")], &[], false).is_ok());
+        assert!(plan(&[&format!("type=local,dest={missing}")], &[], false).is_ok());
     }
 }

@@ -156,6 +156,20 @@ impl BuildArgs {
 
 pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    // The files written after the build are checked before anything is sent.
+    for (flag, path) in [
+        ("--metadata-file", &args.metadata_file),
+        ("--iidfile", &args.iid_file),
+    ] {
+        if let Some(path) = path {
+            cicd_agents_buildkit::build::check_destination(path, false).map_err(|reason| {
+                cicd_agents_buildkit::Error::InvalidOption {
+                    option: flag.to_string(),
+                    reason,
+                }
+            })?;
+        }
+    }
     let mode: ProgressMode = if args.quiet {
         ProgressMode::Quiet
     } else {
