@@ -440,6 +440,7 @@ pub fn python_option(option: &str) -> String {
 }
 
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
+    let exit_code = error.exit_code().and_then(|code| obj(py, code));
     let log_tail = PyList::new(py, &error.log_tail)
         .ok()
         .map(|l| l.into_any().unbind());
@@ -465,6 +466,7 @@ fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> P
             ("source_lines", source_lines),
             ("log_tail", log_tail),
             ("registry", registry),
+            ("exit_code", exit_code),
         ],
     )
 }

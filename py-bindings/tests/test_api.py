@@ -19,6 +19,9 @@ def stub_names(stub):
             names.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("_"):
+            # `from ._options import BuildOptions as BuildOptions`: an explicit re-export.
+            names.update(alias.asname for alias in node.names if alias.asname == alias.name)
     return {n for n in names if not n.startswith("_")}
 
 
