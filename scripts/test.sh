@@ -31,6 +31,27 @@ if ! cargo build --workspace --all-targets 2>&1 | tail -n 40; then
     exit 1
 fi
 
+# Static checks, each counted as one test: format, clippy (warnings are
+# errors; the library crates deny undocumented public items through the
+# workspace [lints]), and the fuzz workspace's format.
+checks_passed=0
+checks_failed=0
+check() {
+    local name="$1"
+    shift
+    say "check: $name"
+    if "$@" >"$log_dir/check-$name.log" 2>&1; then
+        checks_passed=$((checks_passed + 1))
+    else
+        tail -n 60 "$log_dir/check-$name.log" >&2
+        echo "check failed: $name (full log: $log_dir/check-$name.log)" >&2
+        checks_failed=$((checks_failed + 1))
+    fi
+}
+check rustfmt cargo fmt --all --check
+check rustfmt-fuzz bash -c 'cd fuzz && cargo fmt --check'
+check clippy cargo clippy --workspace --all-targets -- -D warnings
+
 say "running the Rust tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log_dir/cargo-test.log"
 rust_status=${PIPESTATUS[0]}
@@ -40,6 +61,8 @@ failed=$(grep -Eo '[0-9]+ failed;' "$log_dir/cargo-test.log" | awk '{s+=$1} END 
 if [ "$rust_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
     failed=1
 fi
+passed=$((passed + checks_passed))
+failed=$((failed + checks_failed))
 
 if [ -x scripts/test-python.sh ]; then
     say "running the Python tests"

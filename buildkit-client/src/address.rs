@@ -24,6 +24,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use cicd_agents_types::redact_userinfo;
+
 use crate::error::Error;
 
 /// The Docker daemon's default socket.
@@ -195,24 +197,8 @@ impl FromStr for Address {
 
 fn invalid(address: &str, reason: impl Into<String>) -> Error {
     Error::InvalidAddress {
-        address: hide_userinfo(address),
+        address: redact_userinfo(address).into_owned(),
         reason: reason.into(),
-    }
-}
-
-/// `scheme://user:password@host...` with the user information (everything
-/// before the authority's last `@`) shown as `***`: an address that carries
-/// credentials is never echoed with them.
-fn hide_userinfo(address: &str) -> String {
-    let Some(start) = address.rfind("://").map(|index| index + 3) else {
-        return address.to_string();
-    };
-    let end = address[start..]
-        .find('/')
-        .map_or(address.len(), |index| start + index);
-    match address[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &address[..start], &address[start + at..]),
-        None => address.to_string(),
     }
 }
 
@@ -223,7 +209,12 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
             "missing scheme; use unix:///path, tcp://host:port or docker://",
         ));
     };
-    match scheme.to_ascii_lowercase().as_str() {
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "unix" && text.contains('@') {
+        // Checked before anything else so that no reason quotes a part of the user information.
+        return Err(invalid(whole, "a daemon address takes no user name or password (user@host); use TLS client certificates"));
+    }
+    match scheme.as_str() {
         "unix" => {
             if rest.is_empty() {
                 return Err(invalid(whole, "unix:// needs a socket path, e.g. unix:///run/buildkit/buildkitd.sock"));
@@ -250,10 +241,6 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
-    if authority.contains('@') {
-        // `invalid` echoes the address without its user information.
-        return Err(invalid(whole, "a tcp:// address takes no user name or password (user@host); use TLS client certificates"));
-    }
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(invalid(whole, "a tcp:// address is host:port with no path"));
     }
@@ -488,11 +475,74 @@ mod tests {
             err.contains("\"tcp://***@127.0.0.1:1\"") && !err.contains("ss@"),
             "{err}"
         );
+        // A password may contain `/`: everything up to the last `@` is hidden, a path's `@` too.
         let err = "ssh://me@host/x@y"
             .parse::<Address>()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\"ssh://***@host/x@y\""), "{err}");
+        assert!(err.contains("\"ssh://***@y\""), "{err}");
+        for (text, shown) in [
+            ("tcp://user:se/cret@host:1234", "\"tcp://***@host:1234\""),
+            ("tcp://user:se://cret@host", "\"tcp://***@host\""),
+        ] {
+            let err = text.parse::<Address>().unwrap_err().to_string();
+            assert!(err.contains(shown) && !err.contains("cret"), "{err}");
+        }
+    }
+
+    /// No input's error shows its password, whatever the password contains: a seeded random
+    /// walk over user information with `/`, `@`, `:`, `://`, `%`, spaces and unicode.
+    #[test]
+    fn no_error_shows_a_password() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        const RUN: &[char] = &['Q', 'Z', 'J', 'X', 'Ж', 'ü', '€', '7'];
+        const SEPARATORS: &[&str] = &[
+            "/",
+            "@",
+            ":",
+            "://",
+            "%",
+            "%40",
+            " ",
+            "?",
+            "#",
+            "\u{1F512}",
+            "",
+        ];
+        const PREFIXES: &[&str] = &[
+            "tcp://",
+            "docker://tcp://",
+            "unix://",
+            "docker://",
+            "ssh://",
+            "TCP://",
+        ];
+        const HOSTS: &[&str] = &["host:1234", "host", "[::1]:1", "h/x", "", "127.0.0.1:1/"];
+        let mut rng = StdRng::seed_from_u64(0x0add_7e55);
+        for _ in 0..5000 {
+            let mut password = String::new();
+            let mut runs = Vec::new();
+            for _ in 0..rng.random_range(1..5) {
+                let run: String = (0..rng.random_range(3..8))
+                    .map(|_| RUN[rng.random_range(0..RUN.len())])
+                    .collect();
+                password.push_str(&run);
+                password.push_str(SEPARATORS[rng.random_range(0..SEPARATORS.len())]);
+                runs.push(run);
+            }
+            let prefix = PREFIXES[rng.random_range(0..PREFIXES.len())];
+            let host = HOSTS[rng.random_range(0..HOSTS.len())];
+            let user = if rng.random_bool(0.5) { "user:" } else { "" };
+            let text = format!("{prefix}{user}{password}@{host}");
+            let shown = match text.parse::<Address>() {
+                Ok(address) => format!("{address} {address:?}"),
+                Err(err) => format!("{err} {err:?}"),
+            };
+            for run in &runs {
+                assert!(!shown.contains(run.as_str()), "{text:?} shown as {shown:?}");
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cicd_agents_types::{ErrorKind, HasKind};
+
 /// Everything the client can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -182,11 +184,9 @@ impl Error {
     /// spec or TLS setting, a missing context, Dockerfile, secret file or SSH
     /// socket. Such errors are found before anything is sent to the daemon;
     /// the command line exits with 2 for them (bad usage), 1 for the rest.
+    /// The same as `self.kind() == ErrorKind::InvalidInput`.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. }
-        )
+        self.kind() == ErrorKind::InvalidInput
     }
 
     /// Whether the daemon or the connection to it is the cause (as opposed to
@@ -199,6 +199,37 @@ impl Error {
             | Error::ConnectionLost { .. } => true,
             Error::Rpc { status, .. } => status.code() == tonic::Code::Unavailable,
             _ => false,
+        }
+    }
+}
+
+impl HasKind for Error {
+    /// * [`ErrorKind::InvalidInput`]: a malformed address, option or TLS setting;
+    /// * [`ErrorKind::Connection`]: no daemon, a refused, timed-out or lost connection, an
+    ///   `Unavailable` call;
+    /// * [`ErrorKind::Remote`]: the daemon refused a call, or a registry refused the build;
+    /// * [`ErrorKind::BuildFailed`]: the build ran and failed;
+    /// * [`ErrorKind::Cancelled`], [`ErrorKind::Io`]; the build session's own failures are
+    ///   [`ErrorKind::Internal`].
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidAddress { .. } | Error::InvalidOption { .. } | Error::Tls { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::NoDaemonFound { .. }
+            | Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::ConnectionLost { .. } => ErrorKind::Connection,
+            Error::Rpc { status, .. } => match status.code() {
+                tonic::Code::Unavailable => ErrorKind::Connection,
+                tonic::Code::Cancelled => ErrorKind::Cancelled,
+                _ => ErrorKind::Remote,
+            },
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Session(_) => ErrorKind::Internal,
+            Error::Build(build) if build.registry.is_some() => ErrorKind::Remote,
+            Error::Build(_) => ErrorKind::BuildFailed,
+            Error::Cancelled => ErrorKind::Cancelled,
         }
     }
 }

@@ -8,11 +8,21 @@
 //! | 130 | interrupted (Ctrl-C); a running build is cancelled on the daemon |
 //!
 //! clap's own errors (unknown flag, missing argument) exit with 2 as well.
+//!
+//! The code comes from the error's [`ErrorKind`] alone: the first error in the chain that
+//! answers [`HasKind`] decides; [`ErrorKind::InvalidInput`] is bad usage (2), every other
+//! kind a failure (1).
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::process::ExitCode;
 
 use cicd_agents_pipeline::definition::DefinitionError;
+use cicd_agents_pipeline::error::{Error as PipelineError, GitError, TagError, ValuesError};
+use cicd_agents_pipeline::k8s::launch::LaunchError;
+use cicd_agents_pipeline::k8s::K8sError;
+use cicd_agents_pipeline::run::{RunError, RunFailure};
+use cicd_agents_types::{ErrorKind, HasKind};
 
 /// A failed build, pipeline or operation.
 pub const FAILURE: u8 = 1;
@@ -34,37 +44,50 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+impl HasKind for UsageError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
 /// A [`UsageError`] as an `anyhow::Error`.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
+/// `cause`'s kind if it is an `E`.
+fn kind_as<E: HasKind + StdError + 'static>(cause: &(dyn StdError + 'static)) -> Option<ErrorKind> {
+    cause.downcast_ref::<E>().map(HasKind::kind)
+}
+
+/// Every error type that answers [`HasKind`] and can end a command.
+const KNOWN: &[fn(&(dyn StdError + 'static)) -> Option<ErrorKind>] = &[
+    kind_as::<UsageError>,
+    kind_as::<cicd_agents_buildkit::Error>,
+    kind_as::<PipelineError>,
+    kind_as::<DefinitionError>,
+    kind_as::<ValuesError>,
+    kind_as::<GitError>,
+    kind_as::<TagError>,
+    kind_as::<K8sError>,
+    kind_as::<LaunchError>,
+    kind_as::<RunError>,
+    kind_as::<RunFailure>,
+    kind_as::<cicd_agents_types::ImageRefError>,
+    kind_as::<cicd_agents_types::ImageTagError>,
+    kind_as::<cicd_agents_types::GitRefError>,
+    kind_as::<cicd_agents_types::GitUrlError>,
+];
+
+/// The kind of the first error in `err`'s chain that knows its kind.
+pub fn kind_of(err: &anyhow::Error) -> Option<ErrorKind> {
+    err.chain()
+        .find_map(|cause| KNOWN.iter().find_map(|kind| kind(cause)))
+}
+
 /// Whether `err` (or anything it wraps) is bad input rather than a failure.
 pub fn is_usage(err: &anyhow::Error) -> bool {
-    for cause in err.chain() {
-        if cause.is::<UsageError>() {
-            return true;
-        }
-        if let Some(err) = cause.downcast_ref::<DefinitionError>() {
-            return err.is_invalid_input();
-        }
-        if let Some(err) = cause.downcast_ref::<cicd_agents_buildkit::Error>() {
-            return err.is_invalid_input();
-        }
-        if let Some(err) = cause.downcast_ref::<cicd_agents_pipeline::error::Error>() {
-            return err.is_invalid_input();
-        }
-        if let Some(err) = cause.downcast_ref::<cicd_agents_pipeline::error::ValuesError>() {
-            return err.is_invalid_input();
-        }
-        if let Some(err) = cause.downcast_ref::<cicd_agents_pipeline::error::GitError>() {
-            return err.is_invalid_input();
-        }
-        if cause.is::<cicd_agents_pipeline::error::TagError>() {
-            return true;
-        }
-    }
-    false
+    kind_of(err) == Some(ErrorKind::InvalidInput)
 }
 
 /// The error and its causes on one line, each cause once: many errors already
@@ -106,6 +129,20 @@ mod tests {
         };
         assert!(!is_usage(&connect.into()));
         assert!(!is_usage(&anyhow::anyhow!("something else")));
+        // Kubernetes values are bad usage too (they once exited 1).
+        let k8s = cicd_agents_pipeline::k8s::K8sError::InvalidOption {
+            option: "--replicas".into(),
+            reason: "0".into(),
+        };
+        assert!(is_usage(&anyhow::Error::new(k8s).context("rendering")));
+        assert_eq!(
+            kind_of(&anyhow::Error::new(cicd_agents_buildkit::Error::Cancelled)),
+            Some(ErrorKind::Cancelled)
+        );
+        let tag = "Bad Tag!!"
+            .parse::<cicd_agents_types::ImageRef>()
+            .unwrap_err();
+        assert!(is_usage(&anyhow::Error::new(tag)));
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         let twice = anyhow::Error::new(cicd_agents_buildkit::Error::Io {
             path: "/x".into(),

@@ -14,6 +14,8 @@
 
 use std::path::PathBuf;
 
+pub use cicd_agents_types::{ErrorKind, HasKind};
+
 /// The crate-wide error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,10 +35,16 @@ impl Error {
     /// branch or template; a values file that lacks the key) rather than the network, git or
     /// the file system. The command line exits with 2 (bad usage) for these, 1 otherwise.
     pub fn is_invalid_input(&self) -> bool {
+        self.kind() == ErrorKind::InvalidInput
+    }
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Error::Values(err) => err.is_invalid_input(),
-            Error::Tag(_) => true,
-            Error::Git(err) => err.is_invalid_input(),
+            Error::Values(err) => err.kind(),
+            Error::Tag(err) => err.kind(),
+            Error::Git(err) => HasKind::kind(err),
         }
     }
 }
@@ -45,11 +53,32 @@ impl ValuesError {
     /// Whether the input (the file's content, the key path or the new value) is the cause;
     /// false for I/O failures other than a missing file and for the re-parse guard.
     pub fn is_invalid_input(&self) -> bool {
+        self.kind() == ErrorKind::InvalidInput
+    }
+}
+
+impl HasKind for ValuesError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            ValuesError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-            ValuesError::VerificationFailed { .. } => false,
-            _ => true,
+            ValuesError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::InvalidInput
+            }
+            ValuesError::Io { .. } => ErrorKind::Io,
+            ValuesError::VerificationFailed { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidInput,
         }
+    }
+}
+
+impl HasKind for TagError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+impl From<cicd_agents_types::ImageTagError> for TagError {
+    fn from(err: cicd_agents_types::ImageTagError) -> Self {
+        TagError::InvalidTag { tag: err.tag }
     }
 }
 
@@ -57,14 +86,24 @@ impl GitError {
     /// Whether the configuration given is the cause (URL, branch, token settings, template,
     /// a path outside the repository), as opposed to the server or git itself.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            GitError::InvalidUrl { .. }
-                | GitError::InvalidBranch { .. }
-                | GitError::InvalidConfig { .. }
-                | GitError::InvalidTemplate { .. }
-                | GitError::PathOutsideRepo { .. }
-        )
+        HasKind::kind(self) == ErrorKind::InvalidInput
+    }
+}
+
+impl HasKind for GitError {
+    fn kind(&self) -> ErrorKind {
+        match self.git_kind() {
+            GitErrorKind::Config => ErrorKind::InvalidInput,
+            GitErrorKind::Auth
+            | GitErrorKind::Server
+            | GitErrorKind::NotFound
+            | GitErrorKind::Rejected => ErrorKind::Remote,
+            GitErrorKind::Unreachable => ErrorKind::Connection,
+            GitErrorKind::Other => match self {
+                GitError::Io { .. } | GitError::Spawn { .. } => ErrorKind::Io,
+                _ => ErrorKind::Remote,
+            },
+        }
     }
 }
 
@@ -501,8 +540,8 @@ impl std::fmt::Display for GitErrorKind {
 }
 
 impl GitError {
-    /// What class of failure this is.
-    pub fn kind(&self) -> GitErrorKind {
+    /// What class of git failure this is (finer than [`HasKind::kind`]).
+    pub fn git_kind(&self) -> GitErrorKind {
         match self {
             GitError::InvalidUrl { .. }
             | GitError::InvalidBranch { .. }
@@ -525,7 +564,7 @@ impl GitError {
     /// Whether retrying may help: a server error (5xx) or an unreachable server.
     pub fn is_transient(&self) -> bool {
         matches!(
-            self.kind(),
+            self.git_kind(),
             GitErrorKind::Server | GitErrorKind::Unreachable
         )
     }

@@ -143,7 +143,7 @@ fn server_down_is_unreachable_after_bounded_retries() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.kind(), GitErrorKind::Unreachable);
+    assert_eq!(err.git_kind(), GitErrorKind::Unreachable);
     let text = err.to_string();
     assert!(
         text.contains(&format!("{}/{repo}", proxy.url())) && text.contains("3 attempt(s)"),
@@ -169,7 +169,7 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
             "{status}: {err:?}"
         );
         assert_eq!(
-            (err.kind(), err.status(), err.operation()),
+            (err.git_kind(), err.status(), err.operation()),
             (GitErrorKind::Auth, Some(status), Some("clone"))
         );
         assert!(err.to_string().contains(&format!("HTTP {status}")), "{err}");
@@ -328,7 +328,7 @@ fn another_writer_moving_the_branch_ends_after_bounded_retries_with_its_commits_
         "{err:?}"
     );
     assert_eq!(
-        (err.kind(), err.operation()),
+        (err.git_kind(), err.operation()),
         (GitErrorKind::Rejected, Some("push"))
     );
     assert!(

@@ -534,16 +534,11 @@ fn the_workflow_template_is_the_original_design_with_parameters_in_env_only() {
     );
     let args = update.args.clone().unwrap();
     assert_eq!(&args[..2], ["chart", "set-image"]);
-    for flag in [
-        "--repo",
-        "--branch",
-        "--file",
-        "--key",
-        "--value",
-        "--token-env",
-    ] {
+    for flag in ["--repo", "--branch", "--file", "--key", "--token-env"] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
     }
+    // One argument: a tag starting with '-' cannot pass for a flag.
+    assert!(args.iter().any(|a| a == "--value=$(IMAGE_TAG)"), "{args:?}");
     // No parameter placeholder anywhere in a command line or script: only in env values.
     for template in &template.spec.templates {
         if let Some(container) = &template.container {

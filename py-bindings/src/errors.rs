@@ -550,7 +550,7 @@ pub fn from_values(err: cicd_agents_pipeline::error::ValuesError) -> PyErr {
 
 fn from_git(py: Python<'_>, err: RustGitError, message: String) -> PyErr {
     let common = [
-        ("kind", obj(py, err.kind().as_str())),
+        ("kind", obj(py, err.git_kind().as_str())),
         ("url", err.url().and_then(|u| obj(py, u))),
         ("operation", err.operation().and_then(|o| obj(py, o))),
         ("status", err.status().and_then(|s| obj(py, s))),

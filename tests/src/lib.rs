@@ -14,6 +14,7 @@
 
 mod certs;
 mod cli;
+pub mod differential;
 mod env;
 mod error;
 mod fault_proxy;

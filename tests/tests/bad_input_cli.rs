@@ -820,7 +820,7 @@ fn bad_values_files_and_key_paths_exit_2() {
         case(
             2,
             set(&values, "image.tag", "two\nlines"),
-            &["image.tag", "invalid new value"],
+            &["image.tag", "invalid image tag"],
         ),
         case(
             2,

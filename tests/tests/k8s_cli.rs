@@ -144,3 +144,75 @@ fn bad_values_and_missing_clusters_are_clear_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_workflow_template_takes_a_git_token_scoped_to_the_git_host() {
+    let workflow = render(&[
+        "workflow-template",
+        "--git-url",
+        "https://git.example.com:8443/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--chart-repo",
+        "https://github.com/org/charts.git",
+        "--chart-file",
+        "charts/app/values.yaml",
+        "--tool-image",
+        "registry.example/cicd-agents:0.1.0",
+        "--git-token-secret",
+        "app-repo:token",
+    ]);
+    assert!(workflow.contains("name: app-repo"), "{workflow}");
+    let lines: Vec<&str> = workflow.lines().map(str::trim).collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["- name: GIT_AUTH_HOST", "value: git.example.com:8443"]),
+        "{workflow}"
+    );
+    assert!(workflow.contains("--value=$(IMAGE_TAG)"), "{workflow}");
+}
+
+#[test]
+fn chart_set_image_refuses_what_is_not_an_image_tag() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let values = dir.path().join("values.yaml");
+    let original = "image:\n  repository: app\n  tag: 1.0.0\n";
+    std::fs::write(&values, original).unwrap_or_else(|e| panic!("{e}"));
+    for bad in ["1.0;id", "$(touch x)", "v1.0.0-rc.1+build", "-x"] {
+        let out = cli()
+            .args(["chart", "set-image", "--file"])
+            .arg(&values)
+            .args(["--key", "image.tag", &format!("--value={bad}")])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("image.tag"), "{bad:?}: {stderr}");
+        let set = cli()
+            .args(["chart", "set-image", "--file"])
+            .arg(&values)
+            .args(["--set", &format!("image.tag={bad}")])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.status.code(), Some(2), "--set {bad:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&values).unwrap_or_default(),
+        original
+    );
+    let ok = cli()
+        .args(["chart", "set-image", "--file"])
+        .arg(&values)
+        .args(["--key", "image.tag", "--value=1.2.3-rc.1"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(std::fs::read_to_string(&values)
+        .unwrap_or_default()
+        .contains("tag: 1.2.3-rc.1"));
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cicd_agents_proto::moby::buildkit::v1::{CacheOptions, Exporter, SolveRequest};
+use cicd_agents_types::{GitUrl, ImageRef};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
@@ -147,16 +148,9 @@ fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
 /// Host (with the port, as Go's `url.Host` has it) of a git or HTTP URL:
 /// BuildKit looks up the secret `GIT_AUTH_TOKEN.<that>`.
 pub(crate) fn url_host(url: &str) -> Option<String> {
-    if let Some(rest) = url.strip_prefix("git@") {
-        // scp-like `git@host:path`; with a `/` before the first `:` (or no `:`) git reads
-        // the text as a local path, so there is no host.
-        let (host, _path) = rest.split_once(':')?;
-        return (!host.is_empty() && !host.contains('/')).then(|| host.to_string());
-    }
-    let rest = url.split_once("://").map(|(_, r)| r)?;
-    let authority = rest.split(['/', '#', '?']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    (!host_port.is_empty()).then(|| host_port.to_string())
+    // scp-like `git@host:path` too; with a `/` before the first `:` (or no `:`) git reads the
+    // text as a local path, so there is no host.
+    GitUrl::new(url).ok()?.host_port()
 }
 
 /// The secret names a token for `host` is offered under: the host as given,
@@ -175,14 +169,11 @@ fn git_token_secret_names(host: &str, urls: &[&str]) -> Vec<String> {
 /// Rejects URLs that carry credentials: tokens belong in secrets, where they
 /// stay out of logs, image history and provenance.
 fn refuse_credentials_in_url(url: &str, option: &str) -> Result<()> {
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '#', '?']).next().unwrap_or_default();
-        if authority.contains('@') {
-            return Err(Error::option(
-                option,
-                "the URL carries credentials; pass the token as a git auth token (GIT_AUTH_TOKEN.<host> secret) instead",
-            ));
-        }
+    if url.contains("://") && GitUrl::new(url).map_or(url.contains('@'), |url| url.has_userinfo()) {
+        return Err(Error::option(
+            option,
+            "the URL carries credentials; pass the token as a git auth token (GIT_AUTH_TOKEN.<host> secret) instead",
+        ));
     }
     Ok(())
 }
@@ -193,6 +184,11 @@ impl SolvePlan {
         daemon: &DaemonInfo,
         docker_daemon: bool,
     ) -> Result<SolvePlan> {
+        for tag in &options.tags {
+            // As buildx does: a name the registry would refuse is refused before anything is sent.
+            tag.parse::<ImageRef>()
+                .map_err(|err| Error::option("--tag", err.to_string()))?;
+        }
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
         let mut local_dirs = LocalDirs::default();
         let mut shared_key = options.shared_key.clone();
@@ -625,6 +621,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is a directory"));
+    }
+
+    #[test]
+    fn image_names_are_checked_before_anything_is_sent() {
+        let dir = context();
+        for bad in ["Bad Tag!!", "r/a:", "r/A:1", "r/a:-1", "r/a@sha256:x"] {
+            let err = BuildOptions::local(dir.path())
+                .tag("r/ok:1")
+                .tag(bad)
+                .validate();
+            match err {
+                Err(Error::InvalidOption { option, reason }) => {
+                    assert_eq!(option, "--tag");
+                    assert!(reason.contains(&format!("{bad:?}")), "{reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for ok in ["app", "r.example:5000/team/app:1.2", "localhost/a_b:latest"] {
+            assert!(
+                BuildOptions::local(dir.path()).tag(ok).validate().is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]

@@ -19,8 +19,47 @@ use crate::error::{Error, Result};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
 use crate::Client;
 
-/// How long the status stream may run on after the solve returned.
+/// How long the status stream may run on after a successful solve returned.
 const STATUS_DRAIN: Duration = Duration::from_secs(5);
+
+/// After a failed solve, the status stream is read on only while updates keep
+/// coming at most this far apart: the daemon has sent what explains the
+/// failure before its answer, and a request it refused at once has no job
+/// whose stream would ever end (BuildKit's `Status` waits seconds for it).
+/// buildx cancels the stream as soon as the solve fails.
+const FAILED_DRAIN_QUIET: Duration = Duration::from_millis(150);
+
+/// How long the status stream may run on after a failed solve, at most.
+const FAILED_DRAIN: Duration = Duration::from_secs(1);
+
+/// Reads the status updates left after the solve returned into `tracker` and
+/// `progress`, until the stream ends, `limit` has passed, or (when `quiet` is
+/// given) no update came for that long.
+async fn drain_status(
+    updates: &mut mpsc::Receiver<StatusUpdate>,
+    tracker: &mut Tracker,
+    progress: &mut (dyn ProgressSink + '_),
+    limit: Duration,
+    quiet: Option<Duration>,
+) {
+    let drain = async {
+        loop {
+            let next = match quiet {
+                Some(gap) => match tokio::time::timeout(gap, updates.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => updates.recv().await,
+            };
+            let Some(update) = next else { break };
+            tracker.apply(&update);
+            progress.update(&update);
+        }
+    };
+    if tokio::time::timeout(limit, drain).await.is_err() {
+        tracing::debug!("status stream still open after the solve; closing it");
+    }
+}
 
 /// What a build was doing, for an error that interrupts it: the context
 /// upload if one is unfinished, the export (or push) if its step has started
@@ -154,15 +193,11 @@ impl Client {
         // Let the status stream deliver its last updates (it ends once the
         // daemon has finished the job), but not forever.
         if updates_open {
-            let drain = async {
-                while let Some(update) = updates_rx.recv().await {
-                    tracker.apply(&update);
-                    progress.update(&update);
-                }
+            let (limit, quiet) = match outcome {
+                Ok(_) => (STATUS_DRAIN, None),
+                Err(_) => (FAILED_DRAIN, Some(FAILED_DRAIN_QUIET)),
             };
-            if tokio::time::timeout(STATUS_DRAIN, drain).await.is_err() {
-                tracing::debug!("status stream still open after the solve; closing it");
-            }
+            drain_status(&mut updates_rx, &mut tracker, progress, limit, quiet).await;
         }
         drop(status_task);
         progress.finish();
@@ -230,6 +265,30 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    /// A refused request's status stream stays open and silent: the drain
+    /// after a failed solve gives up after the quiet gap, not the 5 s drain,
+    /// and still delivers what was already sent.
+    #[tokio::test]
+    async fn a_failed_solve_drains_only_what_keeps_coming() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(vertex("[2/2] RUN false", true)).await.unwrap();
+        let mut tracker = Tracker::default();
+        let mut sink = Quiet;
+        let started = std::time::Instant::now();
+        drain_status(
+            &mut rx,
+            &mut tracker,
+            &mut sink,
+            FAILED_DRAIN,
+            Some(FAILED_DRAIN_QUIET),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(600), "drained for {took:?}");
+        assert_eq!(tracker.iter().count(), 1);
+        drop(tx);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use event::{LogChunk, StatusItem, StatusUpdate, VertexUpdate, Warning};
 pub use plain::PlainRenderer;
 pub use rawjson::RawJsonRenderer;
 pub use tracker::{Tracker, VertexState};
-pub use tty::TtyRenderer;
+pub use tty::{TermSize, TtyRenderer};
 
 use crate::error::{Error, Result};
 
@@ -85,6 +85,13 @@ impl std::str::FromStr for ProgressMode {
 impl ProgressMode {
     /// A renderer writing to stderr.
     pub fn stderr_sink(self) -> Box<dyn ProgressSink> {
+        self.stderr_sink_for("")
+    }
+
+    /// A renderer writing to stderr, naming `builder` (e.g. the daemon's
+    /// address) at the right of the `tty` view's header, as buildx names its
+    /// builder. The `tty` view follows the terminal's size as it changes.
+    pub fn stderr_sink_for(self, builder: &str) -> Box<dyn ProgressSink> {
         let mode = match self {
             ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
             ProgressMode::Auto => ProgressMode::Plain,
@@ -94,7 +101,11 @@ impl ProgressMode {
             ProgressMode::Plain | ProgressMode::Auto => {
                 Box::new(PlainRenderer::new(std::io::stderr()))
             }
-            ProgressMode::Tty => Box::new(TtyRenderer::new(std::io::stderr())),
+            ProgressMode::Tty => Box::new(
+                TtyRenderer::new(std::io::stderr())
+                    .size_from(|| TermSize::of(std::io::stderr()))
+                    .builder_name(builder),
+            ),
             ProgressMode::Quiet => Box::new(Quiet),
             ProgressMode::RawJson => Box::new(RawJsonRenderer::new(std::io::stderr())),
         }

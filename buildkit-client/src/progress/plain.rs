@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::progress::event::{StatusItem, StatusUpdate};
+use crate::progress::event::{StatusItem, StatusUpdate, VertexUpdate};
 use crate::progress::tracker::Tracker;
 use crate::progress::ProgressSink;
 
@@ -68,7 +68,7 @@ const MIN_PROGRESS_DELTA: f64 = 0.05;
 const MIN_TIME_DELTA: Duration = Duration::from_secs(5);
 
 /// `bytes` the way buildx prints them: `59B`, `2.35kB`, `6.01MB` (decimal units).
-fn format_bytes(bytes: i64) -> String {
+pub(super) fn format_bytes(bytes: i64) -> String {
     const UNITS: [&str; 7] = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB"];
     let magnitude = bytes.unsigned_abs();
     if magnitude < 1000 {
@@ -242,6 +242,31 @@ impl<W: Write + Send> PlainRenderer<W> {
         }
     }
 
+    /// Whether `vertex`'s update is to be rendered: always for a step not
+    /// finished yet. A step already finished is reopened only while its
+    /// `DONE` line is still held back and the daemon now says the step runs
+    /// again or failed (BuildKit ends `[internal] load build context` once
+    /// after its cache check, restarts it for the transfer and fails it if
+    /// the transfer fails, buildx then prints `ERROR`, not `DONE`).
+    fn reopen_if_held(&mut self, vertex: &VertexUpdate) -> bool {
+        if !self.finished.contains(&vertex.digest) {
+            return true;
+        }
+        let reopens = !vertex.cached && (vertex.completed.is_none() || !vertex.error.is_empty());
+        let held = self
+            .deferred_done
+            .iter()
+            .position(|entry| entry.digest == vertex.digest);
+        match held {
+            Some(at) if reopens => {
+                self.deferred_done.remove(at);
+                self.finished.remove(&vertex.digest);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn start_block(&mut self, digest: &str) {
         if self.last_vertex.as_deref() != Some(digest) {
             if self.last_vertex.is_some() {
@@ -390,7 +415,7 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
                 continue;
             }
             let index = self.announce(&vertex.digest);
-            if index == 0 || self.finished.contains(&vertex.digest) {
+            if index == 0 || !self.reopen_if_held(vertex) {
                 continue;
             }
             let ends = vertex.cached || !vertex.error.is_empty() || vertex.completed.is_some();
@@ -449,7 +474,7 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::event::{LogChunk, VertexUpdate};
+    use crate::progress::event::LogChunk;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[derive(Clone, Default)]
@@ -671,6 +696,39 @@ mod tests {
         assert_eq!(
             text,
             "#1 [internal] load build context\n\n#2 [1/1] COPY . /\n\n#1 transferring context: 3.84kB 0.1s done\n#1 DONE 0.0s\n"
+        );
+    }
+
+    /// The daemon's updates for a context transfer that fails on the client
+    /// (an invalid `.dockerignore`): the step ends, restarts in the same
+    /// message, and then fails. buildx prints `ERROR`, never `DONE`.
+    #[test]
+    fn a_context_transfer_that_fails_after_a_first_end_is_an_error() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        renderer.update(&StatusUpdate {
+            vertexes: vec![
+                context_vertex(Some(t0 + Duration::from_millis(1))),
+                context_vertex(None),
+            ],
+            ..Default::default()
+        });
+        renderer.update(&StatusUpdate {
+            statuses: vec![transfer(57, 5, true)],
+            ..Default::default()
+        });
+        let mut failed = context_vertex(Some(t0 + Duration::from_millis(30)));
+        failed.error = "error from sender: invalid exclude patterns".into();
+        renderer.update(&StatusUpdate {
+            vertexes: vec![failed],
+            ..Default::default()
+        });
+        renderer.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "#1 [internal] load build context\n#1 transferring context: 57B done\n#1 ERROR: error from sender: invalid exclude patterns\n"
         );
     }
 

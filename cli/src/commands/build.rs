@@ -178,7 +178,7 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     // Bad input is reported before dialling, whether or not a daemon is up.
     options.validate()?;
     let client = args.connection.connect().await?;
-    let mut sink = mode.stderr_sink();
+    let mut sink = mode.stderr_sink_for(&client.address().to_string());
     let build = client.build_with_progress(&options, sink.as_mut());
     let result = tokio::select! {
         result = build => result,

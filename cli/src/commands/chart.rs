@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cicd_agents_pipeline::definition::TokenSource;
 use cicd_agents_pipeline::git::{Author, CommitVars, MessageTemplate, WriteBackConfig};
 use cicd_agents_pipeline::run::{set_local, ChartUpdate, ValueChange, ValuesUpdate};
-use cicd_agents_pipeline::values::KeyPath;
+use cicd_agents_pipeline::values::{parse_tag_ref, KeyPath, Segment};
 use clap::{Args, Subcommand};
 
 use crate::output::{print_json, Format};
@@ -105,7 +105,29 @@ fn pairs(args: &SetImageArgs) -> anyhow::Result<Vec<(String, String)>> {
             "nothing to set: give --key K --value V or --set K=V",
         ));
     }
+    for (key, value) in &out {
+        if is_tag_key(key) {
+            parse_tag_ref(value).map_err(|err| {
+                crate::exit::usage(format!(
+                    "--value for {key}: {err} (a key ending in `tag` takes an image tag, or tag@sha256:…)"
+                ))
+            })?;
+        }
+    }
     Ok(out)
+}
+
+/// Whether the value at `key` is an image tag (the Helm convention `image.tag`): its last
+/// segment is `tag`. Such values are checked with the image tag rule before anything is
+/// written, so that `1.0;id` or `-x` never reaches a values file or a commit.
+fn is_tag_key(key: &str) -> bool {
+    KeyPath::parse(key)
+        .ok()
+        .and_then(|path| match path.last() {
+            Some(Segment::Key(last)) => Some(last.eq_ignore_ascii_case("tag")),
+            _ => None,
+        })
+        .unwrap_or(false)
 }
 
 fn print_changes(changes: &[ValueChange]) {

@@ -245,6 +245,10 @@ struct WorkflowArgs {
         default_value = "github-token:token"
     )]
     github_token_secret: String,
+    /// Secret key (NAME:KEY) with a token for a private source repository (offered to the
+    /// git URL's host only).
+    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
+    git_token_secret: Option<String>,
     /// Service account of the workflow.
     #[arg(long = "service-account")]
     service_account: Option<String>,
@@ -416,6 +420,9 @@ struct RunArgs {
     /// dockerconfigjson Secret with push credentials.
     #[arg(long = "registry-secret", default_value = "regcred")]
     registry_secret: String,
+    /// Secret key (NAME:KEY) with a token for a private git repository.
+    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
+    git_token_secret: Option<String>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -490,6 +497,9 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
             if let Some(account) = &args.service_account {
                 template = template.service_account(account);
             }
+            if let Some(secret) = &args.git_token_secret {
+                template = template.git_token(secret_ref("--git-token-secret", secret)?);
+            }
             if let Some(image) = &args.buildkit_image {
                 template = template.buildkit_image(image);
             }
@@ -522,7 +532,21 @@ fn read_job(
             .context("reading the Job from stdin")?;
         text
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                ) =>
+            {
+                return Err(crate::exit::usage(format!(
+                    "--file {}: {err}",
+                    path.display()
+                )));
+            }
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        }
     };
     let mut jobs = parse_yaml(&text)?
         .into_iter()
@@ -564,6 +588,9 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .security(args.security.security());
             if let Some(cache) = &args.cache_ref {
                 job = job.cache_ref(cache);
+            }
+            if let Some(secret) = &args.git_token_secret {
+                job = job.git_token(secret_ref("--git-token-secret", secret)?);
             }
             job.build()?
         }

@@ -2,6 +2,7 @@
 //! names the file, the line, the column and the key (as a path such as
 //! `chart.values[0].images[1].tag`).
 
+use cicd_agents_types::{ErrorKind, HasKind};
 use std::path::PathBuf;
 
 /// A pipeline definition is not valid, or a parameter override is not acceptable.
@@ -132,17 +133,7 @@ impl DefinitionError {
     /// Whether the definition (or an override) is at fault rather than the file system: true
     /// for everything but an I/O error other than a missing file.
     pub fn is_invalid_input(&self) -> bool {
-        match self {
-            DefinitionError::Io { source, .. } => {
-                matches!(
-                    source.kind(),
-                    std::io::ErrorKind::NotFound
-                        | std::io::ErrorKind::IsADirectory
-                        | std::io::ErrorKind::InvalidData
-                )
-            }
-            _ => true,
-        }
+        self.kind() == ErrorKind::InvalidInput
     }
 
     /// The 1-based line the error points at, if it comes from the file.
@@ -168,6 +159,26 @@ impl DefinitionError {
             | DefinitionError::Invalid { key, .. } => Some(key),
             DefinitionError::UnknownParameter { name, .. } => Some(name),
             _ => None,
+        }
+    }
+}
+
+impl HasKind for DefinitionError {
+    /// [`ErrorKind::InvalidInput`], except [`ErrorKind::Io`] for a file that exists but cannot
+    /// be read.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DefinitionError::Io { source, .. }
+                if !matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                ErrorKind::Io
+            }
+            _ => ErrorKind::InvalidInput,
         }
     }
 }

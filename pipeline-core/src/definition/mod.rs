@@ -134,6 +134,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
 pub use error::DefinitionError;
@@ -1250,33 +1251,29 @@ fn check_git_ref(r: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A branch by git's own rules: the one [`BranchName`] the write-back uses too.
 fn check_branch(b: &str) -> Result<(), String> {
-    check_git_ref(b)?;
-    if b.starts_with("refs/") {
-        return Err(format!("`{b}`: give the branch name without `refs/heads/`"));
-    }
-    Ok(())
+    BranchName::new(b)
+        .map(drop)
+        .map_err(|err| format!("`{}`: {}", err.name, err.reason))
 }
 
 fn check_git_url(url: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let parsed = GitUrl::new(url).map_err(|err| {
+        format!(
+            "`{}` is not a URL ({}); expected https://host/org/repo.git",
+            err.url, err.reason
+        )
+    })?;
+    if !matches!(parsed.scheme(), GitUrlScheme::Https | GitUrlScheme::Http) {
         return Err(format!(
-            "`{url}` is not a URL; expected https://host/org/repo.git"
-        ));
-    };
-    if !matches!(scheme, "https" | "http") {
-        return Err(format!(
-            "`{url}`: only https:// (or http:// on loopback) git URLs are supported"
+            "`{parsed}`: only https:// (or http:// on loopback) git URLs are supported"
         ));
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+    if parsed.has_userinfo() {
         return Err("credentials in the URL are not allowed; use token-env or token-file".into());
     }
-    if authority.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    if url.contains('#') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if url.contains('#') {
         return Err(format!(
             "`{url}`: a git URL cannot contain `#` or spaces (use `ref` and `context`)"
         ));

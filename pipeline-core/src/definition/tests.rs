@@ -313,3 +313,74 @@ fn syntax_errors_have_a_line() {
     let err = err_of("");
     assert!(err.contains("missing required key `source`"), "{err}");
 }
+
+/// The pipeline definition's `chart.branch` / `chart.push-branch` and the write-back accept
+/// exactly the same branch names (they once disagreed on `deploy.lock`, `.hidden/x`, `a#b`).
+#[test]
+fn definition_and_write_back_accept_the_same_branches() {
+    use crate::git::{Author, WriteBack, WriteBackConfig};
+    let names = [
+        "main",
+        "a#b",
+        "deploy.lock",
+        ".hidden/x",
+        "release/1.2",
+        "feature/x-y_z",
+        "ünïcode",
+        "a@b",
+        "x.lock.y",
+        "a..b",
+        "a b",
+        "a\tb",
+        "a~b",
+        "a^b",
+        "a:b",
+        "a?b",
+        "a*b",
+        "a[b",
+        "a\\b",
+        "x@{1}",
+        "@",
+        "a/",
+        "/a",
+        "a//b",
+        "a.",
+        "-a",
+        "HEAD",
+        "refs/heads/main",
+        "x/y.lock",
+        "x/.y",
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for name in names {
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        let chart = format!(
+            "chart:\n  repo: https://h/c.git\n  branch: {quoted}\n  push-branch: {quoted}\n  values:\n    - file: v.yaml\n      images: [{{tag: image.tag}}]\n"
+        );
+        let definition = parse(&format!("{MINIMAL}{chart}"))
+            .and_then(|d| d.resolve(Vec::<(String, String)>::new()));
+        let author = Author {
+            name: "bot".into(),
+            email: "bot@example.com".into(),
+        };
+        let mut config = WriteBackConfig::new("https://h/c.git", name, author);
+        config.push_branch = Some(name.to_string());
+        let write_back = WriteBack::new(config);
+        assert_eq!(
+            definition.is_ok(),
+            write_back.is_ok(),
+            "{name:?}: definition {:?}, write-back {:?}",
+            definition.err().map(|e| e.to_string()),
+            write_back.err().map(|e| e.to_string()),
+        );
+        if write_back.is_ok() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted >= 5 && refused >= 20,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -61,6 +61,7 @@ mod template;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use rand::Rng as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -748,112 +749,49 @@ fn validate_url(
     has_auth: bool,
     allow_insecure_http: bool,
 ) -> Result<(String, String), GitError> {
+    let parsed = GitUrl::new(url).map_err(|err| GitError::InvalidUrl {
+        url: err.url,
+        reason: err.reason,
+    })?;
     let invalid = |reason: &str| GitError::InvalidUrl {
-        url: strip_userinfo(url),
+        url: parsed.to_string(),
         reason: reason.to_string(),
     };
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(invalid("it contains spaces or control characters"));
-    }
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        invalid("expected https://host/path (or http:// for loopback, file:// for local)")
-    })?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+    if parsed.has_userinfo() {
         return Err(invalid(
             "credentials in the URL are not allowed; configure a token instead",
         ));
     }
-    match scheme.as_str() {
-        "https" => {}
-        "http" => {
-            if !allow_insecure_http && !is_loopback(authority) {
+    let origin = match parsed.scheme() {
+        GitUrlScheme::Https => parsed.origin(),
+        GitUrlScheme::Http => {
+            if !allow_insecure_http && !parsed.is_loopback() {
                 return Err(invalid(
                     "plain http is only allowed for loopback hosts (set allow_insecure_http to override)",
                 ));
             }
+            parsed.origin()
         }
-        "file" => {
+        GitUrlScheme::File => {
             if has_auth {
                 return Err(invalid("file:// repositories take no token"));
             }
+            Some("file://".to_string())
         }
-        _ => {
-            return Err(invalid(
-                "only https://, http:// (loopback) and file:// URLs are supported",
-            ))
-        }
-    }
-    if scheme != "file" && authority.is_empty() {
-        return Err(invalid("no host"));
-    }
-    Ok((format!("{scheme}://{authority}"), url.to_string()))
-}
-
-fn is_loopback(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
+        GitUrlScheme::Ssh | GitUrlScheme::Git | GitUrlScheme::Scp => None,
     };
-    let host = host.to_ascii_lowercase();
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+    let origin = origin.ok_or_else(|| {
+        invalid("only https://, http:// (loopback) and file:// URLs are supported")
+    })?;
+    Ok((origin, url.to_string()))
 }
 
-fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(end);
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            if host.len() == authority.len() {
-                url.to_string()
-            } else {
-                format!("{scheme}://[REDACTED]@{host}{path}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
-fn validate_branch(branch: &str) -> Result<(), GitError> {
-    let bad = |reason: &'static str| GitError::InvalidBranch {
-        branch: branch.to_string(),
-        reason,
-    };
-    if branch.is_empty() {
-        return Err(bad("empty"));
-    }
-    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
-        return Err(bad("must not start with `-` or `/` or end with `/`"));
-    }
-    if branch.starts_with("refs/") {
-        return Err(bad("give the branch name without `refs/heads/`"));
-    }
-    if branch.ends_with('.')
-        || branch.ends_with(".lock")
-        || branch.contains("..")
-        || branch.contains("//")
-        || branch.contains("@{")
-        || branch == "@"
-    {
-        return Err(bad("not a valid git ref name"));
-    }
-    if branch
-        .chars()
-        .any(|c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
-    {
-        return Err(bad("contains characters git does not allow in ref names"));
-    }
-    if branch.split('/').any(|part| part.starts_with('.')) {
-        return Err(bad("a path component must not start with `.`"));
-    }
-    Ok(())
+/// Checks a branch name by git's own rules ([`BranchName`]).
+fn validate_branch(branch: &str) -> Result<BranchName, GitError> {
+    BranchName::new(branch).map_err(|err| GitError::InvalidBranch {
+        branch: err.name,
+        reason: err.reason,
+    })
 }
 
 /// One values file to update in the repository.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::buildkit::BuildContainer;
 use super::common::{
-    empty_dir, env, env_from_secret, labels, metadata, mount, pod_security_context,
+    empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount, pod_security_context,
     restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_git_ref,
     validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity,
     SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
@@ -242,7 +242,7 @@ pub struct DagTask {
 }
 
 /// The chart write-back the `update-chart` step performs with
-/// `cicd-agents chart set-image --repo … --branch … --file … --key … --value "$IMAGE_TAG"
+/// `cicd-agents chart set-image --repo … --branch … --file … --key … --value=$(IMAGE_TAG)
 /// --token-env GITHUB_TOKEN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartUpdate {
@@ -405,7 +405,8 @@ impl BuildAndUpdateChart {
         self
     }
 
-    /// A token for a private source repository, given to BuildKit as `GIT_AUTH_TOKEN`.
+    /// A token for a private source repository, given to BuildKit as the secret
+    /// `GIT_AUTH_TOKEN.<host>` of the git URL's host only.
     pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
         self.git_token = Some(secret);
         self
@@ -470,7 +471,7 @@ impl BuildAndUpdateChart {
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }
-        validate_plain("git url", &self.git_url)?;
+        git_url_host("git url", &self.git_url)?;
         validate_image("image", &self.image)?;
         validate_tag("default tag", &self.default_tag)?;
         validate_git_ref("default git ref", &self.default_git_ref)?;
@@ -487,7 +488,7 @@ impl BuildAndUpdateChart {
             token.validate("git token secret")?;
         }
         validate_image("buildkit image", &self.buildkit_image)?;
-        validate_plain("chart repo", &self.chart.repo)?;
+        git_url_host("chart repo", &self.chart.repo)?;
         validate_git_ref("chart branch", &self.chart.branch)?;
         validate_repo_path("chart file", &self.chart.file)?;
         validate_plain("chart key", &self.chart.key)?;
@@ -507,6 +508,7 @@ impl BuildAndUpdateChart {
     /// Builds the WorkflowTemplate.
     pub fn build(&self) -> Result<WorkflowTemplate, K8sError> {
         self.validate()?;
+        let git_host = git_url_host("git url", &self.git_url)?;
         let input = |name: &str| format!("{{{{inputs.parameters.{name}}}}}");
         let workflow_param = |name: &str| format!("{{{{workflow.parameters.{name}}}}}");
         let labels = labels(&self.name, "pipeline", &self.labels);
@@ -515,6 +517,7 @@ impl BuildAndUpdateChart {
             name: "main",
             buildkit_image: &self.buildkit_image,
             git_url: &self.git_url,
+            git_host: &git_host,
             git_ref: &input(P_REF),
             context_subdir: self.context_subdir.as_deref(),
             dockerfile: &input(P_DOCKERFILE),
@@ -561,9 +564,9 @@ impl BuildAndUpdateChart {
                 chart.file.clone(),
                 "--key".into(),
                 chart.key.clone(),
-                "--value".into(),
-                // Kubernetes substitutes the variable into this one argument; no shell runs.
-                "$(IMAGE_TAG)".into(),
+                // Kubernetes substitutes the variable into this one argument (no shell runs);
+                // joined to its flag, a tag starting with `-` cannot pass for a flag.
+                "--value=$(IMAGE_TAG)".into(),
                 "--token-env".into(),
                 "GITHUB_TOKEN".into(),
             ]),

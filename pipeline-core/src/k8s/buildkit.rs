@@ -26,18 +26,20 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
     builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe,
-    labels, metadata, mount, pod_security_context, secret_volume, validate_dns_label,
-    validate_dns_subdomain, validate_git_ref, validate_image, validate_plain, validate_repo_path,
-    validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR,
-    BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
+    git_url_host, labels, metadata, mount, pod_security_context, secret_volume, validate_dns_label,
+    validate_dns_subdomain, validate_git_ref, validate_image, validate_repo_path, validate_tag,
+    BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
+    DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
 use super::error::K8sError;
 
 /// The fixed script the build container runs. It reads everything from the environment
 /// (`GIT_URL`, `GIT_REF`, `CONTEXT_SUBDIR`, `DOCKERFILE`, `IMAGE`, `IMAGE_TAG`, `PUSH`,
-/// `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`), checks the values that may come from a
+/// `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
 /// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
-/// single argument. It contains neither `$(` nor `$$` (Kubernetes would expand those in
+/// single argument. The git token is offered to BuildKit as the secret
+/// `GIT_AUTH_TOKEN.<GIT_AUTH_HOST>`, which BuildKit sends only to the git URL's host (never
+/// to another remote the Dockerfile names). It contains neither `$(` nor `$$` (Kubernetes would expand those in
 /// arguments) nor `{{` (Argo would).
 pub const BUILD_SCRIPT: &str = r#"set -eu
 fail() { echo "build: $*" >&2; exit 2; }
@@ -65,7 +67,8 @@ if [ -n "${CACHE_REF:-}" ]; then
     --import-cache "type=registry,ref=${CACHE_REF}${insecure}"
 fi
 if [ -n "${GIT_AUTH_TOKEN:-}" ]; then
-  set -- "$@" --secret "id=GIT_AUTH_TOKEN,env=GIT_AUTH_TOKEN"
+  [ -n "${GIT_AUTH_HOST:-}" ] || fail "GIT_AUTH_TOKEN is set but GIT_AUTH_HOST is not"
+  set -- "$@" --secret "id=GIT_AUTH_TOKEN.${GIT_AUTH_HOST},env=GIT_AUTH_TOKEN"
 fi
 echo "build: ${IMAGE}:${IMAGE_TAG} from ${context} (${DOCKERFILE})"
 exec buildctl-daemonless.sh "$@"
@@ -77,6 +80,8 @@ pub(crate) struct BuildContainer<'a> {
     pub name: &'a str,
     pub buildkit_image: &'a str,
     pub git_url: &'a str,
+    /// The host of `git_url` (see `git_url_host`): the only remote that gets the git token.
+    pub git_host: &'a str,
     pub git_ref: &'a str,
     pub context_subdir: Option<&'a str>,
     pub dockerfile: &'a str,
@@ -122,6 +127,7 @@ impl BuildContainer<'_> {
         }
         if let Some(token) = self.git_token {
             env_vars.push(env_from_secret("GIT_AUTH_TOKEN", token));
+            env_vars.push(env("GIT_AUTH_HOST", self.git_host));
         }
         let mut mounts: Vec<VolumeMount> = vec![mount(STATE_VOLUME, BUILDKIT_STATE_DIR, false)];
         let mut volumes = vec![empty_dir(STATE_VOLUME)];
@@ -294,7 +300,9 @@ impl BuildJob {
         self
     }
 
-    /// A token for private git repositories, passed to BuildKit as the `GIT_AUTH_TOKEN` secret.
+    /// A token for private git repositories, passed to BuildKit as the
+    /// `GIT_AUTH_TOKEN.<host>` secret (`<host>` is the git URL's host, with its port), so
+    /// that BuildKit offers it to that host only.
     pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
         self.git_token = Some(secret);
         self
@@ -370,7 +378,7 @@ impl BuildJob {
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }
-        validate_plain("git url", &self.git_url)?;
+        git_url_host("git url", &self.git_url)?;
         validate_git_ref("git ref", &self.git_ref)?;
         if let Some(subdir) = &self.context_subdir {
             validate_repo_path("context subdir", subdir)?;
@@ -421,12 +429,14 @@ impl BuildJob {
     /// Builds the Job.
     pub fn build(&self) -> Result<Job, K8sError> {
         self.validate()?;
+        let git_host = git_url_host("git url", &self.git_url)?;
         tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
         let labels = labels(&self.name, "build", &self.labels);
         let (container, volumes) = BuildContainer {
             name: "buildkit",
             buildkit_image: &self.buildkit_image,
             git_url: &self.git_url,
+            git_host: &git_host,
             git_ref: &self.git_ref,
             context_subdir: self.context_subdir.as_deref(),
             dockerfile: &self.dockerfile,

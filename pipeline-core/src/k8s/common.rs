@@ -336,20 +336,14 @@ pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8
     }
 }
 
-/// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`cicd_agents_types::ImageTag`]).
 pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
-    let mut chars = value.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok && value.len() <= 128 {
-        Ok(())
-    } else {
-        Err(K8sError::option(
+    match cicd_agents_types::ImageTag::new(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(K8sError::option(
             option,
             format!("{value:?} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"),
-        ))
+        )),
     }
 }
 
@@ -414,10 +408,12 @@ pub(crate) fn validate_repo_path(option: &str, value: &str) -> Result<(), K8sErr
 }
 
 /// A URL or other free text that is passed on verbatim: no whitespace, no control characters,
-/// no quotes and no `$` (Kubernetes expands `$(VAR)` in arguments).
+/// no quotes, no `$` (Kubernetes expands `$(VAR)` in arguments) and no `{{` (Argo would try
+/// to resolve it as an expression in a WorkflowTemplate).
 pub(crate) fn validate_plain(option: &str, value: &str) -> Result<(), K8sError> {
     let ok = !value.is_empty()
         && value.len() <= 2048
+        && !value.contains("{{")
         && !value.chars().any(|c| {
             c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '$' | '\\' | '#')
         });
@@ -426,7 +422,51 @@ pub(crate) fn validate_plain(option: &str, value: &str) -> Result<(), K8sError> 
     } else {
         Err(K8sError::option(
             option,
-            format!("{value:?} contains whitespace, quotes, '#', '$' or control characters"),
+            format!(
+                "{value:?} contains whitespace, quotes, '#', '$', '{{{{' or control characters"
+            ),
+        ))
+    }
+}
+
+/// The host of an `https://` (or `http://`) git URL as Go's `url.Host` has it (with the port,
+/// without user information): BuildKit offers a git token only to the remote whose host
+/// matches the secret's name `GIT_AUTH_TOKEN.<host>`. URLs that carry credentials are
+/// refused: the token belongs in a Secret.
+pub(crate) fn git_url_host(option: &str, url: &str) -> Result<String, K8sError> {
+    // Before anything echoes the URL: its user information may be a password.
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(K8sError::option(
+            option,
+            "the URL carries credentials; store the token in a Secret and pass it as the git token instead",
+        ));
+    }
+    validate_plain(option, url)?;
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err(K8sError::option(
+            option,
+            format!("{url:?} is not an https:// (or http://) URL"),
+        ));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_ok = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if host_ok {
+        Ok(authority.to_string())
+    } else {
+        Err(K8sError::option(
+            option,
+            format!("{url:?} has no valid host"),
         ))
     }
 }
@@ -479,6 +519,19 @@ mod tests {
         assert!(validate_repo_path("dockerfile", "../etc/passwd").is_err());
         assert!(validate_plain("git url", "https://github.com/o/r.git").is_ok());
         assert!(validate_plain("git url", "https://x/$(rm)").is_err());
+        assert!(validate_plain("git url", "https://x/{{workflow.name}}").is_err());
+        assert_eq!(
+            git_url_host("git url", "https://git.example:8443/o/r.git").ok(),
+            Some("git.example:8443".to_string())
+        );
+        assert_eq!(
+            git_url_host("git url", "http://127.0.0.1/r.git").ok(),
+            Some("127.0.0.1".to_string())
+        );
+        let err = git_url_host("git url", "https://u:pa$$word@host/r.git").unwrap_err();
+        assert!(!err.to_string().contains("pa$$word"), "{err}");
+        assert!(git_url_host("git url", "git@host:o/r.git").is_err());
+        assert!(git_url_host("git url", "https:///r.git").is_err());
         assert!(validate_dns_label("name", "build-app-1").is_ok());
         assert!(validate_dns_label("name", "Build").is_err());
         assert!(validate_quantity("size", "10Gi").is_ok());

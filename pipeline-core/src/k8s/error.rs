@@ -1,5 +1,7 @@
 //! Errors of the manifest builders and the YAML rendering.
 
+use cicd_agents_types::{ErrorKind, HasKind};
+
 /// What building or rendering a manifest can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
@@ -39,6 +41,17 @@ impl K8sError {
         K8sError::InvalidOption {
             option: option.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+impl HasKind for K8sError {
+    /// [`ErrorKind::InvalidInput`] for an option or a YAML document that cannot be used,
+    /// [`ErrorKind::Internal`] when a built manifest cannot be rendered.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            K8sError::InvalidOption { .. } | K8sError::Parse { .. } => ErrorKind::InvalidInput,
+            K8sError::Render { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -280,6 +280,23 @@ pub enum LaunchError {
     },
 }
 
+impl cicd_agents_types::HasKind for LaunchError {
+    /// No configuration or a broken watch is a [`ErrorKind::Connection`](cicd_agents_types::ErrorKind::Connection)
+    /// failure; a Job without a name is invalid input; the API server refusing, losing or
+    /// timing out the Job is [`ErrorKind::Remote`](cicd_agents_types::ErrorKind::Remote).
+    fn kind(&self) -> cicd_agents_types::ErrorKind {
+        use cicd_agents_types::ErrorKind;
+        match self {
+            LaunchError::Config(_) | LaunchError::Watch { .. } => ErrorKind::Connection,
+            LaunchError::Unnamed => ErrorKind::InvalidInput,
+            LaunchError::Create { .. }
+            | LaunchError::Vanished { .. }
+            | LaunchError::Timeout { .. } => ErrorKind::Remote,
+            LaunchError::Cancelled { .. } => ErrorKind::Cancelled,
+        }
+    }
+}
+
 fn describe_pods(pods: &[PodReport]) -> String {
     if pods.is_empty() {
         "; no pods were created".to_string()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
 use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::RegistryAuth;
+use cicd_agents_types::GitUrl;
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
@@ -103,14 +104,7 @@ fn docker_config_dir(path: &Path) -> PathBuf {
 
 /// The host (no port) of a URL, for BuildKit's `GIT_AUTH_TOKEN.<host>` secret.
 fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?.to_string()
-    } else {
-        authority.split(':').next()?.to_string()
-    };
-    (!host.is_empty()).then_some(host)
+    GitUrl::new(url).ok()?.host().map(str::to_string)
 }
 
 impl BuildPlan {

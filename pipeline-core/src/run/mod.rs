@@ -61,7 +61,7 @@ pub use events::{EventSink, RunEvent, Step, StepOutcome};
 pub use report::{BuildReport, RunReport, SourceReport, StepReport};
 
 use crate::definition::{Pipeline, SourceLocation, TokenSource};
-use crate::error::GitError;
+use crate::error::{ErrorKind, GitError, HasKind};
 use crate::git::{CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig};
 use crate::values::Digest;
 
@@ -107,6 +107,30 @@ pub enum RunError {
     /// A blocking task could not be joined (panicked or cancelled).
     #[error("internal error: {0}")]
     Task(String),
+}
+
+impl HasKind for RunError {
+    /// The kind of the git, chart or build failure inside; a build is
+    /// [`ErrorKind::BuildFailed`] (or [`ErrorKind::Cancelled`]).
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RunError::Token { source, .. } => HasKind::kind(source),
+            RunError::Source(err) | RunError::ChartAccess(err) => HasKind::kind(err),
+            RunError::Build {
+                cancelled: true, ..
+            } => ErrorKind::Cancelled,
+            RunError::Build { .. } => ErrorKind::BuildFailed,
+            RunError::NoDigest => ErrorKind::Remote,
+            RunError::Chart(err) => err.kind(),
+            RunError::Task(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl HasKind for RunFailure {
+    fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
 }
 
 /// A failed run: the error and the report of what ran.

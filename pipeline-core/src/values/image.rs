@@ -15,29 +15,8 @@ use std::fmt;
 use super::path::KeyPath;
 use crate::error::TagError;
 
-/// A validated image tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ImageTag(String);
-
-impl ImageTag {
-    /// Validates `tag` against `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-    pub fn new(tag: impl Into<String>) -> Result<Self, TagError> {
-        let tag = tag.into();
-        validate_tag(&tag)?;
-        Ok(Self(tag))
-    }
-
-    /// The tag text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ImageTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A validated image tag: the one [`cicd_agents_types::ImageTag`].
+pub use cicd_agents_types::ImageTag;
 
 /// A validated `sha256:` digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,21 +42,9 @@ impl fmt::Display for Digest {
     }
 }
 
-/// Checks an image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// Checks an image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`ImageTag`]).
 pub fn validate_tag(tag: &str) -> Result<(), TagError> {
-    let b = tag.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TagError::InvalidTag {
-            tag: tag.to_string(),
-        })
-    }
+    ImageTag::new(tag).map(drop).map_err(TagError::from)
 }
 
 /// Checks an image digest: `sha256:[0-9a-f]{64}`.

@@ -1,0 +1,331 @@
+//! Runs the rendered containers' commands the way the kubelet and Argo would: Argo substitutes
+//! `{{inputs.parameters.…}}`, the kubelet resolves `env` (plain values, `secretKeyRef`,
+//! `fieldRef`) and expands `$(VAR)` in `command` and `args`, then runs the command. Stand-ins
+//! for `buildctl-daemonless.sh` and `cicd-agents` record the argv they were given, so these
+//! tests see exactly what BuildKit and the chart step would receive, and check that no token
+//! and no user value ever reaches a command line or shell text.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate, Template};
+use cicd_agents_pipeline::k8s::buildkit::BuildJob;
+use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::Container;
+use cicd_agents_pipeline::k8s::SecretKeyRef;
+
+const TOKEN: &str = "tok-3f9a1c-secret";
+const CHART_TOKEN: &str = "chart-tok-77e2";
+
+/// The Secrets of the fake cluster: (name, key) → value.
+fn secrets() -> BTreeMap<(&'static str, &'static str), &'static str> {
+    BTreeMap::from([
+        (("git-token", "token"), TOKEN),
+        (("github-token", "token"), CHART_TOKEN),
+    ])
+}
+
+/// Argo's substitution of `{{inputs.parameters.NAME}}` in every string of the container.
+fn argo_substitute(container: &Container, inputs: &BTreeMap<&str, &str>) -> Container {
+    let text = serde_json::to_string(container).unwrap();
+    let mut out = text.clone();
+    for (name, value) in inputs {
+        let value = serde_json::to_string(value).unwrap();
+        out = out.replace(
+            &format!("{{{{inputs.parameters.{name}}}}}"),
+            value.trim_matches('"'),
+        );
+    }
+    assert!(!out.contains("{{"), "unresolved Argo expression in {out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The kubelet's env: plain values (with `$(VAR)` of earlier variables expanded), Secret keys
+/// and pod fields.
+fn kubelet_env(container: &Container) -> Vec<(String, String)> {
+    let secrets = secrets();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container.env.clone().unwrap_or_default() {
+        let value = if let Some(value) = &var.value {
+            expand(value, &env)
+        } else {
+            let from = var.value_from.as_ref().expect("env var without a value");
+            if let Some(secret) = &from.secret_key_ref {
+                secrets
+                    .get(&(secret.name.as_str(), secret.key.as_str()))
+                    .unwrap_or_else(|| panic!("no Secret {}/{}", secret.name, secret.key))
+                    .to_string()
+            } else if let Some(field) = &from.field_ref {
+                format!("pod-field-{}", field.field_path)
+            } else {
+                panic!("unsupported valueFrom in {var:?}")
+            }
+        };
+        env.retain(|(name, _)| *name != var.name);
+        env.push((var.name.clone(), value));
+    }
+    env
+}
+
+/// The kubelet's `$(VAR)` expansion: `$$` is a literal `$`, unknown variables stay as written.
+fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = tail.strip_prefix("$(") {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match env.iter().rev().find(|(n, _)| n == name) {
+                        Some((_, value)) => out.push_str(value),
+                        None => out.push_str(&tail[..end + 3]),
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push_str(tail);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A stand-in program that records its argv (one argument per line) in `<dir>/<name>.argv`.
+fn stand_in(dir: &Path, name: &str) {
+    let script = format!(
+        "#!/bin/sh\n: > '{log}'\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\" >> '{log}'; done\n",
+        log = dir.join(format!("{name}.argv")).display()
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+struct Ran {
+    code: i32,
+    /// The argv the kubelet started the container with (after `$(VAR)` expansion).
+    container_argv: Vec<String>,
+    /// What the stand-in `program` was given.
+    program_argv: Vec<String>,
+    stderr: String,
+}
+
+/// Runs `container` as the kubelet would, with stand-ins on `PATH` for `program`.
+fn run_container(container: &Container, program: &str) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    stand_in(dir.path(), program);
+    let env = kubelet_env(container);
+    let mut argv: Vec<String> = Vec::new();
+    for part in container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+    {
+        argv.push(expand(part, &env));
+    }
+    assert!(!argv.is_empty(), "the container has no command");
+    let program_path = if argv[0] == program {
+        dir.path().join(program).display().to_string()
+    } else {
+        argv[0].clone()
+    };
+    let output = std::process::Command::new(&program_path)
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
+    let recorded =
+        std::fs::read_to_string(dir.path().join(format!("{program}.argv"))).unwrap_or_default();
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        container_argv: argv,
+        program_argv: recorded.lines().map(str::to_string).collect(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn assert_no_secret(ran: &Ran, user_values: &[&str]) {
+    for arg in ran.container_argv.iter().chain(&ran.program_argv) {
+        assert!(
+            !arg.contains(TOKEN) && !arg.contains(CHART_TOKEN),
+            "a token reached a command line: {arg:?}"
+        );
+    }
+    // The shell text (the container's fixed script) never holds a user value.
+    for arg in ran.container_argv.iter().skip(1) {
+        if arg.contains('\n') {
+            for value in user_values {
+                assert!(!arg.contains(value), "{value:?} is in the shell text");
+            }
+        }
+    }
+}
+
+fn job_container(job: &cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job) -> Container {
+    job.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .clone()
+}
+
+#[test]
+fn the_build_job_offers_the_git_token_to_the_git_urls_host_only() {
+    let job = BuildJob::new(
+        "build-app",
+        "https://git.example.com:8443/org/app.git",
+        "registry.example.com/org/app",
+    )
+    .tag("1.4.2")
+    .git_ref("refs/tags/v1.4.2")
+    .git_token(SecretKeyRef::new("git-token", "token"))
+    .build()
+    .unwrap();
+    let ran = run_container(&job_container(&job), "buildctl-daemonless.sh");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let secret_at = ran
+        .program_argv
+        .iter()
+        .position(|a| a == "--secret")
+        .expect("no --secret");
+    assert_eq!(
+        ran.program_argv[secret_at + 1],
+        "id=GIT_AUTH_TOKEN.git.example.com:8443,env=GIT_AUTH_TOKEN"
+    );
+    assert!(
+        !ran.program_argv
+            .iter()
+            .any(|a| a.contains("id=GIT_AUTH_TOKEN,")),
+        "an unscoped token: {:?}",
+        ran.program_argv
+    );
+    assert_no_secret(&ran, &["1.4.2", "refs/tags/v1.4.2", "git.example.com"]);
+}
+
+fn chart() -> ChartUpdate {
+    ChartUpdate {
+        repo: "https://git.example.com/org/charts.git".into(),
+        branch: "main".into(),
+        file: "charts/app/values.yaml".into(),
+        key: "image.tag".into(),
+        tool_image: "registry.example.com/cicd-agents:0.1.0".into(),
+    }
+}
+
+fn template(workflow: &cicd_agents_pipeline::k8s::argo::WorkflowTemplate, name: &str) -> Template {
+    workflow
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no template {name}"))
+        .clone()
+}
+
+#[test]
+fn the_workflow_template_builds_a_private_repository_with_a_scoped_token() {
+    let workflow = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://git.example.com/org/app.git",
+        "registry.example.com/org/app",
+        chart(),
+    )
+    .git_token(SecretKeyRef::new("git-token", "token"))
+    .build()
+    .unwrap();
+    let inputs = BTreeMap::from([
+        ("image-tag", "2.0.1"),
+        ("git-ref", "refs/heads/release"),
+        ("dockerfile", "docker/Dockerfile"),
+    ]);
+    let build = argo_substitute(
+        template(&workflow, "build").container.as_ref().unwrap(),
+        &inputs,
+    );
+    let ran = run_container(&build, "buildctl-daemonless.sh");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.program_argv
+            .contains(&"id=GIT_AUTH_TOKEN.git.example.com,env=GIT_AUTH_TOKEN".to_string()),
+        "{:?}",
+        ran.program_argv
+    );
+    assert!(ran
+        .program_argv
+        .contains(&"type=image,name=registry.example.com/org/app:2.0.1,push=true".to_string()));
+    assert_no_secret(&ran, &["2.0.1", "refs/heads/release", "docker/Dockerfile"]);
+
+    // A hostile parameter is refused by the build step before BuildKit runs.
+    for tag in ["1.0;id", "$(touch /tmp/x)", "-x", "v1.0.0-rc.1+build"] {
+        let inputs = BTreeMap::from([
+            ("image-tag", tag),
+            ("git-ref", "refs/heads/main"),
+            ("dockerfile", "Dockerfile"),
+        ]);
+        let build = argo_substitute(
+            template(&workflow, "build").container.as_ref().unwrap(),
+            &inputs,
+        );
+        let ran = run_container(&build, "buildctl-daemonless.sh");
+        assert_eq!(ran.code, 2, "{tag:?} was accepted: {:?}", ran.program_argv);
+        assert!(
+            ran.program_argv.is_empty(),
+            "{tag:?}: {:?}",
+            ran.program_argv
+        );
+    }
+}
+
+#[test]
+fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env() {
+    let workflow = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://git.example.com/org/app.git",
+        "registry.example.com/org/app",
+        chart(),
+    )
+    .build()
+    .unwrap();
+    for tag in ["2.0.1", "-rf"] {
+        let inputs = BTreeMap::from([("image-tag", tag)]);
+        let update = argo_substitute(
+            template(&workflow, "update-chart")
+                .container
+                .as_ref()
+                .unwrap(),
+            &inputs,
+        );
+        let ran = run_container(&update, "cicd-agents");
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let value = format!("--value={tag}");
+        assert!(
+            ran.program_argv.contains(&value),
+            "{value} is not one argument: {:?}",
+            ran.program_argv
+        );
+        assert!(!ran.program_argv.contains(&tag.to_string()));
+        assert!(ran
+            .program_argv
+            .windows(2)
+            .any(|w| w[0] == "--token-env" && w[1] == "GITHUB_TOKEN"));
+        assert_no_secret(&ran, &[tag]);
+    }
+}
