@@ -142,3 +142,16 @@ def test_build_error_has_the_exit_code(client, make_context):
         client.build(context, network="host", no_cache=True)
     assert caught.value.exit_code == 42
     assert os.fspath(context)  # the context is still there
+
+
+def test_the_exception_class_follows_the_library_error_kind(client, make_context):
+    with pytest.raises(cicd_agents.InvalidOption) as invalid:
+        cicd_agents.Client("bogus")
+    assert invalid.value.error_kind == "invalid input"
+    with pytest.raises(cicd_agents.ConnectionError) as unreachable:
+        cicd_agents.Client("unix:///nonexistent/cicd-agents.sock", connect_timeout=2)
+    assert unreachable.value.error_kind == "connection"
+    with pytest.raises(cicd_agents.BuildError) as failed:
+        client.build(make_context("FROM {base}\nRUN exit 5\n"), network="host", no_cache=True)
+    assert failed.value.error_kind == "build failed"
+    assert cicd_agents.ValuesError("x").error_kind is None

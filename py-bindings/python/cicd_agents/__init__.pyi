@@ -97,6 +97,11 @@ _ProgressArg = Union[None, str, Callable[[_Event], Any]]
 class Error(Exception):
     """Base class of every error raised by cicd_agents. The message is what the command line prints."""
 
+    error_kind: Optional[str]
+    """The library's error kind (``"invalid input"``, ``"connection"``, ``"remote"``,
+    ``"build failed"``, ``"cancelled"``, ``"io"``, ``"internal"``) for errors of the BuildKit
+    client; the class follows it. None for the others."""
+
 class ConnectionError(Error):
     """The BuildKit daemon cannot be reached, or the connection broke while something was
     under way. Not the builtin ConnectionError."""
