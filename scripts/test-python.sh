@@ -4,7 +4,8 @@
 #
 #   1. creates a virtualenv (target/py-venv, under $CARGO_TARGET_DIR if set),
 #   2. installs maturin, pytest, pytest-asyncio, mypy, typing_extensions and
-#      python-on-whales (for its compatibility test) into it from PyPI,
+#      python-on-whales (for its compatibility test) into it from PyPI, and the schema
+#      checkers of test_k8s_schemas.py (pyyaml, kubernetes-validate, hera),
 #   3. builds the wheel once (`maturin build`: abi3, the stripped `python-release`
 #      profile) into $CARGO_TARGET_DIR/wheels and installs the tests from that wheel,
 #   4. checks the type stubs against the module (python -m mypy.stubtest cicd_agents)
@@ -97,10 +98,12 @@ vpy="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
 
-say "installing maturin, pytest, pytest-asyncio, mypy and python-on-whales"
+say "installing maturin, pytest, pytest-asyncio, mypy, python-on-whales and the schema checkers (pyyaml, kubernetes-validate, hera)"
 "$vpy" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$vpy" -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "pytest-asyncio>=0.21" \
     "mypy>=1.10" "typing_extensions>=4.6" "python-on-whales>=0.70"
+# py-bindings/tests/test_k8s_schemas.py: a YAML 1.1 reader, Kubernetes' schemas, Argo's models.
+"$vpy" -m pip install --quiet --disable-pip-version-check "pyyaml>=6" "kubernetes-validate>=1.30" "hera>=5.16"
 
 # The wheel is built once and the tests run against what it installs, as a
 # user's `pip install cicd_agents-*.whl` would. Cargo builds into

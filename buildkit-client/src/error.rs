@@ -6,6 +6,15 @@ use std::time::Duration;
 
 pub use cicd_agents_types::{ErrorKind, HasKind};
 
+/// ` "value"` for a message, or nothing for an empty value.
+fn quoted_value(value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        format!(" {value:?}")
+    }
+}
+
 /// Everything the client can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,7 +28,7 @@ pub enum Error {
     },
 
     /// No address was given and none of the usual places has a daemon.
-    #[error("no BuildKit daemon found; tried {}. Pass --addr or set BUILDKIT_HOST", tried.join(", "))]
+    #[error("no BuildKit daemon found; tried {}. Give the daemon's address or set BUILDKIT_HOST", tried.join(", "))]
     NoDaemonFound {
         /// Every place that was looked at, with why it did not do.
         tried: Vec<String>,
@@ -77,11 +86,14 @@ pub enum Error {
         status: tonic::Status,
     },
 
-    /// A request option that cannot be used, e.g. a malformed `--output` value.
-    #[error("invalid {option}: {reason}")]
+    /// A build or connection option that cannot be used, e.g. a malformed
+    /// output spec. Front ends word it in their own vocabulary from `field`.
+    #[error("invalid {field}{}: {reason}", quoted_value(value))]
     InvalidOption {
-        /// The option, as the user wrote its name (`--output`, `cache_to`).
-        option: String,
+        /// Which option the value belongs to.
+        field: crate::flags::OptionField,
+        /// The value as given (empty when the problem is not one value).
+        value: String,
         /// What is wrong.
         reason: String,
     },
@@ -151,11 +163,22 @@ impl Error {
         })
     }
 
-    pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A value of `field` that cannot be used.
+    pub(crate) fn invalid(
+        field: crate::flags::OptionField,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::InvalidOption {
-            option: option.into(),
+            field,
+            value: value.into(),
             reason: reason.into(),
         }
+    }
+
+    /// An option of `field` that cannot be used, where no single value is at fault.
+    pub(crate) fn option(field: crate::flags::OptionField, reason: impl Into<String>) -> Self {
+        Error::invalid(field, "", reason)
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

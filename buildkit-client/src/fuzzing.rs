@@ -45,7 +45,7 @@ pub fn url_host(url: &str) -> Option<String> {
 
 /// Splits a `key=value,...` spec at commas outside double quotes.
 pub fn split_fields(spec: &str) -> Vec<String> {
-    crate::session::secrets::split_fields(spec)
+    crate::flags::split_fields(spec)
 }
 
 /// A cache entry as the solve request carries it: type and attributes.

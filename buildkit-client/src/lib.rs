@@ -23,6 +23,7 @@ pub mod build;
 mod client;
 pub mod control;
 mod error;
+pub mod flags;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -95,7 +95,10 @@ pub fn is_usage(err: &anyhow::Error) -> bool {
 pub fn render(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {
-        let part = cause.to_string();
+        let part = cause
+            .downcast_ref::<cicd_agents_buildkit::Error>()
+            .and_then(crate::flag_names::describe)
+            .unwrap_or_else(|| cause.to_string());
         if text.contains(&part) {
             continue;
         }

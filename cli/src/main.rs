@@ -7,6 +7,7 @@ mod commands;
 mod connection;
 mod duration;
 mod exit;
+mod flag_names;
 mod output;
 
 use std::process::ExitCode;

@@ -9,6 +9,7 @@
 //! entry's wire form is its type and attributes; at most one exporter writes to stdout.
 #![no_main]
 
+use cicd_agents_buildkit::flags::OptionField;
 use cicd_agents_buildkit::build::{
     parse_key_values, BuildContext, CacheEntry, NamedContext, Output, TypedSpec,
 };
@@ -30,12 +31,14 @@ struct Input {
     url: String,
 }
 
-fn names_option(err: &cicd_agents_buildkit::Error, option: &str) {
-    let message = err.to_string();
-    assert!(
-        message.contains(option),
-        "error for {option} does not name it: {message}"
-    );
+fn names_option(err: &cicd_agents_buildkit::Error, option: OptionField) {
+    match err {
+        cicd_agents_buildkit::Error::InvalidOption { field, .. } => {
+            assert_eq!(*field, option, "wrong field in {err}")
+        }
+        other => panic!("not an InvalidOption for {option}: {other}"),
+    }
+    assert!(!err.to_string().contains("--"), "names a flag: {err}");
 }
 
 fn input(text: &str) -> Input {
@@ -72,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(output.kind(), output.kind().to_ascii_lowercase());
                 outputs.push(output);
             }
-            Err(err) => names_option(&err, "--output"),
+            Err(err) => names_option(&err, OptionField::Output),
         }
     }
     match fuzzing::plan_outputs(&outputs, &input.tags, input.push, input.docker_daemon) {
@@ -88,8 +91,8 @@ fuzz_target!(|data: &[u8]| {
     }
     for spec in &input.cache {
         for (option, parsed) in [
-            ("--cache-to", CacheEntry::parse_export(spec)),
-            ("--cache-from", CacheEntry::parse_import(spec)),
+            (OptionField::CacheTo, CacheEntry::parse_export(spec)),
+            (OptionField::CacheFrom, CacheEntry::parse_import(spec)),
         ] {
             match parsed {
                 Ok(entry) => {
@@ -102,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(err) => names_option(&err, option),
             }
         }
-        let _ = TypedSpec::parse("--x", spec, |_| None);
+        let _ = TypedSpec::parse(OptionField::Output, spec, |_| None);
         for field in fuzzing::split_fields(spec) {
             assert!(!field.trim().is_empty());
         }
@@ -113,13 +116,13 @@ fuzz_target!(|data: &[u8]| {
             "{:?} gave an empty id",
             input.secret
         ),
-        Err(err) => names_option(&err, "--secret"),
+        Err(err) => names_option(&err, OptionField::Secret),
     }
     match SshAgent::parse(&input.ssh) {
         Ok(agent) => assert!(!agent.id.is_empty()),
-        Err(err) => names_option(&err, "--ssh"),
+        Err(err) => names_option(&err, OptionField::Ssh),
     }
-    for option in ["--build-arg", "--label"] {
+    for option in [OptionField::BuildArg, OptionField::Label] {
         match parse_key_values(option, &input.key_values) {
             Ok(map) => assert!(map.keys().all(|k| !k.is_empty())),
             Err(err) => names_option(&err, option),
@@ -127,7 +130,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = BuildContext::parse(&input.context);
     if let Err(err) = NamedContext::parse(&input.context) {
-        names_option(&err, "--build-context");
+        names_option(&err, OptionField::BuildContext);
     }
     if let Some(host) = fuzzing::url_host(&input.url) {
         assert!(!host.is_empty());

@@ -398,9 +398,10 @@ pub enum GitError {
         status: Option<u16>,
     },
     /// The git server answered with a server error (HTTP 5xx). Retried with backoff during a
-    /// write-back (see [`crate::git`]); this is the error once the attempts are used up.
+    /// write-back (see [`crate::git`]); this is the error once its deadline has passed.
     #[error(
-        "the git server {url} answered HTTP {status} during {operation} ({attempts} attempt(s))"
+        "the git server {url} answered HTTP {status} during {operation} ({attempts} attempt(s) in {})",
+        crate::git::format_elapsed(*.elapsed)
     )]
     ServerError {
         /// The repository URL (without credentials).
@@ -411,12 +412,15 @@ pub enum GitError {
         status: u16,
         /// Attempts made.
         attempts: u32,
+        /// Time from the start of the write-back until it gave up.
+        elapsed: std::time::Duration,
     },
     /// The git server could not be reached (connection refused or reset, timeout, unknown
-    /// host). Retried with backoff during a write-back; this is the error once the attempts
-    /// are used up.
+    /// host). Retried with backoff during a write-back; this is the error once its deadline
+    /// has passed.
     #[error(
-        "cannot reach the git server {url} during {operation}: {reason} ({attempts} attempt(s))"
+        "cannot reach the git server {url} during {operation}: {reason} ({attempts} attempt(s) in {})",
+        crate::git::format_elapsed(*.elapsed)
     )]
     Unreachable {
         /// The repository URL (without credentials).
@@ -427,6 +431,8 @@ pub enum GitError {
         reason: String,
         /// Attempts made.
         attempts: u32,
+        /// Time from the start of the write-back until it gave up.
+        elapsed: std::time::Duration,
     },
     /// The base branch does not exist on the remote.
     #[error("branch `{branch}` not found in {url}")]
@@ -453,8 +459,12 @@ pub enum GitError {
         /// The server's reason (redacted).
         reason: String,
     },
-    /// The branch kept moving: every attempt was rejected as out of date.
-    #[error("push of {branch} to {url} still rejected after {attempts} attempt(s) (last reason: {reason}); the branch keeps moving")]
+    /// The branch kept moving: every attempt until the retry deadline was rejected as out of
+    /// date.
+    #[error(
+        "push of {branch} to {url} still rejected after {attempts} attempt(s) in {} (the retry deadline passed; last reason: {reason}); the branch keeps moving",
+        crate::git::format_elapsed(*.elapsed)
+    )]
     RetriesExhausted {
         /// The repository URL.
         url: String,
@@ -462,6 +472,9 @@ pub enum GitError {
         branch: String,
         /// Attempts made.
         attempts: u32,
+        /// Time from the start of the write-back until it gave up (at least the retry
+        /// timeout).
+        elapsed: std::time::Duration,
         /// The last rejection reason.
         reason: String,
     },
@@ -604,13 +617,18 @@ impl GitError {
         }
     }
 
-    /// The same error with the attempt count set (for [`GitError::ServerError`] and
-    /// [`GitError::Unreachable`]).
-    pub(crate) fn with_attempts(mut self, made: u32) -> Self {
-        if let GitError::ServerError { attempts, .. } | GitError::Unreachable { attempts, .. } =
-            &mut self
+    /// The same error with the attempt count and the time taken set (for
+    /// [`GitError::ServerError`] and [`GitError::Unreachable`]).
+    pub(crate) fn with_attempts(mut self, made: u32, took: std::time::Duration) -> Self {
+        if let GitError::ServerError {
+            attempts, elapsed, ..
+        }
+        | GitError::Unreachable {
+            attempts, elapsed, ..
+        } = &mut self
         {
             *attempts = made;
+            *elapsed = took;
         }
         self
     }

@@ -56,30 +56,32 @@
 //! # Writing back to a chart repository
 //!
 //! ```no_run
-//! use cicd_agents_pipeline::git::{
-//!     update_values, Author, CommitVars, GitAuth, MessageTemplate, ValuesUpdate, WriteBack,
-//!     WriteBackConfig,
-//! };
+//! use std::time::Duration;
+//!
+//! use cicd_agents_pipeline::git::{Author, CommitVars, GitAuth, MessageTemplate, WriteBackConfig};
+//! use cicd_agents_pipeline::run::{ChartUpdate, ValuesUpdate};
 //! use cicd_agents_pipeline::values::KeyPath;
 //!
 //! let mut config = WriteBackConfig::new(
 //!     "https://git.example.com/org/charts.git",
 //!     "main",
 //!     Author { name: "cicd-agents".into(), email: "cicd-agents@example.com".into() },
-//! );
+//! )
+//! // Keep re-applying the edit on the moved branch for up to 5 minutes (default 2).
+//! .retry_timeout(Duration::from_secs(300));
 //! config.auth = Some(GitAuth::from_env("CHART_REPO_TOKEN")?);
 //! config.message = MessageTemplate::parse("deploy {image} {new_tag} (was {old_tag})\n\nSource: {source_commit}")?;
-//! let writeback = WriteBack::new(config)?;
-//! let outcome = update_values(
-//!     &writeback,
-//!     &[ValuesUpdate {
+//! let update = ChartUpdate {
+//!     config,
+//!     updates: vec![ValuesUpdate {
 //!         file: "charts/app/values.yaml".into(),
 //!         edits: vec![(KeyPath::parse("image.tag")?, "1.4.2".into())],
 //!     }],
-//!     &CommitVars { image: "registry.local:5000/app".into(), ..CommitVars::default() },
-//! )?;
-//! match outcome.commit {
-//!     Some(commit) => println!("pushed {commit} after {} attempt(s)", outcome.attempts),
+//!     vars: CommitVars { image: "registry.local:5000/app".into(), ..CommitVars::default() },
+//! };
+//! let outcome = update.apply(&mut |_| {})?;
+//! match &outcome.commit {
+//!     Some(commit) => println!("pushed {commit} after {} attempt(s) in {:?}", outcome.attempts, outcome.elapsed),
 //!     None => println!("already up to date"),
 //! }
 //! # Ok::<(), cicd_agents_pipeline::Error>(())
@@ -87,6 +89,7 @@
 #![deny(missing_docs)]
 
 pub mod definition;
+pub mod duration;
 pub mod error;
 pub mod git;
 #[cfg(feature = "k8s")]

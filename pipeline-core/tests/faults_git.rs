@@ -1,7 +1,7 @@
 //! Git server faults during the write-back, against the real smart-HTTP git server of the
 //! test environment behind a [`FaultProxy`]: the server down, answering 401, 403 or 500, a
 //! transient 503, and another writer that keeps moving the branch. Each ends with a typed,
-//! clear error (after the bounded retries where retrying makes sense) that never shows the
+//! clear error (after retrying until the deadline where retrying makes sense) that never shows the
 //! token, the remote branch exactly as it was (or as the other writer left it), and the
 //! temporary work tree removed.
 
@@ -57,8 +57,13 @@ fn remote_values(env: &TestEnv, url: &str) -> String {
     std::fs::read_to_string(dir.path().join("chart/values.yaml")).unwrap_or_default()
 }
 
-/// A write-back of `main` through `proxy`, with quick, bounded retries.
-fn writeback(env: &TestEnv, proxy: &FaultProxy, repo: &str, max_attempts: u32) -> WriteBack {
+/// A retry deadline that passes during the test: several quick attempts, then the error.
+const SHORT: Duration = Duration::from_millis(800);
+/// A deadline no test reaches.
+const LONG: Duration = Duration::from_secs(60);
+
+/// A write-back of `main` through `proxy`, with quick retries until `timeout`.
+fn writeback(env: &TestEnv, proxy: &FaultProxy, repo: &str, timeout: Duration) -> WriteBack {
     let mut cfg = WriteBackConfig::new(
         format!("{}/{repo}", proxy.url()),
         "main",
@@ -69,7 +74,7 @@ fn writeback(env: &TestEnv, proxy: &FaultProxy, repo: &str, max_attempts: u32) -
     );
     cfg.auth = Some(GitAuth::token(env.git_token.clone()));
     cfg.retry = RetryPolicy {
-        max_attempts,
+        timeout,
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
     };
@@ -111,6 +116,16 @@ fn git_error(result: Result<WriteBackOutcome, Error>) -> GitError {
     }
 }
 
+/// The attempts an error reports.
+fn attempts(err: &GitError) -> u32 {
+    match err {
+        GitError::ServerError { attempts, .. }
+        | GitError::Unreachable { attempts, .. }
+        | GitError::RetriesExhausted { attempts, .. } => *attempts,
+        other => panic!("no attempt count in {other:?}"),
+    }
+}
+
 fn assert_clean(env: &TestEnv, err: &GitError, roots: &[PathBuf]) {
     let shown = format!("{err} / {err:?}");
     assert!(!shown.contains(&env.git_token), "token leaked: {shown}");
@@ -130,23 +145,25 @@ fn server_down_is_unreachable_after_bounded_retries() {
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
-    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
+    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
         matches!(
             &err,
             GitError::Unreachable {
                 operation: "clone",
-                attempts: 3,
+                attempts: 2..,
+                elapsed,
                 ..
-            }
+            } if *elapsed >= SHORT
         ),
         "{err:?}"
     );
     assert_eq!(err.git_kind(), GitErrorKind::Unreachable);
     let text = err.to_string();
     assert!(
-        text.contains(&format!("{}/{repo}", proxy.url())) && text.contains("3 attempt(s)"),
+        text.contains(&format!("{}/{repo}", proxy.url()))
+            && text.contains(&format!("{} attempt(s) in ", attempts(&err))),
         "{text}"
     );
     assert!(roots.is_empty(), "the edit ran without a clone");
@@ -162,7 +179,7 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
     for status in [401u16, 403] {
         let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
         proxy.set_fault_for("*", status);
-        let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 4), "2.0.0", |_| {});
+        let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, LONG), "2.0.0", |_| {});
         let err = git_error(result);
         assert!(
             matches!(&err, GitError::AuthFailed { operation: "clone", status: Some(s), .. } if *s == status),
@@ -191,7 +208,7 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     proxy.set_fault_for("*", 500);
-    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
+    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
         matches!(
@@ -199,15 +216,16 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
             GitError::ServerError {
                 operation: "clone",
                 status: 500,
-                attempts: 3,
+                attempts: 2..,
+                elapsed,
                 ..
-            }
+            } if *elapsed >= SHORT
         ),
         "{err:?}"
     );
     assert_eq!(
         proxy.faults_served(),
-        3,
+        u64::from(attempts(&err)),
         "one request per attempt: {:?}",
         proxy.requests()
     );
@@ -226,7 +244,7 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     proxy.set_fault_for("git-receive-pack", 500);
-    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "2.0.0", |_| {});
+    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
     assert!(
         matches!(
@@ -234,13 +252,17 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
             GitError::ServerError {
                 operation: "push",
                 status: 500,
-                attempts: 3,
+                attempts: 2..,
                 ..
             }
         ),
         "{err:?}"
     );
-    assert_eq!(roots.len(), 3, "the edit is re-applied on each attempt");
+    assert_eq!(
+        roots.len(),
+        attempts(&err) as usize,
+        "the edit is re-applied on each attempt"
+    );
     assert_clean(&env, &err, &roots);
     assert_eq!(remote_head(&env, &url), before);
     assert_eq!(remote_values(&env, &url), VALUES);
@@ -253,7 +275,7 @@ fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     proxy.set_fault_times("git-receive-pack", 503, 1);
-    let (result, _) = run_edit(&writeback(&env, &proxy, &repo, 3), "3.0.0", |_| {});
+    let (result, _) = run_edit(&writeback(&env, &proxy, &repo, LONG), "3.0.0", |_| {});
     let outcome = result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.attempts, 2);
     assert_eq!(outcome.parent, before);
@@ -268,14 +290,14 @@ fn server_going_down_during_the_push_leaves_the_branch_untouched() {
     let (repo, url) = chart_repo(&env, "fault-gone");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
-    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "4.0.0", |attempt| {
+    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "4.0.0", |attempt| {
         if attempt == 1 {
             proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
         }
     });
     let err = git_error(result);
     assert!(
-        matches!(&err, GitError::Unreachable { attempts: 3, .. }),
+        matches!(&err, GitError::Unreachable { attempts: 2.., elapsed, .. } if *elapsed >= SHORT),
         "{err:?}"
     );
     assert!(err.is_transient());
@@ -304,36 +326,48 @@ fn another_writer_moving_the_branch_ends_after_bounded_retries_with_its_commits_
         ],
     );
     let mut last_other = String::new();
-    let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, 3), "5.0.0", |attempt| {
-        let file = format!("other-{attempt}.txt");
-        std::fs::write(other.path().join(&file), "x\n").unwrap_or_else(|e| panic!("{e}"));
-        git(&env, other.path(), &["add", &file]);
-        git(
-            &env,
-            other.path(),
-            &["commit", "-q", "-m", &format!("other writer {attempt}")],
-        );
-        git(
-            &env,
-            other.path(),
-            &["push", "-q", "origin", "HEAD:refs/heads/main"],
-        );
-        last_other = git(&env, other.path(), &["rev-parse", "HEAD"])
-            .trim()
-            .to_string();
-    });
+    // Each attempt here includes the other writer's commit and push: give it time for several.
+    let timeout = Duration::from_secs(4);
+    let (result, roots) = run_edit(
+        &writeback(&env, &proxy, &repo, timeout),
+        "5.0.0",
+        |attempt| {
+            let file = format!("other-{attempt}.txt");
+            std::fs::write(other.path().join(&file), "x\n").unwrap_or_else(|e| panic!("{e}"));
+            git(&env, other.path(), &["add", &file]);
+            git(
+                &env,
+                other.path(),
+                &["commit", "-q", "-m", &format!("other writer {attempt}")],
+            );
+            git(
+                &env,
+                other.path(),
+                &["push", "-q", "origin", "HEAD:refs/heads/main"],
+            );
+            last_other = git(&env, other.path(), &["rev-parse", "HEAD"])
+                .trim()
+                .to_string();
+        },
+    );
     let err = git_error(result);
     assert!(
-        matches!(&err, GitError::RetriesExhausted { attempts: 3, .. }),
+        matches!(
+            &err,
+            GitError::RetriesExhausted { attempts: 2.., elapsed, .. } if *elapsed >= timeout
+        ),
         "{err:?}"
     );
+    assert_eq!(roots.len(), attempts(&err) as usize);
     assert_eq!(
         (err.git_kind(), err.operation()),
         (GitErrorKind::Rejected, Some("push"))
     );
     assert!(
-        err.to_string()
-            .contains("still rejected after 3 attempt(s)"),
+        err.to_string().contains(&format!(
+            "still rejected after {} attempt(s) in ",
+            attempts(&err)
+        )) && err.to_string().contains("(the retry deadline passed;"),
         "{err}"
     );
     assert_clean(&env, &err, &roots);

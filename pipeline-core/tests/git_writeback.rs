@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use cicd_agents_pipeline::error::{Error, GitError, ValuesError};
 use cicd_agents_pipeline::git::{
-    update_values, Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy, ValuesUpdate,
-    WriteBack, WriteBackConfig,
+    Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy, WriteBack, WriteBackConfig,
 };
+use cicd_agents_pipeline::run::{ChartOutcome, ChartUpdate, ValuesUpdate};
 use cicd_agents_pipeline::values::KeyPath;
 use cicd_agents_testenv::TestEnv;
 
@@ -79,11 +79,25 @@ fn config(env: &TestEnv, url: &str) -> WriteBackConfig {
     );
     cfg.auth = Some(GitAuth::token(env.git_token.clone()));
     cfg.retry = RetryPolicy {
-        max_attempts: 6,
+        timeout: Duration::from_secs(60),
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
     };
     cfg
+}
+
+/// The chart update every front end uses, with `wb`'s configuration.
+fn update_values(
+    wb: &WriteBack,
+    updates: &[ValuesUpdate],
+    vars: &CommitVars,
+) -> Result<ChartOutcome, Error> {
+    ChartUpdate {
+        config: wb.config().clone(),
+        updates: updates.to_vec(),
+        vars: vars.clone(),
+    }
+    .apply(&mut |_| {})
 }
 
 fn update(key: &str, value: &str) -> Vec<ValuesUpdate> {
@@ -327,15 +341,17 @@ fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits()
 }
 
 #[test]
-fn retries_are_bounded() {
+fn retries_stop_at_the_deadline_and_say_how_many_attempts_were_made() {
     let env = env();
     let url = chart_repo(&env, "wb-bounded");
     let mut cfg = config(&env, &url);
-    cfg.retry.max_attempts = 2;
+    cfg.retry.timeout = Duration::from_secs(4);
     let wb = WriteBack::new(cfg).unwrap_or_else(|e| panic!("{e}"));
     let edits = update("image.tag", "5.0.0");
+    let mut made = 0;
     let err = wb
         .run(|tree| {
+            made = tree.attempt();
             competing_push(&env, &url, tree.attempt());
             let path = tree.resolve("chart/values.yaml")?;
             cicd_agents_pipeline::values::edit_file(&path, &edits[0].edits)?;
@@ -346,13 +362,19 @@ fn retries_are_bounded() {
     assert!(
         matches!(
             err,
-            Error::Git(GitError::RetriesExhausted { attempts: 2, .. })
+            Error::Git(GitError::RetriesExhausted { attempts, elapsed, .. })
+                if attempts == made && attempts >= 2 && elapsed >= Duration::from_secs(4)
         ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("still rejected after {made} attempt(s) in ")),
         "{err}"
     );
     // The competing commits are there; ours is not.
     let clone = fresh_clone(&env, &url, "main");
-    assert!(clone.path().join("other-2.txt").is_file());
+    assert!(clone.path().join(format!("other-{made}.txt")).is_file());
     let values =
         std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
     assert_eq!(values, VALUES);

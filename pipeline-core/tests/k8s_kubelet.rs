@@ -329,3 +329,46 @@ fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env(
         assert_no_secret(&ran, &[tag]);
     }
 }
+
+#[test]
+fn a_plain_http_registry_gets_the_image_with_registry_insecure() {
+    let base = || {
+        BuildJob::new(
+            "build-app",
+            "https://git.example.com/org/app.git",
+            "registry.ci.svc:5000/org/app",
+        )
+        .tag("1.0.0")
+    };
+    let output = |job: BuildJob| {
+        let ran = run_container(
+            &job_container(&job.build().unwrap()),
+            "buildctl-daemonless.sh",
+        );
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let at = ran
+            .program_argv
+            .iter()
+            .position(|a| a == "--output")
+            .unwrap();
+        ran.program_argv[at + 1].clone()
+    };
+    assert_eq!(
+        output(base().insecure_registry(true)),
+        "type=image,name=registry.ci.svc:5000/org/app:1.0.0,push=true,registry.insecure=true"
+    );
+    assert_eq!(
+        output(base()),
+        "type=image,name=registry.ci.svc:5000/org/app:1.0.0,push=true"
+    );
+}
+
+#[test]
+fn the_default_buildkit_image_is_a_current_release() {
+    let image = cicd_agents_pipeline::k8s::DEFAULT_BUILDKIT_IMAGE;
+    assert!(
+        image.starts_with("docker.io/moby/buildkit:v0.26."),
+        "{image}"
+    );
+    assert!(image.ends_with("-rootless"), "{image}");
+}

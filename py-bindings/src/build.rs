@@ -8,6 +8,7 @@
 //! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
 //! `Secret::file` / `env` / `value`). The bindings only convert types.
 
+use cicd_agents_buildkit::flags::OptionField;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -342,7 +343,12 @@ fn key_values(
         Some(v) if v.cast::<PyMapping>().is_ok() => str_map(Some(v), option),
         Some(v) => {
             let items = str_list(Some(v), option)?;
-            parse_key_values(option, &items).map_err(errors::from_buildkit)
+            let field = match option {
+                "labels" => OptionField::Label,
+                "frontend_attrs" => OptionField::FrontendAttr,
+                _ => OptionField::BuildArg,
+            };
+            parse_key_values(field, &items).map_err(errors::from_buildkit)
         }
     }
 }

@@ -25,6 +25,7 @@
 
 use cicd_agents_buildkit::build::BuildError as RustBuildError;
 use cicd_agents_buildkit::build::RegistryFailure as RustRegistryFailure;
+use cicd_agents_buildkit::flags::OptionField;
 use cicd_agents_buildkit::Error as BuildkitError;
 use cicd_agents_pipeline::definition::DefinitionError;
 use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
@@ -396,12 +397,18 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
                 ],
             )
         }
-        BuildkitError::InvalidOption { option, reason } => with_attrs(
-            class_for(kind, message),
+        BuildkitError::InvalidOption {
+            field,
+            value,
+            reason,
+        } => with_attrs(
+            InvalidOption::new_err(option_message(keyword(field), &value, &reason)),
             &[
-                ("option", obj(py, python_option(&option))),
+                ("option", obj(py, keyword(field))),
+                ("field", obj(py, field.name())),
+                ("value", obj(py, value)),
                 ("reason", obj(py, reason)),
-                ("flag", obj(py, option)),
+                ("flag", None),
             ],
         ),
         BuildkitError::Io { path, source } => with_attrs(
@@ -427,10 +434,19 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
 /// the library could not know it, e.g. a cache dict checked as plain `cache`.
 pub fn from_buildkit_as(err: BuildkitError, keyword: &str) -> PyErr {
     match err {
-        BuildkitError::InvalidOption { option, reason } => {
-            let err = invalid_option(keyword, reason);
+        BuildkitError::InvalidOption {
+            field,
+            value,
+            reason,
+        } => {
+            let err = InvalidOption::new_err(option_message(keyword, &value, &reason));
             Python::attach(|py| {
-                let _ = err.value(py).setattr("flag", option);
+                let error = err.value(py);
+                let _ = error.setattr("option", keyword);
+                let _ = error.setattr("field", field.name());
+                let _ = error.setattr("value", value.as_str());
+                let _ = error.setattr("reason", reason.as_str());
+                let _ = error.setattr("flag", py.None());
             });
             err
         }
@@ -438,24 +454,46 @@ pub fn from_buildkit_as(err: BuildkitError, keyword: &str) -> PyErr {
     }
 }
 
-/// The keyword argument of `Client.build` for an option the library names by its command-line
-/// flag (`--cache-to` is `cache_to`, `--platform` is `platforms`).
-pub fn python_option(option: &str) -> String {
-    let keyword = match option {
-        "--file" | "-f" => "file",
-        "--build-arg" => "build_args",
-        "--label" => "labels",
-        "--platform" => "platforms",
-        "--add-host" => "add_hosts",
-        "--build-context" => "build_contexts",
-        "--secret" => "secrets",
-        "--output" | "-o" => "outputs",
-        "--tag" | "-t" => "tags",
-        "--opt" => "frontend_attrs",
-        "--no-cache-filter" => "no_cache_filter",
-        other => return other.trim_start_matches('-').replace('-', "_"),
-    };
-    keyword.to_string()
+/// The keyword argument of `Client.build` (or the connection) that sets `field`.
+pub fn keyword(field: OptionField) -> &'static str {
+    match field {
+        OptionField::Context => "context",
+        OptionField::Dockerfile => "file",
+        OptionField::BuildArg => "build_args",
+        OptionField::Label => "labels",
+        OptionField::Platform => "platforms",
+        OptionField::Network => "network",
+        OptionField::AddHost => "add_hosts",
+        OptionField::BuildContext => "build_contexts",
+        OptionField::Secret => "secrets",
+        OptionField::Ssh => "ssh",
+        OptionField::Tag => "tags",
+        OptionField::Push => "push",
+        OptionField::Output => "outputs",
+        OptionField::CacheFrom => "cache_from",
+        OptionField::CacheTo => "cache_to",
+        OptionField::Allow => "allow",
+        OptionField::FrontendAttr => "frontend_attrs",
+        OptionField::SharedKey => "shared_key",
+        OptionField::Progress => "progress",
+        OptionField::Attest => "attests",
+        OptionField::Annotation => "annotations",
+        OptionField::ShmSize => "shm_size",
+        OptionField::Ulimit => "ulimits",
+        OptionField::CgroupParent => "cgroup_parent",
+        OptionField::Keepalive => "keepalive",
+        OptionField::MetadataFile => "metadata_file",
+        OptionField::IidFile => "iidfile",
+    }
+}
+
+/// `invalid secrets="src=x": reason`, or `invalid secrets: reason` without a value.
+fn option_message(keyword: &str, value: &str, reason: &str) -> String {
+    if value.is_empty() {
+        format!("invalid {keyword}: {reason}")
+    } else {
+        format!("invalid {keyword}={value:?}: {reason}")
+    }
 }
 
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {

@@ -14,7 +14,7 @@ use cicd_agents_pipeline::k8s::argo::{
     API_VERSION as ARGO_API_VERSION,
 };
 use cicd_agents_pipeline::k8s::buildkit::{
-    BuildJob as RustBuildJob, BuildkitDaemon as RustDaemon, BUILD_SCRIPT,
+    BuildJob as RustBuildJob, BuildStepOptions, BuildkitDaemon as RustDaemon, BUILD_SCRIPT,
 };
 use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::ResourceRequirements;
 use cicd_agents_pipeline::k8s::runners::{
@@ -327,6 +327,42 @@ fn security(base: Option<BuilderSecurity>, sys_admin: Option<bool>) -> RustSecur
     security
 }
 
+/// The build step's keyword arguments (shared by ``BuildJob`` and ``BuildAndUpdateChart``) as
+/// the library's one `BuildStepOptions`.
+#[allow(clippy::too_many_arguments)]
+fn step_options(
+    py: Python<'_>,
+    namespace: Option<String>,
+    context_subdir: Option<String>,
+    cache_ref: Option<String>,
+    insecure_cache_registry: bool,
+    insecure_registry: bool,
+    registry_secret: Option<String>,
+    git_token: Option<SecretKeyRef>,
+    buildkit_image: Option<String>,
+    security: Option<BuilderSecurity>,
+    sys_admin: Option<bool>,
+    resources: Option<&Bound<'_, PyAny>>,
+    service_account: Option<String>,
+    labels: Option<&Bound<'_, PyAny>>,
+) -> PyResult<BuildStepOptions> {
+    let defaults = BuildStepOptions::default();
+    Ok(BuildStepOptions {
+        namespace,
+        context_subdir,
+        cache_ref,
+        insecure_cache_registry,
+        insecure_registry,
+        registry_secret,
+        git_token: git_token.map(|t| t.inner),
+        buildkit_image: buildkit_image.unwrap_or(defaults.buildkit_image),
+        security: self::security(security, sys_admin),
+        resources: self::resources(py, resources, "resources")?,
+        service_account,
+        labels: self::labels(labels)?,
+    })
+}
+
 /// A one-shot rootless BuildKit build ``Job``: clones ``git_url`` at ``git_ref`` inside
 /// BuildKit, builds ``dockerfile`` and pushes ``image:tag``, with registry cache import and
 /// export when ``cache_ref`` is given. Values reach the container as environment variables,
@@ -334,7 +370,7 @@ fn security(base: Option<BuilderSecurity>, sys_admin: Option<bool>) -> RustSecur
 ///
 /// ``BuildJob(name, git_url, image, *, namespace=None, generate_name=False,
 /// git_ref="refs/heads/main", context_subdir=None, dockerfile="Dockerfile", tag="latest",
-/// push=True, cache_ref=None, insecure_cache_registry=False, registry_secret="regcred",
+/// push=True, cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred",
 /// git_token=None, buildkit_image=DEFAULT_BUILDKIT_IMAGE, security=None, sys_admin=None,
 /// resources=None, ttl_seconds_after_finished=3600, active_deadline_seconds=3600,
 /// backoff_limit=0, service_account=None, labels=None)``; ``registry_secret=None`` pushes
@@ -349,7 +385,7 @@ pub struct BuildJob {
 #[pymethods]
 impl BuildJob {
     #[new]
-    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -365,6 +401,7 @@ impl BuildJob {
         push: bool,
         cache_ref: Option<String>,
         insecure_cache_registry: bool,
+        insecure_registry: bool,
         registry_secret: Option<String>,
         git_token: Option<SecretKeyRef>,
         buildkit_image: Option<String>,
@@ -377,38 +414,34 @@ impl BuildJob {
         service_account: Option<String>,
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let step = step_options(
+            py,
+            namespace,
+            context_subdir,
+            cache_ref,
+            insecure_cache_registry,
+            insecure_registry,
+            registry_secret,
+            git_token,
+            buildkit_image,
+            security,
+            sys_admin,
+            resources,
+            service_account,
+            labels,
+        )?;
         let mut job = RustBuildJob::new(name, git_url, image)
+            .options(step)
             .generate_name(generate_name)
-            .push(push)
-            .insecure_cache_registry(insecure_cache_registry)
-            .registry_secret(registry_secret)
-            .security(self::security(security, sys_admin));
-        if let Some(v) = namespace {
-            job = job.namespace(v);
-        }
+            .push(push);
         if let Some(v) = git_ref {
             job = job.git_ref(v);
-        }
-        if let Some(v) = context_subdir {
-            job = job.context_subdir(v);
         }
         if let Some(v) = dockerfile {
             job = job.dockerfile(v);
         }
         if let Some(v) = tag {
             job = job.tag(v);
-        }
-        if let Some(v) = cache_ref {
-            job = job.cache_ref(v);
-        }
-        if let Some(v) = git_token {
-            job = job.git_token(v.inner);
-        }
-        if let Some(v) = buildkit_image {
-            job = job.buildkit_image(v);
-        }
-        if let Some(v) = self::resources(py, resources, "resources")? {
-            job = job.resources(v);
         }
         if let Some(v) = ttl_seconds_after_finished {
             job = job.ttl_seconds_after_finished(v);
@@ -418,12 +451,6 @@ impl BuildJob {
         }
         if let Some(v) = backoff_limit {
             job = job.backoff_limit(v);
-        }
-        if let Some(v) = service_account {
-            job = job.service_account(v);
-        }
-        for (key, value) in self::labels(labels)? {
-            job = job.label(key, value);
         }
         Ok(BuildJob { inner: job })
     }
@@ -533,8 +560,8 @@ impl BuildkitDaemon {
 ///
 /// ``BuildAndUpdateChart(name, git_url, image, chart, *, namespace=None, default_tag="latest",
 /// default_git_ref="refs/heads/main", default_dockerfile="Dockerfile", context_subdir=None,
-/// cache_ref=None, insecure_cache_registry=False, registry_secret="regcred",
-/// github_token=SecretKeyRef("github-token", "token"), git_token=None, buildkit_image=None,
+/// cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred"
+/// (None: anonymous push), github_token=SecretKeyRef("github-token", "token"), git_token=None, buildkit_image=None,
 /// security=None, sys_admin=None, resources=None, tool_uid=65532, service_account=None,
 /// active_deadline_seconds=3600, ttl_seconds_after_completion=86400, labels=None)``;
 /// ``chart`` is a ``ChartUpdate``. ``build()`` returns the ``Manifest``.
@@ -546,7 +573,7 @@ pub struct BuildAndUpdateChart {
 #[pymethods]
 impl BuildAndUpdateChart {
     #[new]
-    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, registry_secret=None, github_token=None, git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), github_token=None, git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -561,6 +588,7 @@ impl BuildAndUpdateChart {
         context_subdir: Option<String>,
         cache_ref: Option<String>,
         insecure_cache_registry: bool,
+        insecure_registry: bool,
         registry_secret: Option<String>,
         github_token: Option<SecretKeyRef>,
         git_token: Option<SecretKeyRef>,
@@ -574,12 +602,23 @@ impl BuildAndUpdateChart {
         ttl_seconds_after_completion: Option<i32>,
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner)
-            .insecure_cache_registry(insecure_cache_registry)
-            .security(self::security(security, sys_admin));
-        if let Some(v) = namespace {
-            workflow = workflow.namespace(v);
-        }
+        let step = step_options(
+            py,
+            namespace,
+            context_subdir,
+            cache_ref,
+            insecure_cache_registry,
+            insecure_registry,
+            registry_secret,
+            git_token,
+            buildkit_image,
+            security,
+            sys_admin,
+            resources,
+            service_account,
+            labels,
+        )?;
+        let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner).options(step);
         if let Some(v) = default_tag {
             workflow = workflow.default_tag(v);
         }
@@ -589,41 +628,17 @@ impl BuildAndUpdateChart {
         if let Some(v) = default_dockerfile {
             workflow = workflow.default_dockerfile(v);
         }
-        if let Some(v) = context_subdir {
-            workflow = workflow.context_subdir(v);
-        }
-        if let Some(v) = cache_ref {
-            workflow = workflow.cache_ref(v);
-        }
-        if let Some(v) = registry_secret {
-            workflow = workflow.registry_secret(v);
-        }
         if let Some(v) = github_token {
             workflow = workflow.github_token(v.inner);
         }
-        if let Some(v) = git_token {
-            workflow = workflow.git_token(v.inner);
-        }
-        if let Some(v) = buildkit_image {
-            workflow = workflow.buildkit_image(v);
-        }
-        if let Some(v) = self::resources(py, resources, "resources")? {
-            workflow = workflow.resources(v);
-        }
         if let Some(v) = tool_uid {
             workflow = workflow.tool_uid(v);
-        }
-        if let Some(v) = service_account {
-            workflow = workflow.service_account(v);
         }
         if let Some(v) = active_deadline_seconds {
             workflow = workflow.active_deadline_seconds(v);
         }
         if let Some(v) = ttl_seconds_after_completion {
             workflow = workflow.ttl_seconds_after_completion(v);
-        }
-        for (key, value) in self::labels(labels)? {
-            workflow = workflow.label(key, value);
         }
         Ok(BuildAndUpdateChart { inner: workflow })
     }

@@ -10,12 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cicd_agents_pipeline::definition::{parse_override, PipelineDefinition};
-use cicd_agents_pipeline::git::{
-    update_values as rust_update_values, Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy,
-    ValuesUpdate, WriteBack, WriteBackConfig, WriteBackOutcome as RustOutcome,
-};
+use cicd_agents_pipeline::git::{Author, CommitVars, GitAuth, MessageTemplate, WriteBackConfig};
 use cicd_agents_pipeline::run::{
-    EventSink, RunEvent, RunFailure, RunReport as RustRunReport, Runner,
+    ChartOutcome as RustOutcome, ChartUpdate, EventSink, RunEvent, RunFailure,
+    RunReport as RustRunReport, Runner, ValuesUpdate,
 };
 use cicd_agents_pipeline::values::{
     edit_file_as, Change as RustChange, FileEdit as RustFileEdit, KeyPath, ScalarStyle,
@@ -26,7 +24,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyMapping, PyString};
 
 use crate::client::Client;
-use crate::convert::{mapping_items, path, str_list, str_map, to_dict, type_name};
+use crate::convert::{duration, mapping_items, path, str_list, str_map, to_dict, type_name};
 use crate::errors;
 use crate::progress::{CallbackFailure, Progress};
 use crate::runtime::{awaitable, catch_panic, runtime, Task};
@@ -348,6 +346,11 @@ impl WriteBackOutcome {
     fn attempts(&self) -> u32 {
         self.inner.attempts
     }
+    /// Seconds from the start of the update (clone included) until it landed.
+    #[getter]
+    fn elapsed(&self) -> f64 {
+        self.inner.elapsed.as_secs_f64()
+    }
     /// Changed files, relative to the repository root.
     #[getter]
     fn files(&self) -> Vec<String> {
@@ -382,9 +385,13 @@ impl WriteBackOutcome {
 /// as ``author`` (``(name, email)``) with ``message`` (a template with
 /// ``{image}``, ``{old_tag}``, ``{new_tag}``, ``{digest}``, ``{source_commit}``,
 /// ``{files}``; a default is used if None) and pushed to ``push_branch`` (default:
-/// ``branch``). A push rejected because the branch moved is retried on the new
-/// tip (``max_attempts``, default 5); pushes are never forced. Nothing is
-/// committed when nothing changed (``outcome.commit`` is None).
+/// ``branch``). A push rejected because the branch moved (or failing on a 5xx or
+/// unreachable server) is re-applied on the new tip with jittered backoff until
+/// ``retry_timeout`` (seconds or a ``timedelta``; default 2 minutes) has passed;
+/// then ``GitPushRejected`` (or ``GitError``) says how many attempts were made
+/// and how long they took. Pushes are never forced. Nothing is committed when
+/// nothing changed (``outcome.commit`` is None). Empty ``image``, ``old_tag``
+/// and ``new_tag`` are filled in from the edits, as the pipeline run does.
 ///
 /// ``token`` authenticates HTTPS (basic auth, user ``token_username``, default
 /// ``x-access-token``); it never appears in a URL, argument or message.
@@ -394,7 +401,7 @@ impl WriteBackOutcome {
 /// Blocks with the GIL released (runs ``git``). Raises ``AuthError``,
 /// ``GitPushRejected``, ``GitError``, ``ValuesError`` or ``InvalidOption``.
 #[pyfunction]
-#[pyo3(signature = (url, branch, updates, *, author, token=None, token_username=None, push_branch=None, message=None, image=None, digest=None, source_commit=None, old_tag=None, new_tag=None, max_attempts=None, allow_insecure_http=false, git_program=None))]
+#[pyo3(signature = (url, branch, updates, *, author, token=None, token_username=None, push_branch=None, message=None, image=None, digest=None, source_commit=None, old_tag=None, new_tag=None, retry_timeout=None, allow_insecure_http=false, git_program=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn update_values(
     py: Python<'_>,
@@ -411,7 +418,7 @@ pub fn update_values(
     source_commit: Option<String>,
     old_tag: Option<String>,
     new_tag: Option<String>,
-    max_attempts: Option<u32>,
+    retry_timeout: Option<&Bound<'_, PyAny>>,
     allow_insecure_http: bool,
     git_program: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<WriteBackOutcome> {
@@ -442,8 +449,8 @@ pub fn update_values(
         }
         config.auth = Some(auth);
     }
-    if let Some(attempts) = max_attempts {
-        config.retry.max_attempts = attempts;
+    if let Some(timeout) = retry_timeout.filter(|t| !t.is_none()) {
+        config.retry.timeout = duration(timeout, "retry_timeout")?;
     }
     config.allow_insecure_http = allow_insecure_http;
     if let Some(program) = git_program.filter(|p| !p.is_none()) {
@@ -456,9 +463,13 @@ pub fn update_values(
         digest: digest.unwrap_or_default(),
         source_commit: source_commit.unwrap_or_default(),
     };
-    let writeback = WriteBack::new(config).map_err(|e| errors::from_pipeline(e.into()))?;
+    let update = ChartUpdate {
+        config,
+        updates: values_updates,
+        vars,
+    };
     let inner = py
-        .detach(|| rust_update_values(&writeback, &values_updates, &vars))
+        .detach(|| update.apply(&mut |_| {}))
         .map_err(errors::from_pipeline)?;
     Ok(WriteBackOutcome { inner })
 }
@@ -860,15 +871,16 @@ impl Pipeline {
     /// build plan and the values ``diff``. ``progress``: BuildKit progress as
     /// for ``Client.build`` (a mode name or a callable receiving events).
     /// ``events``: a callable receiving each run event as a dict (``{"event":
-    /// "step-started", ...}``). ``max_attempts``: pushes retried when the chart
-    /// branch moved (default 5).
+    /// "step-started", ...}``). ``retry_timeout``: how long the chart commit keeps
+    /// retrying when the branch moved (seconds or a ``timedelta``; default the
+    /// definition's ``chart.retry-timeout``, else 2 minutes).
     ///
     /// Blocks with the GIL released; Ctrl-C cancels the run (a build is
     /// cancelled on the daemon; a chart push already under way finishes). A
     /// failed run raises the error of its cause (``BuildError``, ``AuthError``,
     /// ``GitPushRejected``, ``ValuesError``, ...) with the run's report as
     /// ``err.report``; an invalid override raises ``InvalidPipeline``.
-    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, max_attempts=None, allow_insecure_http=false))]
+    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, retry_timeout=None, allow_insecure_http=false))]
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -878,7 +890,7 @@ impl Pipeline {
         dry_run: bool,
         progress: Option<&Bound<'_, PyAny>>,
         events: Option<&Bound<'_, PyAny>>,
-        max_attempts: Option<u32>,
+        retry_timeout: Option<&Bound<'_, PyAny>>,
         allow_insecure_http: bool,
     ) -> PyResult<RunReport> {
         let prepared = self.prepare(
@@ -887,7 +899,7 @@ impl Pipeline {
             dry_run,
             progress,
             events,
-            max_attempts,
+            retry_timeout,
             allow_insecure_http,
         )?;
         let failure = prepared.failure.clone();
@@ -901,7 +913,7 @@ impl Pipeline {
     }
 
     /// ``await``-able ``run()`` with the same arguments; cancelling the task cancels the run.
-    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, max_attempts=None, allow_insecure_http=false))]
+    #[pyo3(signature = (client=None, *, overrides=None, dry_run=false, progress=None, events=None, retry_timeout=None, allow_insecure_http=false))]
     #[allow(clippy::too_many_arguments)]
     fn run_async<'py>(
         &self,
@@ -911,7 +923,7 @@ impl Pipeline {
         dry_run: bool,
         progress: Option<&Bound<'py, PyAny>>,
         events: Option<&Bound<'py, PyAny>>,
-        max_attempts: Option<u32>,
+        retry_timeout: Option<&Bound<'py, PyAny>>,
         allow_insecure_http: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let prepared = self.prepare(
@@ -920,7 +932,7 @@ impl Pipeline {
             dry_run,
             progress,
             events,
-            max_attempts,
+            retry_timeout,
             allow_insecure_http,
         )?;
         let failure = prepared.failure.clone();
@@ -945,7 +957,7 @@ impl Pipeline {
         dry_run: bool,
         progress: Option<&Bound<'_, PyAny>>,
         events: Option<&Bound<'_, PyAny>>,
-        max_attempts: Option<u32>,
+        retry_timeout: Option<&Bound<'_, PyAny>>,
         allow_insecure_http: bool,
     ) -> PyResult<PreparedRun> {
         let resolved = self
@@ -974,11 +986,8 @@ impl Pipeline {
                 failure: failure.clone(),
             });
         }
-        if let Some(attempts) = max_attempts {
-            runner = runner.retry(RetryPolicy {
-                max_attempts: attempts,
-                ..RetryPolicy::default()
-            });
+        if let Some(timeout) = retry_timeout.filter(|t| !t.is_none()) {
+            runner = runner.retry_timeout(duration(timeout, "retry_timeout")?);
         }
         Ok(PreparedRun {
             runner,

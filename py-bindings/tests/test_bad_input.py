@@ -77,10 +77,12 @@ def test_bad_build_options_name_the_keyword(client, make_context, kwargs, option
     assert caught.value.reason
 
 
-def test_platform_flag_is_kept_for_reference(client, make_context):
+def test_invalid_platform_names_the_field(client, make_context):
     with pytest.raises(cicd_agents.InvalidOption) as caught:
         client.build(make_context("FROM {base}\n"), platforms=["linux/amd65"])
-    assert caught.value.flag == "--platform"
+    assert caught.value.field == "platform"
+    assert caught.value.value == "linux/amd65"
+    assert "--" not in str(caught.value)
 
 
 def test_normalize_platform():

@@ -154,3 +154,44 @@ def test_the_readme_example_renders_parseable_yaml(capsys):
     manifests = k8s.parse_yaml(capsys.readouterr().out)
     assert [m.kind for m in manifests] == ["Job", "Job", "Deployment", "Service"]
     assert manifests[1].name == "gha-runner-"
+
+
+def _env(container):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_git_token_is_scoped_and_a_plain_http_registry_can_be_pushed_to():
+    token = k8s.SecretKeyRef("git-token", "token")
+    job = k8s.BuildJob("build-app", "https://git.example.com:8443/org/app.git", "registry.ci.svc:5000/app",
+                       git_token=token, insecure_registry=True).build().to_dict()
+    env = _env(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["GIT_AUTH_HOST"] == "git.example.com:8443"
+    assert env["PUSH_INSECURE"] == "true"
+    assert "id=GIT_AUTH_TOKEN.${GIT_AUTH_HOST},env=GIT_AUTH_TOKEN" in k8s.BUILD_SCRIPT
+    chart = k8s.ChartUpdate("https://git.example.com/org/charts.git", "main", "values.yaml", "image.tag", "tool:1")
+    workflow = k8s.BuildAndUpdateChart("build-and-deploy", "https://git.example.com/org/app.git", "app", chart,
+                                       git_token=token, insecure_registry=True).build().to_dict()
+    build = next(t for t in workflow["spec"]["templates"] if t["name"] == "build")
+    env = _env(build["container"])
+    assert env["GIT_AUTH_HOST"] == "git.example.com" and env["PUSH_INSECURE"] == "true"
+    update = next(t for t in workflow["spec"]["templates"] if t["name"] == "update-chart")
+    assert "--value=$(IMAGE_TAG)" in update["container"]["args"]
+    assert k8s.DEFAULT_BUILDKIT_IMAGE.startswith("docker.io/moby/buildkit:v0.26.")
+
+
+def test_kubernetes_names_and_quantities_are_checked():
+    for make, option in [
+        (lambda: k8s.BuildkitDaemon("1buildkitd").manifests(), "name"),
+        (lambda: k8s.BuildJob("a" * 64, "https://x/y.git", "app").build(), "name"),
+        (lambda: k8s.RunnerJob.github("r", k8s.SecretKeyRef("s", "k"), workspace_size="1.2.3Gi").build(), "workspace size"),
+        (lambda: k8s.RunnerJob.github("r", k8s.SecretKeyRef("s", "k"), workspace_size="0").build(), "workspace size"),
+        (lambda: k8s.BuildJob("b", "https://x/{{workflow.name}}.git", "app").build(), "git url"),
+    ]:
+        with pytest.raises(cicd_agents.InvalidOption) as info:
+            make()
+        assert info.value.option == option
+    job = k8s.BuildJob("build-", "https://x/y.git", "app", generate_name=True).build().to_dict()
+    assert job["metadata"]["generateName"] == "build-"
+    assert job["metadata"]["labels"]["app.kubernetes.io/name"] == "build"
+    runner = k8s.RunnerJob.github("r", k8s.SecretKeyRef("s", "k"), workspace_size="1e3").build()
+    assert "storage: '1e3'" in runner.to_yaml()

@@ -88,9 +88,10 @@ def test_git_errors_carry_kind_url_operation_and_status(testenv, tmp_path):
 
     down = f"http://127.0.0.1:{_closed_port()}/{name}.git"
     with pytest.raises(cicd_agents.GitError) as caught:
-        cicd_agents.update_values(down, "main", updates, author=author, token=testenv.git_token, max_attempts=2)
+        cicd_agents.update_values(down, "main", updates, author=author, token=testenv.git_token, retry_timeout=1.5)
     err = caught.value
     assert not isinstance(err, cicd_agents.AuthError)
-    assert (err.kind, err.url, err.operation, err.status, err.attempts) == ("unreachable", down, "clone", None, 2)
+    assert (err.kind, err.url, err.operation, err.status) == ("unreachable", down, "clone", None)
+    assert err.attempts >= 2, err.attempts
     assert "cannot reach the git server" in str(err)
     assert testenv.git_token not in str(err)

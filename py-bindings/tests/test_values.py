@@ -3,6 +3,8 @@
 import os
 import stat
 
+from datetime import timedelta
+
 import pytest
 
 import cicd_agents
@@ -153,6 +155,28 @@ def test_update_values_pushes_to_the_git_server(testenv, tmp_path):
         token=testenv.git_token,
     )
     assert not again.changed and again.commit is None
+
+
+def test_update_values_fills_the_message_like_the_pipeline_and_takes_a_retry_timeout(testenv, tmp_path):
+    # The same chart update as the pipeline run: {image} comes from the edits when not given.
+    url, bare = _chart_repo(testenv, tmp_path, testenv.unique("py-chart-msg"))
+    outcome = cicd_agents.update_values(
+        url,
+        "main",
+        {"charts/app/values.yaml": {"image.tag": "2.0.0"}},
+        author=("cicd-agents", "cicd-agents@example.invalid"),
+        token=testenv.git_token,
+        message="deploy {image} {new_tag} (was {old_tag})",
+        retry_timeout=timedelta(seconds=30),
+    )
+    assert outcome.message.startswith("deploy charts/app/values.yaml:image 2.0.0 (was 1.0.0)"), outcome.message
+    assert outcome.attempts == 1 and 0 < outcome.elapsed < 30
+    with pytest.raises(cicd_agents.InvalidOption):
+        cicd_agents.update_values(url, "main", {"charts/app/values.yaml": {"image.tag": "3"}},
+                                  author=("a", "a@b"), token=testenv.git_token, retry_timeout=0)
+    with pytest.raises(TypeError):
+        cicd_agents.update_values(url, "main", {"charts/app/values.yaml": {"image.tag": "3"}},
+                                  author=("a", "a@b"), token=testenv.git_token, retry_timeout="2m")
 
 
 def test_update_values_errors(testenv, tmp_path):

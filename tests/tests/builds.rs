@@ -495,7 +495,10 @@ async fn bad_options_are_clear_errors_before_anything_runs() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--push"), "{err}");
+    assert!(
+        err.contains("push") && err.contains("image name") && !err.contains("--"),
+        "{err}"
+    );
     let err = match Output::parse("type=floppy") {
         Err(err) => err.to_string(),
         Ok(output) => client

@@ -119,7 +119,7 @@ fn bad_values_and_missing_clusters_are_clear_errors() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("invalid tag"),
+        String::from_utf8_lossy(&out.stderr).contains("invalid --tag"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -215,4 +215,251 @@ fn chart_set_image_refuses_what_is_not_an_image_tag() {
     assert!(std::fs::read_to_string(&values)
         .unwrap_or_default()
         .contains("tag: 1.2.3-rc.1"));
+}
+
+#[test]
+fn yaml_1_1_words_and_number_like_strings_are_quoted() {
+    let job = render(&[
+        "job",
+        "-n",
+        "no",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--tag",
+        "yes",
+    ]);
+    let lines: Vec<&str> = job.lines().map(str::trim).collect();
+    assert!(lines.contains(&"namespace: 'no'"), "{job}");
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["- name: IMAGE_TAG", "value: 'yes'"]),
+        "{job}"
+    );
+    let workflow = render(&[
+        "workflow-template",
+        "--git-url",
+        "https://github.com/org/app.git",
+        "--image",
+        "docker.io/org/app",
+        "--chart-repo",
+        "https://github.com/org/charts.git",
+        "--chart-file",
+        "charts/app/values.yaml",
+        "--tool-image",
+        "registry.example/cicd-agents:0.1.0",
+        "--default-tag",
+        "on",
+    ]);
+    assert!(
+        workflow.lines().any(|l| l.trim() == "value: 'on'"),
+        "{workflow}"
+    );
+    assert!(!workflow.lines().any(|l| l.trim() == "value: on"));
+}
+
+const WORKFLOW: &[&str] = &[
+    "workflow-template",
+    "--git-url",
+    "https://github.com/org/app.git",
+    "--image",
+    "docker.io/org/app",
+    "--chart-repo",
+    "https://github.com/org/charts.git",
+    "--chart-file",
+    "charts/app/values.yaml",
+    "--tool-image",
+    "registry.example/cicd-agents:0.1.0",
+];
+const JOB: &[&str] = &[
+    "job",
+    "--git-url",
+    "https://github.com/org/app.git",
+    "--image",
+    "docker.io/org/app",
+];
+const RUNNER: &[&str] = &["github-runner", "--jit-config-secret", "gha-jit:jitconfig"];
+
+fn with(base: &[&str], extra: &[&str]) -> Vec<String> {
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_refused_kubernetes_value_exits_2_naming_the_flag() {
+    let long = "a".repeat(64);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (with(&["deployment"], &["--name", "1buildkitd"]), "--name"),
+        (with(&["deployment"], &["--replicas", "0"]), "--replicas"),
+        (
+            with(&["deployment"], &["--tls-secret", "Bad_Secret"]),
+            "--tls-secret",
+        ),
+        (with(JOB, &["--tag", "$(id)"]), "--tag"),
+        (with(JOB, &["--name", &long]), "--name"),
+        (
+            with(JOB, &["--name", "build--", "--generate-name"]),
+            "--name",
+        ),
+        (with(JOB, &["-n", "No"]), "--namespace"),
+        (
+            with(JOB, &["--git-token-secret", "token"]),
+            "--git-token-secret",
+        ),
+        (
+            with(
+                &[
+                    "job",
+                    "--git-url",
+                    "https://u:pw@host/r.git",
+                    "--image",
+                    "app",
+                ],
+                &[],
+            ),
+            "--git-url",
+        ),
+        (with(WORKFLOW, &["--name", &long]), "--name"),
+        (with(WORKFLOW, &["--default-tag=-x"]), "--default-tag"),
+        (
+            with(
+                &[
+                    "workflow-template",
+                    "--git-url",
+                    "https://github.com/org/{{workflow.name}}.git",
+                    "--image",
+                    "app",
+                    "--chart-repo",
+                    "https://github.com/org/charts.git",
+                    "--chart-file",
+                    "values.yaml",
+                    "--tool-image",
+                    "tool",
+                ],
+                &[],
+            ),
+            "--git-url",
+        ),
+        (
+            with(RUNNER, &["--workspace-size", "1.2.3Gi"]),
+            "--workspace-size",
+        ),
+        (with(RUNNER, &["--workspace-size", "0"]), "--workspace-size"),
+        (
+            with(RUNNER, &["--storage-driver", "fuse"]),
+            "--storage-driver",
+        ),
+        (
+            with(&["circleci-runner", "--token-secret", "Bad:token"], &[]),
+            "--token-secret",
+        ),
+    ];
+    for (args, flag) in cases {
+        let out = cli()
+            .args(["k8s", "render"])
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("pw@"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = cli()
+        .args(["k8s", "run", "-f", "/nonexistent/job.yaml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubernetes_values_the_old_checks_got_wrong_are_accepted() {
+    // The kubectl convention for generateName ends in '-'; the label drops it.
+    let job = render(
+        &with(JOB, &["--name", "build-", "--generate-name"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let lines: Vec<&str> = job.lines().map(str::trim).collect();
+    assert!(lines.contains(&"generateName: build-"), "{job}");
+    assert!(lines.contains(&"app.kubernetes.io/name: build"), "{job}");
+    // 1e3 is a valid quantity (and quoted so that it stays one).
+    let runner = render(
+        &with(RUNNER, &["--workspace-size", "1e3"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        runner.lines().any(|l| l.trim() == "storage: '1e3'"),
+        "{runner}"
+    );
+}
+
+#[test]
+fn insecure_registry_reaches_the_build_step() {
+    let job = render(
+        &with(JOB, &["--insecure-registry"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        job.lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["- name: PUSH_INSECURE", "value: 'true'"]),
+        "{job}"
+    );
+    let workflow = render(
+        &with(WORKFLOW, &["--insecure-registry"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(workflow.contains("PUSH_INSECURE"), "{workflow}");
+}
+
+#[test]
+fn the_build_step_options_are_the_same_for_job_workflow_template_and_run() {
+    // One set of flags (the library's BuildStepOptions): what `render job` takes, the
+    // WorkflowTemplate takes too, e.g. an anonymous push and a service account.
+    for base in [JOB, WORKFLOW] {
+        let args = with(
+            base,
+            &[
+                "--no-registry-secret",
+                "--service-account",
+                "builder",
+                "--context-subdir",
+                "services/api",
+            ],
+        );
+        let yaml = render(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!yaml.contains("docker-config"), "{yaml}");
+        assert!(yaml.contains("serviceAccountName: builder"), "{yaml}");
+        assert!(yaml.contains("value: services/api"), "{yaml}");
+    }
+    let help = cli()
+        .args(["k8s", "run", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--no-registry-secret",
+        "--git-token-secret",
+        "--insecure-registry",
+        "--context-subdir",
+    ] {
+        assert!(help.contains(flag), "k8s run lacks {flag}");
+    }
 }

@@ -386,3 +386,74 @@ fn pipeline_run_dry_run_real_run_and_errors() {
     assert_eq!(failed["success"], false);
     assert_eq!(remote_head(&env, &chart), commit);
 }
+
+/// The reproduction of issue 17: eight `chart set-image --repo` processes started together,
+/// each setting its own key in one values file, all land (none gives up), and the JSON
+/// report of each says how many attempts it made and how long it took.
+#[test]
+fn eight_chart_set_image_processes_started_together_all_land() {
+    const N: usize = 8;
+    let env = env();
+    let mut values = String::from("# one chart, many services\n");
+    for i in 0..N {
+        values.push_str(&format!("svc{i}:\n  image:\n    tag: \"0\"\n"));
+    }
+    let url = seed_repo(&env, "cli-contend", &[("values.yaml", &values)]);
+    let children: Vec<_> = (0..N)
+        .map(|i| {
+            cli()
+                .args([
+                    "chart",
+                    "set-image",
+                    "--repo",
+                    &url,
+                    "--file",
+                    "values.yaml",
+                ])
+                .args(["--set", &format!("svc{i}.image.tag=v{i}")])
+                .args(["--token-env", "CHART_TOKEN", "--retry-timeout", "2m"])
+                .args(["--format", "json"])
+                .env("CHART_TOKEN", &env.git_token)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let mut commits = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "a writer gave up: {stderr}");
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(json["status"], "committed", "{stdout}");
+        assert!(json["attempts"].as_u64().unwrap_or(0) >= 1, "{stdout}");
+        assert!(
+            json["elapsed_seconds"].as_f64().unwrap_or(0.0) > 0.0,
+            "{stdout}"
+        );
+        commits.push(json["commit"].as_str().unwrap_or_default().to_string());
+    }
+    let (text, _) = show(&env, &url, "values.yaml");
+    let mut expected = values.clone();
+    for i in 0..N {
+        expected = expected.replacen(
+            &format!("svc{i}:\n  image:\n    tag: \"0\""),
+            &format!("svc{i}:\n  image:\n    tag: \"v{i}\""),
+            1,
+        );
+    }
+    assert_eq!(text, expected, "all eight values are in the file");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    git(
+        &env,
+        dir.path(),
+        &["clone", "-q", &env.authed_url(&url), "r"],
+    );
+    let history = git(&env, &dir.path().join("r"), &["rev-list", "HEAD"]);
+    assert_eq!(history.lines().count(), N + 1, "{history}");
+    for c in &commits {
+        assert!(history.lines().any(|h| h == c), "commit {c} lost");
+    }
+}

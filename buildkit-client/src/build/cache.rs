@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::build::spec::TypedSpec;
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
 
 /// Cache backends the daemon can reach by itself.
 const BACKENDS: &[&str] = &["registry", "inline", "gha", "s3", "azblob"];
@@ -24,15 +25,15 @@ pub struct CacheEntry {
 impl CacheEntry {
     /// Parses a `--cache-to` value (`type=registry,ref=…,mode=max`, `type=inline`).
     pub fn parse_export(spec: &str) -> Result<CacheEntry> {
-        Self::parse("--cache-to", spec)
+        Self::parse(OptionField::CacheTo, spec)
     }
 
     /// Parses a `--cache-from` value; a bare reference means `type=registry,ref=…`.
     pub fn parse_import(spec: &str) -> Result<CacheEntry> {
-        Self::parse("--cache-from", spec)
+        Self::parse(OptionField::CacheFrom, spec)
     }
 
-    fn parse(option: &str, spec: &str) -> Result<CacheEntry> {
+    fn parse(option: OptionField, spec: &str) -> Result<CacheEntry> {
         let parsed = TypedSpec::parse(option, spec, |short| {
             Some(TypedSpec::from_parts(
                 "registry",
@@ -59,7 +60,7 @@ impl CacheEntry {
         let entry = CacheEntry {
             spec: TypedSpec::from_parts(kind, attrs),
         };
-        entry.validate("cache")?;
+        entry.validate(OptionField::CacheTo)?;
         Ok(entry)
     }
 
@@ -69,7 +70,7 @@ impl CacheEntry {
         self
     }
 
-    fn validate(&self, option: &str) -> Result<()> {
+    fn validate(&self, option: OptionField) -> Result<()> {
         let kind = self.spec.kind.as_str();
         if kind == "local" {
             return Err(Error::option(
@@ -119,6 +120,13 @@ impl CacheEntry {
     }
 }
 
+impl std::fmt::Display for CacheEntry {
+    /// `type=KIND,key=value,…`, which the parsers read back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.spec.fmt(f)
+    }
+}
+
 #[derive(Serialize)]
 struct FrontendImport<'a> {
     #[serde(rename = "Type")]
@@ -162,7 +170,7 @@ pub(crate) fn check_exports(exports: &[CacheEntry]) -> Result<()> {
             .any(|other| other.kind() == entry.kind())
         {
             return Err(Error::option(
-                "--cache-to",
+                OptionField::CacheTo,
                 format!(
                     "two cache exports of type {}; the daemon allows one per type",
                     entry.kind()
@@ -196,6 +204,10 @@ mod tests {
             .to_string()
             .contains("local"));
         assert!(CacheEntry::parse_export("type=inline").is_ok());
+        assert_eq!(
+            CacheEntry::parse_import(&export.to_string()).unwrap(),
+            export
+        );
     }
 
     #[test]

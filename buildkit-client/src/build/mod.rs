@@ -21,6 +21,7 @@ pub use cache::CacheEntry;
 pub use error::BuildError;
 pub use options::{BuildContext, BuildOptions, NamedContext};
 pub use output::{check_destination, Output};
+pub use plan::PreparedBuild;
 pub use platform::normalize_platform;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use crate::build::cache::CacheEntry;
 use crate::build::output::Output;
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
+use crate::flags::{Annotation, Attest, ShmSize, Ulimit};
 use crate::session::auth::RegistryAuth;
 use crate::session::secrets::Secret;
 use crate::session::ssh::SshAgent;
@@ -57,12 +59,12 @@ impl NamedContext {
     /// Parses the value of `--build-context name=VALUE`.
     pub fn parse(value: &str) -> Result<NamedContext> {
         if value.is_empty() {
-            return Err(Error::option("--build-context", "empty value"));
+            return Err(Error::option(OptionField::BuildContext, "empty value"));
         }
         if let Some(image) = value.strip_prefix("docker-image://") {
             if image.is_empty() {
                 return Err(Error::option(
-                    "--build-context",
+                    OptionField::BuildContext,
                     "docker-image:// needs an image reference",
                 ));
             }
@@ -70,7 +72,7 @@ impl NamedContext {
         }
         if value.starts_with("oci-layout://") || value.starts_with("target:") {
             return Err(Error::option(
-                "--build-context",
+                OptionField::BuildContext,
                 format!("{value:?}: oci-layout:// and target: contexts are not supported"),
             ));
         }
@@ -147,6 +149,21 @@ pub struct BuildOptions {
     /// Key for incremental context transfer; defaults to one derived from the
     /// context's absolute path, so rebuilds of the same directory send only changes.
     pub shared_key: Option<String>,
+    /// Always resolve base images from the registry (`--pull`).
+    pub pull: bool,
+    /// Attestations (`--attest`, `--provenance`, `--sbom`). Without a provenance
+    /// entry, a `mode=min` provenance is added to image outputs where the daemon
+    /// supports attestations, as buildx does; a disabled one turns that off.
+    pub attests: Vec<Attest>,
+    /// Annotations written by image outputs (`--annotation`).
+    pub annotations: Vec<Annotation>,
+    /// Size of `/dev/shm` in `RUN` steps (`--shm-size`).
+    pub shm_size: Option<ShmSize>,
+    /// Resource limits of `RUN` steps (`--ulimit`); a later entry for the same
+    /// limit replaces an earlier one.
+    pub ulimits: Vec<Ulimit>,
+    /// Parent cgroup of `RUN` steps (`--cgroup-parent`).
+    pub cgroup_parent: Option<String>,
 }
 
 impl BuildOptions {
@@ -186,6 +203,12 @@ impl BuildOptions {
             frontend_attrs: BTreeMap::new(),
             allow: Vec::new(),
             shared_key: None,
+            pull: false,
+            attests: Vec::new(),
+            annotations: Vec::new(),
+            shm_size: None,
+            ulimits: Vec::new(),
+            cgroup_parent: None,
         }
     }
 
@@ -301,6 +324,42 @@ impl BuildOptions {
     /// Sets a raw frontend attribute.
     pub fn frontend_attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.frontend_attrs.insert(key.into(), value.into());
+        self
+    }
+
+    /// Always resolves base images from the registry.
+    pub fn pull(mut self, pull: bool) -> Self {
+        self.pull = pull;
+        self
+    }
+
+    /// Adds an attestation request (or, disabled, turns the default provenance off).
+    pub fn attest(mut self, attest: Attest) -> Self {
+        self.attests.push(attest);
+        self
+    }
+
+    /// Adds an image annotation.
+    pub fn annotation(mut self, annotation: Annotation) -> Self {
+        self.annotations.push(annotation);
+        self
+    }
+
+    /// Sets the size of `/dev/shm` in `RUN` steps.
+    pub fn shm_size(mut self, size: ShmSize) -> Self {
+        self.shm_size = Some(size);
+        self
+    }
+
+    /// Adds a resource limit for `RUN` steps.
+    pub fn ulimit(mut self, limit: Ulimit) -> Self {
+        self.ulimits.push(limit);
+        self
+    }
+
+    /// Sets the parent cgroup of `RUN` steps.
+    pub fn cgroup_parent(mut self, cgroup: impl Into<String>) -> Self {
+        self.cgroup_parent = Some(cgroup.into());
         self
     }
 

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use crate::build::spec::TypedSpec;
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
 use crate::session::filesend::ExportTarget;
 
 /// One requested output.
@@ -26,7 +27,7 @@ pub struct Output {
 impl Output {
     /// Parses an `--output` value.
     pub fn parse(spec: &str) -> Result<Output> {
-        let parsed = TypedSpec::parse("--output", spec, |short| {
+        let parsed = TypedSpec::parse(OptionField::Output, spec, |short| {
             if short == "-" {
                 Some(TypedSpec::from_parts(
                     "tar",
@@ -83,6 +84,13 @@ impl Output {
 }
 
 /// One exporter of the solve request, with where its files go (if anywhere).
+impl std::fmt::Display for Output {
+    /// `type=KIND,key=value,…`, which [`Output::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.spec.fmt(f)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlannedExporter {
     pub(crate) kind: String,
@@ -124,7 +132,7 @@ pub fn check_destination(
 
 fn checked(path: &str, directory: bool) -> Result<()> {
     check_destination(std::path::Path::new(path), directory)
-        .map_err(|reason| Error::option("--output", reason))
+        .map_err(|reason| Error::invalid(OptionField::Output, path, reason))
 }
 
 /// Turns outputs, tags and `--push` into exporters.
@@ -140,8 +148,8 @@ pub(crate) fn plan_exporters(
         if push {
             if tags.is_empty() {
                 return Err(Error::option(
-                    "--push",
-                    "needs at least one -t/--tag to name the image",
+                    OptionField::Push,
+                    "pushing needs at least one image name (tag)",
                 ));
             }
             outputs.push(Output::new("image", []));
@@ -156,15 +164,14 @@ pub(crate) fn plan_exporters(
         let exporter = match kind.as_str() {
             "cacheonly" => continue,
             "image" | "registry" => {
-                let push_attr = spec.flag("--output", "push")?;
+                let push_attr = spec.flag(OptionField::Output, "push")?;
                 let mut attrs = spec.attrs;
                 if !attrs.contains_key("name") && !tags.is_empty() {
                     attrs.insert("name".into(), tags.join(","));
                 }
                 if !attrs.contains_key("name") {
-                    return Err(Error::option(
-                        "--output",
-                        format!("type={kind} needs name=… or a -t/--tag"),
+                    return Err(Error::option(OptionField::Output,
+                        format!("type={kind} needs name=… or an image name (tag)"),
                     ));
                 }
                 if kind == "registry" || push || push_attr == Some(true) {
@@ -173,9 +180,9 @@ pub(crate) fn plan_exporters(
                 PlannedExporter { kind: "image".into(), attrs, target: None }
             }
             "local" => {
-                let dest = dest.ok_or_else(|| Error::option("--output", "type=local needs dest=DIR"))?;
+                let dest = dest.ok_or_else(|| Error::option(OptionField::Output, "type=local needs dest=DIR"))?;
                 if dest == "-" {
-                    return Err(Error::option("--output", "type=local cannot write to stdout; use type=tar,dest=-"));
+                    return Err(Error::option(OptionField::Output, "type=local cannot write to stdout; use type=tar,dest=-"));
                 }
                 checked(&dest, true)?;
                 PlannedExporter { kind: "local".into(), attrs: spec.attrs, target: Some(ExportTarget::Directory(dest.into())) }
@@ -195,13 +202,13 @@ pub(crate) fn plan_exporters(
                         PlannedExporter { kind: "moby".into(), attrs, target: None }
                     }
                     None => {
-                        return Err(Error::option("--output", format!("type={kind} needs dest=FILE (or dest=- for stdout)")))
+                        return Err(Error::option(OptionField::Output, format!("type={kind} needs dest=FILE (or dest=- for stdout)")))
                     }
                 }
             }
             "moby" => {
                 if !docker_daemon {
-                    return Err(Error::option("--output", "type=moby only works against a Docker daemon (docker://)"));
+                    return Err(Error::option(OptionField::Output, "type=moby only works against a Docker daemon (docker://)"));
                 }
                 let mut attrs = spec.attrs;
                 if !attrs.contains_key("name") && !tags.is_empty() {
@@ -210,8 +217,7 @@ pub(crate) fn plan_exporters(
                 PlannedExporter { kind: "moby".into(), attrs, target: None }
             }
             other => {
-                return Err(Error::option(
-                    "--output",
+                return Err(Error::option(OptionField::Output,
                     format!("unknown type {other:?}; expected image, registry, local, tar, oci, docker, moby or cacheonly"),
                 ))
             }
@@ -224,7 +230,7 @@ pub(crate) fn plan_exporters(
         .count();
     if stdout_count > 1 {
         return Err(Error::option(
-            "--output",
+            OptionField::Output,
             "only one output can write to stdout",
         ));
     }

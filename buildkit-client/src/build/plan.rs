@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 
 use crate::build::cache::{check_exports, frontend_import_attrs};
 use crate::build::options::{BuildContext, BuildOptions, NamedContext};
-use crate::build::output::plan_exporters;
+use crate::build::output::{plan_exporters, PlannedExporter};
 use crate::build::platform::normalize_platform;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
+use crate::flags::{AttestKind, OptionField};
 use crate::session::context_sync::LocalDirs;
 use crate::session::filesend::Exports;
 use crate::session::secrets::{Secret, SecretSource};
@@ -31,7 +32,7 @@ pub(crate) struct SolvePlan {
     pub(crate) session: SessionConfig,
 }
 
-fn path_error(path: &Path, what: &str) -> Error {
+fn path_error(path: &Path, what: OptionField) -> Error {
     Error::option(what, format!("{}: no such directory", path.display()))
 }
 
@@ -66,8 +67,7 @@ pub(crate) fn shared_key_for(dir: &Path) -> String {
 /// ASCII, no spaces, at most 256 characters.
 fn check_shared_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::option(
-            "shared_key",
+        return Err(Error::option(OptionField::SharedKey,
             format!("{key:?}: use 1 to 256 visible ASCII characters (no spaces, line breaks or non-ASCII)"),
         ));
     }
@@ -83,7 +83,7 @@ fn check_secret_files(secrets: &[Secret]) -> Result<()> {
             match std::fs::metadata(path) {
                 Ok(meta) if meta.is_dir() => {
                     return Err(Error::option(
-                        "--secret",
+                        OptionField::Secret,
                         format!(
                             "secret {:?}: {} is a directory, not a file",
                             secret.id,
@@ -94,14 +94,17 @@ fn check_secret_files(secrets: &[Secret]) -> Result<()> {
                 Ok(_) => {}
                 Err(err) => {
                     return Err(Error::option(
-                        "--secret",
+                        OptionField::Secret,
                         format!("secret {:?}: {}: {err}", secret.id, path.display()),
                     ))
                 }
             }
         }
         if secret.id.is_empty() {
-            return Err(Error::option("--secret", "a secret needs a non-empty id"));
+            return Err(Error::option(
+                OptionField::Secret,
+                "a secret needs a non-empty id",
+            ));
         }
     }
     Ok(())
@@ -115,7 +118,7 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
             Ok(meta) if meta.file_type().is_socket() => {}
             Ok(_) => {
                 return Err(Error::option(
-                    "--ssh",
+                    OptionField::Ssh,
                     format!(
                         "agent {:?}: {} is not a unix socket (give an ssh-agent socket)",
                         agent.id,
@@ -125,7 +128,7 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
             }
             Err(err) => {
                 return Err(Error::option(
-                    "--ssh",
+                    OptionField::Ssh,
                     format!("agent {:?}: {}: {err}", agent.id, agent.socket.display()),
                 ))
             }
@@ -134,7 +137,7 @@ fn check_ssh_sockets(agents: &[SshAgent]) -> Result<()> {
     Ok(())
 }
 
-fn absolute_dir(dir: &Path, option: &str) -> Result<PathBuf> {
+fn absolute_dir(dir: &Path, option: OptionField) -> Result<PathBuf> {
     let absolute = std::fs::canonicalize(dir).map_err(|_| path_error(dir, option))?;
     if !absolute.is_dir() {
         return Err(Error::option(
@@ -168,7 +171,7 @@ fn git_token_secret_names(host: &str, urls: &[&str]) -> Vec<String> {
 
 /// Rejects URLs that carry credentials: tokens belong in secrets, where they
 /// stay out of logs, image history and provenance.
-fn refuse_credentials_in_url(url: &str, option: &str) -> Result<()> {
+fn refuse_credentials_in_url(url: &str, option: OptionField) -> Result<()> {
     if url.contains("://") && GitUrl::new(url).map_or(url.contains('@'), |url| url.has_userinfo()) {
         return Err(Error::option(
             option,
@@ -178,19 +181,234 @@ fn refuse_credentials_in_url(url: &str, option: &str) -> Result<()> {
     Ok(())
 }
 
+/// `--pull`, `--cgroup-parent`, `--shm-size` and `--ulimit` as the Dockerfile
+/// frontend's attributes.
+fn run_step_attrs(options: &BuildOptions, attrs: &mut BTreeMap<String, String>) -> Result<()> {
+    if options.pull {
+        attrs.insert("image-resolve-mode".into(), "pull".into());
+    }
+    if let Some(parent) = &options.cgroup_parent {
+        if parent.trim().is_empty() || parent.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                OptionField::CgroupParent,
+                parent,
+                "expected a cgroup path, e.g. /ci or ci.slice",
+            ));
+        }
+        attrs.insert("cgroup-parent".into(), parent.clone());
+    }
+    if let Some(size) = options.shm_size.filter(|s| s.bytes() > 0) {
+        attrs.insert("shm-size".into(), size.to_string());
+    }
+    if !options.ulimits.is_empty() {
+        let by_name: BTreeMap<_, _> = options.ulimits.iter().map(|u| (u.name, u)).collect();
+        let list: Vec<String> = by_name.values().map(ToString::to_string).collect();
+        attrs.insert("ulimit".into(), list.join(","));
+    }
+    Ok(())
+}
+
+/// The `attest:KIND` attributes: what was asked for and, unless provenance was
+/// set (or turned off), buildx's default `mode=min` provenance for image
+/// outputs where the daemon supports attestations.
+fn attest_attrs(
+    options: &BuildOptions,
+    daemon: &DaemonInfo,
+    attrs: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let requested: Vec<(String, String)> = options
+        .attests
+        .iter()
+        .filter_map(|a| a.frontend_attr())
+        .collect();
+    let supported = daemon.supports_attestations();
+    if !requested.is_empty() && !supported {
+        return Err(Error::option(
+            OptionField::Attest,
+            format!(
+                "the daemon at {} cannot store attestations (it needs BuildKit 0.11 or newer and, behind Docker, the containerd image store)",
+                daemon.address
+            ),
+        ));
+    }
+    attrs.extend(requested);
+    let provenance_set = options
+        .attests
+        .iter()
+        .any(|a| a.kind == AttestKind::Provenance);
+    if supported && !provenance_set {
+        attrs.insert("attest:provenance".into(), DEFAULT_PROVENANCE.into());
+    }
+    Ok(())
+}
+
+/// Each attestation type at most once.
+fn check_attests(options: &BuildOptions) -> Result<()> {
+    for (index, attest) in options.attests.iter().enumerate() {
+        if options.attests[..index]
+            .iter()
+            .any(|a| a.kind == attest.kind)
+        {
+            return Err(Error::invalid(
+                OptionField::Attest,
+                attest.to_string(),
+                format!("a second {} attestation; give each type once", attest.kind),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The provenance buildx asks for by default: minimal, and only for outputs
+/// that hold attestations inline (image, oci, docker), not for local or tar.
+pub(crate) const DEFAULT_PROVENANCE: &str = "mode=min,inline-only=true";
+
+/// A build checked and lowered as far as it can be without a daemon: the
+/// Dockerfile frontend's attributes, the directories and secrets the session
+/// serves. [`BuildOptions::prepare`] makes one; a build (also one started with
+/// [`Client::build_prepared`](crate::Client::build_prepared)) completes it for
+/// the daemon it runs on, without checking anything twice.
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    options: BuildOptions,
+    attrs: BTreeMap<String, String>,
+    local_dirs: Vec<(String, PathBuf)>,
+    shared_key: Option<String>,
+    secrets: Vec<Secret>,
+    entitlements: Vec<String>,
+}
+
+impl PreparedBuild {
+    /// The options it was prepared from.
+    pub fn options(&self) -> &BuildOptions {
+        &self.options
+    }
+
+    /// The Dockerfile frontend's attributes as they will be sent (the daemon
+    /// adds only the default provenance, where it supports attestations).
+    pub fn frontend_attrs(&self) -> &BTreeMap<String, String> {
+        &self.attrs
+    }
+}
+
 impl SolvePlan {
+    #[cfg(test)]
     pub(crate) fn new(
         options: &BuildOptions,
         daemon: &DaemonInfo,
         docker_daemon: bool,
     ) -> Result<SolvePlan> {
+        SolvePlan::from_prepared(&PreparedBuild::new(options)?, daemon, docker_daemon)
+    }
+
+    /// Completes a prepared build for `daemon`: attestations, exporters, IDs.
+    pub(crate) fn from_prepared(
+        prepared: &PreparedBuild,
+        daemon: &DaemonInfo,
+        docker_daemon: bool,
+    ) -> Result<SolvePlan> {
+        let options = &prepared.options;
+        let mut attrs = prepared.attrs.clone();
+        attest_attrs(options, daemon, &mut attrs)?;
+        for (key, value) in &options.frontend_attrs {
+            attrs.insert(key.clone(), value.clone());
+        }
+        let exporters = planned_exporters(options, docker_daemon)?;
+        if exporters.len() > 1 && !daemon.at_least(0, 13) {
+            return Err(Error::option(
+                OptionField::Output,
+                format!(
+                    "BuildKit {} supports one output per build; several need v0.13 or newer",
+                    daemon.version
+                ),
+            ));
+        }
+        let mut exports = Exports::default();
+        for (index, exporter) in exporters.iter().enumerate() {
+            if let Some(target) = &exporter.target {
+                exports.insert(index, target.clone());
+            }
+        }
+        let proto_exporters: Vec<Exporter> = exporters
+            .iter()
+            .map(|e| Exporter {
+                r#type: e.kind.clone(),
+                attrs: e.attrs.clone().into_iter().collect(),
+            })
+            .collect();
+        let mut local_dirs = LocalDirs::default();
+        for (name, dir) in &prepared.local_dirs {
+            local_dirs.insert(name.clone(), dir.clone());
+        }
+
+        let session_id = random_id();
+        let request = SolveRequest {
+            r#ref: random_id(),
+            session: session_id.clone(),
+            frontend: DOCKERFILE_FRONTEND.into(),
+            frontend_attrs: attrs.into_iter().collect(),
+            exporter_deprecated: proto_exporters
+                .first()
+                .map(|e| e.r#type.clone())
+                .unwrap_or_default(),
+            exporter_attrs_deprecated: proto_exporters
+                .first()
+                .map(|e| e.attrs.clone())
+                .unwrap_or_default(),
+            exporters: proto_exporters,
+            cache: Some(CacheOptions {
+                exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
+                imports: options.cache_from.iter().map(|e| e.to_proto()).collect(),
+                ..Default::default()
+            }),
+            entitlements: prepared.entitlements.clone(),
+            ..Default::default()
+        };
+        let session = SessionConfig {
+            id: session_id,
+            name: "cicd-agents".into(),
+            shared_key: prepared
+                .shared_key
+                .clone()
+                .unwrap_or_else(|| "remote".into()),
+            local_dirs,
+            secrets: prepared.secrets.clone(),
+            auth: options.registry_auth.clone(),
+            ssh: options.ssh.clone(),
+            exports,
+        };
+        Ok(SolvePlan { request, session })
+    }
+}
+
+/// The exporters of `options`, annotations included. As buildx: annotations go to
+/// every output the user asked for (pushing included), not to the image loaded by
+/// default when only tags are given.
+fn planned_exporters(options: &BuildOptions, docker_daemon: bool) -> Result<Vec<PlannedExporter>> {
+    let mut exporters =
+        plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
+    if !options.outputs.is_empty() || options.push {
+        for exporter in &mut exporters {
+            for annotation in &options.annotations {
+                exporter
+                    .attrs
+                    .insert(annotation.exporter_key(), annotation.value.clone());
+            }
+        }
+    }
+    Ok(exporters)
+}
+
+impl PreparedBuild {
+    /// Checks and lowers `options` (see [`BuildOptions::prepare`]).
+    fn new(options: &BuildOptions) -> Result<PreparedBuild> {
         for tag in &options.tags {
             // As buildx does: a name the registry would refuse is refused before anything is sent.
             tag.parse::<ImageRef>()
-                .map_err(|err| Error::option("--tag", err.to_string()))?;
+                .map_err(|err| Error::invalid(OptionField::Tag, tag, err.to_string()))?;
         }
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
-        let mut local_dirs = LocalDirs::default();
+        let mut local_dirs: Vec<(String, PathBuf)> = Vec::new();
         let mut shared_key = options.shared_key.clone();
         let mut secrets: Vec<Secret> = options.secrets.clone();
         if let Some(key) = &shared_key {
@@ -201,11 +419,11 @@ impl SolvePlan {
 
         match &options.context {
             BuildContext::Local(dir) => {
-                let context = absolute_dir(dir, "context")?;
+                let context = absolute_dir(dir, OptionField::Context)?;
                 let dockerfile = match &options.dockerfile {
                     Some(path) if path.as_os_str() == "-" => {
                         return Err(Error::option(
-                            "--file",
+                            OptionField::Dockerfile,
                             "reading the Dockerfile from stdin is not supported",
                         ))
                     }
@@ -214,13 +432,13 @@ impl SolvePlan {
                 };
                 if dockerfile.is_dir() {
                     return Err(Error::option(
-                        "--file",
+                        OptionField::Dockerfile,
                         format!("{}: is a directory, not a Dockerfile", dockerfile.display()),
                     ));
                 }
                 if !dockerfile.is_file() {
                     return Err(Error::option(
-                        "--file",
+                        OptionField::Dockerfile,
                         format!("{}: no such Dockerfile", dockerfile.display()),
                     ));
                 }
@@ -230,17 +448,17 @@ impl SolvePlan {
                     (dockerfile.parent(), dockerfile.file_name())
                 else {
                     return Err(Error::option(
-                        "--file",
+                        OptionField::Dockerfile,
                         format!("{}: not a file path", dockerfile.display()),
                     ));
                 };
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
-                local_dirs.insert("context", &context);
-                local_dirs.insert("dockerfile", dockerfile_dir);
+                local_dirs.push(("context".into(), context.clone()));
+                local_dirs.push(("dockerfile".into(), dockerfile_dir.to_path_buf()));
                 shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
             BuildContext::Remote(url) => {
-                refuse_credentials_in_url(url, "context")?;
+                refuse_credentials_in_url(url, OptionField::Context)?;
                 attrs.insert("context".into(), url.clone());
                 let filename = options
                     .dockerfile
@@ -284,7 +502,7 @@ impl SolvePlan {
             }
             Some(other) => {
                 return Err(Error::option(
-                    "--network",
+                    OptionField::Network,
                     format!("{other:?}; expected default, host or none"),
                 ))
             }
@@ -297,7 +515,7 @@ impl SolvePlan {
                     .or_else(|| entry.split_once(':'))
                     .filter(|(h, i)| !h.is_empty() && !i.is_empty())
                     .ok_or_else(|| {
-                        Error::option("--add-host", format!("{entry:?} is not host:ip"))
+                        Error::option(OptionField::AddHost, format!("{entry:?} is not host:ip"))
                     })?;
                 hosts.push(format!("{host}={ip}"));
             }
@@ -305,18 +523,21 @@ impl SolvePlan {
         }
         for (name, context) in &options.build_contexts {
             if name.is_empty() {
-                return Err(Error::option("--build-context", "empty context name"));
+                return Err(Error::option(
+                    OptionField::BuildContext,
+                    "empty context name",
+                ));
             }
             let value = match context {
                 NamedContext::Local(dir) => {
-                    let dir = absolute_dir(dir, "--build-context")?;
+                    let dir = absolute_dir(dir, OptionField::BuildContext)?;
                     let local_name = format!("named-{name}");
-                    local_dirs.insert(local_name.clone(), dir);
+                    local_dirs.push((local_name.clone(), dir));
                     format!("local:{local_name}")
                 }
                 NamedContext::Image(image) => format!("docker-image://{image}"),
                 NamedContext::Remote(url) => {
-                    refuse_credentials_in_url(url, "--build-context")?;
+                    refuse_credentials_in_url(url, OptionField::BuildContext)?;
                     url.clone()
                 }
             };
@@ -341,69 +562,19 @@ impl SolvePlan {
         for (key, value) in frontend_import_attrs(&options.cache_from) {
             attrs.insert(key, value);
         }
-        for (key, value) in &options.frontend_attrs {
-            attrs.insert(key.clone(), value.clone());
-        }
-
-        let exporters =
-            plan_exporters(&options.outputs, &options.tags, options.push, docker_daemon)?;
-        if exporters.len() > 1 && !daemon.at_least(0, 13) {
-            return Err(Error::option(
-                "--output",
-                format!(
-                    "BuildKit {} supports one output per build; several need v0.13 or newer",
-                    daemon.version
-                ),
-            ));
-        }
-        let mut exports = Exports::default();
-        for (index, exporter) in exporters.iter().enumerate() {
-            if let Some(target) = &exporter.target {
-                exports.insert(index, target.clone());
-            }
-        }
-        let proto_exporters: Vec<Exporter> = exporters
-            .iter()
-            .map(|e| Exporter {
-                r#type: e.kind.clone(),
-                attrs: e.attrs.clone().into_iter().collect(),
-            })
-            .collect();
-
-        let session_id = random_id();
-        let request = SolveRequest {
-            r#ref: random_id(),
-            session: session_id.clone(),
-            frontend: DOCKERFILE_FRONTEND.into(),
-            frontend_attrs: attrs.into_iter().collect(),
-            exporter_deprecated: proto_exporters
-                .first()
-                .map(|e| e.r#type.clone())
-                .unwrap_or_default(),
-            exporter_attrs_deprecated: proto_exporters
-                .first()
-                .map(|e| e.attrs.clone())
-                .unwrap_or_default(),
-            exporters: proto_exporters,
-            cache: Some(CacheOptions {
-                exports: options.cache_to.iter().map(|e| e.to_proto()).collect(),
-                imports: options.cache_from.iter().map(|e| e.to_proto()).collect(),
-                ..Default::default()
-            }),
-            entitlements,
-            ..Default::default()
-        };
-        let session = SessionConfig {
-            id: session_id,
-            name: "cicd-agents".into(),
-            shared_key: shared_key.unwrap_or_else(|| "remote".into()),
+        run_step_attrs(options, &mut attrs)?;
+        check_attests(options)?;
+        // Outputs are checked as a Docker daemon would take them (the most lenient);
+        // the build plans them again for the daemon it runs on.
+        planned_exporters(options, true)?;
+        Ok(PreparedBuild {
+            options: options.clone(),
+            attrs,
             local_dirs,
+            shared_key,
             secrets,
-            auth: options.registry_auth.clone(),
-            ssh: options.ssh.clone(),
-            exports,
-        };
-        Ok(SolvePlan { request, session })
+            entitlements,
+        })
     }
 }
 
@@ -414,14 +585,14 @@ impl BuildOptions {
     /// runs the same checks; front ends call this to reject bad input before
     /// dialling. Errors are [`Error::InvalidOption`].
     pub fn validate(&self) -> Result<()> {
-        let any_daemon = DaemonInfo {
-            address: String::new(),
-            version: String::new(),
-            version_source: crate::control::info::VersionSource::Unknown,
-            reported: None,
-            docker_engine: None,
-        };
-        SolvePlan::new(self, &any_daemon, true).map(|_| ())
+        self.prepare().map(drop)
+    }
+
+    /// [`validate`](Self::validate)s and keeps the result: the lowered build,
+    /// for [`Client::build_prepared`](crate::Client::build_prepared) to run
+    /// without checking it again, or to show what would be sent.
+    pub fn prepare(&self) -> Result<PreparedBuild> {
+        PreparedBuild::new(self)
     }
 }
 
@@ -438,6 +609,7 @@ mod tests {
             version_source: VersionSource::Info,
             reported: None,
             docker_engine: None,
+            docker_image_store: None,
         }
     }
 
@@ -511,6 +683,110 @@ mod tests {
     }
 
     #[test]
+    fn new_buildx_flags_reach_the_frontend() {
+        use crate::flags::{Annotation, Attest, ShmSize, Ulimit};
+        let dir = context();
+        let options = BuildOptions::local(dir.path())
+            .tag("r/a:1")
+            .push(true)
+            .pull(true)
+            .cgroup_parent("/ci")
+            .shm_size("128m".parse::<ShmSize>().unwrap())
+            .ulimit("nofile=1024:2048".parse::<Ulimit>().unwrap())
+            .ulimit("nproc=50".parse::<Ulimit>().unwrap())
+            .ulimit("nofile=10:20".parse::<Ulimit>().unwrap())
+            .attest(Attest::sbom("generator=r/scanner:1").unwrap())
+            .annotation("index:org.example.a=1".parse::<Annotation>().unwrap())
+            .annotation("b=2".parse::<Annotation>().unwrap());
+        let plan = SolvePlan::new(&options, &daemon("v0.13.2"), true).unwrap();
+        let attrs = &plan.request.frontend_attrs;
+        assert_eq!(attrs["image-resolve-mode"], "pull");
+        assert_eq!(attrs["cgroup-parent"], "/ci");
+        assert_eq!(attrs["shm-size"], "134217728");
+        assert_eq!(attrs["ulimit"], "nofile=10:20,nproc=50:50");
+        assert_eq!(attrs["attest:sbom"], "type=sbom,generator=r/scanner:1");
+        assert_eq!(attrs["attest:provenance"], DEFAULT_PROVENANCE);
+        let exporter = &plan.request.exporters[0].attrs;
+        assert_eq!(exporter["annotation-index.org.example.a"], "1");
+        assert_eq!(exporter["annotation.b"], "2");
+
+        let plain =
+            SolvePlan::new(&BuildOptions::local(dir.path()), &daemon("v0.13.2"), true).unwrap();
+        for key in ["image-resolve-mode", "cgroup-parent", "shm-size", "ulimit"] {
+            assert!(!plain.request.frontend_attrs.contains_key(key), "{key}");
+        }
+        let max = BuildOptions::local(dir.path()).attest(Attest::provenance("mode=max").unwrap());
+        let plan = SolvePlan::new(&max, &daemon("v0.13.2"), true).unwrap();
+        assert_eq!(
+            plan.request.frontend_attrs["attest:provenance"],
+            "type=provenance,mode=max"
+        );
+        let off = BuildOptions::local(dir.path()).attest(Attest::provenance("false").unwrap());
+        let plan = SolvePlan::new(&off, &daemon("v0.13.2"), true).unwrap();
+        assert!(!plan
+            .request
+            .frontend_attrs
+            .contains_key("attest:provenance"));
+    }
+
+    #[test]
+    fn a_prepared_build_is_checked_once_and_completed_per_daemon() {
+        let dir = context();
+        let options = BuildOptions::local(dir.path())
+            .tag("r/a:1")
+            .push(true)
+            .build_arg("V", "1");
+        let prepared = options.prepare().unwrap();
+        assert_eq!(prepared.frontend_attrs()["build-arg:V"], "1");
+        assert!(!prepared.frontend_attrs().contains_key("attest:provenance"));
+        // The context may go away: the prepared build is not checked again.
+        let one = SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), true).unwrap();
+        let two = SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), false).unwrap();
+        assert_ne!(one.request.r#ref, two.request.r#ref);
+        assert_ne!(one.session.id, two.session.id);
+        assert_eq!(one.request.frontend_attrs, two.request.frontend_attrs);
+        assert_eq!(
+            one.request.frontend_attrs["attest:provenance"],
+            DEFAULT_PROVENANCE
+        );
+        drop(dir);
+        assert!(SolvePlan::from_prepared(&prepared, &daemon("v0.13.2"), true).is_ok());
+        assert!(options.validate().is_err(), "validate checks the context");
+    }
+
+    #[test]
+    fn attestations_follow_the_daemon() {
+        use crate::flags::Attest;
+        let dir = context();
+        let mut classic = daemon("v0.13.2");
+        classic.docker_image_store = Some(String::new());
+        let plan = SolvePlan::new(&BuildOptions::local(dir.path()), &classic, true).unwrap();
+        assert!(!plan
+            .request
+            .frontend_attrs
+            .contains_key("attest:provenance"));
+        let sbom = BuildOptions::local(dir.path()).attest(Attest::sbom("true").unwrap());
+        let err = SolvePlan::new(&sbom, &classic, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("containerd image store"), "{err}");
+        let mut containerd = daemon("v0.13.2");
+        containerd.docker_image_store = Some("io.containerd.snapshotter.v1".into());
+        assert!(SolvePlan::new(&sbom, &containerd, true).is_ok());
+        assert!(SolvePlan::new(&sbom, &daemon("v0.10.6"), true).is_err());
+        let twice = sbom.clone().attest(Attest::sbom("false").unwrap());
+        assert!(SolvePlan::new(&twice, &containerd, true).is_err());
+        let bad_parent = BuildOptions::local(dir.path()).cgroup_parent(" ");
+        assert!(matches!(
+            bad_parent.validate().unwrap_err(),
+            Error::InvalidOption {
+                field: OptionField::CgroupParent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn bad_input_names_the_problem() {
         let missing = BuildOptions::local("/nonexistent/ctx");
         assert!(SolvePlan::new(&missing, &daemon("v0.13.2"), true)
@@ -568,7 +844,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("shared_key"));
+            .contains("shared key"));
     }
 
     #[test]
@@ -578,7 +854,9 @@ mod tests {
             BuildOptions::local(dir.path()).secret(Secret::file("npmrc", "/nonexistent/npmrc"));
         let err = missing.validate().unwrap_err().to_string();
         assert!(
-            err.contains("npmrc") && err.contains("/nonexistent/npmrc") && err.contains("--secret"),
+            err.contains("npmrc")
+                && err.contains("/nonexistent/npmrc")
+                && err.contains("invalid secret"),
             "{err}"
         );
         let a_dir = BuildOptions::local(dir.path()).secret(Secret::file("d", dir.path()));
@@ -593,7 +871,7 @@ mod tests {
         });
         let err = ssh.validate().unwrap_err().to_string();
         assert!(
-            err.contains("--ssh") && err.contains("/nonexistent/agent.sock"),
+            err.contains("invalid SSH agent") && err.contains("/nonexistent/agent.sock"),
             "{err}"
         );
         let platform = BuildOptions::local(dir.path()).platform("linux/amd65");
@@ -632,8 +910,13 @@ mod tests {
                 .tag(bad)
                 .validate();
             match err {
-                Err(Error::InvalidOption { option, reason }) => {
-                    assert_eq!(option, "--tag");
+                Err(Error::InvalidOption {
+                    field,
+                    value,
+                    reason,
+                }) => {
+                    assert_eq!(field, OptionField::Tag);
+                    assert_eq!(value, bad);
                     assert!(reason.contains(&format!("{bad:?}")), "{reason}");
                 }
                 other => panic!("{bad}: {other:?}"),

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::build::error::BuildError;
 use crate::build::options::BuildOptions;
-use crate::build::plan::SolvePlan;
+use crate::build::plan::{PreparedBuild, SolvePlan};
 use crate::build::result::BuildResult;
 use crate::error::{Error, Result};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
@@ -119,8 +119,19 @@ impl Client {
         options: &BuildOptions,
         progress: &mut (dyn ProgressSink + '_),
     ) -> Result<BuildResult> {
+        self.build_prepared(&options.prepare()?, progress).await
+    }
+
+    /// Runs a build already checked and lowered by [`BuildOptions::prepare`]
+    /// (front ends that reject bad input before dialling use this so nothing is
+    /// checked twice), handing progress to `progress`.
+    pub async fn build_prepared(
+        &self,
+        prepared: &PreparedBuild,
+        progress: &mut (dyn ProgressSink + '_),
+    ) -> Result<BuildResult> {
         let daemon = self.daemon_info().await?;
-        let plan = SolvePlan::new(options, &daemon, self.address().is_docker())?;
+        let plan = SolvePlan::from_prepared(prepared, &daemon, self.address().is_docker())?;
         let build_ref = plan.request.r#ref.clone();
         tracing::debug!(build = %build_ref, session = %plan.session.id, "starting build");
 

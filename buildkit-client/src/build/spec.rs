@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::session::secrets::split_fields;
+use crate::flags::split_fields;
+use crate::flags::OptionField;
 
 /// A parsed `type=…,k=v` spec: its type and the remaining attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,7 +20,7 @@ impl TypedSpec {
     /// Parses `spec`; `option` names the flag in errors. A spec without `=`
     /// is handed to `shorthand` (e.g. a bare registry ref for `--cache-from`).
     pub fn parse(
-        option: &str,
+        option: OptionField,
         spec: &str,
         shorthand: impl Fn(&str) -> Option<TypedSpec>,
     ) -> Result<TypedSpec> {
@@ -78,7 +79,7 @@ impl TypedSpec {
     }
 
     /// A boolean attribute (`true`, `1`, or present without value means true).
-    pub(crate) fn flag(&self, option: &str, key: &str) -> Result<Option<bool>> {
+    pub(crate) fn flag(&self, option: OptionField, key: &str) -> Result<Option<bool>> {
         match self.attrs.get(key).map(|v| v.trim().to_ascii_lowercase()) {
             None => Ok(None),
             Some(v) if v.is_empty() || v == "true" || v == "1" => Ok(Some(true)),
@@ -91,9 +92,18 @@ impl TypedSpec {
     }
 }
 
+impl std::fmt::Display for TypedSpec {
+    /// `type=KIND,key=value,…`, which [`TypedSpec::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut fields = vec![("type", self.kind.as_str())];
+        fields.extend(self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        crate::flags::write_fields(f, fields)
+    }
+}
+
 /// Parses `KEY=VALUE` pairs (`--build-arg`, `--label`); a bare `KEY` takes
 /// its value from the environment, as docker does, or is skipped if unset.
-pub fn parse_key_values(option: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+pub fn parse_key_values(option: OptionField, items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     for item in items {
         match item.split_once('=') {
@@ -122,21 +132,27 @@ mod tests {
 
     #[test]
     fn parses_typed_specs() {
-        let spec =
-            TypedSpec::parse("--output", "type=image,name=a/b:1,push=true", |_| None).unwrap();
+        let spec = TypedSpec::parse(
+            OptionField::Output,
+            "type=image,name=a/b:1,push=true",
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(spec.kind, "image");
         assert_eq!(spec.attrs["name"], "a/b:1");
-        let quoted = TypedSpec::parse("--output", "type=image,\"name=a:1,b:2\",push=true", |_| {
-            None
-        })
+        let quoted = TypedSpec::parse(
+            OptionField::Output,
+            "type=image,\"name=a:1,b:2\",push=true",
+            |_| None,
+        )
         .unwrap();
         assert_eq!(quoted.attrs["name"], "a:1,b:2");
-        assert!(TypedSpec::parse("--output", "name=x", |_| None)
+        assert!(TypedSpec::parse(OptionField::Output, "name=x", |_| None)
             .unwrap_err()
             .to_string()
             .contains("type="));
-        assert!(TypedSpec::parse("--output", "type=a,k=1,k=2", |_| None).is_err());
-        let short = TypedSpec::parse("--cache-from", "reg/app:cache", |s| {
+        assert!(TypedSpec::parse(OptionField::Output, "type=a,k=1,k=2", |_| None).is_err());
+        let short = TypedSpec::parse(OptionField::CacheFrom, "reg/app:cache", |s| {
             Some(TypedSpec::from_parts(
                 "registry",
                 [("ref".to_string(), s.to_string())],
@@ -144,13 +160,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(short.attrs["ref"], "reg/app:cache");
+        for text in ["type=image,name=a/b:1,push=true", "type=local,\"dest=a,b\""] {
+            let spec = TypedSpec::parse(OptionField::Output, text, |_| None).unwrap();
+            assert_eq!(spec.to_string(), text);
+            let again = TypedSpec::parse(OptionField::Output, &spec.to_string(), |_| None);
+            assert_eq!(again.unwrap(), spec);
+        }
     }
 
     #[test]
     fn parses_key_values() {
-        let map = parse_key_values("--build-arg", &["A=1".into(), "B=x=y".into()]).unwrap();
+        let map = parse_key_values(OptionField::BuildArg, &["A=1".into(), "B=x=y".into()]).unwrap();
         assert_eq!(map["A"], "1");
         assert_eq!(map["B"], "x=y");
-        assert!(parse_key_values("--build-arg", &["=1".into()]).is_err());
+        assert!(parse_key_values(OptionField::BuildArg, &["=1".into()]).is_err());
     }
 }

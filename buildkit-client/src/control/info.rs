@@ -60,6 +60,9 @@ pub struct DaemonInfo {
     pub reported: Option<BuildkitVersion>,
     /// For `docker://`: the Docker Engine version.
     pub docker_engine: Option<String>,
+    /// For `docker://`: the image store's driver type as `docker info` reports
+    /// it (`io.containerd.snapshotter.v1` for the containerd image store), if known.
+    pub docker_image_store: Option<String>,
 }
 
 impl DaemonInfo {
@@ -80,6 +83,18 @@ impl DaemonInfo {
     /// `(major, minor)` of the version, when known.
     pub fn minor_version(&self) -> Option<(u64, u64)> {
         parse_minor(&self.version)
+    }
+
+    /// Whether builds on this daemon can carry attestations (provenance, SBOM):
+    /// BuildKit 0.11 or newer and, behind a Docker daemon, the containerd image
+    /// store (the classic store cannot hold them). Unknown means yes, as buildx
+    /// would find out from the daemon.
+    pub fn supports_attestations(&self) -> bool {
+        let image_store_ok = match &self.docker_image_store {
+            Some(driver) => driver.contains("containerd.snapshotter"),
+            None => true,
+        };
+        self.at_least(0, 11) && image_store_ok
     }
 
     /// Whether the daemon is at least `major.minor`. Unknown versions are
@@ -165,8 +180,10 @@ impl Client {
             }
         }
         let mut docker_engine = None;
+        let mut docker_image_store = None;
         if self.address().is_docker() {
             docker_engine = self.docker_engine_version().await;
+            docker_image_store = self.docker_image_store().await;
             if source == VersionSource::Unknown {
                 if let Some(line) = docker_engine
                     .as_deref()
@@ -190,7 +207,29 @@ impl Client {
             version_source: source,
             reported,
             docker_engine,
+            docker_image_store,
         })
+    }
+
+    /// The `driver-type` of `docker info`'s storage driver status, present only
+    /// with the containerd image store; `Some("")` when the daemon answered without it.
+    async fn docker_image_store(&self) -> Option<String> {
+        let body = match self.transport.docker_get("/info").await {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::debug!(%err, "cannot read the Docker daemon's info");
+                return None;
+            }
+        };
+        let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let status = value.get("DriverStatus").and_then(|s| s.as_array());
+        let driver_type = status
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| pair.as_array())
+            .find(|pair| pair.first().and_then(|k| k.as_str()) == Some("driver-type"))
+            .and_then(|pair| pair.get(1)?.as_str().map(str::to_string));
+        Some(driver_type.unwrap_or_default())
     }
 
     async fn docker_engine_version(&self) -> Option<String> {

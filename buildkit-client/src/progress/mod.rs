@@ -17,6 +17,7 @@ pub use tracker::{Tracker, VertexState};
 pub use tty::{TermSize, TtyRenderer};
 
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
 
 /// Receives progress as it arrives. Called on the build's own task: keep it
 /// quick (hand heavy work to another thread).
@@ -74,7 +75,7 @@ impl std::str::FromStr for ProgressMode {
             "rawjson" => ProgressMode::RawJson,
             other => {
                 return Err(Error::option(
-                    "--progress",
+                    OptionField::Progress,
                     format!("{other:?}; expected auto, plain, tty, quiet or rawjson"),
                 ))
             }

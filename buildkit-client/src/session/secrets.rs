@@ -15,6 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
+use crate::flags::split_fields;
+use crate::flags::OptionField;
 
 /// Where a secret's value comes from.
 #[derive(Clone)]
@@ -82,7 +84,7 @@ impl Secret {
         for field in split_fields(spec) {
             let (key, value) = field.split_once('=').ok_or_else(|| {
                 Error::option(
-                    "--secret",
+                    OptionField::Secret,
                     format!("{field:?} in {spec:?} is not key=value"),
                 )
             })?;
@@ -94,7 +96,7 @@ impl Secret {
                 "required" => {}
                 other => {
                     return Err(Error::option(
-                        "--secret",
+                        OptionField::Secret,
                         format!("unknown key {other:?} in {spec:?}; expected id, src, env or type"),
                     ));
                 }
@@ -107,17 +109,17 @@ impl Secret {
                     .map(|n| n.to_string_lossy().into_owned())
             })
             .or_else(|| env.clone())
-            .ok_or_else(|| Error::option("--secret", format!("{spec:?} has no id=")))?;
+            .ok_or_else(|| Error::option(OptionField::Secret, format!("{spec:?} has no id=")))?;
         if id.trim().is_empty() {
             return Err(Error::option(
-                "--secret",
+                OptionField::Secret,
                 format!("{spec:?} has an empty id"),
             ));
         }
         let source = match (kind.as_deref(), src, env) {
             (_, Some(_), Some(_)) => {
                 return Err(Error::option(
-                    "--secret",
+                    OptionField::Secret,
                     format!("{spec:?} has both src= and env="),
                 ));
             }
@@ -134,36 +136,13 @@ impl Secret {
             }
             (Some(other), _, _) => {
                 return Err(Error::option(
-                    "--secret",
+                    OptionField::Secret,
                     format!("type={other:?} in {spec:?}; expected file or env"),
                 ));
             }
         };
         Ok(Secret { id, source })
     }
-}
-
-/// Splits `a=1,b=2` at commas, honouring double quotes as buildx's CSV parsing does.
-pub(crate) fn split_fields(spec: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for ch in spec.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                if !current.trim().is_empty() {
-                    fields.push(current.trim().to_string());
-                }
-                current.clear();
-            }
-            _ => current.push(ch),
-        }
-    }
-    if !current.trim().is_empty() {
-        fields.push(current.trim().to_string());
-    }
-    fields
 }
 
 /// The secrets service of one session.
@@ -259,7 +238,10 @@ mod tests {
         // fuzz/regressions/options/secret-empty-id).
         for spec in ["iD=,,,,,\x0b\x0b", "id=", "id= ,src=/x", "env=", "src=/"] {
             let err = Secret::parse(spec).unwrap_err().to_string();
-            assert!(err.contains("--secret"), "{spec:?}: {err}");
+            assert!(
+                err.starts_with("invalid secret") && !err.contains("--secret"),
+                "{spec:?}: {err}"
+            );
         }
     }
 

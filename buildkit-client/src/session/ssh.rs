@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::{Error, Result};
+use crate::flags::OptionField;
 
 /// The metadata key naming the agent.
 const ID_KEY: &str = "buildkit.ssh.id";
@@ -47,13 +48,13 @@ impl SshAgent {
         };
         if id.is_empty() {
             return Err(Error::option(
-                "--ssh",
+                OptionField::Ssh,
                 format!("{spec:?} has no ID; write default or id=socket"),
             ));
         }
         if path.is_some_and(|p| p.contains(',')) {
             return Err(Error::option(
-                "--ssh",
+                OptionField::Ssh,
                 format!("{spec:?}: only one agent socket per ID is supported"),
             ));
         }
@@ -64,14 +65,14 @@ impl SshAgent {
                 .map(PathBuf::from)
                 .ok_or_else(|| {
                     Error::option(
-                        "--ssh",
+                        OptionField::Ssh,
                         format!("{spec:?} names no socket and SSH_AUTH_SOCK is not set"),
                     )
                 })?,
         };
         if socket.is_file() {
             return Err(Error::option(
-                "--ssh",
+                OptionField::Ssh,
                 format!(
                     "{} is a file; key files are not supported, give an ssh-agent socket",
                     socket.display()

@@ -41,14 +41,14 @@ impl Keepalive {
     pub fn new(interval: Duration, timeout: Duration) -> Result<Keepalive> {
         for (name, value) in [("interval", interval), ("timeout", timeout)] {
             if value < Self::MIN_INTERVAL {
-                return Err(Error::InvalidOption {
-                    option: format!("keepalive {name}"),
-                    reason: format!(
-                        "{:?} is shorter than the minimum {:?}",
-                        value,
+                return Err(Error::invalid(
+                    crate::flags::OptionField::Keepalive,
+                    format!("{value:?}"),
+                    format!(
+                        "the keepalive {name} is shorter than the minimum {:?}",
                         Self::MIN_INTERVAL
                     ),
-                });
+                ));
             }
         }
         Ok(Keepalive { interval, timeout })

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use cicd_agents_buildkit::build::{
     parse_key_values, BuildContext, BuildOptions, CacheEntry, NamedContext, Output,
 };
+use cicd_agents_buildkit::flags::{Annotation, Attest, AttestKind, OptionField, ShmSize, Ulimit};
 use cicd_agents_buildkit::progress::ProgressMode;
 use cicd_agents_buildkit::{Error, Secret, SshAgent};
 use clap::Args;
@@ -90,15 +91,45 @@ pub struct BuildArgs {
     /// Print only the image digest.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Always resolve base images from the registry.
+    #[arg(long)]
+    pull: bool,
+    /// Provenance attestation: true, false, or attributes (mode=min|max,...).
+    /// Shorthand for --attest type=provenance,...; image outputs get mode=min by default.
+    #[arg(long)]
+    provenance: Option<String>,
+    /// SBOM attestation: true, false, or attributes (generator=IMAGE,...).
+    /// Shorthand for --attest type=sbom,...
+    #[arg(long)]
+    sbom: Option<String>,
+    /// Attestation (type=provenance|sbom[,disabled=true][,key=value...]).
+    #[arg(long = "attest")]
+    attests: Vec<String>,
+    /// Image annotation ([index:|index-descriptor:|manifest[PLATFORM]:|manifest-descriptor:]KEY=VALUE).
+    #[arg(long = "annotation")]
+    annotations: Vec<String>,
+    /// Size of /dev/shm in RUN steps (e.g. 64m, 1g, or bytes).
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// Resource limit for RUN steps (NAME=SOFT[:HARD], e.g. nofile=1024:2048).
+    #[arg(long = "ulimit")]
+    ulimits: Vec<String>,
+    /// Parent cgroup of RUN steps.
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
+    /// buildx's builder instance: `default` (the Docker daemon) or a daemon address;
+    /// cicd-agents has no named builders (use --addr).
+    #[arg(long)]
+    builder: Option<String>,
 }
 
 impl BuildArgs {
-    fn options(&self) -> Result<BuildOptions, Error> {
+    fn options(&self) -> anyhow::Result<BuildOptions> {
         let mut options = BuildOptions::new(BuildContext::parse(&self.context));
         options.dockerfile = self.file.clone();
         options.target = self.target.clone();
-        options.build_args = parse_key_values("--build-arg", &self.build_args)?;
-        options.labels = parse_key_values("--label", &self.labels)?;
+        options.build_args = parse_key_values(OptionField::BuildArg, &self.build_args)?;
+        options.labels = parse_key_values(OptionField::Label, &self.labels)?;
         options.platforms = self
             .platforms
             .iter()
@@ -111,8 +142,9 @@ impl BuildArgs {
         options.add_hosts = self.add_hosts.clone();
         for spec in &self.build_contexts {
             let (name, value) = spec.split_once('=').ok_or_else(|| Error::InvalidOption {
-                option: "--build-context".into(),
-                reason: format!("{spec:?} is not name=value"),
+                field: OptionField::BuildContext,
+                value: spec.clone(),
+                reason: "expected name=value".into(),
             })?;
             options
                 .build_contexts
@@ -149,22 +181,105 @@ impl BuildArgs {
             .map(|c| CacheEntry::parse_export(c))
             .collect::<Result<_, _>>()?;
         options.allow = self.allow.clone();
-        options.frontend_attrs = parse_key_values("--opt", &self.opts)?;
+        options.frontend_attrs = parse_key_values(OptionField::FrontendAttr, &self.opts)?;
+        options.pull = self.pull;
+        // buildx puts --provenance and --sbom first, then every --attest.
+        if let Some(value) = self.provenance.as_deref().filter(|v| !v.is_empty()) {
+            options.attests.push(Attest::provenance(value)?);
+        }
+        if let Some(value) = self.sbom.as_deref().filter(|v| !v.is_empty()) {
+            options.attests.push(Attest::sbom(value)?);
+        }
+        for spec in self.attests.iter().filter(|s| !s.is_empty()) {
+            options.attests.push(spec.parse()?);
+        }
+        if no_default_attestations()?
+            && !options
+                .attests
+                .iter()
+                .any(|a| a.kind == AttestKind::Provenance)
+        {
+            options.attests.push(Attest::provenance("false")?);
+        }
+        options.annotations = self
+            .annotations
+            .iter()
+            .map(|a| a.parse::<Annotation>())
+            .collect::<Result<_, _>>()?;
+        options.shm_size = self
+            .shm_size
+            .as_deref()
+            .map(str::parse::<ShmSize>)
+            .transpose()?;
+        options.ulimits = self
+            .ulimits
+            .iter()
+            .map(|u| u.parse::<Ulimit>())
+            .collect::<Result<_, _>>()?;
+        options.cgroup_parent = self.cgroup_parent.clone().filter(|c| !c.is_empty());
         Ok(options)
     }
 }
 
-pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+/// buildx's `BUILDX_NO_DEFAULT_ATTESTATIONS`: when true, no provenance is added by default.
+fn no_default_attestations() -> anyhow::Result<bool> {
+    match std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS") {
+        Ok(value) => match value.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+            _ => Err(crate::exit::usage(format!(
+                "invalid BUILDX_NO_DEFAULT_ATTESTATIONS {value:?}: expected true or false"
+            ))),
+        },
+        Err(_) => Ok(false),
+    }
+}
+
+/// `--builder`: buildx's named builders have no counterpart here; `default` is the
+/// Docker daemon of `$DOCKER_HOST` (or the usual socket), as in buildx, and an
+/// address is taken as `--addr`.
+fn apply_builder(args: &mut BuildArgs) -> anyhow::Result<()> {
+    let Some(builder) = args.builder.clone() else {
+        return Ok(());
+    };
+    let address = if builder == "default" {
+        match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.trim().is_empty() => format!("docker://{}", host.trim()),
+            _ => "docker://".to_string(),
+        }
+    } else if builder.contains("://") {
+        builder.clone()
+    } else {
+        return Err(crate::exit::usage(format!(
+            "invalid --builder {builder:?}: cicd-agents has no named builder instances; \
+             give the daemon's address with --addr (e.g. docker://, unix:///run/buildkit/buildkitd.sock, \
+             tcp://host:1234) or --builder ADDRESS, or use --builder default for the Docker daemon"
+        )));
+    };
+    match &args.connection.addr {
+        Some(addr) if *addr != address => Err(crate::exit::usage(
+            "--builder and --addr name different daemons; give one",
+        )),
+        _ => {
+            args.connection.addr = Some(address);
+            Ok(())
+        }
+    }
+}
+
+pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
+    apply_builder(&mut args)?;
     let options = args.options()?;
     // The files written after the build are checked before anything is sent.
-    for (flag, path) in [
-        ("--metadata-file", &args.metadata_file),
-        ("--iidfile", &args.iid_file),
+    for (field, path) in [
+        (OptionField::MetadataFile, &args.metadata_file),
+        (OptionField::IidFile, &args.iid_file),
     ] {
         if let Some(path) = path {
             cicd_agents_buildkit::build::check_destination(path, false).map_err(|reason| {
                 cicd_agents_buildkit::Error::InvalidOption {
-                    option: flag.to_string(),
+                    field,
+                    value: path.display().to_string(),
                     reason,
                 }
             })?;
@@ -175,11 +290,12 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.progress.parse()?
     };
-    // Bad input is reported before dialling, whether or not a daemon is up.
-    options.validate()?;
+    // Bad input is reported before dialling, whether or not a daemon is up; the
+    // checked build is what runs.
+    let prepared = options.prepare()?;
     let client = args.connection.connect().await?;
     let mut sink = mode.stderr_sink_for(&client.address().to_string());
-    let build = client.build_with_progress(&options, sink.as_mut());
+    let build = client.build_prepared(&prepared, sink.as_mut());
     let result = tokio::select! {
         result = build => result,
         _ = tokio::signal::ctrl_c() => {

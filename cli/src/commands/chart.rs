@@ -66,6 +66,15 @@ pub struct SetImageArgs {
     /// Image name for {image} in the message.
     #[arg(long, requires = "repo")]
     image: Option<String>,
+    /// How long to keep re-applying the edit when the branch moved (other writers pushed
+    /// first), e.g. 5m; then give up saying how many attempts were made [default: 2m].
+    #[arg(
+        long = "retry-timeout",
+        value_name = "DURATION",
+        requires = "repo",
+        value_parser = crate::duration::parse_positive_duration
+    )]
+    retry_timeout: Option<std::time::Duration>,
     /// Clone and edit, print the diff; commit and push nothing.
     #[arg(long = "dry-run", requires = "repo")]
     dry_run: bool,
@@ -164,6 +173,9 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         },
     );
     config.push_branch = args.push_branch.clone();
+    if let Some(timeout) = args.retry_timeout {
+        config.retry.timeout = timeout;
+    }
     let token = match (&args.token_env, &args.token_file) {
         (Some(var), _) => Some(TokenSource::Env(var.clone())),
         (None, Some(path)) => Some(TokenSource::File(path.clone())),

@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
-use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildkitDaemon};
+use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildStepOptions, BuildkitDaemon};
 use cicd_agents_pipeline::k8s::launch::{
     Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
 };
 use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob};
-use cicd_agents_pipeline::k8s::{parse_yaml, render_yaml, BuilderSecurity, Manifest, SecretKeyRef};
+use cicd_agents_pipeline::k8s::{
+    parse_yaml, render_yaml, BuilderSecurity, K8sError, Manifest, SecretKeyRef,
+    DEFAULT_REGISTRY_SECRET,
+};
 use clap::{Args, Subcommand, ValueEnum};
 
 /// `cicd-agents k8s …`.
@@ -72,6 +75,69 @@ impl SecurityArgs {
     }
 }
 
+/// The build step's options, shared by `render job`, `render workflow-template` and `run`:
+/// they fill the library's one [`BuildStepOptions`].
+#[derive(Debug, Args)]
+struct BuildStepArgs {
+    /// Sub-directory of the repository to use as the context.
+    #[arg(long = "context-subdir")]
+    context_subdir: Option<String>,
+    /// Registry cache ref for --export-cache/--import-cache (mode=max).
+    #[arg(long = "cache-ref")]
+    cache_ref: Option<String>,
+    /// The cache registry speaks plain HTTP.
+    #[arg(long = "insecure-cache")]
+    insecure_cache: bool,
+    /// The image registry speaks plain HTTP (the push gets registry.insecure=true).
+    #[arg(long = "insecure-registry")]
+    insecure_registry: bool,
+    /// dockerconfigjson Secret with push credentials.
+    #[arg(long = "registry-secret", default_value = DEFAULT_REGISTRY_SECRET)]
+    registry_secret: String,
+    /// Push anonymously (no registry Secret).
+    #[arg(long = "no-registry-secret", conflicts_with = "registry_secret")]
+    no_registry_secret: bool,
+    /// Secret key (NAME:KEY) with a token for a private git repository (offered to the git
+    /// URL's host only).
+    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
+    git_token_secret: Option<String>,
+    /// Rootless BuildKit image.
+    #[arg(long = "buildkit-image")]
+    buildkit_image: Option<String>,
+    /// Service account of the pods.
+    #[arg(long = "service-account")]
+    service_account: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+impl BuildStepArgs {
+    fn options(&self, namespace: Option<&String>) -> anyhow::Result<BuildStepOptions> {
+        let defaults = BuildStepOptions::default();
+        Ok(BuildStepOptions {
+            namespace: namespace.cloned(),
+            context_subdir: self.context_subdir.clone(),
+            cache_ref: self.cache_ref.clone(),
+            insecure_cache_registry: self.insecure_cache,
+            insecure_registry: self.insecure_registry,
+            registry_secret: (!self.no_registry_secret).then(|| self.registry_secret.clone()),
+            git_token: self
+                .git_token_secret
+                .as_deref()
+                .map(|text| secret_ref("--git-token-secret", text))
+                .transpose()?,
+            buildkit_image: self
+                .buildkit_image
+                .clone()
+                .unwrap_or(defaults.buildkit_image),
+            security: self.security.security(),
+            resources: None,
+            service_account: self.service_account.clone(),
+            labels: defaults.labels,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 struct JobArgs {
     /// Job name (with --generate-name: the prefix).
@@ -89,9 +155,6 @@ struct JobArgs {
     /// Branch, tag or commit.
     #[arg(long = "git-ref", default_value = "refs/heads/main")]
     git_ref: String,
-    /// Sub-directory of the repository to use as the context.
-    #[arg(long = "context-subdir")]
-    context_subdir: Option<String>,
     /// Dockerfile, relative to the context.
     #[arg(long, default_value = "Dockerfile")]
     dockerfile: String,
@@ -104,63 +167,27 @@ struct JobArgs {
     /// Build without pushing.
     #[arg(long = "no-push")]
     no_push: bool,
-    /// Registry cache ref for --export-cache/--import-cache (mode=max).
-    #[arg(long = "cache-ref")]
-    cache_ref: Option<String>,
-    /// The cache registry speaks plain HTTP.
-    #[arg(long = "insecure-cache")]
-    insecure_cache: bool,
-    /// dockerconfigjson Secret with push credentials.
-    #[arg(long = "registry-secret", default_value = "regcred")]
-    registry_secret: String,
-    /// Push anonymously (no registry Secret).
-    #[arg(long = "no-registry-secret", conflicts_with = "registry_secret")]
-    no_registry_secret: bool,
-    /// Secret key (NAME:KEY) with a token for a private git repository.
-    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
-    git_token_secret: Option<String>,
-    /// Rootless BuildKit image.
-    #[arg(long = "buildkit-image")]
-    buildkit_image: Option<String>,
+    #[command(flatten)]
+    step: BuildStepArgs,
     /// Seconds a finished Job is kept.
     #[arg(long, default_value_t = 3600)]
     ttl: i32,
     /// Seconds the Job may run.
     #[arg(long, default_value_t = 3600)]
     deadline: i64,
-    #[command(flatten)]
-    security: SecurityArgs,
 }
 
 impl JobArgs {
     fn build(&self) -> anyhow::Result<BuildJob> {
-        let mut job = BuildJob::new(&self.name, &self.git_url, &self.image)
+        Ok(BuildJob::new(&self.name, &self.git_url, &self.image)
+            .options(self.step.options(self.namespace.as_ref())?)
             .generate_name(self.generate_name)
             .git_ref(&self.git_ref)
             .dockerfile(&self.dockerfile)
             .tag(&self.tag)
             .push(!self.no_push)
-            .insecure_cache_registry(self.insecure_cache)
-            .registry_secret((!self.no_registry_secret).then(|| self.registry_secret.clone()))
             .ttl_seconds_after_finished(self.ttl)
-            .active_deadline_seconds(self.deadline)
-            .security(self.security.security());
-        if let Some(namespace) = &self.namespace {
-            job = job.namespace(namespace);
-        }
-        if let Some(subdir) = &self.context_subdir {
-            job = job.context_subdir(subdir);
-        }
-        if let Some(cache) = &self.cache_ref {
-            job = job.cache_ref(cache);
-        }
-        if let Some(secret) = &self.git_token_secret {
-            job = job.git_token(secret_ref("--git-token-secret", secret)?);
-        }
-        if let Some(image) = &self.buildkit_image {
-            job = job.buildkit_image(image);
-        }
-        Ok(job)
+            .active_deadline_seconds(self.deadline))
     }
 }
 
@@ -229,15 +256,6 @@ struct WorkflowArgs {
     /// Default of the dockerfile parameter.
     #[arg(long = "default-dockerfile", default_value = "Dockerfile")]
     default_dockerfile: String,
-    /// Registry cache ref.
-    #[arg(long = "cache-ref")]
-    cache_ref: Option<String>,
-    /// The cache registry speaks plain HTTP.
-    #[arg(long = "insecure-cache")]
-    insecure_cache: bool,
-    /// dockerconfigjson Secret with push credentials.
-    #[arg(long = "registry-secret", default_value = "regcred")]
-    registry_secret: String,
     /// Secret key (NAME:KEY) with the chart repository token.
     #[arg(
         long = "github-token-secret",
@@ -245,18 +263,8 @@ struct WorkflowArgs {
         default_value = "github-token:token"
     )]
     github_token_secret: String,
-    /// Secret key (NAME:KEY) with a token for a private source repository (offered to the
-    /// git URL's host only).
-    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
-    git_token_secret: Option<String>,
-    /// Service account of the workflow.
-    #[arg(long = "service-account")]
-    service_account: Option<String>,
-    /// Rootless BuildKit image.
-    #[arg(long = "buildkit-image")]
-    buildkit_image: Option<String>,
     #[command(flatten)]
-    security: SecurityArgs,
+    step: BuildStepArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -411,20 +419,9 @@ struct RunArgs {
     /// Job name prefix (a random suffix is appended).
     #[arg(long, default_value = "build")]
     name: String,
-    /// Registry cache ref.
-    #[arg(long = "cache-ref")]
-    cache_ref: Option<String>,
-    /// The cache registry speaks plain HTTP.
-    #[arg(long = "insecure-cache")]
-    insecure_cache: bool,
-    /// dockerconfigjson Secret with push credentials.
-    #[arg(long = "registry-secret", default_value = "regcred")]
-    registry_secret: String,
-    /// Secret key (NAME:KEY) with a token for a private git repository.
-    #[arg(long = "git-token-secret", value_name = "NAME:KEY")]
-    git_token_secret: Option<String>,
+    /// Build step options, as for `render job` (ignored with --file).
     #[command(flatten)]
-    security: SecurityArgs,
+    step: BuildStepArgs,
 }
 
 /// Runs `cicd-agents k8s …`.
@@ -436,6 +433,28 @@ pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         K8sCommand::Run(args) => launch(*args).await,
+    }
+}
+
+/// The command-line flag for a builder option the library names (`git url` → `--git-url`).
+fn option_flag(option: &str) -> String {
+    match option {
+        "timing" => "--ttl/--deadline".to_string(),
+        "runner token secret" => "--token-secret".to_string(),
+        "label" => "label".to_string(),
+        other => format!("--{}", other.to_ascii_lowercase().replace(' ', "-")),
+    }
+}
+
+/// A library error in the command line's words: refused values are bad usage (exit code 2)
+/// and name the flag.
+fn k8s_error(err: K8sError) -> anyhow::Error {
+    match err {
+        K8sError::InvalidOption { option, reason } => {
+            crate::exit::usage(format!("invalid {}: {reason}", option_flag(&option)))
+        }
+        err if err.is_invalid_input() => crate::exit::usage(err.to_string()),
+        err => err.into(),
     }
 }
 
@@ -452,7 +471,7 @@ fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
 
 fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
     Ok(match command {
-        RenderCommand::Job(args) => vec![args.build()?.build()?.into()],
+        RenderCommand::Job(args) => vec![args.build()?.build().map_err(k8s_error)?.into()],
         RenderCommand::Deployment(args) => {
             let mut daemon = BuildkitDaemon::new(&args.name)
                 .replicas(args.replicas)
@@ -466,7 +485,7 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
             if let Some(image) = &args.image {
                 daemon = daemon.image(image);
             }
-            daemon.manifests()?
+            daemon.manifests().map_err(k8s_error)?
         }
         RenderCommand::WorkflowTemplate(args) => {
             let chart = ChartUpdate {
@@ -476,48 +495,30 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
                 key: args.chart_key.clone(),
                 tool_image: args.tool_image.clone(),
             };
-            let mut template =
-                BuildAndUpdateChart::new(&args.name, &args.git_url, &args.image, chart)
-                    .default_tag(&args.default_tag)
-                    .default_git_ref(&args.default_git_ref)
-                    .default_dockerfile(&args.default_dockerfile)
-                    .insecure_cache_registry(args.insecure_cache)
-                    .registry_secret(&args.registry_secret)
-                    .github_token(secret_ref(
-                        "--github-token-secret",
-                        &args.github_token_secret,
-                    )?)
-                    .security(args.security.security());
-            if let Some(namespace) = &args.namespace {
-                template = template.namespace(namespace);
-            }
-            if let Some(cache) = &args.cache_ref {
-                template = template.cache_ref(cache);
-            }
-            if let Some(account) = &args.service_account {
-                template = template.service_account(account);
-            }
-            if let Some(secret) = &args.git_token_secret {
-                template = template.git_token(secret_ref("--git-token-secret", secret)?);
-            }
-            if let Some(image) = &args.buildkit_image {
-                template = template.buildkit_image(image);
-            }
-            vec![template.build()?.into()]
+            let template = BuildAndUpdateChart::new(&args.name, &args.git_url, &args.image, chart)
+                .options(args.step.options(args.namespace.as_ref())?)
+                .default_tag(&args.default_tag)
+                .default_git_ref(&args.default_git_ref)
+                .default_dockerfile(&args.default_dockerfile)
+                .github_token(secret_ref(
+                    "--github-token-secret",
+                    &args.github_token_secret,
+                )?);
+            vec![template.build().map_err(k8s_error)?.into()]
         }
         RenderCommand::GithubRunner(args) => {
             let job = RunnerJob::github(
                 &args.name,
                 secret_ref("--jit-config-secret", &args.jit_config_secret)?,
             );
-            vec![args.runner.apply(job).build()?.into()]
+            vec![args.runner.apply(job).build().map_err(k8s_error)?.into()]
         }
         RenderCommand::CircleciRunner(args) => {
             let job = RunnerJob::circleci(
                 &args.name,
                 secret_ref("--token-secret", &args.token_secret)?,
             );
-            vec![args.runner.apply(job).build()?.into()]
+            vec![args.runner.apply(job).build().map_err(k8s_error)?.into()]
         }
     })
 }
@@ -548,7 +549,9 @@ fn read_job(
             Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
         }
     };
-    let mut jobs = parse_yaml(&text)?
+    let mut jobs = parse_yaml(&text)
+        .map_err(k8s_error)
+        .with_context(|| path.display().to_string())?
         .into_iter()
         .filter_map(|manifest| match manifest {
             Manifest::Job(job) => Some(job),
@@ -578,21 +581,13 @@ async fn launch(args: RunArgs) -> anyhow::Result<ExitCode> {
                     "give --file, or --git-url and --image to build a Job",
                 ));
             };
-            let mut job = BuildJob::new(&args.name, git_url, image)
+            let job = BuildJob::new(&args.name, git_url, image)
+                .options(args.step.options(args.namespace.as_ref())?)
                 .generate_name(true)
                 .git_ref(&args.git_ref)
                 .dockerfile(&args.dockerfile)
-                .tag(&args.tag)
-                .insecure_cache_registry(args.insecure_cache)
-                .registry_secret(Some(args.registry_secret.clone()))
-                .security(args.security.security());
-            if let Some(cache) = &args.cache_ref {
-                job = job.cache_ref(cache);
-            }
-            if let Some(secret) = &args.git_token_secret {
-                job = job.git_token(secret_ref("--git-token-secret", secret)?);
-            }
-            job.build()?
+                .tag(&args.tag);
+            job.build().map_err(k8s_error)?
         }
     };
     let mut launcher = JobLauncher::try_default().await?.options(LaunchOptions {

@@ -38,6 +38,14 @@ pub struct RunArgs {
     /// Progress output: auto, plain, tty, quiet, rawjson (events as JSON lines).
     #[arg(long, default_value = "auto")]
     progress: String,
+    /// How long the chart commit keeps retrying when the branch moved, e.g. 5m (instead of
+    /// the definition's chart.retry-timeout; default 2m).
+    #[arg(
+        long = "retry-timeout",
+        value_name = "DURATION",
+        value_parser = crate::duration::parse_positive_duration
+    )]
+    retry_timeout: Option<std::time::Duration>,
     /// Write the run report (JSON) to this file, also when the run fails.
     #[arg(long = "report-file")]
     report_file: Option<PathBuf>,
@@ -158,6 +166,9 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = load(&args.file, &args.set)?;
     let mode: ProgressMode = args.progress.parse()?;
     let mut runner = Runner::new(pipeline);
+    if let Some(timeout) = args.retry_timeout {
+        runner = runner.retry_timeout(timeout);
+    }
     if let Some(printer) = event_printer(mode) {
         runner = runner.events_arc(printer);
     }

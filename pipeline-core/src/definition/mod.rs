@@ -60,11 +60,17 @@
 //! | `build.network` | `default`, `host` or `none` for `RUN` steps. |
 //! | `build.build-args`, `build.labels` | `NAME: value` maps. |
 //! | `build.target`, `build.platforms`, `build.no-cache` | As in `docker buildx build`. |
+//! | `build.pull` | Always resolve base images from the registry (`--pull`). |
+//! | `build.provenance`, `build.sbom` | `true`, `false` or attributes (`mode=max`; `generator=IMAGE`), as `--provenance`/`--sbom`; a pushed image gets `mode=min` provenance by default. |
+//! | `build.attest` | A list of `--attest` specs (`type=sbom,generator=IMAGE`). |
+//! | `build.annotations` | A list of `--annotation` values (`index:KEY=VALUE`). |
+//! | `build.shm-size`, `build.ulimits`, `build.cgroup-parent` | `/dev/shm` size (`64m`), a list of `NAME=SOFT[:HARD]`, the parent cgroup of `RUN` steps. |
 //! | `build.docker-config` | Directory holding `config.json` (or the file itself) with registry credentials. |
 //! | `chart.repo`, `chart.branch` | The chart repository and the branch to update (default `main`). |
 //! | `chart.push-branch` | Push the commit to this branch instead (created from `branch` if missing). |
 //! | `chart.token-env` / `chart.token-file` / `chart.username` | The git token (HTTPS basic auth; user name default `x-access-token`). |
 //! | `chart.author` | `{name, email}` of the commit (default `cicd-agents <cicd-agents@localhost>`). |
+//! | `chart.retry-timeout` | How long a writer keeps re-applying the edit on a moved branch before it gives up, e.g. `5m` (default `2m`; units `ms`, `s`, `m`, `h`; a bare number is seconds). |
 //! | `chart.message` | Commit message template: `{image}`, `{old_tag}`, `{new_tag}`, `{digest}`, `{source_commit}`, `{files}` (see [`crate::git::MessageTemplate`]). |
 //! | `chart.values[].file` | A values file, relative to the chart repository's root. |
 //! | `chart.values[].images[]` | `tag` (key path, required), `repository` (key path), `digest` (key path, or `in-tag`), `image` (which of `build.images`; default the first). |
@@ -134,6 +140,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use cicd_agents_buildkit::flags::{Annotation, Attest, ShmSize, Ulimit};
 use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
@@ -179,6 +186,14 @@ const BUILD_KEYS: &[&str] = &[
     "platforms",
     "no-cache",
     "docker-config",
+    "pull",
+    "provenance",
+    "sbom",
+    "attest",
+    "annotations",
+    "shm-size",
+    "ulimits",
+    "cgroup-parent",
 ];
 const CACHE_KEYS: &[&str] = &["ref", "mode", "import", "export"];
 const CHART_KEYS: &[&str] = &[
@@ -191,6 +206,7 @@ const CHART_KEYS: &[&str] = &[
     "username",
     "author",
     "message",
+    "retry-timeout",
     "values",
 ];
 const AUTHOR_KEYS: &[&str] = &["name", "email"];
@@ -393,6 +409,52 @@ pub struct BuildSpec {
     pub no_cache: bool,
     /// Docker configuration directory with registry credentials.
     pub docker_config: Option<PathBuf>,
+    /// Always resolve base images from the registry.
+    pub pull: bool,
+    /// Attestations (`provenance`, `sbom`, then `attest`).
+    #[serde(serialize_with = "as_strings")]
+    pub attests: Vec<Attest>,
+    /// Image annotations.
+    #[serde(serialize_with = "as_strings")]
+    pub annotations: Vec<Annotation>,
+    /// Size of `/dev/shm` in `RUN` steps.
+    #[serde(serialize_with = "as_strings")]
+    pub shm_size: Option<ShmSize>,
+    /// Resource limits of `RUN` steps.
+    #[serde(serialize_with = "as_strings")]
+    pub ulimits: Vec<Ulimit>,
+    /// Parent cgroup of `RUN` steps.
+    pub cgroup_parent: Option<String>,
+}
+
+/// Serializes values in their buildx syntax (their `Display`).
+fn as_strings<'a, S, T, I>(values: I, serializer: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    I: IntoIterator<Item = &'a T>,
+    T: fmt::Display + 'a,
+{
+    serializer.collect_seq(values.into_iter().map(ToString::to_string))
+}
+
+/// Parses a buildx-syntax value of the definition, reporting a refusal at its line.
+fn buildx_value<T>(file: &str, at: &Str, value: &str) -> Result<T, DefinitionError>
+where
+    T: std::str::FromStr<Err = cicd_agents_buildkit::Error>,
+{
+    value.parse::<T>().map_err(|err| match err {
+        cicd_agents_buildkit::Error::InvalidOption {
+            value: bad, reason, ..
+        } => {
+            let shown = if bad.is_empty() {
+                value.to_string()
+            } else {
+                bad
+            };
+            at.invalid(file, format!("`{shown}`: {reason}"))
+        }
+        other => at.invalid(file, other.to_string()),
+    })
 }
 
 /// One image in a values file.
@@ -451,8 +513,25 @@ pub struct ChartSpec {
     pub author: Author,
     /// Commit message template, as written (parsed when resolving, so it is known to be valid).
     pub message: Option<String>,
+    /// How long to keep retrying a push that lost a race (`None`: the default, 2 minutes).
+    #[serde(
+        rename = "retry_timeout_seconds",
+        serialize_with = "serialize_opt_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_timeout: Option<std::time::Duration>,
     /// Values files.
     pub values: Vec<ValuesTarget>,
+}
+
+fn serialize_opt_seconds<S: serde::Serializer>(
+    d: &Option<std::time::Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_author<S: serde::Serializer>(a: &Author, s: S) -> Result<S::Ok, S::Error> {
@@ -460,6 +539,13 @@ fn serialize_author<S: serde::Serializer>(a: &Author, s: S) -> Result<S::Ok, S::
 }
 
 impl ChartSpec {
+    /// The retry policy of the chart's write-back: `retry-timeout` with the default backoff.
+    pub fn retry_policy(&self) -> crate::git::RetryPolicy {
+        self.retry_timeout
+            .map(crate::git::RetryPolicy::with_timeout)
+            .unwrap_or_default()
+    }
+
     /// The parsed message template (the default when none is given).
     pub fn message_template(&self) -> Result<MessageTemplate, crate::error::GitError> {
         match &self.message {
@@ -545,6 +631,14 @@ struct RawBuild {
     platforms: Vec<Str>,
     no_cache: Option<bool>,
     docker_config: Option<Str>,
+    pull: Option<bool>,
+    provenance: Option<Str>,
+    sbom: Option<Str>,
+    attest: Vec<Str>,
+    annotations: Vec<Str>,
+    shm_size: Option<Str>,
+    ulimits: Vec<Str>,
+    cgroup_parent: Option<Str>,
 }
 
 #[derive(Debug, Clone)]
@@ -571,6 +665,7 @@ struct RawChart {
     author_name: Option<Str>,
     author_email: Option<Str>,
     message: Option<Str>,
+    retry_timeout: Option<Str>,
     values: Vec<RawValues>,
 }
 
@@ -783,6 +878,14 @@ impl PipelineDefinition {
             platforms: map.opt_str_list("platforms")?.unwrap_or_default(),
             no_cache: map.opt_bool("no-cache")?,
             docker_config: map.opt_str("docker-config")?,
+            pull: map.opt_bool("pull")?,
+            provenance: map.opt_str("provenance")?,
+            sbom: map.opt_str("sbom")?,
+            attest: map.opt_str_list("attest")?.unwrap_or_default(),
+            annotations: map.opt_str_list("annotations")?.unwrap_or_default(),
+            shm_size: map.opt_str("shm-size")?,
+            ulimits: map.opt_str_list("ulimits")?.unwrap_or_default(),
+            cgroup_parent: map.opt_str("cgroup-parent")?,
         })
     }
 
@@ -828,6 +931,7 @@ impl PipelineDefinition {
             author_name,
             author_email,
             message: map.opt_str("message")?,
+            retry_timeout: map.opt_str("retry-timeout")?,
             values,
         })
     }
@@ -1024,6 +1128,53 @@ impl PipelineDefinition {
             labels.insert(k.value.clone(), sub(v)?);
         }
         let platforms = b.platforms.iter().map(sub).collect::<Result<Vec<_>, _>>()?;
+        let mut attests: Vec<Attest> = Vec::new();
+        for (raw, shorthand) in [
+            (&b.provenance, Attest::provenance as fn(&str) -> _),
+            (&b.sbom, Attest::sbom),
+        ] {
+            if let Some(raw) = raw {
+                let value = sub(raw)?;
+                attests.push(shorthand(&value).map_err(|err| match err {
+                    cicd_agents_buildkit::Error::InvalidOption { reason, .. } => {
+                        raw.invalid(file, format!("`{value}`: {reason}"))
+                    }
+                    other => raw.invalid(file, other.to_string()),
+                })?);
+            }
+        }
+        for raw in &b.attest {
+            let attest: Attest = buildx_value(file, raw, &sub(raw)?)?;
+            if attests.iter().any(|a| a.kind == attest.kind) {
+                return Err(raw.invalid(
+                    file,
+                    format!("a second {} attestation; give each type once", attest.kind),
+                ));
+            }
+            attests.push(attest);
+        }
+        let mut annotations = Vec::new();
+        for raw in &b.annotations {
+            annotations.push(buildx_value(file, raw, &sub(raw)?)?);
+        }
+        let mut ulimits = Vec::new();
+        for raw in &b.ulimits {
+            ulimits.push(buildx_value(file, raw, &sub(raw)?)?);
+        }
+        let shm_size = match &b.shm_size {
+            Some(raw) => Some(buildx_value(file, raw, &sub(raw)?)?),
+            None => None,
+        };
+        let cgroup_parent = match &b.cgroup_parent {
+            Some(raw) => {
+                let value = sub(raw)?;
+                if value.trim().is_empty() || value.chars().any(char::is_control) {
+                    return Err(raw.invalid(file, "expected a cgroup path, e.g. /ci or ci.slice"));
+                }
+                Some(value)
+            }
+            None => None,
+        };
         let build = BuildSpec {
             dockerfile,
             images,
@@ -1036,6 +1187,12 @@ impl PipelineDefinition {
             platforms,
             no_cache: b.no_cache.unwrap_or(false),
             docker_config: sub_opt(&b.docker_config)?.map(path_of),
+            pull: b.pull.unwrap_or(false),
+            attests,
+            annotations,
+            shm_size,
+            ulimits,
+            cgroup_parent,
         };
 
         let chart = match &self.chart {
@@ -1138,6 +1295,13 @@ impl PipelineDefinition {
             }
             None => None,
         };
+        let retry_timeout = match &c.retry_timeout {
+            Some(t) => Some(
+                crate::duration::parse_positive_duration(&sub(t)?)
+                    .map_err(|r| t.invalid(file, r))?,
+            ),
+            None => None,
+        };
         let mut targets = Vec::new();
         for v in &c.values {
             let path = sub(&v.file)?;
@@ -1198,6 +1362,7 @@ impl PipelineDefinition {
             username: sub_opt(&c.username)?,
             author,
             message,
+            retry_timeout,
             values: targets,
         })
     }

@@ -23,6 +23,7 @@ chart:
   token-file: secrets/token
   author: {name: bot, email: bot@example.com}
   message: "deploy {image}:{new_tag} (${image-tag})"
+  retry-timeout: 5m
   values:
     - file: charts/demo/values.yaml
       images:
@@ -113,6 +114,14 @@ fn full_definition_resolves() {
         chart.message.as_deref(),
         Some("deploy {image}:{new_tag} (1.10)")
     );
+    assert_eq!(
+        chart.retry_timeout,
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(
+        chart.retry_policy().timeout,
+        std::time::Duration::from_secs(300)
+    );
     assert_eq!(chart.values[0].images[0].keys.tag.to_string(), "image.tag");
     assert_eq!(
         chart.values[0].images[0].keys.digest,
@@ -123,6 +132,7 @@ fn full_definition_resolves() {
     // The report form serialises.
     let json = serde_json::to_string(&p).unwrap_or_default();
     assert!(json.contains("\"127.0.0.1:5055/demo/app:1.10\""), "{json}");
+    assert!(json.contains("\"retry_timeout_seconds\":300.0"), "{json}");
 }
 
 #[test]
@@ -301,6 +311,19 @@ fn values_are_validated() {
         "chart.values[0].images[0].image",
         9,
     );
+    let chart = "chart:\n  repo: https://h/c.git\n  retry-timeout: soon\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    let chart = chart.replace("soon", "0s");
+    let err = err_of(&format!("{MINIMAL}{chart}"));
+    assert_names(&err, "chart.retry-timeout", 7);
+    assert!(err.contains("longer than zero"), "{err}");
+    let chart = chart.replace("  retry-timeout: 0s\n", "");
+    let p = resolve(&format!("{MINIMAL}{chart}"), &[]);
+    let chart = p.chart.unwrap_or_else(|| panic!("no chart"));
+    assert_eq!(chart.retry_timeout, None);
+    assert_eq!(chart.retry_policy(), crate::git::RetryPolicy::default());
     let no_push = "source:\n  git: https://h/a.git\nbuild:\n  images: [a]\n  push: false\nchart:\n  repo: https://h/c.git\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n";
     assert_names(&err_of(no_push), "build.push", 5);
 }
@@ -383,4 +406,75 @@ fn definition_and_write_back_accept_the_same_branches() {
         accepted >= 5 && refused >= 20,
         "{accepted} accepted, {refused} refused"
     );
+}
+
+#[test]
+fn buildx_flags_are_read_typed_and_reach_the_build() {
+    let text = "source:\n  git: https://h/a.git\nbuild:\n  images: [r.example.com/app]\n  pull: true\n  provenance: mode=max\n  sbom: 'generator=r.example.com/scanner:1'\n  annotations:\n    - 'index:org.example.note=${image-tag}'\n  shm-size: 128m\n  ulimits: ['nofile=1024:2048']\n  cgroup-parent: /ci\n";
+    let p = resolve(text, &[("image-tag", "7")]);
+    let b = &p.build;
+    assert!(b.pull);
+    assert_eq!(b.attests.len(), 2);
+    assert_eq!(b.attests[0].to_string(), "type=provenance,mode=max");
+    assert_eq!(b.annotations[0].value, "7");
+    assert_eq!(b.shm_size.map(|s| s.bytes()), Some(128 << 20));
+    assert_eq!(b.ulimits[0].to_string(), "nofile=1024:2048");
+    assert_eq!(b.cgroup_parent.as_deref(), Some("/ci"));
+    let options = crate::run::build_options(&p, None);
+    assert!(options.pull);
+    assert_eq!(options.attests, b.attests);
+    assert_eq!(options.ulimits, b.ulimits);
+    let plan = crate::run::BuildPlan::of(&p).to_string();
+    for line in [
+        "pull:        true",
+        "attest:      type=provenance,mode=max",
+        "attest:      type=sbom,generator=r.example.com/scanner:1",
+        "annotation:  index:org.example.note=7",
+        "shm-size:    134217728",
+        "ulimit:      nofile=1024:2048",
+        "cgroup:      /ci",
+    ] {
+        assert!(plan.contains(line), "{line:?} in\n{plan}");
+    }
+    let off = resolve(&format!("{MINIMAL}  provenance: false\n"), &[]);
+    assert!(off.build.attests[0].disabled);
+}
+
+#[test]
+fn bad_buildx_values_name_key_and_line() {
+    for (tail, key, line, needle) in [
+        ("  provenance: mode=huge\n", "build.provenance", 5, "huge"),
+        ("  sbom: ''\n", "build.sbom", 5, "empty"),
+        ("  attest: ['type=slsa']\n", "build.attest[0]", 5, "slsa"),
+        (
+            "  provenance: true\n  attest: ['type=provenance,mode=max']\n",
+            "build.attest[0]",
+            6,
+            "second provenance",
+        ),
+        (
+            "  annotations: ['layer:a=1']\n",
+            "build.annotations[0]",
+            5,
+            "layer",
+        ),
+        ("  shm-size: lots\n", "build.shm-size", 5, "lots"),
+        (
+            "  ulimits: ['nofile=9:1']\n",
+            "build.ulimits[0]",
+            5,
+            "hard limit",
+        ),
+        (
+            "  cgroup-parent: ' '\n",
+            "build.cgroup-parent",
+            5,
+            "cgroup path",
+        ),
+    ] {
+        let err = err_of(&format!("{MINIMAL}{tail}"));
+        assert_names(&err, key, line);
+        assert!(err.contains(needle), "{needle:?}: {err}");
+        assert!(!err.contains("--"), "names a flag: {err}");
+    }
 }

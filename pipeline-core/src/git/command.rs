@@ -405,12 +405,14 @@ pub(crate) fn remote_failure_error(
             operation,
             status,
             attempts: 1,
+            elapsed: std::time::Duration::ZERO,
         },
         RemoteFailure::Unreachable(reason) => GitError::Unreachable {
             url,
             operation,
             reason,
             attempts: 1,
+            elapsed: std::time::Duration::ZERO,
         },
     })
 }

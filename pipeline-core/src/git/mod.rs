@@ -1,9 +1,10 @@
 //! GitOps write-back: clone a branch, apply an edit, commit, push; retry when the branch moved.
 //!
 //! ```text
-//! shallow clone (depth 1) of the base branch into a temporary directory
-//! loop, at most RetryPolicy::max_attempts times:
-//!     reset the work tree to the current remote tip (fetched again after a rejection)
+//! shallow clone (depth 1, single branch) of the base branch into a temporary directory
+//! loop until the edit lands or RetryPolicy::timeout has passed since the start:
+//!     from the second attempt on: fetch the branch tip alone (depth 1) into the same clone
+//!         and reset the work tree to it (no new clone)
 //!     run the edit closure on the work tree            -> error: stop, nothing pushed
 //!     nothing changed (`git status`)                   -> success, no commit
 //!     commit with the configured author and message
@@ -20,20 +21,31 @@
 //! Because the edit is re-applied on the new tip and pushes are never forced, a concurrent
 //! writer's commit is never lost: both land, one after the other.
 //!
+//! # A deadline, not a number of attempts
+//!
+//! With N writers racing for one branch, the last one can lose N-1 races in a row, so the
+//! budget is time: a write-back keeps re-applying its edit on the fetched tip, sleeping a
+//! jittered exponential backoff between attempts, until it lands or [`RetryPolicy::timeout`]
+//! (default 2 minutes) has passed since it started. The backoff is cut short at the deadline;
+//! no attempt starts after it, and one under way finishes. When the deadline passes, the error
+//! says how many attempts were made and how long they took ([`GitError::RetriesExhausted`],
+//! or the last transient error). A retry costs a shallow fetch of the branch tip, a hard
+//! reset, the edit, a commit and a push (see `benches/README.md` for measured figures).
+//!
 //! # Transient server failures
 //!
 //! A 5xx answer or a server that cannot be reached ([`GitError::ServerError`],
 //! [`GitError::Unreachable`]) is retried, during the clone, the fetch and the push, within the
-//! same bounded [`RetryPolicy`] as a rejected push: these are what a restarting or overloaded
-//! git host produces, and a retry is safe because nothing is forced. A push whose answer was
-//! lost may still have landed: the next attempt's fetch then finds our commit as the tip and
-//! the write-back ends there instead of committing again. Refused credentials
-//! ([`GitError::AuthFailed`]) and other errors are not retried. Once the attempts are used up,
-//! the error of the last attempt is returned with the number of attempts made.
+//! same deadline as a rejected push: these are what a restarting or overloaded git host
+//! produces, and a retry is safe because nothing is forced. A push whose answer was lost may
+//! still have landed: the next attempt's fetch then finds our commit as the tip and the
+//! write-back ends there instead of committing again. Refused credentials
+//! ([`GitError::AuthFailed`]) and other errors are not retried.
 //!
 //! [`GitError::ServerError`]: crate::error::GitError::ServerError
 //! [`GitError::Unreachable`]: crate::error::GitError::Unreachable
 //! [`GitError::AuthFailed`]: crate::error::GitError::AuthFailed
+//! [`GitError::RetriesExhausted`]: crate::error::GitError::RetriesExhausted
 //!
 //! # Why the system `git` and not `git2`
 //!
@@ -59,7 +71,7 @@ mod remote;
 mod template;
 
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
 use rand::Rng as _;
@@ -69,7 +81,6 @@ pub use remote::{resolve_ref, Preview};
 pub use template::{CommitVars, MessageTemplate, DEFAULT_TEMPLATE};
 
 use crate::error::{Error, GitError, Result};
-use crate::values::{self, KeyPath, Segment};
 use command::{command_error, remote_failure_error, GitOutput, GitRunner};
 
 /// HTTPS credentials: a token used as the basic-auth password.
@@ -127,11 +138,19 @@ pub struct Author {
     pub email: String,
 }
 
-/// Bounded retries with exponential, jittered backoff.
+/// How long a write-back keeps trying, and how it waits between attempts.
+///
+/// Retries are budgeted by time, not by count: with N writers racing for one branch the last
+/// one can lose N-1 races in a row, so a fixed number of attempts is the wrong budget. A
+/// write-back re-applies its edit on the fetched tip until it lands or `timeout` has passed
+/// since it started; between attempts it sleeps a jittered exponential backoff (see
+/// [`RetryPolicy::backoff`]), shortened so that it never sleeps past the deadline. No attempt
+/// starts after the deadline; one already under way finishes, so a write-back can last its
+/// timeout plus one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in total (at least 1).
-    pub max_attempts: u32,
+    /// How long to keep retrying, from the start of the write-back (default 2 minutes).
+    pub timeout: Duration,
     /// Delay before the second attempt; doubles each time.
     pub initial_backoff: Duration,
     /// Upper bound of the delay.
@@ -141,7 +160,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 5,
+            timeout: Self::DEFAULT_TIMEOUT,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
         }
@@ -149,6 +168,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The default deadline of a write-back: 2 minutes.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// The default backoff with a deadline of `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+
     /// The delay after failed attempt `attempt` (1-based): `initial * 2^(attempt-1)` capped at
     /// `max`, then a uniformly random part of it between one half and all of it.
     pub fn backoff(&self, attempt: u32) -> Duration {
@@ -163,6 +193,54 @@ impl RetryPolicy {
             full
         };
         Duration::from_millis(ms)
+    }
+}
+
+/// A duration as the write-back reports it: `350ms`, `4.2s`, `2m`, `2m 3.5s`.
+pub fn format_elapsed(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (minutes, rest_ms) = (ms / 60_000, ms % 60_000);
+    let seconds = if rest_ms % 1000 == 0 {
+        format!("{}s", rest_ms / 1000)
+    } else {
+        format!("{}.{}s", rest_ms / 1000, (rest_ms % 1000) / 100)
+    };
+    match (minutes, rest_ms) {
+        (0, _) => seconds,
+        (m, 0) => format!("{m}m"),
+        (m, _) => format!("{m}m {seconds}"),
+    }
+}
+
+/// The retry budget of one write-back: its start, its deadline and the policy's backoff.
+struct Budget<'a> {
+    policy: &'a RetryPolicy,
+    started: Instant,
+}
+
+impl<'a> Budget<'a> {
+    fn start(policy: &'a RetryPolicy) -> Self {
+        Self {
+            policy,
+            started: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// After failed attempt `attempt`: the delay to sleep before the next one (the backoff,
+    /// cut short at the deadline), or `None` when the deadline has passed.
+    fn next_delay(&self, attempt: u32) -> Option<Duration> {
+        let left = self.policy.timeout.checked_sub(self.elapsed())?;
+        if left.is_zero() {
+            return None;
+        }
+        Some(self.policy.backoff(attempt).min(left))
     }
 }
 
@@ -184,7 +262,7 @@ pub struct WriteBackConfig {
     pub message: MessageTemplate,
     /// Token credentials (`None`: anonymous or `file://`).
     pub auth: Option<GitAuth>,
-    /// Retries on rejected pushes and on transient server failures (5xx, unreachable).
+    /// How long to retry rejected pushes and transient server failures (5xx, unreachable).
     pub retry: RetryPolicy,
     /// The git program (default `git`).
     pub git_program: PathBuf,
@@ -207,6 +285,12 @@ impl WriteBackConfig {
             allow_insecure_http: false,
         }
     }
+
+    /// Sets how long to keep retrying (see [`RetryPolicy::timeout`]).
+    pub fn retry_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.timeout = timeout;
+        self
+    }
 }
 
 /// The result of a write-back.
@@ -218,8 +302,10 @@ pub struct WriteBackOutcome {
     pub parent: String,
     /// The branch pushed to (or that would have been pushed to).
     pub branch: String,
-    /// Attempts made (1 unless pushes were rejected).
+    /// Attempts made (1 unless pushes were rejected or the server failed).
     pub attempts: u32,
+    /// Time from the start of the write-back (clone included) until it ended.
+    pub elapsed: Duration,
     /// Changed files, relative to the repository root.
     pub files: Vec<String>,
     /// The commit message, when a commit was made.
@@ -363,9 +449,9 @@ impl WriteBack {
                 });
             }
         }
-        if config.retry.max_attempts == 0 {
+        if config.retry.timeout.is_zero() {
             return Err(GitError::InvalidConfig {
-                reason: "retry.max_attempts must be at least 1".into(),
+                reason: "the retry timeout must be longer than zero".into(),
             });
         }
         Ok(Self {
@@ -408,20 +494,26 @@ impl WriteBack {
         })?;
         let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
 
-        self.clone_with_retries(&git, &repo)?;
+        let budget = Budget::start(&cfg.retry);
+        self.clone_with_retries(&git, &repo, &budget)?;
 
-        // What the last failed attempt ran into, for the error once attempts are used up.
+        // What the last failed attempt ran into, for the error once the deadline passed.
         let mut last_failure = LastFailure::None;
         // A commit whose push failed in transit (5xx, connection lost): the server may have
         // taken it anyway, which the next attempt's fetch shows.
         let mut in_flight: Option<WriteBackOutcome> = None;
-        for attempt in 1..=cfg.retry.max_attempts {
+        let mut attempt = 0u32;
+        loop {
+            if attempt > 0 && !self.pause_after(attempt, &last_failure, &budget) {
+                break;
+            }
+            attempt += 1;
+            let attempt_started = Instant::now();
             if attempt > 1 || target != cfg.branch {
                 match self.sync(&git, &repo, &target) {
                     Ok(()) => {}
                     Err(err) if err.is_transient() => {
                         last_failure = LastFailure::Transient(err);
-                        self.pause_after(attempt, &last_failure);
                         continue;
                     }
                     Err(err) => return Err(err.into()),
@@ -433,6 +525,7 @@ impl WriteBack {
                     tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
                     return Ok(WriteBackOutcome {
                         attempts: attempt - 1,
+                        elapsed: budget.elapsed(),
                         ..landed
                     });
                 }
@@ -444,12 +537,13 @@ impl WriteBack {
             let vars = edit(&worktree)?;
             let files = changed_files(&git, &repo)?;
             if files.is_empty() {
-                tracing::info!(branch = %target, parent = %parent, "nothing changed; no commit");
+                tracing::info!(branch = %target, parent = %parent, attempt, "nothing changed; no commit");
                 return Ok(WriteBackOutcome {
                     commit: None,
                     parent,
                     branch: target,
                     attempts: attempt,
+                    elapsed: budget.elapsed(),
                     files,
                     message: None,
                 });
@@ -480,18 +574,25 @@ impl WriteBack {
                 return Err(command_error("commit", &out).into());
             }
             let commit = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?files, "pushing");
+            let pushed = self.push(&git, &repo, &target);
+            tracing::debug!(
+                attempt,
+                attempt_ms = attempt_started.elapsed().as_millis() as u64,
+                "attempt finished"
+            );
             let outcome = WriteBackOutcome {
                 commit: Some(commit.clone()),
                 parent: parent.clone(),
                 branch: target.clone(),
                 attempts: attempt,
+                elapsed: budget.elapsed(),
                 files,
                 message: Some(message),
             };
-            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?outcome.files, "pushing");
-            match self.push(&git, &repo, &target) {
+            match pushed {
                 Ok(PushStatus::Pushed) => {
-                    tracing::info!(commit = %commit, branch = %target, attempt, "pushed");
+                    tracing::info!(commit = %commit, branch = %target, attempt, elapsed_ms = outcome.elapsed.as_millis() as u64, "pushed");
                     return Ok(outcome);
                 }
                 Ok(PushStatus::Rejected {
@@ -508,39 +609,42 @@ impl WriteBack {
                 Ok(PushStatus::Rejected {
                     reason,
                     retryable: true,
-                }) => {
-                    last_failure = LastFailure::Rejected(reason);
-                    self.pause_after(attempt, &last_failure);
-                }
+                }) => last_failure = LastFailure::Rejected(reason),
                 Err(err) if err.is_transient() => {
                     in_flight = Some(outcome);
                     last_failure = LastFailure::Transient(err);
-                    self.pause_after(attempt, &last_failure);
                 }
                 Err(err) => return Err(err.into()),
             }
         }
-        let attempts = cfg.retry.max_attempts;
+        let elapsed = budget.elapsed();
         Err(Error::Git(match last_failure {
-            LastFailure::Transient(err) => err.with_attempts(attempts),
+            LastFailure::Transient(err) => err.with_attempts(attempt, elapsed),
             LastFailure::Rejected(reason) => GitError::RetriesExhausted {
                 url: self.display_url.clone(),
                 branch: target,
-                attempts,
+                attempts: attempt,
+                elapsed,
                 reason,
             },
             LastFailure::None => GitError::RetriesExhausted {
                 url: self.display_url.clone(),
                 branch: target,
-                attempts,
+                attempts: attempt,
+                elapsed,
                 reason: String::new(),
             },
         }))
     }
 
     /// The shallow clone, retried like a push when the server answers 5xx or cannot be
-    /// reached.
-    fn clone_with_retries(&self, git: &GitRunner, repo: &Path) -> Result<(), GitError> {
+    /// reached, within the same deadline.
+    fn clone_with_retries(
+        &self,
+        git: &GitRunner,
+        repo: &Path,
+        budget: &Budget<'_>,
+    ) -> Result<(), GitError> {
         let cfg = &self.config;
         let mut attempt = 1;
         loop {
@@ -556,22 +660,31 @@ impl WriteBack {
                 return Ok(());
             }
             let err = self.remote_error("clone", &cfg.branch, &out);
-            if !err.is_transient() || attempt >= cfg.retry.max_attempts {
-                return Err(err.with_attempts(attempt));
+            if !err.is_transient() {
+                return Err(err.with_attempts(attempt, budget.elapsed()));
             }
             let failure = LastFailure::Transient(err);
-            self.pause_after(attempt, &failure);
-            attempt += 1;
+            let go_on = self.pause_after(attempt, &failure, budget);
+            match failure {
+                LastFailure::Transient(err) if !go_on => {
+                    return Err(err.with_attempts(attempt, budget.elapsed()))
+                }
+                _ => attempt += 1,
+            }
         }
     }
 
-    /// Logs why attempt `attempt` failed and sleeps the policy's backoff, unless it was the
-    /// last attempt.
-    fn pause_after(&self, attempt: u32, failure: &LastFailure) {
-        if attempt >= self.config.retry.max_attempts {
-            return;
-        }
-        let delay = self.config.retry.backoff(attempt);
+    /// Logs why attempt `attempt` failed and sleeps the policy's backoff (cut short at the
+    /// deadline). Returns `false`, without sleeping, once the deadline has passed.
+    fn pause_after(&self, attempt: u32, failure: &LastFailure, budget: &Budget<'_>) -> bool {
+        let Some(delay) = budget.next_delay(attempt) else {
+            tracing::warn!(
+                attempt,
+                elapsed_ms = budget.elapsed().as_millis() as u64,
+                "the retry deadline has passed; giving up"
+            );
+            return false;
+        };
         let delay_ms = delay.as_millis() as u64;
         match failure {
             LastFailure::Rejected(reason) => tracing::warn!(
@@ -585,6 +698,7 @@ impl WriteBack {
             LastFailure::None => {}
         }
         std::thread::sleep(delay);
+        true
     }
 
     /// Fetches the tip to build on (the push branch if it exists, else the base branch) and
@@ -794,57 +908,6 @@ fn validate_branch(branch: &str) -> Result<BranchName, GitError> {
     })
 }
 
-/// One values file to update in the repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValuesUpdate {
-    /// Path relative to the repository root.
-    pub file: PathBuf,
-    /// `(key path, value)` pairs, applied in order to the first document.
-    pub edits: Vec<(KeyPath, String)>,
-}
-
-/// Writes `updates` back with `writeback`: each values file is edited in place (see
-/// [`crate::values`]), and the change is committed and pushed.
-///
-/// `vars` fills the message template. If `vars.old_tag` / `vars.new_tag` are empty they are
-/// taken from the first edit whose key path ends in `tag` (else the first edit): the value
-/// found in the file and the value written.
-pub fn update_values(
-    writeback: &WriteBack,
-    updates: &[ValuesUpdate],
-    vars: &CommitVars,
-) -> Result<WriteBackOutcome> {
-    writeback.run(|tree| {
-        let mut vars = vars.clone();
-        let mut first: Option<(String, String)> = None;
-        let mut tag: Option<(String, String)> = None;
-        for update in updates {
-            let path = tree.resolve(&update.file)?;
-            let name = update.file.display().to_string();
-            let edit = values::edit_file_as(&path, &name, &update.edits)?;
-            for change in &edit.changes {
-                let pair = (change.old_value.clone(), change.new_value.clone());
-                if first.is_none() {
-                    first = Some(pair.clone());
-                }
-                let is_tag = matches!(change.path.last(), Some(Segment::Key(k)) if k == "tag");
-                if is_tag && tag.is_none() {
-                    tag = Some(pair);
-                }
-            }
-        }
-        if let Some((old, new)) = tag.or(first) {
-            if vars.old_tag.is_empty() {
-                vars.old_tag = old;
-            }
-            if vars.new_tag.is_empty() {
-                vars.new_tag = new;
-            }
-        }
-        Ok(vars)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -934,7 +997,7 @@ mod tests {
     #[test]
     fn backoff_is_bounded_and_jittered() {
         let p = RetryPolicy {
-            max_attempts: 5,
+            timeout: Duration::from_secs(5),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
         };
@@ -943,6 +1006,33 @@ mod tests {
             let full = (100u64 << (attempt - 1)).min(1000);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}");
         }
+    }
+
+    #[test]
+    fn the_budget_cuts_the_backoff_at_the_deadline_and_then_stops() {
+        let p = RetryPolicy {
+            timeout: Duration::from_millis(300),
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+        };
+        let budget = Budget::start(&p);
+        let delay = budget.next_delay(1).unwrap_or_default();
+        assert!(
+            delay > Duration::ZERO && delay <= Duration::from_millis(300),
+            "{delay:?}"
+        );
+        std::thread::sleep(Duration::from_millis(320));
+        assert_eq!(budget.next_delay(2), None);
+    }
+
+    #[test]
+    fn elapsed_times_read_naturally() {
+        let ms = Duration::from_millis;
+        assert_eq!(format_elapsed(ms(350)), "350ms");
+        assert_eq!(format_elapsed(ms(4_250)), "4.2s");
+        assert_eq!(format_elapsed(ms(120_000)), "2m");
+        assert_eq!(format_elapsed(ms(123_500)), "2m 3.5s");
+        assert_eq!(format_elapsed(ms(61_000)), "1m 1s");
     }
 
     #[test]

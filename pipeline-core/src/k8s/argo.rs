@@ -18,14 +18,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::buildkit::BuildContainer;
+use super::buildkit::{BuildContainer, BuildStepOptions};
 use super::common::{
     empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount, pod_security_context,
-    restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_git_ref,
-    validate_image, validate_plain, validate_repo_path, validate_tag, BuilderSecurity,
-    SecretKeyRef, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+    restricted_security_context, validate_dns_subdomain, validate_git_ref, validate_image,
+    validate_plain, validate_repo_path, validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_UID,
 };
 use super::error::K8sError;
+use super::names::LabelValue;
 
 /// The API version of Argo's CRDs.
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
@@ -287,27 +287,17 @@ pub struct ChartUpdate {
 #[derive(Debug, Clone)]
 pub struct BuildAndUpdateChart {
     name: String,
-    namespace: Option<String>,
+    step: BuildStepOptions,
     git_url: String,
     image: String,
     chart: ChartUpdate,
     default_tag: String,
     default_git_ref: String,
     default_dockerfile: String,
-    context_subdir: Option<String>,
-    cache_ref: Option<String>,
-    insecure_cache_registry: bool,
-    registry_secret: String,
     github_token: SecretKeyRef,
-    git_token: Option<SecretKeyRef>,
-    buildkit_image: String,
-    security: BuilderSecurity,
-    resources: Option<ResourceRequirements>,
     tool_uid: i64,
-    service_account: Option<String>,
     active_deadline_seconds: i64,
     ttl_seconds_after_completion: i32,
-    labels: BTreeMap<String, String>,
 }
 
 /// Workflow parameter names.
@@ -327,33 +317,34 @@ impl BuildAndUpdateChart {
     ) -> Self {
         BuildAndUpdateChart {
             name: name.into(),
-            namespace: None,
+            step: BuildStepOptions::default(),
             git_url: git_url.into(),
             image: image.into(),
             chart,
             default_tag: "latest".into(),
             default_git_ref: "refs/heads/main".into(),
             default_dockerfile: "Dockerfile".into(),
-            context_subdir: None,
-            cache_ref: None,
-            insecure_cache_registry: false,
-            registry_secret: DEFAULT_REGISTRY_SECRET.into(),
             github_token: SecretKeyRef::new("github-token", "token"),
-            git_token: None,
-            buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
-            security: BuilderSecurity::default(),
-            resources: None,
             tool_uid: 65532,
-            service_account: None,
             active_deadline_seconds: 3600,
             ttl_seconds_after_completion: 86400,
-            labels: BTreeMap::new(),
         }
+    }
+
+    /// Every build step option at once (replacing those set before).
+    pub fn options(mut self, options: BuildStepOptions) -> Self {
+        self.step = options;
+        self
+    }
+
+    /// The build step options.
+    pub fn step_options(&self) -> &BuildStepOptions {
+        &self.step
     }
 
     /// The namespace.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
+        self.step.namespace = Some(namespace.into());
         self
     }
 
@@ -377,25 +368,32 @@ impl BuildAndUpdateChart {
 
     /// Build from a sub-directory of the repository.
     pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
-        self.context_subdir = Some(subdir.into());
+        self.step.context_subdir = Some(subdir.into());
         self
     }
 
     /// Registry cache ref for `--export-cache`/`--import-cache` (`mode=max`).
     pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
-        self.cache_ref = Some(cache_ref.into());
+        self.step.cache_ref = Some(cache_ref.into());
         self
     }
 
     /// The cache registry speaks plain HTTP.
     pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
-        self.insecure_cache_registry = insecure;
+        self.step.insecure_cache_registry = insecure;
         self
     }
 
-    /// The dockerconfigjson Secret (default `regcred`).
-    pub fn registry_secret(mut self, secret: impl Into<String>) -> Self {
-        self.registry_secret = secret.into();
+    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
+    pub fn insecure_registry(mut self, insecure: bool) -> Self {
+        self.step.insecure_registry = insecure;
+        self
+    }
+
+    /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
+    /// `regcred`); `None` pushes anonymously (as for [`BuildJob`](super::buildkit::BuildJob)).
+    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
+        self.step.registry_secret = secret;
         self
     }
 
@@ -408,31 +406,31 @@ impl BuildAndUpdateChart {
     /// A token for a private source repository, given to BuildKit as the secret
     /// `GIT_AUTH_TOKEN.<host>` of the git URL's host only.
     pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
-        self.git_token = Some(secret);
+        self.step.git_token = Some(secret);
         self
     }
 
     /// The rootless BuildKit image.
     pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
-        self.buildkit_image = image.into();
+        self.step.buildkit_image = image.into();
         self
     }
 
     /// What the build container may do.
     pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.security = security;
+        self.step.security = security;
         self
     }
 
     /// Add `CAP_SYS_ADMIN` to the build container (off by default).
     pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.security.sys_admin = sys_admin;
+        self.step.security.sys_admin = sys_admin;
         self
     }
 
     /// Resources of the build container.
     pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.resources = Some(resources);
+        self.step.resources = Some(resources);
         self
     }
 
@@ -444,7 +442,7 @@ impl BuildAndUpdateChart {
 
     /// Service account of the workflow (Argo's executor needs one with its usual role).
     pub fn service_account(mut self, account: impl Into<String>) -> Self {
-        self.service_account = Some(account.into());
+        self.step.service_account = Some(account.into());
         self
     }
 
@@ -462,32 +460,21 @@ impl BuildAndUpdateChart {
 
     /// An extra label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
+        self.step.labels.insert(key.into(), value.into());
         self
     }
 
     fn validate(&self) -> Result<(), K8sError> {
         validate_dns_subdomain("name", &self.name)?;
-        if let Some(namespace) = &self.namespace {
-            validate_dns_label("namespace", namespace)?;
-        }
+        // Argo refuses longer names, and the name is also a label value.
+        LabelValue::parse(&self.name).map_err(|err| err.for_option("name"))?;
+        self.step.validate()?;
         git_url_host("git url", &self.git_url)?;
         validate_image("image", &self.image)?;
         validate_tag("default tag", &self.default_tag)?;
         validate_git_ref("default git ref", &self.default_git_ref)?;
         validate_repo_path("default dockerfile", &self.default_dockerfile)?;
-        if let Some(subdir) = &self.context_subdir {
-            validate_repo_path("context subdir", subdir)?;
-        }
-        if let Some(cache) = &self.cache_ref {
-            validate_image("cache ref", cache)?;
-        }
-        validate_dns_subdomain("registry secret", &self.registry_secret)?;
         self.github_token.validate("github token secret")?;
-        if let Some(token) = &self.git_token {
-            token.validate("git token secret")?;
-        }
-        validate_image("buildkit image", &self.buildkit_image)?;
         git_url_host("chart repo", &self.chart.repo)?;
         validate_git_ref("chart branch", &self.chart.branch)?;
         validate_repo_path("chart file", &self.chart.file)?;
@@ -499,9 +486,6 @@ impl BuildAndUpdateChart {
                 "the update-chart container must not run as root",
             ));
         }
-        if let Some(account) = &self.service_account {
-            validate_dns_subdomain("service account", account)?;
-        }
         Ok(())
     }
 
@@ -511,25 +495,18 @@ impl BuildAndUpdateChart {
         let git_host = git_url_host("git url", &self.git_url)?;
         let input = |name: &str| format!("{{{{inputs.parameters.{name}}}}}");
         let workflow_param = |name: &str| format!("{{{{workflow.parameters.{name}}}}}");
-        let labels = labels(&self.name, "pipeline", &self.labels);
+        let labels = labels(&self.name, "pipeline", &self.step.labels);
 
         let (build_container, build_volumes) = BuildContainer {
             name: "main",
-            buildkit_image: &self.buildkit_image,
+            step: &self.step,
             git_url: &self.git_url,
             git_host: &git_host,
             git_ref: &input(P_REF),
-            context_subdir: self.context_subdir.as_deref(),
             dockerfile: &input(P_DOCKERFILE),
             image: &self.image,
             image_tag: &input(P_TAG),
             push: true,
-            cache_ref: self.cache_ref.as_deref(),
-            insecure_cache_registry: self.insecure_cache_registry,
-            registry_secret: Some(&self.registry_secret),
-            git_token: self.git_token.as_ref(),
-            security: &self.security,
-            resources: self.resources.as_ref(),
         }
         .container_and_volumes();
 
@@ -627,7 +604,7 @@ impl BuildAndUpdateChart {
         Ok(WorkflowTemplate {
             api_version: API_VERSION.into(),
             kind: "WorkflowTemplate".into(),
-            metadata: metadata(&self.name, self.namespace.as_deref(), labels),
+            metadata: metadata(&self.name, self.step.namespace.as_deref(), labels),
             spec: WorkflowSpec {
                 entrypoint: "main".into(),
                 arguments: Some(Arguments {
@@ -649,7 +626,7 @@ impl BuildAndUpdateChart {
                         ),
                     ],
                 }),
-                service_account_name: self.service_account.clone(),
+                service_account_name: self.step.service_account.clone(),
                 security_context: None,
                 automount_service_account_token: None,
                 active_deadline_seconds: Some(self.active_deadline_seconds),

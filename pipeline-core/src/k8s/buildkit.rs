@@ -26,8 +26,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
     builder_security_context, docker_config_volume, empty_dir, env, env_from_secret, exec_probe,
-    git_url_host, labels, metadata, mount, pod_security_context, secret_volume, validate_dns_label,
-    validate_dns_subdomain, validate_git_ref, validate_image, validate_repo_path, validate_tag,
+    git_url_host, labels, metadata, mount, pod_security_context, secret_volume,
+    validate_dns1035_label, validate_dns_label, validate_dns_subdomain, validate_git_ref,
+    validate_image, validate_job_name, validate_labels, validate_repo_path, validate_tag,
     BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
     DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
@@ -35,7 +36,7 @@ use super::error::K8sError;
 
 /// The fixed script the build container runs. It reads everything from the environment
 /// (`GIT_URL`, `GIT_REF`, `CONTEXT_SUBDIR`, `DOCKERFILE`, `IMAGE`, `IMAGE_TAG`, `PUSH`,
-/// `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
+/// `PUSH_INSECURE`, `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
 /// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
 /// single argument. The git token is offered to BuildKit as the secret
 /// `GIT_AUTH_TOKEN.<GIT_AUTH_HOST>`, which BuildKit sends only to the git URL's host (never
@@ -57,10 +58,12 @@ context="${GIT_URL}#${GIT_REF}"
 if [ -n "${CONTEXT_SUBDIR:-}" ]; then context="${context}:${CONTEXT_SUBDIR}"; fi
 insecure=""
 if [ "${CACHE_INSECURE:-false}" = "true" ]; then insecure=",registry.insecure=true"; fi
+push_insecure=""
+if [ "${PUSH_INSECURE:-false}" = "true" ]; then push_insecure=",registry.insecure=true"; fi
 set -- build --frontend dockerfile.v0 \
   --opt "context=${context}" \
   --opt "filename=${DOCKERFILE}" \
-  --output "type=image,name=${IMAGE}:${IMAGE_TAG},push=${PUSH:-true}"
+  --output "type=image,name=${IMAGE}:${IMAGE_TAG},push=${PUSH:-true}${push_insecure}"
 if [ -n "${CACHE_REF:-}" ]; then
   set -- "$@" \
     --export-cache "type=registry,ref=${CACHE_REF},mode=max${insecure}" \
@@ -78,22 +81,95 @@ exec buildctl-daemonless.sh "$@"
 /// placeholders (`{{inputs.parameters.…}}`); the script checks them at run time.
 pub(crate) struct BuildContainer<'a> {
     pub name: &'a str,
-    pub buildkit_image: &'a str,
+    pub step: &'a BuildStepOptions,
     pub git_url: &'a str,
     /// The host of `git_url` (see `git_url_host`): the only remote that gets the git token.
     pub git_host: &'a str,
     pub git_ref: &'a str,
-    pub context_subdir: Option<&'a str>,
     pub dockerfile: &'a str,
     pub image: &'a str,
     pub image_tag: &'a str,
     pub push: bool,
-    pub cache_ref: Option<&'a str>,
+}
+
+/// The options of a rootless BuildKit build step, one struct shared by [`BuildJob`] and
+/// [`BuildAndUpdateChart`](super::argo::BuildAndUpdateChart) (`options()` sets all of them at
+/// once) and filled by the command line's and Python's front ends. The builders' setters of
+/// the same names change one field each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildStepOptions {
+    /// The namespace (otherwise the one `kubectl` or the launcher uses).
+    pub namespace: Option<String>,
+    /// Build from this sub-directory of the repository.
+    pub context_subdir: Option<String>,
+    /// Import and export the build cache at this registry ref (`mode=max`).
+    pub cache_ref: Option<String>,
+    /// The cache registry speaks plain HTTP (`registry.insecure=true` on the cache).
     pub insecure_cache_registry: bool,
-    pub registry_secret: Option<&'a str>,
-    pub git_token: Option<&'a SecretKeyRef>,
-    pub security: &'a BuilderSecurity,
-    pub resources: Option<&'a ResourceRequirements>,
+    /// The image registry speaks plain HTTP (`registry.insecure=true` on the push).
+    pub insecure_registry: bool,
+    /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
+    /// [`DEFAULT_REGISTRY_SECRET`]); `None` pushes anonymously.
+    pub registry_secret: Option<String>,
+    /// A token for a private git repository, offered to BuildKit as `GIT_AUTH_TOKEN.<host>`
+    /// of the git URL's host only.
+    pub git_token: Option<SecretKeyRef>,
+    /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
+    pub buildkit_image: String,
+    /// What the build container may do.
+    pub security: BuilderSecurity,
+    /// CPU and memory requests and limits of the build container.
+    pub resources: Option<ResourceRequirements>,
+    /// The service account of the pods.
+    pub service_account: Option<String>,
+    /// Extra labels on the objects and their pods.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for BuildStepOptions {
+    fn default() -> Self {
+        BuildStepOptions {
+            namespace: None,
+            context_subdir: None,
+            cache_ref: None,
+            insecure_cache_registry: false,
+            insecure_registry: false,
+            registry_secret: Some(DEFAULT_REGISTRY_SECRET.into()),
+            git_token: None,
+            buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
+            security: BuilderSecurity::default(),
+            resources: None,
+            service_account: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl BuildStepOptions {
+    /// Checks every option with the Kubernetes and image rules.
+    pub fn validate(&self) -> Result<(), K8sError> {
+        validate_labels(&self.labels)?;
+        if let Some(namespace) = &self.namespace {
+            validate_dns_label("namespace", namespace)?;
+        }
+        if let Some(subdir) = &self.context_subdir {
+            validate_repo_path("context subdir", subdir)?;
+        }
+        if let Some(cache) = &self.cache_ref {
+            validate_image("cache ref", cache)?;
+        }
+        if let Some(secret) = &self.registry_secret {
+            validate_dns_subdomain("registry secret", secret)?;
+        }
+        if let Some(token) = &self.git_token {
+            token.validate("git token secret")?;
+        }
+        validate_image("buildkit image", &self.buildkit_image)?;
+        if let Some(account) = &self.service_account {
+            validate_dns_subdomain("service account", account)?;
+        }
+        Ok(())
+    }
 }
 
 const STATE_VOLUME: &str = "buildkit-state";
@@ -107,31 +183,34 @@ impl BuildContainer<'_> {
             env("GIT_URL", self.git_url),
             env("GIT_REF", self.git_ref),
         ];
-        if let Some(subdir) = self.context_subdir {
+        if let Some(subdir) = &self.step.context_subdir {
             env_vars.push(env("CONTEXT_SUBDIR", subdir));
         }
         env_vars.push(env("DOCKERFILE", self.dockerfile));
         env_vars.push(env("IMAGE", self.image));
         env_vars.push(env("IMAGE_TAG", self.image_tag));
         env_vars.push(env("PUSH", if self.push { "true" } else { "false" }));
-        if let Some(cache) = self.cache_ref {
+        if self.step.insecure_registry {
+            env_vars.push(env("PUSH_INSECURE", "true"));
+        }
+        if let Some(cache) = &self.step.cache_ref {
             env_vars.push(env("CACHE_REF", cache));
             env_vars.push(env(
                 "CACHE_INSECURE",
-                if self.insecure_cache_registry {
+                if self.step.insecure_cache_registry {
                     "true"
                 } else {
                     "false"
                 },
             ));
         }
-        if let Some(token) = self.git_token {
+        if let Some(token) = &self.step.git_token {
             env_vars.push(env_from_secret("GIT_AUTH_TOKEN", token));
             env_vars.push(env("GIT_AUTH_HOST", self.git_host));
         }
         let mut mounts: Vec<VolumeMount> = vec![mount(STATE_VOLUME, BUILDKIT_STATE_DIR, false)];
         let mut volumes = vec![empty_dir(STATE_VOLUME)];
-        if let Some(secret) = self.registry_secret {
+        if let Some(secret) = &self.step.registry_secret {
             env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
             mounts.push(mount(
                 DOCKER_CONFIG_VOLUME,
@@ -142,13 +221,13 @@ impl BuildContainer<'_> {
         }
         let container = Container {
             name: self.name.to_string(),
-            image: Some(self.buildkit_image.to_string()),
+            image: Some(self.step.buildkit_image.clone()),
             command: Some(vec!["/bin/sh".into(), "-c".into()]),
             args: Some(vec![BUILD_SCRIPT.to_string()]),
             env: Some(env_vars),
             volume_mounts: Some(mounts),
-            security_context: Some(builder_security_context(self.security)),
-            resources: self.resources.cloned(),
+            security_context: Some(builder_security_context(&self.step.security)),
+            resources: self.step.resources.clone(),
             ..Container::default()
         };
         (container, volumes)
@@ -180,26 +259,16 @@ impl BuildContainer<'_> {
 pub struct BuildJob {
     name: String,
     generate_name: bool,
-    namespace: Option<String>,
+    step: BuildStepOptions,
     git_url: String,
     git_ref: String,
-    context_subdir: Option<String>,
     dockerfile: String,
     image: String,
     tag: String,
     push: bool,
-    cache_ref: Option<String>,
-    insecure_cache_registry: bool,
-    registry_secret: Option<String>,
-    git_token: Option<SecretKeyRef>,
-    buildkit_image: String,
-    security: BuilderSecurity,
-    resources: Option<ResourceRequirements>,
     ttl_seconds_after_finished: i32,
     active_deadline_seconds: i64,
     backoff_limit: i32,
-    service_account: Option<String>,
-    labels: BTreeMap<String, String>,
 }
 
 impl BuildJob {
@@ -215,26 +284,16 @@ impl BuildJob {
         BuildJob {
             name: name.into(),
             generate_name: false,
-            namespace: None,
+            step: BuildStepOptions::default(),
             git_url: git_url.into(),
             git_ref: "refs/heads/main".into(),
-            context_subdir: None,
             dockerfile: "Dockerfile".into(),
             image: image.into(),
             tag: "latest".into(),
             push: true,
-            cache_ref: None,
-            insecure_cache_registry: false,
-            registry_secret: Some(DEFAULT_REGISTRY_SECRET.into()),
-            git_token: None,
-            buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
-            security: BuilderSecurity::default(),
-            resources: None,
             ttl_seconds_after_finished: 3600,
             active_deadline_seconds: 3600,
             backoff_limit: 0,
-            service_account: None,
-            labels: BTreeMap::new(),
         }
     }
 
@@ -245,9 +304,20 @@ impl BuildJob {
         self
     }
 
+    /// Every build step option at once (replacing those set before).
+    pub fn options(mut self, options: BuildStepOptions) -> Self {
+        self.step = options;
+        self
+    }
+
+    /// The build step options.
+    pub fn step_options(&self) -> &BuildStepOptions {
+        &self.step
+    }
+
     /// The namespace (otherwise the one `kubectl` or the launcher uses).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
+        self.step.namespace = Some(namespace.into());
         self
     }
 
@@ -259,7 +329,7 @@ impl BuildJob {
 
     /// Build from a sub-directory of the repository.
     pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
-        self.context_subdir = Some(subdir.into());
+        self.step.context_subdir = Some(subdir.into());
         self
     }
 
@@ -281,22 +351,28 @@ impl BuildJob {
         self
     }
 
+    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
+    pub fn insecure_registry(mut self, insecure: bool) -> Self {
+        self.step.insecure_registry = insecure;
+        self
+    }
+
     /// Import and export the build cache at this registry ref (`mode=max`).
     pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
-        self.cache_ref = Some(cache_ref.into());
+        self.step.cache_ref = Some(cache_ref.into());
         self
     }
 
     /// The cache registry speaks plain HTTP (`registry.insecure=true`).
     pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
-        self.insecure_cache_registry = insecure;
+        self.step.insecure_cache_registry = insecure;
         self
     }
 
     /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
     /// `regcred`); `None` for anonymous pushes.
     pub fn registry_secret(mut self, secret: Option<String>) -> Self {
-        self.registry_secret = secret;
+        self.step.registry_secret = secret;
         self
     }
 
@@ -304,31 +380,31 @@ impl BuildJob {
     /// `GIT_AUTH_TOKEN.<host>` secret (`<host>` is the git URL's host, with its port), so
     /// that BuildKit offers it to that host only.
     pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
-        self.git_token = Some(secret);
+        self.step.git_token = Some(secret);
         self
     }
 
     /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
     pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
-        self.buildkit_image = image.into();
+        self.step.buildkit_image = image.into();
         self
     }
 
     /// What the builder container may do (see [`BuilderSecurity`]).
     pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.security = security;
+        self.step.security = security;
         self
     }
 
     /// Add `CAP_SYS_ADMIN` to the builder (off by default).
     pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.security.sys_admin = sys_admin;
+        self.step.security.sys_admin = sys_admin;
         self
     }
 
     /// CPU and memory requests and limits of the build container.
     pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.resources = Some(resources);
+        self.step.resources = Some(resources);
         self
     }
 
@@ -352,37 +428,21 @@ impl BuildJob {
 
     /// Run the pod under this service account.
     pub fn service_account(mut self, account: impl Into<String>) -> Self {
-        self.service_account = Some(account.into());
+        self.step.service_account = Some(account.into());
         self
     }
 
     /// An extra label on the Job and its pod.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
+        self.step.labels.insert(key.into(), value.into());
         self
     }
 
     fn validate(&self) -> Result<(), K8sError> {
-        if self.generate_name {
-            // The server appends 5 characters.
-            validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
-            if self.name.len() > 58 {
-                return Err(K8sError::option(
-                    "name",
-                    "a generateName prefix may have at most 58 characters",
-                ));
-            }
-        } else {
-            validate_dns_label("name", &self.name)?;
-        }
-        if let Some(namespace) = &self.namespace {
-            validate_dns_label("namespace", namespace)?;
-        }
+        validate_job_name("name", &self.name, self.generate_name)?;
+        self.step.validate()?;
         git_url_host("git url", &self.git_url)?;
         validate_git_ref("git ref", &self.git_ref)?;
-        if let Some(subdir) = &self.context_subdir {
-            validate_repo_path("context subdir", subdir)?;
-        }
         validate_repo_path("dockerfile", &self.dockerfile)?;
         validate_image("image", &self.image)?;
         if self
@@ -401,19 +461,6 @@ impl BuildJob {
             ));
         }
         validate_tag("tag", &self.tag)?;
-        if let Some(cache) = &self.cache_ref {
-            validate_image("cache ref", cache)?;
-        }
-        if let Some(secret) = &self.registry_secret {
-            validate_dns_subdomain("registry secret", secret)?;
-        }
-        if let Some(token) = &self.git_token {
-            token.validate("git token secret")?;
-        }
-        validate_image("buildkit image", &self.buildkit_image)?;
-        if let Some(account) = &self.service_account {
-            validate_dns_subdomain("service account", account)?;
-        }
         if self.ttl_seconds_after_finished < 0
             || self.active_deadline_seconds <= 0
             || self.backoff_limit < 0
@@ -431,30 +478,25 @@ impl BuildJob {
         self.validate()?;
         let git_host = git_url_host("git url", &self.git_url)?;
         tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
-        let labels = labels(&self.name, "build", &self.labels);
+        // With generateName, the labels hold the prefix without its '-'.
+        let name = validate_job_name("name", &self.name, self.generate_name)?;
+        let labels = labels(&name, "build", &self.step.labels);
         let (container, volumes) = BuildContainer {
             name: "buildkit",
-            buildkit_image: &self.buildkit_image,
+            step: &self.step,
             git_url: &self.git_url,
             git_host: &git_host,
             git_ref: &self.git_ref,
-            context_subdir: self.context_subdir.as_deref(),
             dockerfile: &self.dockerfile,
             image: &self.image,
             image_tag: &self.tag,
             push: self.push,
-            cache_ref: self.cache_ref.as_deref(),
-            insecure_cache_registry: self.insecure_cache_registry,
-            registry_secret: self.registry_secret.as_deref(),
-            git_token: self.git_token.as_ref(),
-            security: &self.security,
-            resources: self.resources.as_ref(),
         }
         .container_and_volumes();
-        let mut meta = metadata(&self.name, self.namespace.as_deref(), labels.clone());
+        let mut meta = metadata(&name, self.step.namespace.as_deref(), labels.clone());
         if self.generate_name {
             meta.name = None;
-            meta.generate_name = Some(format!("{}-", self.name.trim_end_matches('-')));
+            meta.generate_name = Some(format!("{name}-"));
         }
         Ok(Job {
             metadata: meta,
@@ -469,7 +511,7 @@ impl BuildJob {
                     }),
                     spec: Some(PodSpec {
                         restart_policy: Some("Never".into()),
-                        service_account_name: self.service_account.clone(),
+                        service_account_name: self.step.service_account.clone(),
                         automount_service_account_token: Some(false),
                         security_context: Some(pod_security_context(BUILDKIT_UID)),
                         containers: vec![container],
@@ -601,7 +643,9 @@ impl BuildkitDaemon {
     }
 
     fn validate(&self) -> Result<(), K8sError> {
-        validate_dns_label("name", &self.name)?;
+        // The Service has the same name: a DNS-1035 label.
+        validate_dns1035_label("name", &self.name)?;
+        validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }

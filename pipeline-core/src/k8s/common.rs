@@ -11,12 +11,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::error::K8sError;
+use super::names::{
+    Dns1035Label, Dns1123Label, Dns1123Subdomain, GenerateNamePrefix, LabelKey, LabelValue,
+};
+use super::quantity::Quantity;
 
 /// The UID and GID the `moby/buildkit:*-rootless` image is built for (changing it needs a
 /// rebuilt image).
 pub const BUILDKIT_UID: i64 = 1000;
-/// The rootless BuildKit image used unless another is given. Pin your own version in production.
-pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.23.0-rootless";
+/// The rootless BuildKit image used unless another is given (a current release). Pin your own
+/// version in production.
+pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.26.3-rootless";
 /// Where rootless BuildKit keeps its state (an `emptyDir`: the image's `VOLUME` breaks on
 /// `nosuid`/`nodev` node file systems).
 pub const BUILDKIT_STATE_DIR: &str = "/home/user/.local/share/buildkit";
@@ -295,45 +300,52 @@ pub(crate) fn metadata(
     }
 }
 
-/// A DNS-1123 label: object names that also become label values (Jobs, Services).
+/// A DNS-1123 label ([`Dns1123Label`]): namespaces and object names that also become label
+/// values (Jobs).
 pub(crate) fn validate_dns_label(option: &str, value: &str) -> Result<(), K8sError> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
+    Dns1123Label::parse(value)
+        .map(drop)
+        .map_err(|err| err.for_option(option))
+}
+
+/// A DNS-1123 subdomain ([`Dns1123Subdomain`]): Secrets, service accounts, storage classes.
+pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8sError> {
+    Dns1123Subdomain::parse(value)
+        .map(drop)
+        .map_err(|err| err.for_option(option))
+}
+
+/// A DNS-1035 label ([`Dns1035Label`]): Service names.
+pub(crate) fn validate_dns1035_label(option: &str, value: &str) -> Result<(), K8sError> {
+    Dns1035Label::parse(value)
+        .map(drop)
+        .map_err(|err| err.for_option(option))
+}
+
+/// The name of an object that may be created with `generateName`: with `generate`, a
+/// [`GenerateNamePrefix`] (returned without its `-`, for the labels); otherwise a DNS-1123
+/// label.
+pub(crate) fn validate_job_name(
+    option: &str,
+    value: &str,
+    generate: bool,
+) -> Result<String, K8sError> {
+    if generate {
+        GenerateNamePrefix::parse(value)
+            .map(|prefix| prefix.base().to_string())
+            .map_err(|err| err.for_option(option))
     } else {
-        Err(K8sError::option(
-            option,
-            format!("{value:?} is not a valid name: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"),
-        ))
+        validate_dns_label(option, value).map(|()| value.to_string())
     }
 }
 
-/// A DNS-1123 subdomain: most other object names (Secrets, namespaces are labels, …).
-pub(crate) fn validate_dns_subdomain(option: &str, value: &str) -> Result<(), K8sError> {
-    let ok = !value.is_empty()
-        && value.len() <= 253
-        && value.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(K8sError::option(
-            option,
-            format!("{value:?} is not a valid Kubernetes name (lower-case DNS subdomain)"),
-        ))
+/// The user's extra labels: valid keys and values.
+pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), K8sError> {
+    for (key, value) in labels {
+        LabelKey::parse(key).map_err(|err| err.for_option("label"))?;
+        LabelValue::parse(value).map_err(|err| err.for_option("label"))?;
     }
+    Ok(())
 }
 
 /// An image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`cicd_agents_types::ImageTag`]).
@@ -471,24 +483,11 @@ pub(crate) fn git_url_host(option: &str, url: &str) -> Result<String, K8sError> 
     }
 }
 
-/// A Kubernetes quantity such as `10Gi` or `500m`.
-pub(crate) fn validate_quantity(option: &str, value: &str) -> Result<(), K8sError> {
-    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &value[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && [
-            "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
-        ]
-        .contains(&suffix);
-    if ok {
-        Ok(())
-    } else {
-        Err(K8sError::option(
-            option,
-            format!("{value:?} is not a Kubernetes quantity (e.g. 10Gi, 500m)"),
-        ))
-    }
+/// A size such as `10Gi` or `1e3`: a [`Quantity`] greater than zero.
+pub(crate) fn validate_size(option: &str, value: &str) -> Result<(), K8sError> {
+    Quantity::parse_positive(value)
+        .map(drop)
+        .map_err(|err| err.for_option(option))
 }
 
 #[cfg(test)]
@@ -534,8 +533,11 @@ mod tests {
         assert!(git_url_host("git url", "https:///r.git").is_err());
         assert!(validate_dns_label("name", "build-app-1").is_ok());
         assert!(validate_dns_label("name", "Build").is_err());
-        assert!(validate_quantity("size", "10Gi").is_ok());
-        assert!(validate_quantity("size", "ten").is_err());
+        assert!(validate_size("size", "10Gi").is_ok());
+        assert!(validate_size("size", "1e3").is_ok());
+        assert!(validate_size("size", "ten").is_err());
+        assert!(validate_size("size", "0").is_err());
+        assert!(validate_size("size", "1.2.3Gi").is_err());
         assert!(SecretKeyRef::new("github-token", "token")
             .validate("secret")
             .is_ok());

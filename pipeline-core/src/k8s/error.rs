@@ -37,6 +37,16 @@ pub enum K8sError {
 }
 
 impl K8sError {
+    /// Whether the caller's input is the cause: an option that cannot go into a manifest, or
+    /// a YAML document that is not a manifest this module reads. Rendering failures are not
+    /// (they are bugs). Front ends report invalid input as bad usage (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            K8sError::InvalidOption { .. } | K8sError::Parse { .. } => true,
+            K8sError::Render { .. } => false,
+        }
+    }
+
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
         K8sError::InvalidOption {
             option: option.into(),

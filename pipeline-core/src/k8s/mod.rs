@@ -4,6 +4,9 @@
 //! generates what they run, typed, from [`k8s_openapi`] types (and serde types of our own for
 //! Argo's CRDs), and renders them as YAML that `kubectl apply -f -` takes.
 //!
+//! [`buildkit::BuildStepOptions`] holds the build step's options shared by the build Job and the
+//! WorkflowTemplate (and filled by the command line and Python).
+//!
 //! | builder | output |
 //! |---|---|
 //! | [`buildkit::BuildJob`] | a one-shot rootless BuildKit build `Job` (git context, push, registry cache) |
@@ -45,8 +48,11 @@ mod common;
 mod error;
 #[cfg(feature = "k8s-launch")]
 pub mod launch;
+pub mod names;
+pub mod quantity;
 mod render;
 pub mod runners;
+mod yaml;
 
 pub use common::{
     BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,

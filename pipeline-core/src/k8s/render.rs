@@ -50,14 +50,18 @@ impl Manifest {
             .unwrap_or_default()
     }
 
-    /// This object as one YAML document (no leading `---`).
+    /// This object as one YAML document (no leading `---`). Every string that a YAML 1.1
+    /// reader (kubectl) or a YAML 1.2 reader (the API server) could take for a boolean, null
+    /// or number (`no`, `on`, `1e3`, `0o17`, …) is quoted.
     pub fn to_yaml(&self) -> Result<String, K8sError> {
         fn emit<T: Serialize>(manifest: &Manifest, value: &T) -> Result<String, K8sError> {
-            yaml_serde::to_string(value).map_err(|source| K8sError::Render {
-                kind: manifest.kind(),
-                name: manifest.name(),
-                source,
-            })
+            yaml_serde::to_value(value)
+                .map(|value| super::yaml::emit(&value))
+                .map_err(|source| K8sError::Render {
+                    kind: manifest.kind(),
+                    name: manifest.name(),
+                    source,
+                })
         }
         match self {
             Manifest::Job(job) => emit(self, job),

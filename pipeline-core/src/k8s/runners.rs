@@ -5,7 +5,8 @@
 //!   configuration (`ACTIONS_RUNNER_INPUT_JITCONFIG`, `./run.sh`), or CircleCI machine runner 3
 //!   in `single-task` mode; tokens come from Secrets;
 //! * a rootless **builder** as a native sidecar (an init container with
-//!   `restartPolicy: Always`, Kubernetes ≥ 1.29, so the Job completes when the runner exits):
+//!   `restartPolicy: Always`, so the Job completes when the runner exits; Kubernetes ≥ 1.30,
+//!   which the builder's `securityContext.appArmorProfile` needs):
 //!   * [`Builder::Buildkit`]: rootless `buildkitd` listening on `tcp://127.0.0.1:1234`, inside
 //!     the pod only; the runner gets `BUILDKIT_HOST` and builds with `cicd-agents build`,
 //!     `buildctl` or `docker buildx create --driver remote tcp://127.0.0.1:1234`;
@@ -32,8 +33,9 @@ use super::common::{
     builder_security_context, docker_config_volume, empty_dir, env, env_from_field,
     env_from_secret, exec_probe, labels, metadata, mount, pod_security_context,
     restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_image,
-    validate_quantity, BuilderSecurity, SecretKeyRef, BUILDKIT_STATE_DIR, BUILDKIT_UID,
-    DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
+    validate_job_name, validate_labels, validate_size, BuilderSecurity, SecretKeyRef,
+    BUILDKIT_STATE_DIR, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
+    NO_PROCESS_SANDBOX,
 };
 use super::error::K8sError;
 
@@ -308,17 +310,8 @@ impl RunnerJob {
     }
 
     fn validate(&self) -> Result<(), K8sError> {
-        if self.generate_name {
-            validate_dns_label("name", &format!("{}x", self.name.trim_end_matches('-')))?;
-            if self.name.len() > 58 {
-                return Err(K8sError::option(
-                    "name",
-                    "a generateName prefix may have at most 58 characters",
-                ));
-            }
-        } else {
-            validate_dns_label("name", &self.name)?;
-        }
+        validate_job_name("name", &self.name, self.generate_name)?;
+        validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
         }
@@ -345,7 +338,7 @@ impl RunnerJob {
         if let Some(secret) = &self.registry_secret {
             validate_dns_subdomain("registry secret", secret)?;
         }
-        validate_quantity("workspace size", &self.workspace_size)?;
+        validate_size("workspace size", &self.workspace_size)?;
         if let Some(class) = &self.storage_class {
             validate_dns_subdomain("storage class", class)?;
         }
@@ -364,17 +357,19 @@ impl RunnerJob {
     /// Builds the Job.
     pub fn build(&self) -> Result<Job, K8sError> {
         self.validate()?;
-        let labels = labels(&self.name, self.component(), &self.labels);
+        // With generateName, the labels hold the prefix without its '-'.
+        let name = validate_job_name("name", &self.name, self.generate_name)?;
+        let labels = labels(&name, self.component(), &self.labels);
         let mut volumes = vec![self.workspace_volume()];
         let (builder, builder_volumes) = self.builder_container();
         volumes.extend(builder_volumes);
         let (runner, runner_volumes) = self.runner_container();
         volumes.extend(runner_volumes);
 
-        let mut meta = metadata(&self.name, self.namespace.as_deref(), labels.clone());
+        let mut meta = metadata(&name, self.namespace.as_deref(), labels.clone());
         if self.generate_name {
             meta.name = None;
-            meta.generate_name = Some(format!("{}-", self.name.trim_end_matches('-')));
+            meta.generate_name = Some(format!("{name}-"));
         }
         Ok(Job {
             metadata: meta,

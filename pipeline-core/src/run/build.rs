@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
+use cicd_agents_buildkit::build::{BuildContext, BuildOptions, CacheEntry};
 use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::RegistryAuth;
 use cicd_agents_types::GitUrl;
@@ -47,6 +47,19 @@ pub struct BuildPlan {
     pub platforms: Vec<String>,
     /// Whether the cache is ignored.
     pub no_cache: bool,
+    /// Whether base images are always resolved from the registry.
+    pub pull: bool,
+    /// Attestations in `--attest` syntax (a pushed image also gets `mode=min`
+    /// provenance unless one of these sets provenance).
+    pub attests: Vec<String>,
+    /// Annotations in `--annotation` syntax.
+    pub annotations: Vec<String>,
+    /// `/dev/shm` size of `RUN` steps, in bytes.
+    pub shm_size: Option<String>,
+    /// Resource limits of `RUN` steps in `--ulimit` syntax.
+    pub ulimits: Vec<String>,
+    /// Parent cgroup of `RUN` steps.
+    pub cgroup_parent: Option<String>,
     /// Where the git token for the source comes from (`None`: no token).
     pub git_auth: Option<String>,
     /// Where registry credentials come from.
@@ -87,6 +100,24 @@ impl fmt::Display for BuildPlan {
         if self.no_cache {
             writeln!(f, "no-cache:    true")?;
         }
+        if self.pull {
+            writeln!(f, "pull:        true")?;
+        }
+        for a in &self.attests {
+            writeln!(f, "attest:      {a}")?;
+        }
+        for a in &self.annotations {
+            writeln!(f, "annotation:  {a}")?;
+        }
+        if let Some(s) = &self.shm_size {
+            writeln!(f, "shm-size:    {s}")?;
+        }
+        for u in &self.ulimits {
+            writeln!(f, "ulimit:      {u}")?;
+        }
+        if let Some(c) = &self.cgroup_parent {
+            writeln!(f, "cgroup:      {c}")?;
+        }
         if let Some(a) = &self.git_auth {
             writeln!(f, "git auth:    {a}")?;
         }
@@ -108,26 +139,27 @@ fn url_host(url: &str) -> Option<String> {
 }
 
 impl BuildPlan {
-    /// The plan of `pipeline`'s build.
+    /// The plan of `pipeline`'s build: a summary of exactly the [`BuildOptions`] the run
+    /// sends ([`build_options`]), plus where the credentials come from.
     pub fn of(pipeline: &Pipeline) -> BuildPlan {
+        BuildPlan::of_options(pipeline, &build_options(pipeline, None))
+    }
+
+    fn of_options(pipeline: &Pipeline, options: &BuildOptions) -> BuildPlan {
         let b = &pipeline.build;
-        let images: Vec<String> = b.images.iter().map(ToString::to_string).collect();
-        let dockerfile = match pipeline.source.local_context_dir() {
-            Some(dir) => dir.join(&b.dockerfile).display().to_string(),
-            None => b.dockerfile.clone(),
+        let images = options.tags.clone();
+        let context = match &options.context {
+            BuildContext::Local(dir) => dir.display().to_string(),
+            BuildContext::Remote(url) => url.clone(),
         };
-        let mut outputs = Vec::new();
-        if b.push {
+        let dockerfile = options
+            .dockerfile
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut outputs: Vec<String> = options.outputs.iter().map(ToString::to_string).collect();
+        if options.push && outputs.is_empty() {
             outputs.push(format!("type=image,name={},push=true", images.join(",")));
-        }
-        let (mut cache_from, mut cache_to) = (Vec::new(), Vec::new());
-        if let Some(c) = &b.cache {
-            if c.import {
-                cache_from.push(format!("type=registry,ref={}", c.reference));
-            }
-            if c.export {
-                cache_to.push(format!("type=registry,ref={},mode={}", c.reference, c.mode));
-            }
         }
         let git_auth = match (&pipeline.source.location, &pipeline.source.token) {
             (SourceLocation::Git { url, .. }, Some(token)) => Some(format!(
@@ -141,19 +173,29 @@ impl BuildPlan {
             None => "docker config ($DOCKER_CONFIG or ~/.docker)".into(),
         };
         BuildPlan {
-            context: pipeline.source.buildkit_context(),
+            context,
             dockerfile,
             images,
-            push: b.push,
+            push: options.push,
             outputs,
-            cache_from,
-            cache_to,
-            network: b.network.clone(),
-            build_args: b.build_args.clone(),
-            labels: b.labels.clone(),
-            target: b.target.clone(),
-            platforms: b.platforms.clone(),
-            no_cache: b.no_cache,
+            cache_from: options.cache_from.iter().map(ToString::to_string).collect(),
+            cache_to: options.cache_to.iter().map(ToString::to_string).collect(),
+            network: options.network.clone(),
+            build_args: options.build_args.clone(),
+            labels: options.labels.clone(),
+            target: options.target.clone(),
+            platforms: options.platforms.clone(),
+            no_cache: options.no_cache,
+            pull: options.pull,
+            attests: options.attests.iter().map(ToString::to_string).collect(),
+            annotations: options
+                .annotations
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            shm_size: options.shm_size.map(|s| s.to_string()),
+            ulimits: options.ulimits.iter().map(ToString::to_string).collect(),
+            cgroup_parent: options.cgroup_parent.clone(),
             git_auth,
             registry_auth,
         }
@@ -215,6 +257,12 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options.target = b.target.clone();
     options.platforms = b.platforms.clone();
     options.no_cache = b.no_cache;
+    options.pull = b.pull;
+    options.attests = b.attests.clone();
+    options.annotations = b.annotations.clone();
+    options.shm_size = b.shm_size;
+    options.ulimits = b.ulimits.clone();
+    options.cgroup_parent = b.cgroup_parent.clone();
     if let Some(dir) = &b.docker_config {
         options =
             options.registry_auth(RegistryAuth::docker_config().config_dir(docker_config_dir(dir)));

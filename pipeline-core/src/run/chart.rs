@@ -1,16 +1,26 @@
 //! The chart step on its own: set values in a chart repository (commit and push, or preview
-//! the diff), or in a local values file. Used by the pipeline run and by
-//! `cicd-agents chart set-image`.
+//! the diff), or in a local values file. [`ChartUpdate`] is the one chart-update path: the
+//! pipeline run, `cicd-agents chart set-image` and Python's `update_values` all go through it,
+//! so they fill the commit message the same way and retry under the same deadline.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::events::seconds;
 use crate::error::Result;
-use crate::git::{CommitVars, WriteBack, WriteBackConfig};
+use crate::git::{format_elapsed, CommitVars, WriteBack, WriteBackConfig};
 use crate::values::{self, KeyPath, Segment};
 
-pub use crate::git::ValuesUpdate;
+/// One values file to update in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuesUpdate {
+    /// Path relative to the repository root.
+    pub file: PathBuf,
+    /// `(key path, value)` pairs, applied in order to the first document.
+    pub edits: Vec<(KeyPath, String)>,
+}
 
 /// One value set in a values file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +64,9 @@ pub struct ChartOutcome {
     pub parent: String,
     /// Attempts (more than 1 when pushes were rejected because the branch moved).
     pub attempts: u32,
+    /// Time from the start of the update (clone included) until it landed.
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
+    pub elapsed: Duration,
     /// Changed files.
     pub files: Vec<String>,
     /// Every value set (changed or not).
@@ -65,13 +78,28 @@ pub struct ChartOutcome {
 }
 
 impl ChartOutcome {
-    /// `commit <id>`, `no change` or `dry run`.
+    /// `commit <id>`, `no change` or `dry run`, followed by the attempts and the time taken
+    /// when the branch moved under it (`commit <id> (3 attempts in 2.4s)`).
     pub fn summary(&self) -> String {
-        match (&self.status, &self.commit) {
+        let what = match (&self.status, &self.commit) {
             (ChartStatus::Committed, Some(c)) => format!("commit {c}"),
-            (ChartStatus::DryRun, _) => "dry run (nothing committed)".into(),
+            (ChartStatus::DryRun, _) => return "dry run (nothing committed)".into(),
             _ => "no change".into(),
+        };
+        if self.attempts > 1 {
+            format!(
+                "{what} ({} attempts in {})",
+                self.attempts,
+                format_elapsed(self.elapsed)
+            )
+        } else {
+            what
         }
+    }
+
+    /// Whether a commit was pushed.
+    pub fn changed(&self) -> bool {
+        self.status == ChartStatus::Committed
     }
 }
 
@@ -148,6 +176,7 @@ impl ChartUpdate {
             commit: outcome.commit,
             parent: outcome.parent,
             attempts: outcome.attempts,
+            elapsed: outcome.elapsed,
             files: outcome.files,
             changes,
             diff: None,
@@ -157,6 +186,7 @@ impl ChartUpdate {
 
     /// Clones and edits, and returns the diff; commits and pushes nothing. Blocking.
     pub fn preview(&self) -> Result<ChartOutcome> {
+        let started = std::time::Instant::now();
         let writeback = WriteBack::new(self.config.clone())?;
         let mut changes = Vec::new();
         let preview = writeback.preview(|tree| {
@@ -171,6 +201,7 @@ impl ChartUpdate {
             commit: None,
             parent: preview.parent,
             attempts: 1,
+            elapsed: started.elapsed(),
             files: preview.files,
             changes,
             diff: Some(preview.diff),

@@ -237,7 +237,8 @@ pub struct Runner {
     /// In a mutex only so that `Runner` is `Sync` and its run futures are
     /// `Send`; it is reached through `get_mut`, never locked across an await.
     progress: Option<std::sync::Mutex<Box<dyn ProgressSink>>>,
-    retry: RetryPolicy,
+    /// Overrides the definition's `chart.retry-timeout` when set.
+    retry: Option<RetryPolicy>,
     allow_insecure_http: bool,
 }
 
@@ -308,7 +309,7 @@ impl Runner {
             pipeline,
             events: None,
             progress: None,
-            retry: RetryPolicy::default(),
+            retry: None,
             allow_insecure_http: false,
         }
     }
@@ -332,10 +333,17 @@ impl Runner {
         self
     }
 
-    /// Retry policy for rejected chart pushes.
+    /// Retry policy for rejected chart pushes, instead of the definition's
+    /// (`chart.retry-timeout`, default 2 minutes).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.retry = Some(retry);
         self
+    }
+
+    /// How long to keep retrying rejected chart pushes, instead of the definition's
+    /// `chart.retry-timeout`; the backoff stays the default.
+    pub fn retry_timeout(self, timeout: std::time::Duration) -> Self {
+        self.retry(RetryPolicy::with_timeout(timeout))
     }
 
     /// Allows `http://` git URLs to non-loopback hosts (tokens in clear text).
@@ -585,8 +593,19 @@ impl Runner {
                         StepOutcome::NoChange
                     };
                     if let Some(c) = &outcome.commit {
-                        recorder
-                            .progress(Step::Commit, format!("pushed {c} to {}", outcome.branch));
+                        let tries = if outcome.attempts > 1 {
+                            format!(
+                                " ({} attempts in {})",
+                                outcome.attempts,
+                                crate::git::format_elapsed(outcome.elapsed)
+                            )
+                        } else {
+                            String::new()
+                        };
+                        recorder.progress(
+                            Step::Commit,
+                            format!("pushed {c} to {}{tries}", outcome.branch),
+                        );
                     } else {
                         recorder.progress(
                             Step::Commit,
@@ -647,7 +666,7 @@ impl Runner {
                     WriteBackConfig::new(&chart.repo, &chart.branch, chart.author.clone());
                 config.push_branch = chart.push_branch.clone();
                 config.auth = auth;
-                config.retry = self.retry.clone();
+                config.retry = self.retry.clone().unwrap_or_else(|| chart.retry_policy());
                 config.allow_insecure_http = self.allow_insecure_http;
                 config.message = chart.message_template().map_err(RunError::ChartAccess)?;
                 let writeback = WriteBack::new(config).map_err(RunError::ChartAccess)?;

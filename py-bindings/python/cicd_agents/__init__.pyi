@@ -116,12 +116,15 @@ class InvalidOption(Error):
     """An argument cannot be used (malformed spec, missing context, bad address, ...).
 
     ``option`` is the keyword argument at fault (``"platforms"``, ``"cache_to"``, ``"file"``,
-    ``"context"``, ``"addr"``); ``flag`` (where set) is the command line's name for it
-    (``"--platform"``); ``reason`` says what is wrong.
+    ``"context"``, ``"addr"``); ``field`` (for build options) is the library's neutral name for
+    it (``"platform"``) and ``value`` the value at fault (may be empty); ``flag`` (where set) is
+    the command line's name for it (``"--addr"``); ``reason`` says what is wrong.
     """
 
     option: str
     reason: str
+    field: Optional[str]
+    value: Optional[str]
     flag: Optional[str]
 
 @final
@@ -688,6 +691,8 @@ class WriteBackOutcome:
     @property
     def attempts(self) -> int: ...
     @property
+    def elapsed(self) -> float: ...
+    @property
     def files(self) -> List[str]: ...
     @property
     def message(self) -> Optional[str]: ...
@@ -724,11 +729,11 @@ def update_values(
     source_commit: Optional[str] = None,
     old_tag: Optional[str] = None,
     new_tag: Optional[str] = None,
-    max_attempts: Optional[int] = None,
+    retry_timeout: Optional[_Seconds] = None,
     allow_insecure_http: bool = False,
     git_program: Optional[_Path] = None,
 ) -> WriteBackOutcome:
-    """Edits values files in a git repository, commits and pushes (retrying when the branch moved)."""
+    """Edits values files in a git repository, commits and pushes; a push that lost a race is re-applied on the new tip until ``retry_timeout`` (default 2 minutes) has passed."""
 
 # ---------------------------------------------------------------- pipelines
 
@@ -787,7 +792,7 @@ class Pipeline:
         dry_run: bool = False,
         progress: _ProgressArg = None,
         events: Optional[Callable[[Dict[str, Any]], Any]] = None,
-        max_attempts: Optional[int] = None,
+        retry_timeout: Optional[_Seconds] = None,
         allow_insecure_http: bool = False,
     ) -> RunReport: ...
     def run_async(
@@ -798,6 +803,6 @@ class Pipeline:
         dry_run: bool = False,
         progress: _ProgressArg = None,
         events: Optional[Callable[[Dict[str, Any]], Any]] = None,
-        max_attempts: Optional[int] = None,
+        retry_timeout: Optional[_Seconds] = None,
         allow_insecure_http: bool = False,
     ) -> Coroutine[Any, Any, RunReport]: ...

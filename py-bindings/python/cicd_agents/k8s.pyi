@@ -128,6 +128,7 @@ class BuildJob:
         push: bool = True,
         cache_ref: Optional[str] = None,
         insecure_cache_registry: bool = False,
+        insecure_registry: bool = False,
         registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
@@ -185,7 +186,8 @@ class BuildAndUpdateChart:
         context_subdir: Optional[str] = None,
         cache_ref: Optional[str] = None,
         insecure_cache_registry: bool = False,
-        registry_secret: Optional[str] = None,
+        insecure_registry: bool = False,
+        registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         github_token: Optional[SecretKeyRef] = None,
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
