@@ -8,7 +8,7 @@
 //! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
 //! `Secret::file` / `env` / `value`). The bindings only convert types.
 
-use cicd_agents_buildkit::flags::OptionField;
+use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, ShmSize, Ulimit};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -68,6 +68,14 @@ pub(crate) const BUILD_KEYWORDS: &[&str] = &[
     "docker_config",
     "shared_key",
     "builder",
+    "provenance",
+    "sbom",
+    "attest",
+    "attests",
+    "annotations",
+    "shm_size",
+    "ulimits",
+    "cgroup_parent",
 ];
 
 /// Keyword arguments being parsed: each is taken once by name; whatever is
@@ -240,11 +248,48 @@ impl BuildArgs {
                 .outputs
                 .push(Output::new("docker", Vec::<(String, String)>::new()));
         }
-        if kw.take_bool("pull")?.unwrap_or(false) {
+        options.pull = kw.take_bool("pull")?.unwrap_or(false);
+        // buildx puts --provenance and --sbom first, then every --attest.
+        if let Some(value) = kw.take("provenance") {
+            let value = attest_value(&value, "provenance")?;
             options
-                .frontend_attrs
-                .insert("image-resolve-mode".into(), "pull".into());
+                .attests
+                .push(Attest::provenance(&value).map_err(errors::from_buildkit)?);
         }
+        if let Some(value) = kw.take("sbom") {
+            let value = attest_value(&value, "sbom")?;
+            options
+                .attests
+                .push(Attest::sbom(&value).map_err(errors::from_buildkit)?);
+        }
+        for keyword in ["attest", "attests"] {
+            for item in spec_items(kw.take(keyword).as_ref(), keyword)? {
+                let spec = attest_value(&item, keyword)?;
+                options
+                    .attests
+                    .push(spec.parse::<Attest>().map_err(errors::from_buildkit)?);
+            }
+        }
+        let annotations = match kw.take("annotations") {
+            Some(map) if map.cast::<PyMapping>().is_ok() => str_map(Some(&map), "annotations")?
+                .into_iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect(),
+            other => str_list(other.as_ref(), "annotations")?,
+        };
+        options.annotations = annotations
+            .iter()
+            .map(|text| text.parse::<Annotation>().map_err(errors::from_buildkit))
+            .collect::<PyResult<_>>()?;
+        if let Some(size) = kw.take("shm_size") {
+            let text = spec_value(&size, "shm_size", "shm_size")?;
+            options.shm_size = Some(text.parse::<ShmSize>().map_err(errors::from_buildkit)?);
+        }
+        options.ulimits = str_list(kw.take("ulimits").as_ref(), "ulimits")?
+            .iter()
+            .map(|text| text.parse::<Ulimit>().map_err(errors::from_buildkit))
+            .collect::<PyResult<_>>()?;
+        options.cgroup_parent = kw.take_str("cgroup_parent")?;
         options.cache_from = spec_items(kw.take("cache_from").as_ref(), "cache_from")?
             .iter()
             .map(|item| cache_entry(item, "cache_from"))
@@ -314,6 +359,19 @@ fn same_address(given: &str, address: &str) -> bool {
     cicd_agents_buildkit::Address::resolve(Some(given))
         .map(|resolved| resolved.to_string() == address)
         .unwrap_or(false)
+}
+
+/// An attestation value as buildx takes it: `True` / `False`, a spec string, or
+/// python-on-whales' dict form (`{"type": "sbom", "generator": "…"}` → `type=sbom,generator=…`).
+fn attest_value(value: &Bound<'_, PyAny>, keyword: &str) -> PyResult<String> {
+    if let Ok(mapping) = value.cast::<PyMapping>() {
+        let fields = mapping_items(mapping, keyword)?
+            .into_iter()
+            .map(|(key, item)| Ok(format!("{key}={}", spec_value(&item, keyword, &key)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(fields.join(","));
+    }
+    spec_value(value, keyword, keyword)
 }
 
 /// An empty dict: python-on-whales' default `output={}` (no output).

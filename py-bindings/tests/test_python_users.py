@@ -155,3 +155,20 @@ def test_the_exception_class_follows_the_library_error_kind(client, make_context
         client.build(make_context("FROM {base}\nRUN exit 5\n"), network="host", no_cache=True)
     assert failed.value.error_kind == "build failed"
     assert cicd_agents.ValuesError("x").error_kind is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        ({"attests": "type=floppy"}, "attests"),
+        ({"attest": {"type": "floppy"}}, "attests"),
+        ({"provenance": "mode=max,disabled=maybe"}, "attests"),
+        ({"annotations": "no-value"}, "annotations"),
+        ({"shm_size": "lots"}, "shm_size"),
+        ({"ulimits": "nofile"}, "ulimits"),
+    ],
+)
+def test_buildx_flag_keywords_are_checked_before_the_build(client, make_context, kwargs, option):
+    with pytest.raises(cicd_agents.InvalidOption) as caught:
+        client.build(make_context("FROM {base}\n"), **kwargs)
+    assert caught.value.option == option, str(caught.value)

@@ -9,7 +9,8 @@ optional; ``None`` means "not given".
 
 Beyond ``docker buildx build``'s flags, python-on-whales' ``buildx.build``
 keywords are accepted: ``context_path``, ``cache``, ``output``, ``load``,
-``pull``, ``progress=False``, ``stream_logs`` and ``builder``.
+``pull``, ``progress=False``, ``stream_logs``, ``builder``, ``provenance``,
+``sbom`` and ``attest``.
 """
 
 from __future__ import annotations
@@ -75,3 +76,19 @@ class BuildOptions(TypedDict, total=False):
     shared_key: Optional[str]
     builder: Optional[str]
     """python-on-whales: the daemon to build on; must be this client's address."""
+    provenance: Union[None, bool, str, Mapping[str, _SpecValue]]
+    """``--provenance``: True, False, ``"mode=max"`` or a dict (python-on-whales)."""
+    sbom: Union[None, bool, str, Mapping[str, _SpecValue]]
+    """``--sbom``: True, False, ``"generator=IMAGE"`` or a dict (python-on-whales)."""
+    attest: Optional[_Specs]
+    """python-on-whales' ``attest``: ``{"type": "sbom", ...}`` (or specs, like ``attests``)."""
+    attests: Optional[_Specs]
+    """``--attest`` specs: ``"type=provenance,mode=max"`` or dicts, one or a list."""
+    annotations: Optional[Union[_StrOrList, Mapping[str, str]]]
+    """``--annotation``: ``"[type:]key=value"`` entries, or a dict ``{key: value}``."""
+    shm_size: Union[None, str, int]
+    """``--shm-size`` of RUN steps: ``"128m"`` or bytes."""
+    ulimits: Optional[_StrOrList]
+    """``--ulimit`` entries: ``"nofile=1024:2048"``."""
+    cgroup_parent: Optional[str]
+    """``--cgroup-parent`` of RUN steps."""
