@@ -738,35 +738,35 @@ mod tests {
         let missing = dir.path().join("missing/dir/m.json");
         refused(
             BuildOptions::local(dir.path()).metadata_file(&missing),
-            "metadata-file",
+            "metadata file",
             &missing,
         );
         refused(
             BuildOptions::local(dir.path()).iid_file(&missing),
-            "iidfile",
+            "image ID file",
             &missing,
         );
         refused(
             BuildOptions::local(dir.path()).metadata_file(dir.path()),
-            "metadata-file",
+            "metadata file",
             dir.path(),
         );
         let under_file = file.join("out.tar");
         let tar = |dest: &Path| Output::new("tar", [("dest".into(), dest.display().to_string())]);
         refused(
             BuildOptions::local(dir.path()).output(tar(&under_file)),
-            "--output",
+            "output",
             &under_file,
         );
         let deep_under_file = file.join("a/b");
         refused(
             BuildOptions::local(dir.path()).output(Output::local(&deep_under_file)),
-            "--output",
+            "output",
             &deep_under_file,
         );
         refused(
             BuildOptions::local(dir.path()).output(Output::local(&file)),
-            "--output",
+            "output",
             &file,
         );
 

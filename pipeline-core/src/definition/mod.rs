@@ -412,7 +412,10 @@ pub struct BuildSpec {
     pub docker_config: Option<PathBuf>,
     /// Always resolve base images from the registry.
     pub pull: bool,
-    /// Attestations (`provenance`, `sbom`, then `attest`).
+    /// Attestations (`provenance`, `sbom`, then `attest`). Unlike `docker buildx build`, a
+    /// pipeline adds no provenance unless `provenance` (or an `attest` entry) asks for one, as
+    /// `buildctl build` does: a provenance holds the build's times, so a rebuild of the same source
+    /// would otherwise push a new digest.
     #[serde(serialize_with = "as_strings")]
     pub attests: Vec<Attest>,
     /// Image annotations.

@@ -257,6 +257,19 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options.no_cache = b.no_cache;
     options.pull = b.pull;
     options.attests = b.attests.clone();
+    // A pipeline follows the original design's `buildctl build`, which adds no
+    // attestation unless asked: a provenance records the build's start and end
+    // times, so every rebuild of the same source would push a new digest and
+    // commit it to the chart. `build.provenance` (or `attest`) turns it on.
+    if !options
+        .attests
+        .iter()
+        .any(|a| a.kind == cicd_agents_buildkit::flags::AttestKind::Provenance)
+    {
+        if let Ok(off) = cicd_agents_buildkit::flags::Attest::provenance("false") {
+            options.attests.push(off);
+        }
+    }
     options.annotations = b.annotations.clone();
     options.shm_size = b.shm_size;
     options.ulimits = b.ulimits.clone();
