@@ -509,6 +509,13 @@ impl BuildResult {
     fn config_digest(&self) -> Option<&str> {
         self.inner.config_digest.as_deref()
     }
+    /// The image ID as ``docker buildx build --iidfile`` writes it: the config
+    /// digest of a single-platform image, the index digest of several; None
+    /// when no image was exported.
+    #[getter]
+    fn image_id(&self) -> Option<&str> {
+        self.inner.image_id()
+    }
     /// The image names exported (``image.name`` split at commas).
     #[getter]
     fn image_names(&self) -> Vec<String> {

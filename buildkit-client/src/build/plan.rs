@@ -249,6 +249,8 @@ fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)>
         )
     };
     let dir = std::fs::canonicalize(parent).map_err(|_| missing())?;
+    let name = lowercase_fallback(&dir, name);
+    let name = name.as_os_str();
     let found = resolve_in_root(&dir, Path::new(name)).map_err(|err| {
         Error::option(
             OptionField::Dockerfile,
@@ -272,6 +274,29 @@ fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)>
             ),
         )),
         _ => Err(missing()),
+    }
+}
+
+/// The name the daemon will read for `name` in `dir`: as buildx (moby/moby#10858), a
+/// Dockerfile named `Dockerfile` that is not there is looked for as `dockerfile`.
+fn lowercase_fallback(dir: &Path, name: &std::ffi::OsStr) -> std::ffi::OsString {
+    if name != "Dockerfile" {
+        return name.to_os_string();
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return name.to_os_string();
+    };
+    let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    pick_dockerfile_name(&names).into()
+}
+
+/// `Dockerfile` unless the directory holds only the lowercase `dockerfile`.
+fn pick_dockerfile_name(names: &[std::ffi::OsString]) -> &'static str {
+    let has = |wanted: &str| names.iter().any(|n| n == wanted);
+    if !has("Dockerfile") && has("dockerfile") {
+        "dockerfile"
+    } else {
+        "Dockerfile"
     }
 }
 
@@ -1104,6 +1129,26 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    #[test]
+    fn a_lowercase_dockerfile_is_the_fallback() {
+        let names = |list: &[&str]| -> Vec<std::ffi::OsString> {
+            list.iter().map(std::ffi::OsString::from).collect()
+        };
+        assert_eq!(pick_dockerfile_name(&names(&["dockerfile"])), "dockerfile");
+        assert_eq!(
+            pick_dockerfile_name(&names(&["dockerfile", "Dockerfile"])),
+            "Dockerfile"
+        );
+        assert_eq!(pick_dockerfile_name(&names(&["foo"])), "Dockerfile");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dockerfile"), "FROM scratch\n").unwrap();
+        let prepared = BuildOptions::local(dir.path()).prepare().unwrap();
+        assert_eq!(prepared.frontend_attrs()["filename"], "dockerfile");
+        // Only the default name falls back.
+        let other = BuildOptions::local(dir.path()).dockerfile(dir.path().join("Containerfile"));
+        assert!(other.prepare().is_err());
     }
 
     #[test]

@@ -298,13 +298,9 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
-    let digest = result
-        .digest
-        .clone()
-        .or_else(|| result.config_digest.clone());
     if args.quiet {
-        if let Some(digest) = &digest {
-            println!("{digest}");
+        if let Some(image_id) = result.image_id() {
+            println!("{image_id}");
         }
     } else if let Some(digest) = &result.digest {
         for name in &result.image_names {
