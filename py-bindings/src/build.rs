@@ -316,8 +316,22 @@ fn registry_auth(
     Ok(auth)
 }
 
-/// A build context argument: a URL or directory string, or an `os.PathLike` directory.
+/// A build context argument: a URL or directory string, an `os.PathLike` directory, or
+/// `bytes` read as buildx reads `-` (a tar archive, else a Dockerfile with no context).
 pub(crate) fn build_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
+    Ok(context_options(context)?.context)
+}
+
+/// The options of a build of `context` (see [`build_context`]).
+fn context_options(context: &Bound<'_, PyAny>) -> PyResult<BuildOptions> {
+    if let Ok(data) = context.cast::<PyBytes>() {
+        return Ok(BuildOptions::from_stdin(data.as_bytes().to_vec()));
+    }
+    Ok(BuildOptions::new(plain_context(context)?))
+}
+
+/// A URL or directory string, or an `os.PathLike` directory.
+fn plain_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
     if context.is_instance_of::<PyString>() {
         Ok(BuildContext::parse(&context.extract::<String>()?))
     } else {
@@ -328,9 +342,18 @@ pub(crate) fn build_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext
 impl BuildArgs<'_, '_> {
     /// The library's options, the progress sink and where to write the metadata.
     pub(crate) fn prepare(self) -> PyResult<Prepared> {
-        let mut options = BuildOptions::new(build_context(self.context)?);
+        let mut options = context_options(self.context)?;
         if let Some(file) = some(self.file) {
-            options.dockerfile = Some(path(file, "file")?);
+            if options.dockerfile_content.is_some() {
+                return Err(errors::invalid_option(
+                    "file",
+                    "the context bytes are already a Dockerfile",
+                ));
+            }
+            match file.cast::<PyBytes>() {
+                Ok(content) => options.dockerfile_content = Some(content.as_bytes().to_vec()),
+                Err(_) => options.dockerfile = Some(path(file, "file")?),
+            }
         }
         options.tags = str_list(self.tags, "tags")?;
         options.build_args = key_values(self.build_args, "build_args")?;

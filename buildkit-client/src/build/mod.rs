@@ -20,7 +20,7 @@ mod spec;
 
 pub use cache::CacheEntry;
 pub use error::BuildError;
-pub use options::{BuildContext, BuildOptions, NamedContext};
+pub use options::{is_archive, BuildContext, BuildOptions, NamedContext};
 pub use output::Output;
 pub use plan::PreparedBuild;
 pub use platform::normalize_platform;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cicd_agents_proto::moby::buildkit::v1::{CacheOptions, Exporter, SolveRequest};
 use cicd_agents_types::{GitUrl, ImageRef};
@@ -21,6 +22,7 @@ use crate::session::context_sync::LocalDirs;
 use crate::session::filesend::{ExportTarget, Exports};
 use crate::session::secrets::{Secret, SecretSource};
 use crate::session::ssh::SshAgent;
+use crate::session::upload::{upload_url, Uploads};
 use crate::session::{random_id, SessionConfig};
 
 /// The frontend every build here uses.
@@ -300,6 +302,14 @@ fn pick_dockerfile_name(names: &[std::ffi::OsString]) -> &'static str {
     }
 }
 
+/// A new private temporary directory.
+fn private_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("cicd-agents-")
+        .tempdir()
+        .map_err(|err| Error::io(std::env::temp_dir(), err))
+}
+
 fn absolute_dir(dir: &Path, option: OptionField) -> Result<PathBuf> {
     let absolute = std::fs::canonicalize(dir).map_err(|_| path_error(dir, option))?;
     if !absolute.is_dir() {
@@ -439,6 +449,11 @@ pub struct PreparedBuild {
     shared_key: Option<String>,
     secrets: Vec<Secret>,
     entitlements: Vec<String>,
+    /// Data the daemon pulls through the session, by ID.
+    uploads: Vec<(String, bytes::Bytes)>,
+    /// Private directories served to the daemon (an empty context, a Dockerfile
+    /// given as content), removed when the last copy of the build is dropped.
+    _temp_dirs: Vec<Arc<tempfile::TempDir>>,
 }
 
 impl PreparedBuild {
@@ -527,6 +542,10 @@ impl SolvePlan {
             entitlements: prepared.entitlements.clone(),
             ..Default::default()
         };
+        let uploads = Uploads::default();
+        for (id, data) in &prepared.uploads {
+            uploads.add(id, data.clone());
+        }
         let session = SessionConfig {
             id: session_id,
             name: "cicd-agents".into(),
@@ -539,6 +558,7 @@ impl SolvePlan {
             auth: options.registry_auth.clone(),
             ssh: options.ssh.clone(),
             exports,
+            uploads,
         };
         Ok(SolvePlan { request, session })
     }
@@ -580,14 +600,51 @@ impl PreparedBuild {
         check_secret_files(&options.secrets)?;
         check_ssh_sockets(&options.ssh)?;
 
-        match &options.context {
-            BuildContext::Local(dir) => {
-                let context = absolute_dir(dir, OptionField::Context)?;
+        let mut temp_dirs: Vec<Arc<tempfile::TempDir>> = Vec::new();
+        let mut uploads: Vec<(String, bytes::Bytes)> = Vec::new();
+        // A Dockerfile given as content is served as the `dockerfile` directory
+        // from a private temporary directory, as buildx does.
+        let dockerfile_dir = match &options.dockerfile_content {
+            Some(content) => {
+                let dir = private_dir()?;
+                let path = dir.path().join("Dockerfile");
+                std::fs::write(&path, content).map_err(|err| Error::io(&path, err))?;
+                let dir_path = dir.path().to_path_buf();
+                temp_dirs.push(Arc::new(dir));
+                attrs.insert("dockerfilekey".into(), "dockerfile".into());
+                attrs.insert("filename".into(), "Dockerfile".into());
+                local_dirs.push(("dockerfile".into(), dir_path.clone()));
+                Some(dir_path)
+            }
+            None => None,
+        };
+        let local_context = match &options.context {
+            BuildContext::Local(dir) => Some(absolute_dir(dir, OptionField::Context)?),
+            BuildContext::Empty => {
+                let dir = private_dir()?;
+                let path = dir.path().to_path_buf();
+                temp_dirs.push(Arc::new(dir));
+                Some(path)
+            }
+            BuildContext::Remote(url) => {
+                refuse_credentials_in_url(url, OptionField::Context)?;
+                attrs.insert("context".into(), url.clone());
+                None
+            }
+            BuildContext::Archive(data) => {
+                let id = random_id();
+                attrs.insert("context".into(), upload_url(&id));
+                uploads.push((id, bytes::Bytes::from(data.clone())));
+                None
+            }
+        };
+        match (&local_context, &dockerfile_dir) {
+            (Some(context), None) => {
                 let dockerfile = match &options.dockerfile {
                     Some(path) if path.as_os_str() == "-" => {
                         return Err(Error::option(
                             OptionField::Dockerfile,
-                            "reading the Dockerfile from stdin is not supported",
+                            "\"-\" (standard input) is not a file; give the Dockerfile's content instead",
                         ))
                     }
                     Some(path) => path.clone(),
@@ -595,18 +652,21 @@ impl PreparedBuild {
                 };
                 let (dockerfile_dir, name) = dockerfile_in_dir(&dockerfile)?;
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
-                local_dirs.push(("context".into(), context.clone()));
                 local_dirs.push(("dockerfile".into(), dockerfile_dir));
-                shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
-            BuildContext::Remote(url) => {
-                refuse_credentials_in_url(url, OptionField::Context)?;
-                attrs.insert("context".into(), url.clone());
+            (None, None) => {
                 let filename = options
                     .dockerfile
                     .as_deref()
                     .unwrap_or(Path::new("Dockerfile"));
                 attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
+            }
+            (_, Some(_)) => {}
+        }
+        if let Some(context) = &local_context {
+            local_dirs.insert(0, ("context".into(), context.clone()));
+            if matches!(options.context, BuildContext::Local(_)) {
+                shared_key.get_or_insert_with(|| shared_key_for(context));
             }
         }
 
@@ -718,6 +778,8 @@ impl PreparedBuild {
             shared_key,
             secrets,
             entitlements,
+            uploads,
+            _temp_dirs: temp_dirs,
         })
     }
 }
@@ -1149,6 +1211,60 @@ mod tests {
         // Only the default name falls back.
         let other = BuildOptions::local(dir.path()).dockerfile(dir.path().join("Containerfile"));
         assert!(other.prepare().is_err());
+    }
+
+    #[test]
+    fn stdin_inputs_follow_buildx() {
+        // A Dockerfile alone: an empty context, the content from a private directory
+        // that is gone once the build is dropped.
+        let prepared = BuildOptions::from_stdin(b"FROM scratch\n".to_vec())
+            .prepare()
+            .unwrap();
+        assert_eq!(prepared.frontend_attrs()["dockerfilekey"], "dockerfile");
+        assert_eq!(prepared.frontend_attrs()["filename"], "Dockerfile");
+        let dirs: BTreeMap<_, _> = prepared.local_dirs.iter().cloned().collect();
+        assert_eq!(std::fs::read_dir(&dirs["context"]).unwrap().count(), 0);
+        let dockerfile = dirs["dockerfile"].join("Dockerfile");
+        assert_eq!(std::fs::read(&dockerfile).unwrap(), b"FROM scratch\n");
+        drop(prepared);
+        assert!(!dockerfile.exists());
+
+        // A tar archive: pulled by the daemon through the session.
+        let mut tar = vec![0u8; 1024];
+        tar[..4].copy_from_slice(b"file");
+        tar[100..107].copy_from_slice(b"0000644");
+        tar[156] = b'0';
+        let sum: u32 = tar[..512].iter().map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+        tar[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let options = BuildOptions::from_stdin(tar);
+        assert!(matches!(options.context, BuildContext::Archive(_)));
+        let prepared = options.prepare().unwrap();
+        assert!(prepared.frontend_attrs()["context"].starts_with("http://buildkit-session/"));
+        assert!(prepared.local_dirs.is_empty());
+        assert_eq!(prepared.uploads.len(), 1);
+
+        // A Dockerfile given as content with a local context.
+        let dir = context();
+        let prepared = BuildOptions::local(dir.path())
+            .dockerfile_content("FROM scratch\nLABEL a=b\n")
+            .prepare()
+            .unwrap();
+        let dirs: BTreeMap<_, _> = prepared.local_dirs.iter().cloned().collect();
+        assert_eq!(dirs["context"], dir.path().canonicalize().unwrap());
+        assert_ne!(dirs["dockerfile"], dirs["context"]);
+    }
+
+    #[test]
+    fn archives_are_told_from_dockerfiles() {
+        use crate::build::is_archive;
+        assert!(is_archive(&[0x1F, 0x8B, 0x08, 0]));
+        assert!(is_archive(b"BZh91AY"));
+        assert!(is_archive(&[0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00, 1]));
+        assert!(!is_archive(b"FROM scratch\n"));
+        assert!(!is_archive(&[0u8; 1024]));
+        let mut long = b"FROM scratch\n".to_vec();
+        long.resize(600, b' ');
+        assert!(!is_archive(&long));
     }
 
     #[test]

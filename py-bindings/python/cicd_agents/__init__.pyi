@@ -75,6 +75,12 @@ __all__ = [
 from . import k8s as k8s
 
 _Path = Union[str, "os.PathLike[str]"]
+# A build context: a directory or URL, or bytes read as `docker buildx build -` reads
+# stdin (a tar archive, plain or compressed, is the context; anything else is a
+# Dockerfile built with an empty context).
+_Context = Union[_Path, bytes]
+# A Dockerfile: a path, or its content as bytes (`-f -`).
+_Dockerfile = Union[_Path, bytes]
 _SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
 _Spec = Union[str, Mapping[str, _SpecValue]]
 _Specs = Union[_Spec, Sequence[_Spec]]
@@ -512,9 +518,9 @@ class Client:
     ) -> Awaitable[List[UsageRecord]]: ...
     def build(
         self,
-        context: _Path,
+        context: _Context,
         *,
-        file: Optional[_Path] = None,
+        file: Optional[_Dockerfile] = None,
         tags: Optional[_StrOrList] = None,
         build_args: Optional[_KeyValues] = None,
         target: Optional[str] = None,
@@ -542,9 +548,9 @@ class Client:
     ) -> BuildResult: ...
     def build_async(
         self,
-        context: _Path,
+        context: _Context,
         *,
-        file: Optional[_Path] = None,
+        file: Optional[_Dockerfile] = None,
         tags: Optional[_StrOrList] = None,
         build_args: Optional[_KeyValues] = None,
         target: Optional[str] = None,
@@ -572,9 +578,9 @@ class Client:
     ) -> Awaitable[BuildResult]: ...
     def build_stream(
         self,
-        context: _Path,
+        context: _Context,
         *,
-        file: Optional[_Path] = None,
+        file: Optional[_Dockerfile] = None,
         tags: Optional[_StrOrList] = None,
         build_args: Optional[_KeyValues] = None,
         target: Optional[str] = None,
@@ -672,10 +678,10 @@ class BuilderPool:
     def client_for_async(self, key: str) -> Awaitable[Tuple[Client, str]]: ...
     def build(
         self,
-        context: _Path,
+        context: _Context,
         *,
         key: Optional[str] = None,
-        file: Optional[_Path] = None,
+        file: Optional[_Dockerfile] = None,
         tags: Optional[_StrOrList] = None,
         build_args: Optional[_KeyValues] = None,
         target: Optional[str] = None,
@@ -703,10 +709,10 @@ class BuilderPool:
     ) -> PooledBuild: ...
     def build_async(
         self,
-        context: _Path,
+        context: _Context,
         *,
         key: Optional[str] = None,
-        file: Optional[_Path] = None,
+        file: Optional[_Dockerfile] = None,
         tags: Optional[_StrOrList] = None,
         build_args: Optional[_KeyValues] = None,
         target: Optional[str] = None,
