@@ -606,6 +606,12 @@ impl PreparedBuild {
         // from a private temporary directory, as buildx does.
         let dockerfile_dir = match &options.dockerfile_content {
             Some(content) => {
+                if content.iter().all(u8::is_ascii_whitespace) {
+                    return Err(Error::option(
+                        OptionField::Dockerfile,
+                        "the Dockerfile given as content is empty",
+                    ));
+                }
                 let dir = private_dir()?;
                 let path = dir.path().join("Dockerfile");
                 std::fs::write(&path, content).map_err(|err| Error::io(&path, err))?;
@@ -1228,6 +1234,10 @@ mod tests {
         assert_eq!(std::fs::read(&dockerfile).unwrap(), b"FROM scratch\n");
         drop(prepared);
         assert!(!dockerfile.exists());
+        let empty = BuildOptions::from_stdin(b" \n".to_vec())
+            .prepare()
+            .unwrap_err();
+        assert!(empty.to_string().contains("empty"), "{empty}");
 
         // A tar archive: pulled by the daemon through the session.
         let mut tar = vec![0u8; 1024];
