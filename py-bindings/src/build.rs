@@ -362,8 +362,17 @@ impl BuildArgs<'_, '_> {
         options.labels = key_values(self.labels, "labels")?;
         options.no_cache = self.no_cache;
         options.no_cache_filter = str_list(self.no_cache_filter, "no_cache_filter")?;
-        options.network = self.network;
-        options.add_hosts = add_hosts(self.add_hosts)?;
+        options.network = self
+            .network
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(errors::from_buildkit)?;
+        options.add_hosts = add_hosts(self.add_hosts)?
+            .iter()
+            .map(|h| h.parse())
+            .collect::<Result<_, _>>()
+            .map_err(errors::from_buildkit)?;
         options.secrets = spec_items(self.secrets, "secrets")?
             .iter()
             .map(secret)
@@ -401,7 +410,11 @@ impl BuildArgs<'_, '_> {
         for (host, token) in str_map(self.git_auth_tokens, "git_auth_tokens")? {
             options = options.git_auth_token(host, token);
         }
-        options.allow = str_list(self.allow, "allow")?;
+        options.allow = str_list(self.allow, "allow")?
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()
+            .map_err(errors::from_buildkit)?;
         options.frontend_attrs = key_values(self.frontend_attrs, "frontend_attrs")?;
         options.shared_key = self.shared_key;
         let metadata_file = some(self.metadata_file)

@@ -291,6 +291,20 @@ where
     value.into_pyobject(py).ok().map(|b| b.into_any().unbind())
 }
 
+/// The exception class for an error of `kind`, where no finer class applies: invalid input
+/// is `InvalidOption`, a connection failure `ConnectionError`, a failed build `BuildError`,
+/// a cancellation `Cancelled`, anything else the base `Error`.
+pub fn exception_for(kind: cicd_agents_types::ErrorKind, message: String) -> PyErr {
+    use cicd_agents_types::ErrorKind;
+    match kind {
+        ErrorKind::InvalidInput => InvalidOption::new_err(message),
+        ErrorKind::Connection => ConnectionError::new_err(message),
+        ErrorKind::BuildFailed => BuildError::new_err(message),
+        ErrorKind::Cancelled => Cancelled::new_err(message),
+        _ => Error::new_err(message),
+    }
+}
+
 /// Converts a BuildKit client error.
 pub fn from_buildkit(err: BuildkitError) -> PyErr {
     let message = err.to_string();
@@ -299,6 +313,7 @@ pub fn from_buildkit(err: BuildkitError) -> PyErr {
 
 /// [`from_buildkit`] with another message (e.g. naming the pool daemon that ran the build).
 pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr {
+    let kind = cicd_agents_types::HasKind::kind(&err);
     Python::attach(|py| match err {
         BuildkitError::InvalidAddress { address, reason } => with_attrs(
             InvalidOption::new_err(message),
@@ -363,8 +378,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             let base = match status.code() {
                 Code::Unavailable => ConnectionError::new_err(message),
                 Code::Unauthenticated | Code::PermissionDenied => AuthError::new_err(message),
-                Code::Cancelled => Cancelled::new_err(message),
-                _ => Error::new_err(message),
+                _ => exception_for(kind, message),
             };
             let during = if status.code() == Code::Unavailable {
                 obj(py, format!("calling {call}"))
@@ -397,14 +411,14 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::Io { path, source } => with_attrs(
-            Error::new_err(message),
+            exception_for(kind, message),
             &[
                 ("path", obj(py, path)),
                 ("reason", obj(py, source.to_string())),
             ],
         ),
         BuildkitError::Session(reason) => {
-            with_attrs(Error::new_err(message), &[("reason", obj(py, reason))])
+            with_attrs(exception_for(kind, message), &[("reason", obj(py, reason))])
         }
         BuildkitError::Build(build) => from_build_error(py, *build, message),
         BuildkitError::Cancelled => Cancelled::new_err(message),

@@ -181,7 +181,7 @@ impl BuildPlan {
             outputs,
             cache_from: options.cache_from.iter().map(ToString::to_string).collect(),
             cache_to: options.cache_to.iter().map(ToString::to_string).collect(),
-            network: options.network.clone(),
+            network: options.network.map(|n| n.to_string()),
             build_args: options.build_args.clone(),
             labels: options.labels.clone(),
             target: options.target.clone(),
@@ -250,9 +250,7 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
             options = options.cache_to(CacheEntry::registry(&c.reference).attr("mode", &c.mode));
         }
     }
-    if let Some(n) = &b.network {
-        options = options.network(n);
-    }
+    options.network = b.network;
     options.build_args = b.build_args.clone();
     options.labels = b.labels.clone();
     options.target = b.target.clone();
