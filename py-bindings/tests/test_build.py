@@ -203,15 +203,15 @@ def test_wrong_types_are_type_errors_not_panics(client, make_context, kwargs):
         pytest.fail(f"{kwargs} was accepted")
 
 
-def test_dockerfile_and_context_as_bytes_follow_buildx_stdin(client, testenv, make_context, tmp_path):
+def test_dockerfile_content_and_context_bytes_follow_buildx_stdin(client, testenv, make_context, tmp_path):
     import io
     import tarfile
 
     marker = testenv.unique("stdin")
-    # file= as bytes: the Dockerfile's content (`-f -`), with a directory context.
+    # dockerfile_content=: the Dockerfile's text (`-f -`), with a directory context.
     context = make_context("FROM scratch\n", files={"foo": marker})
     out = tmp_path / "out-file"
-    client.build(context, file=b"FROM scratch\nCOPY foo /bar\n", outputs=f"type=local,dest={out}")
+    client.build(context, dockerfile_content="FROM scratch\nCOPY foo /bar\n", outputs=f"type=local,dest={out}")
     assert (out / "bar").read_text() == marker
     # context= as a tar archive (`-` with a tar on stdin).
     buffer = io.BytesIO()
@@ -232,5 +232,7 @@ def test_dockerfile_and_context_as_bytes_follow_buildx_stdin(client, testenv, ma
     assert result.image_id and result.image_id.startswith("sha256:")
     # Both given as Dockerfiles: refused, naming the keyword.
     with pytest.raises(cicd_agents.InvalidOption) as caught:
-        client.build(b"FROM scratch\n", file=b"FROM scratch\n")
-    assert caught.value.option == "file", caught.value
+        client.build(b"FROM scratch\n", dockerfile_content=b"FROM scratch\n")
+    assert caught.value.option == "dockerfile_content", caught.value
+    with pytest.raises(TypeError, match="dockerfile_content"):
+        client.build(context, dockerfile_content=3)

@@ -1510,3 +1510,56 @@ fn every_subcommand_refuses_bad_values_with_exit_2_naming_the_flag() {
         assert!(!stderr.contains("Q7Zx"), "{:?}: {stderr}", case.args);
     }
 }
+
+/// The files a build writes (`--metadata-file`, `--iidfile`, `-o type=tar|local,dest=…`) are
+/// checked before anything is sent: an unusable one exits 2 naming the flag even though the
+/// daemon address cannot be reached (a build that ran first would fail to connect, exit 1).
+#[test]
+fn unusable_output_destinations_exit_2_before_dialling() {
+    let fx = fixture();
+    let ctx = fx.context.as_str();
+    let under_file = format!("{}/sub/out", fx.file);
+    let dir = s(&fx.root);
+    let build = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "build".into(),
+            "--addr".into(),
+            "unix:///nonexistent/cicd-agents-no-daemon.sock".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(ctx.to_string());
+        args
+    };
+    check_all(&[
+        case(
+            2,
+            build(&["--metadata-file", &under_file]),
+            &["--metadata-file", "is not a directory"],
+        ),
+        case(
+            2,
+            build(&["--metadata-file", &dir]),
+            &["--metadata-file", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["--iidfile", &dir]),
+            &["--iidfile", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=tar,dest={dir}")]),
+            &["--output", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=local,dest={under_file}")]),
+            &["--output", "is not a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=local,dest={}", fx.file)]),
+            &["--output", "is a file"],
+        ),
+    ]);
+}

@@ -81,7 +81,9 @@ pub(crate) fn plan_exporters(
                 }
                 match dest {
                     Some(dest) if dest == "-" => PlannedExporter { kind, attrs, target: Some(ExportTarget::Stdout) },
-                    Some(dest) => PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) },
+                    Some(dest) => {
+                        PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) }
+                    }
                     None if kind == "docker" && docker_daemon => {
                         PlannedExporter { kind: "moby".into(), attrs, target: None }
                     }
@@ -185,5 +187,30 @@ mod tests {
         assert!(plan_exporters(&[], &["app:dev".into()], false, false)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn destinations_that_cannot_be_written_are_refused_before_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let under_file = format!("{}/sub/out", file.display());
+        let missing = format!("{}/new/dirs/out", dir.path().display());
+        let dir_text = dir.path().display().to_string();
+        for (spec, needle) in [
+            (format!("type=tar,dest={dir_text}"), "is a directory"),
+            (format!("type=local,dest={}", file.display()), "is a file"),
+            (format!("type=tar,dest={under_file}"), "is not a directory"),
+            (
+                format!("type=local,dest={under_file}"),
+                "is not a directory",
+            ),
+        ] {
+            let err = plan(&[&spec], &[], false).unwrap_err().to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+        // Missing directories are created by the export.
+        assert!(plan(&[&format!("type=tar,dest={missing}")], &[], false).is_ok());
+        assert!(plan(&[&format!("type=local,dest={missing}")], &[], false).is_ok());
     }
 }
