@@ -198,6 +198,8 @@ pub fn routing_key(options: &BuildOptions) -> String {
             .trim_end_matches('/')
             .to_string(),
         BuildContext::Local(path) => absolute(path),
+        // Nothing on this machine to keep a cache warm for.
+        BuildContext::Archive(_) | BuildContext::Empty => String::new(),
     }
 }
 

@@ -38,6 +38,7 @@ use crate::runtime::{awaitable, catch_panic, runtime, Task, TICK};
 pub(crate) const BUILD_KEYWORDS: &[&str] = &[
     "context_path",
     "file",
+    "dockerfile_content",
     "tags",
     "build_args",
     "target",
@@ -182,9 +183,18 @@ impl BuildArgs {
                 )))
             }
         };
-        let mut options = BuildOptions::new(build_context(&context)?);
+        let mut options = context_options(&context)?;
         if let Some(file) = kw.take("file") {
             options.dockerfile = Some(path(&file, "file")?);
+        }
+        if let Some(content) = kw.take("dockerfile_content") {
+            if options.dockerfile_content.is_some() {
+                return Err(errors::invalid_option(
+                    "dockerfile_content",
+                    "the context bytes are already a Dockerfile",
+                ));
+            }
+            options.dockerfile_content = Some(dockerfile_content(&content)?);
         }
         options.tags = str_list(kw.take("tags").as_ref(), "tags")?;
         options.build_args = key_values(kw.take("build_args").as_ref(), "build_args")?;
@@ -644,8 +654,36 @@ fn registry_auth(
     Ok(auth)
 }
 
-/// A build context argument: a URL or directory string, or an `os.PathLike` directory.
+/// A build context argument: a URL or directory string, an `os.PathLike` directory, or
+/// `bytes` read as buildx reads `-` (a tar archive, else a Dockerfile with no context).
 pub(crate) fn build_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
+    Ok(context_options(context)?.context)
+}
+
+/// `dockerfile_content=`: the Dockerfile's text, as `str` or `bytes`.
+fn dockerfile_content(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(data) = value.cast::<PyBytes>() {
+        return Ok(data.as_bytes().to_vec());
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(text.to_cow()?.as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err(format!(
+        "dockerfile_content must be a str or bytes, not {}",
+        type_name(value)
+    )))
+}
+
+/// The options of a build of `context` (see [`build_context`]).
+fn context_options(context: &Bound<'_, PyAny>) -> PyResult<BuildOptions> {
+    if let Ok(data) = context.cast::<PyBytes>() {
+        return Ok(BuildOptions::from_stdin(data.as_bytes().to_vec()));
+    }
+    Ok(BuildOptions::new(plain_context(context)?))
+}
+
+/// A URL or directory string, or an `os.PathLike` directory.
+fn plain_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
     if context.is_instance_of::<PyString>() {
         Ok(BuildContext::parse(&context.extract::<String>()?))
     } else {
@@ -768,6 +806,13 @@ impl BuildResult {
     #[getter]
     fn config_digest(&self) -> Option<&str> {
         self.inner.config_digest.as_deref()
+    }
+    /// The image ID as ``docker buildx build --iidfile`` writes it: the config
+    /// digest of a single-platform image, the index digest of several; None
+    /// when no image was exported.
+    #[getter]
+    fn image_id(&self) -> Option<&str> {
+        self.inner.image_id()
     }
     /// The image names exported (``image.name`` split at commas).
     #[getter]

@@ -723,8 +723,13 @@ impl Client {
     /// Keyword arguments, named like ``docker buildx build``'s flags (and
     /// python-on-whales' ``buildx.build``):
     ///
+    /// - ``context``: a directory or URL, or ``bytes`` read as buildx reads ``-``: a
+    ///   tar archive (plain or compressed) is the context, anything else a
+    ///   Dockerfile built with an empty context.
     /// - ``file``: the Dockerfile (default ``<context>/Dockerfile``; for URL
     ///   contexts a path inside the repository).
+    /// - ``dockerfile_content``: the Dockerfile's text (str or bytes) instead of a
+    ///   file, as buildx's ``-f -``.
     /// - ``tags``: image name(s), a str or a list.
     /// - ``build_args``, ``labels``: dicts (or lists of ``"KEY=VALUE"``).
     /// - ``target``: the stage to build. ``platforms``: e.g. ``"linux/amd64"`` or a list.

@@ -201,3 +201,38 @@ def test_wrong_types_are_type_errors_not_panics(client, make_context, kwargs):
         assert isinstance(err, (TypeError, cicd_agents.Error)), repr(err)
     else:
         pytest.fail(f"{kwargs} was accepted")
+
+
+def test_dockerfile_content_and_context_bytes_follow_buildx_stdin(client, testenv, make_context, tmp_path):
+    import io
+    import tarfile
+
+    marker = testenv.unique("stdin")
+    # dockerfile_content=: the Dockerfile's text (`-f -`), with a directory context.
+    context = make_context("FROM scratch\n", files={"foo": marker})
+    out = tmp_path / "out-file"
+    client.build(context, dockerfile_content="FROM scratch\nCOPY foo /bar\n", outputs=f"type=local,dest={out}")
+    assert (out / "bar").read_text() == marker
+    # context= as a tar archive (`-` with a tar on stdin).
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY foo /foo\n"), ("foo", marker.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    out = tmp_path / "out-tar"
+    client.build(buffer.getvalue(), outputs=f"type=local,dest={out}")
+    assert (out / "foo").read_text() == marker
+    # context= as anything else: a Dockerfile with an empty context; an oci output's image ID.
+    result = client.build(
+        f"FROM scratch\nLABEL marker={marker}\n".encode(),
+        outputs=f"type=oci,dest={tmp_path / 'image.tar'}",
+    )
+    assert result.image_id == result.config_digest
+    assert result.image_id and result.image_id.startswith("sha256:")
+    # Both given as Dockerfiles: refused, naming the keyword.
+    with pytest.raises(cicd_agents.InvalidOption) as caught:
+        client.build(b"FROM scratch\n", dockerfile_content=b"FROM scratch\n")
+    assert caught.value.option == "dockerfile_content", caught.value
+    with pytest.raises(TypeError, match="dockerfile_content"):
+        client.build(context, dockerfile_content=3)

@@ -250,6 +250,14 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
     let missing_secret = s(&root.join("missing-secret"));
     let missing_agent = s(&root.join("missing-agent.sock"));
     let mut cases = vec![
+        // standard input for both the context and the Dockerfile, or a Dockerfile on stdin
+        // (stdin is empty here, so not an archive) and --file, as buildx refuses them
+        case(2, build(&["-f", "-", "-"]), &["stdin", "--file"]),
+        case(
+            2,
+            build(&["-f", "Dockerfile", "-"]),
+            &["ambiguous", "--file"],
+        ),
         // --build-arg, --label, --opt
         case(
             2,
@@ -596,7 +604,8 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
             with_ctx(&["-f", &nested_dir]),
             &["--file", "is a directory"],
         ),
-        case(2, with_ctx(&["-f", "-"]), &["--file", "stdin"]),
+        // an empty standard input is an empty Dockerfile
+        case(2, with_ctx(&["-f", "-"]), &["--file", "empty"]),
         case(
             2,
             build(&["https://user:tok@example.invalid/app.git"]),

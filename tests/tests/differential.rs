@@ -35,33 +35,7 @@ use cicd_agents_testenv::{cli_binary, TestEnv};
 
 /// Cases that differ from buildx today, each with the issue item that fixes it. When a
 /// fix lands, its cases turn identical and the suite fails until they are removed from here.
-const KNOWN_DIFFERENT: &[(&str, &str)] = &[
-    // Found by this suite, reported to the lead on 2026-12-06 (not yet an issue item): with no
-    // `-f` and only a lowercase `dockerfile`, BuildKit's frontend falls back to it; we refuse.
-    (
-        "buildkit/testDockerfileLowercase",
-        "new: lowercase dockerfile fallback",
-    ),
-    // Found by this suite, reported on 2026-12-06: `--quiet` prints and `--iidfile` holds the
-    // manifest digest where buildx has the image ID (the config digest); for an index both
-    // have its digest.
-    (
-        "buildx/testImageIDOutput",
-        "new: --quiet and --iidfile give the image ID",
-    ),
-    // Found by this suite, reported on 2026-12-06: `-` as the context (a tar archive on
-    // standard input, as buildx takes it) is refused as "no such directory".
-    (
-        "buildx/testBuildLocalStateStdin@context-tar",
-        "new: context from standard input",
-    ),
-    // Found by this suite, reported on 2026-12-06: `-f-` (the Dockerfile on standard input) is
-    // refused ("reading the Dockerfile from stdin is not supported").
-    (
-        "buildx/testBuildStdin",
-        "new: Dockerfile from standard input",
-    ),
-];
+const KNOWN_DIFFERENT: &[(&str, &str)] = &[];
 
 /// Builds running at the same time (each case runs ours, then buildx's).
 const WORKERS: usize = 3;

@@ -22,7 +22,7 @@ pub use crate::flags::NamedContext;
 pub use crate::flags::Output;
 pub use crate::flags::{parse_key_values, TypedSpec};
 pub use error::BuildError;
-pub use options::{BuildContext, BuildOptions};
+pub use options::{is_archive, BuildContext, BuildOptions};
 pub use plan::PreparedBuild;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;

@@ -21,6 +21,12 @@ pub enum BuildContext {
     /// A git repository (`https://host/org/repo.git#ref:subdir`, `git@…`) or
     /// an HTTP(S) tarball, fetched by the daemon.
     Remote(String),
+    /// A tar archive (plain, gzip, bzip2 or xz) held in memory, which the daemon
+    /// pulls through the session and unpacks (buildx's `-` with a tar on stdin).
+    Archive(Vec<u8>),
+    /// An empty directory: the context of a Dockerfile given alone (buildx's `-`
+    /// with a Dockerfile on stdin); served from a private temporary directory.
+    Empty,
 }
 
 impl BuildContext {
@@ -32,6 +38,57 @@ impl BuildContext {
             BuildContext::Local(PathBuf::from(text))
         }
     }
+}
+
+/// Whether `data` starts like an archive the way buildx tells a context on
+/// standard input from a Dockerfile: a bzip2, gzip or xz signature, or a tar
+/// header whose checksum is right.
+pub fn is_archive(data: &[u8]) -> bool {
+    const SIGNATURES: [&[u8]; 3] = [
+        &[0x42, 0x5A, 0x68],
+        &[0x1F, 0x8B, 0x08],
+        &[0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00],
+    ];
+    if SIGNATURES.iter().any(|sig| data.starts_with(sig)) {
+        return true;
+    }
+    let Some(header) = data.get(..512) else {
+        return false;
+    };
+    // The checksum field (bytes 148..156) holds the octal sum of the header's
+    // bytes with the field itself counted as spaces.
+    let field = &header[148..156];
+    let digits: String = field
+        .iter()
+        .map(|&b| b as char)
+        .take_while(|c| *c != '\0')
+        .collect();
+    let Ok(stored) = u64::from_str_radix(digits.trim(), 8) else {
+        return false;
+    };
+    let unsigned: u64 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    let signed: i64 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(b as i8)
+            }
+        })
+        .sum();
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
 }
 
 /// A Dockerfile build: the context, the Dockerfile and every `buildx build`
@@ -56,6 +113,10 @@ pub struct BuildOptions {
     /// The Dockerfile: a local path (default `<context>/Dockerfile`) or, for
     /// remote contexts, a path inside the repository.
     pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile's content, when it is not a file (buildx's `-f -`): sent
+    /// from a private temporary directory, removed after the build; takes the
+    /// place of [`dockerfile`](Self::dockerfile).
+    pub dockerfile_content: Option<Vec<u8>>,
     /// The stage to build (`--target`).
     pub target: Option<String>,
     /// `--build-arg`s.
@@ -134,11 +195,23 @@ impl BuildOptions {
         BuildOptions::new(BuildContext::Remote(url.into()))
     }
 
+    /// A build of what standard input held, as buildx takes `-` for the context:
+    /// an archive ([`is_archive`]) is the context; anything else is a
+    /// Dockerfile, built with an empty context.
+    pub fn from_stdin(data: Vec<u8>) -> BuildOptions {
+        if is_archive(&data) {
+            BuildOptions::new(BuildContext::Archive(data))
+        } else {
+            BuildOptions::new(BuildContext::Empty).dockerfile_content(data)
+        }
+    }
+
     /// A build of `context`.
     pub fn new(context: BuildContext) -> BuildOptions {
         BuildOptions {
             context,
             dockerfile: None,
+            dockerfile_content: None,
             target: None,
             build_args: BTreeMap::new(),
             labels: BTreeMap::new(),
@@ -174,6 +247,12 @@ impl BuildOptions {
     /// Sets the Dockerfile (`-f`).
     pub fn dockerfile(mut self, path: impl AsRef<Path>) -> Self {
         self.dockerfile = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Builds the Dockerfile `content` (`-f -`) instead of a file.
+    pub fn dockerfile_content(mut self, content: impl Into<Vec<u8>>) -> Self {
+        self.dockerfile_content = Some(content.into());
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cicd_agents_proto::moby::buildkit::v1::{CacheOptions, Exporter, SolveRequest};
 use cicd_agents_types::{GitUrl, ImageRef};
@@ -22,6 +23,7 @@ use crate::session::context_sync::LocalDirs;
 use crate::session::filesend::{ExportTarget, Exports};
 use crate::session::secrets::{Secret, SecretSource};
 use crate::session::ssh::SshAgent;
+use crate::session::upload::{upload_url, Uploads};
 use crate::session::{random_id, SessionConfig};
 
 /// The frontend every build here uses.
@@ -250,6 +252,8 @@ fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)>
         )
     };
     let dir = std::fs::canonicalize(parent).map_err(|_| missing())?;
+    let name = lowercase_fallback(&dir, name);
+    let name = name.as_os_str();
     let found = resolve_in_root(&dir, Path::new(name)).map_err(|err| {
         Error::option(
             OptionField::Dockerfile,
@@ -274,6 +278,37 @@ fn dockerfile_in_dir(dockerfile: &Path) -> Result<(PathBuf, std::ffi::OsString)>
         )),
         _ => Err(missing()),
     }
+}
+
+/// The name the daemon will read for `name` in `dir`: as buildx (moby/moby#10858), a
+/// Dockerfile named `Dockerfile` that is not there is looked for as `dockerfile`.
+fn lowercase_fallback(dir: &Path, name: &std::ffi::OsStr) -> std::ffi::OsString {
+    if name != "Dockerfile" {
+        return name.to_os_string();
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return name.to_os_string();
+    };
+    let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    pick_dockerfile_name(&names).into()
+}
+
+/// `Dockerfile` unless the directory holds only the lowercase `dockerfile`.
+fn pick_dockerfile_name(names: &[std::ffi::OsString]) -> &'static str {
+    let has = |wanted: &str| names.iter().any(|n| n == wanted);
+    if !has("Dockerfile") && has("dockerfile") {
+        "dockerfile"
+    } else {
+        "Dockerfile"
+    }
+}
+
+/// A new private temporary directory.
+fn private_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("cicd-agents-")
+        .tempdir()
+        .map_err(|err| Error::io(std::env::temp_dir(), err))
 }
 
 fn absolute_dir(dir: &Path, option: OptionField) -> Result<PathBuf> {
@@ -415,6 +450,11 @@ pub struct PreparedBuild {
     shared_key: Option<String>,
     secrets: Vec<Secret>,
     entitlements: Vec<String>,
+    /// Data the daemon pulls through the session, by ID.
+    uploads: Vec<(String, bytes::Bytes)>,
+    /// Private directories served to the daemon (an empty context, a Dockerfile
+    /// given as content), removed when the last copy of the build is dropped.
+    _temp_dirs: Vec<Arc<tempfile::TempDir>>,
 }
 
 impl PreparedBuild {
@@ -503,6 +543,10 @@ impl SolvePlan {
             entitlements: prepared.entitlements.clone(),
             ..Default::default()
         };
+        let uploads = Uploads::default();
+        for (id, data) in &prepared.uploads {
+            uploads.add(id, data.clone());
+        }
         let session = SessionConfig {
             id: session_id,
             name: "cicd-agents".into(),
@@ -515,6 +559,7 @@ impl SolvePlan {
             auth: options.registry_auth.clone(),
             ssh: options.ssh.clone(),
             exports,
+            uploads,
         };
         Ok(SolvePlan { request, session })
     }
@@ -556,14 +601,57 @@ impl PreparedBuild {
         check_secret_files(&options.secrets)?;
         check_ssh_sockets(&options.ssh)?;
 
-        match &options.context {
-            BuildContext::Local(dir) => {
-                let context = absolute_dir(dir, OptionField::Context)?;
+        let mut temp_dirs: Vec<Arc<tempfile::TempDir>> = Vec::new();
+        let mut uploads: Vec<(String, bytes::Bytes)> = Vec::new();
+        // A Dockerfile given as content is served as the `dockerfile` directory
+        // from a private temporary directory, as buildx does.
+        let dockerfile_dir = match &options.dockerfile_content {
+            Some(content) => {
+                if content.iter().all(u8::is_ascii_whitespace) {
+                    return Err(Error::option(
+                        OptionField::Dockerfile,
+                        "the Dockerfile given as content is empty",
+                    ));
+                }
+                let dir = private_dir()?;
+                let path = dir.path().join("Dockerfile");
+                std::fs::write(&path, content).map_err(|err| Error::io(&path, err))?;
+                let dir_path = dir.path().to_path_buf();
+                temp_dirs.push(Arc::new(dir));
+                attrs.insert("dockerfilekey".into(), "dockerfile".into());
+                attrs.insert("filename".into(), "Dockerfile".into());
+                local_dirs.push(("dockerfile".into(), dir_path.clone()));
+                Some(dir_path)
+            }
+            None => None,
+        };
+        let local_context = match &options.context {
+            BuildContext::Local(dir) => Some(absolute_dir(dir, OptionField::Context)?),
+            BuildContext::Empty => {
+                let dir = private_dir()?;
+                let path = dir.path().to_path_buf();
+                temp_dirs.push(Arc::new(dir));
+                Some(path)
+            }
+            BuildContext::Remote(url) => {
+                refuse_credentials_in_url(url, OptionField::Context)?;
+                attrs.insert("context".into(), url.clone());
+                None
+            }
+            BuildContext::Archive(data) => {
+                let id = random_id();
+                attrs.insert("context".into(), upload_url(&id));
+                uploads.push((id, bytes::Bytes::from(data.clone())));
+                None
+            }
+        };
+        match (&local_context, &dockerfile_dir) {
+            (Some(context), None) => {
                 let dockerfile = match &options.dockerfile {
                     Some(path) if path.as_os_str() == "-" => {
                         return Err(Error::option(
                             OptionField::Dockerfile,
-                            "reading the Dockerfile from stdin is not supported",
+                            "\"-\" (standard input) is not a file; give the Dockerfile's content instead",
                         ))
                     }
                     Some(path) => path.clone(),
@@ -571,18 +659,21 @@ impl PreparedBuild {
                 };
                 let (dockerfile_dir, name) = dockerfile_in_dir(&dockerfile)?;
                 attrs.insert("filename".into(), name.to_string_lossy().into_owned());
-                local_dirs.push(("context".into(), context.clone()));
                 local_dirs.push(("dockerfile".into(), dockerfile_dir));
-                shared_key.get_or_insert_with(|| shared_key_for(&context));
             }
-            BuildContext::Remote(url) => {
-                refuse_credentials_in_url(url, OptionField::Context)?;
-                attrs.insert("context".into(), url.clone());
+            (None, None) => {
                 let filename = options
                     .dockerfile
                     .as_deref()
                     .unwrap_or(Path::new("Dockerfile"));
                 attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
+            }
+            (_, Some(_)) => {}
+        }
+        if let Some(context) = &local_context {
+            local_dirs.insert(0, ("context".into(), context.clone()));
+            if matches!(options.context, BuildContext::Local(_)) {
+                shared_key.get_or_insert_with(|| shared_key_for(context));
             }
         }
 
@@ -677,6 +768,8 @@ impl PreparedBuild {
             shared_key,
             secrets,
             entitlements,
+            uploads,
+            _temp_dirs: temp_dirs,
         })
     }
 }
@@ -1085,6 +1178,84 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    #[test]
+    fn a_lowercase_dockerfile_is_the_fallback() {
+        let names = |list: &[&str]| -> Vec<std::ffi::OsString> {
+            list.iter().map(std::ffi::OsString::from).collect()
+        };
+        assert_eq!(pick_dockerfile_name(&names(&["dockerfile"])), "dockerfile");
+        assert_eq!(
+            pick_dockerfile_name(&names(&["dockerfile", "Dockerfile"])),
+            "Dockerfile"
+        );
+        assert_eq!(pick_dockerfile_name(&names(&["foo"])), "Dockerfile");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dockerfile"), "FROM scratch\n").unwrap();
+        let prepared = BuildOptions::local(dir.path()).prepare().unwrap();
+        assert_eq!(prepared.frontend_attrs()["filename"], "dockerfile");
+        // Only the default name falls back.
+        let other = BuildOptions::local(dir.path()).dockerfile(dir.path().join("Containerfile"));
+        assert!(other.prepare().is_err());
+    }
+
+    #[test]
+    fn stdin_inputs_follow_buildx() {
+        // A Dockerfile alone: an empty context, the content from a private directory
+        // that is gone once the build is dropped.
+        let prepared = BuildOptions::from_stdin(b"FROM scratch\n".to_vec())
+            .prepare()
+            .unwrap();
+        assert_eq!(prepared.frontend_attrs()["dockerfilekey"], "dockerfile");
+        assert_eq!(prepared.frontend_attrs()["filename"], "Dockerfile");
+        let dirs: BTreeMap<_, _> = prepared.local_dirs.iter().cloned().collect();
+        assert_eq!(std::fs::read_dir(&dirs["context"]).unwrap().count(), 0);
+        let dockerfile = dirs["dockerfile"].join("Dockerfile");
+        assert_eq!(std::fs::read(&dockerfile).unwrap(), b"FROM scratch\n");
+        drop(prepared);
+        assert!(!dockerfile.exists());
+        let empty = BuildOptions::from_stdin(b" \n".to_vec())
+            .prepare()
+            .unwrap_err();
+        assert!(empty.to_string().contains("empty"), "{empty}");
+
+        // A tar archive: pulled by the daemon through the session.
+        let mut tar = vec![0u8; 1024];
+        tar[..4].copy_from_slice(b"file");
+        tar[100..107].copy_from_slice(b"0000644");
+        tar[156] = b'0';
+        let sum: u32 = tar[..512].iter().map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+        tar[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let options = BuildOptions::from_stdin(tar);
+        assert!(matches!(options.context, BuildContext::Archive(_)));
+        let prepared = options.prepare().unwrap();
+        assert!(prepared.frontend_attrs()["context"].starts_with("http://buildkit-session/"));
+        assert!(prepared.local_dirs.is_empty());
+        assert_eq!(prepared.uploads.len(), 1);
+
+        // A Dockerfile given as content with a local context.
+        let dir = context();
+        let prepared = BuildOptions::local(dir.path())
+            .dockerfile_content("FROM scratch\nLABEL a=b\n")
+            .prepare()
+            .unwrap();
+        let dirs: BTreeMap<_, _> = prepared.local_dirs.iter().cloned().collect();
+        assert_eq!(dirs["context"], dir.path().canonicalize().unwrap());
+        assert_ne!(dirs["dockerfile"], dirs["context"]);
+    }
+
+    #[test]
+    fn archives_are_told_from_dockerfiles() {
+        use crate::build::is_archive;
+        assert!(is_archive(&[0x1F, 0x8B, 0x08, 0]));
+        assert!(is_archive(b"BZh91AY"));
+        assert!(is_archive(&[0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00, 1]));
+        assert!(!is_archive(b"FROM scratch\n"));
+        assert!(!is_archive(&[0u8; 1024]));
+        let mut long = b"FROM scratch\n".to_vec();
+        long.resize(600, b' ');
+        assert!(!is_archive(&long));
     }
 
     #[test]

@@ -46,6 +46,13 @@ impl BuildResult {
         }
     }
 
+    /// The image ID, as buildx reports it (`--quiet`, `--iidfile`): the config
+    /// digest where the daemon gave one (a single-platform image), else the
+    /// manifest or index digest (several platforms). None without an image.
+    pub fn image_id(&self) -> Option<&str> {
+        self.config_digest.as_deref().or(self.digest.as_deref())
+    }
+
     /// The metadata `docker buildx build --metadata-file` writes: every
     /// exporter response key, with base64-encoded JSON values
     /// (`containerimage.descriptor`, …) decoded, plus `buildx.build.ref`.
@@ -118,10 +125,24 @@ mod tests {
         .into();
         let result = BuildResult::new("ref1".into(), response);
         assert_eq!(result.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(result.image_id(), Some("sha256:def"));
         assert_eq!(result.image_names, ["r/a:1", "r/a:latest"]);
         let metadata = result.metadata();
         assert_eq!(metadata["containerimage.descriptor"]["size"], 3);
         assert_eq!(metadata["containerimage.digest"], "sha256:abc");
         assert_eq!(metadata["buildx.build.ref"], "cicd-agents/default/ref1");
+    }
+
+    #[test]
+    fn the_image_id_is_the_config_digest_else_the_index_digest() {
+        let index: BTreeMap<String, String> = [(
+            "containerimage.digest".to_string(),
+            "sha256:idx".to_string(),
+        )]
+        .into();
+        let result = BuildResult::new("r".into(), index);
+        assert_eq!(result.image_id(), Some("sha256:idx"));
+        let local = BuildResult::new("r".into(), BTreeMap::new());
+        assert_eq!(local.image_id(), None);
     }
 }

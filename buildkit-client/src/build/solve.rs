@@ -86,14 +86,13 @@ pub(crate) fn build_stage(
 }
 
 /// Writes the files a successful build leaves on this machine: the metadata
-/// and the image ID (the image's digest, or its configuration's). Their
+/// and the image ID ([`BuildResult::image_id`]). Their
 /// directories were checked before the build started.
 fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<()> {
     if let Some(path) = &options.metadata_file {
         result.write_metadata_file(path)?;
     }
-    let image_id = result.digest.as_ref().or(result.config_digest.as_ref());
-    if let (Some(path), Some(image_id)) = (&options.iid_file, image_id) {
+    if let (Some(path), Some(image_id)) = (&options.iid_file, result.image_id()) {
         std::fs::write(path, image_id).map_err(|err| Error::io(path, err))?;
     }
     Ok(())

@@ -4,7 +4,8 @@
 //! The daemon reaches the session through a tunnel ([`tunnel`]) and calls:
 //! health checks ([`health`]), the local context and Dockerfile
 //! ([`filesync`]), exported files ([`filesend`]), registry credentials
-//! ([`auth`]), build secrets ([`secrets`]) and SSH agents ([`ssh`]).
+//! ([`auth`]), build secrets ([`secrets`]), SSH agents ([`ssh`]) and data
+//! held in memory ([`upload`]).
 //!
 //! A session must be up before the solve that names it (the daemon waits
 //! about five seconds for it) and must keep answering health checks: two
@@ -21,6 +22,7 @@ pub mod local_export;
 pub mod secrets;
 pub mod ssh;
 pub(crate) mod tunnel;
+pub(crate) mod upload;
 
 use std::time::Duration;
 
@@ -73,6 +75,7 @@ pub(crate) struct SessionConfig {
     pub(crate) auth: auth::RegistryAuth,
     pub(crate) ssh: Vec<ssh::SshAgent>,
     pub(crate) exports: filesend::Exports,
+    pub(crate) uploads: upload::Uploads,
 }
 
 /// A session being served; dropping it tears it down.
@@ -114,6 +117,9 @@ impl SessionConfig {
         if !self.exports.is_empty() {
             methods.extend(filesend::METHODS);
         }
+        if !self.uploads.is_empty() {
+            methods.extend(upload::METHODS);
+        }
         methods
     }
 
@@ -153,6 +159,9 @@ impl SessionConfig {
         }
         if let Some(exports_service) = exports_service {
             routes.add_service(exports_service);
+        }
+        if !self.uploads.is_empty() {
+            routes.add_service(self.uploads.server());
         }
         let routes = routes.routes();
         let id = self.id.clone();

@@ -17,9 +17,10 @@ use crate::connection::ConnectionArgs;
 pub struct BuildArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Build context: a directory, or a git URL (https://host/org/repo.git#ref:subdir).
+    /// Build context: a directory, a git URL (https://host/org/repo.git#ref:subdir), or `-`
+    /// for standard input (a tar archive, or a Dockerfile built with an empty context).
     context: String,
-    /// Dockerfile (default: CONTEXT/Dockerfile).
+    /// Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from standard input.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
     /// Stage to build.
@@ -125,8 +126,29 @@ pub struct BuildArgs {
 
 impl BuildArgs {
     fn options(&self) -> anyhow::Result<BuildOptions> {
-        let mut options = BuildOptions::new(BuildContext::parse(&self.context));
-        options.dockerfile = self.file.clone();
+        let file_on_stdin = self.file.as_deref().is_some_and(|f| f.as_os_str() == "-");
+        let mut options = if self.context == "-" {
+            // As buildx: a tar archive on stdin is the context, anything else a Dockerfile.
+            if file_on_stdin {
+                return Err(crate::exit::usage(
+                    "invalid argument: can't use stdin for both the build context and --file",
+                ));
+            }
+            let options = BuildOptions::from_stdin(read_stdin()?);
+            if options.dockerfile_content.is_some() && self.file.is_some() {
+                return Err(crate::exit::usage(
+                    "ambiguous Dockerfile source: both stdin and --file name a Dockerfile",
+                ));
+            }
+            options
+        } else {
+            BuildOptions::new(BuildContext::parse(&self.context))
+        };
+        if file_on_stdin {
+            options.dockerfile_content = Some(read_stdin()?);
+        } else if self.file.is_some() {
+            options.dockerfile = self.file.clone();
+        }
         options.target = self.target.clone();
         options.build_args = parse_key_values(OptionField::BuildArg, &self.build_args)?;
         options.labels = parse_key_values(OptionField::Label, &self.labels)?;
@@ -231,6 +253,14 @@ impl BuildArgs {
     }
 }
 
+/// All of standard input (`-` as the context or `--file`).
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+        .map_err(|err| anyhow::anyhow!("reading standard input: {err}"))?;
+    Ok(data)
+}
+
 /// buildx's `BUILDX_NO_DEFAULT_ATTESTATIONS`: when true, no provenance is added by default.
 fn no_default_attestations() -> anyhow::Result<bool> {
     match std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS") {
@@ -306,13 +336,9 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
-    let digest = result
-        .digest
-        .clone()
-        .or_else(|| result.config_digest.clone());
     if args.quiet {
-        if let Some(digest) = &digest {
-            println!("{digest}");
+        if let Some(image_id) = result.image_id() {
+            println!("{image_id}");
         }
     } else if let Some(digest) = &result.digest {
         for name in &result.image_names {

@@ -151,6 +151,7 @@ impl BuildPlan {
         let context = match &options.context {
             BuildContext::Local(dir) => dir.display().to_string(),
             BuildContext::Remote(url) => url.clone(),
+            BuildContext::Archive(_) | BuildContext::Empty => "-".to_string(),
         };
         let dockerfile = options
             .dockerfile

@@ -80,6 +80,10 @@ from . import k8s as k8s
 from ._options import BuildOptions as BuildOptions
 
 _Path = Union[str, "os.PathLike[str]"]
+# A build context: a directory or URL, or bytes read as `docker buildx build -` reads
+# stdin (a tar archive, plain or compressed, is the context; anything else is a
+# Dockerfile built with an empty context).
+_Context = Union[_Path, bytes]
 _SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
 _Spec = Union[str, Mapping[str, _SpecValue]]
 _Specs = Union[_Spec, Sequence[_Spec]]
@@ -441,6 +445,8 @@ class BuildResult:
     @property
     def config_digest(self) -> Optional[str]: ...
     @property
+    def image_id(self) -> Optional[str]: ...
+    @property
     def image_names(self) -> List[str]: ...
     @property
     def exporter_response(self) -> Dict[str, str]: ...
@@ -530,7 +536,7 @@ class Client:
     @overload
     def build(
         self,
-        context: Optional[_Path] = None,
+        context: Optional[_Context] = None,
         *,
         stream_logs: Literal[False] = False,
         **options: Unpack[BuildOptions],
@@ -539,18 +545,18 @@ class Client:
     @overload
     def build(
         self,
-        context: Optional[_Path] = None,
+        context: Optional[_Context] = None,
         *,
         stream_logs: Literal[True],
         **options: Unpack[BuildOptions],
     ) -> Iterator[str]:
         """python-on-whales' ``stream_logs=True``: the plain progress output's lines."""
     def build_async(
-        self, context: Optional[_Path] = None, **options: Unpack[BuildOptions]
+        self, context: Optional[_Context] = None, **options: Unpack[BuildOptions]
     ) -> Coroutine[Any, Any, BuildResult]:
         """``build()`` as a coroutine: nothing starts until it is awaited."""
     def build_stream(
-        self, context: Optional[_Path] = None, **options: Unpack[BuildOptions]
+        self, context: Optional[_Context] = None, **options: Unpack[BuildOptions]
     ) -> BuildStream: ...
 
 # ---------------------------------------------------------------- builder pool
@@ -623,11 +629,11 @@ class BuilderPool:
     def client_for(self, key: str) -> Tuple[Client, str]: ...
     def client_for_async(self, key: str) -> Coroutine[Any, Any, Tuple[Client, str]]: ...
     def build(
-        self, context: Optional[_Path] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
+        self, context: Optional[_Context] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
     ) -> PooledBuild:
         """Runs a build on the daemon ``key`` (default ``routing_key(context)``) prefers."""
     def build_async(
-        self, context: Optional[_Path] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
+        self, context: Optional[_Context] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
     ) -> Coroutine[Any, Any, PooledBuild]:
         """``build()`` as a coroutine: nothing starts until it is awaited."""
 

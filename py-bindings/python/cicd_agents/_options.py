@@ -41,6 +41,8 @@ class BuildOptions(TypedDict, total=False):
     context_path: Optional[_Path]
     """python-on-whales' name for the context (give ``context`` or this)."""
     file: Optional[_Path]
+    dockerfile_content: Optional[Union[str, bytes]]
+    """The Dockerfile's text instead of a file (buildx's ``-f -``)."""
     tags: Optional[_StrOrList]
     build_args: Optional[_KeyValues]
     target: Optional[str]
