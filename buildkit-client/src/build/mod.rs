@@ -17,6 +17,7 @@ mod result;
 mod scoped_path;
 mod solve;
 mod spec;
+mod timings;
 
 pub use cache::CacheEntry;
 pub use error::BuildError;
@@ -27,3 +28,4 @@ pub use platform::normalize_platform;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;
 pub use spec::{parse_key_values, TypedSpec};
+pub use timings::BuildTimings;
