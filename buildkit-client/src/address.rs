@@ -210,10 +210,6 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
         ));
     };
     let scheme = scheme.to_ascii_lowercase();
-    if scheme != "unix" && text.contains('@') {
-        // Checked before anything else so that no reason quotes a part of the user information.
-        return Err(invalid(whole, "a daemon address takes no user name or password (user@host); use TLS client certificates"));
-    }
     match scheme.as_str() {
         "unix" => {
             if rest.is_empty() {
@@ -227,11 +223,13 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
             }
             Ok(Endpoint::Unix(PathBuf::from(rest)))
         }
-        "tcp" => parse_host_port(rest, whole),
         "npipe" | "ssh" | "docker-container" | "podman-container" | "nerdctl-container" | "kube-pod" => Err(invalid(
             whole,
             format!("the {scheme}:// transport is not supported; supported are unix://, tcp:// and docker://"),
         )),
+        // Before any reason that quotes a part of the text, which may be user information.
+        _ if text.contains('@') => Err(invalid(whole, "a daemon address takes no user name or password (user@host); use TLS client certificates")),
+        "tcp" => parse_host_port(rest, whole),
         other => Err(invalid(
             whole,
             format!("unknown scheme {other:?}; supported are unix://, tcp:// and docker://"),

@@ -51,6 +51,12 @@ pub fn describe(err: &Error) -> Option<String> {
             value,
             reason,
         } => Some(format!("invalid {} {value:?}: {reason}", flag(*field))),
+        // The ways out of an unverifiable daemon certificate, in flags.
+        Error::Connect { reason, .. } if reason.contains("certificate could not be verified") => {
+            Some(format!(
+                "{err} (--tlscacert CA.pem, --tlsservername NAME, or --tls-skip-verify)"
+            ))
+        }
         Error::NoDaemonFound { tried } => Some(format!(
             "no BuildKit daemon found; tried {}. Pass --addr or set BUILDKIT_HOST",
             tried.join(", ")

@@ -101,10 +101,15 @@ fn expand(text: &str, env: &[(String, String)]) -> String {
     out
 }
 
-/// A stand-in program that records its argv (one argument per line) in `<dir>/<name>.argv`.
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A stand-in program that records its argv (one argument per line) in `<dir>/<name>.argv`
+/// and, given `--metadata-file F`, writes BuildKit's metadata (with the image digest) to F.
 fn stand_in(dir: &Path, name: &str) {
     let script = format!(
-        "#!/bin/sh\n: > '{log}'\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\" >> '{log}'; done\n",
+        "#!/bin/sh\n: > '{log}'\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\" >> '{log}'; done\n\
+         while [ $# -gt 0 ]; do\n  if [ \"$1\" = --metadata-file ]; then\n    \
+         printf '{{\\n  \"containerimage.config.digest\": \"sha256:%s\",\\n  \"containerimage.digest\": \"{DIGEST}\"\\n}}\\n' 1111 > \"$2\"\n  fi\n  shift\ndone\n",
         log = dir.join(format!("{name}.argv")).display()
     );
     let path = dir.join(name);
@@ -113,6 +118,8 @@ fn stand_in(dir: &Path, name: &str) {
 }
 
 struct Ran {
+    /// What the build script wrote to its `DIGEST_FILE`, if anything.
+    digest: Option<String>,
     code: i32,
     /// The argv the kubelet started the container with (after `$(VAR)` expansion).
     container_argv: Vec<String>,
@@ -125,7 +132,14 @@ struct Ran {
 fn run_container(container: &Container, program: &str) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     stand_in(dir.path(), program);
-    let env = kubelet_env(container);
+    let mut env = kubelet_env(container);
+    // The digest file goes to this test's own directory.
+    let digest_file = dir.path().join("image-digest");
+    for (name, value) in env.iter_mut() {
+        if name == "DIGEST_FILE" {
+            *value = digest_file.display().to_string();
+        }
+    }
     let mut argv: Vec<String> = Vec::new();
     for part in container
         .command
@@ -151,6 +165,7 @@ fn run_container(container: &Container, program: &str) -> Ran {
     let recorded =
         std::fs::read_to_string(dir.path().join(format!("{program}.argv"))).unwrap_or_default();
     Ran {
+        digest: std::fs::read_to_string(&digest_file).ok(),
         code: output.status.code().unwrap_or(-1),
         container_argv: argv,
         program_argv: recorded.lines().map(str::to_string).collect(),
@@ -271,6 +286,18 @@ fn the_workflow_template_builds_a_private_repository_with_a_scoped_token() {
     assert!(ran
         .program_argv
         .contains(&"type=image,name=registry.example.com/org/app:2.0.1,push=true".to_string()));
+    // The pushed digest becomes the build step's output parameter.
+    assert_eq!(ran.digest.as_deref(), Some(DIGEST));
+    let outputs = template(&workflow, "build").outputs.unwrap().parameters;
+    assert_eq!(outputs[0].name, "digest");
+    let path = outputs[0].value_from.as_ref().and_then(|v| v.path.clone());
+    assert_eq!(
+        path.as_deref(),
+        kubelet_env(template(&workflow, "build").container.as_ref().unwrap())
+            .iter()
+            .find(|(n, _)| n == "DIGEST_FILE")
+            .map(|(_, v)| v.as_str())
+    );
     assert_no_secret(&ran, &["2.0.1", "refs/heads/release", "docker/Dockerfile"]);
 
     // A hostile parameter is refused by the build step before BuildKit runs.
@@ -304,8 +331,16 @@ fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env(
     )
     .build()
     .unwrap();
+    let main = template(&workflow, "main");
+    let update_args = &main.steps.as_ref().unwrap()[1][0]
+        .arguments
+        .as_ref()
+        .unwrap()
+        .parameters;
+    assert!(update_args.iter().any(|p| p.name == "digest"
+        && p.value.as_deref() == Some("{{steps.build.outputs.parameters.digest}}")));
     for tag in ["2.0.1", "-rf"] {
-        let inputs = BTreeMap::from([("image-tag", tag)]);
+        let inputs = BTreeMap::from([("image-tag", tag), ("digest", DIGEST)]);
         let update = argo_substitute(
             template(&workflow, "update-chart")
                 .container
@@ -322,6 +357,7 @@ fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env(
             ran.program_argv
         );
         assert!(!ran.program_argv.contains(&tag.to_string()));
+        assert!(ran.program_argv.contains(&format!("--digest={DIGEST}")));
         assert!(ran
             .program_argv
             .windows(2)

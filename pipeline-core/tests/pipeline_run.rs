@@ -463,7 +463,7 @@ async fn dry_run_builds_nothing_commits_nothing_and_shows_the_diff() {
     assert_eq!(
         report.build.plan.cache_to,
         [format!(
-            "type=registry,ref={}/{}:buildcache,mode=max",
+            "type=registry,mode=max,ref={}/{}:buildcache",
             fx.env.registry, fx.image_repo
         )]
     );

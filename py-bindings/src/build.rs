@@ -8,7 +8,7 @@
 //! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
 //! `Secret::file` / `env` / `value`). The bindings only convert types.
 
-use cicd_agents_buildkit::flags::OptionField;
+use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, ShmSize, Ulimit};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -18,11 +18,11 @@ use cicd_agents_buildkit::build::{
     parse_key_values, BuildContext, BuildOptions, BuildResult as RustBuildResult, CacheEntry,
     NamedContext, Output,
 };
-use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
+use cicd_agents_buildkit::progress::{PlainRenderer, ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::{Error as BuildkitError, RegistryAuth, Secret, SshAgent};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyMapping, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyMapping, PyString};
 use tokio::task::JoinHandle;
 
 use crate::convert::{
@@ -32,34 +32,362 @@ use crate::errors;
 use crate::progress::{events, CallbackFailure, Progress, Tee};
 use crate::runtime::{awaitable, catch_panic, runtime, Task, TICK};
 
-/// The arguments of `Client.build()` / `build_async()` / `build_stream()`.
-pub struct BuildArgs<'a, 'py> {
-    pub context: &'a Bound<'py, PyAny>,
-    pub file: Option<&'a Bound<'py, PyAny>>,
-    pub tags: Option<&'a Bound<'py, PyAny>>,
-    pub build_args: Option<&'a Bound<'py, PyAny>>,
-    pub target: Option<String>,
-    pub platforms: Option<&'a Bound<'py, PyAny>>,
-    pub labels: Option<&'a Bound<'py, PyAny>>,
-    pub no_cache: bool,
-    pub no_cache_filter: Option<&'a Bound<'py, PyAny>>,
-    pub network: Option<String>,
-    pub add_hosts: Option<&'a Bound<'py, PyAny>>,
-    pub secrets: Option<&'a Bound<'py, PyAny>>,
-    pub ssh: Option<&'a Bound<'py, PyAny>>,
-    pub build_contexts: Option<&'a Bound<'py, PyAny>>,
-    pub push: bool,
-    pub outputs: Option<&'a Bound<'py, PyAny>>,
-    pub cache_from: Option<&'a Bound<'py, PyAny>>,
-    pub cache_to: Option<&'a Bound<'py, PyAny>>,
-    pub progress: Option<&'a Bound<'py, PyAny>>,
-    pub metadata_file: Option<&'a Bound<'py, PyAny>>,
-    pub git_auth_tokens: Option<&'a Bound<'py, PyAny>>,
-    pub allow: Option<&'a Bound<'py, PyAny>>,
-    pub frontend_attrs: Option<&'a Bound<'py, PyAny>>,
-    pub registry_auth: Option<&'a Bound<'py, PyAny>>,
-    pub docker_config: Option<&'a Bound<'py, PyAny>>,
-    pub shared_key: Option<String>,
+/// The build keywords, in the order the stub's `BuildOptions` declares them.
+/// `Client.build`, `build_async`, `build_stream` and `BuilderPool.build` /
+/// `build_async` take `(context, **options)` and parse `options` here, once.
+pub(crate) const BUILD_KEYWORDS: &[&str] = &[
+    "context_path",
+    "file",
+    "tags",
+    "build_args",
+    "target",
+    "platforms",
+    "labels",
+    "no_cache",
+    "cache",
+    "no_cache_filter",
+    "pull",
+    "network",
+    "add_hosts",
+    "secrets",
+    "ssh",
+    "build_contexts",
+    "push",
+    "load",
+    "outputs",
+    "output",
+    "cache_from",
+    "cache_to",
+    "progress",
+    "stream_logs",
+    "metadata_file",
+    "git_auth_tokens",
+    "allow",
+    "frontend_attrs",
+    "registry_auth",
+    "docker_config",
+    "shared_key",
+    "builder",
+    "provenance",
+    "sbom",
+    "attest",
+    "attests",
+    "annotations",
+    "shm_size",
+    "ulimits",
+    "cgroup_parent",
+];
+
+/// Keyword arguments being parsed: each is taken once by name; whatever is
+/// left at the end is an unknown keyword.
+pub(crate) struct Keywords<'py> {
+    items: Vec<(String, Bound<'py, PyAny>)>,
+}
+
+impl<'py> Keywords<'py> {
+    /// The keywords of a call (`**options`).
+    pub(crate) fn new(options: Option<&Bound<'py, PyDict>>) -> PyResult<Keywords<'py>> {
+        let mut items = Vec::new();
+        if let Some(options) = options {
+            for (key, value) in options.iter() {
+                items.push((key.extract::<String>()?, value));
+            }
+        }
+        Ok(Keywords { items })
+    }
+
+    /// Removes and returns `name`'s value; `None` when absent or given as None.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Bound<'py, PyAny>> {
+        let index = self.items.iter().position(|(key, _)| key == name)?;
+        let (_, value) = self.items.remove(index);
+        (!value.is_none()).then_some(value)
+    }
+
+    /// A `str` keyword; a `TypeError` naming it otherwise.
+    pub(crate) fn take_str(&mut self, name: &str) -> PyResult<Option<String>> {
+        self.take(name)
+            .map(|value| text_arg(&value, name))
+            .transpose()
+    }
+
+    /// A `bool` keyword; a `TypeError` naming it otherwise.
+    pub(crate) fn take_bool(&mut self, name: &str) -> PyResult<Option<bool>> {
+        self.take(name)
+            .map(|value| bool_arg(&value, name))
+            .transpose()
+    }
+
+    /// Fails with `TypeError` on a keyword nobody took, as Python does.
+    pub(crate) fn finish(self, function: &str) -> PyResult<()> {
+        match self.items.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(PyTypeError::new_err(format!(
+                "{function}() got an unexpected keyword argument '{name}'"
+            ))),
+        }
+    }
+}
+
+/// A `str` argument; a `TypeError` naming `name` otherwise.
+pub(crate) fn text_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    match value.cast::<PyString>() {
+        Ok(text) => Ok(text.to_cow()?.into_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a str, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// A `bool` argument (exactly `True` or `False`); a `TypeError` naming `name` otherwise.
+pub(crate) fn bool_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
+    match value.cast::<PyBool>() {
+        Ok(flag) => Ok(flag.is_true()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a bool, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// The keyword arguments of a build, parsed: `Client.build()` / `build_async()` /
+/// `build_stream()` and `BuilderPool.build()` / `build_async()`.
+pub(crate) struct BuildArgs {
+    pub(crate) prepared: Prepared,
+    /// `stream_logs=True`: the call returns an iterator of text lines.
+    pub(crate) stream_logs: bool,
+    /// python-on-whales' `builder=`: the daemon the caller means.
+    pub(crate) builder: Option<String>,
+}
+
+impl BuildArgs {
+    /// Parses `(context, **options)`; `function` names the call in errors.
+    pub(crate) fn parse(
+        function: &str,
+        context: Option<&Bound<'_, PyAny>>,
+        options: Keywords<'_>,
+    ) -> PyResult<BuildArgs> {
+        let mut kw = options;
+        let context = match (context.filter(|c| !c.is_none()), kw.take("context_path")) {
+            (Some(_), Some(_)) => {
+                return Err(PyTypeError::new_err(format!(
+                    "{function}() got both context and context_path; give one"
+                )))
+            }
+            (Some(context), None) => context.clone(),
+            (None, Some(context)) => context,
+            (None, None) => {
+                return Err(PyTypeError::new_err(format!(
+                    "{function}() missing the build context (a directory or URL)"
+                )))
+            }
+        };
+        let mut options = BuildOptions::new(build_context(&context)?);
+        if let Some(file) = kw.take("file") {
+            options.dockerfile = Some(path(&file, "file")?);
+        }
+        options.tags = str_list(kw.take("tags").as_ref(), "tags")?;
+        options.build_args = key_values(kw.take("build_args").as_ref(), "build_args")?;
+        options.target = kw.take_str("target")?;
+        options.platforms = str_list(kw.take("platforms").as_ref(), "platforms")?;
+        options.labels = key_values(kw.take("labels").as_ref(), "labels")?;
+        let no_cache = kw.take_bool("no_cache")?;
+        let cache = kw.take_bool("cache")?;
+        options.no_cache = match (no_cache, cache) {
+            (Some(no_cache), Some(cache)) if no_cache == cache => {
+                return Err(errors::invalid_option(
+                    "no_cache",
+                    "no_cache and cache (python-on-whales' inverse of it) disagree; give one",
+                ))
+            }
+            (Some(no_cache), _) => no_cache,
+            (None, Some(cache)) => !cache,
+            (None, None) => false,
+        };
+        options.no_cache_filter = str_list(kw.take("no_cache_filter").as_ref(), "no_cache_filter")?;
+        options.network = kw
+            .take_str("network")?
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(errors::from_buildkit)?;
+        options.add_hosts = add_hosts(kw.take("add_hosts").as_ref())?
+            .iter()
+            .map(|h| h.parse())
+            .collect::<Result<_, _>>()
+            .map_err(errors::from_buildkit)?;
+        options.secrets = spec_items(kw.take("secrets").as_ref(), "secrets")?
+            .iter()
+            .map(secret)
+            .collect::<PyResult<_>>()?;
+        options.ssh = ssh_agents(kw.take("ssh").as_ref())?;
+        if let Some(contexts) = kw.take("build_contexts") {
+            let mapping = contexts.cast::<PyMapping>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "build_contexts must be a mapping {{name: dir | url | \"docker-image://ref\"}}, not {}",
+                    type_name(&contexts)
+                ))
+            })?;
+            for (name, value) in mapping_items(mapping, "build_contexts")? {
+                let value = path(&value, "build_contexts")?
+                    .to_string_lossy()
+                    .into_owned();
+                let named = NamedContext::parse(&value).map_err(errors::from_buildkit)?;
+                options.build_contexts.insert(name, named);
+            }
+        }
+        options.push = kw.take_bool("push")?.unwrap_or(false);
+        let outputs = kw.take("outputs");
+        let single = kw.take("output").filter(|o| !is_empty_mapping(o));
+        let outputs = match (outputs, single) {
+            (Some(_), Some(_)) => {
+                return Err(errors::invalid_option(
+                    "outputs",
+                    "give outputs or output (python-on-whales' name), not both",
+                ))
+            }
+            (outputs, single) => outputs.or(single),
+        };
+        options.outputs = spec_items(outputs.as_ref(), "outputs")?
+            .iter()
+            .map(output)
+            .collect::<PyResult<_>>()?;
+        if kw.take_bool("load")?.unwrap_or(false) {
+            options
+                .outputs
+                .push(Output::new("docker", Vec::<(String, String)>::new()));
+        }
+        options.pull = kw.take_bool("pull")?.unwrap_or(false);
+        // buildx puts --provenance and --sbom first, then every --attest.
+        if let Some(value) = kw.take("provenance") {
+            let value = attest_value(&value, "provenance")?;
+            options
+                .attests
+                .push(Attest::provenance(&value).map_err(errors::from_buildkit)?);
+        }
+        if let Some(value) = kw.take("sbom") {
+            let value = attest_value(&value, "sbom")?;
+            options
+                .attests
+                .push(Attest::sbom(&value).map_err(errors::from_buildkit)?);
+        }
+        for keyword in ["attest", "attests"] {
+            for item in spec_items(kw.take(keyword).as_ref(), keyword)? {
+                let spec = attest_value(&item, keyword)?;
+                options
+                    .attests
+                    .push(spec.parse::<Attest>().map_err(errors::from_buildkit)?);
+            }
+        }
+        let annotations = match kw.take("annotations") {
+            Some(map) if map.cast::<PyMapping>().is_ok() => str_map(Some(&map), "annotations")?
+                .into_iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect(),
+            other => str_list(other.as_ref(), "annotations")?,
+        };
+        options.annotations = annotations
+            .iter()
+            .map(|text| text.parse::<Annotation>().map_err(errors::from_buildkit))
+            .collect::<PyResult<_>>()?;
+        if let Some(size) = kw.take("shm_size") {
+            let text = spec_value(&size, "shm_size", "shm_size")?;
+            options.shm_size = Some(text.parse::<ShmSize>().map_err(errors::from_buildkit)?);
+        }
+        options.ulimits = str_list(kw.take("ulimits").as_ref(), "ulimits")?
+            .iter()
+            .map(|text| text.parse::<Ulimit>().map_err(errors::from_buildkit))
+            .collect::<PyResult<_>>()?;
+        options.cgroup_parent = kw.take_str("cgroup_parent")?;
+        options.cache_from = spec_items(kw.take("cache_from").as_ref(), "cache_from")?
+            .iter()
+            .map(|item| cache_entry(item, "cache_from"))
+            .collect::<PyResult<_>>()?;
+        options.cache_to = spec_items(kw.take("cache_to").as_ref(), "cache_to")?
+            .iter()
+            .map(|item| cache_entry(item, "cache_to"))
+            .collect::<PyResult<_>>()?;
+        options.registry_auth = registry_auth(
+            kw.take("registry_auth").as_ref(),
+            kw.take("docker_config").as_ref(),
+        )?;
+        for (host, token) in str_map(kw.take("git_auth_tokens").as_ref(), "git_auth_tokens")? {
+            options = options.git_auth_token(host, token);
+        }
+        options.allow = str_list(kw.take("allow").as_ref(), "allow")?
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()
+            .map_err(errors::from_buildkit)?;
+        options.frontend_attrs.extend(key_values(
+            kw.take("frontend_attrs").as_ref(),
+            "frontend_attrs",
+        )?);
+        options.shared_key = kw.take_str("shared_key")?;
+        let metadata_file = kw
+            .take("metadata_file")
+            .map(|p| path(&p, "metadata_file"))
+            .transpose()?;
+        // The library checks the destination before anything is sent.
+        options.metadata_file = metadata_file.clone();
+        // python-on-whales' `progress=False` is no progress output.
+        let progress = kw
+            .take("progress")
+            .filter(|p| !p.is_instance_of::<PyBool>() || p.is_truthy().unwrap_or(true));
+        let progress = Progress::from_arg(progress.as_ref())?;
+        let stream_logs = kw.take_bool("stream_logs")?.unwrap_or(false);
+        let builder = kw.take_str("builder")?;
+        kw.finish(function)?;
+        Ok(BuildArgs {
+            prepared: Prepared {
+                options,
+                progress,
+                metadata_file,
+            },
+            stream_logs,
+            builder,
+        })
+    }
+
+    /// Refuses `builder=` unless it names `address` (the daemon this call builds on).
+    pub(crate) fn check_builder(&self, address: &str) -> PyResult<()> {
+        match &self.builder {
+            None => Ok(()),
+            Some(builder) if same_address(builder, address) => Ok(()),
+            Some(builder) => Err(errors::invalid_option(
+                "builder",
+                format!(
+                    "this client builds on {address}, not {builder:?}; \
+connect a Client to that daemon's address (unix://, tcp:// or docker://) instead"
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether `given` is `address` (both resolved the same way `Client(addr)` does).
+fn same_address(given: &str, address: &str) -> bool {
+    cicd_agents_buildkit::Address::resolve(Some(given))
+        .map(|resolved| resolved.to_string() == address)
+        .unwrap_or(false)
+}
+
+/// An attestation value as buildx takes it: `True` / `False`, a spec string, or
+/// python-on-whales' dict form (`{"type": "sbom", "generator": "…"}` → `type=sbom,generator=…`).
+fn attest_value(value: &Bound<'_, PyAny>, keyword: &str) -> PyResult<String> {
+    if let Ok(mapping) = value.cast::<PyMapping>() {
+        let fields = mapping_items(mapping, keyword)?
+            .into_iter()
+            .map(|(key, item)| Ok(format!("{key}={}", spec_value(&item, keyword, &key)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(fields.join(","));
+    }
+    spec_value(value, keyword, keyword)
+}
+
+/// An empty dict: python-on-whales' default `output={}` (no output).
+fn is_empty_mapping(value: &Bound<'_, PyAny>) -> bool {
+    value.cast::<PyMapping>().ok().and_then(|m| m.len().ok()) == Some(0)
 }
 
 /// A build ready to run.
@@ -325,74 +653,6 @@ pub(crate) fn build_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext
     }
 }
 
-impl BuildArgs<'_, '_> {
-    /// The library's options, the progress sink and where to write the metadata.
-    pub(crate) fn prepare(self) -> PyResult<Prepared> {
-        let mut options = BuildOptions::new(build_context(self.context)?);
-        if let Some(file) = some(self.file) {
-            options.dockerfile = Some(path(file, "file")?);
-        }
-        options.tags = str_list(self.tags, "tags")?;
-        options.build_args = key_values(self.build_args, "build_args")?;
-        options.target = self.target;
-        options.platforms = str_list(self.platforms, "platforms")?;
-        options.labels = key_values(self.labels, "labels")?;
-        options.no_cache = self.no_cache;
-        options.no_cache_filter = str_list(self.no_cache_filter, "no_cache_filter")?;
-        options.network = self.network;
-        options.add_hosts = add_hosts(self.add_hosts)?;
-        options.secrets = spec_items(self.secrets, "secrets")?
-            .iter()
-            .map(secret)
-            .collect::<PyResult<_>>()?;
-        options.ssh = ssh_agents(self.ssh)?;
-        if let Some(contexts) = some(self.build_contexts) {
-            let mapping = contexts.cast::<PyMapping>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "build_contexts must be a mapping {{name: dir | url | \"docker-image://ref\"}}, not {}",
-                    type_name(contexts)
-                ))
-            })?;
-            for (name, value) in mapping_items(mapping, "build_contexts")? {
-                let value = path(&value, "build_contexts")?
-                    .to_string_lossy()
-                    .into_owned();
-                let named = NamedContext::parse(&value).map_err(errors::from_buildkit)?;
-                options.build_contexts.insert(name, named);
-            }
-        }
-        options.push = self.push;
-        options.outputs = spec_items(self.outputs, "outputs")?
-            .iter()
-            .map(output)
-            .collect::<PyResult<_>>()?;
-        options.cache_from = spec_items(self.cache_from, "cache_from")?
-            .iter()
-            .map(|item| cache_entry(item, "cache_from"))
-            .collect::<PyResult<_>>()?;
-        options.cache_to = spec_items(self.cache_to, "cache_to")?
-            .iter()
-            .map(|item| cache_entry(item, "cache_to"))
-            .collect::<PyResult<_>>()?;
-        options.registry_auth = registry_auth(self.registry_auth, self.docker_config)?;
-        for (host, token) in str_map(self.git_auth_tokens, "git_auth_tokens")? {
-            options = options.git_auth_token(host, token);
-        }
-        options.allow = str_list(self.allow, "allow")?;
-        options.frontend_attrs = key_values(self.frontend_attrs, "frontend_attrs")?;
-        options.shared_key = self.shared_key;
-        let metadata_file = some(self.metadata_file)
-            .map(|p| path(p, "metadata_file"))
-            .transpose()?;
-        let progress = Progress::from_arg(self.progress)?;
-        Ok(Prepared {
-            options,
-            progress,
-            metadata_file,
-        })
-    }
-}
-
 /// Writes `docker buildx build --metadata-file`'s JSON, as the CLI does.
 pub(crate) fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
     result
@@ -442,16 +702,16 @@ fn finish(
 }
 
 /// `Client.build()`.
-pub fn build_blocking(
+pub(crate) fn build_blocking(
     py: Python<'_>,
     client: &cicd_agents_buildkit::Client,
-    args: BuildArgs<'_, '_>,
+    prepared: Prepared,
 ) -> PyResult<BuildResult> {
     let Prepared {
         options,
         progress,
         metadata_file,
-    } = args.prepare()?;
+    } = prepared;
     let failure = progress.failure.clone();
     let task = Task::spawn(run(
         client.clone(),
@@ -467,16 +727,16 @@ pub fn build_blocking(
 }
 
 /// `Client.build_async()`.
-pub fn build_awaitable<'py>(
+pub(crate) fn build_awaitable<'py>(
     py: Python<'py>,
     client: &cicd_agents_buildkit::Client,
-    args: BuildArgs<'_, 'py>,
+    prepared: Prepared,
 ) -> PyResult<Bound<'py, PyAny>> {
     let Prepared {
         options,
         progress,
         metadata_file,
-    } = args.prepare()?;
+    } = prepared;
     let failure = progress.failure.clone();
     let client = client.clone();
     awaitable(py, async move {
@@ -560,6 +820,8 @@ impl BuildResult {
 /// What the runtime task of a stream sends.
 enum Message {
     Update(StatusUpdate),
+    /// A line of plain progress output (`stream_logs=True`).
+    Line(String),
     Done(Result<Outcome, String>),
 }
 
@@ -572,24 +834,57 @@ impl ProgressSink for ChannelSink {
     }
 }
 
+/// Sends what the plain renderer writes to the stream's channel, line by line.
+struct LineWriter {
+    sender: Sender<Message>,
+    partial: Vec<u8>,
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let _ = self.sender.send(Message::Line(text));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a stream is.
+enum StreamState {
+    Running,
+    Done(Py<BuildResult>),
+    Failed(PyErr),
+    Cancelled,
+}
+
 /// A running build whose progress events are read by iterating it.
 ///
 /// Returned by ``Client.build_stream()``. Iterating yields ``VertexEvent``,
 /// ``StatusEvent``, ``LogEvent`` and ``WarningEvent`` objects as they arrive
 /// (waiting with the GIL released; Ctrl-C cancels the build). When the build
 /// ends the iteration stops and ``result`` holds the ``BuildResult``; if it
-/// failed, the iteration raises its error (e.g. ``BuildError``).
+/// failed, the iteration raises its error (e.g. ``BuildError``), and so does
+/// every later ``wait()``.
 ///
 /// ``wait()`` skips the remaining events and returns the result; ``cancel()``
 /// cancels the build on the daemon. Used as a context manager, leaving the
 /// block cancels a build that is still running; so does dropping the stream.
+///
+/// ``build(..., stream_logs=True)`` (python-on-whales' keyword) returns one
+/// that yields the plain progress output's lines (``str``) instead of events.
 #[pyclass(module = "cicd_agents")]
 pub struct BuildStream {
     messages: Mutex<Receiver<Message>>,
     handle: JoinHandle<()>,
     pending: VecDeque<Py<PyAny>>,
-    finished: bool,
-    result: Option<Py<BuildResult>>,
+    state: StreamState,
     failure: Arc<CallbackFailure>,
     metadata_file: Option<PathBuf>,
 }
@@ -601,18 +896,27 @@ impl Drop for BuildStream {
 }
 
 impl BuildStream {
-    /// Starts the build.
-    pub fn start(
+    /// Starts the build; with `lines`, the stream yields plain progress lines.
+    pub(crate) fn start(
         client: &cicd_agents_buildkit::Client,
-        args: BuildArgs<'_, '_>,
+        prepared: Prepared,
+        lines: bool,
     ) -> PyResult<BuildStream> {
         let Prepared {
             options,
             progress,
             metadata_file,
-        } = args.prepare()?;
+        } = prepared;
         let (sender, messages) = mpsc::channel();
-        let sink = Tee(vec![Box::new(ChannelSink(sender.clone())), progress.sink]);
+        let reader: Box<dyn ProgressSink> = if lines {
+            Box::new(PlainRenderer::new(LineWriter {
+                sender: sender.clone(),
+                partial: Vec::new(),
+            }))
+        } else {
+            Box::new(ChannelSink(sender.clone()))
+        };
+        let sink = Tee(vec![reader, progress.sink]);
         let failure = progress.failure.clone();
         let client = client.clone();
         let handle = runtime()?.spawn(async move {
@@ -623,21 +927,26 @@ impl BuildStream {
             messages: Mutex::new(messages),
             handle,
             pending: VecDeque::new(),
-            finished: false,
-            result: None,
+            state: StreamState::Running,
             failure,
             metadata_file,
         })
     }
 
     /// The next event, or `None` at the end. `keep_events: false` drops events.
+    /// Once the build has failed, raises its error (again).
     fn next_event(&mut self, py: Python<'_>, keep_events: bool) -> PyResult<Option<Py<PyAny>>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
             }
-            if self.finished {
-                return Ok(None);
+            match &self.state {
+                StreamState::Running => {}
+                StreamState::Done(_) => return Ok(None),
+                StreamState::Failed(err) => return Err(err.clone_ref(py)),
+                StreamState::Cancelled => {
+                    return Err(errors::Cancelled::new_err("the build was cancelled"))
+                }
             }
             let messages = self
                 .messages
@@ -649,13 +958,26 @@ impl BuildStream {
                         self.pending.extend(events(py, &update)?);
                     }
                 }
+                Ok(Message::Line(line)) => {
+                    if keep_events {
+                        self.pending
+                            .push_back(PyString::new(py, &line).into_any().unbind());
+                    }
+                }
                 Ok(Message::Done(outcome)) => {
-                    self.finished = true;
-                    let outcome =
-                        outcome.map_err(|panic| errors::internal(format!("panic: {panic}")))?;
-                    let result = finish(outcome, &self.failure, self.metadata_file.as_deref())?;
-                    self.result = Some(Py::new(py, result)?);
-                    return Ok(None);
+                    let ended = outcome
+                        .map_err(|panic| errors::internal(format!("panic: {panic}")))
+                        .and_then(|outcome| {
+                            finish(outcome, &self.failure, self.metadata_file.as_deref())
+                        })
+                        .and_then(|result| Py::new(py, result));
+                    match ended {
+                        Ok(result) => self.state = StreamState::Done(result),
+                        Err(err) => {
+                            self.state = StreamState::Failed(err.clone_ref(py));
+                            return Err(err);
+                        }
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(err) = py.check_signals() {
@@ -664,8 +986,7 @@ impl BuildStream {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.finished = true;
-                    return Err(errors::Cancelled::new_err("the build was cancelled"));
+                    self.state = StreamState::Cancelled;
                 }
             }
         }
@@ -673,7 +994,7 @@ impl BuildStream {
 
     fn cancel_and_wait(&mut self, py: Python<'_>) {
         self.handle.abort();
-        self.finished = true;
+        self.state = StreamState::Cancelled;
         self.pending.clear();
         // Wait (briefly) until the task is gone, so its cancellation went out.
         if let Ok(messages) = self.messages.get_mut() {
@@ -702,29 +1023,34 @@ impl BuildStream {
     /// The ``BuildResult`` once the build has finished successfully, else None.
     #[getter]
     fn result(&self, py: Python<'_>) -> Option<Py<BuildResult>> {
-        self.result.as_ref().map(|r| r.clone_ref(py))
+        match &self.state {
+            StreamState::Done(result) => Some(result.clone_ref(py)),
+            _ => None,
+        }
     }
 
     /// Whether the build has ended (successfully, failed or cancelled).
     #[getter]
     fn done(&self) -> bool {
-        self.finished
+        !matches!(self.state, StreamState::Running)
     }
 
     /// Waits for the build to end, discarding the events not read yet, and
-    /// returns its ``BuildResult`` (or raises its error).
+    /// returns its ``BuildResult`` (or raises its error: the ``BuildError`` of
+    /// a failed build, ``Cancelled`` after ``cancel()``).
     fn wait(&mut self, py: Python<'_>) -> PyResult<Py<BuildResult>> {
         self.pending.clear();
         while self.next_event(py, false)?.is_some() {}
-        self.result
-            .as_ref()
-            .map(|r| r.clone_ref(py))
-            .ok_or_else(|| errors::Cancelled::new_err("the build was cancelled"))
+        match &self.state {
+            StreamState::Done(result) => Ok(result.clone_ref(py)),
+            StreamState::Failed(err) => Err(err.clone_ref(py)),
+            _ => Err(errors::Cancelled::new_err("the build was cancelled")),
+        }
     }
 
     /// Cancels the build on the daemon (no-op once it has ended).
     fn cancel(&mut self, py: Python<'_>) {
-        if !self.finished {
+        if matches!(self.state, StreamState::Running) {
             self.cancel_and_wait(py);
         }
     }
@@ -740,12 +1066,11 @@ impl BuildStream {
     }
 
     fn __repr__(&self) -> String {
-        let state = if !self.finished {
-            "running"
-        } else if self.result.is_some() {
-            "done"
-        } else {
-            "failed"
+        let state = match self.state {
+            StreamState::Running => "running",
+            StreamState::Done(_) => "done",
+            StreamState::Failed(_) => "failed",
+            StreamState::Cancelled => "cancelled",
         };
         format!("BuildStream({state})")
     }

@@ -10,9 +10,10 @@ use cicd_agents_buildkit::{
     TlsOptions, UsageRecord as RustUsageRecord, Worker as RustWorker,
 };
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-use crate::build::{BuildArgs, BuildResult, BuildStream};
-use crate::convert::{datetime, duration, str_list, to_dict};
+use crate::build::{bool_arg, text_arg, BuildArgs, BuildStream, Keywords};
+use crate::convert::{datetime, duration, path, str_list, to_dict};
 use crate::errors;
 use crate::runtime::{awaitable, block_on};
 
@@ -380,6 +381,35 @@ pub(crate) struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// The `tls_*` keyword arguments, each checked for its type by name.
+    pub(crate) fn from_args(
+        ca: Option<&Bound<'_, PyAny>>,
+        cert: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
+        server_name: Option<&Bound<'_, PyAny>>,
+        skip_verify: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TlsArgs> {
+        let file = |value: Option<&Bound<'_, PyAny>>, name: &str| {
+            value
+                .filter(|v| !v.is_none())
+                .map(|v| path(v, name))
+                .transpose()
+        };
+        Ok(TlsArgs {
+            ca: file(ca, "tls_ca")?,
+            cert: file(cert, "tls_cert")?,
+            key: file(key, "tls_key")?,
+            server_name: server_name
+                .filter(|v| !v.is_none())
+                .map(|v| text_arg(v, "tls_server_name"))
+                .transpose()?,
+            skip_verify: skip_verify
+                .map(|v| bool_arg(v, "tls_skip_verify"))
+                .transpose()?
+                .unwrap_or(false),
+        })
+    }
+
     /// The library's options; warns (``RuntimeWarning``) when verification is off.
     pub(crate) fn options(self, py: Python<'_>) -> PyResult<TlsOptions> {
         if self.skip_verify {
@@ -453,29 +483,38 @@ fn prune_options(
     Ok(options)
 }
 
+impl Client {
+    /// The build keywords of a call on this client, parsed (see `BuildArgs`).
+    fn build_args(
+        &self,
+        function: &str,
+        context: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<BuildArgs> {
+        let args = BuildArgs::parse(function, context, Keywords::new(options)?)?;
+        args.check_builder(&self.inner.address().to_string())?;
+        Ok(args)
+    }
+}
+
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=false))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        addr: Option<String>,
-        tls_ca: Option<PathBuf>,
-        tls_cert: Option<PathBuf>,
-        tls_key: Option<PathBuf>,
-        tls_server_name: Option<String>,
+        addr: Option<&Bound<'_, PyAny>>,
+        tls_ca: Option<&Bound<'_, PyAny>>,
+        tls_cert: Option<&Bound<'_, PyAny>>,
+        tls_key: Option<&Bound<'_, PyAny>>,
+        tls_server_name: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         keepalive: Option<&Bound<'_, PyAny>>,
-        tls_skip_verify: bool,
+        tls_skip_verify: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let tls = TlsArgs {
-            ca: tls_ca,
-            cert: tls_cert,
-            key: tls_key,
-            server_name: tls_server_name,
-            skip_verify: tls_skip_verify,
-        };
+        let addr = addr.map(|a| text_arg(a, "addr")).transpose()?;
+        let tls = TlsArgs::from_args(tls_ca, tls_cert, tls_key, tls_server_name, tls_skip_verify)?;
         let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         let inner = block_on(py, builder.connect())?.map_err(errors::from_buildkit)?;
         Ok(Client { inner })
@@ -484,26 +523,21 @@ impl Client {
     /// Connects without blocking the event loop: ``client = await Client.connect_async(addr)``.
     /// Takes the same arguments as ``Client(...)``.
     #[staticmethod]
-    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=false))]
+    #[pyo3(signature = (addr=None, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, connect_timeout=None, keepalive=None, tls_skip_verify=None))]
     #[allow(clippy::too_many_arguments)]
     fn connect_async<'py>(
         py: Python<'py>,
-        addr: Option<String>,
-        tls_ca: Option<PathBuf>,
-        tls_cert: Option<PathBuf>,
-        tls_key: Option<PathBuf>,
-        tls_server_name: Option<String>,
+        addr: Option<&Bound<'py, PyAny>>,
+        tls_ca: Option<&Bound<'py, PyAny>>,
+        tls_cert: Option<&Bound<'py, PyAny>>,
+        tls_key: Option<&Bound<'py, PyAny>>,
+        tls_server_name: Option<&Bound<'py, PyAny>>,
         connect_timeout: Option<&Bound<'py, PyAny>>,
         keepalive: Option<&Bound<'py, PyAny>>,
-        tls_skip_verify: bool,
+        tls_skip_verify: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let tls = TlsArgs {
-            ca: tls_ca,
-            cert: tls_cert,
-            key: tls_key,
-            server_name: tls_server_name,
-            skip_verify: tls_skip_verify,
-        };
+        let addr = addr.map(|a| text_arg(a, "addr")).transpose()?;
+        let tls = TlsArgs::from_args(tls_ca, tls_cert, tls_key, tls_server_name, tls_skip_verify)?;
         let builder = builder(py, addr, tls, connect_timeout, keepalive)?;
         awaitable(py, async move {
             let inner = builder.connect().await.map_err(errors::from_buildkit)?;
@@ -721,204 +755,80 @@ impl Client {
     ///   configuration) or the directory holding ``config.json``.
     /// - ``shared_key``: key for incremental context transfer.
     ///
+    /// python-on-whales' ``docker.buildx.build`` keywords are taken too:
+    /// ``context_path`` (the context), ``cache`` (the inverse of ``no_cache``),
+    /// ``output`` (one output, its dict form), ``load`` (into the Docker image
+    /// store: an output ``type=docker``), ``pull`` (always pull base images),
+    /// ``progress=False`` (silent), ``stream_logs=True`` (returns an iterator of
+    /// the plain progress output's lines instead of the result) and ``builder``
+    /// (must name this client's daemon). The keywords and their types are
+    /// declared once, in ``cicd_agents.BuildOptions``; a wrong type raises
+    /// ``TypeError`` naming the keyword, an unknown keyword ``TypeError``.
+    ///
     /// Blocks with the GIL released; Ctrl-C cancels the build on the daemon and
     /// raises KeyboardInterrupt. Raises ``BuildError`` when the build fails,
     /// ``InvalidOption`` for unusable arguments, ``ConnectionError`` when the
     /// daemon is gone.
-    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (context=None, **options))]
     fn build<'py>(
         &self,
         py: Python<'py>,
-        context: &Bound<'py, PyAny>,
-        file: Option<&Bound<'py, PyAny>>,
-        tags: Option<&Bound<'py, PyAny>>,
-        build_args: Option<&Bound<'py, PyAny>>,
-        target: Option<String>,
-        platforms: Option<&Bound<'py, PyAny>>,
-        labels: Option<&Bound<'py, PyAny>>,
-        no_cache: bool,
-        no_cache_filter: Option<&Bound<'py, PyAny>>,
-        network: Option<String>,
-        add_hosts: Option<&Bound<'py, PyAny>>,
-        secrets: Option<&Bound<'py, PyAny>>,
-        ssh: Option<&Bound<'py, PyAny>>,
-        build_contexts: Option<&Bound<'py, PyAny>>,
-        push: bool,
-        outputs: Option<&Bound<'py, PyAny>>,
-        cache_from: Option<&Bound<'py, PyAny>>,
-        cache_to: Option<&Bound<'py, PyAny>>,
-        progress: Option<&Bound<'py, PyAny>>,
-        metadata_file: Option<&Bound<'py, PyAny>>,
-        git_auth_tokens: Option<&Bound<'py, PyAny>>,
-        allow: Option<&Bound<'py, PyAny>>,
-        frontend_attrs: Option<&Bound<'py, PyAny>>,
-        registry_auth: Option<&Bound<'py, PyAny>>,
-        docker_config: Option<&Bound<'py, PyAny>>,
-        shared_key: Option<String>,
-    ) -> PyResult<BuildResult> {
-        let args = BuildArgs {
-            context,
-            file,
-            tags,
-            build_args,
-            target,
-            platforms,
-            labels,
-            no_cache,
-            no_cache_filter,
-            network,
-            add_hosts,
-            secrets,
-            ssh,
-            build_contexts,
-            push,
-            outputs,
-            cache_from,
-            cache_to,
-            progress,
-            metadata_file,
-            git_auth_tokens,
-            allow,
-            frontend_attrs,
-            registry_auth,
-            docker_config,
-            shared_key,
-        };
-        crate::build::build_blocking(py, &self.inner, args)
+        context: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let args = self.build_args("build", context, options)?;
+        if args.stream_logs {
+            let stream = BuildStream::start(&self.inner, args.prepared, true)?;
+            return Ok(Py::new(py, stream)?.into_any());
+        }
+        let result = crate::build::build_blocking(py, &self.inner, args.prepared)?;
+        Ok(Py::new(py, result)?.into_any())
     }
 
-    /// ``await``-able ``build()`` with the same arguments. Cancelling the
-    /// asyncio task cancels the build on the daemon. A ``progress`` callable is
-    /// called from a runtime thread (not the event loop's), as with ``build()``.
-    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``build()`` as a coroutine, with the same arguments: nothing is sent
+    /// until it is awaited (``await``, ``asyncio.run``, ``create_task``,
+    /// ``gather``, ``wait_for``, ...). Cancelling the awaiting task cancels the
+    /// build on the daemon. A ``progress`` callable is called from a runtime
+    /// thread (not the event loop's), as with ``build()``. ``stream_logs`` is
+    /// refused: use ``build_stream()``.
+    #[pyo3(signature = (context=None, **options))]
     fn build_async<'py>(
         &self,
         py: Python<'py>,
-        context: &Bound<'py, PyAny>,
-        file: Option<&Bound<'py, PyAny>>,
-        tags: Option<&Bound<'py, PyAny>>,
-        build_args: Option<&Bound<'py, PyAny>>,
-        target: Option<String>,
-        platforms: Option<&Bound<'py, PyAny>>,
-        labels: Option<&Bound<'py, PyAny>>,
-        no_cache: bool,
-        no_cache_filter: Option<&Bound<'py, PyAny>>,
-        network: Option<String>,
-        add_hosts: Option<&Bound<'py, PyAny>>,
-        secrets: Option<&Bound<'py, PyAny>>,
-        ssh: Option<&Bound<'py, PyAny>>,
-        build_contexts: Option<&Bound<'py, PyAny>>,
-        push: bool,
-        outputs: Option<&Bound<'py, PyAny>>,
-        cache_from: Option<&Bound<'py, PyAny>>,
-        cache_to: Option<&Bound<'py, PyAny>>,
-        progress: Option<&Bound<'py, PyAny>>,
-        metadata_file: Option<&Bound<'py, PyAny>>,
-        git_auth_tokens: Option<&Bound<'py, PyAny>>,
-        allow: Option<&Bound<'py, PyAny>>,
-        frontend_attrs: Option<&Bound<'py, PyAny>>,
-        registry_auth: Option<&Bound<'py, PyAny>>,
-        docker_config: Option<&Bound<'py, PyAny>>,
-        shared_key: Option<String>,
+        context: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let args = BuildArgs {
-            context,
-            file,
-            tags,
-            build_args,
-            target,
-            platforms,
-            labels,
-            no_cache,
-            no_cache_filter,
-            network,
-            add_hosts,
-            secrets,
-            ssh,
-            build_contexts,
-            push,
-            outputs,
-            cache_from,
-            cache_to,
-            progress,
-            metadata_file,
-            git_auth_tokens,
-            allow,
-            frontend_attrs,
-            registry_auth,
-            docker_config,
-            shared_key,
-        };
-        crate::build::build_awaitable(py, &self.inner, args)
+        let args = self.build_args("build_async", context, options)?;
+        if args.stream_logs {
+            return Err(errors::invalid_option(
+                "stream_logs",
+                "build_async() returns the result; iterate build_stream(..., stream_logs=True) for the lines",
+            ));
+        }
+        crate::build::build_awaitable(py, &self.inner, args.prepared)
     }
 
     /// Starts a build and returns a ``BuildStream``: iterate it to receive the
     /// progress events as they arrive; when iteration ends, ``stream.result``
     /// holds the ``BuildResult``. A failed build raises its error from the
-    /// iteration. Same arguments as ``build()``; a ``progress`` given here is
-    /// served as well (e.g. ``"plain"`` to also render on stderr).
-    #[pyo3(signature = (context, *, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// iteration (and from ``wait()``). Same arguments as ``build()``; a
+    /// ``progress`` given here is served as well (e.g. ``"plain"`` to also
+    /// render on stderr); with ``stream_logs=True`` it yields text lines.
+    #[pyo3(signature = (context=None, **options))]
     fn build_stream<'py>(
         &self,
-        context: &Bound<'py, PyAny>,
-        file: Option<&Bound<'py, PyAny>>,
-        tags: Option<&Bound<'py, PyAny>>,
-        build_args: Option<&Bound<'py, PyAny>>,
-        target: Option<String>,
-        platforms: Option<&Bound<'py, PyAny>>,
-        labels: Option<&Bound<'py, PyAny>>,
-        no_cache: bool,
-        no_cache_filter: Option<&Bound<'py, PyAny>>,
-        network: Option<String>,
-        add_hosts: Option<&Bound<'py, PyAny>>,
-        secrets: Option<&Bound<'py, PyAny>>,
-        ssh: Option<&Bound<'py, PyAny>>,
-        build_contexts: Option<&Bound<'py, PyAny>>,
-        push: bool,
-        outputs: Option<&Bound<'py, PyAny>>,
-        cache_from: Option<&Bound<'py, PyAny>>,
-        cache_to: Option<&Bound<'py, PyAny>>,
-        progress: Option<&Bound<'py, PyAny>>,
-        metadata_file: Option<&Bound<'py, PyAny>>,
-        git_auth_tokens: Option<&Bound<'py, PyAny>>,
-        allow: Option<&Bound<'py, PyAny>>,
-        frontend_attrs: Option<&Bound<'py, PyAny>>,
-        registry_auth: Option<&Bound<'py, PyAny>>,
-        docker_config: Option<&Bound<'py, PyAny>>,
-        shared_key: Option<String>,
+        context: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<BuildStream> {
-        let args = BuildArgs {
-            context,
-            file,
-            tags,
-            build_args,
-            target,
-            platforms,
-            labels,
-            no_cache,
-            no_cache_filter,
-            network,
-            add_hosts,
-            secrets,
-            ssh,
-            build_contexts,
-            push,
-            outputs,
-            cache_from,
-            cache_to,
-            progress,
-            metadata_file,
-            git_auth_tokens,
-            allow,
-            frontend_attrs,
-            registry_auth,
-            docker_config,
-            shared_key,
-        };
-        BuildStream::start(&self.inner, args)
+        let args = self.build_args("build_stream", context, options)?;
+        BuildStream::start(&self.inner, args.prepared, args.stream_logs)
+    }
+
+    /// This client, for python-on-whales' spelling: ``docker.buildx.build(...)``
+    /// runs unchanged with ``docker = cicd_agents.Client(...)``.
+    #[getter]
+    fn buildx(slf: Py<Self>) -> Py<Self> {
+        slf
     }
 
     fn __repr__(&self) -> String {

@@ -30,6 +30,7 @@ use cicd_agents_buildkit::Error as BuildkitError;
 use cicd_agents_pipeline::definition::DefinitionError;
 use cicd_agents_pipeline::error::{Error as PipelineError, GitError as RustGitError};
 use cicd_agents_pipeline::run::RunError;
+use cicd_agents_types::{ErrorKind, HasKind};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -245,6 +246,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PoolError", py.get_type::<PoolError>())?;
     m.add("PoolUnavailable", py.get_type::<PoolUnavailable>())?;
     m.add("K8sError", py.get_type::<K8sError>())?;
+    // `error_kind` (the library's error kind, e.g. "invalid input") is set on the errors of
+    // the BuildKit client; None on the others.
+    py.get_type::<Error>().setattr("error_kind", py.None())?;
     Ok(())
 }
 
@@ -291,6 +295,18 @@ where
     value.into_pyobject(py).ok().map(|b| b.into_any().unbind())
 }
 
+/// The exception class of an error kind: the class of a library error follows its
+/// `kind()` (the variant only adds attributes), as the command line's exit code does.
+fn class_for(kind: ErrorKind, message: String) -> PyErr {
+    match kind {
+        ErrorKind::InvalidInput => InvalidOption::new_err(message),
+        ErrorKind::Connection => ConnectionError::new_err(message),
+        ErrorKind::BuildFailed => BuildError::new_err(message),
+        ErrorKind::Cancelled => Cancelled::new_err(message),
+        _ => Error::new_err(message),
+    }
+}
+
 /// Converts a BuildKit client error.
 pub fn from_buildkit(err: BuildkitError) -> PyErr {
     let message = err.to_string();
@@ -299,9 +315,10 @@ pub fn from_buildkit(err: BuildkitError) -> PyErr {
 
 /// [`from_buildkit`] with another message (e.g. naming the pool daemon that ran the build).
 pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr {
-    Python::attach(|py| match err {
+    let kind = err.kind();
+    let converted = Python::attach(|py| match err {
         BuildkitError::InvalidAddress { address, reason } => with_attrs(
-            InvalidOption::new_err(message),
+            class_for(kind, message),
             &[
                 ("option", obj(py, "addr")),
                 ("reason", obj(py, reason)),
@@ -310,7 +327,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::NoDaemonFound { tried } => with_attrs(
-            ConnectionError::new_err(message),
+            class_for(kind, message),
             &[
                 ("address", None),
                 ("tried", obj(py, tried)),
@@ -318,7 +335,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::Connect { address, reason } => with_attrs(
-            ConnectionError::new_err(message),
+            class_for(kind, message),
             &[
                 ("address", obj(py, address)),
                 ("reason", obj(py, reason)),
@@ -326,7 +343,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::ConnectTimeout { address, .. } => with_attrs(
-            ConnectionError::new_err(message),
+            class_for(kind, message),
             &[
                 ("address", obj(py, address)),
                 ("reason", obj(py, "timeout")),
@@ -338,7 +355,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             during,
             reason,
         } => with_attrs(
-            ConnectionError::new_err(message),
+            class_for(kind, message),
             &[
                 ("address", obj(py, address)),
                 ("during", obj(py, during)),
@@ -346,7 +363,7 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::Tls { path, reason } => with_attrs(
-            InvalidOption::new_err(message),
+            class_for(kind, message),
             &[
                 ("option", obj(py, "tls")),
                 ("reason", obj(py, reason)),
@@ -361,10 +378,8 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
         } => {
             let code = format!("{:?}", status.code());
             let base = match status.code() {
-                Code::Unavailable => ConnectionError::new_err(message),
                 Code::Unauthenticated | Code::PermissionDenied => AuthError::new_err(message),
-                Code::Cancelled => Cancelled::new_err(message),
-                _ => Error::new_err(message),
+                _ => class_for(kind, message),
             };
             let during = if status.code() == Code::Unavailable {
                 obj(py, format!("calling {call}"))
@@ -397,18 +412,22 @@ pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr 
             ],
         ),
         BuildkitError::Io { path, source } => with_attrs(
-            Error::new_err(message),
+            class_for(kind, message),
             &[
                 ("path", obj(py, path)),
                 ("reason", obj(py, source.to_string())),
             ],
         ),
         BuildkitError::Session(reason) => {
-            with_attrs(Error::new_err(message), &[("reason", obj(py, reason))])
+            with_attrs(class_for(kind, message), &[("reason", obj(py, reason))])
         }
         BuildkitError::Build(build) => from_build_error(py, *build, message),
-        BuildkitError::Cancelled => Cancelled::new_err(message),
-    })
+        BuildkitError::Cancelled => class_for(kind, message),
+    });
+    with_attrs(
+        converted,
+        &[("error_kind", Python::attach(|py| obj(py, kind.as_str())))],
+    )
 }
 
 /// [`from_buildkit`], naming the option by `keyword` (the argument the value came from) when
@@ -478,6 +497,7 @@ fn option_message(keyword: &str, value: &str, reason: &str) -> String {
 }
 
 fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> PyErr {
+    let exit_code = error.exit_code().and_then(|code| obj(py, code));
     let log_tail = PyList::new(py, &error.log_tail)
         .ok()
         .map(|l| l.into_any().unbind());
@@ -503,6 +523,7 @@ fn from_build_error(py: Python<'_>, error: RustBuildError, message: String) -> P
             ("source_lines", source_lines),
             ("log_tail", log_tail),
             ("registry", registry),
+            ("exit_code", exit_code),
         ],
     )
 }

@@ -30,6 +30,9 @@ mod runtime;
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The build keywords the parser takes, for the test that holds the stub's
+    // `BuildOptions` to them.
+    m.add("_BUILD_KEYWORDS", build::BUILD_KEYWORDS.to_vec())?;
     errors::register(m)?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::DaemonInfo>()?;

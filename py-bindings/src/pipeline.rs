@@ -188,10 +188,14 @@ fn parse_edits(pairs: &[(String, String)]) -> PyResult<Vec<(KeyPath, String)>> {
 #[pyo3(signature = (path, key, value=None))]
 pub fn set_image(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     key: &Bound<'_, PyAny>,
-    value: Option<String>,
+    value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<bool> {
+    let path = crate::convert::path(path, "path")?;
+    let value = value
+        .map(|v| crate::build::text_arg(v, "value"))
+        .transpose()?;
     let pairs = match value {
         Some(value) => {
             let key: String = key
@@ -741,7 +745,47 @@ pub struct Pipeline {
 
 #[pymethods]
 impl Pipeline {
-    /// Reads a definition file.
+    /// Reads a definition file (YAML); relative paths in it are relative to the file.
+    ///
+    /// The format (``examples/pipeline.yaml`` in the repository is a commented one;
+    /// ``${name}`` is a parameter, overridden by ``run(overrides={name: value})``)::
+    ///
+    ///     name: app                          # required
+    ///     description: ...                   # optional
+    ///     parameters: {tag: latest}          # defaults of ${tag} etc.
+    ///     source:                            # git: (BuildKit fetches it) or local: DIR
+    ///       git: https://git.example/app.git
+    ///       ref: refs/heads/main             # git only
+    ///       context: .                       # subdirectory of the source
+    ///       token-env: GIT_TOKEN             # or token-file: PATH; never an inline token
+    ///       username: x-access-token
+    ///     build:
+    ///       images: [registry.example/app:${tag}]   # at least one
+    ///       dockerfile: Dockerfile
+    ///       push: true
+    ///       cache: registry.example/app:cache       # or {ref, mode, import, export}
+    ///       network: host
+    ///       build-args: {K: V}
+    ///       labels: {K: V}
+    ///       target: final
+    ///       platforms: [linux/amd64]
+    ///       no-cache: false
+    ///       docker-config: ~/.docker               # registry credentials
+    ///     chart:                             # optional: write the new tag back via git
+    ///       repo: https://git.example/chart.git
+    ///       branch: main
+    ///       push-branch: deploy               # default: branch
+    ///       token-env: GIT_TOKEN              # or token-file
+    ///       username: x-access-token
+    ///       author: {name: CI, email: ci@example.com}
+    ///       message: "deploy {image}:{new_tag}"  # also {old_tag} {digest} {source_commit}
+    ///       values:
+    ///         - file: charts/app/values.yaml
+    ///           images:
+    ///             - {repository: image.repository, tag: image.tag}  # key paths; also digest:, image:
+    ///
+    /// Unknown keys, a missing required key or a wrong type raise ``InvalidPipeline``
+    /// with the file, line and key.
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Pipeline> {
         let definition = py

@@ -13,8 +13,9 @@ use cicd_agents_buildkit::pool::{
 };
 use cicd_agents_buildkit::progress::ProgressSink;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-use crate::build::{build_context, write_metadata, BuildArgs, BuildResult, Prepared};
+use crate::build::{build_context, write_metadata, BuildArgs, BuildResult, Keywords, Prepared};
 use crate::client::Client;
 use crate::convert::duration;
 use crate::errors::{self, obj, with_attrs};
@@ -258,12 +259,29 @@ pub struct BuilderPool {
 }
 
 impl BuilderPool {
+    /// The routing key and the build keywords of a call, parsed (see `BuildArgs`).
     fn prepare(
         &self,
-        args: BuildArgs<'_, '_>,
-        key: Option<String>,
+        function: &str,
+        context: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(String, Prepared)> {
-        let prepared = args.prepare()?;
+        let mut keywords = Keywords::new(options)?;
+        let key = keywords.take_str("key")?;
+        let args = BuildArgs::parse(function, context, keywords)?;
+        if args.builder.is_some() {
+            return Err(errors::invalid_option(
+                "builder",
+                "a BuilderPool chooses the daemon by the routing key; pass key= instead",
+            ));
+        }
+        if args.stream_logs {
+            return Err(errors::invalid_option(
+                "stream_logs",
+                "a BuilderPool build returns the result; use progress= to follow it",
+            ));
+        }
+        let prepared = args.prepared;
         let key = key.unwrap_or_else(|| rust_routing_key(&prepared.options));
         Ok((key, prepared))
     }
@@ -371,67 +389,13 @@ impl BuilderPool {
     /// ``routing_key(context)``). If the daemon is lost before or during the build, the build
     /// starts again on the next healthy one. Raises ``PoolUnavailable`` when no daemon can be
     /// used, and ``BuildError`` (with ``address`` and ``passed_over``) when the build fails.
-    #[pyo3(signature = (context, *, key=None, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (context=None, **options))]
     fn build<'py>(
         &self,
         py: Python<'py>,
-        context: &Bound<'py, PyAny>,
-        key: Option<String>,
-        file: Option<&Bound<'py, PyAny>>,
-        tags: Option<&Bound<'py, PyAny>>,
-        build_args: Option<&Bound<'py, PyAny>>,
-        target: Option<String>,
-        platforms: Option<&Bound<'py, PyAny>>,
-        labels: Option<&Bound<'py, PyAny>>,
-        no_cache: bool,
-        no_cache_filter: Option<&Bound<'py, PyAny>>,
-        network: Option<String>,
-        add_hosts: Option<&Bound<'py, PyAny>>,
-        secrets: Option<&Bound<'py, PyAny>>,
-        ssh: Option<&Bound<'py, PyAny>>,
-        build_contexts: Option<&Bound<'py, PyAny>>,
-        push: bool,
-        outputs: Option<&Bound<'py, PyAny>>,
-        cache_from: Option<&Bound<'py, PyAny>>,
-        cache_to: Option<&Bound<'py, PyAny>>,
-        progress: Option<&Bound<'py, PyAny>>,
-        metadata_file: Option<&Bound<'py, PyAny>>,
-        git_auth_tokens: Option<&Bound<'py, PyAny>>,
-        allow: Option<&Bound<'py, PyAny>>,
-        frontend_attrs: Option<&Bound<'py, PyAny>>,
-        registry_auth: Option<&Bound<'py, PyAny>>,
-        docker_config: Option<&Bound<'py, PyAny>>,
-        shared_key: Option<String>,
+        context: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<PooledBuild> {
-        let args = BuildArgs {
-            context,
-            file,
-            tags,
-            build_args,
-            target,
-            platforms,
-            labels,
-            no_cache,
-            no_cache_filter,
-            network,
-            add_hosts,
-            secrets,
-            ssh,
-            build_contexts,
-            push,
-            outputs,
-            cache_from,
-            cache_to,
-            progress,
-            metadata_file,
-            git_auth_tokens,
-            allow,
-            frontend_attrs,
-            registry_auth,
-            docker_config,
-            shared_key,
-        };
         let (
             key,
             Prepared {
@@ -439,7 +403,7 @@ impl BuilderPool {
                 progress,
                 metadata_file,
             },
-        ) = self.prepare(args, key)?;
+        ) = self.prepare("build", context, options)?;
         let failure = progress.failure.clone();
         let task = Task::spawn(run(
             self.inner.clone(),
@@ -455,69 +419,15 @@ impl BuilderPool {
         finish(outcome?, &failure, metadata_file.as_deref())
     }
 
-    /// ``await``-able ``build()`` with the same arguments. Cancelling the asyncio task cancels
-    /// the build on the daemon.
-    #[pyo3(signature = (context, *, key=None, file=None, tags=None, build_args=None, target=None, platforms=None, labels=None, no_cache=false, no_cache_filter=None, network=None, add_hosts=None, secrets=None, ssh=None, build_contexts=None, push=false, outputs=None, cache_from=None, cache_to=None, progress=None, metadata_file=None, git_auth_tokens=None, allow=None, frontend_attrs=None, registry_auth=None, docker_config=None, shared_key=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``build()`` as a coroutine with the same arguments: nothing starts until it is awaited.
+    /// Cancelling the awaiting task cancels the build on the daemon.
+    #[pyo3(signature = (context=None, **options))]
     fn build_async<'py>(
         &self,
         py: Python<'py>,
-        context: &Bound<'py, PyAny>,
-        key: Option<String>,
-        file: Option<&Bound<'py, PyAny>>,
-        tags: Option<&Bound<'py, PyAny>>,
-        build_args: Option<&Bound<'py, PyAny>>,
-        target: Option<String>,
-        platforms: Option<&Bound<'py, PyAny>>,
-        labels: Option<&Bound<'py, PyAny>>,
-        no_cache: bool,
-        no_cache_filter: Option<&Bound<'py, PyAny>>,
-        network: Option<String>,
-        add_hosts: Option<&Bound<'py, PyAny>>,
-        secrets: Option<&Bound<'py, PyAny>>,
-        ssh: Option<&Bound<'py, PyAny>>,
-        build_contexts: Option<&Bound<'py, PyAny>>,
-        push: bool,
-        outputs: Option<&Bound<'py, PyAny>>,
-        cache_from: Option<&Bound<'py, PyAny>>,
-        cache_to: Option<&Bound<'py, PyAny>>,
-        progress: Option<&Bound<'py, PyAny>>,
-        metadata_file: Option<&Bound<'py, PyAny>>,
-        git_auth_tokens: Option<&Bound<'py, PyAny>>,
-        allow: Option<&Bound<'py, PyAny>>,
-        frontend_attrs: Option<&Bound<'py, PyAny>>,
-        registry_auth: Option<&Bound<'py, PyAny>>,
-        docker_config: Option<&Bound<'py, PyAny>>,
-        shared_key: Option<String>,
+        context: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let args = BuildArgs {
-            context,
-            file,
-            tags,
-            build_args,
-            target,
-            platforms,
-            labels,
-            no_cache,
-            no_cache_filter,
-            network,
-            add_hosts,
-            secrets,
-            ssh,
-            build_contexts,
-            push,
-            outputs,
-            cache_from,
-            cache_to,
-            progress,
-            metadata_file,
-            git_auth_tokens,
-            allow,
-            frontend_attrs,
-            registry_auth,
-            docker_config,
-            shared_key,
-        };
         let (
             key,
             Prepared {
@@ -525,7 +435,7 @@ impl BuilderPool {
                 progress,
                 metadata_file,
             },
-        ) = self.prepare(args, key)?;
+        ) = self.prepare("build_async", context, options)?;
         let failure = progress.failure.clone();
         let pool = self.inner.clone();
         awaitable(py, async move {

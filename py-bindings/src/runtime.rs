@@ -14,11 +14,13 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
@@ -147,18 +149,57 @@ where
     Task::spawn(future)?.wait(py)
 }
 
-/// Wraps `future` as an asyncio awaitable. Cancelling the asyncio future drops
-/// the Rust future. A panic becomes `cicd_agents.Error`.
+/// The `async def` that [`awaitable`] returns a coroutine of: it calls `start`
+/// (which spawns the Rust future) only when the coroutine is first awaited.
+const DEFERRED: &std::ffi::CStr = c"async def awaitable(start):
+    return await start()
+";
+
+static DEFERRED_FN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Wraps `future` as a coroutine (a real `async def` coroutine object):
+/// nothing starts until it is awaited (`await`, `asyncio.run`, `create_task`,
+/// `gather`, `wait_for`, ...), and one never awaited drops the future unrun.
+/// Once awaited, the future runs on the runtime; cancelling the awaiting task
+/// drops it (for a build: cancels it on the daemon). A panic becomes
+/// `cicd_agents.Error`.
 pub fn awaitable<'py, T, F>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     runtime()?;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        match catch_panic(future).await {
-            Ok(result) => result,
-            Err(panic) => Err(errors::internal(format!("panic: {panic}"))),
-        }
-    })
+    let pending = Mutex::new(Some(future));
+    let start = PyCFunction::new_closure(
+        py,
+        Some(c"start"),
+        None,
+        move |args: &Bound<'_, PyTuple>,
+              _kwargs: Option<&Bound<'_, PyDict>>|
+              -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let future = pending
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .ok_or_else(|| errors::internal("this call was already awaited"))?;
+            let started = pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                match catch_panic(future).await {
+                    Ok(result) => result,
+                    Err(panic) => Err(errors::internal(format!("panic: {panic}"))),
+                }
+            })?;
+            Ok(started.unbind())
+        },
+    )?;
+    let deferred = DEFERRED_FN.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        let module = PyModule::from_code(
+            py,
+            DEFERRED,
+            c"cicd_agents/_awaitable.py",
+            c"cicd_agents._awaitable",
+        )?;
+        Ok(module.getattr("awaitable")?.unbind())
+    })?;
+    deferred.bind(py).call1((start,))
 }

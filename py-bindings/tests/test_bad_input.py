@@ -65,6 +65,8 @@ def test_an_address_with_a_password_is_refused_without_echoing_it():
         ({"file": "/nonexistent/Dockerfile.dev"}, "file", "/nonexistent/Dockerfile.dev"),
         ({"shared_key": "a b\n"}, "shared_key", "shared_key"),
         ({"progress": "sideways"}, "progress", "sideways"),
+        ({"tags": ["Bad Tag!!"]}, "tags", "Bad Tag!!"),
+        ({"tags": ["r/ok:1", "r/App:1"]}, "tags", "lowercase"),
     ],
 )
 def test_bad_build_options_name_the_keyword(client, make_context, kwargs, option, needle):

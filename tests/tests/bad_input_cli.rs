@@ -1213,3 +1213,344 @@ fn an_unreadable_file_in_the_context_fails_the_build_naming_the_file() {
     );
     drop(relay);
 }
+
+/// Bad values for every subcommand of the real binary: each exits 2 (the exit code comes from
+/// the error's kind alone) and names the flag or the key; none echoes user information.
+#[test]
+fn every_subcommand_refuses_bad_values_with_exit_2_naming_the_flag() {
+    let f = fixture();
+    let values = f.root.join("values.yaml");
+    std::fs::write(&values, "image:\n  tag: \"1\"\n").unwrap();
+    let definition = f.root.join("pipeline.yaml");
+    std::fs::write(
+        &definition,
+        "source:\n  git: https://git.example.com/app.git\nbuild:\n  images: [r.example.com/app]\n\
+         chart:\n  repo: https://h/c.git\n  branch: deploy.lock\n  values:\n    - file: v.yaml\n      images: [{tag: image.tag}]\n",
+    )
+    .unwrap();
+    let values = s(&values);
+    let definition = s(&definition);
+    let missing = s(&f.root.join("missing.yaml"));
+    let ctx = f.context.as_str();
+    let job = [
+        "k8s",
+        "render",
+        "job",
+        "--git-url",
+        "https://h/r.git",
+        "--image",
+        "r/app",
+    ];
+    let k8s_run = [
+        "k8s",
+        "run",
+        "--git-url",
+        "https://h/r.git",
+        "--image",
+        "r/app",
+    ];
+    let set = [
+        "chart",
+        "set-image",
+        "--file",
+        values.as_str(),
+        "--key",
+        "image.tag",
+    ];
+    let remote = [&set[..], &["--value", "1", "--repo", "https://h/c.git"]].concat();
+    let workflow = [
+        "k8s",
+        "render",
+        "workflow-template",
+        "--git-url",
+        "https://h/r.git",
+        "--image",
+        "r/app",
+        "--chart-repo",
+        "https://h/c.git",
+        "--chart-file",
+        "v.yaml",
+        "--tool-image",
+        "t/x:1",
+    ];
+    let with = |base: &[&str], extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    let cases = vec![
+        // build
+        case(
+            2,
+            ["build", "-t", "Bad Tag!!", ctx],
+            &["--tag", "\"Bad Tag!!\""],
+        ),
+        case(2, ["build", "-t", "r/App:1", ctx], &["--tag", "lowercase"]),
+        case(2, ["build", "-t", "r/a:-1", ctx], &["--tag", "r/a:-1"]),
+        case(
+            2,
+            ["build", "--network", "bridge2", ctx],
+            &["--network", "bridge2"],
+        ),
+        // du, prune, debug
+        case(
+            2,
+            ["du", "--addr", "tcp://user:se/Q7Zx@host:1234"],
+            &["\"tcp://***@host:1234\""],
+        ),
+        case(
+            2,
+            ["du", "--addr", "tcp://user:se://Q7Zx@host"],
+            &["\"tcp://***@host\""],
+        ),
+        case(2, ["du", "--format", "yaml"], &["--format"]),
+        case(2, ["du", "--keepalive", "1"], &["--keepalive"]),
+        case(2, ["prune", "--keep-storage", "10XB"], &["--keep-storage"]),
+        case(
+            2,
+            ["prune", "--keep-duration", "soon"],
+            &["--keep-duration"],
+        ),
+        case(
+            2,
+            ["prune", "--addr", "tcp://u:p/Q7Zx@h:1"],
+            &["\"tcp://***@h:1\""],
+        ),
+        case(
+            2,
+            ["debug", "info", "--addr", "bogus"],
+            &["BuildKit address \"bogus\""],
+        ),
+        case(2, ["debug", "workers", "--format", "xml"], &["--format"]),
+        // chart
+        case(
+            2,
+            with(&set, &["--value", "1", "--set", "novalue"]),
+            &["--set"],
+        ),
+        case(
+            2,
+            [
+                "chart",
+                "set-image",
+                "--file",
+                &values,
+                "--key",
+                "image..tag",
+                "--value",
+                "1",
+            ],
+            &["key path", "image..tag"],
+        ),
+        case(
+            2,
+            [
+                "chart",
+                "set-image",
+                "--file",
+                &missing,
+                "--key",
+                "image.tag",
+                "--value",
+                "1",
+            ],
+            &["missing.yaml"],
+        ),
+        case(
+            2,
+            with(&remote, &["--branch", "deploy.lock"]),
+            &["--branch", "deploy.lock"],
+        ),
+        case(
+            2,
+            with(&remote, &["--push-branch", "a..b"]),
+            &["--push-branch", "a..b"],
+        ),
+        case(
+            2,
+            with(
+                &set,
+                &["--value", "1", "--repo", "https://u:se/Q7Zx@h/c.git"],
+            ),
+            &["repository URL", "***@h/c.git"],
+        ),
+        case(
+            2,
+            with(&remote, &["--message", "{nope}"]),
+            &["template", "{nope}"],
+        ),
+        // pipeline
+        case(2, ["pipeline", "check", &missing], &["missing.yaml"]),
+        case(
+            2,
+            ["pipeline", "check", &definition],
+            &["chart.branch", "deploy.lock"],
+        ),
+        case(
+            2,
+            ["pipeline", "check", &definition, "--set", "novalue"],
+            &["novalue"],
+        ),
+        case(
+            2,
+            ["pipeline", "run", &definition],
+            &["chart.branch", "deploy.lock"],
+        ),
+        // k8s render
+        case(2, with(&job, &["--tag", "$(id)"]), &["--tag", "$(id)"]),
+        case(
+            2,
+            with(&job, &["--name", "Bad_Name"]),
+            &["--name", "Bad_Name"],
+        ),
+        case(
+            2,
+            with(&job, &["--git-ref", "a..b"]),
+            &["--git-ref", "a..b"],
+        ),
+        case(
+            2,
+            ["k8s", "render", "deployment", "--replicas", "0"],
+            &["--replicas"],
+        ),
+        case(
+            2,
+            ["k8s", "render", "deployment", "--port", "0"],
+            &["--port"],
+        ),
+        case(
+            2,
+            ["k8s", "render", "deployment", "--image", "a b"],
+            &["--image", "a b"],
+        ),
+        case(
+            2,
+            with(&workflow, &["--chart-branch", "deploy.lock"]),
+            &["--chart-branch", "deploy.lock"],
+        ),
+        case(
+            2,
+            with(&workflow, &["--default-tag", "$(id)"]),
+            &["--default-tag", "$(id)"],
+        ),
+        case(
+            2,
+            [
+                "k8s",
+                "render",
+                "github-runner",
+                "--jit-config-secret",
+                "nokey",
+            ],
+            &["--jit-config-secret"],
+        ),
+        case(
+            2,
+            [
+                "k8s",
+                "render",
+                "github-runner",
+                "--jit-config-secret",
+                "s:k",
+                "--workspace-size",
+                "10Q",
+            ],
+            &["--workspace-size", "10Q"],
+        ),
+        case(
+            2,
+            [
+                "k8s",
+                "render",
+                "circleci-runner",
+                "--token-secret",
+                "s:k",
+                "--storage-driver",
+                "zfs",
+            ],
+            &["--storage-driver", "zfs"],
+        ),
+        case(
+            2,
+            [
+                "k8s",
+                "render",
+                "circleci-runner",
+                "--token-secret",
+                "s:k",
+                "--ttl",
+                "forever",
+            ],
+            &["--ttl"],
+        ),
+        // k8s run (refused before any cluster is contacted)
+        case(
+            2,
+            ["k8s", "run", "-f", &missing],
+            &["--file", "missing.yaml"],
+        ),
+        case(2, with(&k8s_run, &["--tag", "$(id)"]), &["--tag", "$(id)"]),
+        case(2, with(&k8s_run, &["--timeout", "0s"]), &["--timeout"]),
+        case(
+            2,
+            with(&k8s_run, &["--cleanup", "sometimes"]),
+            &["--cleanup"],
+        ),
+    ];
+    check_all(&cases);
+    for case in &cases {
+        let stderr = String::from_utf8_lossy(&run(case).stderr).into_owned();
+        assert!(!stderr.contains("Q7Zx"), "{:?}: {stderr}", case.args);
+    }
+}
+
+/// The files a build writes (`--metadata-file`, `--iidfile`, `-o type=tar|local,dest=…`) are
+/// checked before anything is sent: an unusable one exits 2 naming the flag even though the
+/// daemon address cannot be reached (a build that ran first would fail to connect, exit 1).
+#[test]
+fn unusable_output_destinations_exit_2_before_dialling() {
+    let fx = fixture();
+    let ctx = fx.context.as_str();
+    let under_file = format!("{}/sub/out", fx.file);
+    let dir = s(&fx.root);
+    let build = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "build".into(),
+            "--addr".into(),
+            "unix:///nonexistent/cicd-agents-no-daemon.sock".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(ctx.to_string());
+        args
+    };
+    check_all(&[
+        case(
+            2,
+            build(&["--metadata-file", &under_file]),
+            &["--metadata-file", "is not a directory"],
+        ),
+        case(
+            2,
+            build(&["--metadata-file", &dir]),
+            &["--metadata-file", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["--iidfile", &dir]),
+            &["--iidfile", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=tar,dest={dir}")]),
+            &["--output", "is a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=local,dest={under_file}")]),
+            &["--output", "is not a directory"],
+        ),
+        case(
+            2,
+            build(&["-o", &format!("type=local,dest={}", fx.file)]),
+            &["--output", "is a file"],
+        ),
+    ]);
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use cicd_agents_buildkit::build::BuildOptions;
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::pool::{routing_key, PoolError};
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{BuilderPool, TlsOptions};
@@ -104,7 +105,7 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
 
     // A first build lands on the key's first choice.
     let warm = context(&env, &format!("echo {} > /warm", unique_name("pool")));
-    let options = BuildOptions::local(warm.path()).network("host");
+    let options = BuildOptions::local(warm.path()).network(NetworkMode::Host);
     let key = routing_key(&options);
     let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
     let first = pool
@@ -123,7 +124,7 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
         ),
     );
     let options = BuildOptions::local(slow.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .no_cache(true);
     let primary = relay_for(&relays, &rank[0]);
     let second = relay_for(&relays, &rank[1]);
@@ -222,7 +223,7 @@ async fn a_failing_dockerfile_is_not_retried_elsewhere() {
     let relays = relays(&env).await;
     let pool = pool(&relays);
     let failing = context(&env, &format!("echo {} && exit 3", unique_name("pool")));
-    let options = BuildOptions::local(failing.path()).network("host");
+    let options = BuildOptions::local(failing.path()).network(NetworkMode::Host);
     let key = routing_key(&options);
     let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
     let err = pool
@@ -265,7 +266,7 @@ async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
     let unreachable = pool.addresses()[0].to_string();
     let key = key_preferring(&pool, &unreachable);
     let dir = context(&env, &format!("echo {}", unique_name("pool-skip")));
-    let options = BuildOptions::local(dir.path()).network("host");
+    let options = BuildOptions::local(dir.path()).network(NetworkMode::Host);
     let pooled = pool
         .build(&key, &options, &mut |_: &StatusUpdate| {})
         .await
@@ -287,7 +288,7 @@ async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
         &env,
         &format!("echo {} && exit 3", unique_name("pool-skip")),
     );
-    let options = BuildOptions::local(failing.path()).network("host");
+    let options = BuildOptions::local(failing.path()).network(NetworkMode::Host);
     let fresh = BuilderPool::new([unreachable.as_str(), relay.addr()], TlsOptions::default())
         .unwrap()
         .connect_timeout(Duration::from_secs(2));

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cicd_agents_buildkit::build::{BuildOptions, Output};
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, Error, Secret};
 use cicd_agents_testenv::{cli, manifest_digest, write_context, Relay, TestEnv};
@@ -137,7 +138,7 @@ async fn multi_stage_target_build_args_and_run_on_busybox() {
     let options = BuildOptions::local(context.path())
         .target("picked")
         .build_arg("GREETING", "hello")
-        .network("host")
+        .network(NetworkMode::Host)
         .output(Output::local(out.path()));
     client(&env).await.build(&options).await.expect("build");
     assert_eq!(
@@ -178,7 +179,7 @@ async fn secret_is_usable_but_absent_from_the_image() {
     let out = tempfile::tempdir().unwrap();
     let tarball = out.path().join("image.tar");
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .secret(Secret::value("token", secret_value.clone()))
         .output(Output::local(out.path().join("fs")))
         .output(Output::oci_tar(&tarball))
@@ -294,7 +295,7 @@ async fn git_context_with_token_and_subdir() {
     let mut sink = move |update: &StatusUpdate| seen.lock().unwrap().push(update.clone());
     let options = BuildOptions::remote(format!("{url}#main:svc"))
         .git_auth_token("127.0.0.1", token.clone())
-        .network("host")
+        .network(NetworkMode::Host)
         .output(Output::local(out.path()));
     client(&env)
         .await
@@ -316,7 +317,7 @@ async fn git_context_with_token_and_subdir() {
     );
 
     // Without the token the private repository cannot be read.
-    let anonymous = BuildOptions::remote(format!("{url}#main:svc")).network("host");
+    let anonymous = BuildOptions::remote(format!("{url}#main:svc")).network(NetworkMode::Host);
     let err = client(&env)
         .await
         .build(&anonymous)
@@ -342,7 +343,7 @@ async fn dockerfile_errors_name_the_step_file_and_line() {
         )],
     )
     .unwrap();
-    let options = BuildOptions::local(context.path()).network("host");
+    let options = BuildOptions::local(context.path()).network(NetworkMode::Host);
     let err = client(&env).await.build(&options).await.unwrap_err();
     let Error::Build(build) = &err else {
         panic!("expected a build error, got {err}")
@@ -390,7 +391,7 @@ async fn dropping_the_build_cancels_it_on_the_daemon() {
     )
     .unwrap();
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .no_cache(true);
     let client = client(&env).await;
     let sleeping = || {
@@ -462,7 +463,7 @@ async fn local_context_build_through_a_standalone_looking_daemon() {
     .unwrap();
     let out = tempfile::tempdir().unwrap();
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .output(Output::local(out.path()));
     let result = client
         .build(&options)
@@ -548,7 +549,7 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
     let spec = format!("default={}", socket.display());
     let other = format!("other={}", socket.display());
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .ssh(cicd_agents_buildkit::SshAgent::parse(&spec).unwrap())
         .ssh(cicd_agents_buildkit::SshAgent::parse(&other).unwrap())
         .output(Output::local(out.path()));
@@ -579,7 +580,7 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
     .unwrap();
     let err = client(&env)
         .await
-        .build(&BuildOptions::local(missing.path()).network("host"))
+        .build(&BuildOptions::local(missing.path()).network(NetworkMode::Host))
         .await
         .unwrap_err()
         .to_string();
@@ -658,7 +659,7 @@ async fn pushes_to_a_registry_that_needs_a_login() {
     )
     .unwrap();
     let from_config = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .tag(&image)
         .push(true)
         .registry_auth(
@@ -673,7 +674,7 @@ async fn pushes_to_a_registry_that_needs_a_login() {
 
     // Explicit credentials through the API.
     let explicit = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .tag(format!("{}/{repo}:2", env.auth_registry))
         .push(true)
         .registry_auth(
@@ -692,7 +693,7 @@ async fn pushes_to_a_registry_that_needs_a_login() {
     // No credentials: the push is refused, and the error names the registry
     // without ever showing a password.
     let anonymous = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .tag(format!("{}/{repo}:3", env.auth_registry))
         .push(true)
         .registry_auth(cicd_agents_buildkit::RegistryAuth::anonymous());

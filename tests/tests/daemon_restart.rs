@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use cicd_agents_buildkit::build::BuildOptions;
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::Client;
 use cicd_agents_testenv::{write_context, Relay, TestEnv};
 
@@ -25,7 +26,7 @@ async fn build(client: &Client, env: &TestEnv, what: &str) {
         )],
     )
     .unwrap();
-    let options = BuildOptions::local(context.path()).network("host");
+    let options = BuildOptions::local(context.path()).network(NetworkMode::Host);
     match tokio::time::timeout(BOUND, client.build(&options)).await {
         Ok(Ok(result)) => assert!(!result.build_ref.is_empty()),
         Ok(Err(err)) => panic!("{what} over {} failed: {err}", client.address()),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cicd_agents_buildkit::build::BuildOptions;
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, Error};
 use cicd_agents_testenv::{write_context, Relay, TestEnv};
@@ -160,7 +161,7 @@ async fn active_builds_lists_a_running_build_by_its_label() {
     )
     .unwrap();
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .label(LABEL, &id);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let mut sink = move |update: &StatusUpdate| {
@@ -234,7 +235,7 @@ async fn cut_mid_build_fails_naming_the_solve() {
     .unwrap();
     let (relay, client) = relay_and_client(&env, None).await;
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .label(LABEL, &id);
     let cutter = relay.clone();
     let mut sink = move |update: &StatusUpdate| {
@@ -268,7 +269,7 @@ async fn cut_mid_push_fails_naming_the_export() {
     let (relay, client) = relay_and_client(&env, None).await;
     let image = env.image_ref(&format!("tests/{id}"), "1");
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .label(LABEL, &id)
         .tag(&image)
         .push(true);
@@ -305,7 +306,7 @@ async fn black_holed_connection_fails_within_the_keepalive() {
     let (relay, client) =
         relay_and_client(&env, Some((Duration::from_secs(1), Duration::from_secs(2)))).await;
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .label(LABEL, &id);
     let holder = relay.clone();
     let mut sink = move |update: &StatusUpdate| {
@@ -356,7 +357,7 @@ async fn dropped_build_leaves_nothing(at: DropAt) {
     context_with(context.path(), &dockerfile, size);
     let (relay, client) = relay_and_client(&env, None).await;
     let mut options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .label(LABEL, &id);
     if let DropAt::Export = at {
         options = options

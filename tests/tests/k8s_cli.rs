@@ -201,6 +201,26 @@ fn chart_set_image_refuses_what_is_not_an_image_tag() {
         std::fs::read_to_string(&values).unwrap_or_default(),
         original
     );
+    // The WorkflowTemplate passes the build's digest; a malformed one is refused before any
+    // clone.
+    let out = cli()
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            "https://127.0.0.1:1/charts.git",
+            "--file",
+            "values.yaml",
+            "--key",
+            "image.tag",
+            "--value=1.0.0",
+            "--digest=sha256:xyz",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--digest"), "{stderr}");
     let ok = cli()
         .args(["chart", "set-image", "--file"])
         .arg(&values)

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, PruneOptions};
 use cicd_agents_testenv::{manifest_digest, write_context, TestEnv};
@@ -37,7 +38,7 @@ async fn cache_exported_to_the_registry_is_used_after_a_prune() {
     let image = format!("{}/{repo}:1", env.registry);
     let cache = format!("{}/{repo}:buildcache", env.registry);
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .tag(&image)
         .push(true)
         .cache_to(CacheEntry::registry(&cache).attr("mode", "max"))

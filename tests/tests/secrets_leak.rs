@@ -18,6 +18,7 @@ use std::process::Output as ProcessOutput;
 use std::sync::{Arc, Mutex};
 
 use cicd_agents_buildkit::build::Output;
+use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::{PlainRenderer, ProgressSink, RawJsonRenderer, StatusUpdate};
 use cicd_agents_buildkit::{BuildOptions, Client, RegistryAuth, Secret};
 use cicd_agents_testenv::{cli, unique_name, write_context, RegistryReader, TestEnv};
@@ -160,7 +161,7 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
         &env.auth_password,
     );
     let options = BuildOptions::local(context.path())
-        .network("host")
+        .network(NetworkMode::Host)
         .secret(Secret::value("token", build_secret.clone()))
         .frontend_attr("attest:provenance", "mode=max")
         .registry_auth(auth.clone())
@@ -189,7 +190,7 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
     let host = git_host(&url);
     let git = BuildOptions::remote(format!("{url}#main"))
         .git_auth_token(&host, env.git_token.clone())
-        .network("host");
+        .network(NetworkMode::Host);
     text.push_str(&format!("{git:?}"));
     let mut sink = BothRenderers::new(&progress);
     client
@@ -208,7 +209,7 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
         (
             "wrong registry password",
             BuildOptions::local(context.path())
-                .network("host")
+                .network(NetworkMode::Host)
                 .secret(Secret::value("token", build_secret.clone()))
                 .registry_auth(wrong_auth)
                 .tag(format!("{}/{repo}:wrong", env.auth_registry))
@@ -222,14 +223,14 @@ async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
             );
             write_context(&failing, [("Dockerfile", body.as_str())]).unwrap();
             BuildOptions::local(&failing)
-                .network("host")
+                .network(NetworkMode::Host)
                 .secret(Secret::value("token", build_secret.clone()))
         }),
         (
             "wrong git token",
             BuildOptions::remote(format!("{url}#main"))
                 .git_auth_token(&host, wrong_token.clone())
-                .network("host"),
+                .network(NetworkMode::Host),
         ),
     ];
     for (what, options) in failures {

@@ -26,6 +26,8 @@
 //! assert_eq!(url.to_string(), "https://***@git.example/org/repo.git");
 //! ```
 
+#![deny(missing_docs)]
+
 mod git;
 mod image;
 mod kind;

@@ -33,6 +33,17 @@ impl BuildError {
         self.registry.as_ref().is_some_and(RegistryFailure::is_auth)
     }
 
+    /// The exit code of the failed step's process, from the daemon's
+    /// `process "…" did not complete successfully: exit code: N`; `None` when
+    /// the build failed otherwise (a missing file, a registry, ...).
+    pub fn exit_code(&self) -> Option<i32> {
+        let (_, tail) = self.message.rsplit_once("exit code: ")?;
+        let digits: &str = tail
+            .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .next()?;
+        digits.parse().ok()
+    }
+
     fn render(&self) -> String {
         let mut text = String::new();
         if let Some(registry) = &self.registry {
@@ -210,4 +221,28 @@ fn clean_message(message: &str) -> String {
         }
     }
     text.to_string()
+}
+
+#[cfg(test)]
+mod exit_code_tests {
+    use super::BuildError;
+
+    fn failed(message: &str) -> BuildError {
+        BuildError {
+            message: message.into(),
+            ..BuildError::default()
+        }
+    }
+
+    #[test]
+    fn the_exit_code_comes_from_the_daemons_message() {
+        let run =
+            failed("process \"/bin/sh -c exit 42\" did not complete successfully: exit code: 42");
+        assert_eq!(run.exit_code(), Some(42));
+        assert_eq!(
+            failed("failed to compute cache key: \"/x\" not found").exit_code(),
+            None
+        );
+        assert_eq!(failed("exit code: ").exit_code(), None);
+    }
 }

@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use crate::build::cache::CacheEntry;
-use crate::build::output::Output;
-use crate::error::{Error, Result};
-use crate::flags::OptionField;
-use crate::flags::{Annotation, Attest, ShmSize, Ulimit};
+use crate::flags::{
+    is_remote, AddHost, Annotation, Attest, CacheEntry, Entitlement, NamedContext, NetworkMode,
+    Output, ShmSize, Ulimit,
+};
 use crate::session::auth::RegistryAuth;
 use crate::session::secrets::Secret;
 use crate::session::ssh::SshAgent;
@@ -32,54 +31,6 @@ impl BuildContext {
         } else {
             BuildContext::Local(PathBuf::from(text))
         }
-    }
-}
-
-/// Whether a context or named context is fetched by the daemon.
-pub(crate) fn is_remote(text: &str) -> bool {
-    text.starts_with("https://")
-        || text.starts_with("http://")
-        || text.starts_with("git://")
-        || text.starts_with("ssh://")
-        || text.starts_with("git@")
-}
-
-/// A named context (`--build-context name=…`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamedContext {
-    /// A local directory.
-    Local(PathBuf),
-    /// An image (`docker-image://ref`).
-    Image(String),
-    /// A git or HTTP URL.
-    Remote(String),
-}
-
-impl NamedContext {
-    /// Parses the value of `--build-context name=VALUE`.
-    pub fn parse(value: &str) -> Result<NamedContext> {
-        if value.is_empty() {
-            return Err(Error::option(OptionField::BuildContext, "empty value"));
-        }
-        if let Some(image) = value.strip_prefix("docker-image://") {
-            if image.is_empty() {
-                return Err(Error::option(
-                    OptionField::BuildContext,
-                    "docker-image:// needs an image reference",
-                ));
-            }
-            return Ok(NamedContext::Image(image.to_string()));
-        }
-        if value.starts_with("oci-layout://") || value.starts_with("target:") {
-            return Err(Error::option(
-                OptionField::BuildContext,
-                format!("{value:?}: oci-layout:// and target: contexts are not supported"),
-            ));
-        }
-        if is_remote(value) {
-            return Ok(NamedContext::Remote(value.to_string()));
-        }
-        Ok(NamedContext::Local(PathBuf::from(value)))
     }
 }
 
@@ -118,9 +69,9 @@ pub struct BuildOptions {
     /// Ignore the cache for these stages only (`--no-cache-filter`).
     pub no_cache_filter: Vec<String>,
     /// Network mode for `RUN` steps (`--network host|none|default`).
-    pub network: Option<String>,
+    pub network: Option<NetworkMode>,
     /// Extra `/etc/hosts` entries (`--add-host name:ip`).
-    pub add_hosts: Vec<String>,
+    pub add_hosts: Vec<AddHost>,
     /// Named contexts (`--build-context name=…`).
     pub build_contexts: BTreeMap<String, NamedContext>,
     /// Build secrets (`--secret`).
@@ -145,7 +96,7 @@ pub struct BuildOptions {
     /// Raw frontend options (`--opt key=value` in buildctl terms).
     pub frontend_attrs: BTreeMap<String, String>,
     /// Extra entitlements (`--allow security.insecure`).
-    pub allow: Vec<String>,
+    pub allow: Vec<Entitlement>,
     /// Key for incremental context transfer; defaults to one derived from the
     /// context's absolute path, so rebuilds of the same directory send only changes.
     pub shared_key: Option<String>,
@@ -257,14 +208,14 @@ impl BuildOptions {
     }
 
     /// Sets the network mode of `RUN` steps.
-    pub fn network(mut self, mode: impl Into<String>) -> Self {
-        self.network = Some(mode.into());
+    pub fn network(mut self, mode: NetworkMode) -> Self {
+        self.network = Some(mode);
         self
     }
 
     /// Adds an `/etc/hosts` entry (`name:ip`).
-    pub fn add_host(mut self, entry: impl Into<String>) -> Self {
-        self.add_hosts.push(entry.into());
+    pub fn add_host(mut self, entry: AddHost) -> Self {
+        self.add_hosts.push(entry);
         self
     }
 

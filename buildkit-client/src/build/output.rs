@@ -10,87 +10,12 @@
 //! | `type=moby` / `type=docker` without `dest` on a Docker daemon | loaded into the Docker daemon |
 //! | `type=cacheonly` | no export; the build only fills the cache |
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use crate::build::spec::TypedSpec;
 use crate::error::{Error, Result};
-use crate::flags::OptionField;
+use crate::flags::{OptionField, Output};
 use crate::session::filesend::ExportTarget;
-
-/// One requested output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    spec: TypedSpec,
-}
-
-impl Output {
-    /// Parses an `--output` value.
-    pub fn parse(spec: &str) -> Result<Output> {
-        let parsed = TypedSpec::parse(OptionField::Output, spec, |short| {
-            if short == "-" {
-                Some(TypedSpec::from_parts(
-                    "tar",
-                    [("dest".to_string(), "-".to_string())],
-                ))
-            } else {
-                Some(TypedSpec::from_parts(
-                    "local",
-                    [("dest".to_string(), short.to_string())],
-                ))
-            }
-        })?;
-        Ok(Output { spec: parsed })
-    }
-
-    /// An output from a type and attributes.
-    pub fn new(kind: &str, attrs: impl IntoIterator<Item = (String, String)>) -> Output {
-        Output {
-            spec: TypedSpec::from_parts(kind, attrs),
-        }
-    }
-
-    /// An image pushed to a registry under `name`.
-    pub fn registry(name: impl Into<String>) -> Output {
-        Output::new("registry", [("name".to_string(), name.into())])
-    }
-
-    /// The `local` exporter into `dir`.
-    pub fn local(dir: impl Into<PathBuf>) -> Output {
-        Output::new(
-            "local",
-            [(
-                "dest".to_string(),
-                dir.into().to_string_lossy().into_owned(),
-            )],
-        )
-    }
-
-    /// An OCI image layout tarball written to `file`.
-    pub fn oci_tar(file: impl Into<PathBuf>) -> Output {
-        Output::new(
-            "oci",
-            [(
-                "dest".to_string(),
-                file.into().to_string_lossy().into_owned(),
-            )],
-        )
-    }
-
-    /// The output's type.
-    pub fn kind(&self) -> &str {
-        &self.spec.kind
-    }
-}
+use std::collections::BTreeMap;
 
 /// One exporter of the solve request, with where its files go (if anywhere).
-impl std::fmt::Display for Output {
-    /// `type=KIND,key=value,…`, which [`Output::parse`] reads back.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.spec.fmt(f)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlannedExporter {
     pub(crate) kind: String,
@@ -156,7 +81,9 @@ pub(crate) fn plan_exporters(
                 }
                 match dest {
                     Some(dest) if dest == "-" => PlannedExporter { kind, attrs, target: Some(ExportTarget::Stdout) },
-                    Some(dest) => PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) },
+                    Some(dest) => {
+                        PlannedExporter { kind, attrs, target: Some(ExportTarget::File(dest.into())) }
+                    }
                     None if kind == "docker" && docker_daemon => {
                         PlannedExporter { kind: "moby".into(), attrs, target: None }
                     }
@@ -260,5 +187,36 @@ mod tests {
         assert!(plan_exporters(&[], &["app:dev".into()], false, false)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn destinations_that_cannot_be_written_are_refused_before_the_build() {
+        use crate::build::BuildOptions;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let under_file = format!("{}/sub/out", file.display());
+        let missing = format!("{}/new/dirs/out", dir.path().display());
+        let dir_text = dir.path().display().to_string();
+        let validate = |spec: &str| {
+            let output = Output::parse(spec).unwrap();
+            BuildOptions::local(dir.path()).output(output).validate()
+        };
+        for (spec, needle) in [
+            (format!("type=tar,dest={dir_text}"), "is a directory"),
+            (
+                format!("type=local,dest={}", file.display()),
+                "is not a directory",
+            ),
+            (format!("type=tar,dest={under_file}"), "not a directory"),
+            (format!("type=local,dest={under_file}"), "not a directory"),
+        ] {
+            let err = validate(&spec).unwrap_err().to_string();
+            assert!(err.to_lowercase().contains(needle), "{spec}: {err}");
+        }
+        // Missing directories are created by the export.
+        assert!(validate(&format!("type=tar,dest={missing}")).is_ok());
+        assert!(validate(&format!("type=local,dest={missing}")).is_ok());
     }
 }

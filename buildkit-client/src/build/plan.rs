@@ -10,13 +10,14 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::build::cache::{check_exports, frontend_import_attrs};
-use crate::build::options::{BuildContext, BuildOptions, NamedContext};
+use crate::build::options::{BuildContext, BuildOptions};
 use crate::build::output::{plan_exporters, PlannedExporter};
-use crate::build::platform::normalize_platform;
 use crate::build::scoped_path::resolve_in_root;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
-use crate::flags::{AttestKind, OptionField};
+use crate::flags::normalize_platform;
+use crate::flags::NamedContext;
+use crate::flags::{AttestKind, Entitlement, NetworkMode, OptionField};
 use crate::session::context_sync::LocalDirs;
 use crate::session::filesend::{ExportTarget, Exports};
 use crate::session::secrets::{Secret, SecretSource};
@@ -607,35 +608,18 @@ impl PreparedBuild {
         } else if !options.no_cache_filter.is_empty() {
             attrs.insert("no-cache".into(), options.no_cache_filter.join(","));
         }
-        let mut entitlements: Vec<String> = options.allow.clone();
-        match options.network.as_deref() {
-            None | Some("default") | Some("") => {}
-            Some("host") => {
-                attrs.insert("force-network-mode".into(), "host".into());
-                entitlements.push("network.host".into());
-            }
-            Some("none") => {
-                attrs.insert("force-network-mode".into(), "none".into());
-            }
-            Some(other) => {
-                return Err(Error::option(
-                    OptionField::Network,
-                    format!("{other:?}; expected default, host or none"),
-                ))
+        let mut entitlements: Vec<String> = options.allow.iter().map(ToString::to_string).collect();
+        match options.network.unwrap_or_default() {
+            NetworkMode::Default => {}
+            mode @ (NetworkMode::Host | NetworkMode::None) => {
+                attrs.insert("force-network-mode".into(), mode.to_string());
+                if mode == NetworkMode::Host {
+                    entitlements.push(Entitlement::NetworkHost.to_string());
+                }
             }
         }
         if !options.add_hosts.is_empty() {
-            let mut hosts = Vec::new();
-            for entry in &options.add_hosts {
-                let (host, ip) = entry
-                    .split_once('=')
-                    .or_else(|| entry.split_once(':'))
-                    .filter(|(h, i)| !h.is_empty() && !i.is_empty())
-                    .ok_or_else(|| {
-                        Error::option(OptionField::AddHost, format!("{entry:?} is not host:ip"))
-                    })?;
-                hosts.push(format!("{host}={ip}"));
-            }
+            let hosts: Vec<String> = options.add_hosts.iter().map(ToString::to_string).collect();
             attrs.insert("add-hosts".into(), hosts.join(","));
         }
         for (name, context) in &options.build_contexts {
@@ -718,8 +702,8 @@ impl BuildOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::cache::CacheEntry;
     use crate::control::info::VersionSource;
+    use crate::flags::CacheEntry;
 
     fn daemon(version: &str) -> DaemonInfo {
         DaemonInfo {
@@ -740,7 +724,7 @@ mod tests {
 
     #[test]
     fn output_destinations_are_checked_before_the_build() {
-        use crate::build::output::Output;
+        use crate::flags::Output;
         let dir = context();
         let file = dir.path().join("a-file");
         std::fs::write(&file, "x").unwrap();
@@ -754,35 +738,35 @@ mod tests {
         let missing = dir.path().join("missing/dir/m.json");
         refused(
             BuildOptions::local(dir.path()).metadata_file(&missing),
-            "metadata-file",
+            "metadata file",
             &missing,
         );
         refused(
             BuildOptions::local(dir.path()).iid_file(&missing),
-            "iidfile",
+            "image ID file",
             &missing,
         );
         refused(
             BuildOptions::local(dir.path()).metadata_file(dir.path()),
-            "metadata-file",
+            "metadata file",
             dir.path(),
         );
         let under_file = file.join("out.tar");
         let tar = |dest: &Path| Output::new("tar", [("dest".into(), dest.display().to_string())]);
         refused(
             BuildOptions::local(dir.path()).output(tar(&under_file)),
-            "--output",
+            "output",
             &under_file,
         );
         let deep_under_file = file.join("a/b");
         refused(
             BuildOptions::local(dir.path()).output(Output::local(&deep_under_file)),
-            "--output",
+            "output",
             &deep_under_file,
         );
         refused(
             BuildOptions::local(dir.path()).output(Output::local(&file)),
-            "--output",
+            "output",
             &file,
         );
 
@@ -803,8 +787,8 @@ mod tests {
             .push(true)
             .target("final")
             .build_arg("V", "1")
-            .network("host")
-            .add_host("db:10.0.0.2")
+            .network(NetworkMode::Host)
+            .add_host("db:10.0.0.2".parse().unwrap())
             .no_cache(true)
             .cache_from(CacheEntry::registry("r/a:cache"))
             .cache_to(CacheEntry::registry("r/a:cache").attr("mode", "max"));
@@ -980,11 +964,8 @@ mod tests {
             .output(crate::build::Output::oci_tar(dir.path().join("o.tar")));
         assert!(SolvePlan::new(&two, &daemon("v0.12.1"), true).is_err());
         assert!(SolvePlan::new(&two, &daemon("v0.13.1"), true).is_ok());
-        let bad_net = BuildOptions::local(dir.path()).network("bridge2");
-        assert!(SolvePlan::new(&bad_net, &daemon("v0.13.2"), true)
-            .unwrap_err()
-            .to_string()
-            .contains("bridge2"));
+        let bad_net = "bridge2".parse::<NetworkMode>();
+        assert!(bad_net.unwrap_err().to_string().contains("bridge2"));
     }
 
     #[test]

@@ -68,8 +68,12 @@ impl BuildResult {
 
 impl BuildResult {
     /// Writes [`metadata`](Self::metadata) as pretty JSON to `path`, the file
-    /// `docker buildx build --metadata-file` writes.
+    /// `docker buildx build --metadata-file` writes. Missing directories above
+    /// it are created (as for a `type=tar` output).
     pub fn write_metadata_file(&self, path: &std::path::Path) -> crate::Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| crate::Error::io(parent, err))?;
+        }
         let mut text = serde_json::to_string_pretty(&self.metadata())
             .map_err(|err| crate::Error::io(path, std::io::Error::other(err)))?;
         text.push('\n');

@@ -68,7 +68,7 @@ impl Client {
             .into_iter()
             .map(|record| Worker {
                 id: record.id,
-                platforms: record.platforms.iter().map(platform_string).collect(),
+                platforms: distinct(record.platforms.iter().map(platform_string)),
                 labels: record.labels.into_iter().collect(),
                 gc_policies: record
                     .gc_policy
@@ -85,5 +85,31 @@ impl Client {
                 buildkit_version: record.buildkit_version.map(BuildkitVersion::from),
             })
             .collect())
+    }
+}
+
+/// The platforms in the order reported, each once (a daemon lists e.g.
+/// `linux/amd64` once per emulated variant it maps to it).
+fn distinct(platforms: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    for platform in platforms {
+        if !seen.contains(&platform) {
+            seen.push(platform);
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod distinct_tests {
+    use super::distinct;
+
+    #[test]
+    fn platforms_are_listed_once_in_the_order_reported() {
+        let reported = ["linux/amd64", "linux/386", "linux/amd64", "linux/386"];
+        assert_eq!(
+            distinct(reported.iter().map(|p| p.to_string())),
+            vec!["linux/amd64".to_string(), "linux/386".to_string()]
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::OptionField;
-use crate::build::normalize_platform;
 use crate::error::{Error, Result};
+use crate::flags::normalize_platform;
 
 /// Where an annotation is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,19 +6,51 @@
 //! [`Error::InvalidOption`](crate::Error::InvalidOption) with a typed
 //! [`OptionField`], and each front end words it itself (`--secret` on the
 //! command line, `secrets=` in Python, `build.secrets` in a pipeline file).
+//!
+//! | file | values |
+//! |---|---|
+//! | `secret.rs`, `ssh.rs` | `--secret`, `--ssh` |
+//! | `output.rs`, `cache.rs`, `spec.rs` | `--output`, `--cache-from`/`--cache-to`, the `type=…,k=v` syntax; `--build-arg`/`--label` pairs |
+//! | `platform.rs`, `network.rs`, `add_host.rs`, `entitlement.rs` | `--platform`, `--network`, `--add-host`, `--allow` |
+//! | `named_context.rs` | `--build-context` |
+//! | `attest.rs`, `annotation.rs` | `--attest`/`--provenance`/`--sbom`, `--annotation` |
+//! | `shm_size.rs`, `ulimit.rs` | `--shm-size`, `--ulimit` (`--cgroup-parent` and `--pull` are plain values) |
+//!
+//! How a value reaches the daemon (frontend attributes, exporters) is the
+//! business of `build::plan`; image names are validated by the shared types crate.
 
+mod add_host;
 mod annotation;
 mod attest;
+mod cache;
+mod entitlement;
+mod named_context;
+mod network;
+mod output;
+mod platform;
+mod secret;
+mod shm_size;
+mod spec;
+pub(crate) mod ssh;
 mod ulimit;
 
 use std::fmt;
 
+pub use add_host::AddHost;
 pub use annotation::{Annotation, AnnotationKind};
 pub use attest::{Attest, AttestKind};
-pub use ulimit::{Ulimit, UlimitName};
-
-mod shm_size;
+pub use cache::CacheEntry;
+pub use entitlement::Entitlement;
+pub(crate) use named_context::is_remote;
+pub use named_context::NamedContext;
+pub use network::NetworkMode;
+pub use output::Output;
+pub use platform::{normalize_platform, Platform};
+pub use secret::{Secret, SecretSource};
 pub use shm_size::ShmSize;
+pub use spec::{parse_key_values, TypedSpec};
+pub use ssh::SshAgent;
+pub use ulimit::{Ulimit, UlimitName};
 
 /// Which build option a value belongs to: what an
 /// [`Error::InvalidOption`](crate::Error::InvalidOption) is about.

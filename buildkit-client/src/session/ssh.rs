@@ -21,70 +21,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::{Error, Result};
-use crate::flags::OptionField;
-
 /// The metadata key naming the agent.
 const ID_KEY: &str = "buildkit.ssh.id";
-/// The ID used when none is named.
-pub const DEFAULT_ID: &str = "default";
-
-/// An SSH agent offered to the build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshAgent {
-    /// The ID `RUN --mount=type=ssh,id=…` refers to.
-    pub id: String,
-    /// The agent's unix socket.
-    pub socket: PathBuf,
-}
-
-impl SshAgent {
-    /// Parses buildx's `--ssh` syntax: `default`, `default=/path/agent.sock`,
-    /// `id=/path/agent.sock`. Without a path, `$SSH_AUTH_SOCK` is used.
-    pub fn parse(spec: &str) -> Result<Self> {
-        let (id, path) = match spec.split_once('=') {
-            Some((id, path)) => (id.trim(), Some(path.trim())),
-            None => (spec.trim(), None),
-        };
-        if id.is_empty() {
-            return Err(Error::option(
-                OptionField::Ssh,
-                format!("{spec:?} has no ID; write default or id=socket"),
-            ));
-        }
-        if path.is_some_and(|p| p.contains(',')) {
-            return Err(Error::option(
-                OptionField::Ssh,
-                format!("{spec:?}: only one agent socket per ID is supported"),
-            ));
-        }
-        let socket = match path.filter(|p| !p.is_empty()) {
-            Some(path) => PathBuf::from(path),
-            None => std::env::var_os("SSH_AUTH_SOCK")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .ok_or_else(|| {
-                    Error::option(
-                        OptionField::Ssh,
-                        format!("{spec:?} names no socket and SSH_AUTH_SOCK is not set"),
-                    )
-                })?,
-        };
-        if socket.is_file() {
-            return Err(Error::option(
-                OptionField::Ssh,
-                format!(
-                    "{} is a file; key files are not supported, give an ssh-agent socket",
-                    socket.display()
-                ),
-            ));
-        }
-        Ok(SshAgent {
-            id: id.to_string(),
-            socket,
-        })
-    }
-}
+pub use crate::flags::ssh::DEFAULT_ID;
+pub use crate::flags::SshAgent;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SshService {
@@ -100,7 +40,7 @@ impl SshService {
 
     fn socket(&self, id: &str) -> Result<&PathBuf, Status> {
         self.agents.get(id).ok_or_else(|| {
-            Status::not_found(format!("no SSH agent with ID {id} was given (--ssh {id})"))
+            Status::not_found(format!("no SSH agent with ID {id} was given to the build"))
         })
     }
 }
@@ -179,23 +119,5 @@ impl Ssh for SshService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_ssh_specs() {
-        let agent = SshAgent::parse("default=/tmp/agent.sock").unwrap();
-        assert_eq!(
-            agent,
-            SshAgent {
-                id: "default".into(),
-                socket: "/tmp/agent.sock".into()
-            }
-        );
-        assert!(SshAgent::parse("=x").is_err());
     }
 }

@@ -258,8 +258,8 @@ fn handshake_failure(host: &str, tls: &TlsSettings, err: &std::io::Error) -> Str
     if certificate {
         format!(
             "TLS handshake with {host}: the daemon's certificate could not be verified for the name {name:?} ({err}); \
-             give the CA that signed it (--tlscacert), the name it carries (--tlsservername), \
-             or skip verification (--tls-skip-verify, insecure)"
+             give the CA certificate that signed it, the server name it carries, \
+             or skip verification (insecure)"
         )
     } else {
         format!("TLS handshake with {host}: {err}")

@@ -214,7 +214,7 @@ impl TlsOptions {
                 if roots.is_empty() {
                     return Err(tls_error(
                         None,
-                        "no --tlscacert given and no system certificate authorities found",
+                        "no CA certificate given and no system certificate authorities found",
                     ));
                 }
             }
@@ -245,11 +245,14 @@ impl TlsOptions {
             (Some(cert), None) => {
                 return Err(tls_error(
                     Some(cert),
-                    "--tlscert was given without --tlskey",
+                    "a client certificate was given without its key",
                 ))
             }
             (None, Some(key)) => {
-                return Err(tls_error(Some(key), "--tlskey was given without --tlscert"))
+                return Err(tls_error(
+                    Some(key),
+                    "a client key was given without its certificate",
+                ))
             }
             (None, None) => builder.with_no_client_auth(),
         };

@@ -138,8 +138,12 @@ impl BuildArgs {
             .collect();
         options.no_cache = self.no_cache;
         options.no_cache_filter = self.no_cache_filter.clone();
-        options.network = self.network.clone();
-        options.add_hosts = self.add_hosts.clone();
+        options.network = self.network.as_deref().map(str::parse).transpose()?;
+        options.add_hosts = self
+            .add_hosts
+            .iter()
+            .map(|h| h.parse())
+            .collect::<Result<_, _>>()?;
         for spec in &self.build_contexts {
             let (name, value) = spec.split_once('=').ok_or_else(|| Error::InvalidOption {
                 field: OptionField::BuildContext,
@@ -180,7 +184,11 @@ impl BuildArgs {
             .iter()
             .map(|c| CacheEntry::parse_export(c))
             .collect::<Result<_, _>>()?;
-        options.allow = self.allow.clone();
+        options.allow = self
+            .allow
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?;
         options.frontend_attrs = parse_key_values(OptionField::FrontendAttr, &self.opts)?;
         options.pull = self.pull;
         // buildx puts --provenance and --sbom first, then every --attest.

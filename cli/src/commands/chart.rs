@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cicd_agents_pipeline::definition::TokenSource;
 use cicd_agents_pipeline::git::{Author, CommitVars, MessageTemplate, WriteBackConfig};
 use cicd_agents_pipeline::run::{set_local, ChartUpdate, ValueChange, ValuesUpdate};
-use cicd_agents_pipeline::values::{parse_tag_ref, KeyPath, Segment};
+use cicd_agents_pipeline::values::{parse_tag_ref, Digest, KeyPath, Segment};
 use clap::{Args, Subcommand};
 
 use crate::output::{print_json, Format};
@@ -36,10 +36,10 @@ pub struct SetImageArgs {
     #[arg(long)]
     repo: Option<String>,
     /// Branch to update [default: main].
-    #[arg(long, requires = "repo")]
+    #[arg(long, requires = "repo", value_parser = branch_name)]
     branch: Option<String>,
     /// Push to this branch instead (created from --branch if missing).
-    #[arg(long = "push-branch", requires = "repo")]
+    #[arg(long = "push-branch", requires = "repo", value_parser = branch_name)]
     push_branch: Option<String>,
     /// Environment variable holding the git token.
     #[arg(long = "token-env", requires = "repo", conflicts_with = "token_file")]
@@ -66,6 +66,9 @@ pub struct SetImageArgs {
     /// Image name for {image} in the message.
     #[arg(long, requires = "repo")]
     image: Option<String>,
+    /// Image digest (sha256:…) for {digest} in the message, e.g. the build's output.
+    #[arg(long, requires = "repo")]
+    digest: Option<String>,
     /// How long to keep re-applying the edit when the branch moved (other writers pushed
     /// first), e.g. 5m; then give up saying how many attempts were made [default: 2m].
     #[arg(
@@ -187,6 +190,12 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
     if let Some(message) = &args.message {
         config.message = MessageTemplate::parse(message)?;
     }
+    let digest = args
+        .digest
+        .as_deref()
+        .map(Digest::new)
+        .transpose()
+        .map_err(|err| crate::exit::usage(format!("--digest: {err}")))?;
     let edits = pairs
         .iter()
         .map(|(k, v)| Ok((KeyPath::parse(k)?, v.clone())))
@@ -199,6 +208,7 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         }],
         vars: CommitVars {
             image: args.image.clone().unwrap_or_default(),
+            digest: digest.map(|d| d.to_string()).unwrap_or_default(),
             ..CommitVars::default()
         },
     };
@@ -222,4 +232,9 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A branch by git's rules ([`cicd_agents_types::BranchName`]), refused by clap (exit 2, naming the flag).
+fn branch_name(text: &str) -> Result<String, cicd_agents_types::GitRefError> {
+    cicd_agents_types::BranchName::new(text).map(|branch| branch.to_string())
 }

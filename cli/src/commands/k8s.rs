@@ -426,6 +426,23 @@ struct RunArgs {
 
 /// Runs `cicd-agents k8s …`.
 pub async fn run(args: K8sArgs) -> anyhow::Result<ExitCode> {
+    run_command(args).await.map_err(in_flag_words)
+}
+
+/// A value the manifest builders refused, said in command-line words: the builders name
+/// their options (`git url`), the command line its flags (`--git-url`).
+fn in_flag_words(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<K8sError>() {
+        Ok(K8sError::InvalidOption { option, reason }) => crate::exit::usage(format!(
+            "invalid --{}: {reason}",
+            option.replace([' ', '_'], "-")
+        )),
+        Ok(other) => other.into(),
+        Err(err) => err,
+    }
+}
+
+async fn run_command(args: K8sArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         K8sCommand::Render(command) => {
             let manifests = render(command)?;

@@ -140,8 +140,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, ShmSize, Ulimit};
-use cicd_agents_types::{BranchName, GitUrl, GitUrlScheme};
+use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, ShmSize, Ulimit};
+use cicd_agents_types::{BranchName, GitRef, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
 pub use error::DefinitionError;
@@ -396,7 +396,8 @@ pub struct BuildSpec {
     /// Registry cache.
     pub cache: Option<CacheSpec>,
     /// Network mode of `RUN` steps (`default`, `host`, `none`).
-    pub network: Option<String>,
+    #[serde(serialize_with = "as_strings")]
+    pub network: Option<NetworkMode>,
     /// Build arguments.
     pub build_args: BTreeMap<String, String>,
     /// Image labels.
@@ -411,7 +412,10 @@ pub struct BuildSpec {
     pub docker_config: Option<PathBuf>,
     /// Always resolve base images from the registry.
     pub pull: bool,
-    /// Attestations (`provenance`, `sbom`, then `attest`).
+    /// Attestations (`provenance`, `sbom`, then `attest`). Unlike `docker buildx build`, a
+    /// pipeline adds no provenance unless `provenance` (or an `attest` entry) asks for one, as
+    /// `buildctl build` does: a provenance holds the build's times, so a rebuild of the same source
+    /// would otherwise push a new digest.
     #[serde(serialize_with = "as_strings")]
     pub attests: Vec<Attest>,
     /// Image annotations.
@@ -1109,14 +1113,8 @@ impl PipelineDefinition {
                 })
             }
         };
-        let network = match &b.network {
-            Some(n) => {
-                let v = sub(n)?;
-                if !matches!(v.as_str(), "default" | "host" | "none") {
-                    return Err(n.invalid(file, format!("`{v}`: expected default, host or none")));
-                }
-                Some(v)
-            }
+        let network: Option<NetworkMode> = match &b.network {
+            Some(n) => Some(buildx_value(file, n, &sub(n)?)?),
             None => None,
         };
         let mut build_args = BTreeMap::new();
@@ -1398,22 +1396,17 @@ fn check_relative(path: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A git ref as BuildKit's `#ref:subdir` fragment can carry it.
+/// A git ref by git's own rules ([`GitRef`]) that BuildKit's `#ref:subdir` fragment can carry
+/// (no `#`).
 fn check_git_ref(r: &str) -> Result<(), String> {
-    if r.is_empty() {
-        return Err("the git ref is empty".into());
+    if r.contains('#') {
+        return Err(format!(
+            "`{r}`: a git ref in a BuildKit context cannot contain `#`"
+        ));
     }
-    if r.chars().any(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, ':' | '#' | '~' | '^' | '?' | '*' | '[' | '\\')
-    }) || r.contains("..")
-        || r.starts_with('-')
-        || r.ends_with('/')
-    {
-        return Err(format!("`{r}` is not a valid git ref"));
-    }
-    Ok(())
+    GitRef::new(r)
+        .map(drop)
+        .map_err(|err| format!("`{}`: {}", err.name, err.reason))
 }
 
 /// A branch by git's own rules: the one [`BranchName`] the write-back uses too.

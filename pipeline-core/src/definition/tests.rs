@@ -97,7 +97,7 @@ fn full_definition_resolves() {
         ),
         ("127.0.0.1:5055/demo/app:buildcache", "max", true, true)
     );
-    assert_eq!(p.build.network.as_deref(), Some("host"));
+    assert_eq!(p.build.network, Some(NetworkMode::Host));
     assert_eq!(
         p.build.build_args["BASE_IMAGE"],
         "127.0.0.1:5055/base/busybox:1"

@@ -106,6 +106,27 @@ pub struct Parameter {
     /// What it means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where an output parameter's value comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueFrom>,
+}
+
+/// `valueFrom` of an output parameter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFrom {
+    /// A file in the main container whose content is the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Outputs of a template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outputs {
+    /// Output parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
 }
 
 impl Parameter {
@@ -178,6 +199,9 @@ pub struct Template {
     /// Its inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Inputs>,
+    /// Its outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
     /// Labels and annotations for the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<TemplateMetadata>,
@@ -243,7 +267,8 @@ pub struct DagTask {
 
 /// The chart write-back the `update-chart` step performs with
 /// `cicd-agents chart set-image --repo … --branch … --file … --key … --value=$(IMAGE_TAG)
-/// --token-env GITHUB_TOKEN`.
+/// --digest=$(IMAGE_DIGEST) --token-env GITHUB_TOKEN` (the digest is the build step's output
+/// parameter, for the commit message's `{digest}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartUpdate {
     /// The chart repository (HTTPS).
@@ -304,6 +329,10 @@ pub struct BuildAndUpdateChart {
 const P_TAG: &str = "image-tag";
 const P_REF: &str = "git-ref";
 const P_DOCKERFILE: &str = "dockerfile";
+/// The build step's output parameter: the pushed image's digest.
+const P_DIGEST: &str = "digest";
+/// Where the build step writes the digest.
+const DIGEST_FILE: &str = "/tmp/image-digest";
 
 impl BuildAndUpdateChart {
     /// The template `name` building `git_url` into `image` (a repository without tag) and
@@ -477,6 +506,9 @@ impl BuildAndUpdateChart {
         self.github_token.validate("github token secret")?;
         git_url_host("chart repo", &self.chart.repo)?;
         validate_git_ref("chart branch", &self.chart.branch)?;
+        // The step runs the write-back, which takes a branch by git's rules.
+        cicd_agents_types::BranchName::new(self.chart.branch.as_str())
+            .map_err(|err| K8sError::option("chart branch", err.to_string()))?;
         validate_repo_path("chart file", &self.chart.file)?;
         validate_plain("chart key", &self.chart.key)?;
         validate_image("tool image", &self.chart.tool_image)?;
@@ -507,6 +539,7 @@ impl BuildAndUpdateChart {
             image: &self.image,
             image_tag: &input(P_TAG),
             push: true,
+            digest_file: Some(DIGEST_FILE),
         }
         .container_and_volumes();
 
@@ -518,6 +551,15 @@ impl BuildAndUpdateChart {
                     Parameter::named(P_REF),
                     Parameter::named(P_DOCKERFILE),
                 ],
+            }),
+            outputs: Some(Outputs {
+                parameters: vec![Parameter {
+                    name: P_DIGEST.into(),
+                    value_from: Some(ValueFrom {
+                        path: Some(DIGEST_FILE.into()),
+                    }),
+                    ..Parameter::default()
+                }],
             }),
             security_context: Some(pod_security_context(BUILDKIT_UID)),
             volumes: build_volumes,
@@ -544,11 +586,13 @@ impl BuildAndUpdateChart {
                 // Kubernetes substitutes the variable into this one argument (no shell runs);
                 // joined to its flag, a tag starting with `-` cannot pass for a flag.
                 "--value=$(IMAGE_TAG)".into(),
+                "--digest=$(IMAGE_DIGEST)".into(),
                 "--token-env".into(),
                 "GITHUB_TOKEN".into(),
             ]),
             env: Some(vec![
                 env("IMAGE_TAG", input(P_TAG)),
+                env("IMAGE_DIGEST", input(P_DIGEST)),
                 env_from_secret("GITHUB_TOKEN", &self.github_token),
                 env("HOME", "/tmp"),
                 env("TMPDIR", "/tmp"),
@@ -564,7 +608,7 @@ impl BuildAndUpdateChart {
         let update_chart = Template {
             name: "update-chart".into(),
             inputs: Some(Inputs {
-                parameters: vec![Parameter::named(P_TAG)],
+                parameters: vec![Parameter::named(P_TAG), Parameter::named(P_DIGEST)],
             }),
             volumes: vec![empty_dir("tmp")],
             container: Some(update_container),
@@ -588,7 +632,14 @@ impl BuildAndUpdateChart {
                     name: "update-chart".into(),
                     template: "update-chart".into(),
                     arguments: Some(Arguments {
-                        parameters: vec![Parameter::with_value(P_TAG, workflow_param(P_TAG))],
+                        parameters: vec![
+                            Parameter::with_value(P_TAG, workflow_param(P_TAG)),
+                            // The digest the build step pushed (its output parameter).
+                            Parameter::with_value(
+                                P_DIGEST,
+                                format!("{{{{steps.build.outputs.parameters.{P_DIGEST}}}}}"),
+                            ),
+                        ],
                     }),
                 }],
             ]),
@@ -598,8 +649,8 @@ impl BuildAndUpdateChart {
         let describe = |name: &str, value: &str, description: &str| Parameter {
             name: name.into(),
             value: Some(value.into()),
-            default: None,
             description: Some(description.into()),
+            ..Parameter::default()
         };
         Ok(WorkflowTemplate {
             api_version: API_VERSION.into(),

@@ -36,9 +36,11 @@ use super::error::K8sError;
 
 /// The fixed script the build container runs. It reads everything from the environment
 /// (`GIT_URL`, `GIT_REF`, `CONTEXT_SUBDIR`, `DOCKERFILE`, `IMAGE`, `IMAGE_TAG`, `PUSH`,
-/// `PUSH_INSECURE`, `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`), checks the values that may come from a
+/// `PUSH_INSECURE`, `CACHE_REF`, `CACHE_INSECURE`, `GIT_AUTH_TOKEN`, `GIT_AUTH_HOST`,
+/// `DIGEST_FILE`), checks the values that may come from a
 /// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
-/// single argument. The git token is offered to BuildKit as the secret
+/// single argument. With `DIGEST_FILE`, it waits for the build and writes the pushed image's
+/// digest (from BuildKit's metadata) to that file. The git token is offered to BuildKit as the secret
 /// `GIT_AUTH_TOKEN.<GIT_AUTH_HOST>`, which BuildKit sends only to the git URL's host (never
 /// to another remote the Dockerfile names). It contains neither `$(` nor `$$` (Kubernetes would expand those in
 /// arguments) nor `{{` (Argo would).
@@ -74,7 +76,23 @@ if [ -n "${GIT_AUTH_TOKEN:-}" ]; then
   set -- "$@" --secret "id=GIT_AUTH_TOKEN.${GIT_AUTH_HOST},env=GIT_AUTH_TOKEN"
 fi
 echo "build: ${IMAGE}:${IMAGE_TAG} from ${context} (${DOCKERFILE})"
-exec buildctl-daemonless.sh "$@"
+if [ -z "${DIGEST_FILE:-}" ]; then
+  exec buildctl-daemonless.sh "$@"
+fi
+metadata="${DIGEST_FILE}.metadata.json"
+buildctl-daemonless.sh "$@" --metadata-file "$metadata"
+json=""
+if [ -f "$metadata" ]; then json=`tr -d ' \n\t' < "$metadata"`; fi
+rest="${json#*\"containerimage.digest\":\"}"
+digest="${rest%%\"*}"
+case "$digest" in
+  sha256:*[!0-9a-f]*|'') fail "the build's metadata has no image digest" ;;
+  sha256:*) ;;
+  *) fail "the build's metadata has no image digest" ;;
+esac
+[ "${#digest}" -eq 71 ] || fail "the build's metadata has no image digest"
+printf '%s' "$digest" > "$DIGEST_FILE"
+echo "build: pushed ${IMAGE}:${IMAGE_TAG}@${digest}"
 "#;
 
 /// The values of one build container. `image_tag`, `git_ref` and `dockerfile` may be Argo
@@ -90,6 +108,8 @@ pub(crate) struct BuildContainer<'a> {
     pub image: &'a str,
     pub image_tag: &'a str,
     pub push: bool,
+    /// Where the script writes the pushed image's digest (the WorkflowTemplate's output).
+    pub digest_file: Option<&'a str>,
 }
 
 /// The options of a rootless BuildKit build step, one struct shared by [`BuildJob`] and
@@ -192,6 +212,9 @@ impl BuildContainer<'_> {
         env_vars.push(env("PUSH", if self.push { "true" } else { "false" }));
         if self.step.insecure_registry {
             env_vars.push(env("PUSH_INSECURE", "true"));
+        }
+        if let Some(path) = self.digest_file {
+            env_vars.push(env("DIGEST_FILE", path));
         }
         if let Some(cache) = &self.step.cache_ref {
             env_vars.push(env("CACHE_REF", cache));
@@ -491,6 +514,7 @@ impl BuildJob {
             image: &self.image,
             image_tag: &self.tag,
             push: self.push,
+            digest_file: None,
         }
         .container_and_volumes();
         let mut meta = metadata(&name, self.step.namespace.as_deref(), labels.clone());

@@ -442,45 +442,33 @@ pub(crate) fn validate_plain(option: &str, value: &str) -> Result<(), K8sError> 
 }
 
 /// The host of an `https://` (or `http://`) git URL as Go's `url.Host` has it (with the port,
-/// without user information): BuildKit offers a git token only to the remote whose host
-/// matches the secret's name `GIT_AUTH_TOKEN.<host>`. URLs that carry credentials are
-/// refused: the token belongs in a Secret.
+/// without user information; [`GitUrl::host_port`](cicd_agents_types::GitUrl::host_port)):
+/// BuildKit offers a git token only to the remote whose host matches the secret's name
+/// `GIT_AUTH_TOKEN.<host>`. URLs that carry credentials are refused: the token belongs in a
+/// Secret.
 pub(crate) fn git_url_host(option: &str, url: &str) -> Result<String, K8sError> {
-    // Before anything echoes the URL: its user information may be a password.
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    if after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .is_some_and(|authority| authority.contains('@'))
-    {
+    let parsed = cicd_agents_types::GitUrl::new(url)
+        .map_err(|err| K8sError::option(option, format!("{:?}: {}", err.url, err.reason)))?;
+    if parsed.has_userinfo() {
+        // Never echo the URL: its user information may be a password.
         return Err(K8sError::option(
             option,
             "the URL carries credentials; store the token in a Secret and pass it as the git token instead",
         ));
     }
     validate_plain(option, url)?;
-    let Some(rest) = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-    else {
+    if !matches!(
+        parsed.scheme(),
+        cicd_agents_types::GitUrlScheme::Https | cicd_agents_types::GitUrlScheme::Http
+    ) {
         return Err(K8sError::option(
             option,
             format!("{url:?} is not an https:// (or http://) URL"),
         ));
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_ok = !authority.is_empty()
-        && authority
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if host_ok {
-        Ok(authority.to_string())
-    } else {
-        Err(K8sError::option(
-            option,
-            format!("{url:?} has no valid host"),
-        ))
     }
+    parsed
+        .host_port()
+        .ok_or_else(|| K8sError::option(option, format!("{url:?} has no host")))
 }
 
 /// A size such as `10Gi` or `1e3`: a [`Quantity`] greater than zero.

@@ -41,10 +41,7 @@ impl K8sError {
     /// a YAML document that is not a manifest this module reads. Rendering failures are not
     /// (they are bugs). Front ends report invalid input as bad usage (exit code 2).
     pub fn is_invalid_input(&self) -> bool {
-        match self {
-            K8sError::InvalidOption { .. } | K8sError::Parse { .. } => true,
-            K8sError::Render { .. } => false,
-        }
+        self.kind() == ErrorKind::InvalidInput
     }
 
     pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {

@@ -180,7 +180,7 @@ impl BuildPlan {
             outputs,
             cache_from: options.cache_from.iter().map(ToString::to_string).collect(),
             cache_to: options.cache_to.iter().map(ToString::to_string).collect(),
-            network: options.network.clone(),
+            network: options.network.map(|n| n.to_string()),
             build_args: options.build_args.clone(),
             labels: options.labels.clone(),
             target: options.target.clone(),
@@ -249,9 +249,7 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
             options = options.cache_to(CacheEntry::registry(&c.reference).attr("mode", &c.mode));
         }
     }
-    if let Some(n) = &b.network {
-        options = options.network(n);
-    }
+    options.network = b.network;
     options.build_args = b.build_args.clone();
     options.labels = b.labels.clone();
     options.target = b.target.clone();
@@ -259,6 +257,19 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options.no_cache = b.no_cache;
     options.pull = b.pull;
     options.attests = b.attests.clone();
+    // A pipeline follows the original design's `buildctl build`, which adds no
+    // attestation unless asked: a provenance records the build's start and end
+    // times, so every rebuild of the same source would push a new digest and
+    // commit it to the chart. `build.provenance` (or `attest`) turns it on.
+    if !options
+        .attests
+        .iter()
+        .any(|a| a.kind == cicd_agents_buildkit::flags::AttestKind::Provenance)
+    {
+        if let Ok(off) = cicd_agents_buildkit::flags::Attest::provenance("false") {
+            options.attests.push(off);
+        }
+    }
     options.annotations = b.annotations.clone();
     options.shm_size = b.shm_size;
     options.ulimits = b.ulimits.clone();

@@ -106,7 +106,8 @@ impl ChartOutcome {
 /// Progress of [`ChartUpdate::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChartProgress<'a> {
-    /// The edit was applied on a fresh checkout; `attempt` 2 and later follow rejected pushes.
+    /// The edit was applied on the branch tip; `attempt` 2 and later follow a rejected push
+    /// (the tip fetched again, the edit re-applied on it).
     Edited {
         /// 1-based attempt.
         attempt: u32,
@@ -151,7 +152,8 @@ pub struct ChartUpdate {
 }
 
 impl ChartUpdate {
-    /// Clones, edits, commits and pushes (retrying on a moved branch). Blocking: from async
+    /// Clones, edits, commits and pushes, re-applying the edit on the moved branch until
+    /// `config.retry.timeout` has passed (see [`crate::git`]). Blocking: from async
     /// code call it in `spawn_blocking`.
     pub fn apply(&self, progress: &mut dyn FnMut(ChartProgress<'_>)) -> Result<ChartOutcome> {
         let writeback = WriteBack::new(self.config.clone())?;

@@ -20,8 +20,8 @@ Example::
     print(result.digest)
 
 Every blocking call releases the GIL, and Ctrl-C (KeyboardInterrupt) during a
-build cancels it on the daemon. ``Client.build_async`` and friends return
-asyncio awaitables; ``Client.build_stream`` yields progress events as they
+build cancels it on the daemon. ``Client.build_async`` and friends are
+coroutines (nothing starts until awaited); ``Client.build_stream`` yields progress events as they
 arrive. ``BuilderPool`` spreads builds over several daemons (sticky routing,
 health checks, failover); ``cicd_agents.k8s`` renders the Kubernetes manifests
 (build Jobs, buildkitd, Argo WorkflowTemplate, ephemeral CI runners).
@@ -82,6 +82,7 @@ from ._native import (
     validate_tag,
 )
 from . import k8s  # the cicd_agents.k8s submodule (Kubernetes manifests)
+from ._options import BuildOptions
 
 __all__ = [
     "ActiveBuild",
@@ -91,6 +92,7 @@ __all__ = [
     "BuildError",
     "BuildkitVersion",
     "BuildResult",
+    "BuildOptions",
     "BuildStream",
     "Cancelled",
     "Change",

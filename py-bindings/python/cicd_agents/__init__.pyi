@@ -4,8 +4,8 @@ import os
 from datetime import datetime, timedelta
 from typing import (
     Any,
-    Awaitable,
     Callable,
+    Coroutine,
     Dict,
     Iterable,
     Iterator,
@@ -16,7 +16,10 @@ from typing import (
     Tuple,
     Union,
     final,
+    overload,
 )
+
+from typing_extensions import Literal, Unpack
 
 __version__: str
 
@@ -28,6 +31,7 @@ __all__ = [
     "BuildError",
     "BuildkitVersion",
     "BuildResult",
+    "BuildOptions",
     "BuildStream",
     "Cancelled",
     "Change",
@@ -73,6 +77,7 @@ __all__ = [
 ]
 
 from . import k8s as k8s
+from ._options import BuildOptions as BuildOptions
 
 _Path = Union[str, "os.PathLike[str]"]
 _SpecValue = Union[str, bool, int, float, "os.PathLike[str]"]
@@ -91,6 +96,11 @@ _ProgressArg = Union[None, str, Callable[[_Event], Any]]
 
 class Error(Exception):
     """Base class of every error raised by cicd_agents. The message is what the command line prints."""
+
+    error_kind: Optional[str]
+    """The library's error kind (``"invalid input"``, ``"connection"``, ``"remote"``,
+    ``"build failed"``, ``"cancelled"``, ``"io"``, ``"internal"``) for errors of the BuildKit
+    client; the class follows it. None for the others."""
 
 class ConnectionError(Error):
     """The BuildKit daemon cannot be reached, or the connection broke while something was
@@ -151,6 +161,8 @@ class BuildError(Error):
     source_lines: List[str]
     log_tail: List[str]
     registry: Optional[RegistryFailure]
+    exit_code: Optional[int]
+    """The exit code of the failed step's process (``RUN exit 3`` gives 3), else None."""
 
 class AuthError(Error):
     """Credentials were refused (daemon call, registry or git server)."""
@@ -282,6 +294,7 @@ class ActiveBuild:
     def created_at(self) -> Optional[datetime]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Worker:
     """One worker of the daemon."""
 
@@ -332,8 +345,8 @@ class VertexEvent:
     """A build step started, finished, was cached or failed."""
 
     @property
-    def kind(self) -> str:
-        """Always ``"vertex"``."""
+    def kind(self) -> Literal["vertex"]:
+        """Always ``"vertex"``: tests on ``kind`` narrow ``_Event`` to this class."""
     @property
     def digest(self) -> str: ...
     @property
@@ -355,8 +368,8 @@ class StatusEvent:
     """Progress of a counter within a step (bytes transferred, layers pushed)."""
 
     @property
-    def kind(self) -> str:
-        """Always ``"status"``."""
+    def kind(self) -> Literal["status"]:
+        """Always ``"status"``: tests on ``kind`` narrow ``_Event`` to this class."""
     @property
     def id(self) -> str: ...
     @property
@@ -380,8 +393,8 @@ class LogEvent:
     """Output a step printed."""
 
     @property
-    def kind(self) -> str:
-        """Always ``"log"``."""
+    def kind(self) -> Literal["log"]:
+        """Always ``"log"``: tests on ``kind`` narrow ``_Event`` to this class."""
     @property
     def vertex(self) -> str: ...
     @property
@@ -400,8 +413,8 @@ class WarningEvent:
     """A warning about a step or the Dockerfile."""
 
     @property
-    def kind(self) -> str:
-        """Always ``"warning"``."""
+    def kind(self) -> Literal["warning"]:
+        """Always ``"warning"``: tests on ``kind`` narrow ``_Event`` to this class."""
     @property
     def vertex(self) -> str: ...
     @property
@@ -442,7 +455,10 @@ class BuildResult:
 
 @final
 class BuildStream(Iterator[_Event]):
-    """A running build; iterate it for progress events, then read ``result``."""
+    """A running build; iterate it for progress events, then read ``result``.
+
+    A failed build raises its error from the iteration and from every ``wait()``;
+    ``repr()`` says ``running``, ``done``, ``failed`` or ``cancelled``."""
 
     def __iter__(self) -> "BuildStream": ...
     def __next__(self) -> _Event: ...
@@ -469,7 +485,7 @@ class Client:
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
         keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
-        tls_skip_verify: bool = False,
+        tls_skip_verify: Optional[bool] = None,
     ) -> "Client": ...
     @staticmethod
     def connect_async(
@@ -481,18 +497,21 @@ class Client:
         tls_server_name: Optional[str] = None,
         connect_timeout: Optional[_Seconds] = None,
         keepalive: Optional[Tuple[_Seconds, _Seconds]] = None,
-        tls_skip_verify: bool = False,
-    ) -> Awaitable["Client"]: ...
+        tls_skip_verify: Optional[bool] = None,
+    ) -> Coroutine[Any, Any, "Client"]: ...
     @property
     def address(self) -> str: ...
+    @property
+    def buildx(self) -> "Client":
+        """This client: python-on-whales' ``docker.buildx.build(...)`` runs unchanged on it."""
     def info(self) -> DaemonInfo: ...
-    def info_async(self) -> Awaitable[DaemonInfo]: ...
+    def info_async(self) -> Coroutine[Any, Any, DaemonInfo]: ...
     def workers(self) -> List[Worker]: ...
-    def workers_async(self) -> Awaitable[List[Worker]]: ...
+    def workers_async(self) -> Coroutine[Any, Any, List[Worker]]: ...
     def active_builds(self) -> List[ActiveBuild]: ...
-    def active_builds_async(self) -> Awaitable[List[ActiveBuild]]: ...
+    def active_builds_async(self) -> Coroutine[Any, Any, List[ActiveBuild]]: ...
     def disk_usage(self, filters: Optional[_StrOrList] = None) -> List[UsageRecord]: ...
-    def disk_usage_async(self, filters: Optional[_StrOrList] = None) -> Awaitable[List[UsageRecord]]: ...
+    def disk_usage_async(self, filters: Optional[_StrOrList] = None) -> Coroutine[Any, Any, List[UsageRecord]]: ...
     def prune(
         self,
         all: bool = False,
@@ -512,96 +531,31 @@ class Client:
         *,
         max_used_space: Optional[int] = None,
         min_free_space: Optional[int] = None,
-    ) -> Awaitable[List[UsageRecord]]: ...
+    ) -> Coroutine[Any, Any, List[UsageRecord]]: ...
+    @overload
     def build(
         self,
-        context: _Path,
+        context: Optional[_Path] = None,
         *,
-        file: Optional[_Path] = None,
-        tags: Optional[_StrOrList] = None,
-        build_args: Optional[_KeyValues] = None,
-        target: Optional[str] = None,
-        platforms: Optional[_StrOrList] = None,
-        labels: Optional[_KeyValues] = None,
-        no_cache: bool = False,
-        no_cache_filter: Optional[_StrOrList] = None,
-        network: Optional[str] = None,
-        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
-        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
-        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
-        build_contexts: Optional[Mapping[str, _Path]] = None,
-        push: bool = False,
-        outputs: Optional[_Specs] = None,
-        cache_from: Optional[_Specs] = None,
-        cache_to: Optional[_Specs] = None,
-        progress: _ProgressArg = None,
-        metadata_file: Optional[_Path] = None,
-        git_auth_tokens: Optional[Mapping[str, str]] = None,
-        allow: Optional[_StrOrList] = None,
-        frontend_attrs: Optional[_KeyValues] = None,
-        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
-        docker_config: Optional[Union[bool, _Path]] = None,
-        shared_key: Optional[str] = None,
-    ) -> BuildResult: ...
+        stream_logs: Literal[False] = False,
+        **options: Unpack[BuildOptions],
+    ) -> BuildResult:
+        """Runs a build and returns its result; ``options``: see ``BuildOptions``."""
+    @overload
+    def build(
+        self,
+        context: Optional[_Path] = None,
+        *,
+        stream_logs: Literal[True],
+        **options: Unpack[BuildOptions],
+    ) -> Iterator[str]:
+        """python-on-whales' ``stream_logs=True``: the plain progress output's lines."""
     def build_async(
-        self,
-        context: _Path,
-        *,
-        file: Optional[_Path] = None,
-        tags: Optional[_StrOrList] = None,
-        build_args: Optional[_KeyValues] = None,
-        target: Optional[str] = None,
-        platforms: Optional[_StrOrList] = None,
-        labels: Optional[_KeyValues] = None,
-        no_cache: bool = False,
-        no_cache_filter: Optional[_StrOrList] = None,
-        network: Optional[str] = None,
-        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
-        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
-        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
-        build_contexts: Optional[Mapping[str, _Path]] = None,
-        push: bool = False,
-        outputs: Optional[_Specs] = None,
-        cache_from: Optional[_Specs] = None,
-        cache_to: Optional[_Specs] = None,
-        progress: _ProgressArg = None,
-        metadata_file: Optional[_Path] = None,
-        git_auth_tokens: Optional[Mapping[str, str]] = None,
-        allow: Optional[_StrOrList] = None,
-        frontend_attrs: Optional[_KeyValues] = None,
-        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
-        docker_config: Optional[Union[bool, _Path]] = None,
-        shared_key: Optional[str] = None,
-    ) -> Awaitable[BuildResult]: ...
+        self, context: Optional[_Path] = None, **options: Unpack[BuildOptions]
+    ) -> Coroutine[Any, Any, BuildResult]:
+        """``build()`` as a coroutine: nothing starts until it is awaited."""
     def build_stream(
-        self,
-        context: _Path,
-        *,
-        file: Optional[_Path] = None,
-        tags: Optional[_StrOrList] = None,
-        build_args: Optional[_KeyValues] = None,
-        target: Optional[str] = None,
-        platforms: Optional[_StrOrList] = None,
-        labels: Optional[_KeyValues] = None,
-        no_cache: bool = False,
-        no_cache_filter: Optional[_StrOrList] = None,
-        network: Optional[str] = None,
-        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
-        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
-        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
-        build_contexts: Optional[Mapping[str, _Path]] = None,
-        push: bool = False,
-        outputs: Optional[_Specs] = None,
-        cache_from: Optional[_Specs] = None,
-        cache_to: Optional[_Specs] = None,
-        progress: _ProgressArg = None,
-        metadata_file: Optional[_Path] = None,
-        git_auth_tokens: Optional[Mapping[str, str]] = None,
-        allow: Optional[_StrOrList] = None,
-        frontend_attrs: Optional[_KeyValues] = None,
-        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
-        docker_config: Optional[Union[bool, _Path]] = None,
-        shared_key: Optional[str] = None,
+        self, context: Optional[_Path] = None, **options: Unpack[BuildOptions]
     ) -> BuildStream: ...
 
 # ---------------------------------------------------------------- builder pool
@@ -670,71 +624,17 @@ class BuilderPool:
     def rank(self, key: str) -> List[str]: ...
     def candidates(self, key: str) -> List[str]: ...
     def health(self) -> List[EndpointHealth]: ...
-    def health_async(self) -> Awaitable[List[EndpointHealth]]: ...
+    def health_async(self) -> Coroutine[Any, Any, List[EndpointHealth]]: ...
     def client_for(self, key: str) -> Tuple[Client, str]: ...
-    def client_for_async(self, key: str) -> Awaitable[Tuple[Client, str]]: ...
+    def client_for_async(self, key: str) -> Coroutine[Any, Any, Tuple[Client, str]]: ...
     def build(
-        self,
-        context: _Path,
-        *,
-        key: Optional[str] = None,
-        file: Optional[_Path] = None,
-        tags: Optional[_StrOrList] = None,
-        build_args: Optional[_KeyValues] = None,
-        target: Optional[str] = None,
-        platforms: Optional[_StrOrList] = None,
-        labels: Optional[_KeyValues] = None,
-        no_cache: bool = False,
-        no_cache_filter: Optional[_StrOrList] = None,
-        network: Optional[str] = None,
-        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
-        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
-        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
-        build_contexts: Optional[Mapping[str, _Path]] = None,
-        push: bool = False,
-        outputs: Optional[_Specs] = None,
-        cache_from: Optional[_Specs] = None,
-        cache_to: Optional[_Specs] = None,
-        progress: _ProgressArg = None,
-        metadata_file: Optional[_Path] = None,
-        git_auth_tokens: Optional[Mapping[str, str]] = None,
-        allow: Optional[_StrOrList] = None,
-        frontend_attrs: Optional[_KeyValues] = None,
-        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
-        docker_config: Optional[Union[bool, _Path]] = None,
-        shared_key: Optional[str] = None,
-    ) -> PooledBuild: ...
+        self, context: Optional[_Path] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
+    ) -> PooledBuild:
+        """Runs a build on the daemon ``key`` (default ``routing_key(context)``) prefers."""
     def build_async(
-        self,
-        context: _Path,
-        *,
-        key: Optional[str] = None,
-        file: Optional[_Path] = None,
-        tags: Optional[_StrOrList] = None,
-        build_args: Optional[_KeyValues] = None,
-        target: Optional[str] = None,
-        platforms: Optional[_StrOrList] = None,
-        labels: Optional[_KeyValues] = None,
-        no_cache: bool = False,
-        no_cache_filter: Optional[_StrOrList] = None,
-        network: Optional[str] = None,
-        add_hosts: Optional[Union[_StrOrList, Mapping[str, str]]] = None,
-        secrets: Optional[Union[_Secret, Sequence[_Secret]]] = None,
-        ssh: Optional[Union[_StrOrList, Mapping[str, _Path]]] = None,
-        build_contexts: Optional[Mapping[str, _Path]] = None,
-        push: bool = False,
-        outputs: Optional[_Specs] = None,
-        cache_from: Optional[_Specs] = None,
-        cache_to: Optional[_Specs] = None,
-        progress: _ProgressArg = None,
-        metadata_file: Optional[_Path] = None,
-        git_auth_tokens: Optional[Mapping[str, str]] = None,
-        allow: Optional[_StrOrList] = None,
-        frontend_attrs: Optional[_KeyValues] = None,
-        registry_auth: Optional[Mapping[str, Union[Tuple[str, str], Mapping[str, str]]]] = None,
-        docker_config: Optional[Union[bool, _Path]] = None,
-        shared_key: Optional[str] = None,
-    ) -> Awaitable[PooledBuild]: ...
+        self, context: Optional[_Path] = None, *, key: Optional[str] = None, **options: Unpack[BuildOptions]
+    ) -> Coroutine[Any, Any, PooledBuild]:
+        """``build()`` as a coroutine: nothing starts until it is awaited."""
 
 # ---------------------------------------------------------------- values files and git write-back
 
@@ -910,4 +810,4 @@ class Pipeline:
         events: Optional[Callable[[Dict[str, Any]], Any]] = None,
         retry_timeout: Optional[_Seconds] = None,
         allow_insecure_http: bool = False,
-    ) -> Awaitable[RunReport]: ...
+    ) -> Coroutine[Any, Any, RunReport]: ...

@@ -4,6 +4,34 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union, final
 
 from . import Error
 
+__all__ = [
+    "ARGO_API_VERSION",
+    "BUILD_SCRIPT",
+    "BUILDAH_SERVER_SCRIPT",
+    "BUILD_REQUESTS_DIR",
+    "BUILDKIT_DOCKER_CONFIG_DIR",
+    "BUILDKIT_STATE_DIR",
+    "BUILDKIT_UID",
+    "DEFAULT_BUILDAH_IMAGE",
+    "DEFAULT_BUILDKIT_IMAGE",
+    "DEFAULT_CIRCLECI_RUNNER_IMAGE",
+    "DEFAULT_GITHUB_RUNNER_IMAGE",
+    "DEFAULT_REGISTRY_SECRET",
+    "NO_PROCESS_SANDBOX",
+    "RUNNER_BUILDKIT_ADDR",
+    "BuildAndUpdateChart",
+    "BuilderSecurity",
+    "BuildJob",
+    "BuildkitDaemon",
+    "ChartUpdate",
+    "K8sError",
+    "Manifest",
+    "RunnerJob",
+    "SecretKeyRef",
+    "parse_yaml",
+    "render_yaml",
+]
+
 ARGO_API_VERSION: str
 BUILD_SCRIPT: str
 BUILDAH_SERVER_SCRIPT: str
@@ -101,7 +129,7 @@ class BuildJob:
         cache_ref: Optional[str] = None,
         insecure_cache_registry: bool = False,
         insecure_registry: bool = False,
-        registry_secret: Optional[str] = "regcred",
+        registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
         security: Optional[BuilderSecurity] = None,
@@ -159,7 +187,7 @@ class BuildAndUpdateChart:
         cache_ref: Optional[str] = None,
         insecure_cache_registry: bool = False,
         insecure_registry: bool = False,
-        registry_secret: Optional[str] = "regcred",
+        registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         github_token: Optional[SecretKeyRef] = None,
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
@@ -192,7 +220,7 @@ class RunnerJob:
         security: Optional[BuilderSecurity] = None,
         sys_admin: Optional[bool] = None,
         storage_driver: Optional[str] = None,
-        registry_secret: Optional[str] = "regcred",
+        registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         workspace_size: Optional[str] = None,
         storage_class: Optional[str] = None,
         ttl_seconds_after_finished: Optional[int] = None,
@@ -216,7 +244,7 @@ class RunnerJob:
         security: Optional[BuilderSecurity] = None,
         sys_admin: Optional[bool] = None,
         storage_driver: Optional[str] = None,
-        registry_secret: Optional[str] = "regcred",
+        registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         workspace_size: Optional[str] = None,
         storage_class: Optional[str] = None,
         ttl_seconds_after_finished: Optional[int] = None,

@@ -124,6 +124,38 @@ pub fn normalize_platform(value: &str) -> Result<String> {
     }
 }
 
+/// A target platform, normalised (`linux/x86_64` is `linux/amd64`).
+///
+/// ```
+/// use cicd_agents_buildkit::flags::Platform;
+///
+/// let platform: Platform = "Linux/X86_64".parse()?;
+/// assert_eq!(platform.to_string(), "linux/amd64");
+/// # Ok::<(), cicd_agents_buildkit::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform(String);
+
+impl Platform {
+    /// The normalised `os/arch[/variant]`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Platform> {
+        normalize_platform(text).map(Platform)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +174,15 @@ mod tests {
             (" linux/s390x ", "linux/s390x"),
         ] {
             assert_eq!(normalize_platform(given).unwrap(), expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn platform_display_parses_back() {
+        for text in ["linux/amd64", "linux/arm/v7", "windows/arm64"] {
+            let p: Platform = text.parse().unwrap();
+            assert_eq!(p.to_string().parse::<Platform>().unwrap(), p);
+            assert_eq!(p.as_str(), text);
         }
     }
 
