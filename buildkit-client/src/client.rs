@@ -32,6 +32,9 @@ pub struct Client {
     pub(crate) transport: Transport,
     pub(crate) control: ControlClient<Channel>,
     daemon: std::sync::Arc<tokio::sync::OnceCell<crate::DaemonInfo>>,
+    /// How long [`ClientBuilder::connect`] took, in nanoseconds, until the
+    /// first build reports it in its timings.
+    connect_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Options for [`Client`]; see [`Client::builder`].
@@ -102,6 +105,7 @@ impl ClientBuilder {
             keepalive,
         )?;
         tracing::debug!(address = %transport.address(), "connecting to BuildKit");
+        let started = std::time::Instant::now();
         let channel = transport.connect_channel().await?;
         let control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -110,6 +114,9 @@ impl ClientBuilder {
             transport,
             control,
             daemon: Default::default(),
+            connect_nanos: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            )),
         })
     }
 }
@@ -154,6 +161,14 @@ impl Client {
             }
             other => other,
         }
+    }
+
+    /// How long connecting took, the first time it is asked; zero after.
+    pub(crate) fn take_connect_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            self.connect_nanos
+                .swap(0, std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// The daemon's [`info`](Client::info), asked once per client.

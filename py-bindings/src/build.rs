@@ -824,6 +824,25 @@ impl BuildResult {
     fn exporter_response(&self) -> std::collections::BTreeMap<String, String> {
         self.inner.exporter_response.clone()
     }
+    /// Where the build's time went, measured by the client, in seconds:
+    /// ``connect``, ``session_start``, ``context_walk``, ``context_transfer``,
+    /// ``solve``, ``export`` and ``total`` (str to float).
+    #[getter]
+    fn timings(&self) -> std::collections::BTreeMap<&'static str, f64> {
+        let t = &self.inner.timings;
+        [
+            ("connect", t.connect),
+            ("session_start", t.session_start),
+            ("context_walk", t.context_walk),
+            ("context_transfer", t.context_transfer),
+            ("solve", t.solve),
+            ("export", t.export),
+            ("total", t.total),
+        ]
+        .into_iter()
+        .map(|(name, duration)| (name, duration.as_secs_f64()))
+        .collect()
+    }
     /// The metadata ``docker buildx build --metadata-file`` writes: every
     /// exporter response key, base64-encoded JSON values decoded, plus
     /// ``buildx.build.ref``.

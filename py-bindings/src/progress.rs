@@ -368,6 +368,12 @@ impl ProgressSink for Tee {
         }
     }
 
+    fn timings(&mut self, timings: &cicd_agents_buildkit::build::BuildTimings) {
+        for sink in &mut self.0 {
+            sink.timings(timings);
+        }
+    }
+
     fn finish(&mut self) {
         for sink in &mut self.0 {
             sink.finish();

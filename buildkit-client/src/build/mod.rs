@@ -15,6 +15,7 @@ mod registry_failure;
 mod result;
 mod scoped_path;
 mod solve;
+mod timings;
 
 pub use crate::flags::normalize_platform;
 pub use crate::flags::CacheEntry;
@@ -26,3 +27,4 @@ pub use options::{is_archive, BuildContext, BuildOptions};
 pub use plan::PreparedBuild;
 pub use registry_failure::{RegistryFailure, RegistryFailureKind, RegistryOperation};
 pub use result::BuildResult;
+pub use timings::BuildTimings;

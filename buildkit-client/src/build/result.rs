@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Serialize;
 
+use crate::build::timings::BuildTimings;
 use crate::session::context_sync::ContextTransfer;
 
 /// A finished build.
@@ -22,6 +23,8 @@ pub struct BuildResult {
     pub exporter_response: BTreeMap<String, String>,
     /// What was sent of local directories (the context, the Dockerfile).
     pub context_transfer: ContextTransfer,
+    /// Where the build's time went, measured by the client.
+    pub timings: BuildTimings,
 }
 
 impl BuildResult {
@@ -43,6 +46,7 @@ impl BuildResult {
                 .unwrap_or_default(),
             exporter_response: response,
             context_transfer: ContextTransfer::default(),
+            timings: BuildTimings::default(),
         }
     }
 

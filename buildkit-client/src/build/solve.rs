@@ -15,8 +15,10 @@ use crate::build::error::BuildError;
 use crate::build::options::BuildOptions;
 use crate::build::plan::{PreparedBuild, SolvePlan};
 use crate::build::result::BuildResult;
+use crate::build::timings::BuildTimings;
 use crate::error::{Error, Result};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
+use crate::session::filesync::{load_dockerignore, DiffCopyRequest};
 use crate::Client;
 
 /// How long the status stream may run on after a successful solve returned.
@@ -61,6 +63,55 @@ async fn drain_status(
     }
 }
 
+/// The request the Dockerfile frontend makes for the build context once it
+/// has read the ignore file: the whole `context` directory without what the
+/// ignore file excludes (the Dockerfile's own `<name>.dockerignore` first,
+/// then the context's `.dockerignore`). None without a local context, or
+/// when the ignore file cannot be read (the daemon's own request says then).
+fn expected_context_request(plan: &SolvePlan) -> Option<DiffCopyRequest> {
+    let dirs = &plan.session.local_dirs;
+    let context = dirs.dir("context")?;
+    let dockerfile = dirs
+        .dir("dockerfile")
+        .zip(plan.request.frontend_attrs.get("filename"))
+        .map(|(dir, name)| dir.join(name));
+    let patterns = match load_dockerignore(context, dockerfile.as_deref()) {
+        Ok(ignore) => ignore.map(|ignore| ignore.patterns).unwrap_or_default(),
+        Err(err) => {
+            tracing::debug!(error = %err, "no early walk of the context");
+            return None;
+        }
+    };
+    Some(DiffCopyRequest {
+        dir_name: "context".into(),
+        exclude_patterns: patterns,
+        ..DiffCopyRequest::default()
+    })
+}
+
+/// Names of the steps that export (or push) the result.
+const EXPORT_STEPS: [&str; 4] = ["exporting", "pushing", "writing image", "naming to"];
+
+/// The span of the export steps, first start to last finish, by the daemon's
+/// clock; zero when none finished.
+fn export_span(tracker: &Tracker) -> Duration {
+    let mut first = None;
+    let mut last = None;
+    for (_, vertex) in tracker.iter() {
+        if !EXPORT_STEPS.iter().any(|p| vertex.name.starts_with(p)) {
+            continue;
+        }
+        if let (Some(started), Some(completed)) = (vertex.started, vertex.completed) {
+            first = Some(first.map_or(started, |f: std::time::SystemTime| f.min(started)));
+            last = Some(last.map_or(completed, |l: std::time::SystemTime| l.max(completed)));
+        }
+    }
+    match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first).unwrap_or_default(),
+        _ => Duration::ZERO,
+    }
+}
+
 /// What a build was doing, for an error that interrupts it: the context
 /// upload if one is unfinished, the export (or push) if its step has started
 /// and not finished, otherwise the solve.
@@ -74,9 +125,7 @@ pub(crate) fn build_stage(
     let exporting = tracker.iter().any(|(_, vertex)| {
         vertex.started.is_some()
             && vertex.completed.is_none()
-            && ["exporting", "pushing", "writing image", "naming to"]
-                .iter()
-                .any(|p| vertex.name.starts_with(p))
+            && EXPORT_STEPS.iter().any(|p| vertex.name.starts_with(p))
     });
     if exporting {
         "exporting/pushing"
@@ -143,12 +192,26 @@ impl Client {
         prepared: &PreparedBuild,
         progress: &mut (dyn ProgressSink + '_),
     ) -> Result<BuildResult> {
+        let started = std::time::Instant::now();
+        let dialled = self.take_connect_time();
         let daemon = self.daemon_info().await?;
+        let mut timings = BuildTimings {
+            connect: dialled + started.elapsed(),
+            ..BuildTimings::default()
+        };
         let plan = SolvePlan::from_prepared(prepared, &daemon, self.address().is_docker())?;
         let build_ref = plan.request.r#ref.clone();
         tracing::debug!(build = %build_ref, session = %plan.session.id, "starting build");
 
+        // The context's walk starts now, while the session opens and the
+        // daemon reads the Dockerfile; the daemon's request uses it if it
+        // asks for exactly that.
+        if let Some(request) = expected_context_request(&plan) {
+            plan.session.local_dirs.speculate(request);
+        }
+        let session_started = std::time::Instant::now();
         let session = plan.session.start(self).await?;
+        timings.session_start = session_started.elapsed();
 
         let (updates_tx, mut updates_rx) = mpsc::channel::<StatusUpdate>(256);
         let mut control = self.control();
@@ -193,6 +256,7 @@ impl Client {
 
         let mut control = self.control();
         let request = plan.request;
+        let solve_started = std::time::Instant::now();
         let solve = control.solve(request);
         tokio::pin!(solve);
         let mut tracker = Tracker::default();
@@ -210,7 +274,10 @@ impl Client {
                     }
                     None => updates_open = false,
                 },
-                outcome = &mut solve => break outcome,
+                outcome = &mut solve => {
+                    timings.solve = solve_started.elapsed();
+                    break outcome;
+                }
                 _ = idle.tick() => progress.idle(),
             }
         };
@@ -224,6 +291,10 @@ impl Client {
             drain_status(&mut updates_rx, &mut tracker, progress, limit, quiet).await;
         }
         drop(status_task);
+        (timings.context_walk, timings.context_transfer) = session.local_dirs.times();
+        timings.export = export_span(&tracker).min(timings.solve);
+        timings.total = dialled + started.elapsed();
+        progress.timings(&timings);
         progress.finish();
         let export_errors = session.exports.errors();
         let context_transfer = session.local_dirs.transferred();
@@ -264,6 +335,7 @@ impl Client {
         let mut result =
             BuildResult::new(build_ref, response.exporter_response.into_iter().collect());
         result.context_transfer = context_transfer;
+        result.timings = timings;
         write_result_files(prepared.options(), &result)?;
         Ok(result)
     }
@@ -327,5 +399,28 @@ mod tests {
         assert_eq!(build_stage(&tracker, &dirs), "exporting/pushing");
         tracker.apply(&vertex("exporting to image", true));
         assert_eq!(build_stage(&tracker, &dirs), "solving");
+    }
+
+    #[test]
+    fn the_export_spans_the_export_steps() {
+        let at = |ms: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        let step = |name: &str, from: u64, to: u64| StatusUpdate {
+            vertexes: vec![VertexUpdate {
+                digest: name.into(),
+                name: name.into(),
+                inputs: Vec::new(),
+                cached: false,
+                started: at(from),
+                completed: at(to),
+                error: String::new(),
+            }],
+            ..Default::default()
+        };
+        let mut tracker = Tracker::default();
+        assert_eq!(export_span(&tracker), Duration::ZERO);
+        tracker.apply(&step("[1/2] FROM x", 0, 500));
+        tracker.apply(&step("exporting to image", 1000, 1300));
+        tracker.apply(&step("pushing layers", 1100, 1700));
+        assert_eq!(export_span(&tracker), Duration::from_millis(700));
     }
 }

@@ -28,6 +28,9 @@ pub trait ProgressSink: Send {
     /// [`IDLE_TICK`] while the daemon is quiet, so a renderer that holds
     /// output back (to order it the way buildx does) can print it.
     fn idle(&mut self) {}
+    /// Where the build's time went, measured by the client: sent once, after
+    /// the last update and before [`finish`](ProgressSink::finish).
+    fn timings(&mut self, _timings: &crate::build::BuildTimings) {}
     /// The build is over (successfully or not).
     fn finish(&mut self) {}
 }

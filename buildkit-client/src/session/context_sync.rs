@@ -19,9 +19,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::session::filesync::serve::{serve_walked, walk_options};
 use crate::session::filesync::{
-    serve_diffcopy, ContextEntry, DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions,
-    TransportError,
+    walk_context, walk_context_async, ContextEntry, ContextSnapshot, DiffCopyRequest, Packet,
+    PacketSink, PacketSource, ServeOptions, TransportError, WalkError,
 };
 
 /// Methods advertised in the session headers.
@@ -38,6 +39,18 @@ const OUTBOUND_BUFFER: usize = 64;
 pub struct LocalDirs {
     dirs: Arc<BTreeMap<String, PathBuf>>,
     sent: Arc<TransferCounters>,
+    /// Walks started before the daemon asked (see [`LocalDirs::speculate`]).
+    speculations: Arc<std::sync::Mutex<Vec<Speculation>>>,
+}
+
+/// A walk's result and how long it took.
+type Walked = (Result<ContextSnapshot, WalkError>, std::time::Duration);
+
+/// A walk started before the daemon asked for it, for the request it expects.
+#[derive(Debug)]
+struct Speculation {
+    request: DiffCopyRequest,
+    walk: tokio::task::JoinHandle<Walked>,
 }
 
 /// What a session sent of its local directories.
@@ -50,6 +63,12 @@ pub(crate) struct TransferCounters {
     entries: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
+    /// Requests served from a walk started before they came.
+    prewalked: AtomicU64,
+    /// Time spent listing directories, in nanoseconds.
+    walk_nanos: AtomicU64,
+    /// Time spent sending after the listings, in nanoseconds.
+    transfer_nanos: AtomicU64,
 }
 
 /// Totals of what was sent from local directories during a build.
@@ -61,12 +80,51 @@ pub struct ContextTransfer {
     pub files: u64,
     /// Content bytes sent.
     pub bytes: u64,
+    /// Requests served from a walk started with the session, before the
+    /// daemon asked (the build context, when the daemon's filters were the
+    /// ones expected).
+    pub prewalked: u64,
 }
 
 impl LocalDirs {
     /// Offers `dir` under `name`.
     pub fn insert(&mut self, name: impl Into<String>, dir: impl Into<PathBuf>) {
         Arc::make_mut(&mut self.dirs).insert(name.into(), dir.into());
+    }
+
+    /// Starts walking the directory `request` names, as that request would,
+    /// before the daemon asks: when a `DiffCopy` call later asks for exactly
+    /// that (same directory, includes, excludes and follow paths), it is
+    /// served from this walk instead of walking then. A walk never asked for
+    /// is discarded with the session. Nothing happens for a name not offered.
+    pub(crate) fn speculate(&self, request: DiffCopyRequest) {
+        let Some(root) = self.dirs.get(&request.dir_name).cloned() else {
+            return;
+        };
+        let options = walk_options(&request, &ServeOptions::default());
+        let walk = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let walked = walk_context(&root, &options);
+            (walked, started.elapsed())
+        });
+        if let Ok(mut speculations) = self.speculations.lock() {
+            speculations.push(Speculation { request, walk });
+        }
+    }
+
+    /// The walk started for exactly `request`, if any (taken: used once).
+    fn take_speculation(
+        &self,
+        request: &DiffCopyRequest,
+    ) -> Option<tokio::task::JoinHandle<Walked>> {
+        let mut speculations = self.speculations.lock().ok()?;
+        let index = speculations.iter().position(|s| s.request == *request)?;
+        Some(speculations.swap_remove(index).walk)
+    }
+
+    /// The directory offered under `name`.
+    pub(crate) fn dir(&self, name: &str) -> Option<&std::path::Path> {
+        self.dirs.get(name).map(PathBuf::as_path)
     }
 
     /// Whether no directory is offered.
@@ -86,7 +144,17 @@ impl LocalDirs {
             entries: self.sent.entries.load(Ordering::Relaxed),
             files: self.sent.files.load(Ordering::Relaxed),
             bytes: self.sent.bytes.load(Ordering::Relaxed),
+            prewalked: self.sent.prewalked.load(Ordering::Relaxed),
         }
+    }
+
+    /// How long listing the directories and sending them took so far,
+    /// summed over the daemon's requests.
+    pub(crate) fn times(&self) -> (std::time::Duration, std::time::Duration) {
+        (
+            std::time::Duration::from_nanos(self.sent.walk_nanos.load(Ordering::Relaxed)),
+            std::time::Duration::from_nanos(self.sent.transfer_nanos.load(Ordering::Relaxed)),
+        )
     }
 
     pub(crate) fn server(&self) -> FileSyncServer<LocalDirs> {
@@ -205,6 +273,7 @@ impl FileSync for LocalDirs {
             })
             .collect();
         let wanted = DiffCopyRequest::from_metadata(pairs);
+        tracing::debug!(request = ?wanted, "the daemon asks for a local directory");
         let Some(root) = self.dirs.get(&wanted.dir_name).cloned() else {
             return Err(Status::not_found(format!(
                 "no access allowed to dir {:?}",
@@ -215,16 +284,46 @@ impl FileSync for LocalDirs {
         let source = WireSource(request.into_inner());
         let counters = self.sent.clone();
         counters.started.fetch_add(1, Ordering::SeqCst);
+        let speculation = self.take_speculation(&wanted);
         tokio::spawn(async move {
-            let result = serve_diffcopy(
-                &root,
+            let options = ServeOptions::default();
+            let (walked, walk_time) = match speculation {
+                Some(walk) => {
+                    tracing::debug!(dir = %wanted.dir_name, "serving the walk started with the session");
+                    counters.prewalked.fetch_add(1, Ordering::Relaxed);
+                    walk.await.unwrap_or_else(|err| {
+                        (
+                            Err(WalkError::Internal(err.to_string())),
+                            Default::default(),
+                        )
+                    })
+                }
+                None => {
+                    let started = std::time::Instant::now();
+                    let walked =
+                        walk_context_async(root.clone(), walk_options(&wanted, &options)).await;
+                    (walked, started.elapsed())
+                }
+            };
+            let result = serve_walked(
                 &wanted,
+                walked,
+                walk_time,
                 WireSink(sender.clone()),
                 source,
-                &ServeOptions::default(),
+                &options,
             )
             .await;
-            if let Ok(summary) = &result {
+            if let Ok(served) = &result {
+                let nanos =
+                    |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                counters
+                    .walk_nanos
+                    .fetch_add(nanos(served.walk), Ordering::Relaxed);
+                counters
+                    .transfer_nanos
+                    .fetch_add(nanos(served.transfer), Ordering::Relaxed);
+                let summary = &served.sent;
                 counters
                     .entries
                     .fetch_add(summary.stats as u64, Ordering::Relaxed);
@@ -249,5 +348,46 @@ impl FileSync for LocalDirs {
         Err(Status::unimplemented(
             "tar streams are not offered; use DiffCopy",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_early_walk_serves_only_the_request_it_was_made_for() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        std::fs::write(dir.path().join("b"), "b").unwrap();
+        let mut dirs = LocalDirs::default();
+        dirs.insert("context", dir.path());
+        let expected = DiffCopyRequest {
+            dir_name: "context".into(),
+            exclude_patterns: vec!["b".into()],
+            ..DiffCopyRequest::default()
+        };
+        dirs.speculate(expected.clone());
+        dirs.speculate(DiffCopyRequest {
+            dir_name: "not-offered".into(),
+            ..DiffCopyRequest::default()
+        });
+        let ignore_file_only = DiffCopyRequest {
+            dir_name: "context".into(),
+            follow_paths: vec![".dockerignore".into()],
+            ..DiffCopyRequest::default()
+        };
+        assert!(dirs.take_speculation(&ignore_file_only).is_none());
+        let walk = dirs.take_speculation(&expected).expect("the early walk");
+        let (snapshot, _) = walk.await.unwrap();
+        let paths: Vec<String> = snapshot
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(paths, ["a"]);
+        assert!(dirs.take_speculation(&expected).is_none(), "used once");
+        assert!(dirs.speculations.lock().unwrap().is_empty());
     }
 }

@@ -292,6 +292,12 @@ pub(crate) struct Forward<'a> {
 }
 
 impl ProgressSink for Forward<'_> {
+    fn timings(&mut self, timings: &cicd_agents_buildkit::build::BuildTimings) {
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.timings(timings);
+        }
+    }
+
     fn update(&mut self, update: &StatusUpdate) {
         if let Some(inner) = self.inner.as_deref_mut() {
             inner.update(update);

@@ -450,6 +450,11 @@ class BuildResult:
     def image_names(self) -> List[str]: ...
     @property
     def exporter_response(self) -> Dict[str, str]: ...
+    @property
+    def timings(self) -> Dict[str, float]:
+        """Where the build's time went, measured by the client, in seconds:
+        ``connect``, ``session_start``, ``context_walk``, ``context_transfer``,
+        ``solve``, ``export`` and ``total``."""
     def metadata(self) -> Dict[str, Any]:
         """What ``docker buildx build --metadata-file`` writes."""
     def to_dict(self) -> Dict[str, Any]: ...

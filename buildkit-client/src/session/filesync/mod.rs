@@ -73,7 +73,7 @@ pub use sender::{
     send, MissingFilePolicy, Packet, PacketSink, PacketSource, SendError, SendSummary,
     SenderOptions, TransportError,
 };
-pub use serve::{serve_diffcopy, ServeError, ServeOptions};
+pub use serve::{serve_diffcopy, ServeError, ServeOptions, ServeSummary};
 pub use walk::{
     walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, OrderValidator,
     WalkError, WalkOptions,

@@ -8,7 +8,7 @@ use super::metadata::DiffCopyRequest;
 use super::sender::{
     send, Packet, PacketSink, PacketSource, SendError, SendSummary, SenderOptions,
 };
-use super::walk::{walk_context_async, WalkError};
+use super::walk::{walk_context_async, ContextSnapshot, WalkError, WalkOptions};
 
 /// Options for [`serve_diffcopy`].
 #[derive(Debug, Clone, Default)]
@@ -19,6 +19,17 @@ pub struct ServeOptions {
     pub walk_threads: usize,
     /// Sender tuning.
     pub sender: SenderOptions,
+}
+
+/// What one [`serve_diffcopy`] call did, and how long each part took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// What was sent.
+    pub sent: SendSummary,
+    /// Listing the directory.
+    pub walk: std::time::Duration,
+    /// Sending, from the end of the listing to the end of the exchange.
+    pub transfer: std::time::Duration,
 }
 
 /// Errors from [`serve_diffcopy`].
@@ -41,19 +52,43 @@ pub enum ServeError {
 pub async fn serve_diffcopy<S, R>(
     root: &Path,
     request: &DiffCopyRequest,
-    mut sink: S,
+    sink: S,
     source: R,
     options: &ServeOptions,
-) -> Result<SendSummary, ServeError>
+) -> Result<ServeSummary, ServeError>
 where
     S: PacketSink,
     R: PacketSource,
 {
+    let started = std::time::Instant::now();
+    let walked = walk_context_async(root.to_path_buf(), walk_options(request, options)).await;
+    serve_walked(request, walked, started.elapsed(), sink, source, options).await
+}
+
+/// The walk options a `DiffCopy` call asks for, with `options`' tuning.
+pub(crate) fn walk_options(request: &DiffCopyRequest, options: &ServeOptions) -> WalkOptions {
     let mut walk = request.walk_options();
     walk.keep_ownership = options.keep_ownership;
     walk.threads = options.walk_threads;
-    let started = std::time::Instant::now();
-    let snapshot = match walk_context_async(root.to_path_buf(), walk).await {
+    walk
+}
+
+/// Serves one `DiffCopy` stream from a walk already made (see
+/// [`serve_diffcopy`]), which took `walk_time`: a walk error is reported to
+/// the receiver with an ERR packet and returned.
+pub(crate) async fn serve_walked<S, R>(
+    request: &DiffCopyRequest,
+    walked: Result<ContextSnapshot, WalkError>,
+    walk_time: std::time::Duration,
+    mut sink: S,
+    source: R,
+    options: &ServeOptions,
+) -> Result<ServeSummary, ServeError>
+where
+    S: PacketSink,
+    R: PacketSource,
+{
+    let snapshot = match walked {
         Ok(snapshot) => snapshot,
         Err(err) => {
             if let Err(send_err) = sink.send(Packet::Err(err.to_string())).await {
@@ -65,18 +100,24 @@ where
     tracing::debug!(
         dir = %request.dir_name,
         entries = snapshot.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = walk_time.as_millis() as u64,
         "walked local directory"
     );
+    let started = std::time::Instant::now();
     let summary = send(Arc::new(snapshot), sink, source, options.sender.clone()).await?;
+    let transfer = started.elapsed();
     tracing::debug!(
         dir = %request.dir_name,
         files = summary.files,
         bytes = summary.bytes,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = transfer.as_millis() as u64,
         "sent local directory"
     );
-    Ok(summary)
+    Ok(ServeSummary {
+        sent: summary,
+        walk: walk_time,
+        transfer,
+    })
 }
 
 #[cfg(test)]
@@ -128,7 +169,7 @@ mod tests {
         );
         to_sender.send(Packet::Fin).await.unwrap();
         assert_eq!(from_sender.recv().await, Some(Packet::Fin));
-        let summary = task.await.unwrap().unwrap();
+        let summary = task.await.unwrap().unwrap().sent;
         assert_eq!((summary.stats, summary.files, summary.bytes), (1, 1, 12));
     }
 
