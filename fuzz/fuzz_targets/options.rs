@@ -9,10 +9,10 @@
 //! entry's wire form is its type and attributes; at most one exporter writes to stdout.
 #![no_main]
 
-use cicd_agents_buildkit::flags::OptionField;
 use cicd_agents_buildkit::build::{
     parse_key_values, BuildContext, CacheEntry, NamedContext, Output, TypedSpec,
 };
+use cicd_agents_buildkit::flags::OptionField;
 use cicd_agents_buildkit::fuzzing;
 use cicd_agents_buildkit::{Secret, SshAgent};
 use libfuzzer_sys::fuzz_target;

@@ -1559,7 +1559,7 @@ fn unusable_output_destinations_exit_2_before_dialling() {
         case(
             2,
             build(&["-o", &format!("type=local,dest={}", fx.file)]),
-            &["--output", "is a file"],
+            &["--output", "is not a directory"],
         ),
     ]);
 }

@@ -195,25 +195,16 @@ fn check_destination(path: &Path, destination: Destination) -> std::result::Resu
             return Err("is not a directory".into())
         }
         Ok(_) => return Ok(()),
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.to_string()),
+        Err(err) if !missing(&err) => return Err(err.to_string()),
         Err(_) => {}
     }
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    if destination == Destination::FileInDir {
-        return match std::fs::metadata(parent) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(format!("{} is not a directory", parent.display())),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Err(format!("the directory {} does not exist", parent.display()))
-            }
-            Err(err) => Err(format!("{}: {err}", parent.display())),
-        };
-    }
-    // Missing directories are created: the nearest one that exists must be
-    // a directory.
+    // The nearest ancestor that exists must be a directory; a file's own directory must exist,
+    // a directory and the directories on a file's way are created by the export.
+    let mut absent = None;
     for ancestor in parent.ancestors() {
         let ancestor = if ancestor.as_os_str().is_empty() {
             Path::new(".")
@@ -221,13 +212,27 @@ fn check_destination(path: &Path, destination: Destination) -> std::result::Resu
             ancestor
         };
         match std::fs::metadata(ancestor) {
-            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(meta) if meta.is_dir() => break,
             Ok(_) => return Err(format!("{} is not a directory", ancestor.display())),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) if missing(&err) => absent = absent.or(Some(ancestor)),
             Err(err) => return Err(format!("{}: {err}", ancestor.display())),
         }
     }
-    Ok(())
+    match absent {
+        Some(dir) if destination == Destination::FileInDir => {
+            Err(format!("the directory {} does not exist", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a look-up failed because the path is not there (or a file stands where a
+/// directory on its way should be).
+fn missing(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 /// The directory sent for the Dockerfile and the Dockerfile's name in it,
