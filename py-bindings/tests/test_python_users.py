@@ -109,11 +109,16 @@ def test_metadata_file_is_checked_before_the_build(client, testenv, make_context
     assert not processes_with(marker), "the build ran although its metadata_file is unusable"
 
 
-def test_metadata_file_in_missing_directories_is_written(client, make_context, tmp_path):
+def test_metadata_file_in_a_missing_directory_is_refused_before_the_build(client, make_context, tmp_path):
+    # As the command line: buildx would fail writing it after the build (and the push); we refuse
+    # before anything is sent, naming the keyword and the directory.
     context = make_context("FROM {base}\nRUN echo meta > /meta\n")
     target = tmp_path / "new" / "dirs" / "meta.json"
-    result = client.build(context, network="host", outputs="type=cacheonly", metadata_file=target)
-    assert json.loads(target.read_text())["buildx.build.ref"] == result.metadata()["buildx.build.ref"]
+    with pytest.raises(cicd_agents.InvalidOption) as caught:
+        client.build(context, network="host", outputs="type=cacheonly", metadata_file=target)
+    assert "metadata_file" in str(caught.value)
+    assert "does not exist" in str(caught.value)
+    assert not target.parent.exists()
 
 
 def test_output_destinations_are_checked_before_the_build(client, make_context, tmp_path):
@@ -123,7 +128,7 @@ def test_output_destinations_are_checked_before_the_build(client, make_context, 
         (f"type=local,dest={tmp_path}/file/out", "is not a directory"),
         (f"type=tar,dest={tmp_path}/file/out.tar", "is not a directory"),
         (f"type=tar,dest={tmp_path}", "is a directory"),
-        (f"type=local,dest={tmp_path}/file", "is a file"),
+        (f"type=local,dest={tmp_path}/file", "is not a directory"),
     ):
         with pytest.raises(cicd_agents.InvalidOption) as caught:
             client.build(context, outputs=spec)

@@ -115,7 +115,7 @@ def test_documented_examples_run_with_only_the_import_changed(testenv, make_cont
         "PROJECT2": str(project2),
         "SECRET_FILE": str(secret_file),
         "OUT_DIR": str(tmp_path / "out"),
-        "METADATA": str(tmp_path / "meta" / "metadata.json"),
+        "METADATA": str(tmp_path / "metadata.json"),
         "ADDRESS": testenv.docker_addr,
     }
     prelude = "".join(f"{name} = {value!r}\n" for name, value in names.items())
@@ -132,7 +132,7 @@ def test_documented_examples_run_with_only_the_import_changed(testenv, make_cont
     kinds = [m.get("annotations", {}).get("vnd.docker.reference.type") for m in attested.get("manifests", [])]
     assert "attestation-manifest" in kinds, attested
     assert (tmp_path / "out" / "hello.txt").read_text() == f"hi {repo}\n"
-    assert "buildx.build.ref" in json.loads((tmp_path / "meta" / "metadata.json").read_text())
+    assert "buildx.build.ref" in json.loads((tmp_path / "metadata.json").read_text())
     logs = [line for line in done.stdout.splitlines() if line.startswith("LOG ")]
     assert any("COPY hello.txt" in line for line in logs), done.stdout
 
