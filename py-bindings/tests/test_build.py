@@ -59,6 +59,7 @@ def test_push_with_registry_cache_returns_the_registry_digest(client, testenv, m
         labels=["org.example.test=py"],
         cache_from={"type": "registry", "ref": cache_ref},
         progress=lambda event: vertexes.append(event) if event.kind == "vertex" else None,
+        provenance=False,
     )
     assert rebuilt.config_digest == result.config_digest
     assert any(v.cached and "RUN" in v.name for v in vertexes), [(v.name, v.cached) for v in vertexes]
