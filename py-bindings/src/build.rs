@@ -10,7 +10,6 @@
 
 use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, ShmSize, Ulimit};
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -334,12 +333,11 @@ impl BuildArgs {
             "frontend_attrs",
         )?);
         options.shared_key = kw.take_str("shared_key")?;
-        let metadata_file = kw
+        // The library checks the destination before anything is sent and writes it after.
+        options.metadata_file = kw
             .take("metadata_file")
             .map(|p| path(&p, "metadata_file"))
             .transpose()?;
-        // The library checks the destination before anything is sent.
-        options.metadata_file = metadata_file.clone();
         // python-on-whales' `progress=False` is no progress output.
         let progress = kw
             .take("progress")
@@ -349,11 +347,7 @@ impl BuildArgs {
         let builder = kw.take_str("builder")?;
         kw.finish(function)?;
         Ok(BuildArgs {
-            prepared: Prepared {
-                options,
-                progress,
-                metadata_file,
-            },
+            prepared: Prepared { options, progress },
             stream_logs,
             builder,
         })
@@ -404,7 +398,6 @@ fn is_empty_mapping(value: &Bound<'_, PyAny>) -> bool {
 pub(crate) struct Prepared {
     pub(crate) options: BuildOptions,
     pub(crate) progress: Progress,
-    pub(crate) metadata_file: Option<PathBuf>,
 }
 
 fn some<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
@@ -691,13 +684,6 @@ fn plain_context(context: &Bound<'_, PyAny>) -> PyResult<BuildContext> {
     }
 }
 
-/// Writes `docker buildx build --metadata-file`'s JSON, as the CLI does.
-pub(crate) fn write_metadata(path: &std::path::Path, result: &RustBuildResult) -> PyResult<()> {
-    result
-        .write_metadata_file(path)
-        .map_err(|err| errors::Error::new_err(format!("metadata_file: {err}")))
-}
-
 /// How a build run ended: the library's result, or `None` when a progress
 /// callback raised (its error is in the `CallbackFailure`).
 type Outcome = Option<Result<RustBuildResult, BuildkitError>>;
@@ -717,21 +703,12 @@ async fn run(
 }
 
 /// Turns a finished run into the Python result.
-fn finish(
-    outcome: Outcome,
-    failure: &CallbackFailure,
-    metadata_file: Option<&std::path::Path>,
-) -> PyResult<BuildResult> {
+fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<BuildResult> {
     if let Some(err) = failure.take() {
         return Err(err);
     }
     match outcome {
-        Some(Ok(result)) => {
-            if let Some(path) = metadata_file {
-                write_metadata(path, &result)?;
-            }
-            Ok(BuildResult { inner: result })
-        }
+        Some(Ok(result)) => Ok(BuildResult { inner: result }),
         Some(Err(err)) => Err(errors::from_buildkit(err)),
         None => Err(errors::internal(
             "the build stopped for a progress callback error that was lost",
@@ -745,11 +722,7 @@ pub(crate) fn build_blocking(
     client: &cicd_agents_buildkit::Client,
     prepared: Prepared,
 ) -> PyResult<BuildResult> {
-    let Prepared {
-        options,
-        progress,
-        metadata_file,
-    } = prepared;
+    let Prepared { options, progress } = prepared;
     let failure = progress.failure.clone();
     let task = Task::spawn(run(
         client.clone(),
@@ -761,7 +734,7 @@ pub(crate) fn build_blocking(
     if let Some(err) = failure.take() {
         return Err(err);
     }
-    finish(outcome?, &failure, metadata_file.as_deref())
+    finish(outcome?, &failure)
 }
 
 /// `Client.build_async()`.
@@ -770,16 +743,12 @@ pub(crate) fn build_awaitable<'py>(
     client: &cicd_agents_buildkit::Client,
     prepared: Prepared,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared {
-        options,
-        progress,
-        metadata_file,
-    } = prepared;
+    let Prepared { options, progress } = prepared;
     let failure = progress.failure.clone();
     let client = client.clone();
     awaitable(py, async move {
         let outcome = run(client, options, progress.sink, progress.failure).await;
-        finish(outcome, &failure, metadata_file.as_deref())
+        finish(outcome, &failure)
     })
 }
 
@@ -931,7 +900,6 @@ pub struct BuildStream {
     pending: VecDeque<Py<PyAny>>,
     state: StreamState,
     failure: Arc<CallbackFailure>,
-    metadata_file: Option<PathBuf>,
 }
 
 impl Drop for BuildStream {
@@ -947,11 +915,7 @@ impl BuildStream {
         prepared: Prepared,
         lines: bool,
     ) -> PyResult<BuildStream> {
-        let Prepared {
-            options,
-            progress,
-            metadata_file,
-        } = prepared;
+        let Prepared { options, progress } = prepared;
         let (sender, messages) = mpsc::channel();
         let reader: Box<dyn ProgressSink> = if lines {
             Box::new(PlainRenderer::new(LineWriter {
@@ -974,7 +938,6 @@ impl BuildStream {
             pending: VecDeque::new(),
             state: StreamState::Running,
             failure,
-            metadata_file,
         })
     }
 
@@ -1012,9 +975,7 @@ impl BuildStream {
                 Ok(Message::Done(outcome)) => {
                     let ended = outcome
                         .map_err(|panic| errors::internal(format!("panic: {panic}")))
-                        .and_then(|outcome| {
-                            finish(outcome, &self.failure, self.metadata_file.as_deref())
-                        })
+                        .and_then(|outcome| finish(outcome, &self.failure))
                         .and_then(|result| Py::new(py, result));
                     match ended {
                         Ok(result) => self.state = StreamState::Done(result),

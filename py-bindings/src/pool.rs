@@ -15,7 +15,7 @@ use cicd_agents_buildkit::progress::ProgressSink;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::build::{build_context, write_metadata, BuildArgs, BuildResult, Keywords, Prepared};
+use crate::build::{build_context, BuildArgs, BuildResult, Keywords, Prepared};
 use crate::client::Client;
 use crate::convert::duration;
 use crate::errors::{self, obj, with_attrs};
@@ -204,19 +204,12 @@ async fn run(
     }
 }
 
-fn finish(
-    outcome: Outcome,
-    failure: &CallbackFailure,
-    metadata_file: Option<&std::path::Path>,
-) -> PyResult<PooledBuild> {
+fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<PooledBuild> {
     if let Some(err) = failure.take() {
         return Err(err);
     }
     match outcome {
         Some(Ok(pooled)) => {
-            if let Some(path) = metadata_file {
-                write_metadata(path, &pooled.result)?;
-            }
             let result = Python::attach(|py| {
                 Py::new(
                     py,
@@ -396,14 +389,7 @@ impl BuilderPool {
         context: Option<&Bound<'py, PyAny>>,
         options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<PooledBuild> {
-        let (
-            key,
-            Prepared {
-                options,
-                progress,
-                metadata_file,
-            },
-        ) = self.prepare("build", context, options)?;
+        let (key, Prepared { options, progress }) = self.prepare("build", context, options)?;
         let failure = progress.failure.clone();
         let task = Task::spawn(run(
             self.inner.clone(),
@@ -416,7 +402,7 @@ impl BuilderPool {
         if let Some(err) = failure.take() {
             return Err(err);
         }
-        finish(outcome?, &failure, metadata_file.as_deref())
+        finish(outcome?, &failure)
     }
 
     /// ``build()`` as a coroutine with the same arguments: nothing starts until it is awaited.
@@ -428,19 +414,13 @@ impl BuilderPool {
         context: Option<&Bound<'py, PyAny>>,
         options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (
-            key,
-            Prepared {
-                options,
-                progress,
-                metadata_file,
-            },
-        ) = self.prepare("build_async", context, options)?;
+        let (key, Prepared { options, progress }) =
+            self.prepare("build_async", context, options)?;
         let failure = progress.failure.clone();
         let pool = self.inner.clone();
         awaitable(py, async move {
             let outcome = run(pool, key, options, progress.sink, progress.failure).await;
-            finish(outcome, &failure, metadata_file.as_deref())
+            finish(outcome, &failure)
         })
     }
 
