@@ -19,5 +19,5 @@ cd "$root"
 eval "$(bash scripts/testenv.sh env)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
-exec cargo test -p cicd-agents-pipeline --test git_contention -- \
+exec cargo test -p cicd-agents-gitops --test git_contention -- \
     --ignored --exact contention_benchmark --nocapture --test-threads=1

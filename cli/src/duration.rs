@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-pub use cicd_agents_pipeline::duration::{parse_duration, parse_positive_duration};
+pub use cicd_agents_types::duration::{parse_duration, parse_positive_duration};
 
 /// `INTERVAL,TIMEOUT` (e.g. `15s,10s`): the HTTP/2 keepalive of `--keepalive`.
 pub fn parse_keepalive(text: &str) -> Result<(Duration, Duration), String> {

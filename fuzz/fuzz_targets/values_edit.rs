@@ -7,7 +7,7 @@
 //! differs, and setting the same value again changes nothing.
 #![no_main]
 
-use cicd_agents_pipeline::values::{KeyPath, ValuesDocument};
+use cicd_agents_gitops::values::{KeyPath, ValuesDocument};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,100 +1,62 @@
-//! Pipeline core of cicd-agents: the GitOps step after an image build.
+//! cicd-agents pipelines: one definition file, a BuildKit build, then the GitOps write-back.
 //!
-//! * [`values`]: format-preserving edits of Helm `values.yaml` files. Only the bytes of the
-//!   target scalar change; comments, blank lines, key order, indentation, anchors, flow
-//!   collections, document markers and CRLF line endings survive. Values that YAML would read
-//!   as numbers, booleans or null (`1.10`, `20240101`, `yes`, `on`, `null`, `1e3`) are quoted,
-//!   and every edit is verified by re-parsing the result.
-//! * [`git`]: the write-back. Shallow clone over HTTPS with the token only in the transport,
-//!   apply the edit, commit with the configured author and message, push; if the push is
-//!   rejected because the branch moved, fetch the new tip, re-apply the edit and retry a
-//!   bounded number of times. Never force-pushes.
-//! * [`error`]: typed errors ([`ValuesError`](error::ValuesError),
-//!   [`GitError`](error::GitError), [`TagError`](error::TagError)).
+//! * [`definition`]: the pipeline definition (YAML), read with file and line for every key and
+//!   checked before anything runs.
+//! * [`run`]: runs a definition: resolve the source commit, build and push with BuildKit
+//!   (`cicd-agents-buildkit`), then update the chart repository, with events and a report.
 //!
-//! # Editing a values file
+//! This crate is also the facade over the parts that do not need BuildKit:
+//!
+//! | path | crate | what |
+//! |---|---|---|
+//! | [`values`], [`git`], [`chart`], [`error`] | `cicd-agents-gitops` | values edits, git write-back, chart updates |
+//! | `k8s` (feature `k8s`, launcher `k8s-launch`) | `cicd-agents-k8s` | Kubernetes manifests and the Job launcher |
+//! | [`duration`] | `cicd-agents-types` | durations as people write them |
+//!
+//! # Reading a definition
 //!
 //! ```
-//! use cicd_agents_pipeline::values::ValuesDocument;
+//! use cicd_agents_pipeline::definition::PipelineDefinition;
 //!
-//! let text = r#"# Default values for app.
-//! image:
-//!   repository: registry.local:5000/app   # where it lives
-//!   tag: "1.0.0"                          # set by CI
+//! let definition = PipelineDefinition::parse(
+//!     r#"
+//! parameters:
+//!   tag: latest
+//! source:
+//!   git: https://git.example.com/org/app.git
+//! build:
+//!   images:
+//!     - registry.example.com/org/app:${tag}
+//!   push: true
+//! chart:
+//!   repo: https://git.example.com/org/deploy.git
+//!   values:
+//!     - file: charts/app/values.yaml
+//!       images:
+//!         - repository: image.repository
+//!           tag: image.tag
+//! "#,
+//!     "pipeline.yaml",
+//! )?;
+//! let pipeline = definition.resolve([("tag", "1.4.2")])?;
+//! assert_eq!(pipeline.build.images[0].to_string(), "registry.example.com/org/app:1.4.2");
 //!
-//! sidecars:
-//!   - name: proxy
-//!     image: {repository: envoy, tag: v1.28.0}
-//! "#;
-//! let mut doc = ValuesDocument::parse(text)?;
-//! let change = doc.set("image.tag", "1.10")?;
-//! assert_eq!(change.old_value, "1.0.0");
-//! doc.set("sidecars[0].image.tag", "20240101")?;   // would be a number: quoted
-//!
-//! assert_eq!(doc.to_string(), r#"# Default values for app.
-//! image:
-//!   repository: registry.local:5000/app   # where it lives
-//!   tag: "1.10"                          # set by CI
-//!
-//! sidecars:
-//!   - name: proxy
-//!     image: {repository: envoy, tag: '20240101'}
-//! "#);
-//!
-//! // Setting the same value again changes nothing.
-//! assert!(!doc.set("image.tag", "1.10")?.changed);
-//!
-//! // Errors say which key is missing, in which mapping, at which line.
-//! let err = doc.set("image.digest", "sha256:…").unwrap_err();
-//! assert_eq!(
-//!     err.to_string(),
-//!     "<input>: key path `image.digest`: key `digest` not found in the mapping at line 3 (after `image`)"
-//! );
-//! # Ok::<(), cicd_agents_pipeline::error::ValuesError>(())
+//! // Errors name the file, the line and the key.
+//! let err = PipelineDefinition::parse("source:\n  git: https://h/a.git\nbuild:\n  pussh: true\n", "p.yaml")
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("p.yaml:4"), "{err}");
+//! # Ok::<(), cicd_agents_pipeline::definition::DefinitionError>(())
 //! ```
 //!
-//! # Writing back to a chart repository
-//!
-//! ```no_run
-//! use std::time::Duration;
-//!
-//! use cicd_agents_pipeline::git::{Author, CommitVars, GitAuth, MessageTemplate, WriteBackConfig};
-//! use cicd_agents_pipeline::run::{ChartUpdate, ValuesUpdate};
-//! use cicd_agents_pipeline::values::KeyPath;
-//!
-//! let mut config = WriteBackConfig::new(
-//!     "https://git.example.com/org/charts.git",
-//!     "main",
-//!     Author { name: "cicd-agents".into(), email: "cicd-agents@example.com".into() },
-//! )
-//! // Keep re-applying the edit on the moved branch for up to 5 minutes (default 2).
-//! .retry_timeout(Duration::from_secs(300));
-//! config.auth = Some(GitAuth::from_env("CHART_REPO_TOKEN")?);
-//! config.message = MessageTemplate::parse("deploy {image} {new_tag} (was {old_tag})\n\nSource: {source_commit}")?;
-//! let update = ChartUpdate {
-//!     config,
-//!     updates: vec![ValuesUpdate {
-//!         file: "charts/app/values.yaml".into(),
-//!         edits: vec![(KeyPath::parse("image.tag")?, "1.4.2".into())],
-//!     }],
-//!     vars: CommitVars { image: "registry.local:5000/app".into(), ..CommitVars::default() },
-//! };
-//! let outcome = update.apply(&mut |_| {})?;
-//! match &outcome.commit {
-//!     Some(commit) => println!("pushed {commit} after {} attempt(s) in {:?}", outcome.attempts, outcome.elapsed),
-//!     None => println!("already up to date"),
-//! }
-//! # Ok::<(), cicd_agents_pipeline::Error>(())
-//! ```
+//! Running it needs a BuildKit daemon: see [`run`].
 #![deny(missing_docs)]
 
 pub mod definition;
-pub mod duration;
-pub mod error;
-pub mod git;
-#[cfg(feature = "k8s")]
-pub mod k8s;
 pub mod run;
-pub mod values;
+
+pub use cicd_agents_gitops::{chart, error, git, values};
+#[cfg(feature = "k8s")]
+pub use cicd_agents_k8s as k8s;
+pub use cicd_agents_types::duration;
 
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ from cicd_agents import k8s
 
 from conftest import REPO_ROOT
 
-GOLDEN = REPO_ROOT / "pipeline-core" / "tests" / "golden" / "k8s"
+GOLDEN = REPO_ROOT / "k8s" / "tests" / "golden"
 
 
 def chart():
@@ -21,7 +21,7 @@ def chart():
 
 
 def cases():
-    """The same cases as pipeline-core/tests/k8s_manifests.rs, through the Python API."""
+    """The same cases as k8s/tests/manifests.rs, through the Python API."""
     app = "https://github.com/example-org/app.git"
     build_job = k8s.BuildJob(
         "build-app", app, "docker.io/example/app",

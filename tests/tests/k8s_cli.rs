@@ -1,6 +1,6 @@
 //! `cicd-agents k8s render …` prints multi-document YAML for `kubectl apply -f -`, refuses
 //! values that could inject, and `k8s run` without a cluster configuration says so. (The
-//! manifests themselves are checked in detail by pipeline-core's golden tests; the launcher by
+//! manifests themselves are checked in detail by the k8s crate's golden tests; the launcher by
 //! its scripted-API-server tests: there is no cluster here.)
 
 use cicd_agents_testenv::cli;

@@ -9,6 +9,7 @@
 //! | [`GitRef`] | a ref name (branch, tag, `refs/…` or commit) by `git check-ref-format` rules |
 //! | [`GitUrl`] | an http(s), ssh, scp-like (`git@host:path`) or file git URL |
 //! | [`redact_userinfo`] | the one place that hides credentials in URL-like text |
+//! | [`duration`] | durations as people write them (`90`, `500ms`, `30s`, `90m`, `24h`, `7d`) |
 //! | [`ErrorKind`] / [`HasKind`] | what kind of failure an error is (exit codes, Python exception classes) |
 //!
 //! ```
@@ -28,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+pub mod duration;
 mod git;
 mod image;
 mod kind;

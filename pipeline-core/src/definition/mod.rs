@@ -1295,7 +1295,7 @@ impl PipelineDefinition {
         };
         let retry_timeout = match &c.retry_timeout {
             Some(t) => Some(
-                crate::duration::parse_positive_duration(&sub(t)?)
+                cicd_agents_types::duration::parse_positive_duration(&sub(t)?)
                     .map_err(|r| t.invalid(file, r))?,
             ),
             None => None,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// The steps of a run, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -73,9 +73,7 @@ impl fmt::Display for StepOutcome {
     }
 }
 
-pub(crate) fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
+pub(crate) use cicd_agents_types::duration::serialize_seconds as seconds;
 
 /// Something that happened during a run. Serialises as JSON with an `event` field
 /// (`run-started`, `step-started`, …) and durations in seconds.

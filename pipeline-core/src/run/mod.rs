@@ -40,7 +40,7 @@
 //! ```
 
 mod build;
-mod chart;
+
 mod events;
 mod report;
 
@@ -53,7 +53,7 @@ use cicd_agents_buildkit::Client;
 use secrecy::ExposeSecret as _;
 
 pub use build::{build_options, BuildPlan};
-pub use chart::{
+pub use cicd_agents_gitops::chart::{
     set_local, ChartOutcome, ChartProgress, ChartStatus, ChartUpdate, LocalEdit, ValueChange,
     ValuesUpdate,
 };

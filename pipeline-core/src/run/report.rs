@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::build::BuildPlan;
-use super::chart::{ChartOutcome, ChartStatus};
 use super::events::{seconds, Step, StepOutcome};
+use cicd_agents_gitops::chart::{ChartOutcome, ChartStatus};
 
 /// The source that was (or would be) built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

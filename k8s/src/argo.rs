@@ -287,7 +287,7 @@ pub struct ChartUpdate {
 /// BuildKit, then write the new tag into the Helm chart.
 ///
 /// ```
-/// use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
+/// use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate};
 ///
 /// let template = BuildAndUpdateChart::new(
 ///     "build-and-deploy",
@@ -307,7 +307,7 @@ pub struct ChartUpdate {
 ///     .map(|p| (p.name.as_str(), p.value.as_deref().unwrap_or_default()))
 ///     .collect();
 /// assert_eq!(params, [("image-tag", "latest"), ("git-ref", "refs/heads/main"), ("dockerfile", "Dockerfile")]);
-/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct BuildAndUpdateChart {

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cicd_agents_pipeline::error::{Error, GitError, GitErrorKind};
-use cicd_agents_pipeline::git::{
+use cicd_agents_gitops::error::{Error, GitError, GitErrorKind};
+use cicd_agents_gitops::git::{
     Author, CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig, WriteBackOutcome,
 };
-use cicd_agents_pipeline::values::KeyPath;
+use cicd_agents_gitops::values::KeyPath;
 use cicd_agents_testenv::{FaultProxy, TestEnv};
 
 const VALUES: &str = "image:\n  repository: app\n  tag: \"1.0.0\"\n";
@@ -100,7 +100,7 @@ fn run_edit(
             .push(tree.root().to_path_buf());
         hook(tree.attempt());
         let path = tree.resolve("chart/values.yaml")?;
-        cicd_agents_pipeline::values::edit_file(&path, &edits)?;
+        cicd_agents_gitops::values::edit_file(&path, &edits)?;
         Ok(CommitVars::default())
     });
     (

@@ -40,6 +40,12 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Serialises a duration as seconds with millisecond precision (`1.234`), for reports and
+/// events (`#[serde(serialize_with = "cicd_agents_types::duration::serialize_seconds")]`).
+pub fn serialize_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use cicd_agents_pipeline::error::{NodeKind, ValuesError};
-use cicd_agents_pipeline::values::{
+use cicd_agents_gitops::error::{NodeKind, ValuesError};
+use cicd_agents_gitops::values::{
     edit_file, set_image, Digest, DigestPin, ImageKeys, ImageTag, KeyPath, ScalarStyle,
     ValuesDocument,
 };
@@ -28,7 +28,7 @@ fn read(name: &str) -> String {
 }
 
 /// Applies `(document, path, value)` edits to `NAME.in.yaml` and checks against `NAME.out.yaml`.
-fn golden(name: &str, edits: &[(usize, &str, &str)]) -> Vec<cicd_agents_pipeline::values::Change> {
+fn golden(name: &str, edits: &[(usize, &str, &str)]) -> Vec<cicd_agents_gitops::values::Change> {
     let input = read(&format!("{name}.in.yaml"));
     let mut doc = ValuesDocument::parse_named(input.clone(), format!("{name}.in.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -8,8 +8,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cicd_agents_pipeline::k8s::buildkit::BuildJob;
-use cicd_agents_pipeline::k8s::launch::{
+use cicd_agents_k8s::buildkit::BuildJob;
+use cicd_agents_k8s::launch::{
     is_job_finished, job_finished, Cleanup, CleanupReport, JobLauncher, JobResult, LaunchError,
     LaunchOptions, LogLine,
 };

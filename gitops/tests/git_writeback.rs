@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use cicd_agents_pipeline::error::{Error, GitError, ValuesError};
-use cicd_agents_pipeline::git::{
+use cicd_agents_gitops::chart::{ChartOutcome, ChartUpdate, ValuesUpdate};
+use cicd_agents_gitops::error::{Error, GitError, ValuesError};
+use cicd_agents_gitops::git::{
     Author, CommitVars, GitAuth, MessageTemplate, RetryPolicy, WriteBack, WriteBackConfig,
 };
-use cicd_agents_pipeline::run::{ChartOutcome, ChartUpdate, ValuesUpdate};
-use cicd_agents_pipeline::values::KeyPath;
+use cicd_agents_gitops::values::KeyPath;
 use cicd_agents_testenv::TestEnv;
 
 const VALUES: &str = "# chart values\nimage:\n  repository: app\n  tag: \"1.0.0\"   # set by CI\n\nworker:\n  image:\n    tag: 1.0.0\n";
@@ -232,7 +232,7 @@ fn two_concurrent_updates_of_different_keys_both_land() {
                         gate.wait();
                     }
                     let path = tree.resolve("chart/values.yaml")?;
-                    cicd_agents_pipeline::values::edit_file(&path, &updates[0].edits)?;
+                    cicd_agents_gitops::values::edit_file(&path, &updates[0].edits)?;
                     Ok(CommitVars {
                         new_tag: value.into(),
                         ..CommitVars::default()
@@ -314,7 +314,7 @@ fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits()
                 competing_push(&env, &url, tree.attempt());
             }
             let path = tree.resolve("chart/values.yaml")?;
-            cicd_agents_pipeline::values::edit_file(&path, &edits[0].edits)?;
+            cicd_agents_gitops::values::edit_file(&path, &edits[0].edits)?;
             Ok(CommitVars::default())
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -354,7 +354,7 @@ fn retries_stop_at_the_deadline_and_say_how_many_attempts_were_made() {
             made = tree.attempt();
             competing_push(&env, &url, tree.attempt());
             let path = tree.resolve("chart/values.yaml")?;
-            cicd_agents_pipeline::values::edit_file(&path, &edits[0].edits)?;
+            cicd_agents_gitops::values::edit_file(&path, &edits[0].edits)?;
             Ok(CommitVars::default())
         })
         .map(|o| format!("{o:?}"))
@@ -465,7 +465,7 @@ fn token_is_never_in_the_remote_url_repo_config_or_logs() {
                 "auth header in .git/config"
             );
             let path = tree.resolve("chart/values.yaml")?;
-            cicd_agents_pipeline::values::edit_file(&path, &edits[0].edits)?;
+            cicd_agents_gitops::values::edit_file(&path, &edits[0].edits)?;
             Ok(CommitVars::default())
         })
     })

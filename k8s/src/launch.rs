@@ -8,8 +8,8 @@
 //! cancellation also deletes it.
 //!
 //! ```no_run
-//! use cicd_agents_pipeline::k8s::buildkit::BuildJob;
-//! use cicd_agents_pipeline::k8s::launch::{JobLauncher, JobResult, LaunchOptions};
+//! use cicd_agents_k8s::buildkit::BuildJob;
+//! use cicd_agents_k8s::launch::{JobLauncher, JobResult, LaunchOptions};
 //! use std::time::Duration;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

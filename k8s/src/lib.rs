@@ -1,4 +1,7 @@
-//! Running builds at scale on Kubernetes (feature `k8s`; the launcher needs `k8s-launch`).
+//! Running builds at scale on Kubernetes: typed manifests, and a Job launcher (feature `launch`).
+//!
+//! This crate stands on its own (no BuildKit client, no git); `cicd-agents-pipeline` re-exports it
+//! as `cicd_agents_pipeline::k8s` with its features `k8s` and `k8s-launch`.
 //!
 //! The library does not replace Kubernetes, Argo Workflows or the CI systems' runners: it
 //! generates what they run, typed, from [`k8s_openapi`] types (and serde types of our own for
@@ -14,7 +17,7 @@
 //! | [`argo::BuildAndUpdateChart`] | an Argo `WorkflowTemplate`: build, then `cicd-agents chart set-image` |
 //! | [`runners::RunnerJob`] | an ephemeral GitHub Actions (JIT) or CircleCI (machine runner 3, single task) runner `Job` with a rootless BuildKit or Buildah sidecar |
 //!
-//! With `k8s-launch`, `launch::JobLauncher` creates a Job, follows it to success *or*
+//! With the `launch` feature, `launch::JobLauncher` creates a Job, follows it to success *or*
 //! failure, streams its pods' logs and deletes it (background propagation).
 //!
 //! Security defaults, everywhere: builders run as UID/GID 1000 with seccomp and AppArmor
@@ -27,7 +30,7 @@
 //! deliberate exception (`allowPrivilegeEscalation` on the builder, needed by `newuidmap`).
 //!
 //! ```
-//! use cicd_agents_pipeline::k8s::{buildkit::BuildkitDaemon, buildkit::BuildJob, render_yaml, parse_yaml};
+//! use cicd_agents_k8s::{buildkit::BuildkitDaemon, buildkit::BuildJob, render_yaml, parse_yaml};
 //!
 //! let mut manifests = BuildkitDaemon::new("buildkitd").namespace("ci").manifests()?;
 //! manifests.push(
@@ -39,14 +42,14 @@
 //! );
 //! let yaml = render_yaml(&manifests)?;      // kubectl apply -f -
 //! assert_eq!(parse_yaml(&yaml)?, manifests); // and back
-//! # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+//! # Ok::<(), cicd_agents_k8s::K8sError>(())
 //! ```
 
 pub mod argo;
 pub mod buildkit;
 mod common;
 mod error;
-#[cfg(feature = "k8s-launch")]
+#[cfg(feature = "launch")]
 pub mod launch;
 pub mod names;
 pub mod quantity;

@@ -99,12 +99,12 @@ fn is_object_id(text: &str) -> bool {
 /// Blocking; from async code call it in `spawn_blocking`.
 ///
 /// ```no_run
-/// use cicd_agents_pipeline::git::{resolve_ref, GitAuth};
+/// use cicd_agents_gitops::git::{resolve_ref, GitAuth};
 ///
 /// let auth = GitAuth::from_env("GIT_TOKEN")?;
 /// let commit = resolve_ref("https://git.example.com/org/app.git", "refs/heads/main", Some(&auth), false)?;
 /// println!("main is at {commit}");
-/// # Ok::<(), cicd_agents_pipeline::error::GitError>(())
+/// # Ok::<(), cicd_agents_gitops::error::GitError>(())
 /// ```
 pub fn resolve_ref(
     url: &str,
@@ -165,7 +165,7 @@ impl WriteBack {
     /// returns the diff it makes. Nothing is committed or pushed.
     ///
     /// ```no_run
-    /// use cicd_agents_pipeline::git::{Author, CommitVars, WriteBack, WriteBackConfig};
+    /// use cicd_agents_gitops::git::{Author, CommitVars, WriteBack, WriteBackConfig};
     ///
     /// let writeback = WriteBack::new(WriteBackConfig::new(
     ///     "file:///srv/git/charts.git",
@@ -174,11 +174,11 @@ impl WriteBack {
     /// ))?;
     /// let preview = writeback.preview(|tree| {
     ///     let path = tree.resolve("charts/app/values.yaml")?;
-    ///     cicd_agents_pipeline::values::set_image(&path, &[("image.tag", "1.2.3")])?;
+    ///     cicd_agents_gitops::values::set_image(&path, &[("image.tag", "1.2.3")])?;
     ///     Ok(CommitVars::default())
     /// })?;
     /// print!("{}", preview.diff);
-    /// # Ok::<(), cicd_agents_pipeline::Error>(())
+    /// # Ok::<(), cicd_agents_gitops::Error>(())
     /// ```
     pub fn preview<F>(&self, edit: F) -> Result<Preview>
     where

@@ -107,8 +107,8 @@ enum Flavor {
 /// An ephemeral runner Job for GitHub Actions or CircleCI.
 ///
 /// ```
-/// use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob};
-/// use cicd_agents_pipeline::k8s::SecretKeyRef;
+/// use cicd_agents_k8s::runners::{Builder, RunnerJob};
+/// use cicd_agents_k8s::SecretKeyRef;
 ///
 /// // The JIT config comes from POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig,
 /// // stored in a Secret by whoever creates the Job.
@@ -120,7 +120,7 @@ enum Flavor {
 /// let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
 /// assert_eq!(pod.containers[0].name, "runner");
 /// assert_eq!(pod.init_containers.as_ref().unwrap()[0].restart_policy.as_deref(), Some("Always"));
-/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct RunnerJob {

@@ -19,11 +19,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cicd_agents_pipeline::git::{
+use cicd_agents_gitops::chart::{ChartOutcome, ChartProgress, ChartUpdate, ValuesUpdate};
+use cicd_agents_gitops::git::{
     format_elapsed, Author, CommitVars, GitAuth, RetryPolicy, WriteBackConfig,
 };
-use cicd_agents_pipeline::run::{ChartOutcome, ChartProgress, ChartUpdate, ValuesUpdate};
-use cicd_agents_pipeline::values::KeyPath;
+use cicd_agents_gitops::values::KeyPath;
 use cicd_agents_testenv::TestEnv;
 
 const FILE: &str = "chart/values.yaml";

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate, Template};
-use cicd_agents_pipeline::k8s::buildkit::BuildJob;
-use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::Container;
-use cicd_agents_pipeline::k8s::SecretKeyRef;
+use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate, Template};
+use cicd_agents_k8s::buildkit::BuildJob;
+use cicd_agents_k8s::k8s_openapi::api::core::v1::Container;
+use cicd_agents_k8s::SecretKeyRef;
 
 const TOKEN: &str = "tok-3f9a1c-secret";
 const CHART_TOKEN: &str = "chart-tok-77e2";
@@ -190,7 +190,7 @@ fn assert_no_secret(ran: &Ran, user_values: &[&str]) {
     }
 }
 
-fn job_container(job: &cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job) -> Container {
+fn job_container(job: &cicd_agents_k8s::k8s_openapi::api::batch::v1::Job) -> Container {
     job.spec
         .as_ref()
         .unwrap()
@@ -245,7 +245,7 @@ fn chart() -> ChartUpdate {
     }
 }
 
-fn template(workflow: &cicd_agents_pipeline::k8s::argo::WorkflowTemplate, name: &str) -> Template {
+fn template(workflow: &cicd_agents_k8s::argo::WorkflowTemplate, name: &str) -> Template {
     workflow
         .spec
         .templates
@@ -401,7 +401,7 @@ fn a_plain_http_registry_gets_the_image_with_registry_insecure() {
 
 #[test]
 fn the_default_buildkit_image_is_a_current_release() {
-    let image = cicd_agents_pipeline::k8s::DEFAULT_BUILDKIT_IMAGE;
+    let image = cicd_agents_k8s::DEFAULT_BUILDKIT_IMAGE;
     assert!(
         image.starts_with("docker.io/moby/buildkit:v0.26."),
         "{image}"

@@ -1,15 +1,15 @@
 //! Golden YAML for every manifest the `k8s` module generates, plus checks that the YAML parses
 //! back into the Kubernetes types (and our Argo types) and carries the security settings.
 //!
-//! Regenerate the golden files with `UPDATE_GOLDEN=1 cargo test -p cicd-agents-pipeline --test k8s_manifests`.
+//! Regenerate the golden files with `UPDATE_GOLDEN=1 cargo test -p cicd-agents-k8s --test manifests`.
 
 use std::path::{Path, PathBuf};
 
-use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate, WorkflowTemplate};
-use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildkitDaemon, BUILD_SCRIPT};
-use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
-use cicd_agents_pipeline::k8s::runners::{Builder, RunnerJob, BUILDAH_SERVER_SCRIPT};
-use cicd_agents_pipeline::k8s::{parse_yaml, render_yaml, Manifest, SecretKeyRef};
+use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate, WorkflowTemplate};
+use cicd_agents_k8s::buildkit::{BuildJob, BuildkitDaemon, BUILD_SCRIPT};
+use cicd_agents_k8s::k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
+use cicd_agents_k8s::runners::{Builder, RunnerJob, BUILDAH_SERVER_SCRIPT};
+use cicd_agents_k8s::{parse_yaml, render_yaml, Manifest, SecretKeyRef};
 
 fn chart() -> ChartUpdate {
     ChartUpdate {
@@ -117,7 +117,7 @@ fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
 }
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/k8s")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
 fn updating() -> bool {
@@ -178,16 +178,16 @@ fn golden_files_parse_back_into_the_typed_objects() {
                 .find_map(|l| l.strip_prefix("kind: "))
                 .unwrap_or_default();
             let ok = match kind {
-                "Job" => yaml_serde::from_str::<
-                    cicd_agents_pipeline::k8s::k8s_openapi::api::batch::v1::Job,
-                >(document)
+                "Job" => yaml_serde::from_str::<cicd_agents_k8s::k8s_openapi::api::batch::v1::Job>(
+                    document,
+                )
                 .is_ok(),
                 "Deployment" => yaml_serde::from_str::<
-                    cicd_agents_pipeline::k8s::k8s_openapi::api::apps::v1::Deployment,
+                    cicd_agents_k8s::k8s_openapi::api::apps::v1::Deployment,
                 >(document)
                 .is_ok(),
                 "Service" => yaml_serde::from_str::<
-                    cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::Service,
+                    cicd_agents_k8s::k8s_openapi::api::core::v1::Service,
                 >(document)
                 .is_ok(),
                 "WorkflowTemplate" => yaml_serde::from_str::<WorkflowTemplate>(document).is_ok(),

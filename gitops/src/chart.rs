@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::events::seconds;
 use crate::error::Result;
 use crate::git::{format_elapsed, CommitVars, WriteBack, WriteBackConfig};
 use crate::values::{self, KeyPath, Segment};
+use cicd_agents_types::duration::serialize_seconds as seconds;
 
 /// One values file to update in the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,9 +119,9 @@ pub enum ChartProgress<'a> {
 /// Values to set in a chart repository, and how to commit them.
 ///
 /// ```no_run
-/// use cicd_agents_pipeline::git::{Author, CommitVars, GitAuth, WriteBackConfig};
-/// use cicd_agents_pipeline::run::{ChartUpdate, ValuesUpdate};
-/// use cicd_agents_pipeline::values::KeyPath;
+/// use cicd_agents_gitops::git::{Author, CommitVars, GitAuth, WriteBackConfig};
+/// use cicd_agents_gitops::chart::{ChartUpdate, ValuesUpdate};
+/// use cicd_agents_gitops::values::KeyPath;
 ///
 /// let mut config = WriteBackConfig::new(
 ///     "https://git.example.com/org/deploy.git",
@@ -139,7 +139,7 @@ pub enum ChartProgress<'a> {
 /// };
 /// let outcome = update.apply(&mut |_| {})?;
 /// println!("{}", outcome.summary());
-/// # Ok::<(), cicd_agents_pipeline::Error>(())
+/// # Ok::<(), cicd_agents_gitops::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ChartUpdate {
@@ -294,7 +294,7 @@ pub struct LocalEdit {
 /// # let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("values.yaml");
 /// std::fs::write(&path, "image:\n  tag: \"1.0\" # set by CI\n")?;
-/// let edit = cicd_agents_pipeline::run::set_local(&path, &[("image.tag", "1.10")])?;
+/// let edit = cicd_agents_gitops::chart::set_local(&path, &[("image.tag", "1.10")])?;
 /// assert!(edit.changed);
 /// assert_eq!(std::fs::read_to_string(&path)?, "image:\n  tag: \"1.10\" # set by CI\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

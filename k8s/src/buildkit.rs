@@ -262,7 +262,7 @@ impl BuildContainer<'_> {
 /// `image:tag`, with registry cache import/export when a cache ref is given.
 ///
 /// ```
-/// use cicd_agents_pipeline::k8s::buildkit::BuildJob;
+/// use cicd_agents_k8s::buildkit::BuildJob;
 ///
 /// let job = BuildJob::new("build-app", "https://github.com/org/app.git", "docker.io/org/app")
 ///     .namespace("ci")
@@ -276,7 +276,7 @@ impl BuildContainer<'_> {
 /// assert!(env.iter().any(|e| e.name == "IMAGE_TAG" && e.value.as_deref() == Some("1.4.2")));
 /// // Values never appear in the script text.
 /// assert!(!container.args.as_ref().unwrap()[0].contains("1.4.2"));
-/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct BuildJob {
@@ -557,13 +557,13 @@ impl BuildJob {
 /// `tcp://<name>.<namespace>.svc:1234` and their own client certificate.
 ///
 /// ```
-/// use cicd_agents_pipeline::k8s::buildkit::BuildkitDaemon;
+/// use cicd_agents_k8s::buildkit::BuildkitDaemon;
 ///
 /// let daemon = BuildkitDaemon::new("buildkitd").namespace("ci").replicas(2);
 /// let manifests = daemon.manifests()?;
 /// assert_eq!(manifests.len(), 2);
 /// assert_eq!(daemon.address(), "tcp://buildkitd.ci.svc:1234");
-/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct BuildkitDaemon {

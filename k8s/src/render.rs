@@ -100,14 +100,14 @@ impl From<WorkflowTemplate> for Manifest {
 /// for `kubectl apply -f -`.
 ///
 /// ```
-/// use cicd_agents_pipeline::k8s::{buildkit::BuildJob, render_yaml};
+/// use cicd_agents_k8s::{buildkit::BuildJob, render_yaml};
 ///
 /// let job = BuildJob::new("build-app", "https://github.com/org/app.git", "registry.example.com/org/app")
 ///     .tag("1.4.2")
 ///     .build()?;
 /// let yaml = render_yaml(&[job.into()])?;
 /// assert!(yaml.starts_with("---\napiVersion: batch/v1\nkind: Job\n"));
-/// # Ok::<(), cicd_agents_pipeline::k8s::K8sError>(())
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
 /// ```
 pub fn render_yaml(manifests: &[Manifest]) -> Result<String, K8sError> {
     let mut out = String::new();
