@@ -481,7 +481,7 @@ seed_git_base_image() {
     [ -n "$libdir" ] || die "cannot tell where git's C library lives (ldd $git_bin)"
     {
         find "$git_bin" "$git_core" -type f -perm -u+x -exec sh -c \
-            'for f; do head -c 4 "$f" | grep -q ELF && ldd "$f"; done' sh {} + 2>/dev/null |
+            'for f; do if head -c 4 "$f" | grep -q ELF; then ldd "$f" || true; fi; done' sh {} + 2>/dev/null |
             awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
         for lib in libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 libdl.so.2 librt.so.1 \
             libutil.so.1 libresolv.so.2; do
