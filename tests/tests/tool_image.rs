@@ -186,8 +186,8 @@ fn the_tool_image_builds_offline_and_updates_a_chart_as_a_non_root_user() {
     let built = build_tool_image(&env, &env.git_base_image, &image);
     assert!(
         built.ok,
-        "building the tool image failed:\n{}",
-        built.stderr
+        "building the tool image from {} failed (`scripts/testenv.sh seed-images` seeds it):\n{}",
+        env.git_base_image, built.stderr
     );
 
     // The image's own configuration: non-root, the binary as entrypoint, a writable HOME.
