@@ -7,6 +7,7 @@
 #   scripts/testenv.sh env       print the `export` lines of a running environment
 #   scripts/testenv.sh new-repo NAME   create a bare git repository (idempotent), print its URL
 #   scripts/testenv.sh seed-demo  create the demo repositories (also done by `up`)
+#   scripts/testenv.sh seed-images  seed the base images into the registry (also done by `up`)
 #
 # Usage: eval "$(scripts/testenv.sh up)"
 #
@@ -16,6 +17,9 @@
 #   - docker-registry (distribution 2.8) on 127.0.0.1:$CICD_TESTENV_REGISTRY_PORT (5055)
 #   - a smart-HTTP git server with token auth on 127.0.0.1:$CICD_TESTENV_GIT_PORT (8418)
 #   - a busybox base image $REGISTRY/base/busybox:1
+#   - a base image with git and CA certificates $REGISTRY/base/git:1 (busybox plus the host's
+#     git and C library, made offline): the stand-in for debian:trixie-slim when tests build
+#     images/tool/Dockerfile
 #   - demo repositories for examples/pipeline.yaml: demo-app.git (Dockerfile, app) and
 #     demo-chart.git (charts/demo with Chart.yaml and values.yaml)
 # Progress goes to stderr; only the export lines go to stdout.
@@ -39,6 +43,7 @@ GIT_TOKEN_FILE="$STATE/git-token"
 ENV_FILE="$STATE/env"
 REGISTRY="127.0.0.1:$REGISTRY_PORT"
 BASE_IMAGE="$REGISTRY/base/busybox:1"
+GIT_BASE_IMAGE="$REGISTRY/base/git:1"
 
 TRIXIE_SOURCES=/etc/apt/sources.list.d/trixie.sources
 TRIXIE_PIN=/etc/apt/preferences.d/trixie-low
@@ -395,35 +400,105 @@ new_repo() {
 
 manifest_accept="application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
 
-seed_base_image() {
-    if [ "$(http_status "http://$REGISTRY/v2/base/busybox/manifests/1" "$manifest_accept")" = 200 ]; then
-        log "base image $BASE_IMAGE already in the registry"
-        return 0
-    fi
-    log "seeding $BASE_IMAGE"
-    local busybox=/bin/busybox
+# in_registry REPO TAG: the registry serves that manifest
+in_registry() {
+    [ "$(http_status "http://$REGISTRY/v2/$1/manifests/$2" "$manifest_accept")" = 200 ]
+}
+
+# busybox_rootfs ROOT: a minimal root file system with the host's static busybox and its
+# applets in /bin, root and nobody users, a world-writable /tmp.
+busybox_rootfs() {
+    local root="$1" busybox=/bin/busybox applet
     [ -x "$busybox" ] || busybox=/usr/bin/busybox
-    local root
-    root="$(mktemp -d "$STATE/base-rootfs.XXXXXX")"
     mkdir -p "$root/bin" "$root/etc" "$root/root" "$root/tmp" "$root/proc" "$root/sys" "$root/dev" \
-        "$root/usr/bin" "$root/sbin" "$root/usr/sbin" "$root/var"
+        "$root/usr/bin" "$root/sbin" "$root/usr/sbin" "$root/var" "$root/home"
     chmod 1777 "$root/tmp"
     cp "$busybox" "$root/bin/busybox"
-    local applet
     for applet in $("$busybox" --list); do
         [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
     done
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# import_and_push ROOT IMAGE REPO TAG: the directory as a one-layer image in the registry
+import_and_push() {
+    local root="$1" image="$2"
     tar --numeric-owner --owner=0 --group=0 -C "$root" -c . |
         docker_cli import \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change 'CMD ["sh"]' \
-            - "$BASE_IMAGE" >/dev/null
+            - "$image" >/dev/null
+    docker_cli push -q "$image" >&2
+    in_registry "$3" "$4" || die "pushed $image but the registry does not serve it"
+}
+
+seed_base_image() {
+    if in_registry base/busybox 1; then
+        log "base image $BASE_IMAGE already in the registry"
+        return 0
+    fi
+    log "seeding $BASE_IMAGE"
+    local root
+    root="$(mktemp -d "$STATE/base-rootfs.XXXXXX")"
+    busybox_rootfs "$root"
+    import_and_push "$root" "$BASE_IMAGE" base/busybox 1
     rm -rf "$root"
-    docker_cli push -q "$BASE_IMAGE" >&2
-    [ "$(http_status "http://$REGISTRY/v2/base/busybox/manifests/1" "$manifest_accept")" = 200 ] ||
-        die "pushed $BASE_IMAGE but the registry does not serve it"
+}
+
+# A base image with git, its helpers (git-remote-http), CA certificates and the C library,
+# all copied from this host (no network): what `apt-get install git ca-certificates` gives on
+# Debian, for building images/tool/Dockerfile offline. Programs built on this host (the
+# cicd-agents binary) run in it, since it carries the host's libc, libm and libgcc_s.
+seed_git_base_image() {
+    if in_registry base/git 1; then
+        log "base image $GIT_BASE_IMAGE already in the registry"
+        return 0
+    fi
+    log "seeding $GIT_BASE_IMAGE"
+    local git_bin git_core root lib
+    git_bin="$(command -v git)" || die "git is not installed"
+    git_core="$(git --exec-path)"
+    [ -x "$git_core/git-remote-http" ] || die "$git_core/git-remote-http missing (git without HTTP support?)"
+    [ -s /etc/ssl/certs/ca-certificates.crt ] || die "/etc/ssl/certs/ca-certificates.crt missing (install ca-certificates)"
+    root="$(mktemp -d "$STATE/git-rootfs.XXXXXX")"
+    busybox_rootfs "$root"
+    mkdir -p "$root/usr/bin" "$root${git_core%/*}" "$root/etc/ssl/certs"
+    cp "$git_bin" "$root/usr/bin/git"
+    cp -a "$git_core" "$root$git_core"
+    if [ -d /usr/share/git-core/templates ]; then
+        mkdir -p "$root/usr/share/git-core"
+        cp -a /usr/share/git-core/templates "$root/usr/share/git-core/"
+    fi
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+    # Every shared library the git programs load (ldd lists the whole closure, the dynamic
+    # loader included), plus the rest of what Debian's libc6 and libgcc-s1 packages put into
+    # every image and Rust programs link (libm, libgcc_s, ...); copied under the names the
+    # loader asks for.
+    local libdir
+    libdir="$(ldd "$git_bin" | awk '$1 == "libc.so.6" {print $3}')"
+    libdir="${libdir%/*}"
+    [ -n "$libdir" ] || die "cannot tell where git's C library lives (ldd $git_bin)"
+    {
+        find "$git_bin" "$git_core" -type f -perm -u+x -exec sh -c \
+            'for f; do if head -c 4 "$f" | grep -q ELF; then ldd "$f" || true; fi; done' sh {} + 2>/dev/null |
+            awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+        for lib in libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 libdl.so.2 librt.so.1 \
+            libutil.so.1 libresolv.so.2; do
+            [ ! -e "$libdir/$lib" ] || echo "$libdir/$lib"
+        done
+    } | sort -u | while read -r lib; do
+        [ -n "$lib" ] || continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    import_and_push "$root" "$GIT_BASE_IMAGE" base/git 1
+    rm -rf "$root"
+}
+
+seed_images() {
+    seed_base_image
+    seed_git_base_image
 }
 
 # ---------------------------------------------------------------- demo repositories
@@ -544,6 +619,7 @@ export CICD_TESTENV_DOCKER_SOCK=$DOCKER_SOCK
 export CICD_TESTENV_DOCKER_ADDR=docker://unix://$DOCKER_SOCK
 export CICD_TESTENV_REGISTRY=$REGISTRY
 export CICD_TESTENV_BASE_IMAGE=$BASE_IMAGE
+export CICD_TESTENV_GIT_BASE_IMAGE=$GIT_BASE_IMAGE
 export CICD_TESTENV_GIT_URL=http://127.0.0.1:$GIT_PORT
 export CICD_TESTENV_GIT_ROOT=$GIT_ROOT
 export CICD_TESTENV_GIT_TOKEN=$GIT_TOKEN
@@ -576,7 +652,7 @@ cmd_up() {
     start_registry
     start_auth_registry
     start_git_server
-    seed_base_image
+    seed_images
     seed_demo
     print_env >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -655,8 +731,13 @@ case "${1:-}" in
     seed-demo)
         seed_demo
         ;;
+    seed-images)
+        [ "$(id -u)" = 0 ] || die "'seed-images' must run as root"
+        cmd_status >/dev/null || die "the test environment is not (fully) running; run: scripts/testenv.sh up"
+        seed_images
+        ;;
     *)
-        echo "usage: $0 up|down|status|env|restart-daemon|new-repo NAME|seed-demo" >&2
+        echo "usage: $0 up|down|status|env|restart-daemon|new-repo NAME|seed-demo|seed-images" >&2
         exit 2
         ;;
 esac

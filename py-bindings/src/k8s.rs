@@ -127,7 +127,8 @@ impl BuilderSecurity {
 /// The chart write-back of ``BuildAndUpdateChart``'s ``update-chart`` step:
 /// ``ChartUpdate(repo, branch, file, key, tool_image)`` (the chart repository, the branch
 /// Argo CD watches, the values file in it, the key path of the tag such as ``image.tag``, and
-/// an image containing the ``cicd-agents`` binary).
+/// an image with the ``cicd-agents`` binary and git, such as one built from
+/// ``images/tool/Dockerfile``).
 #[pyclass(module = "cicd_agents.k8s", frozen, eq, from_py_object)]
 #[derive(Clone, PartialEq)]
 pub struct ChartUpdate {

@@ -26,6 +26,9 @@ const VARS: [&str; 11] = [
     "CICD_TESTENV_AUTH_PASSWORD",
 ];
 
+/// Optional: older environment files lack it (see [`TestEnv::git_base_image`]).
+const GIT_BASE_IMAGE_VAR: &str = "CICD_TESTENV_GIT_BASE_IMAGE";
+
 /// The running test environment (see `scripts/testenv.sh`).
 #[derive(Debug, Clone)]
 pub struct TestEnv {
@@ -39,6 +42,11 @@ pub struct TestEnv {
     pub registry: String,
     /// A busybox image in that registry, e.g. `127.0.0.1:5055/base/busybox:1`.
     pub base_image: String,
+    /// An image in that registry with git, CA certificates, busybox and the host's C library
+    /// (`127.0.0.1:5055/base/git:1`), the offline stand-in for a Debian base with git.
+    /// `CICD_TESTENV_GIT_BASE_IMAGE`; environment files written before it existed give
+    /// `{registry}/base/git:1` (`scripts/testenv.sh seed-images` seeds it).
+    pub git_base_image: String,
     /// Base URL of the git server, e.g. `http://127.0.0.1:8418`.
     pub git_url: String,
     /// Directory holding the bare repositories the git server serves.
@@ -60,7 +68,7 @@ impl TestEnv {
     /// answer. Any failure is an error telling the user to run `scripts/testenv.sh up`.
     pub fn load() -> Result<TestEnv> {
         let mut vars: HashMap<String, String> = HashMap::new();
-        for name in VARS {
+        for name in VARS.into_iter().chain([GIT_BASE_IMAGE_VAR]) {
             if let Ok(v) = std::env::var(name) {
                 if !v.is_empty() {
                     vars.insert(name.to_string(), v);
@@ -107,6 +115,10 @@ impl TestEnv {
             docker_addr: get("CICD_TESTENV_DOCKER_ADDR")?,
             registry: get("CICD_TESTENV_REGISTRY")?,
             base_image: get("CICD_TESTENV_BASE_IMAGE")?,
+            git_base_image: match vars.get(GIT_BASE_IMAGE_VAR) {
+                Some(image) => image.clone(),
+                None => format!("{}/base/git:1", get("CICD_TESTENV_REGISTRY")?),
+            },
             git_url: get("CICD_TESTENV_GIT_URL")?
                 .trim_end_matches('/')
                 .to_string(),

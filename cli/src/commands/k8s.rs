@@ -244,7 +244,8 @@ struct WorkflowArgs {
     /// Key path of the image tag.
     #[arg(long = "chart-key", default_value = "image.tag")]
     chart_key: String,
-    /// Image containing the cicd-agents binary (runs the update-chart step).
+    /// Image with the cicd-agents binary and git that runs the update-chart step as UID 65532
+    /// (build it from images/tool/Dockerfile).
     #[arg(long = "tool-image")]
     tool_image: String,
     /// Default of the image-tag parameter.
