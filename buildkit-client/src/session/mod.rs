@@ -3,7 +3,7 @@
 //!
 //! The daemon reaches the session through a tunnel ([`tunnel`]) and calls:
 //! health checks ([`health`]), the local context and Dockerfile
-//! ([`filesync`]), exported files ([`filesend`]), registry credentials
+//! ([`context_sync`]), exported files ([`filesend`]), registry credentials
 //! ([`auth`]), build secrets ([`secrets`]), SSH agents ([`ssh`]) and data
 //! held in memory ([`upload`]).
 //!
@@ -14,9 +14,7 @@
 
 pub mod auth;
 pub mod context_sync;
-pub mod export_dir;
 pub mod filesend;
-pub mod filesync;
 pub(crate) mod health;
 pub mod local_export;
 pub mod secrets;

@@ -58,10 +58,14 @@
 //! * [`metadata`]: reading (and writing) the request metadata.
 //! * [`dockerignore`]: which ignore file applies to a Dockerfile build.
 //! * [`serve`]: one `DiffCopy` call end to end, for the gRPC layer to call.
+//! * [`receive`]: the receiving side, for the `local` exporter (the daemon sends).
+//! * [`export_dir`]: the confined disk writer the receiver writes through.
 
 pub mod dockerignore;
+pub mod export_dir;
 pub mod metadata;
 pub mod patterns;
+pub mod receive;
 pub mod sender;
 pub mod serve;
 pub mod walk;
