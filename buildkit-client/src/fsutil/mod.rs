@@ -52,8 +52,11 @@
 //!
 //! * [`patterns`]: `.dockerignore` matching (moby/patternmatcher), fsutil's
 //!   include/exclude filtering, ignore-file parsing.
-//! * [`walk`]: the directory walk producing the STAT stream, follow paths,
-//!   and an order validator.
+//! * [`walk`]: the directory walk producing the STAT stream, and follow
+//!   paths.
+//! * [`validator`]: the receiver's order check of a STAT stream.
+//! * [`go_mode`], [`go_path`]: Go's `os.FileMode` bits and path functions,
+//!   which the protocol carries and upstream's rules are written in.
 //! * [`sender`]: the packet state machine over abstract sink/source traits.
 //! * [`metadata`]: reading (and writing) the request metadata.
 //! * [`dockerignore`]: which ignore file applies to a Dockerfile build.
@@ -63,11 +66,14 @@
 
 pub mod dockerignore;
 pub mod export_dir;
+pub mod go_mode;
+pub mod go_path;
 pub mod metadata;
 pub mod patterns;
 pub mod receive;
 pub mod sender;
 pub mod serve;
+pub mod validator;
 pub mod walk;
 
 pub use dockerignore::{find_dockerignore, load_dockerignore, DockerIgnore, DockerIgnoreError};
@@ -78,7 +84,8 @@ pub use sender::{
     SenderOptions, TransportError,
 };
 pub use serve::{serve_diffcopy, ServeError, ServeOptions, ServeSummary};
+pub use validator::OrderValidator;
 pub use walk::{
-    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, OrderValidator,
-    WalkError, WalkOptions,
+    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, WalkError,
+    WalkOptions,
 };

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::fsutil::export_dir::{ExportDir, ExportPathError};
-use crate::fsutil::walk::{go_mode, OrderValidator};
+use crate::fsutil::go_mode;
+use crate::fsutil::validator::OrderValidator;
 
 /// Why a local export failed.
 #[derive(Debug, thiserror::Error)]

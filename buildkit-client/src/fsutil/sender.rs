@@ -728,7 +728,8 @@ fn is_escape(err: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::walk::{walk_context, OrderValidator, WalkOptions};
+    use super::super::validator::OrderValidator;
+    use super::super::walk::{walk_context, WalkOptions};
     use super::*;
     use std::collections::HashMap;
     use std::fs;
