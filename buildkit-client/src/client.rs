@@ -184,6 +184,6 @@ fn is_stale_connection(status: &tonic::Status) -> bool {
     crate::error::connection_failure(status).is_some()
         && status
             .source()
-            .and_then(crate::transport::take_connect_error)
+            .and_then(crate::error::take_connect_error)
             .is_none()
 }

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::exports::{ExportTarget, Shared};
 use crate::fsutil::receive::receive_local_export;
-use crate::session::filesend::{ExportTarget, Shared};
 
 /// The packet-typed FileSend server.
 #[derive(Clone)]

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod context_sync;
+pub mod exports;
 pub mod filesend;
 pub(crate) mod health;
 pub mod local_export;
@@ -72,7 +73,7 @@ pub(crate) struct SessionConfig {
     pub(crate) secrets: Vec<secrets::Secret>,
     pub(crate) auth: auth::RegistryAuth,
     pub(crate) ssh: Vec<ssh::SshAgent>,
-    pub(crate) exports: filesend::Exports,
+    pub(crate) exports: exports::Exports,
     pub(crate) uploads: upload::Uploads,
 }
 
@@ -80,7 +81,7 @@ pub(crate) struct SessionConfig {
 pub(crate) struct RunningSession {
     pub(crate) local_dirs: context_sync::LocalDirs,
     tasks: Vec<JoinHandle<()>>,
-    pub(crate) exports: filesend::ExportsDone,
+    pub(crate) exports: exports::ExportsDone,
 }
 
 impl Drop for RunningSession {
@@ -138,7 +139,7 @@ impl SessionConfig {
     /// Starts serving on `client`'s daemon and returns once the tunnel is open.
     pub(crate) async fn start(self, client: &Client) -> Result<RunningSession> {
         let headers = self.headers();
-        let (exports_done, exports_service) = self.exports.into_service();
+        let (exports_done, exports_service) = filesend::server(self.exports);
         let mut routes = RoutesBuilder::default();
         routes.add_service(health::server()).add_service(
             auth::AuthService::server(self.auth)

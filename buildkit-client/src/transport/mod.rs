@@ -20,7 +20,7 @@ pub use tls::TlsOptions;
 use tls::TlsSettings;
 
 use crate::address::{Address, Endpoint};
-use crate::error::{Error, Result};
+use crate::error::{error_chain, Error, Result};
 use io::BoxedStream;
 
 /// The largest gRPC message accepted or sent (BuildKit's own limit is 16 MiB;
@@ -290,41 +290,4 @@ fn take_our_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
         current = candidate.source();
     }
     None
-}
-
-/// A failed (re)connect found in a source chain, as this crate's error.
-pub(crate) fn take_connect_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(candidate) = current {
-        if let Some(ours) = candidate.downcast_ref::<Error>() {
-            return match ours {
-                Error::Connect { address, reason } => Some(Error::Connect {
-                    address: address.clone(),
-                    reason: reason.clone(),
-                }),
-                Error::ConnectTimeout { address, timeout } => Some(Error::ConnectTimeout {
-                    address: address.clone(),
-                    timeout: *timeout,
-                }),
-                _ => None,
-            };
-        }
-        current = candidate.source();
-    }
-    None
-}
-
-/// Joins an error and its sources into one line.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
