@@ -21,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cicd_agents_buildkit::fsutil::go_mode;
-use cicd_agents_buildkit::fsutil::receive::{
-    receive_local_export, LocalExportError, LocalExportSummary,
-};
+use cicd_agents_buildkit::fsutil::{receive_local_export, LocalExportError, LocalExportSummary};
 use cicd_agents_buildkit::session::context_sync::LocalDirs;
 use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet, Stat};
 use cicd_agents_proto::moby::filesync::v1::file_sync_client::FileSyncClient;

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use cicd_agents_buildkit::fsutil::go_mode;
-use cicd_agents_buildkit::fsutil::metadata::DiffCopyRequest;
+use cicd_agents_buildkit::fsutil::DiffCopyRequest;
 use cicd_agents_buildkit::fsutil::OrderValidator;
 use cicd_agents_buildkit::fuzzing;
 use cicd_agents_buildkit::session::context_sync::LocalDirs;

@@ -1,6 +1,12 @@
-//! Local directories for the daemon: the sending side of BuildKit's
-//! FileSync protocol (`moby.filesync.v1.FileSync/DiffCopy`, packets
-//! `fsutil.types.Packet`), without the gRPC plumbing.
+//! fsutil, the file transfer of BuildKit sessions, on the client and without
+//! the gRPC plumbing: the sending side (local directories for the daemon,
+//! `moby.filesync.v1.FileSync/DiffCopy`), the receiving side (the `local`
+//! exporter's files, `FileSend/DiffCopy`), both speaking `fsutil.types.Packet`,
+//! and the rules they share: `.dockerignore` patterns, fsutil's walk order
+//! and its validator, Go's file modes and path functions. Upstream keeps
+//! these in `tonistiigi/fsutil` and `moby/patternmatcher`, apart from the
+//! session services; so does this crate (the services are in
+//! [`session`](crate::session)).
 //!
 //! # How the daemon gets a local directory
 //!
@@ -8,7 +14,7 @@
 //! every `local://` source it needs (the build context, the Dockerfile's
 //! directory, named contexts) it opens a bidirectional `DiffCopy` stream to
 //! us, naming the directory and its filters in request metadata
-//! ([`metadata`]): `dir-name`, `include-patterns`, `exclude-patterns`,
+//! ([`DiffCopyRequest`]): `dir-name`, `include-patterns`, `exclude-patterns`,
 //! `followpaths`, each URL-encoded with a `<key>-encoded: 1` companion when
 //! non-ASCII.
 //!
@@ -17,11 +23,11 @@
 //! Dockerfile.dockerignore]`; the `context` local with followpaths
 //! `[.dockerignore]`; then the `context` local with the ignore patterns as
 //! `exclude-patterns` (and, with newer frontends, followpaths limited to what
-//! `COPY`/`ADD` use). See [`dockerignore`] for the ignore file precedence.
+//! `COPY`/`ADD` use). See [`load_dockerignore`] for the ignore file precedence.
 //!
 //! # The exchange
 //!
-//! We are the *sender*, the daemon the *receiver* (see [`sender`]):
+//! We are the *sender*, the daemon the *receiver* (see [`send`]):
 //!
 //! ```text
 //!  sender (us)                               receiver (daemon)
@@ -33,7 +39,7 @@
 //!  FIN                             ──────►
 //! ```
 //!
-//! * The listing ([`walk`]) is depth-first with each directory's entries
+//! * The listing ([`walk_context`]) is depth-first with each directory's entries
 //!   sorted bytewise by *name*, parents before children; the receiver
 //!   rejects anything else ("changes out of order").
 //! * An entry's ID is its index in the listing, directories included. Only
@@ -48,44 +54,59 @@
 //!   exact nanosecond mtimes matter.
 //! * ERR (either way) carries a message and ends the exchange.
 //!
-//! # Modules
+//! # Files
 //!
+//! The public surface is re-exported here; the files are private.
+//!
+//! * `walk/`: the directory walk producing the STAT stream
+//!   ([`walk_context`]): entry types and options (`mod.rs`), the parallel
+//!   directory read (`read.rs`), the deterministic assembly of the stream and
+//!   its stat fields (`assemble.rs`), follow paths (`follow.rs`).
 //! * [`patterns`]: `.dockerignore` matching (moby/patternmatcher), fsutil's
 //!   include/exclude filtering, ignore-file parsing.
-//! * [`walk`]: the directory walk producing the STAT stream, and follow
-//!   paths.
-//! * [`validator`]: the receiver's order check of a STAT stream.
-//! * [`go_mode`], [`go_path`]: Go's `os.FileMode` bits and path functions,
+//! * `dockerignore.rs`: which ignore file applies to a Dockerfile build
+//!   ([`load_dockerignore`]).
+//! * `sender/`: the sending side's packet state machine ([`send`]) over
+//!   abstract sink/source traits, and the confined reading of requested files.
+//! * `metadata.rs`: the `DiffCopy` request metadata ([`DiffCopyRequest`]).
+//! * `serve.rs`: one `DiffCopy` call end to end (walk, then send;
+//!   [`serve_diffcopy`]), for the session's gRPC service.
+//! * `receive.rs`: the receiving side, for the `local` exporter (the daemon
+//!   sends; [`receive_local_export`]).
+//! * `export_dir.rs`: the confined disk writer the receiver writes through
+//!   (paths, symlinks and hard links from the daemon never leave the
+//!   destination).
+//! * `validator.rs`: the receiver's order check of a STAT stream
+//!   ([`OrderValidator`]).
+//! * [`go_mode`], `go_path.rs`: Go's `os.FileMode` bits and path functions,
 //!   which the protocol carries and upstream's rules are written in.
-//! * [`sender`]: the packet state machine over abstract sink/source traits.
-//! * [`metadata`]: reading (and writing) the request metadata.
-//! * [`dockerignore`]: which ignore file applies to a Dockerfile build.
-//! * [`serve`]: one `DiffCopy` call end to end, for the gRPC layer to call.
-//! * [`receive`]: the receiving side, for the `local` exporter (the daemon sends).
-//! * [`export_dir`]: the confined disk writer the receiver writes through.
 
-pub mod dockerignore;
-pub mod export_dir;
 pub mod go_mode;
-pub mod go_path;
-pub mod metadata;
 pub mod patterns;
-pub mod receive;
-pub mod sender;
-pub mod serve;
-pub mod validator;
-pub mod walk;
+
+mod dockerignore;
+mod export_dir;
+mod go_path;
+mod metadata;
+mod receive;
+mod sender;
+mod serve;
+mod validator;
+mod walk;
 
 pub use dockerignore::{find_dockerignore, load_dockerignore, DockerIgnore, DockerIgnoreError};
+pub use export_dir::ExportPathError;
 pub use metadata::DiffCopyRequest;
 pub use patterns::{parse_ignore_file, PathFilter, PatternError, PatternMatcher};
+pub use receive::{receive_local_export, LocalExportError, LocalExportSummary};
 pub use sender::{
-    send, MissingFilePolicy, Packet, PacketSink, PacketSource, SendError, SendSummary,
-    SenderOptions, TransportError,
+    packet_type, send, MissingFilePolicy, Packet, PacketSink, PacketSource, SendError, SendSummary,
+    SenderOptions, TransportError, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
 pub use serve::{serve_diffcopy, ServeError, ServeOptions, ServeSummary};
-pub use validator::OrderValidator;
+pub(crate) use serve::{serve_walked, walk_options};
+pub use validator::{OrderError, OrderValidator};
 pub use walk::{
-    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, WalkError,
-    WalkOptions,
+    walk_context, walk_context_async, ContextEntry, ContextSnapshot, EntryKind, FileIdentity,
+    WalkError, WalkOptions,
 };

@@ -48,9 +48,9 @@ pub struct LocalExportSummary {
     pub skipped: u64,
 }
 
-/// Receives one diffcopy from the daemon into `dest`, confined to it (see
-/// [`export_dir`](crate::fsutil::export_dir)): requests every regular
-/// file, writes entries as they arrive, then finishes with FIN.
+/// Receives one diffcopy from the daemon into `dest`, confined to it (no
+/// path, symlink or hard link the daemon sends leads outside `dest`; see
+/// [`ExportPathError`]): requests every regular file, writes entries as they arrive, then finishes with FIN.
 ///
 /// `inbound` is the daemon's packet stream, `outbound` where our REQ and
 /// FIN packets go. The gRPC service calls this; it is public so that the

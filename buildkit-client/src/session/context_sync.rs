@@ -19,10 +19,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::fsutil::serve::{serve_walked, walk_options};
 use crate::fsutil::{
-    walk_context, walk_context_async, ContextEntry, ContextSnapshot, DiffCopyRequest, Packet,
-    PacketSink, PacketSource, ServeOptions, TransportError, WalkError,
+    serve_walked, walk_context, walk_context_async, walk_options, ContextEntry, ContextSnapshot,
+    DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions, TransportError, WalkError,
 };
 
 /// Methods advertised in the session headers.

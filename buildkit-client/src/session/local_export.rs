@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::exports::{ExportTarget, Shared};
-use crate::fsutil::receive::receive_local_export;
+use crate::fsutil::receive_local_export;
 
 /// The packet-typed FileSend server.
 #[derive(Clone)]

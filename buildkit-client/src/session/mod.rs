@@ -14,10 +14,10 @@
 
 pub mod auth;
 pub mod context_sync;
-pub mod exports;
-pub mod filesend;
+pub(crate) mod exports;
+pub(crate) mod filesend;
 pub(crate) mod health;
-pub mod local_export;
+pub(crate) mod local_export;
 pub mod secrets;
 pub mod ssh;
 pub(crate) mod tunnel;

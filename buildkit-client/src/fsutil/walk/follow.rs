@@ -15,7 +15,7 @@ use crate::fsutil::go_path::{base_path, clean_path, dir_path, go_match, join_pat
 /// expanded), the link's target taken relative to the context root,
 /// recursively. Returns `None` when the result covers the whole context
 /// (`"."` is among the paths), as fsutil does.
-pub fn resolve_follow_paths(
+pub(crate) fn resolve_follow_paths(
     root: &Path,
     paths: &[String],
 ) -> Result<Option<Vec<String>>, WalkError> {
@@ -34,7 +34,7 @@ pub fn resolve_follow_paths(
 
 /// fsutil's `dedupePaths`: drops a path that lies below the *previous* kept
 /// path (the input is meant to be sorted); `None` if any path is `"."`.
-pub fn dedupe_paths(paths: &[String]) -> Option<Vec<String>> {
+pub(crate) fn dedupe_paths(paths: &[String]) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(paths.len());
     let mut last = String::new();
     for p in paths {

@@ -46,7 +46,7 @@ use crate::fsutil::patterns::{PathFilter, PatternError, PatternMatcher};
 use assemble::assemble;
 use read::read_tree;
 
-pub use follow::{dedupe_paths, resolve_follow_paths};
+use follow::{dedupe_paths, resolve_follow_paths};
 
 mod assemble;
 mod follow;
