@@ -1,11 +1,14 @@
 //! How bytes reach a daemon: unix sockets, TCP (optionally TLS or mutual TLS)
 //! and the Docker API's HTTP/1.1 → h2c upgrades.
 //!
-//! The transport opens raw streams; `tonic` runs HTTP/2 and gRPC on top.
+//! The transport opens raw streams; `tonic` runs HTTP/2 and gRPC on top. It
+//! also opens a build session's stream (`Transport::open_session`), the
+//! one place that tells Docker's `/session` door from `Control.Session`.
 
 pub(crate) mod docker;
 pub(crate) mod io;
 mod keepalive;
+mod session;
 mod tls;
 
 use std::time::Duration;
@@ -16,6 +19,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
 pub use keepalive::Keepalive;
+pub(crate) use session::SessionStream;
 pub use tls::TlsOptions;
 use tls::TlsSettings;
 
@@ -180,10 +184,7 @@ impl Transport {
 
     /// Opens the Docker API's `/session` door with the session headers; the
     /// returned stream speaks HTTP/2 with the daemon as the client.
-    pub(crate) async fn dial_docker_session(
-        &self,
-        headers: &[(String, String)],
-    ) -> Result<BoxedStream> {
+    async fn dial_docker_session(&self, headers: &[(String, String)]) -> Result<BoxedStream> {
         let stream = self.dial_raw().await?;
         let upgraded = tokio::time::timeout(
             self.connect_timeout,
