@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cicd_agents_buildkit::session::filesync::patterns::FilterDecision;
-use cicd_agents_buildkit::session::filesync::{
+use cicd_agents_buildkit::fsutil::patterns::FilterDecision;
+use cicd_agents_buildkit::fsutil::{
     send, walk_context, ContextSnapshot, Packet, PathFilter, PatternMatcher, SenderOptions,
     WalkOptions,
 };

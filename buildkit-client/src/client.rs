@@ -141,6 +141,15 @@ impl Client {
         self.control.clone()
     }
 
+    /// Opens the byte stream of a build session announced with `headers`;
+    /// the transport knows how this daemon takes sessions.
+    pub(crate) async fn open_session(
+        &self,
+        headers: &[(String, String)],
+    ) -> Result<crate::transport::SessionStream> {
+        self.transport.open_session(&self.control, headers).await
+    }
+
     /// Makes a Control call that changes nothing on the daemon, and makes it
     /// once more if the first attempt found the connection already broken (cut,
     /// daemon restarted): the channel notices a dead connection only when a
@@ -184,6 +193,6 @@ fn is_stale_connection(status: &tonic::Status) -> bool {
     crate::error::connection_failure(status).is_some()
         && status
             .source()
-            .and_then(crate::transport::take_connect_error)
+            .and_then(crate::error::take_connect_error)
             .is_none()
 }

@@ -152,7 +152,7 @@ impl Error {
         use std::error::Error as _;
         let reason = connection_failure(status)?;
         if let Some(source) = status.source() {
-            if let Some(connect) = crate::transport::take_connect_error(source) {
+            if let Some(connect) = take_connect_error(source) {
                 return Some(connect);
             }
         }
@@ -280,7 +280,7 @@ pub(crate) fn connection_failure(status: &tonic::Status) -> Option<String> {
     use std::error::Error as _;
     match status.source() {
         Some(source) => {
-            let chain = crate::transport::error_chain(source);
+            let chain = error_chain(source);
             let message = status.message().trim();
             Some(if message.is_empty() || chain.contains(message) {
                 chain
@@ -297,6 +297,43 @@ pub(crate) fn connection_failure(status: &tonic::Status) -> Option<String> {
         }
         None => None,
     }
+}
+
+/// A failed (re)connect found in a source chain, as this crate's error.
+pub(crate) fn take_connect_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(candidate) = current {
+        if let Some(ours) = candidate.downcast_ref::<Error>() {
+            return match ours {
+                Error::Connect { address, reason } => Some(Error::Connect {
+                    address: address.clone(),
+                    reason: reason.clone(),
+                }),
+                Error::ConnectTimeout { address, timeout } => Some(Error::ConnectTimeout {
+                    address: address.clone(),
+                    timeout: *timeout,
+                }),
+                _ => None,
+            };
+        }
+        current = candidate.source();
+    }
+    None
+}
+
+/// Joins an error and its sources into one line.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Shorthand for results of this crate.

@@ -18,7 +18,7 @@ use tower::Service as _;
 
 use crate::build::{CacheEntry, Output};
 use crate::error::Result;
-use crate::session::filesend::{ExportTarget, Shared};
+use crate::session::exports::{ExportTarget, Shared};
 
 /// One planned exporter: its type, its attributes and whether it writes
 /// files on this side (a directory, a file or stdout).

@@ -24,6 +24,7 @@ mod client;
 pub mod control;
 mod error;
 pub mod flags;
+pub mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

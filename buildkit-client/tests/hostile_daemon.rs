@@ -20,11 +20,9 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cicd_agents_buildkit::fsutil::go_mode;
+use cicd_agents_buildkit::fsutil::{receive_local_export, LocalExportError, LocalExportSummary};
 use cicd_agents_buildkit::session::context_sync::LocalDirs;
-use cicd_agents_buildkit::session::filesync::walk::go_mode;
-use cicd_agents_buildkit::session::local_export::{
-    receive_local_export, LocalExportError, LocalExportSummary,
-};
 use cicd_agents_proto::fsutil::types::{packet::PacketType, Packet, Stat};
 use cicd_agents_proto::moby::filesync::v1::file_sync_client::FileSyncClient;
 use cicd_agents_proto::moby::filesync::v1::file_sync_server::FileSyncServer;

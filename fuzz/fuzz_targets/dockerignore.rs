@@ -8,10 +8,8 @@
 //! often it is asked.
 #![no_main]
 
-use cicd_agents_buildkit::session::filesync::patterns::{
-    clean_path, FilterDecision, FilterState, MatchInfo,
-};
-use cicd_agents_buildkit::session::filesync::{parse_ignore_file, PathFilter, PatternMatcher};
+use cicd_agents_buildkit::fsutil::patterns::{clean_path, FilterDecision, FilterState, MatchInfo};
+use cicd_agents_buildkit::fsutil::{parse_ignore_file, PathFilter, PatternMatcher};
 use libfuzzer_sys::fuzz_target;
 
 struct Input {

@@ -20,11 +20,11 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
+use cicd_agents_buildkit::fsutil::go_mode;
+use cicd_agents_buildkit::fsutil::DiffCopyRequest;
+use cicd_agents_buildkit::fsutil::OrderValidator;
 use cicd_agents_buildkit::fuzzing;
 use cicd_agents_buildkit::session::context_sync::LocalDirs;
-use cicd_agents_buildkit::session::filesync::metadata::DiffCopyRequest;
-use cicd_agents_buildkit::session::filesync::walk::go_mode;
-use cicd_agents_buildkit::session::filesync::OrderValidator;
 use cicd_agents_proto::fsutil::types::packet::PacketType;
 use cicd_agents_proto::fsutil::types::{Packet as WirePacket, Stat};
 use cicd_agents_proto::moby::filesync::v1::file_sync_server::FileSync;

@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::flags::{OptionField, Output};
-use crate::session::filesend::ExportTarget;
+use crate::session::exports::ExportTarget;
 use std::collections::BTreeMap;
 
 /// One exporter of the solve request, with where its files go (if anywhere).

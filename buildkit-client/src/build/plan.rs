@@ -20,7 +20,7 @@ use crate::flags::normalize_platform;
 use crate::flags::NamedContext;
 use crate::flags::{AttestKind, Entitlement, NetworkMode, OptionField};
 use crate::session::context_sync::LocalDirs;
-use crate::session::filesend::{ExportTarget, Exports};
+use crate::session::exports::{ExportTarget, Exports};
 use crate::session::secrets::{Secret, SecretSource};
 use crate::session::ssh::SshAgent;
 use crate::session::upload::{upload_url, Uploads};

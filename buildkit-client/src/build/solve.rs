@@ -17,8 +17,8 @@ use crate::build::plan::{PreparedBuild, SolvePlan};
 use crate::build::result::BuildResult;
 use crate::build::timings::BuildTimings;
 use crate::error::{Error, Result};
+use crate::fsutil::{load_dockerignore, DiffCopyRequest};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
-use crate::session::filesync::{load_dockerignore, DiffCopyRequest};
 use crate::Client;
 
 /// How long the status stream may run on after a successful solve returned.

@@ -3,7 +3,7 @@
 //!
 //! This is the gRPC side only: each `DiffCopy` call names a directory in its
 //! metadata; we look it up and hand the call to
-//! [`serve_diffcopy`](crate::session::filesync::serve_diffcopy), converting
+//! [`serve_diffcopy`](crate::fsutil::serve_diffcopy), converting
 //! packets to and from the wire as they pass.
 
 use std::collections::BTreeMap;
@@ -19,10 +19,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::session::filesync::serve::{serve_walked, walk_options};
-use crate::session::filesync::{
-    walk_context, walk_context_async, ContextEntry, ContextSnapshot, DiffCopyRequest, Packet,
-    PacketSink, PacketSource, ServeOptions, TransportError, WalkError,
+use crate::fsutil::{
+    serve_walked, walk_context, walk_context_async, walk_options, ContextEntry, ContextSnapshot,
+    DiffCopyRequest, Packet, PacketSink, PacketSource, ServeOptions, TransportError, WalkError,
 };
 
 /// Methods advertised in the session headers.

@@ -11,11 +11,8 @@
 //! one target only. A small dispatcher routes each call to the server typed
 //! for that exporter's shape.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use cicd_agents_proto::moby::filesync::v1::file_send_server::{FileSend, FileSendServer};
@@ -26,111 +23,11 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Where an exporter's files go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExportTarget {
-    /// A tarball (tar, OCI layout tar or Docker image tar) written to this file.
-    File(PathBuf),
-    /// A tarball written to standard output.
-    Stdout,
-    /// A directory the `local` exporter fills.
-    Directory(PathBuf),
-}
+use super::exports::{ExportTarget, Exports, ExportsDone, Shared};
+use super::local_export;
 
 /// Methods advertised in the session headers.
 pub(crate) const METHODS: &[&str] = &["/moby.filesync.v1.FileSend/DiffCopy"];
-
-const EXPORTER_ID_KEY: &str = "buildkit-attachable-exporter-id";
-
-/// The export targets of one build, keyed by exporter index.
-#[derive(Debug, Default)]
-pub(crate) struct Exports {
-    targets: BTreeMap<usize, ExportTarget>,
-}
-
-/// Failures seen while writing exports, read after the solve.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ExportsDone {
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl ExportsDone {
-    pub(crate) fn errors(&self) -> Vec<String> {
-        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-
-    fn record(&self, message: String) {
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.push(message);
-        }
-    }
-}
-
-impl Exports {
-    pub(crate) fn insert(&mut self, exporter_index: usize, target: ExportTarget) {
-        self.targets.insert(exporter_index, target);
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.targets.is_empty()
-    }
-
-    pub(crate) fn into_service(self) -> (ExportsDone, Option<FileSendDispatch>) {
-        let done = ExportsDone::default();
-        if self.targets.is_empty() {
-            return (done, None);
-        }
-        let targets = Arc::new(self.targets);
-        let shared = Shared {
-            targets: targets.clone(),
-            done: done.clone(),
-        };
-        let dispatch = FileSendDispatch {
-            bytes: FileSendServer::new(TarReceiver(shared.clone()))
-                .max_decoding_message_size(crate::transport::MAX_MESSAGE_SIZE),
-            packets: crate::session::local_export::server(shared),
-        };
-        (done, Some(dispatch))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Shared {
-    pub(crate) targets: Arc<BTreeMap<usize, ExportTarget>>,
-    pub(crate) done: ExportsDone,
-}
-
-impl Shared {
-    /// The target of the exporter named in the request metadata, or the only
-    /// one when the daemon names none.
-    pub(crate) fn target(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<(usize, ExportTarget), Status> {
-        let named = metadata
-            .get(EXPORTER_ID_KEY)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        match named {
-            Some(index) => self
-                .targets
-                .get(&index)
-                .map(|target| (index, target.clone()))
-                .ok_or_else(|| Status::not_found(format!("no file export for exporter {index}"))),
-            None => self
-                .targets
-                .iter()
-                .next()
-                .map(|(index, target)| (*index, target.clone()))
-                .ok_or_else(|| Status::not_found("no file export was requested")),
-        }
-    }
-
-    pub(crate) fn fail(&self, message: String) -> Status {
-        self.done.record(message.clone());
-        Status::internal(message)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct TarReceiver(Shared);
@@ -189,12 +86,24 @@ impl FileSend for TarReceiver {
     }
 }
 
+/// The `FileSend` service for `exports`, `None` when the build exports no
+/// files, and the handle that reads the failures after the solve.
+pub(crate) fn server(exports: Exports) -> (ExportsDone, Option<FileSendDispatch>) {
+    let (done, shared) = exports.into_shared();
+    let dispatch = shared.map(|shared| FileSendDispatch {
+        bytes: FileSendServer::new(TarReceiver(shared.clone()))
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE_SIZE),
+        packets: local_export::server(shared),
+    });
+    (done, dispatch)
+}
+
 /// Routes `FileSend/DiffCopy` calls to the bytes-typed or the packet-typed
 /// server by the target of the exporter they belong to.
 #[derive(Clone)]
 pub(crate) struct FileSendDispatch {
     bytes: FileSendServer<TarReceiver>,
-    packets: crate::session::local_export::LocalExportServer,
+    packets: local_export::LocalExportServer,
 }
 
 impl NamedService for FileSendDispatch {

@@ -1,11 +1,16 @@
 //! The build session: gRPC services the *client* serves back to the daemon
 //! while a build runs.
 //!
-//! The daemon reaches the session through a tunnel ([`tunnel`]) and calls:
-//! health checks ([`health`]), the local context and Dockerfile
-//! ([`filesync`]), exported files ([`filesend`]), registry credentials
-//! ([`auth`]), build secrets ([`secrets`]), SSH agents ([`ssh`]) and data
-//! held in memory ([`upload`]).
+//! The transport opens the session's byte stream (Docker's `/session` door
+//! or a `Control.Session` call; see `transport/session.rs`) and `tunnel.rs`
+//! serves HTTP/2 on it, the daemon being the client. The daemon calls:
+//! health checks (`health.rs`), the local context and Dockerfile
+//! ([`context_sync`], over [`fsutil`](crate::fsutil)), exported files
+//! (`filesend.rs` for tarballs, `local_export.rs` for directories, their
+//! targets in `exports.rs`), registry credentials ([`auth`]), build secrets
+//! ([`secrets`]), SSH agents ([`ssh`]) and data held in memory
+//! (`upload.rs`). Each file here is one gRPC service; the file transfer
+//! protocol itself lives in [`fsutil`](crate::fsutil).
 //!
 //! A session must be up before the solve that names it (the daemon waits
 //! about five seconds for it) and must keep answering health checks: two
@@ -14,11 +19,10 @@
 
 pub mod auth;
 pub mod context_sync;
-pub mod export_dir;
-pub mod filesend;
-pub mod filesync;
+pub(crate) mod exports;
+pub(crate) mod filesend;
 pub(crate) mod health;
-pub mod local_export;
+pub(crate) mod local_export;
 pub mod secrets;
 pub mod ssh;
 pub(crate) mod tunnel;
@@ -27,12 +31,10 @@ pub(crate) mod upload;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::service::RoutesBuilder;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::transport::{CONNECTION_WINDOW, MAX_MESSAGE_SIZE, STREAM_WINDOW};
 
 /// The session server's HTTP/2 settings: the same windows as our client
@@ -74,7 +76,7 @@ pub(crate) struct SessionConfig {
     pub(crate) secrets: Vec<secrets::Secret>,
     pub(crate) auth: auth::RegistryAuth,
     pub(crate) ssh: Vec<ssh::SshAgent>,
-    pub(crate) exports: filesend::Exports,
+    pub(crate) exports: exports::Exports,
     pub(crate) uploads: upload::Uploads,
 }
 
@@ -82,7 +84,7 @@ pub(crate) struct SessionConfig {
 pub(crate) struct RunningSession {
     pub(crate) local_dirs: context_sync::LocalDirs,
     tasks: Vec<JoinHandle<()>>,
-    pub(crate) exports: filesend::ExportsDone,
+    pub(crate) exports: exports::ExportsDone,
 }
 
 impl Drop for RunningSession {
@@ -140,7 +142,7 @@ impl SessionConfig {
     /// Starts serving on `client`'s daemon and returns once the tunnel is open.
     pub(crate) async fn start(self, client: &Client) -> Result<RunningSession> {
         let headers = self.headers();
-        let (exports_done, exports_service) = self.exports.into_service();
+        let (exports_done, exports_service) = filesend::server(self.exports);
         let mut routes = RoutesBuilder::default();
         routes.add_service(health::server()).add_service(
             auth::AuthService::server(self.auth)
@@ -166,55 +168,20 @@ impl SessionConfig {
         let routes = routes.routes();
         let id = self.id.clone();
         let local_dirs = self.local_dirs.clone();
-        let mut tasks = Vec::new();
         let keepalive = client.transport.keepalive();
         let tuning = tunnel::ServerTuning {
             keepalive_interval: keepalive.interval(),
             keepalive_timeout: keepalive.timeout(),
             ..SERVER_TUNING
         };
-        if client.address().is_docker() {
-            let stream = client.transport.dial_docker_session(&headers).await?;
-            tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(routes, stream, tuning).await {
-                    tracing::warn!(error = %err, "session server stopped");
-                }
-            }));
-        } else {
-            let pipe = tunnel::MessagePipe::new();
-            let mut request = tonic::Request::new(ReceiverStream::new(pipe.outbound));
-            for (name, value) in &headers {
-                let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
-                    .map_err(|_| Error::Session(format!("bad session header name {name}")))?;
-                let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
-                    Error::Session(format!(
-                        "session header {name} has a value that cannot be sent"
-                    ))
-                })?;
-                request.metadata_mut().append(key, value);
+        let opened = client.open_session(&headers).await?;
+        let mut tasks = opened.tasks;
+        let stream = opened.stream;
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = tunnel::serve(routes, stream, tuning).await {
+                tracing::warn!(error = %err, "session server stopped");
             }
-            let mut control = client.control();
-            let inbound = pipe.inbound;
-            let address = client.address().to_string();
-            tasks.push(tokio::spawn(async move {
-                match control.session(request).await {
-                    Ok(response) => {
-                        if let Err(status) = inbound.run(response.into_inner()).await {
-                            tracing::debug!(%status, "session tunnel closed");
-                        }
-                    }
-                    Err(status) => {
-                        tracing::warn!(%address, %status, "the daemon refused the session")
-                    }
-                }
-            }));
-            let server_side = pipe.server_side;
-            tasks.push(tokio::spawn(async move {
-                if let Err(err) = tunnel::serve(routes, server_side, tuning).await {
-                    tracing::warn!(error = %err, "session server stopped");
-                }
-            }));
-        }
+        }));
         tracing::debug!(session = %id, "session started");
         Ok(RunningSession {
             local_dirs,

@@ -1,11 +1,14 @@
 //! How bytes reach a daemon: unix sockets, TCP (optionally TLS or mutual TLS)
 //! and the Docker API's HTTP/1.1 → h2c upgrades.
 //!
-//! The transport opens raw streams; `tonic` runs HTTP/2 and gRPC on top.
+//! The transport opens raw streams; `tonic` runs HTTP/2 and gRPC on top. It
+//! also opens a build session's stream (`Transport::open_session`), the
+//! one place that tells Docker's `/session` door from `Control.Session`.
 
 pub(crate) mod docker;
 pub(crate) mod io;
 mod keepalive;
+mod session;
 mod tls;
 
 use std::time::Duration;
@@ -16,11 +19,12 @@ use tokio::net::{TcpStream, UnixStream};
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
 pub use keepalive::Keepalive;
+pub(crate) use session::SessionStream;
 pub use tls::TlsOptions;
 use tls::TlsSettings;
 
 use crate::address::{Address, Endpoint};
-use crate::error::{Error, Result};
+use crate::error::{error_chain, Error, Result};
 use io::BoxedStream;
 
 /// The largest gRPC message accepted or sent (BuildKit's own limit is 16 MiB;
@@ -180,10 +184,7 @@ impl Transport {
 
     /// Opens the Docker API's `/session` door with the session headers; the
     /// returned stream speaks HTTP/2 with the daemon as the client.
-    pub(crate) async fn dial_docker_session(
-        &self,
-        headers: &[(String, String)],
-    ) -> Result<BoxedStream> {
+    async fn dial_docker_session(&self, headers: &[(String, String)]) -> Result<BoxedStream> {
         let stream = self.dial_raw().await?;
         let upgraded = tokio::time::timeout(
             self.connect_timeout,
@@ -290,41 +291,4 @@ fn take_our_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
         current = candidate.source();
     }
     None
-}
-
-/// A failed (re)connect found in a source chain, as this crate's error.
-pub(crate) fn take_connect_error(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(candidate) = current {
-        if let Some(ours) = candidate.downcast_ref::<Error>() {
-            return match ours {
-                Error::Connect { address, reason } => Some(Error::Connect {
-                    address: address.clone(),
-                    reason: reason.clone(),
-                }),
-                Error::ConnectTimeout { address, timeout } => Some(Error::ConnectTimeout {
-                    address: address.clone(),
-                    timeout: *timeout,
-                }),
-                _ => None,
-            };
-        }
-        current = candidate.source();
-    }
-    None
-}
-
-/// Joins an error and its sources into one line.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

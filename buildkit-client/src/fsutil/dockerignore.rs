@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use super::patterns::parse_ignore_file;
 
 /// `.dockerignore`.
-pub const DOCKERIGNORE_NAME: &str = ".dockerignore";
+pub(crate) const DOCKERIGNORE_NAME: &str = ".dockerignore";
 
 /// An ignore file that was found and read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub struct DockerIgnoreError {
 }
 
 /// `<dockerfile>.dockerignore`, next to the Dockerfile.
-pub fn dockerfile_specific_ignore_path(dockerfile: &Path) -> PathBuf {
+pub(crate) fn dockerfile_specific_ignore_path(dockerfile: &Path) -> PathBuf {
     let mut name = dockerfile.as_os_str().to_os_string();
     name.push(DOCKERIGNORE_NAME);
     PathBuf::from(name)

@@ -24,15 +24,15 @@ use std::collections::BTreeMap;
 use super::walk::WalkOptions;
 
 /// `dir-name`.
-pub const KEY_DIR_NAME: &str = "dir-name";
+pub(crate) const KEY_DIR_NAME: &str = "dir-name";
 /// `include-patterns`.
-pub const KEY_INCLUDE_PATTERNS: &str = "include-patterns";
+pub(crate) const KEY_INCLUDE_PATTERNS: &str = "include-patterns";
 /// `exclude-patterns`.
-pub const KEY_EXCLUDE_PATTERNS: &str = "exclude-patterns";
+pub(crate) const KEY_EXCLUDE_PATTERNS: &str = "exclude-patterns";
 /// `followpaths`.
-pub const KEY_FOLLOW_PATHS: &str = "followpaths";
+pub(crate) const KEY_FOLLOW_PATHS: &str = "followpaths";
 /// Suffix of the companion key flagging URL-encoded values.
-pub const ENCODED_SUFFIX: &str = "-encoded";
+pub(crate) const ENCODED_SUFFIX: &str = "-encoded";
 
 /// What the daemon asked for in one `DiffCopy` call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl DiffCopyRequest {
 
 /// Groups metadata pairs by lowercased key and decodes `-encoded` keys,
 /// like `decodeOpts`. Values that are not valid UTF-8 are read lossily.
-pub fn decode_metadata<I, K, V>(pairs: I) -> BTreeMap<String, Vec<String>>
+pub(crate) fn decode_metadata<I, K, V>(pairs: I) -> BTreeMap<String, Vec<String>>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -138,7 +138,7 @@ where
 
 /// `encodeStringForHeader`: if any value has a non-ASCII character, all
 /// values are query-escaped and `true` is returned.
-pub fn encode_values(values: &[String]) -> (Vec<String>, bool) {
+pub(crate) fn encode_values(values: &[String]) -> (Vec<String>, bool) {
     if values.iter().all(|v| v.is_ascii()) {
         return (values.to_vec(), false);
     }
@@ -147,7 +147,7 @@ pub fn encode_values(values: &[String]) -> (Vec<String>, bool) {
 
 /// Go's `url.QueryEscape`: keeps `A-Z a-z 0-9 - _ . ~`, turns space into
 /// `+`, and percent-encodes every other byte (uppercase hex).
-pub fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
@@ -169,12 +169,12 @@ pub fn query_escape(s: &str) -> String {
 /// A malformed `%` escape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid URL escape {0:?}")]
-pub struct UnescapeError(pub String);
+pub(crate) struct UnescapeError(pub(crate) String);
 
 /// Go's `url.QueryUnescape`: `+` becomes space, `%XX` a byte; a `%` not
 /// followed by two hex digits is an error. Bytes that do not form UTF-8 are
 /// replaced (U+FFFD).
-pub fn query_unescape(s: &str) -> Result<String, UnescapeError> {
+pub(crate) fn query_unescape(s: &str) -> Result<String, UnescapeError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -60,11 +60,11 @@ pub enum ExportPathError {
 
 /// The permission bits kept from the daemon's modes: permissions and the
 /// sticky bit, not set-user-ID or set-group-ID.
-pub const KEPT_MODE_BITS: u32 = 0o1777;
+pub(crate) const KEPT_MODE_BITS: u32 = 0o1777;
 
 /// The export destination, opened once; see the module docs.
 #[derive(Debug)]
-pub struct ExportDir {
+pub(crate) struct ExportDir {
     dest: PathBuf,
     root: OwnedFd,
     /// Regular files created in this export, by path: their inode.
@@ -103,7 +103,7 @@ impl ExportDir {
     /// Creates `dest` (and its parents; the caller chose it) if needed and
     /// opens it. Directories created here get mode 0700 (before the umask),
     /// as BuildKit's client creates an export destination.
-    pub fn open(dest: &Path) -> Result<ExportDir, ExportPathError> {
+    pub(crate) fn open(dest: &Path) -> Result<ExportDir, ExportPathError> {
         use std::os::unix::fs::DirBuilderExt;
         let io_err = |source: io::Error| ExportPathError::Io {
             path: dest.to_path_buf(),
@@ -129,7 +129,7 @@ impl ExportDir {
     }
 
     /// The destination directory.
-    pub fn dest(&self) -> &Path {
+    pub(crate) fn dest(&self) -> &Path {
         &self.dest
     }
 
@@ -240,7 +240,7 @@ impl ExportDir {
     /// real directories already in the destination, or missing (created).
     /// A symlink or file in the destination where a parent of `path` must
     /// be is refused unless the export replaces it with a directory.
-    pub fn check_path(
+    pub(crate) fn check_path(
         &self,
         path: &str,
         listed: &dyn Fn(&str) -> Option<bool>,
@@ -278,7 +278,7 @@ impl ExportDir {
     }
 
     /// Makes sure `path` is a directory (replacing a non-directory there).
-    pub fn create_dir(&mut self, path: &str) -> Result<(), ExportPathError> {
+    pub(crate) fn create_dir(&mut self, path: &str) -> Result<(), ExportPathError> {
         let (parents, name) = split(path)?;
         let parent = self.parent(path, &parents, true)?;
         match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -293,7 +293,7 @@ impl ExportDir {
 
     /// Creates the symlink `path` → `target` (replacing a non-directory).
     /// The target is stored as given and never followed by this type.
-    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), ExportPathError> {
+    pub(crate) fn symlink(&mut self, path: &str, target: &str) -> Result<(), ExportPathError> {
         let (parents, name) = split(path)?;
         if target.is_empty() || target.contains('\0') {
             return Err(refused(
@@ -308,7 +308,7 @@ impl ExportDir {
 
     /// Creates the regular file `path` anew (replacing a non-directory) and
     /// returns it open for writing.
-    pub fn create_file(&mut self, path: &str) -> Result<std::fs::File, ExportPathError> {
+    pub(crate) fn create_file(&mut self, path: &str) -> Result<std::fs::File, ExportPathError> {
         let (parents, name) = split(path)?;
         let parent = self.parent(path, &parents, true)?;
         self.clear(&parent, path, name)?;
@@ -324,7 +324,7 @@ impl ExportDir {
 
     /// Hard-links `path` to `original`, which must be a regular file created
     /// earlier in this export and still be that file.
-    pub fn hard_link(&mut self, path: &str, original: &str) -> Result<(), ExportPathError> {
+    pub(crate) fn hard_link(&mut self, path: &str, original: &str) -> Result<(), ExportPathError> {
         let (parents, name) = split(path)?;
         let (original_parents, original_name) = split(original)?;
         let Some(&identity) = self.created.get(original) else {
@@ -358,7 +358,7 @@ impl ExportDir {
 
     /// Sets the permission bits (see [`KEPT_MODE_BITS`]) and modification
     /// time of the file or directory `path`; symlinks are left alone.
-    pub fn finish(
+    pub(crate) fn finish(
         &mut self,
         path: &str,
         unix_mode: u32,
