@@ -8,7 +8,7 @@
 //! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
 //! `Secret::file` / `env` / `value`). The bindings only convert types.
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, ShmSize, Ulimit};
+use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, Platform, ShmSize, Ulimit};
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -198,7 +198,9 @@ impl BuildArgs {
         options.tags = str_list(kw.take("tags").as_ref(), "tags")?;
         options.build_args = key_values(kw.take("build_args").as_ref(), "build_args")?;
         options.target = kw.take_str("target")?;
-        options.platforms = str_list(kw.take("platforms").as_ref(), "platforms")?;
+        options.platforms =
+            Platform::parse_list(str_list(kw.take("platforms").as_ref(), "platforms")?)
+                .map_err(errors::from_buildkit)?;
         options.labels = key_values(kw.take("labels").as_ref(), "labels")?;
         let no_cache = kw.take_bool("no_cache")?;
         let cache = kw.take_bool("cache")?;
@@ -1082,8 +1084,9 @@ impl BuildStream {
     }
 }
 
-/// Checks a platform string (``os/arch[/variant]``) and returns it normalised:
-/// ``normalize_platform("linux/x86_64") == "linux/amd64"``. Raises
+/// Checks a platform string (``os/arch[/variant]``) and returns it normalised as buildx
+/// does: ``normalize_platform("linux/x86_64") == "linux/amd64"``, ``"linux/armhf"`` gives
+/// ``"linux/arm/v7"``, ``"local"`` this machine's platform. Raises
 /// ``InvalidOption`` (``option == "platforms"``) naming the value otherwise.
 #[pyfunction]
 pub fn normalize_platform(platform: &str) -> PyResult<String> {

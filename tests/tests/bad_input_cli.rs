@@ -271,8 +271,22 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
         // --platform
         case(
             2,
-            with_ctx(&["--platform", "linux"]),
-            &["--platform", "\"linux\""],
+            with_ctx(&["--platform", "amd65"]),
+            &[
+                "--platform",
+                "\"amd65\"",
+                "operating system or architecture",
+            ],
+        ),
+        case(
+            2,
+            with_ctx(&["--platform", "linux/amd64,"]),
+            &["--platform", "empty platform"],
+        ),
+        case(
+            2,
+            with_ctx(&["--platform", "linux/arm64", "--platform", "linux/*"]),
+            &["--platform", "\"linux/*\"", "wildcards"],
         ),
         case(
             2,

@@ -59,7 +59,7 @@
 //! | `build.cache` | A registry cache reference (imported, exported with `mode=max`), or `{ref, mode, import, export}`. |
 //! | `build.network` | `default`, `host` or `none` for `RUN` steps. |
 //! | `build.build-args`, `build.labels` | `NAME: value` maps. |
-//! | `build.target`, `build.platforms`, `build.no-cache` | As in `docker buildx build`. |
+//! | `build.target`, `build.platforms`, `build.no-cache` | As in `docker buildx build` (`platforms`: a list; `local` is the machine running the pipeline). |
 //! | `build.pull` | Always resolve base images from the registry (`--pull`). |
 //! | `build.provenance`, `build.sbom` | `true`, `false` or attributes (`mode=max`; `generator=IMAGE`), as `--provenance`/`--sbom`; a pushed image gets `mode=min` provenance by default. |
 //! | `build.attest` | A list of `--attest` specs (`type=sbom,generator=IMAGE`). |
@@ -140,7 +140,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, ShmSize, Ulimit};
+use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, Platform, ShmSize, Ulimit};
 use cicd_agents_types::{BranchName, GitRef, GitUrl, GitUrlScheme};
 use serde::Serialize;
 
@@ -404,8 +404,9 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
     /// Stage to build.
     pub target: Option<String>,
-    /// Target platforms.
-    pub platforms: Vec<String>,
+    /// Target platforms, each once (an item may be a comma list, as `--platform`).
+    #[serde(serialize_with = "as_strings")]
+    pub platforms: Vec<Platform>,
     /// Ignore the cache.
     pub no_cache: bool,
     /// Docker configuration directory with registry credentials.
@@ -446,7 +447,14 @@ fn buildx_value<T>(file: &str, at: &Str, value: &str) -> Result<T, DefinitionErr
 where
     T: std::str::FromStr<Err = cicd_agents_buildkit::Error>,
 {
-    value.parse::<T>().map_err(|err| match err {
+    value
+        .parse::<T>()
+        .map_err(|err| refused(file, at, value, err))
+}
+
+/// A value of the definition the library refused, reported at its line.
+fn refused(file: &str, at: &Str, value: &str, err: cicd_agents_buildkit::Error) -> DefinitionError {
+    match err {
         cicd_agents_buildkit::Error::InvalidOption {
             value: bad, reason, ..
         } => {
@@ -458,7 +466,7 @@ where
             at.invalid(file, format!("`{shown}`: {reason}"))
         }
         other => at.invalid(file, other.to_string()),
-    })
+    }
 }
 
 /// One image in a values file.
@@ -1125,7 +1133,14 @@ impl PipelineDefinition {
         for (k, v) in &b.labels {
             labels.insert(k.value.clone(), sub(v)?);
         }
-        let platforms = b.platforms.iter().map(sub).collect::<Result<Vec<_>, _>>()?;
+        let mut platforms = Vec::new();
+        for raw in &b.platforms {
+            let text = sub(raw)?;
+            platforms.extend(
+                Platform::parse_list([&text]).map_err(|err| refused(file, raw, &text, err))?,
+            );
+        }
+        let platforms = Platform::dedup(platforms);
         let mut attests: Vec<Attest> = Vec::new();
         for (raw, shorthand) in [
             (&b.provenance, Attest::provenance as fn(&str) -> _),

@@ -441,6 +441,25 @@ fn buildx_flags_are_read_typed_and_reach_the_build() {
 }
 
 #[test]
+fn platforms_are_typed_normalised_and_sent_once() {
+    let text = format!(
+        "{MINIMAL}  platforms: [linux/x86_64, 'linux/arm64,linux/armhf', linux/amd64, '${{extra}}']\nparameters:\n  extra: linux/arm/v7\n"
+    );
+    let p = resolve(&text, &[]);
+    let shown: Vec<String> = p.build.platforms.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    let options = crate::run::build_options(&p, None);
+    assert_eq!(options.platforms, p.build.platforms);
+    let plan = crate::run::BuildPlan::of(&p).to_string();
+    assert!(
+        plan.contains("platforms:   linux/amd64,linux/arm64,linux/arm/v7"),
+        "{plan}"
+    );
+    let local = resolve(&format!("{MINIMAL}  platforms: [local]\n"), &[]);
+    assert_eq!(local.build.platforms, [Platform::local()]);
+}
+
+#[test]
 fn bad_buildx_values_name_key_and_line() {
     for (tail, key, line, needle) in [
         ("  provenance: mode=huge\n", "build.provenance", 5, "huge"),
@@ -470,6 +489,24 @@ fn bad_buildx_values_name_key_and_line() {
             "build.cgroup-parent",
             5,
             "cgroup path",
+        ),
+        (
+            "  platforms: [linux/amd64, linux/amd65]\n",
+            "build.platforms[1]",
+            5,
+            "`linux/amd65`: unknown architecture",
+        ),
+        (
+            "  platforms:\n    - linux/arm64\n    - 'linux/arm64,'\n",
+            "build.platforms[1]",
+            7,
+            "empty platform",
+        ),
+        (
+            "  platforms: ['linux/arm/v7/x']\n",
+            "build.platforms[0]",
+            5,
+            "linux/arm/v7/x",
         ),
     ] {
         let err = err_of(&format!("{MINIMAL}{tail}"));

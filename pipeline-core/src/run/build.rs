@@ -185,7 +185,7 @@ impl BuildPlan {
             build_args: options.build_args.clone(),
             labels: options.labels.clone(),
             target: options.target.clone(),
-            platforms: options.platforms.clone(),
+            platforms: options.platforms.iter().map(ToString::to_string).collect(),
             no_cache: options.no_cache,
             pull: options.pull,
             attests: options.attests.iter().map(ToString::to_string).collect(),
