@@ -244,10 +244,11 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options = options.push(b.push);
     if let Some(c) = &b.cache {
         if c.import {
-            options = options.cache_from(CacheEntry::registry(&c.reference));
+            options = options.cache_from(CacheEntry::registry(c.reference.as_str()));
         }
         if c.export {
-            options = options.cache_to(CacheEntry::registry(&c.reference).attr("mode", &c.mode));
+            options =
+                options.cache_to(CacheEntry::registry(c.reference.as_str()).attr("mode", &c.mode));
         }
     }
     options.network = b.network;
