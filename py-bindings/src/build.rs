@@ -161,11 +161,14 @@ pub(crate) struct BuildArgs {
 }
 
 impl BuildArgs {
-    /// Parses `(context, **options)`; `function` names the call in errors.
+    /// Parses `(context, **options)`; `function` names the call in errors, `daemon` is the
+    /// address the `"tty"` progress view names in its header (as the command line does; empty
+    /// when not known before the build, for a pool).
     pub(crate) fn parse(
         function: &str,
         context: Option<&Bound<'_, PyAny>>,
         options: Keywords<'_>,
+        daemon: &str,
     ) -> PyResult<BuildArgs> {
         let mut kw = options;
         let context = match (context.filter(|c| !c.is_none()), kw.take("context_path")) {
@@ -344,7 +347,7 @@ impl BuildArgs {
         let progress = kw
             .take("progress")
             .filter(|p| !p.is_instance_of::<PyBool>() || p.is_truthy().unwrap_or(true));
-        let progress = Progress::from_arg(progress.as_ref())?;
+        let progress = Progress::from_arg(progress.as_ref(), daemon)?;
         let stream_logs = kw.take_bool("stream_logs")?.unwrap_or(false);
         let builder = kw.take_str("builder")?;
         kw.finish(function)?;

@@ -1577,3 +1577,55 @@ fn unusable_output_destinations_exit_2_before_dialling() {
         ),
     ]);
 }
+
+/// `--progress tty` where standard error is not a terminal (here a pipe) is refused as buildx
+/// refuses it ("failed to get console: provided file is not a console"), before dialling: exit
+/// 2 naming the flag, although the daemon address cannot be reached. `auto` falls back to plain.
+#[test]
+fn progress_tty_without_a_terminal_exits_2_before_dialling() {
+    let fx = fixture();
+    let pipeline = fx.root.join("tty.yaml");
+    std::fs::write(&pipeline, PIPELINE).unwrap();
+    let no_daemon = "unix:///nonexistent/cicd-agents-no-daemon.sock";
+    let needles = &["--progress \"tty\"", "not a terminal", "plain"];
+    check_all(&[
+        case(
+            2,
+            [
+                "build",
+                "--addr",
+                no_daemon,
+                "--progress",
+                "tty",
+                fx.context.as_str(),
+            ],
+            needles,
+        ),
+        case(
+            2,
+            [
+                "pipeline",
+                "run",
+                &s(&pipeline),
+                "--addr",
+                no_daemon,
+                "--progress",
+                "tty",
+            ],
+            needles,
+        ),
+        // `auto` is plain here: the build gets as far as dialling (exit 1, no daemon).
+        case(
+            1,
+            [
+                "build",
+                "--addr",
+                no_daemon,
+                "--progress",
+                "auto",
+                fx.context.as_str(),
+            ],
+            &["nonexistent"],
+        ),
+    ]);
+}

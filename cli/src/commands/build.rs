@@ -307,16 +307,18 @@ fn apply_builder(args: &mut BuildArgs) -> anyhow::Result<()> {
 pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     apply_builder(&mut args)?;
     let options = args.options()?;
-    let mode: ProgressMode = if args.quiet {
+    // `tty` on something that is not a terminal is refused here, before dialling, as buildx
+    // refuses it before building.
+    let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
-        args.progress.parse()?
+        args.progress.parse::<ProgressMode>()?.on_stderr()?
     };
     // Bad input is reported before dialling, whether or not a daemon is up; the
     // checked build is what runs.
     let prepared = options.prepare()?;
     let client = args.connection.connect().await?;
-    let mut sink = mode.stderr_sink_for(&client.address().to_string());
+    let mut sink = mode.stderr_sink_for(&client.address().to_string())?;
     let build = client.build_prepared(&prepared, sink.as_mut());
     let result = tokio::select! {
         result = build => result,
