@@ -8,7 +8,7 @@
 //! handed to the library's constructors (`Output::new`, `CacheEntry::new`,
 //! `Secret::file` / `env` / `value`). The bindings only convert types.
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, ShmSize, Ulimit};
+use cicd_agents_buildkit::flags::{Annotation, Attest, OptionField, Platform, ShmSize, Ulimit};
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -161,11 +161,14 @@ pub(crate) struct BuildArgs {
 }
 
 impl BuildArgs {
-    /// Parses `(context, **options)`; `function` names the call in errors.
+    /// Parses `(context, **options)`; `function` names the call in errors, `daemon` is the
+    /// address the `"tty"` progress view names in its header (as the command line does; empty
+    /// when not known before the build, for a pool).
     pub(crate) fn parse(
         function: &str,
         context: Option<&Bound<'_, PyAny>>,
         options: Keywords<'_>,
+        daemon: &str,
     ) -> PyResult<BuildArgs> {
         let mut kw = options;
         let context = match (context.filter(|c| !c.is_none()), kw.take("context_path")) {
@@ -198,7 +201,9 @@ impl BuildArgs {
         options.tags = str_list(kw.take("tags").as_ref(), "tags")?;
         options.build_args = key_values(kw.take("build_args").as_ref(), "build_args")?;
         options.target = kw.take_str("target")?;
-        options.platforms = str_list(kw.take("platforms").as_ref(), "platforms")?;
+        options.platforms =
+            Platform::parse_list(str_list(kw.take("platforms").as_ref(), "platforms")?)
+                .map_err(errors::from_buildkit)?;
         options.labels = key_values(kw.take("labels").as_ref(), "labels")?;
         let no_cache = kw.take_bool("no_cache")?;
         let cache = kw.take_bool("cache")?;
@@ -342,7 +347,7 @@ impl BuildArgs {
         let progress = kw
             .take("progress")
             .filter(|p| !p.is_instance_of::<PyBool>() || p.is_truthy().unwrap_or(true));
-        let progress = Progress::from_arg(progress.as_ref())?;
+        let progress = Progress::from_arg(progress.as_ref(), daemon)?;
         let stream_logs = kw.take_bool("stream_logs")?.unwrap_or(false);
         let builder = kw.take_str("builder")?;
         kw.finish(function)?;
@@ -1082,8 +1087,9 @@ impl BuildStream {
     }
 }
 
-/// Checks a platform string (``os/arch[/variant]``) and returns it normalised:
-/// ``normalize_platform("linux/x86_64") == "linux/amd64"``. Raises
+/// Checks a platform string (``os/arch[/variant]``) and returns it normalised as buildx
+/// does: ``normalize_platform("linux/x86_64") == "linux/amd64"``, ``"linux/armhf"`` gives
+/// ``"linux/arm/v7"``, ``"local"`` this machine's platform. Raises
 /// ``InvalidOption`` (``option == "platforms"``) naming the value otherwise.
 #[pyfunction]
 pub fn normalize_platform(platform: &str) -> PyResult<String> {

@@ -491,8 +491,9 @@ impl Client {
         context: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<BuildArgs> {
-        let args = BuildArgs::parse(function, context, Keywords::new(options)?)?;
-        args.check_builder(&self.inner.address().to_string())?;
+        let address = self.inner.address().to_string();
+        let args = BuildArgs::parse(function, context, Keywords::new(options)?, &address)?;
+        args.check_builder(&address)?;
         Ok(args)
     }
 }

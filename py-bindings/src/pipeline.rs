@@ -613,6 +613,17 @@ impl Daemon {
         }
     }
 
+    /// The daemon's address as the `"tty"` progress view names it (the command line names the
+    /// connected client's address; a text address is resolved the same way).
+    fn name(&self) -> String {
+        match self {
+            Daemon::Client(client) => client.address().to_string(),
+            Daemon::Address(address) => cicd_agents_buildkit::Address::resolve(address.as_deref())
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
     async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
         match self {
             Daemon::Client(client) => Ok(*client),
@@ -969,7 +980,10 @@ impl Pipeline {
         } else {
             Some(Daemon::from_arg(client)?)
         };
-        let progress = Progress::from_arg(progress)?;
+        let progress = Progress::from_arg(
+            progress,
+            &daemon.as_ref().map(Daemon::name).unwrap_or_default(),
+        )?;
         let failure = progress.failure.clone();
         let mut runner = Runner::new(resolved)
             .progress(progress.sink)

@@ -261,7 +261,8 @@ impl BuilderPool {
     ) -> PyResult<(String, Prepared)> {
         let mut keywords = Keywords::new(options)?;
         let key = keywords.take_str("key")?;
-        let args = BuildArgs::parse(function, context, keywords)?;
+        // The daemon is chosen when the build starts: the tty view names none.
+        let args = BuildArgs::parse(function, context, keywords, "")?;
         if args.builder.is_some() {
             return Err(errors::invalid_option(
                 "builder",

@@ -391,24 +391,18 @@ pub struct Progress {
 
 impl Progress {
     /// From `progress=`: None (nothing), a mode name (``"auto"``, ``"plain"``,
-    /// ``"tty"``, ``"quiet"``, ``"rawjson"``: the library's renderers on stderr) or a
-    /// callable receiving event objects.
-    pub fn from_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Progress> {
+    /// ``"tty"``, ``"quiet"``, ``"rawjson"``: the library's renderers on stderr, the
+    /// ``"tty"`` view naming `daemon` in its header as the command line does; ``"tty"``
+    /// is refused when stderr is not a terminal) or a callable receiving event objects.
+    pub fn from_arg(value: Option<&Bound<'_, PyAny>>, daemon: &str) -> PyResult<Progress> {
         let failure = Arc::new(CallbackFailure::default());
         let sink: Box<dyn ProgressSink> = match value.filter(|v| !v.is_none()) {
             None => Box::new(Quiet),
             Some(value) if value.is_instance_of::<PyString>() => {
                 let text: String = value.extract()?;
-                let mode: ProgressMode = text.parse().map_err(|err| {
-                    // The library names the CLI flag; here it is the `progress` argument.
-                    match err {
-                        cicd_agents_buildkit::Error::InvalidOption { reason, .. } => {
-                            errors::invalid_option("progress", reason)
-                        }
-                        other => errors::from_buildkit(other),
-                    }
-                })?;
-                mode.stderr_sink()
+                text.parse::<ProgressMode>()
+                    .and_then(|mode| mode.stderr_sink_for(daemon))
+                    .map_err(errors::from_buildkit)?
             }
             Some(value) if value.is_callable() => Box::new(CallbackSink {
                 callback: value.clone().unbind(),

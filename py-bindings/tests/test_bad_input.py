@@ -45,7 +45,9 @@ def test_an_address_with_a_password_is_refused_without_echoing_it():
     "kwargs, option, needle",
     [
         ({"platforms": ["linux/amd65"]}, "platforms", "linux/amd65"),
-        ({"platforms": ["linux"]}, "platforms", "linux"),
+        ({"platforms": ["amd65"]}, "platforms", "amd65"),
+        ({"platforms": "linux/amd64,darwin/arm65"}, "platforms", "darwin/arm65"),
+        ({"platforms": "linux/amd64,"}, "platforms", "empty platform"),
         ({"platforms": ["linux/arm/v7/x"]}, "platforms", "linux/arm/v7/x"),
         ({"network": "bridge2"}, "network", "bridge2"),
         ({"add_hosts": ["nohost"]}, "add_hosts", "nohost"),
@@ -90,6 +92,10 @@ def test_invalid_platform_names_the_field(client, make_context):
 def test_normalize_platform():
     assert cicd_agents.normalize_platform("linux/x86_64") == "linux/amd64"
     assert cicd_agents.normalize_platform("linux/arm/v7") == "linux/arm/v7"
+    # buildx's normalisation (containerd's): the default variants are implied.
+    assert cicd_agents.normalize_platform("linux/armhf") == "linux/arm/v7"
+    assert cicd_agents.normalize_platform("linux/arm64/v8") == "linux/arm64"
+    assert cicd_agents.normalize_platform("local").count("/") >= 1
     with pytest.raises(cicd_agents.InvalidOption) as caught:
         cicd_agents.normalize_platform("linux/amd65")
     assert caught.value.option == "platforms"

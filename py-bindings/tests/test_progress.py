@@ -1,6 +1,14 @@
 """Progress: callables, build_stream, stderr renderers."""
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 import threading
 
 import pytest
@@ -102,3 +110,73 @@ def test_progress_modes_render_to_stderr(client, make_context, capfd, mode):
     else:
         assert f"rendered-{mode}" in err
         assert "RUN echo rendered-plain" in err
+
+
+# Builds with ``progress="tty"`` in a child process whose stderr is what the test gives it.
+_TTY_BUILD = """
+import sys, cicd_agents
+client = cicd_agents.Client(sys.argv[1])
+try:
+    client.build(sys.argv[2], progress="tty", network="host", no_cache=True)
+except cicd_agents.InvalidOption as err:
+    print("refused", err.option, err.value, "|", err, flush=True)
+    sys.exit(3)
+print("built", flush=True)
+"""
+
+
+def _tty_build(testenv, context, stderr):
+    return subprocess.Popen(
+        [sys.executable, "-c", _TTY_BUILD, testenv.docker_addr, str(context)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env={**os.environ, "NO_COLOR": "1"},
+        text=True,
+    )
+
+
+def test_tty_progress_without_a_terminal_is_refused_before_the_build(testenv, make_context):
+    # As buildx ("failed to get console: provided file is not a console") and the command line.
+    context = make_context("FROM {base}\nRUN echo never-built\n")
+    child = _tty_build(testenv, context, subprocess.PIPE)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 3, (out, err)
+    assert out.startswith("refused progress tty |"), out
+    assert "not a terminal" in out and "--" not in out, out
+    assert "never-built" not in err
+
+
+def test_tty_progress_names_the_builder_as_the_command_line_does(testenv, make_context):
+    context = make_context("FROM {base}\nRUN echo tty-view\n")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    chunks = []
+
+    def pump():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        child = _tty_build(testenv, context, slave)
+        os.close(slave)
+        out, _ = child.communicate(timeout=300)
+        reader.join(timeout=30)
+    finally:
+        os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert child.returncode == 0 and out.strip() == "built", (out, text)
+    # The address the command line names: the connected client's, as ``Client.address`` says.
+    address = cicd_agents.Client(testenv.docker_addr).address
+    headers = [line for line in text.splitlines() if "[+] Building" in line]
+    assert headers, text
+    assert all(address in line for line in headers), (address, headers)
+    assert "FINISHED" in headers[-1], headers

@@ -271,8 +271,22 @@ fn malformed_build_flags_exit_2_and_name_the_flag_and_value() {
         // --platform
         case(
             2,
-            with_ctx(&["--platform", "linux"]),
-            &["--platform", "\"linux\""],
+            with_ctx(&["--platform", "amd65"]),
+            &[
+                "--platform",
+                "\"amd65\"",
+                "operating system or architecture",
+            ],
+        ),
+        case(
+            2,
+            with_ctx(&["--platform", "linux/amd64,"]),
+            &["--platform", "empty platform"],
+        ),
+        case(
+            2,
+            with_ctx(&["--platform", "linux/arm64", "--platform", "linux/*"]),
+            &["--platform", "\"linux/*\"", "wildcards"],
         ),
         case(
             2,
@@ -1560,6 +1574,58 @@ fn unusable_output_destinations_exit_2_before_dialling() {
             2,
             build(&["-o", &format!("type=local,dest={}", fx.file)]),
             &["--output", "is not a directory"],
+        ),
+    ]);
+}
+
+/// `--progress tty` where standard error is not a terminal (here a pipe) is refused as buildx
+/// refuses it ("failed to get console: provided file is not a console"), before dialling: exit
+/// 2 naming the flag, although the daemon address cannot be reached. `auto` falls back to plain.
+#[test]
+fn progress_tty_without_a_terminal_exits_2_before_dialling() {
+    let fx = fixture();
+    let pipeline = fx.root.join("tty.yaml");
+    std::fs::write(&pipeline, PIPELINE).unwrap();
+    let no_daemon = "unix:///nonexistent/cicd-agents-no-daemon.sock";
+    let needles = &["--progress \"tty\"", "not a terminal", "plain"];
+    check_all(&[
+        case(
+            2,
+            [
+                "build",
+                "--addr",
+                no_daemon,
+                "--progress",
+                "tty",
+                fx.context.as_str(),
+            ],
+            needles,
+        ),
+        case(
+            2,
+            [
+                "pipeline",
+                "run",
+                &s(&pipeline),
+                "--addr",
+                no_daemon,
+                "--progress",
+                "tty",
+            ],
+            needles,
+        ),
+        // `auto` is plain here: the build gets as far as dialling (exit 1, no daemon).
+        case(
+            1,
+            [
+                "build",
+                "--addr",
+                no_daemon,
+                "--progress",
+                "auto",
+                fx.context.as_str(),
+            ],
+            &["nonexistent"],
         ),
     ]);
 }

@@ -17,10 +17,10 @@ mod scoped_path;
 mod solve;
 mod timings;
 
-pub use crate::flags::normalize_platform;
 pub use crate::flags::CacheEntry;
 pub use crate::flags::NamedContext;
 pub use crate::flags::Output;
+pub use crate::flags::{normalize_platform, Platform};
 pub use crate::flags::{parse_key_values, TypedSpec};
 pub use error::BuildError;
 pub use options::{is_archive, BuildContext, BuildOptions};

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::flags::{
     is_remote, AddHost, Annotation, Attest, CacheEntry, Entitlement, NamedContext, NetworkMode,
-    Output, ShmSize, Ulimit,
+    Output, Platform, ShmSize, Ulimit,
 };
 use crate::session::auth::RegistryAuth;
 use crate::session::secrets::Secret;
@@ -123,8 +123,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--label`s on the image.
     pub labels: BTreeMap<String, String>,
-    /// Target platforms (`--platform`), e.g. `linux/amd64`.
-    pub platforms: Vec<String>,
+    /// Target platforms (`--platform`), e.g. `linux/amd64`; each is sent once
+    /// ([`Platform::parse_list`] reads buildx's comma lists).
+    pub platforms: Vec<Platform>,
     /// Ignore the cache for every step (`--no-cache`).
     pub no_cache: bool,
     /// Ignore the cache for these stages only (`--no-cache-filter`).
@@ -274,9 +275,9 @@ impl BuildOptions {
         self
     }
 
-    /// Adds a target platform.
-    pub fn platform(mut self, platform: impl Into<String>) -> Self {
-        self.platforms.push(platform.into());
+    /// Adds a target platform (`"linux/arm64".parse()?`).
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platforms.push(platform);
         self
     }
 

@@ -16,8 +16,8 @@ use crate::build::output::{plan_exporters, PlannedExporter};
 use crate::build::scoped_path::resolve_in_root;
 use crate::control::info::DaemonInfo;
 use crate::error::{Error, Result};
-use crate::flags::normalize_platform;
 use crate::flags::NamedContext;
+use crate::flags::Platform;
 use crate::flags::{AttestKind, Entitlement, NetworkMode, OptionField};
 use crate::session::context_sync::LocalDirs;
 use crate::session::exports::{ExportTarget, Exports};
@@ -692,11 +692,10 @@ impl PreparedBuild {
             attrs.insert(format!("label:{name}"), value.clone());
         }
         if !options.platforms.is_empty() {
-            let platforms = options
-                .platforms
+            let platforms: Vec<String> = Platform::dedup(options.platforms.iter().cloned())
                 .iter()
-                .map(|p| normalize_platform(p))
-                .collect::<Result<Vec<_>>>()?;
+                .map(ToString::to_string)
+                .collect();
             attrs.insert("platform".into(), platforms.join(","));
         }
         if options.no_cache {
@@ -781,8 +780,9 @@ impl PreparedBuild {
 
 impl BuildOptions {
     /// Checks everything that can be checked without a daemon: the context
-    /// and Dockerfile exist, secret files and SSH sockets exist, platforms,
-    /// outputs, cache specs and the network mode are well formed. A build
+    /// and Dockerfile exist, secret files and SSH sockets exist, outputs and
+    /// cache specs are well formed (platforms, network modes and the other
+    /// typed values were checked when parsed). A build
     /// runs the same checks; front ends call this to reject bad input before
     /// dialling. Errors are [`Error::InvalidOption`].
     pub fn validate(&self) -> Result<()> {
@@ -1103,7 +1103,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_files_ssh_sockets_and_platforms_are_checked() {
+    fn secret_files_ssh_sockets_are_checked_and_platforms_sent_once() {
         let dir = context();
         let missing =
             BuildOptions::local(dir.path()).secret(Secret::file("npmrc", "/nonexistent/npmrc"));
@@ -1129,19 +1129,21 @@ mod tests {
             err.contains("invalid SSH agent") && err.contains("/nonexistent/agent.sock"),
             "{err}"
         );
-        let platform = BuildOptions::local(dir.path()).platform("linux/amd65");
-        assert!(platform
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("linux/amd65"));
+        let platform = |text: &str| text.parse::<Platform>().unwrap();
         let plan = SolvePlan::new(
-            &BuildOptions::local(dir.path()).platform("linux/x86_64"),
+            &BuildOptions::local(dir.path())
+                .platform(platform("linux/x86_64"))
+                .platform(platform("linux/armhf"))
+                .platform(platform("linux/amd64")),
             &daemon("v0.13.2"),
             true,
         )
         .unwrap();
-        assert_eq!(plan.request.frontend_attrs["platform"], "linux/amd64");
+        // Normalised and each sent once, as buildx sends them.
+        assert_eq!(
+            plan.request.frontend_attrs["platform"],
+            "linux/amd64,linux/arm/v7"
+        );
         let file_ctx = BuildOptions::local(dir.path().join("Dockerfile"));
         assert!(file_ctx
             .validate()

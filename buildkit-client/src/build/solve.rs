@@ -169,7 +169,7 @@ impl Client {
     /// use cicd_agents_buildkit::{build::BuildOptions, progress::ProgressMode, Client};
     ///
     /// let client = Client::connect("docker://").await?;
-    /// let mut progress = ProgressMode::Plain.stderr_sink();
+    /// let mut progress = ProgressMode::Plain.stderr_sink()?;
     /// let result = client
     ///     .build_with_progress(&BuildOptions::local(".").tag("app:dev"), progress.as_mut())
     ///     .await?;

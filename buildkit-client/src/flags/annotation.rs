@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::OptionField;
 use crate::error::{Error, Result};
-use crate::flags::normalize_platform;
+use crate::flags::Platform;
 
 /// Where an annotation is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,7 +60,7 @@ pub struct Annotation {
     /// Where it is written.
     pub kind: AnnotationKind,
     /// For manifest annotations: only the manifest of this platform.
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     /// The annotation's key.
     pub key: String,
     /// Its value.
@@ -129,7 +129,7 @@ impl FromStr for Annotation {
                             "a platform applies to manifest annotations only, not {type_name}"
                         )));
                     }
-                    platform = Some(normalize_platform(p)?);
+                    platform = Some(p.parse()?);
                 }
                 key = rest;
             }

@@ -84,31 +84,75 @@ impl std::str::FromStr for ProgressMode {
             "quiet" => ProgressMode::Quiet,
             "rawjson" => ProgressMode::RawJson,
             other => {
-                return Err(Error::option(
+                return Err(Error::invalid(
                     OptionField::Progress,
-                    format!("{other:?}; expected auto, plain, tty, quiet or rawjson"),
+                    other,
+                    "expected auto, plain, tty, quiet or rawjson",
                 ))
             }
         })
     }
 }
 
+impl std::fmt::Display for ProgressMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProgressMode::Auto => "auto",
+            ProgressMode::Plain => "plain",
+            ProgressMode::Tty => "tty",
+            ProgressMode::Quiet => "quiet",
+            ProgressMode::RawJson => "rawjson",
+        })
+    }
+}
+
 impl ProgressMode {
-    /// A renderer writing to stderr.
-    pub fn stderr_sink(self) -> Box<dyn ProgressSink> {
+    /// The mode that renders on a stream that is (or is not) a terminal, as
+    /// BuildKit's `progressui.NewDisplay` decides it for buildx: `auto` is
+    /// `tty` on a terminal and `plain` elsewhere; `tty` needs a terminal and is
+    /// refused elsewhere (buildx: "failed to get console: provided file is not
+    /// a console") rather than drawn at a guessed size into a file or a pipe.
+    ///
+    /// ```
+    /// use cicd_agents_buildkit::progress::ProgressMode;
+    ///
+    /// assert_eq!(ProgressMode::Auto.on(false)?, ProgressMode::Plain);
+    /// assert_eq!(ProgressMode::Tty.on(true)?, ProgressMode::Tty);
+    /// assert!(ProgressMode::Tty.on(false).is_err());
+    /// # Ok::<(), cicd_agents_buildkit::Error>(())
+    /// ```
+    pub fn on(self, is_terminal: bool) -> Result<ProgressMode> {
+        match self {
+            ProgressMode::Auto if is_terminal => Ok(ProgressMode::Tty),
+            ProgressMode::Auto => Ok(ProgressMode::Plain),
+            ProgressMode::Tty if !is_terminal => Err(Error::invalid(
+                OptionField::Progress,
+                "tty",
+                "the output is not a terminal (\"provided file is not a console\", as buildx says); \
+                 use plain, rawjson or auto",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// [`on`](Self::on) standard error: the check a front end makes before
+    /// dialling, so that a refused `tty` costs no connection.
+    pub fn on_stderr(self) -> Result<ProgressMode> {
+        self.on(std::io::stderr().is_terminal())
+    }
+
+    /// A renderer writing to stderr; `tty` is refused when stderr is not a
+    /// terminal ([`on`](Self::on)).
+    pub fn stderr_sink(self) -> Result<Box<dyn ProgressSink>> {
         self.stderr_sink_for("")
     }
 
     /// A renderer writing to stderr, naming `builder` (e.g. the daemon's
     /// address) at the right of the `tty` view's header, as buildx names its
-    /// builder. The `tty` view follows the terminal's size as it changes.
-    pub fn stderr_sink_for(self, builder: &str) -> Box<dyn ProgressSink> {
-        let mode = match self {
-            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
-            ProgressMode::Auto => ProgressMode::Plain,
-            other => other,
-        };
-        match mode {
+    /// builder. The `tty` view follows the terminal's size as it changes; it
+    /// is refused when stderr is not a terminal ([`on`](Self::on)).
+    pub fn stderr_sink_for(self, builder: &str) -> Result<Box<dyn ProgressSink>> {
+        Ok(match self.on_stderr()? {
             ProgressMode::Plain | ProgressMode::Auto => {
                 Box::new(PlainRenderer::new(std::io::stderr()))
             }
@@ -119,6 +163,43 @@ impl ProgressMode {
             ),
             ProgressMode::Quiet => Box::new(Quiet),
             ProgressMode::RawJson => Box::new(RawJsonRenderer::new(std::io::stderr())),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_display_and_resolve_as_buildx() {
+        for text in ["auto", "plain", "tty", "quiet", "rawjson"] {
+            let mode: ProgressMode = text.parse().unwrap();
+            assert_eq!(mode.to_string(), text);
         }
+        let err = "sideways".parse::<ProgressMode>().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid progress mode \"sideways\""),
+            "{err}"
+        );
+        assert_eq!(ProgressMode::Auto.on(true).unwrap(), ProgressMode::Tty);
+        assert_eq!(ProgressMode::Auto.on(false).unwrap(), ProgressMode::Plain);
+        for mode in [
+            ProgressMode::Plain,
+            ProgressMode::Quiet,
+            ProgressMode::RawJson,
+        ] {
+            assert_eq!(mode.on(false).unwrap(), mode);
+            assert_eq!(mode.on(true).unwrap(), mode);
+        }
+        let err = ProgressMode::Tty.on(false).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidOption { field: OptionField::Progress, value, .. } if value == "tty"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not a terminal"), "{err}");
     }
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use cicd_agents_buildkit::build::{
     parse_key_values, BuildContext, BuildOptions, CacheEntry, NamedContext, Output,
 };
-use cicd_agents_buildkit::flags::{Annotation, Attest, AttestKind, OptionField, ShmSize, Ulimit};
+use cicd_agents_buildkit::flags::{
+    Annotation, Attest, AttestKind, OptionField, Platform, ShmSize, Ulimit,
+};
 use cicd_agents_buildkit::progress::ProgressMode;
 use cicd_agents_buildkit::{Error, Secret, SshAgent};
 use clap::Args;
@@ -32,8 +34,8 @@ pub struct BuildArgs {
     /// Image label (KEY=VALUE).
     #[arg(long = "label")]
     labels: Vec<String>,
-    /// Target platform(s), e.g. linux/amd64,linux/arm64.
-    #[arg(long = "platform", value_delimiter = ',')]
+    /// Target platform(s), e.g. linux/amd64,linux/arm64 (`local`: this machine's).
+    #[arg(long = "platform")]
     platforms: Vec<String>,
     /// Do not use the cache.
     #[arg(long)]
@@ -152,12 +154,7 @@ impl BuildArgs {
         options.target = self.target.clone();
         options.build_args = parse_key_values(OptionField::BuildArg, &self.build_args)?;
         options.labels = parse_key_values(OptionField::Label, &self.labels)?;
-        options.platforms = self
-            .platforms
-            .iter()
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .collect();
+        options.platforms = Platform::parse_list(&self.platforms)?;
         options.no_cache = self.no_cache;
         options.no_cache_filter = self.no_cache_filter.clone();
         options.network = self.network.as_deref().map(str::parse).transpose()?;
@@ -310,16 +307,18 @@ fn apply_builder(args: &mut BuildArgs) -> anyhow::Result<()> {
 pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     apply_builder(&mut args)?;
     let options = args.options()?;
-    let mode: ProgressMode = if args.quiet {
+    // `tty` on something that is not a terminal is refused here, before dialling, as buildx
+    // refuses it before building.
+    let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
-        args.progress.parse()?
+        args.progress.parse::<ProgressMode>()?.on_stderr()?
     };
     // Bad input is reported before dialling, whether or not a daemon is up; the
     // checked build is what runs.
     let prepared = options.prepare()?;
     let client = args.connection.connect().await?;
-    let mut sink = mode.stderr_sink_for(&client.address().to_string());
+    let mut sink = mode.stderr_sink_for(&client.address().to_string())?;
     let build = client.build_prepared(&prepared, sink.as_mut());
     let result = tokio::select! {
         result = build => result,

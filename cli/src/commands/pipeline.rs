@@ -164,7 +164,7 @@ fn print_report(format: Format, report: &RunReport) -> anyhow::Result<()> {
 
 async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = load(&args.file, &args.set)?;
-    let mode: ProgressMode = args.progress.parse()?;
+    let mode = args.progress.parse::<ProgressMode>()?.on_stderr()?;
     let mut runner = Runner::new(pipeline);
     if let Some(timeout) = args.retry_timeout {
         runner = runner.retry_timeout(timeout);
@@ -176,7 +176,7 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
         runner.dry_run().await
     } else {
         let client = args.connection.connect().await?;
-        runner = runner.progress(mode.stderr_sink_for(&client.address().to_string()));
+        runner = runner.progress(mode.stderr_sink_for(&client.address().to_string())?);
         tokio::select! {
             result = runner.run(&client) => result,
             _ = tokio::signal::ctrl_c() => {

@@ -59,7 +59,7 @@
 //! | `build.cache` | A registry cache reference (imported, exported with `mode=max`), or `{ref, mode, import, export}`. |
 //! | `build.network` | `default`, `host` or `none` for `RUN` steps. |
 //! | `build.build-args`, `build.labels` | `NAME: value` maps. |
-//! | `build.target`, `build.platforms`, `build.no-cache` | As in `docker buildx build`. |
+//! | `build.target`, `build.platforms`, `build.no-cache` | As in `docker buildx build` (`platforms`: a list; `local` is the machine running the pipeline). |
 //! | `build.pull` | Always resolve base images from the registry (`--pull`). |
 //! | `build.provenance`, `build.sbom` | `true`, `false` or attributes (`mode=max`; `generator=IMAGE`), as `--provenance`/`--sbom`; a pushed image gets `mode=min` provenance by default. |
 //! | `build.attest` | A list of `--attest` specs (`type=sbom,generator=IMAGE`). |
@@ -140,15 +140,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, ShmSize, Ulimit};
-use cicd_agents_types::{BranchName, GitRef, GitUrl, GitUrlScheme};
+use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, Platform, ShmSize, Ulimit};
+use cicd_agents_types::{
+    BranchName, GitRef, GitUrl, GitUrlScheme, ImageRef, ImageRefError, ImageTag,
+};
 use serde::Serialize;
 
 pub use error::DefinitionError;
 pub use params::{parse_override, valid_name as valid_parameter_name, BUILTIN_PARAMETERS};
 
 use crate::git::{Author, GitAuth, MessageTemplate};
-use crate::values::{validate_tag, DigestPin, ImageKeys, ImageTag, KeyPath};
+use crate::values::{DigestPin, ImageKeys, KeyPath};
 use reader::{scalar, wrong_type, Map, Str};
 
 /// The default commit author.
@@ -328,44 +330,20 @@ impl Serialize for ImageName {
 }
 
 impl ImageName {
-    /// Parses `repository[:tag]`; a missing tag is `default_tag`. Digests (`@sha256:…`) are
-    /// refused: the build produces the digest.
+    /// Parses `repository[:tag]` as an image reference ([`ImageRef`], distribution's and so
+    /// buildx's rules); a missing tag is `default_tag`. Digests (`@sha256:…`) are refused: the
+    /// build produces the digest.
     pub fn parse(text: &str, default_tag: &str) -> Result<ImageName, String> {
-        if text.is_empty() {
-            return Err("empty image name".into());
-        }
-        if text.contains('@') {
+        let reference: ImageRef = text.parse().map_err(|err: ImageRefError| err.reason)?;
+        if reference.digest().is_some() {
             return Err("an image name to build cannot carry a digest (`@…`)".into());
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("an image name cannot contain spaces or control characters".into());
-        }
-        let last_slash = text.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (repository, tag) = match text[last_slash..].rfind(':') {
-            Some(i) => (&text[..last_slash + i], &text[last_slash + i + 1..]),
-            None => (text, default_tag),
+        let tag = match reference.tag() {
+            Some(tag) => tag.clone(),
+            None => ImageTag::new(default_tag).map_err(|e| e.to_string())?,
         };
-        if repository.is_empty() || repository.ends_with('/') || repository.starts_with('/') {
-            return Err(format!("`{text}` has no repository name"));
-        }
-        let path = repository
-            .split_once('/')
-            .map_or(repository, |(first, rest)| {
-                // The first component is a registry host when it has a dot, a colon or is localhost.
-                if first.contains(['.', ':']) || first == "localhost" {
-                    rest
-                } else {
-                    repository
-                }
-            });
-        if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!(
-                "`{repository}`: repository names must be lowercase"
-            ));
-        }
-        let tag = ImageTag::new(tag).map_err(|e| e.to_string())?;
         Ok(ImageName {
-            repository: repository.to_string(),
+            repository: reference.name(),
             tag,
         })
     }
@@ -375,7 +353,7 @@ impl ImageName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CacheSpec {
     /// The cache image reference.
-    pub reference: String,
+    pub reference: ImageRef,
     /// `max` (all layers, the default) or `min`.
     pub mode: String,
     /// Import the cache (`--cache-from`).
@@ -404,8 +382,9 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
     /// Stage to build.
     pub target: Option<String>,
-    /// Target platforms.
-    pub platforms: Vec<String>,
+    /// Target platforms, each once (an item may be a comma list, as `--platform`).
+    #[serde(serialize_with = "as_strings")]
+    pub platforms: Vec<Platform>,
     /// Ignore the cache.
     pub no_cache: bool,
     /// Docker configuration directory with registry credentials.
@@ -446,7 +425,14 @@ fn buildx_value<T>(file: &str, at: &Str, value: &str) -> Result<T, DefinitionErr
 where
     T: std::str::FromStr<Err = cicd_agents_buildkit::Error>,
 {
-    value.parse::<T>().map_err(|err| match err {
+    value
+        .parse::<T>()
+        .map_err(|err| refused(file, at, value, err))
+}
+
+/// A value of the definition the library refused, reported at its line.
+fn refused(file: &str, at: &Str, value: &str, err: cicd_agents_buildkit::Error) -> DefinitionError {
+    match err {
         cicd_agents_buildkit::Error::InvalidOption {
             value: bad, reason, ..
         } => {
@@ -458,7 +444,7 @@ where
             at.invalid(file, format!("`{shown}`: {reason}"))
         }
         other => at.invalid(file, other.to_string()),
-    })
+    }
 }
 
 /// One image in a values file.
@@ -986,7 +972,9 @@ impl PipelineDefinition {
                 }
             })
         };
-        check("image-tag", &|v| validate_tag(v).map_err(|e| e.to_string()))?;
+        check("image-tag", &|v| {
+            ImageTag::new(v).map(drop).map_err(|e| e.to_string())
+        })?;
         check("git-ref", &check_git_ref)?;
         check("dockerfile", &|v| check_relative(v, "the Dockerfile path"))?;
 
@@ -1078,8 +1066,7 @@ impl PipelineDefinition {
         let cache = match &b.cache {
             None => None,
             Some(RawCache::Ref(r)) => {
-                let reference = sub(r)?;
-                check_reference(&reference).map_err(|x| r.invalid(file, x))?;
+                let reference = image_ref(file, r, &sub(r)?)?;
                 Some(CacheSpec {
                     reference,
                     mode: "max".into(),
@@ -1093,8 +1080,7 @@ impl PipelineDefinition {
                 import,
                 export,
             }) => {
-                let text = sub(reference)?;
-                check_reference(&text).map_err(|x| reference.invalid(file, x))?;
+                let text = image_ref(file, reference, &sub(reference)?)?;
                 let mode_text = match mode {
                     Some(m) => {
                         let v = sub(m)?;
@@ -1125,7 +1111,14 @@ impl PipelineDefinition {
         for (k, v) in &b.labels {
             labels.insert(k.value.clone(), sub(v)?);
         }
-        let platforms = b.platforms.iter().map(sub).collect::<Result<Vec<_>, _>>()?;
+        let mut platforms = Vec::new();
+        for raw in &b.platforms {
+            let text = sub(raw)?;
+            platforms.extend(
+                Platform::parse_list([&text]).map_err(|err| refused(file, raw, &text, err))?,
+            );
+        }
+        let platforms = Platform::dedup(platforms);
         let mut attests: Vec<Attest> = Vec::new();
         for (raw, shorthand) in [
             (&b.provenance, Attest::provenance as fn(&str) -> _),
@@ -1444,14 +1437,14 @@ fn check_git_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_reference(r: &str) -> Result<(), String> {
-    if r.is_empty()
-        || r.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
-    {
-        return Err(format!("`{r}` is not an image reference"));
-    }
-    Ok(())
+/// An image reference of the definition (the one [`ImageRef`] parser), refused at its line.
+fn image_ref(file: &str, at: &Str, text: &str) -> Result<ImageRef, DefinitionError> {
+    text.parse::<ImageRef>().map_err(|err| {
+        at.invalid(
+            file,
+            format!("`{text}` is not an image reference: {}", err.reason),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -441,6 +441,25 @@ fn buildx_flags_are_read_typed_and_reach_the_build() {
 }
 
 #[test]
+fn platforms_are_typed_normalised_and_sent_once() {
+    let text = format!(
+        "{MINIMAL}  platforms: [linux/x86_64, 'linux/arm64,linux/armhf', linux/amd64, '${{extra}}']\nparameters:\n  extra: linux/arm/v7\n"
+    );
+    let p = resolve(&text, &[]);
+    let shown: Vec<String> = p.build.platforms.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    let options = crate::run::build_options(&p, None);
+    assert_eq!(options.platforms, p.build.platforms);
+    let plan = crate::run::BuildPlan::of(&p).to_string();
+    assert!(
+        plan.contains("platforms:   linux/amd64,linux/arm64,linux/arm/v7"),
+        "{plan}"
+    );
+    let local = resolve(&format!("{MINIMAL}  platforms: [local]\n"), &[]);
+    assert_eq!(local.build.platforms, [Platform::local()]);
+}
+
+#[test]
 fn bad_buildx_values_name_key_and_line() {
     for (tail, key, line, needle) in [
         ("  provenance: mode=huge\n", "build.provenance", 5, "huge"),
@@ -471,10 +490,133 @@ fn bad_buildx_values_name_key_and_line() {
             5,
             "cgroup path",
         ),
+        (
+            "  platforms: [linux/amd64, linux/amd65]\n",
+            "build.platforms[1]",
+            5,
+            "`linux/amd65`: unknown architecture",
+        ),
+        (
+            "  platforms:\n    - linux/arm64\n    - 'linux/arm64,'\n",
+            "build.platforms[1]",
+            7,
+            "empty platform",
+        ),
+        (
+            "  platforms: ['linux/arm/v7/x']\n",
+            "build.platforms[0]",
+            5,
+            "linux/arm/v7/x",
+        ),
     ] {
         let err = err_of(&format!("{MINIMAL}{tail}"));
         assert_names(&err, key, line);
         assert!(err.contains(needle), "{needle:?}: {err}");
         assert!(!err.contains("--"), "names a flag: {err}");
     }
+}
+
+/// `build.cache` and `build.images` are read with the shared `ImageRef` (distribution's rules,
+/// as buildx). The table records what the definition's own checks accepted before (`cache`:
+/// non-empty, no spaces, control characters or commas; `images`: lowercase repository path and a
+/// valid tag, nothing else) and what it accepts now.
+#[test]
+fn image_references_follow_the_shared_type() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let long = format!("r.example.com/{}", "a".repeat(250));
+    // (reference, cache before, images before, cache now, images now)
+    let table: Vec<(String, bool, bool, bool, bool)> = vec![
+        ("r.example.com/app:cache".into(), true, true, true, true),
+        (
+            "127.0.0.1:5055/demo/app:buildcache".into(),
+            true,
+            true,
+            true,
+            true,
+        ),
+        ("app".into(), true, true, true, true),
+        ("localhost/app".into(), true, true, true, true),
+        ("a/b/c/d:1".into(), true, true, true, true),
+        ("Upper.example.com/app:1".into(), true, true, true, true),
+        ("[::1]:5000/app".into(), true, true, true, true),
+        // A digest: a cache may be imported from one, an image to build cannot have one.
+        (
+            format!("r.example.com/app@{digest}"),
+            true,
+            false,
+            true,
+            false,
+        ),
+        (
+            format!("r.example.com/app:1@{digest}"),
+            true,
+            false,
+            true,
+            false,
+        ),
+        // Refused by both before and now.
+        ("".into(), false, false, false, false),
+        (
+            "r.example.com/app:Bad Tag".into(),
+            false,
+            false,
+            false,
+            false,
+        ),
+        // Accepted before by the cache check only; refused now.
+        ("R/App:1".into(), true, false, false, false),
+        ("r.example.com/App:1".into(), true, false, false, false),
+        ("r.example.com/app:-x".into(), true, false, false, false),
+        ("r.example.com/app:".into(), true, false, false, false),
+        (
+            "r.example.com/app@sha256:abc".into(),
+            true,
+            false,
+            false,
+            false,
+        ),
+        // Accepted before by both; refused now.
+        ("r.example.com/a!pp".into(), true, true, false, false),
+        ("r..example.com/app".into(), true, true, false, false),
+        ("r.example.com//app".into(), true, true, false, false),
+        ("https://r.example.com/app".into(), true, true, false, false),
+        ("r.example.com/app-".into(), true, true, false, false),
+        (long, true, true, false, false),
+        // Accepted before by the image check only (it never looked for commas); refused now.
+        ("r.example.com/app,x".into(), false, true, false, false),
+    ];
+    let head = "source:\n  git: https://git.example.com/app.git\nbuild:\n";
+    let mut changed = Vec::new();
+    for (reference, cache_before, images_before, cache_now, images_now) in &table {
+        let cache = format!("{head}  images: [r.example.com/app]\n  cache: '{reference}'\n");
+        let images = format!("{head}  images: ['{reference}']\n");
+        for (what, text, line, before, now) in [
+            ("build.cache", cache, 5, cache_before, cache_now),
+            ("build.images[0]", images, 4, images_before, images_now),
+        ] {
+            let result = parse(&text).and_then(|d| d.resolve(Vec::<(String, String)>::new()));
+            match (&result, now) {
+                (Ok(_), true) => {}
+                (Err(err), false) => assert_names(&err.to_string(), what, line),
+                (Ok(_), false) => panic!("{what}: {reference:?} accepted"),
+                (Err(err), true) => panic!("{what}: {reference:?} refused: {err}"),
+            }
+            if before != now {
+                changed.push(format!("{what} {reference:?}"));
+            }
+        }
+    }
+    // Only ever stricter, never looser.
+    assert!(table
+        .iter()
+        .all(|(_, cb, ib, cn, inow)| (cb >= cn) && (ib >= inow)));
+    assert_eq!(changed.len(), 18, "{changed:#?}");
+    // The error says what the shared type says.
+    let err = err_of(&format!(
+        "{head}  images: [r.example.com/app]\n  cache: 'r.example.com/App:1'\n"
+    ));
+    assert!(
+        err.contains("is not an image reference") && err.contains("lowercase"),
+        "{err}"
+    );
 }

@@ -185,7 +185,7 @@ impl BuildPlan {
             build_args: options.build_args.clone(),
             labels: options.labels.clone(),
             target: options.target.clone(),
-            platforms: options.platforms.clone(),
+            platforms: options.platforms.iter().map(ToString::to_string).collect(),
             no_cache: options.no_cache,
             pull: options.pull,
             attests: options.attests.iter().map(ToString::to_string).collect(),
@@ -244,10 +244,11 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options = options.push(b.push);
     if let Some(c) = &b.cache {
         if c.import {
-            options = options.cache_from(CacheEntry::registry(&c.reference));
+            options = options.cache_from(CacheEntry::registry(c.reference.as_str()));
         }
         if c.export {
-            options = options.cache_to(CacheEntry::registry(&c.reference).attr("mode", &c.mode));
+            options =
+                options.cache_to(CacheEntry::registry(c.reference.as_str()).attr("mode", &c.mode));
         }
     }
     options.network = b.network;

@@ -32,7 +32,7 @@
 //! let client = Client::connect("docker://").await?;
 //! let report = Runner::new(pipeline)
 //!     .events(|event: &RunEvent| eprintln!("{}", serde_json::to_string(event).unwrap_or_default()))
-//!     .progress(ProgressMode::Plain.stderr_sink())
+//!     .progress(ProgressMode::Plain.stderr_sink()?)
 //!     .run(&client)
 //!     .await?;
 //! println!("digest {:?}, chart commit {:?}", report.digest(), report.chart_commit());

@@ -711,7 +711,7 @@ class WriteBackOutcome:
     def changed(self) -> bool: ...
 
 def normalize_platform(platform: str) -> str:
-    """Checks ``os/arch[/variant]`` and returns it normalised (``linux/x86_64`` -> ``linux/amd64``); raises InvalidOption."""
+    """Checks ``os/arch[/variant]`` and returns it normalised as buildx does (``linux/x86_64`` -> ``linux/amd64``, ``linux/armhf`` -> ``linux/arm/v7``, ``local`` -> this machine's platform); raises InvalidOption."""
 
 def set_image(path: _Path, key: Union[str, _Edits], value: Optional[str] = None) -> bool:
     """Sets ``key`` to ``value`` (or several edits) in a values file, format-preserving; returns whether it changed."""

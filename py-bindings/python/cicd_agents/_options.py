@@ -47,6 +47,8 @@ class BuildOptions(TypedDict, total=False):
     build_args: Optional[_KeyValues]
     target: Optional[str]
     platforms: Optional[_StrOrList]
+    """``"linux/amd64"``, ``"linux/amd64,linux/arm64"`` or a list, as ``--platform``: normalised
+    (``linux/x86_64`` is ``linux/amd64``), ``"local"`` is this machine's platform, each sent once."""
     labels: Optional[_KeyValues]
     no_cache: Optional[bool]
     cache: Optional[bool]
