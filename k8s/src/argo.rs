@@ -11,18 +11,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, Volume,
-};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSecurityContext, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::buildkit::{BuildContainer, BuildStepOptions};
+use super::buildkit::{build_step_setters, check_build_target, BuildContainer, BuildStepOptions};
 use super::common::{
-    empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount, pod_security_context,
+    empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount,
     restricted_security_context, validate_dns_subdomain, validate_git_ref, validate_image,
-    validate_plain, validate_repo_path, validate_tag, BuilderSecurity, SecretKeyRef, BUILDKIT_UID,
+    validate_plain, validate_repo_path, validate_tag, SecretKeyRef,
 };
 use super::error::K8sError;
 use super::names::LabelValue;
@@ -360,22 +358,7 @@ impl BuildAndUpdateChart {
         }
     }
 
-    /// Every build step option at once (replacing those set before).
-    pub fn options(mut self, options: BuildStepOptions) -> Self {
-        self.step = options;
-        self
-    }
-
-    /// The build step options.
-    pub fn step_options(&self) -> &BuildStepOptions {
-        &self.step
-    }
-
-    /// The namespace.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.step.namespace = Some(namespace.into());
-        self
-    }
+    build_step_setters!();
 
     /// Default of the `image-tag` parameter (default `latest`).
     pub fn default_tag(mut self, tag: impl Into<String>) -> Self {
@@ -395,83 +378,15 @@ impl BuildAndUpdateChart {
         self
     }
 
-    /// Build from a sub-directory of the repository.
-    pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
-        self.step.context_subdir = Some(subdir.into());
-        self
-    }
-
-    /// Registry cache ref for `--export-cache`/`--import-cache` (`mode=max`).
-    pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
-        self.step.cache_ref = Some(cache_ref.into());
-        self
-    }
-
-    /// The cache registry speaks plain HTTP.
-    pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
-        self.step.insecure_cache_registry = insecure;
-        self
-    }
-
-    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
-    pub fn insecure_registry(mut self, insecure: bool) -> Self {
-        self.step.insecure_registry = insecure;
-        self
-    }
-
-    /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
-    /// `regcred`); `None` pushes anonymously (as for [`BuildJob`](super::buildkit::BuildJob)).
-    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
-        self.step.registry_secret = secret;
-        self
-    }
-
     /// The Secret key holding the chart repository token (default `github-token`/`token`).
     pub fn github_token(mut self, secret: SecretKeyRef) -> Self {
         self.github_token = secret;
         self
     }
 
-    /// A token for a private source repository, given to BuildKit as the secret
-    /// `GIT_AUTH_TOKEN.<host>` of the git URL's host only.
-    pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
-        self.step.git_token = Some(secret);
-        self
-    }
-
-    /// The rootless BuildKit image.
-    pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
-        self.step.buildkit_image = image.into();
-        self
-    }
-
-    /// What the build container may do.
-    pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.step.security = security;
-        self
-    }
-
-    /// Add `CAP_SYS_ADMIN` to the build container (off by default).
-    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.step.security.sys_admin = sys_admin;
-        self
-    }
-
-    /// Resources of the build container.
-    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.step.resources = Some(resources);
-        self
-    }
-
     /// The UID the `update-chart` container runs as (default 65532, non-root).
     pub fn tool_uid(mut self, uid: i64) -> Self {
         self.tool_uid = uid;
-        self
-    }
-
-    /// Service account of the workflow (Argo's executor needs one with its usual role).
-    pub fn service_account(mut self, account: impl Into<String>) -> Self {
-        self.step.service_account = Some(account.into());
         self
     }
 
@@ -487,19 +402,12 @@ impl BuildAndUpdateChart {
         self
     }
 
-    /// An extra label.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.step.labels.insert(key.into(), value.into());
-        self
-    }
-
     fn validate(&self) -> Result<(), K8sError> {
         validate_dns_subdomain("name", &self.name)?;
         // Argo refuses longer names, and the name is also a label value.
         LabelValue::parse(&self.name).map_err(|err| err.for_option("name"))?;
         self.step.validate()?;
-        git_url_host("git url", &self.git_url)?;
-        validate_image("image", &self.image)?;
+        check_build_target(&self.git_url, &self.image)?;
         validate_tag("default tag", &self.default_tag)?;
         validate_git_ref("default git ref", &self.default_git_ref)?;
         validate_repo_path("default dockerfile", &self.default_dockerfile)?;
@@ -524,16 +432,14 @@ impl BuildAndUpdateChart {
     /// Builds the WorkflowTemplate.
     pub fn build(&self) -> Result<WorkflowTemplate, K8sError> {
         self.validate()?;
-        let git_host = git_url_host("git url", &self.git_url)?;
         let input = |name: &str| format!("{{{{inputs.parameters.{name}}}}}");
         let workflow_param = |name: &str| format!("{{{{workflow.parameters.{name}}}}}");
         let labels = labels(&self.name, "pipeline", &self.step.labels);
 
-        let (build_container, build_volumes) = BuildContainer {
+        let build_pod = BuildContainer {
             name: "main",
             step: &self.step,
             git_url: &self.git_url,
-            git_host: &git_host,
             git_ref: &input(P_REF),
             dockerfile: &input(P_DOCKERFILE),
             image: &self.image,
@@ -541,7 +447,7 @@ impl BuildAndUpdateChart {
             push: true,
             digest_file: Some(DIGEST_FILE),
         }
-        .container_and_volumes();
+        .render()?;
 
         let build = Template {
             name: "build".into(),
@@ -561,9 +467,9 @@ impl BuildAndUpdateChart {
                     ..Parameter::default()
                 }],
             }),
-            security_context: Some(pod_security_context(BUILDKIT_UID)),
-            volumes: build_volumes,
-            container: Some(build_container),
+            security_context: Some(build_pod.security_context),
+            volumes: build_pod.volumes,
+            container: Some(build_pod.container),
             ..Template::default()
         };
 

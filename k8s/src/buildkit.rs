@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -95,21 +95,52 @@ printf '%s' "$digest" > "$DIGEST_FILE"
 echo "build: pushed ${IMAGE}:${IMAGE_TAG}@${digest}"
 "#;
 
-/// The values of one build container. `image_tag`, `git_ref` and `dockerfile` may be Argo
-/// placeholders (`{{inputs.parameters.…}}`); the script checks them at run time.
+/// The one renderer of a build step: the build [`Job`] ([`BuildJob`]) and the WorkflowTemplate's
+/// `build` step ([`BuildAndUpdateChart`](super::argo::BuildAndUpdateChart)) both get their
+/// container (script, env, secret references), volumes and pod security context from
+/// [`BuildContainer::render`], so the rules (token scoped to the git URL's host, tag and ref
+/// checks, insecure registries) live here once. `image_tag`, `git_ref` and `dockerfile` may
+/// be Argo placeholders (`{{inputs.parameters.…}}`); the script checks them at run time.
 pub(crate) struct BuildContainer<'a> {
     pub name: &'a str,
     pub step: &'a BuildStepOptions,
     pub git_url: &'a str,
-    /// The host of `git_url` (see `git_url_host`): the only remote that gets the git token.
-    pub git_host: &'a str,
     pub git_ref: &'a str,
     pub dockerfile: &'a str,
+    /// The repository to push (without tag or digest).
     pub image: &'a str,
     pub image_tag: &'a str,
     pub push: bool,
     /// Where the script writes the pushed image's digest (the WorkflowTemplate's output).
     pub digest_file: Option<&'a str>,
+}
+
+/// What [`BuildContainer::render`] produces: the container, the volumes it mounts and the
+/// pod-level security context its pod needs.
+pub(crate) struct BuildPod {
+    pub container: Container,
+    pub volumes: Vec<Volume>,
+    pub security_context: PodSecurityContext,
+}
+
+/// The git URL (its host, returned, is the only remote that gets the git token) and the image
+/// repository of a build step, checked the same way for every manifest: the image is a
+/// repository without tag or digest (the tag is a value of its own).
+pub(crate) fn check_build_target(git_url: &str, image: &str) -> Result<String, K8sError> {
+    let host = git_url_host("git url", git_url)?;
+    validate_image("image", image)?;
+    if image
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
+        || image.contains('@')
+    {
+        return Err(K8sError::option(
+            "image",
+            format!("{image:?}: give the repository without tag or digest; set the tag on its own"),
+        ));
+    }
+    Ok(host)
 }
 
 /// The options of a rootless BuildKit build step, one struct shared by [`BuildJob`] and
@@ -192,12 +223,117 @@ impl BuildStepOptions {
     }
 }
 
+/// The setters of the build step options ([`BuildStepOptions`]), the same on [`BuildJob`] and
+/// [`BuildAndUpdateChart`](super::argo::BuildAndUpdateChart): each changes one field of
+/// `self.step`.
+macro_rules! build_step_setters {
+    () => {
+        /// Every build step option at once (replacing those set before).
+        pub fn options(mut self, options: BuildStepOptions) -> Self {
+            self.step = options;
+            self
+        }
+
+        /// The build step options.
+        pub fn step_options(&self) -> &BuildStepOptions {
+            &self.step
+        }
+
+        /// The namespace (otherwise the one `kubectl` or the launcher uses).
+        pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+            self.step.namespace = Some(namespace.into());
+            self
+        }
+
+        /// Build from a sub-directory of the repository.
+        pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
+            self.step.context_subdir = Some(subdir.into());
+            self
+        }
+
+        /// Import and export the build cache at this registry ref (`mode=max`).
+        pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
+            self.step.cache_ref = Some(cache_ref.into());
+            self
+        }
+
+        /// The cache registry speaks plain HTTP (`registry.insecure=true` on the cache).
+        pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
+            self.step.insecure_cache_registry = insecure;
+            self
+        }
+
+        /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
+        pub fn insecure_registry(mut self, insecure: bool) -> Self {
+            self.step.insecure_registry = insecure;
+            self
+        }
+
+        /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
+        /// `regcred`); `None` pushes anonymously.
+        pub fn registry_secret(mut self, secret: Option<String>) -> Self {
+            self.step.registry_secret = secret;
+            self
+        }
+
+        /// A token for a private git repository, offered to BuildKit as the secret
+        /// `GIT_AUTH_TOKEN.<host>` (`<host>` is the git URL's host, with its port), so that
+        /// BuildKit sends it to that host only.
+        pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
+            self.step.git_token = Some(secret);
+            self
+        }
+
+        /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`](crate::DEFAULT_BUILDKIT_IMAGE)).
+        pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
+            self.step.buildkit_image = image.into();
+            self
+        }
+
+        /// What the build container may do (see [`BuilderSecurity`](crate::BuilderSecurity)).
+        pub fn security(mut self, security: crate::BuilderSecurity) -> Self {
+            self.step.security = security;
+            self
+        }
+
+        /// Add `CAP_SYS_ADMIN` to the build container (off by default).
+        pub fn sys_admin(mut self, sys_admin: bool) -> Self {
+            self.step.security.sys_admin = sys_admin;
+            self
+        }
+
+        /// CPU and memory requests and limits of the build container.
+        pub fn resources(
+            mut self,
+            resources: k8s_openapi::api::core::v1::ResourceRequirements,
+        ) -> Self {
+            self.step.resources = Some(resources);
+            self
+        }
+
+        /// The service account of the pods (for a WorkflowTemplate: Argo's executor needs one
+        /// with its usual role).
+        pub fn service_account(mut self, account: impl Into<String>) -> Self {
+            self.step.service_account = Some(account.into());
+            self
+        }
+
+        /// An extra label on the objects and their pods.
+        pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+            self.step.labels.insert(key.into(), value.into());
+            self
+        }
+    };
+}
+pub(crate) use build_step_setters;
+
 const STATE_VOLUME: &str = "buildkit-state";
 const DOCKER_CONFIG_VOLUME: &str = "docker-config";
 
 impl BuildContainer<'_> {
-    /// The container and the volumes it needs.
-    pub(crate) fn container_and_volumes(&self) -> (Container, Vec<Volume>) {
+    /// The container, its volumes and its pod's security context (see [`BuildContainer`]).
+    pub(crate) fn render(&self) -> Result<BuildPod, K8sError> {
+        let git_host = check_build_target(self.git_url, self.image)?;
         let mut env_vars: Vec<EnvVar> = vec![
             env("BUILDKITD_FLAGS", NO_PROCESS_SANDBOX),
             env("GIT_URL", self.git_url),
@@ -229,7 +365,7 @@ impl BuildContainer<'_> {
         }
         if let Some(token) = &self.step.git_token {
             env_vars.push(env_from_secret("GIT_AUTH_TOKEN", token));
-            env_vars.push(env("GIT_AUTH_HOST", self.git_host));
+            env_vars.push(env("GIT_AUTH_HOST", git_host));
         }
         let mut mounts: Vec<VolumeMount> = vec![mount(STATE_VOLUME, BUILDKIT_STATE_DIR, false)];
         let mut volumes = vec![empty_dir(STATE_VOLUME)];
@@ -253,7 +389,11 @@ impl BuildContainer<'_> {
             resources: self.step.resources.clone(),
             ..Container::default()
         };
-        (container, volumes)
+        Ok(BuildPod {
+            container,
+            volumes,
+            security_context: pod_security_context(BUILDKIT_UID),
+        })
     }
 }
 
@@ -320,6 +460,8 @@ impl BuildJob {
         }
     }
 
+    build_step_setters!();
+
     /// Use the name as `metadata.generateName` prefix (the API server appends a suffix), so
     /// that the same manifest can be created many times.
     pub fn generate_name(mut self, generate: bool) -> Self {
@@ -327,32 +469,9 @@ impl BuildJob {
         self
     }
 
-    /// Every build step option at once (replacing those set before).
-    pub fn options(mut self, options: BuildStepOptions) -> Self {
-        self.step = options;
-        self
-    }
-
-    /// The build step options.
-    pub fn step_options(&self) -> &BuildStepOptions {
-        &self.step
-    }
-
-    /// The namespace (otherwise the one `kubectl` or the launcher uses).
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.step.namespace = Some(namespace.into());
-        self
-    }
-
     /// The branch, tag or commit to build (default `refs/heads/main`).
     pub fn git_ref(mut self, git_ref: impl Into<String>) -> Self {
         self.git_ref = git_ref.into();
-        self
-    }
-
-    /// Build from a sub-directory of the repository.
-    pub fn context_subdir(mut self, subdir: impl Into<String>) -> Self {
-        self.step.context_subdir = Some(subdir.into());
         self
     }
 
@@ -374,63 +493,6 @@ impl BuildJob {
         self
     }
 
-    /// The image registry speaks plain HTTP: the push gets `registry.insecure=true`.
-    pub fn insecure_registry(mut self, insecure: bool) -> Self {
-        self.step.insecure_registry = insecure;
-        self
-    }
-
-    /// Import and export the build cache at this registry ref (`mode=max`).
-    pub fn cache_ref(mut self, cache_ref: impl Into<String>) -> Self {
-        self.step.cache_ref = Some(cache_ref.into());
-        self
-    }
-
-    /// The cache registry speaks plain HTTP (`registry.insecure=true`).
-    pub fn insecure_cache_registry(mut self, insecure: bool) -> Self {
-        self.step.insecure_cache_registry = insecure;
-        self
-    }
-
-    /// The `kubernetes.io/dockerconfigjson` Secret with the push credentials (default
-    /// `regcred`); `None` for anonymous pushes.
-    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
-        self.step.registry_secret = secret;
-        self
-    }
-
-    /// A token for private git repositories, passed to BuildKit as the
-    /// `GIT_AUTH_TOKEN.<host>` secret (`<host>` is the git URL's host, with its port), so
-    /// that BuildKit offers it to that host only.
-    pub fn git_token(mut self, secret: SecretKeyRef) -> Self {
-        self.step.git_token = Some(secret);
-        self
-    }
-
-    /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
-    pub fn buildkit_image(mut self, image: impl Into<String>) -> Self {
-        self.step.buildkit_image = image.into();
-        self
-    }
-
-    /// What the builder container may do (see [`BuilderSecurity`]).
-    pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.step.security = security;
-        self
-    }
-
-    /// Add `CAP_SYS_ADMIN` to the builder (off by default).
-    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.step.security.sys_admin = sys_admin;
-        self
-    }
-
-    /// CPU and memory requests and limits of the build container.
-    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.step.resources = Some(resources);
-        self
-    }
-
     /// Seconds after which a finished Job is deleted (default 3600).
     pub fn ttl_seconds_after_finished(mut self, seconds: i32) -> Self {
         self.ttl_seconds_after_finished = seconds;
@@ -449,40 +511,12 @@ impl BuildJob {
         self
     }
 
-    /// Run the pod under this service account.
-    pub fn service_account(mut self, account: impl Into<String>) -> Self {
-        self.step.service_account = Some(account.into());
-        self
-    }
-
-    /// An extra label on the Job and its pod.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.step.labels.insert(key.into(), value.into());
-        self
-    }
-
     fn validate(&self) -> Result<(), K8sError> {
         validate_job_name("name", &self.name, self.generate_name)?;
         self.step.validate()?;
-        git_url_host("git url", &self.git_url)?;
+        check_build_target(&self.git_url, &self.image)?;
         validate_git_ref("git ref", &self.git_ref)?;
         validate_repo_path("dockerfile", &self.dockerfile)?;
-        validate_image("image", &self.image)?;
-        if self
-            .image
-            .rsplit('/')
-            .next()
-            .is_some_and(|last| last.contains(':'))
-            || self.image.contains('@')
-        {
-            return Err(K8sError::option(
-                "image",
-                format!(
-                    "{:?}: give the repository without tag or digest; set the tag with tag()",
-                    self.image
-                ),
-            ));
-        }
         validate_tag("tag", &self.tag)?;
         if self.ttl_seconds_after_finished < 0
             || self.active_deadline_seconds <= 0
@@ -499,16 +533,14 @@ impl BuildJob {
     /// Builds the Job.
     pub fn build(&self) -> Result<Job, K8sError> {
         self.validate()?;
-        let git_host = git_url_host("git url", &self.git_url)?;
         tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
         // With generateName, the labels hold the prefix without its '-'.
         let name = validate_job_name("name", &self.name, self.generate_name)?;
         let labels = labels(&name, "build", &self.step.labels);
-        let (container, volumes) = BuildContainer {
+        let pod = BuildContainer {
             name: "buildkit",
             step: &self.step,
             git_url: &self.git_url,
-            git_host: &git_host,
             git_ref: &self.git_ref,
             dockerfile: &self.dockerfile,
             image: &self.image,
@@ -516,7 +548,7 @@ impl BuildJob {
             push: self.push,
             digest_file: None,
         }
-        .container_and_volumes();
+        .render()?;
         let mut meta = metadata(&name, self.step.namespace.as_deref(), labels.clone());
         if self.generate_name {
             meta.name = None;
@@ -537,9 +569,9 @@ impl BuildJob {
                         restart_policy: Some("Never".into()),
                         service_account_name: self.step.service_account.clone(),
                         automount_service_account_token: Some(false),
-                        security_context: Some(pod_security_context(BUILDKIT_UID)),
-                        containers: vec![container],
-                        volumes: Some(volumes),
+                        security_context: Some(pod.security_context),
+                        containers: vec![pod.container],
+                        volumes: Some(pod.volumes),
                         ..PodSpec::default()
                     }),
                 },

@@ -708,6 +708,15 @@ fn values_that_could_inject_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("without tag"), "{err}");
+    // The WorkflowTemplate's build step is rendered by the same code: the same rule holds
+    // (it used to render `docker.io/app:1.0:{{inputs.parameters.image-tag}}`).
+    for image in ["docker.io/app:1.0", "registry.local:5000/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"] {
+        let err = BuildAndUpdateChart::new("w", "https://x/y.git", image, chart())
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without tag"), "{image}: {err}");
+    }
     assert!(RunnerJob::github("r", SecretKeyRef::new("s", "k"))
         .storage_driver("overlayfs-fuse")
         .build()
