@@ -128,13 +128,8 @@ pub(crate) struct BuildPod {
 /// repository without tag or digest (the tag is a value of its own).
 pub(crate) fn check_build_target(git_url: &str, image: &str) -> Result<String, K8sError> {
     let host = git_url_host("git url", git_url)?;
-    validate_image("image", image)?;
-    if image
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains(':'))
-        || image.contains('@')
-    {
+    let reference = validate_image("image", image)?;
+    if reference.tag().is_some() || reference.digest().is_some() {
         return Err(K8sError::option(
             "image",
             format!("{image:?}: give the repository without tag or digest; set the tag on its own"),

@@ -359,45 +359,39 @@ pub(crate) fn validate_tag(option: &str, value: &str) -> Result<(), K8sError> {
     }
 }
 
-/// An image reference without spaces, quotes, commas or `$` (it ends up inside
-/// comma-separated BuildKit attributes and Kubernetes `$(VAR)`-expanded arguments).
-pub(crate) fn validate_image(option: &str, value: &str) -> Result<(), K8sError> {
-    let ok = !value.is_empty()
-        && value.len() <= 512
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(K8sError::option(
-            option,
-            format!("{value:?} is not a valid image reference"),
-        ))
-    }
+/// An image reference as `cicd-agents build -t` takes it: an
+/// [`ImageRef`](cicd_agents_types::ImageRef) (`[registry[:port]/]path[:tag][@digest]`, which
+/// leaves no room for spaces, quotes, commas or `$`: the value ends up inside comma-separated
+/// BuildKit attributes and `$(VAR)`-expanded arguments).
+pub(crate) fn validate_image(
+    option: &str,
+    value: &str,
+) -> Result<cicd_agents_types::ImageRef, K8sError> {
+    value
+        .parse::<cicd_agents_types::ImageRef>()
+        .map_err(|err| K8sError::option(option, format!("{value:?}: {}", err.reason)))
 }
 
-/// A git ref as the build accepts it: `[A-Za-z0-9_./-]+` (`refs/heads/main`, `v1.2.3`, a SHA).
+/// A git ref to build: a [`GitRef`](cicd_agents_types::GitRef) (git's rules) that also fits
+/// the build context's syntax (`<url>#<ref>:<subdir>`), so only `[A-Za-z0-9_./-]`: the same
+/// rule [`BUILD_SCRIPT`](crate::buildkit::BUILD_SCRIPT) applies at run time to a workflow
+/// parameter (`refs/heads/main`, `v1.2.3`, a SHA).
 pub(crate) fn validate_git_ref(option: &str, value: &str) -> Result<(), K8sError> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
-        && !value.starts_with('-')
-        && !value.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(K8sError::option(
+    let git_ref = cicd_agents_types::GitRef::new(value)
+        .map_err(|err| K8sError::option(option, format!("{value:?}: {}", err.reason)))?;
+    if let Some(c) = git_ref
+        .as_str()
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
+    {
+        return Err(K8sError::option(
             option,
-            format!("{value:?} is not an accepted git ref ([A-Za-z0-9_./-], no '..')"),
-        ))
+            format!(
+                "{value:?}: {c:?} cannot be part of a build context's ref (use [A-Za-z0-9_./-])"
+            ),
+        ));
     }
+    Ok(())
 }
 
 /// A relative path inside the repository (Dockerfile, context sub-directory).

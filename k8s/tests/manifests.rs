@@ -887,3 +887,83 @@ fn the_buildah_sidecar_builds_on_request_and_refuses_bad_requests() {
         ]
     );
 }
+
+/// Tags, images and refs: the manifests accept what `cicd-agents build -t` accepts (an
+/// `ImageRef`, as `buildkit-client`'s plan checks every tag) and refs by git's rules
+/// (`GitRef`), narrowed to what fits a build context (`[A-Za-z0-9_./-]`).
+#[test]
+fn tags_images_and_refs_are_accepted_as_the_build_command_accepts_them() {
+    use cicd_agents_types::{GitRef, ImageRef};
+    let job = |image: &str, tag: &str, git_ref: &str| {
+        BuildJob::new("b", "https://git.example.com/o/r.git", image)
+            .tag(tag)
+            .git_ref(git_ref)
+            .build()
+    };
+    // (image, tag, accepted by both)
+    for (image, tag, ok) in [
+        ("docker.io/example/app", "1.4.2", true),
+        ("registry.local:5000/team/app", "v1.2.3-rc.1_x", true),
+        ("app", "latest", true),
+        ("localhost/app", "_x", true),
+        ("docker.io/example/app", "v1.0.0-rc.1+build", false),
+        ("docker.io/example/app", "-x", false),
+        ("docker.io/example/app", ".x", false),
+        ("docker.io/example/app", "1.0;id", false),
+        ("docker.io/example/app", &"a".repeat(129), false),
+        // Refused by `build -t` and now here too (the old second parser took them).
+        ("docker.io/Example/App", "1.0", false),
+        ("docker.io/example//app", "1.0", false),
+        ("docker.io/example/app-", "1.0", false),
+        ("reg:port/app", "1.0", false),
+    ] {
+        let cli = format!("{image}:{tag}").parse::<ImageRef>().is_ok();
+        assert_eq!(cli, ok, "build -t {image}:{tag}");
+        let manifest = job(image, tag, "refs/heads/main");
+        assert_eq!(manifest.is_ok(), ok, "{image} {tag}: {manifest:?}");
+        if let Err(err) = manifest {
+            assert!(err.is_invalid_input(), "{err}");
+            let option = option_of(&err);
+            assert!(option == "image" || option == "tag", "{err}: {option}");
+        }
+        let workflow = BuildAndUpdateChart::new("w", "https://x/y.git", image, chart())
+            .default_tag(tag)
+            .build();
+        assert_eq!(workflow.is_ok(), ok, "{image} {tag}: {workflow:?}");
+    }
+    // (ref, accepted by the manifests); whatever they accept, git accepts.
+    for (git_ref, ok) in [
+        ("refs/heads/main", true),
+        ("refs/tags/v1.4.2", true),
+        ("release/1.2", true),
+        ("0123456789abcdef0123456789abcdef01234567", true),
+        ("--upload-pack=x", false),
+        ("a..b", false),
+        ("a:b", false),
+        ("main; rm -rf /", false),
+        // Refused by git (GitRef), which the old second parser let through.
+        ("refs/heads/deploy.lock", false),
+        ("refs/heads/.hidden", false),
+        ("main.", false),
+        ("refs//heads", false),
+        // Valid for git, but not in a build context (`<url>#<ref>:<subdir>`).
+        ("a#b", false),
+        ("a,b", false),
+    ] {
+        let manifest = job("docker.io/example/app", "1.0", git_ref);
+        assert_eq!(manifest.is_ok(), ok, "{git_ref}: {manifest:?}");
+        if ok {
+            assert!(GitRef::new(git_ref).is_ok(), "{git_ref}");
+        } else if let Err(err) = manifest {
+            assert!(err.is_invalid_input(), "{err}");
+            assert_eq!(option_of(&err), "git ref", "{err}");
+        }
+    }
+}
+
+fn option_of(err: &cicd_agents_k8s::K8sError) -> String {
+    match err {
+        cicd_agents_k8s::K8sError::InvalidOption { option, .. } => option.clone(),
+        other => panic!("not an option error: {other}"),
+    }
+}
