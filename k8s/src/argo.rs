@@ -265,8 +265,9 @@ pub struct DagTask {
 
 /// The chart write-back the `update-chart` step performs with
 /// `cicd-agents chart set-image --repo … --branch … --file … --key … --value=$(IMAGE_TAG)
-/// --digest=$(IMAGE_DIGEST) --token-env GITHUB_TOKEN` (the digest is the build step's output
-/// parameter, for the commit message's `{digest}`).
+/// --digest=$(IMAGE_DIGEST) --source-commit=$(SOURCE_COMMIT) --token-env GITHUB_TOKEN` (the
+/// digest and the source commit are the build step's output parameters, for the commit
+/// message's `{digest}` and `{source_commit}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartUpdate {
     /// The chart repository (HTTPS).
@@ -331,6 +332,10 @@ const P_DOCKERFILE: &str = "dockerfile";
 const P_DIGEST: &str = "digest";
 /// Where the build step writes the digest.
 const DIGEST_FILE: &str = "/tmp/image-digest";
+/// The build step's output parameter: the source commit it built.
+const P_SOURCE_COMMIT: &str = "source-commit";
+/// Where the build step writes the source commit.
+const SOURCE_COMMIT_FILE: &str = "/tmp/source-commit";
 
 impl BuildAndUpdateChart {
     /// The template `name` building `git_url` into `image` (a repository without tag) and
@@ -446,6 +451,7 @@ impl BuildAndUpdateChart {
             image_tag: &input(P_TAG),
             push: true,
             digest_file: Some(DIGEST_FILE),
+            source_commit_file: Some(SOURCE_COMMIT_FILE),
         }
         .render()?;
 
@@ -459,13 +465,19 @@ impl BuildAndUpdateChart {
                 ],
             }),
             outputs: Some(Outputs {
-                parameters: vec![Parameter {
-                    name: P_DIGEST.into(),
+                parameters: [
+                    (P_DIGEST, DIGEST_FILE),
+                    (P_SOURCE_COMMIT, SOURCE_COMMIT_FILE),
+                ]
+                .iter()
+                .map(|(name, path)| Parameter {
+                    name: (*name).into(),
                     value_from: Some(ValueFrom {
-                        path: Some(DIGEST_FILE.into()),
+                        path: Some((*path).into()),
                     }),
                     ..Parameter::default()
-                }],
+                })
+                .collect(),
             }),
             security_context: Some(build_pod.security_context),
             volumes: build_pod.volumes,
@@ -493,12 +505,14 @@ impl BuildAndUpdateChart {
                 // joined to its flag, a tag starting with `-` cannot pass for a flag.
                 "--value=$(IMAGE_TAG)".into(),
                 "--digest=$(IMAGE_DIGEST)".into(),
+                "--source-commit=$(SOURCE_COMMIT)".into(),
                 "--token-env".into(),
                 "GITHUB_TOKEN".into(),
             ]),
             env: Some(vec![
                 env("IMAGE_TAG", input(P_TAG)),
                 env("IMAGE_DIGEST", input(P_DIGEST)),
+                env("SOURCE_COMMIT", input(P_SOURCE_COMMIT)),
                 env_from_secret("GITHUB_TOKEN", &self.github_token),
                 env("HOME", "/tmp"),
                 env("TMPDIR", "/tmp"),
@@ -514,7 +528,11 @@ impl BuildAndUpdateChart {
         let update_chart = Template {
             name: "update-chart".into(),
             inputs: Some(Inputs {
-                parameters: vec![Parameter::named(P_TAG), Parameter::named(P_DIGEST)],
+                parameters: vec![
+                    Parameter::named(P_TAG),
+                    Parameter::named(P_DIGEST),
+                    Parameter::named(P_SOURCE_COMMIT),
+                ],
             }),
             volumes: vec![empty_dir("tmp")],
             container: Some(update_container),
@@ -544,6 +562,11 @@ impl BuildAndUpdateChart {
                             Parameter::with_value(
                                 P_DIGEST,
                                 format!("{{{{steps.build.outputs.parameters.{P_DIGEST}}}}}"),
+                            ),
+                            // The source commit the build step resolved and built.
+                            Parameter::with_value(
+                                P_SOURCE_COMMIT,
+                                format!("{{{{steps.build.outputs.parameters.{P_SOURCE_COMMIT}}}}}"),
                             ),
                         ],
                     }),

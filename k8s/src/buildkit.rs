@@ -40,7 +40,10 @@ use super::error::K8sError;
 /// `DIGEST_FILE`), checks the values that may come from a
 /// workflow parameter at run time, and `exec`s `buildctl-daemonless.sh` with each value as a
 /// single argument. With `DIGEST_FILE`, it waits for the build and writes the pushed image's
-/// digest (from BuildKit's metadata) to that file. The git token is offered to BuildKit as the secret
+/// digest (from BuildKit's metadata) to that file. With `SOURCE_COMMIT_FILE`, it resolves
+/// `GIT_REF` to its commit with `git ls-remote` before the build (the BuildKit image has git;
+/// the token reaches git through `GIT_ASKPASS`, never its command line; a ref that is already
+/// a full commit SHA is taken as is) and writes it to that file after the build. The git token is offered to BuildKit as the secret
 /// `GIT_AUTH_TOKEN.<GIT_AUTH_HOST>`, which BuildKit sends only to the git URL's host (never
 /// to another remote the Dockerfile names). It contains neither `$(` nor `$$` (Kubernetes would expand those in
 /// arguments) nor `{{` (Argo would).
@@ -75,6 +78,29 @@ if [ -n "${GIT_AUTH_TOKEN:-}" ]; then
   [ -n "${GIT_AUTH_HOST:-}" ] || fail "GIT_AUTH_TOKEN is set but GIT_AUTH_HOST is not"
   set -- "$@" --secret "id=GIT_AUTH_TOKEN.${GIT_AUTH_HOST},env=GIT_AUTH_TOKEN"
 fi
+if [ -n "${SOURCE_COMMIT_FILE:-}" ]; then
+  commit=""
+  case "$GIT_REF" in
+    *[!0-9a-f]*) ;;
+    *) if [ "${#GIT_REF}" -eq 40 ]; then commit="$GIT_REF"; fi ;;
+  esac
+  if [ -z "$commit" ]; then
+    if [ -n "${GIT_AUTH_TOKEN:-}" ]; then
+      askpass="${TMPDIR:-/tmp}/cicd-agents-git-askpass"
+      printf '%s\n' '#!/bin/sh' 'case "$1" in Username*) echo x-access-token ;; *) printf "%s\n" "$GIT_AUTH_TOKEN" ;; esac' > "$askpass"
+      chmod 700 "$askpass"
+      export GIT_ASKPASS="$askpass"
+    fi
+    export GIT_TERMINAL_PROMPT=0
+    refs=`git ls-remote "$GIT_URL"` || fail "could not list the refs of ${GIT_URL}"
+    for want in "${GIT_REF}^{}" "$GIT_REF" "refs/tags/${GIT_REF}^{}" "refs/tags/${GIT_REF}" "refs/heads/${GIT_REF}"; do
+      commit=`printf '%s\n' "$refs" | while read -r sha name; do if [ "$name" = "$want" ]; then echo "$sha"; break; fi; done`
+      if [ -n "$commit" ]; then break; fi
+    done
+    [ -n "$commit" ] || fail "${GIT_URL} has no ref '${GIT_REF}'"
+  fi
+  echo "build: source commit ${commit}"
+fi
 echo "build: ${IMAGE}:${IMAGE_TAG} from ${context} (${DOCKERFILE})"
 if [ -z "${DIGEST_FILE:-}" ]; then
   exec buildctl-daemonless.sh "$@"
@@ -92,6 +118,7 @@ case "$digest" in
 esac
 [ "${#digest}" -eq 71 ] || fail "the build's metadata has no image digest"
 printf '%s' "$digest" > "$DIGEST_FILE"
+if [ -n "${SOURCE_COMMIT_FILE:-}" ]; then printf '%s' "$commit" > "$SOURCE_COMMIT_FILE"; fi
 echo "build: pushed ${IMAGE}:${IMAGE_TAG}@${digest}"
 "#;
 
@@ -113,6 +140,8 @@ pub(crate) struct BuildContainer<'a> {
     pub push: bool,
     /// Where the script writes the pushed image's digest (the WorkflowTemplate's output).
     pub digest_file: Option<&'a str>,
+    /// Where the script writes the source commit it built (the WorkflowTemplate's output).
+    pub source_commit_file: Option<&'a str>,
 }
 
 /// What [`BuildContainer::render`] produces: the container, the volumes it mounts and the
@@ -347,6 +376,9 @@ impl BuildContainer<'_> {
         if let Some(path) = self.digest_file {
             env_vars.push(env("DIGEST_FILE", path));
         }
+        if let Some(path) = self.source_commit_file {
+            env_vars.push(env("SOURCE_COMMIT_FILE", path));
+        }
         if let Some(cache) = &self.step.cache_ref {
             env_vars.push(env("CACHE_REF", cache));
             env_vars.push(env(
@@ -542,6 +574,7 @@ impl BuildJob {
             image_tag: &self.tag,
             push: self.push,
             digest_file: None,
+            source_commit_file: None,
         }
         .render()?;
         let mut meta = metadata(&name, self.step.namespace.as_deref(), labels.clone());

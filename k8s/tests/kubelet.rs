@@ -117,9 +117,31 @@ fn stand_in(dir: &Path, name: &str) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The commit the stand-in `git ls-remote` reports for `refs/heads/release`.
+const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+/// A stand-in `git` for `git ls-remote URL`: records its argv in `<dir>/git.argv`, what the
+/// `GIT_ASKPASS` program answers for a password in `<dir>/git.askpass`, and lists three refs.
+fn git_stand_in(dir: &Path) {
+    let script = format!(
+        "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\" >> '{dir}/git.argv'; done\n\
+         if [ -n \"${{GIT_ASKPASS:-}}\" ]; then \"$GIT_ASKPASS\" 'Password for https://x' > '{dir}/git.askpass'; fi\n\
+         printf '1111111111111111111111111111111111111111\\tHEAD\\n{COMMIT}\\trefs/heads/release\\n2222222222222222222222222222222222222222\\trefs/tags/v1.4.2\\n3333333333333333333333333333333333333333\\trefs/tags/v1.4.2^{{}}\\n'\n",
+        dir = dir.display()
+    );
+    let path = dir.join("git");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 struct Ran {
     /// What the build script wrote to its `DIGEST_FILE`, if anything.
     digest: Option<String>,
+    /// What the build script wrote to its `SOURCE_COMMIT_FILE`, if anything.
+    source_commit: Option<String>,
+    /// What the stand-in `git` was given, and what `GIT_ASKPASS` answered it.
+    git_argv: Vec<String>,
+    git_askpass: Option<String>,
     code: i32,
     /// The argv the kubelet started the container with (after `$(VAR)` expansion).
     container_argv: Vec<String>,
@@ -132,14 +154,20 @@ struct Ran {
 fn run_container(container: &Container, program: &str) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     stand_in(dir.path(), program);
+    git_stand_in(dir.path());
     let mut env = kubelet_env(container);
-    // The digest file goes to this test's own directory.
+    // The output files go to this test's own directory.
     let digest_file = dir.path().join("image-digest");
+    let commit_file = dir.path().join("source-commit");
     for (name, value) in env.iter_mut() {
         if name == "DIGEST_FILE" {
             *value = digest_file.display().to_string();
         }
+        if name == "SOURCE_COMMIT_FILE" {
+            *value = commit_file.display().to_string();
+        }
     }
+    env.push(("TMPDIR".into(), dir.path().display().to_string()));
     let mut argv: Vec<String> = Vec::new();
     for part in container
         .command
@@ -166,6 +194,13 @@ fn run_container(container: &Container, program: &str) -> Ran {
         std::fs::read_to_string(dir.path().join(format!("{program}.argv"))).unwrap_or_default();
     Ran {
         digest: std::fs::read_to_string(&digest_file).ok(),
+        source_commit: std::fs::read_to_string(&commit_file).ok(),
+        git_argv: std::fs::read_to_string(dir.path().join("git.argv"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        git_askpass: std::fs::read_to_string(dir.path().join("git.askpass")).ok(),
         code: output.status.code().unwrap_or(-1),
         container_argv: argv,
         program_argv: recorded.lines().map(str::to_string).collect(),
@@ -174,7 +209,12 @@ fn run_container(container: &Container, program: &str) -> Ran {
 }
 
 fn assert_no_secret(ran: &Ran, user_values: &[&str]) {
-    for arg in ran.container_argv.iter().chain(&ran.program_argv) {
+    for arg in ran
+        .container_argv
+        .iter()
+        .chain(&ran.program_argv)
+        .chain(&ran.git_argv)
+    {
         assert!(
             !arg.contains(TOKEN) && !arg.contains(CHART_TOKEN),
             "a token reached a command line: {arg:?}"
@@ -299,6 +339,68 @@ fn the_workflow_template_builds_a_private_repository_with_a_scoped_token() {
             .map(|(_, v)| v.as_str())
     );
     assert_no_secret(&ran, &["2.0.1", "refs/heads/release", "docker/Dockerfile"]);
+    // The source commit: resolved with `git ls-remote` (the token through GIT_ASKPASS, not
+    // the command line), an output parameter next to the digest.
+    assert_eq!(
+        ran.git_argv,
+        ["ls-remote", "https://git.example.com/org/app.git"]
+    );
+    assert_eq!(
+        ran.git_askpass.as_deref(),
+        Some(format!("{TOKEN}\n").as_str())
+    );
+    assert_eq!(ran.source_commit.as_deref(), Some(COMMIT));
+    let outputs: Vec<_> = template(&workflow, "build")
+        .outputs
+        .unwrap()
+        .parameters
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(outputs, ["digest", "source-commit"]);
+    // Tags resolve to the commit they point at (the peeled `^{}` entry), full SHAs to themselves.
+    for (git_ref, commit) in [
+        ("v1.4.2", "3333333333333333333333333333333333333333"),
+        (
+            "refs/tags/v1.4.2",
+            "3333333333333333333333333333333333333333",
+        ),
+        (
+            "0123456789abcdef0123456789abcdef01234567",
+            "0123456789abcdef0123456789abcdef01234567",
+        ),
+    ] {
+        let inputs = BTreeMap::from([
+            ("image-tag", "2.0.1"),
+            ("git-ref", git_ref),
+            ("dockerfile", "Dockerfile"),
+        ]);
+        let build = argo_substitute(
+            template(&workflow, "build").container.as_ref().unwrap(),
+            &inputs,
+        );
+        let ran = run_container(&build, "buildctl-daemonless.sh");
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert_eq!(ran.source_commit.as_deref(), Some(commit), "{git_ref}");
+    }
+    // A ref the repository does not have fails the step before BuildKit runs.
+    let inputs = BTreeMap::from([
+        ("image-tag", "2.0.1"),
+        ("git-ref", "refs/heads/nope"),
+        ("dockerfile", "Dockerfile"),
+    ]);
+    let build = argo_substitute(
+        template(&workflow, "build").container.as_ref().unwrap(),
+        &inputs,
+    );
+    let ran = run_container(&build, "buildctl-daemonless.sh");
+    assert_eq!(ran.code, 2, "{:?}", ran.program_argv);
+    assert!(
+        ran.stderr.contains("has no ref 'refs/heads/nope'"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.program_argv.is_empty());
 
     // A hostile parameter is refused by the build step before BuildKit runs.
     for tag in ["1.0;id", "$(touch /tmp/x)", "-x", "v1.0.0-rc.1+build"] {
@@ -339,8 +441,14 @@ fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env(
         .parameters;
     assert!(update_args.iter().any(|p| p.name == "digest"
         && p.value.as_deref() == Some("{{steps.build.outputs.parameters.digest}}")));
+    assert!(update_args.iter().any(|p| p.name == "source-commit"
+        && p.value.as_deref() == Some("{{steps.build.outputs.parameters.source-commit}}")));
     for tag in ["2.0.1", "-rf"] {
-        let inputs = BTreeMap::from([("image-tag", tag), ("digest", DIGEST)]);
+        let inputs = BTreeMap::from([
+            ("image-tag", tag),
+            ("digest", DIGEST),
+            ("source-commit", COMMIT),
+        ]);
         let update = argo_substitute(
             template(&workflow, "update-chart")
                 .container
@@ -358,6 +466,9 @@ fn the_update_chart_step_passes_the_tag_joined_to_its_flag_and_the_token_by_env(
         );
         assert!(!ran.program_argv.contains(&tag.to_string()));
         assert!(ran.program_argv.contains(&format!("--digest={DIGEST}")));
+        assert!(ran
+            .program_argv
+            .contains(&format!("--source-commit={COMMIT}")));
         assert!(ran
             .program_argv
             .windows(2)

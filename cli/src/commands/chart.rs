@@ -69,6 +69,10 @@ pub struct SetImageArgs {
     /// Image digest (sha256:…) for {digest} in the message, e.g. the build's output.
     #[arg(long, requires = "repo")]
     digest: Option<String>,
+    /// Commit of the application source (40 or 64 hex digits) for {source_commit} in the
+    /// message, e.g. the build step's output.
+    #[arg(long = "source-commit", requires = "repo")]
+    source_commit: Option<String>,
     /// How long to keep re-applying the edit when the branch moved (other writers pushed
     /// first), e.g. 5m; then give up saying how many attempts were made [default: 2m].
     #[arg(
@@ -196,6 +200,22 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         .map(Digest::new)
         .transpose()
         .map_err(|err| crate::exit::usage(format!("--digest: {err}")))?;
+    let source_commit = match args.source_commit.as_deref() {
+        None => String::new(),
+        Some(commit)
+            if matches!(commit.len(), 40 | 64)
+                && commit
+                    .bytes()
+                    .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            commit.to_string()
+        }
+        Some(commit) => {
+            return Err(crate::exit::usage(format!(
+                "--source-commit: {commit:?} is not a commit id (40 or 64 lower-case hex digits)"
+            )))
+        }
+    };
     let edits = pairs
         .iter()
         .map(|(k, v)| Ok((KeyPath::parse(k)?, v.clone())))
@@ -209,6 +229,7 @@ async fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         vars: CommitVars {
             image: args.image.clone().unwrap_or_default(),
             digest: digest.map(|d| d.to_string()).unwrap_or_default(),
+            source_commit,
             ..CommitVars::default()
         },
     };
