@@ -16,7 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::buildkit::{build_step_setters, check_build_target, BuildContainer, BuildStepOptions};
+use super::buildkit::{
+    build_step_setters, check_build_target, BuildContainer, BuildEngine, BuildStepOptions,
+};
 use super::common::{
     empty_dir, env, env_from_secret, git_url_host, labels, metadata, mount,
     restricted_security_context, validate_dns_subdomain, validate_git_ref, validate_image,
@@ -441,6 +443,7 @@ impl BuildAndUpdateChart {
         let workflow_param = |name: &str| format!("{{{{workflow.parameters.{name}}}}}");
         let labels = labels(&self.name, "pipeline", &self.step.labels);
 
+        let kaniko = self.step.engine == BuildEngine::Kaniko;
         let build_pod = BuildContainer {
             name: "main",
             step: &self.step,
@@ -451,7 +454,8 @@ impl BuildAndUpdateChart {
             image_tag: &input(P_TAG),
             push: true,
             digest_file: Some(DIGEST_FILE),
-            source_commit_file: Some(SOURCE_COMMIT_FILE),
+            // Kaniko's image has neither shell nor git to resolve the commit.
+            source_commit_file: (!kaniko).then_some(SOURCE_COMMIT_FILE),
         }
         .render()?;
 
@@ -470,6 +474,7 @@ impl BuildAndUpdateChart {
                     (P_SOURCE_COMMIT, SOURCE_COMMIT_FILE),
                 ]
                 .iter()
+                .filter(|(name, _)| !(kaniko && *name == P_SOURCE_COMMIT))
                 .map(|(name, path)| Parameter {
                     name: (*name).into(),
                     value_from: Some(ValueFrom {
@@ -479,44 +484,67 @@ impl BuildAndUpdateChart {
                 })
                 .collect(),
             }),
-            security_context: Some(build_pod.security_context),
+            security_context: build_pod.security_context,
             volumes: build_pod.volumes,
             container: Some(build_pod.container),
             ..Template::default()
         };
 
         let chart = &self.chart;
+        let mut update_args: Vec<String> = [
+            "chart",
+            "set-image",
+            "--repo",
+            &chart.repo,
+            "--branch",
+            &chart.branch,
+            "--file",
+            &chart.file,
+            "--key",
+            &chart.key,
+            // Kubernetes substitutes the variable into this one argument (no shell runs);
+            // joined to its flag, a tag starting with `-` cannot pass for a flag.
+            "--value=$(IMAGE_TAG)",
+            "--digest=$(IMAGE_DIGEST)",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        let mut update_env = vec![
+            env("IMAGE_TAG", input(P_TAG)),
+            env("IMAGE_DIGEST", input(P_DIGEST)),
+        ];
+        let mut update_inputs = vec![Parameter::named(P_TAG), Parameter::named(P_DIGEST)];
+        let mut update_step_args = vec![
+            Parameter::with_value(P_TAG, workflow_param(P_TAG)),
+            // The digest the build step pushed (its output parameter).
+            Parameter::with_value(
+                P_DIGEST,
+                format!("{{{{steps.build.outputs.parameters.{P_DIGEST}}}}}"),
+            ),
+        ];
+        if !kaniko {
+            // The source commit the build step resolved and built.
+            update_args.push("--source-commit=$(SOURCE_COMMIT)".into());
+            update_env.push(env("SOURCE_COMMIT", input(P_SOURCE_COMMIT)));
+            update_inputs.push(Parameter::named(P_SOURCE_COMMIT));
+            update_step_args.push(Parameter::with_value(
+                P_SOURCE_COMMIT,
+                format!("{{{{steps.build.outputs.parameters.{P_SOURCE_COMMIT}}}}}"),
+            ));
+        }
+        update_args.extend(["--token-env".to_string(), "GITHUB_TOKEN".to_string()]);
+        update_env.extend([
+            env_from_secret("GITHUB_TOKEN", &self.github_token),
+            env("HOME", "/tmp"),
+            env("TMPDIR", "/tmp"),
+        ]);
         let update_container = Container {
             name: "main".into(),
             image: Some(chart.tool_image.clone()),
             command: Some(vec!["cicd-agents".into()]),
-            args: Some(vec![
-                "chart".into(),
-                "set-image".into(),
-                "--repo".into(),
-                chart.repo.clone(),
-                "--branch".into(),
-                chart.branch.clone(),
-                "--file".into(),
-                chart.file.clone(),
-                "--key".into(),
-                chart.key.clone(),
-                // Kubernetes substitutes the variable into this one argument (no shell runs);
-                // joined to its flag, a tag starting with `-` cannot pass for a flag.
-                "--value=$(IMAGE_TAG)".into(),
-                "--digest=$(IMAGE_DIGEST)".into(),
-                "--source-commit=$(SOURCE_COMMIT)".into(),
-                "--token-env".into(),
-                "GITHUB_TOKEN".into(),
-            ]),
-            env: Some(vec![
-                env("IMAGE_TAG", input(P_TAG)),
-                env("IMAGE_DIGEST", input(P_DIGEST)),
-                env("SOURCE_COMMIT", input(P_SOURCE_COMMIT)),
-                env_from_secret("GITHUB_TOKEN", &self.github_token),
-                env("HOME", "/tmp"),
-                env("TMPDIR", "/tmp"),
-            ]),
+            args: Some(update_args),
+            env: Some(update_env),
             volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
             security_context: Some({
                 let mut context = restricted_security_context(self.tool_uid, self.tool_uid);
@@ -528,11 +556,7 @@ impl BuildAndUpdateChart {
         let update_chart = Template {
             name: "update-chart".into(),
             inputs: Some(Inputs {
-                parameters: vec![
-                    Parameter::named(P_TAG),
-                    Parameter::named(P_DIGEST),
-                    Parameter::named(P_SOURCE_COMMIT),
-                ],
+                parameters: update_inputs,
             }),
             volumes: vec![empty_dir("tmp")],
             container: Some(update_container),
@@ -556,19 +580,7 @@ impl BuildAndUpdateChart {
                     name: "update-chart".into(),
                     template: "update-chart".into(),
                     arguments: Some(Arguments {
-                        parameters: vec![
-                            Parameter::with_value(P_TAG, workflow_param(P_TAG)),
-                            // The digest the build step pushed (its output parameter).
-                            Parameter::with_value(
-                                P_DIGEST,
-                                format!("{{{{steps.build.outputs.parameters.{P_DIGEST}}}}}"),
-                            ),
-                            // The source commit the build step resolved and built.
-                            Parameter::with_value(
-                                P_SOURCE_COMMIT,
-                                format!("{{{{steps.build.outputs.parameters.{P_SOURCE_COMMIT}}}}}"),
-                            ),
-                        ],
+                        parameters: update_step_args,
                     }),
                 }],
             ]),

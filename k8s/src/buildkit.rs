@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -149,7 +150,7 @@ pub(crate) struct BuildContainer<'a> {
 pub(crate) struct BuildPod {
     pub container: Container,
     pub volumes: Vec<Volume>,
-    pub security_context: PodSecurityContext,
+    pub security_context: Option<PodSecurityContext>,
 }
 
 /// The git URL (its host, returned, is the only remote that gets the git token) and the image
@@ -165,6 +166,60 @@ pub(crate) fn check_build_target(git_url: &str, image: &str) -> Result<String, K
         ));
     }
     Ok(host)
+}
+
+/// The Kaniko executor image used unless another is given: the non-debug image, which has no
+/// shell (the container runs `/kaniko/executor` with its arguments as a list).
+pub const DEFAULT_KANIKO_IMAGE: &str = "gcr.io/kaniko-project/executor:v1.23.2";
+/// Where the Kaniko container reads the registry credentials (`config.json`).
+pub const KANIKO_DOCKER_CONFIG_DIR: &str = "/kaniko/.docker";
+/// The capabilities Kaniko keeps (all others are dropped): it runs as root in its container
+/// and unpacks the base image into its own root file system, which needs file ownership and
+/// modes (`CHOWN`, `DAC_OVERRIDE`, `FOWNER`, `FSETID`) and `RUN` steps that switch users
+/// (`SETUID`, `SETGID`).
+pub const KANIKO_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETGID",
+    "SETUID",
+];
+
+/// Which builder runs a build step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BuildEngine {
+    /// Rootless BuildKit (`buildctl-daemonless.sh`), UID 1000, no capabilities (the default).
+    #[default]
+    Buildkit,
+    /// Kaniko's executor: no daemon, no shell, runs as root in its container with a few
+    /// capabilities ([`KANIKO_CAPABILITIES`]); builds the git context `git://host/path#ref`.
+    Kaniko,
+}
+
+impl BuildEngine {
+    /// `buildkit` or `kaniko`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildEngine::Buildkit => "buildkit",
+            BuildEngine::Kaniko => "kaniko",
+        }
+    }
+}
+
+impl std::str::FromStr for BuildEngine {
+    type Err = K8sError;
+
+    fn from_str(text: &str) -> Result<Self, K8sError> {
+        match text {
+            "buildkit" => Ok(BuildEngine::Buildkit),
+            "kaniko" => Ok(BuildEngine::Kaniko),
+            other => Err(K8sError::option(
+                "builder",
+                format!("{other:?} is not buildkit or kaniko"),
+            )),
+        }
+    }
 }
 
 /// The options of a rootless BuildKit build step, one struct shared by [`BuildJob`] and
@@ -191,6 +246,10 @@ pub struct BuildStepOptions {
     pub git_token: Option<SecretKeyRef>,
     /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
     pub buildkit_image: String,
+    /// Which builder runs the step (default [`BuildEngine::Buildkit`]).
+    pub engine: BuildEngine,
+    /// The Kaniko executor image (default [`DEFAULT_KANIKO_IMAGE`]), for [`BuildEngine::Kaniko`].
+    pub kaniko_image: String,
     /// What the build container may do.
     pub security: BuilderSecurity,
     /// CPU and memory requests and limits of the build container.
@@ -212,6 +271,8 @@ impl Default for BuildStepOptions {
             registry_secret: Some(DEFAULT_REGISTRY_SECRET.into()),
             git_token: None,
             buildkit_image: DEFAULT_BUILDKIT_IMAGE.into(),
+            engine: BuildEngine::default(),
+            kaniko_image: DEFAULT_KANIKO_IMAGE.into(),
             security: BuilderSecurity::default(),
             resources: None,
             service_account: None,
@@ -240,6 +301,7 @@ impl BuildStepOptions {
             token.validate("git token secret")?;
         }
         validate_image("buildkit image", &self.buildkit_image)?;
+        validate_image("kaniko image", &self.kaniko_image)?;
         if let Some(account) = &self.service_account {
             validate_dns_subdomain("service account", account)?;
         }
@@ -314,6 +376,19 @@ macro_rules! build_step_setters {
             self
         }
 
+        /// Which builder runs the step (default BuildKit).
+        pub fn engine(mut self, engine: $crate::buildkit::BuildEngine) -> Self {
+            self.step.engine = engine;
+            self
+        }
+
+        /// The Kaniko executor image (default
+        /// [`DEFAULT_KANIKO_IMAGE`]($crate::buildkit::DEFAULT_KANIKO_IMAGE)).
+        pub fn kaniko_image(mut self, image: impl Into<String>) -> Self {
+            self.step.kaniko_image = image.into();
+            self
+        }
+
         /// What the build container may do (see [`BuilderSecurity`](crate::BuilderSecurity)).
         pub fn security(mut self, security: crate::BuilderSecurity) -> Self {
             self.step.security = security;
@@ -358,6 +433,9 @@ impl BuildContainer<'_> {
     /// The container, its volumes and its pod's security context (see [`BuildContainer`]).
     pub(crate) fn render(&self) -> Result<BuildPod, K8sError> {
         let git_host = check_build_target(self.git_url, self.image)?;
+        if self.step.engine == BuildEngine::Kaniko {
+            return self.render_kaniko();
+        }
         let mut env_vars: Vec<EnvVar> = vec![
             env("BUILDKITD_FLAGS", NO_PROCESS_SANDBOX),
             env("GIT_URL", self.git_url),
@@ -419,8 +497,110 @@ impl BuildContainer<'_> {
         Ok(BuildPod {
             container,
             volumes,
-            security_context: pod_security_context(BUILDKIT_UID),
+            security_context: Some(pod_security_context(BUILDKIT_UID)),
         })
+    }
+
+    /// The Kaniko container: `/kaniko/executor` with its arguments as a list (no shell); values
+    /// that may be workflow parameters reach it through env and Kubernetes' `$(VAR)`
+    /// expansion, each inside one argument. The git token goes to Kaniko as `GIT_PASSWORD`
+    /// (Kaniko sends it to the context's host only), never on the command line.
+    fn render_kaniko(&self) -> Result<BuildPod, K8sError> {
+        let url = cicd_agents_types::GitUrl::new(self.git_url)
+            .map_err(|err| K8sError::option("git url", err.reason))?;
+        if !matches!(url.scheme(), cicd_agents_types::GitUrlScheme::Https) {
+            return Err(K8sError::option(
+                "git url",
+                format!(
+                    "{:?}: Kaniko clones git contexts over https only",
+                    self.git_url
+                ),
+            ));
+        }
+        let without_scheme = self.git_url.trim_start_matches("https://");
+        let mut env_vars = vec![
+            env("GIT_REF", self.git_ref),
+            env("DOCKERFILE", self.dockerfile),
+            env("IMAGE_TAG", self.image_tag),
+        ];
+        let mut args = vec![
+            format!("--context=git://{without_scheme}#$(GIT_REF)"),
+            "--dockerfile=$(DOCKERFILE)".to_string(),
+        ];
+        if let Some(subdir) = &self.step.context_subdir {
+            args.push(format!("--context-sub-path={subdir}"));
+        }
+        if self.push {
+            args.push(format!("--destination={}:$(IMAGE_TAG)", self.image));
+        } else {
+            args.push("--no-push".into());
+        }
+        if self.step.insecure_registry {
+            args.push("--insecure".into());
+        }
+        if let Some(cache) = &self.step.cache_ref {
+            // Kaniko's cache is a repository: it tags each layer by its cache key.
+            let cache = validate_image("cache ref", cache)?;
+            args.push("--cache=true".into());
+            args.push(format!("--cache-repo={}", cache.name()));
+            if self.step.insecure_cache_registry {
+                args.push(format!("--insecure-registry={}", cache.registry()));
+            }
+        }
+        if let Some(path) = self.digest_file {
+            env_vars.push(env("DIGEST_FILE", path));
+            args.push("--digest-file=$(DIGEST_FILE)".into());
+        }
+        if let Some(token) = &self.step.git_token {
+            env_vars.push(env("GIT_USERNAME", "x-access-token"));
+            env_vars.push(env_from_secret("GIT_PASSWORD", token));
+        }
+        let mut mounts = Vec::new();
+        let mut volumes = Vec::new();
+        if let Some(secret) = &self.step.registry_secret {
+            env_vars.push(env("DOCKER_CONFIG", KANIKO_DOCKER_CONFIG_DIR));
+            mounts.push(mount(DOCKER_CONFIG_VOLUME, KANIKO_DOCKER_CONFIG_DIR, true));
+            volumes.push(docker_config_volume(DOCKER_CONFIG_VOLUME, secret));
+        }
+        let container = Container {
+            name: self.name.to_string(),
+            image: Some(self.step.kaniko_image.clone()),
+            command: Some(vec!["/kaniko/executor".into()]),
+            args: Some(args),
+            env: Some(env_vars),
+            volume_mounts: (!mounts.is_empty()).then_some(mounts),
+            security_context: Some(kaniko_security_context()),
+            resources: self.step.resources.clone(),
+            ..Container::default()
+        };
+        Ok(BuildPod {
+            container,
+            volumes,
+            // Kaniko runs as root: no fsGroup to set.
+            security_context: None,
+        })
+    }
+}
+
+/// Kaniko's container: root (it unpacks images into its own root file system), never
+/// privileged, no privilege escalation, every capability dropped but [`KANIKO_CAPABILITIES`],
+/// the runtime's default seccomp profile.
+fn kaniko_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(0),
+        run_as_group: Some(0),
+        run_as_non_root: Some(false),
+        privileged: Some(false),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            add: Some(KANIKO_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+            drop: Some(vec!["ALL".into()]),
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
     }
 }
 
@@ -565,7 +745,7 @@ impl BuildJob {
         let name = validate_job_name("name", &self.name, self.generate_name)?;
         let labels = labels(&name, "build", &self.step.labels);
         let pod = BuildContainer {
-            name: "buildkit",
+            name: self.step.engine.as_str(),
             step: &self.step,
             git_url: &self.git_url,
             git_ref: &self.git_ref,
@@ -597,7 +777,7 @@ impl BuildJob {
                         restart_policy: Some("Never".into()),
                         service_account_name: self.step.service_account.clone(),
                         automount_service_account_token: Some(false),
-                        security_context: Some(pod.security_context),
+                        security_context: pod.security_context,
                         containers: vec![pod.container],
                         volumes: Some(pod.volumes),
                         ..PodSpec::default()

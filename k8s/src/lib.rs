@@ -57,6 +57,7 @@ mod render;
 pub mod runners;
 mod yaml;
 
+pub use buildkit::{BuildEngine, DEFAULT_KANIKO_IMAGE};
 pub use common::{
     BuilderSecurity, SecretKeyRef, BUILDKIT_DOCKER_CONFIG_DIR, BUILDKIT_STATE_DIR, BUILDKIT_UID,
     DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,

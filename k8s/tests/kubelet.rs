@@ -108,7 +108,7 @@ const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef012
 fn stand_in(dir: &Path, name: &str) {
     let script = format!(
         "#!/bin/sh\n: > '{log}'\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\" >> '{log}'; done\n\
-         while [ $# -gt 0 ]; do\n  if [ \"$1\" = --metadata-file ]; then\n    \
+         while [ $# -gt 0 ]; do\n  case \"$1\" in --digest-file=*) printf '%s' '{DIGEST}' > \"${{1#--digest-file=}}\" ;; esac\n  if [ \"$1\" = --metadata-file ]; then\n    \
          printf '{{\\n  \"containerimage.config.digest\": \"sha256:%s\",\\n  \"containerimage.digest\": \"{DIGEST}\"\\n}}\\n' 1111 > \"$2\"\n  fi\n  shift\ndone\n",
         log = dir.join(format!("{name}.argv")).display()
     );
@@ -178,7 +178,7 @@ fn run_container(container: &Container, program: &str) -> Ran {
         argv.push(expand(part, &env));
     }
     assert!(!argv.is_empty(), "the container has no command");
-    let program_path = if argv[0] == program {
+    let program_path = if argv[0] == program || argv[0].ends_with(&format!("/{program}")) {
         dir.path().join(program).display().to_string()
     } else {
         argv[0].clone()
@@ -518,4 +518,78 @@ fn the_default_buildkit_image_is_a_current_release() {
         "{image}"
     );
     assert!(image.ends_with("-rootless"), "{image}");
+}
+
+#[test]
+fn kaniko_gets_its_values_as_single_arguments_and_the_token_by_env_only() {
+    use cicd_agents_k8s::BuildEngine;
+    let workflow = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://git.example.com/org/app.git",
+        "registry.example.com/org/app",
+        chart(),
+    )
+    .engine(BuildEngine::Kaniko)
+    .git_token(SecretKeyRef::new("git-token", "token"))
+    .insecure_registry(true)
+    .cache_ref("registry.example.com/org/app:buildcache")
+    .build()
+    .unwrap();
+    for tag in ["2.0.1", "-x", "1.0 --no-push"] {
+        let inputs = BTreeMap::from([
+            ("image-tag", tag),
+            ("git-ref", "refs/heads/release"),
+            ("dockerfile", "docker/Dockerfile"),
+        ]);
+        let build = argo_substitute(
+            template(&workflow, "build").container.as_ref().unwrap(),
+            &inputs,
+        );
+        assert_eq!(
+            build.command.as_deref(),
+            Some(&["/kaniko/executor".to_string()][..])
+        );
+        let env = kubelet_env(&build);
+        assert!(env.contains(&("GIT_PASSWORD".to_string(), TOKEN.to_string())));
+        assert!(env.contains(&("GIT_USERNAME".to_string(), "x-access-token".to_string())));
+        let ran = run_container(&build, "executor");
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert_eq!(
+            ran.program_argv,
+            [
+                "--context=git://git.example.com/org/app.git#refs/heads/release".to_string(),
+                "--dockerfile=docker/Dockerfile".to_string(),
+                format!("--destination=registry.example.com/org/app:{tag}"),
+                "--insecure".to_string(),
+                "--cache=true".to_string(),
+                "--cache-repo=registry.example.com/org/app".to_string(),
+                format!(
+                    "--digest-file={}",
+                    ran.container_argv
+                        .iter()
+                        .find_map(|a| a.strip_prefix("--digest-file="))
+                        .unwrap()
+                ),
+            ]
+        );
+        assert_eq!(ran.digest.as_deref(), Some(DIGEST));
+        assert_no_secret(&ran, &[tag]);
+    }
+    // Kaniko cannot resolve the commit: the update step is not given one.
+    let main = template(&workflow, "main");
+    let update_args = &main.steps.as_ref().unwrap()[1][0]
+        .arguments
+        .as_ref()
+        .unwrap()
+        .parameters;
+    assert!(update_args.iter().all(|p| p.name != "source-commit"));
+    // Kaniko clones over https only.
+    assert!(BuildJob::new(
+        "b",
+        "http://git.local/o/r.git",
+        "registry.example.com/org/app"
+    )
+    .engine(BuildEngine::Kaniko)
+    .build()
+    .is_err());
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate, WorkflowTemplate};
-use cicd_agents_k8s::buildkit::{BuildJob, BuildkitDaemon, BUILD_SCRIPT};
+use cicd_agents_k8s::buildkit::{BuildEngine, BuildJob, BuildkitDaemon, BUILD_SCRIPT};
 use cicd_agents_k8s::k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use cicd_agents_k8s::runners::{Builder, RunnerJob, BUILDAH_SERVER_SCRIPT};
 use cicd_agents_k8s::{parse_yaml, render_yaml, Manifest, SecretKeyRef};
@@ -64,6 +64,33 @@ fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
     .insecure_cache_registry(true)
     .build()
     .unwrap();
+    let kaniko_job = BuildJob::new(
+        "build-app",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+    )
+    .namespace("ci")
+    .engine(BuildEngine::Kaniko)
+    .tag("1.4.2")
+    .context_subdir("services/api")
+    .git_token(SecretKeyRef::new("github-token", "token"))
+    .cache_ref("local-registry:5000/app:buildcache")
+    .insecure_cache_registry(true)
+    .insecure_registry(true)
+    .build()
+    .unwrap();
+    let kaniko_workflow = BuildAndUpdateChart::new(
+        "build-and-deploy",
+        "https://github.com/example-org/app.git",
+        "docker.io/example/app",
+        chart(),
+    )
+    .namespace("argo")
+    .engine(BuildEngine::Kaniko)
+    .git_token(SecretKeyRef::new("git-token", "token"))
+    .cache_ref("local-registry:5000/app:buildcache")
+    .build()
+    .unwrap();
     let github = RunnerJob::github(
         "gha-runner",
         SecretKeyRef::new("gha-jit-config", "jitconfig"),
@@ -106,6 +133,11 @@ fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
         ),
         ("buildkitd-deployment.yaml", daemon),
         ("workflow-template.yaml", vec![workflow.into()]),
+        ("kaniko-job.yaml", vec![kaniko_job.into()]),
+        (
+            "workflow-template-kaniko.yaml",
+            vec![kaniko_workflow.into()],
+        ),
         ("github-runner.yaml", vec![github.into()]),
         ("github-runner-buildah.yaml", vec![github_buildah.into()]),
         ("circleci-runner.yaml", vec![circleci.into()]),
@@ -304,6 +336,35 @@ fn every_pod_carries_the_security_settings() {
                         "{at}: {} privileged",
                         container.name
                     );
+                    if container
+                        .image
+                        .as_deref()
+                        .is_some_and(|i| i.contains("kaniko-project/executor"))
+                    {
+                        // Kaniko runs as root in its container, with as little as it needs.
+                        assert!(matches!(container.name.as_str(), "kaniko" | "main"), "{at}");
+                        assert_eq!(security.run_as_user, Some(0), "{at}");
+                        assert_eq!(security.allow_privilege_escalation, Some(false), "{at}");
+                        let caps = security.capabilities.clone().unwrap();
+                        assert_eq!(caps.drop, Some(vec!["ALL".to_string()]), "{at}");
+                        assert_eq!(
+                            caps.add.unwrap(),
+                            cicd_agents_k8s::buildkit::KANIKO_CAPABILITIES.map(String::from),
+                            "{at}"
+                        );
+                        assert_eq!(
+                            security.seccomp_profile.unwrap().type_,
+                            "RuntimeDefault",
+                            "{at}"
+                        );
+                        let args = container.args.clone().unwrap_or_default();
+                        assert!(
+                            args.iter()
+                                .all(|a| !a.contains("token") && !a.contains("GIT_PASSWORD")),
+                            "{at}: {args:?}"
+                        );
+                        continue;
+                    }
                     assert_eq!(
                         security.run_as_non_root,
                         Some(true),

@@ -341,6 +341,8 @@ fn step_options(
     registry_secret: Option<String>,
     git_token: Option<SecretKeyRef>,
     buildkit_image: Option<String>,
+    builder: Option<String>,
+    kaniko_image: Option<String>,
     security: Option<BuilderSecurity>,
     sys_admin: Option<bool>,
     resources: Option<&Bound<'_, PyAny>>,
@@ -357,6 +359,11 @@ fn step_options(
         registry_secret,
         git_token: git_token.map(|t| t.inner),
         buildkit_image: buildkit_image.unwrap_or(defaults.buildkit_image),
+        engine: match builder {
+            Some(name) => name.parse().map_err(from_k8s)?,
+            None => defaults.engine,
+        },
+        kaniko_image: kaniko_image.unwrap_or(defaults.kaniko_image),
         security: self::security(security, sys_admin),
         resources: self::resources(py, resources, "resources")?,
         service_account,
@@ -372,7 +379,8 @@ fn step_options(
 /// ``BuildJob(name, git_url, image, *, namespace=None, generate_name=False,
 /// git_ref="refs/heads/main", context_subdir=None, dockerfile="Dockerfile", tag="latest",
 /// push=True, cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred",
-/// git_token=None, buildkit_image=DEFAULT_BUILDKIT_IMAGE, security=None, sys_admin=None,
+/// git_token=None, buildkit_image=DEFAULT_BUILDKIT_IMAGE, builder="buildkit" (or "kaniko"),
+/// kaniko_image=DEFAULT_KANIKO_IMAGE, security=None, sys_admin=None,
 /// resources=None, ttl_seconds_after_finished=3600, active_deadline_seconds=3600,
 /// backoff_limit=0, service_account=None, labels=None)``; ``registry_secret=None`` pushes
 /// anonymously, ``git_token`` is a ``SecretKeyRef``, ``resources`` a dict in the Kubernetes
@@ -386,7 +394,7 @@ pub struct BuildJob {
 #[pymethods]
 impl BuildJob {
     #[new]
-    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, builder=None, kaniko_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -406,6 +414,8 @@ impl BuildJob {
         registry_secret: Option<String>,
         git_token: Option<SecretKeyRef>,
         buildkit_image: Option<String>,
+        builder: Option<String>,
+        kaniko_image: Option<String>,
         security: Option<BuilderSecurity>,
         sys_admin: Option<bool>,
         resources: Option<&Bound<'_, PyAny>>,
@@ -425,6 +435,8 @@ impl BuildJob {
             registry_secret,
             git_token,
             buildkit_image,
+            builder,
+            kaniko_image,
             security,
             sys_admin,
             resources,
@@ -563,6 +575,7 @@ impl BuildkitDaemon {
 /// default_git_ref="refs/heads/main", default_dockerfile="Dockerfile", context_subdir=None,
 /// cache_ref=None, insecure_cache_registry=False, insecure_registry=False, registry_secret="regcred"
 /// (None: anonymous push), github_token=SecretKeyRef("github-token", "token"), git_token=None, buildkit_image=None,
+/// builder="buildkit" (or "kaniko"), kaniko_image=None,
 /// security=None, sys_admin=None, resources=None, tool_uid=65532, service_account=None,
 /// active_deadline_seconds=3600, ttl_seconds_after_completion=86400, labels=None)``;
 /// ``chart`` is a ``ChartUpdate``. ``build()`` returns the ``Manifest``.
@@ -574,7 +587,7 @@ pub struct BuildAndUpdateChart {
 #[pymethods]
 impl BuildAndUpdateChart {
     #[new]
-    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), github_token=None, git_token=None, buildkit_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
+    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), github_token=None, git_token=None, buildkit_image=None, builder=None, kaniko_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -594,6 +607,8 @@ impl BuildAndUpdateChart {
         github_token: Option<SecretKeyRef>,
         git_token: Option<SecretKeyRef>,
         buildkit_image: Option<String>,
+        builder: Option<String>,
+        kaniko_image: Option<String>,
         security: Option<BuilderSecurity>,
         sys_admin: Option<bool>,
         resources: Option<&Bound<'_, PyAny>>,
@@ -613,6 +628,8 @@ impl BuildAndUpdateChart {
             registry_secret,
             git_token,
             buildkit_image,
+            builder,
+            kaniko_image,
             security,
             sys_admin,
             resources,

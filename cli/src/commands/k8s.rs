@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
-use cicd_agents_pipeline::k8s::buildkit::{BuildJob, BuildStepOptions, BuildkitDaemon};
+use cicd_agents_pipeline::k8s::buildkit::{
+    BuildEngine, BuildJob, BuildStepOptions, BuildkitDaemon,
+};
 use cicd_agents_pipeline::k8s::launch::{
     Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
 };
@@ -75,6 +77,13 @@ impl SecurityArgs {
     }
 }
 
+/// The builder of a build step (`--builder`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StepBuilder {
+    Buildkit,
+    Kaniko,
+}
+
 /// The build step's options, shared by `render job`, `render workflow-template` and `run`:
 /// they fill the library's one [`BuildStepOptions`].
 #[derive(Debug, Args)]
@@ -104,6 +113,13 @@ struct BuildStepArgs {
     /// Rootless BuildKit image.
     #[arg(long = "buildkit-image")]
     buildkit_image: Option<String>,
+    /// Which builder runs the build step: buildkit (rootless, default) or kaniko (runs as
+    /// root in its container, no daemon, no shell).
+    #[arg(long = "builder", value_enum, default_value_t = StepBuilder::Buildkit)]
+    builder: StepBuilder,
+    /// Kaniko executor image (with --builder kaniko).
+    #[arg(long = "kaniko-image")]
+    kaniko_image: Option<String>,
     /// Service account of the pods.
     #[arg(long = "service-account")]
     service_account: Option<String>,
@@ -130,6 +146,11 @@ impl BuildStepArgs {
                 .buildkit_image
                 .clone()
                 .unwrap_or(defaults.buildkit_image),
+            engine: match self.builder {
+                StepBuilder::Buildkit => BuildEngine::Buildkit,
+                StepBuilder::Kaniko => BuildEngine::Kaniko,
+            },
+            kaniko_image: self.kaniko_image.clone().unwrap_or(defaults.kaniko_image),
             security: self.security.security(),
             resources: None,
             service_account: self.service_account.clone(),

@@ -1,6 +1,6 @@
 """Type stubs of cicd_agents.k8s (Kubernetes manifests)."""
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union, final
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Union, final
 
 from . import Error
 
@@ -132,6 +132,8 @@ class BuildJob:
         registry_secret: Optional[str] = ...,  # DEFAULT_REGISTRY_SECRET ("regcred"); None: no pull secret
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
+        builder: Optional[Literal["buildkit", "kaniko"]] = None,
+        kaniko_image: Optional[str] = None,
         security: Optional[BuilderSecurity] = None,
         sys_admin: Optional[bool] = None,
         resources: Optional[_Resources] = None,
@@ -191,6 +193,8 @@ class BuildAndUpdateChart:
         github_token: Optional[SecretKeyRef] = None,
         git_token: Optional[SecretKeyRef] = None,
         buildkit_image: Optional[str] = None,
+        builder: Optional[Literal["buildkit", "kaniko"]] = None,
+        kaniko_image: Optional[str] = None,
         security: Optional[BuilderSecurity] = None,
         sys_admin: Optional[bool] = None,
         resources: Optional[_Resources] = None,
