@@ -280,7 +280,8 @@ pub struct ChartUpdate {
     pub file: String,
     /// The key path of the tag, e.g. `image.tag`.
     pub key: String,
-    /// An image containing the `cicd-agents` binary.
+    /// An image with the `cicd-agents` binary **and git** (the write-back runs `git`), run as
+    /// UID 65532 with a read-only root: build it from `images/tool/Dockerfile`.
     pub tool_image: String,
 }
 
