@@ -49,6 +49,16 @@ def matrix():
             insecure_cache_registry=True, insecure_registry=True, git_token=TOKEN,
             service_account="argo-workflow", resources=RESOURCES, labels={"off": "yes"},
         ).build()],
+        "job-kaniko": [k8s.BuildJob(
+            "build-", GIT, "registry.ci.svc:5000/org/app", builder="kaniko", namespace="no",
+            generate_name=True, tag="yes", git_ref="refs/tags/v1.0", context_subdir="services/api",
+            cache_ref="registry.ci.svc:5000/org/app:buildcache", insecure_registry=True, git_token=TOKEN,
+            resources=RESOURCES,
+        ).build()],
+        "workflow-template-kaniko": [k8s.BuildAndUpdateChart(
+            "build-and-deploy", GIT, "docker.io/org/app", CHART, builder="kaniko", namespace="ci",
+            default_tag="on", cache_ref="registry.ci.svc:5000/org/app:cache", git_token=TOKEN,
+        ).build()],
         "github-runner-buildkit": [k8s.RunnerJob.github("gha-runner-", jit, namespace="ci", generate_name=True,
                                                         workspace_size="1e3", storage_class="fast").build()],
         "github-runner-buildah": [k8s.RunnerJob.github("gha", jit, builder="buildah", workspace_size="20Gi",
@@ -105,8 +115,9 @@ def drop_none(value):
     return value
 
 
-def test_the_workflow_template_matches_argos_models():
-    manifest = CASES["workflow-template"][0]
+@pytest.mark.parametrize("case", ["workflow-template", "workflow-template-kaniko"])
+def test_the_workflow_template_matches_argos_models(case):
+    manifest = CASES[case][0]
     obj = yaml.safe_load(manifest.to_yaml())
     model = ArgoWorkflowTemplate.model_validate(copy.deepcopy(obj))
     # Nothing was dropped (unknown field) or coerced (a bool where a string belongs).

@@ -374,6 +374,12 @@ fn every_refused_kubernetes_value_exits_2_naming_the_flag() {
             with(&["circleci-runner", "--token-secret", "Bad:token"], &[]),
             "--token-secret",
         ),
+        (with(JOB, &["--builder", "podman"]), "--builder"),
+        (with(WORKFLOW, &["--builder", "docker"]), "--builder"),
+        (
+            with(JOB, &["--builder", "kaniko", "--kaniko-image", "Bad Image"]),
+            "--kaniko-image",
+        ),
     ];
     for (args, flag) in cases {
         let out = cli()
@@ -482,4 +488,59 @@ fn the_build_step_options_are_the_same_for_job_workflow_template_and_run() {
     ] {
         assert!(help.contains(flag), "k8s run lacks {flag}");
     }
+}
+
+#[test]
+fn kaniko_renders_an_executor_with_the_token_only_in_its_environment() {
+    let job = render(
+        &with(
+            JOB,
+            &[
+                "--builder",
+                "kaniko",
+                "--git-token-secret",
+                "git-token:token",
+                "--tag",
+                "1.2.3",
+            ],
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(kinds(&job), ["Job"]);
+    assert!(job.contains("/kaniko/executor"), "{job}");
+    assert!(job.contains("GIT_PASSWORD"), "{job}");
+    assert!(!job.contains("buildctl"), "{job}");
+    assert!(!job.contains("privileged: true"), "{job}");
+    let workflow = render(
+        &with(WORKFLOW, &["--builder", "kaniko"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(kinds(&workflow), ["WorkflowTemplate"]);
+    assert!(workflow.contains("/kaniko/executor"), "{workflow}");
+}
+
+#[test]
+fn chart_set_image_refuses_a_source_commit_that_is_not_a_commit_id() {
+    let out = cli()
+        .args([
+            "chart",
+            "set-image",
+            "--repo",
+            "https://127.0.0.1:1/charts.git",
+            "--file",
+            "values.yaml",
+            "--key",
+            "image.tag",
+            "--value=1.0.0",
+            "--source-commit=main",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--source-commit"), "{stderr}");
 }
