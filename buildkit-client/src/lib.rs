@@ -22,6 +22,7 @@ pub mod address;
 pub mod build;
 mod client;
 pub mod control;
+pub mod discovery;
 mod error;
 pub mod flags;
 pub mod fsutil;

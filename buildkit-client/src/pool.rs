@@ -13,6 +13,12 @@
 //!   ranking is tried; daemons marked down are tried last, not never. A build that loses its
 //!   daemon is started again on the next one; a build that *fails* (a Dockerfile error) is not.
 //! * **Errors** name every daemon tried and why it was passed over.
+//! * **Discovery.** An address `dns+tcp://<service>.<namespace>.svc:<port>` stands for the
+//!   ready replicas of a headless Service in front of a StatefulSet (`cicd-agents k8s render
+//!   pool`); see [`crate::discovery`]. Members are the replicas' DNS names (stable across pod
+//!   restarts, unlike their IPs), so a key keeps its replica while that replica exists. DNS is
+//!   asked again every [`DEFAULT_REFRESH_INTERVAL`] and whenever every known member failed;
+//!   a failed lookup keeps the members found before. Static and DNS addresses may be mixed.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,13 +37,14 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::address::Address;
 use crate::build::{BuildContext, BuildOptions, BuildResult};
+use crate::discovery::{Discovered, DnsPoolAddress, Resolver, SystemResolver};
 use crate::error::Error;
 use crate::progress::ProgressSink;
 use crate::{Client, TlsOptions};
@@ -48,6 +55,8 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_POOL_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a daemon that failed stays at the end of the ranking (default).
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(15);
+/// How often DNS addresses are resolved again (default).
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a daemon was passed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +117,16 @@ fn list(tried: &[Attempt]) -> String {
 #[derive(Default)]
 struct MemberState {
     client: Option<Client>,
+    /// Where a discovered member is dialled now, and the name its certificate carries.
+    dial: Option<(String, String)>,
     down_until: Option<Instant>,
     last_error: Option<String>,
 }
 
 struct Member {
     address: String,
+    /// The DNS address it was discovered from (index into `BuilderPool::dns`).
+    source: Option<usize>,
     state: Mutex<MemberState>,
 }
 
@@ -170,7 +183,11 @@ pub struct EndpointHealth {
 /// A client over several BuildKit daemons with sticky routing, health checks and failover;
 /// see the [module documentation](self).
 pub struct BuilderPool {
-    members: Vec<Member>,
+    members: RwLock<Vec<Arc<Member>>>,
+    dns: Vec<DnsPoolAddress>,
+    resolver: Arc<dyn Resolver>,
+    refresh_interval: Duration,
+    refreshed: Mutex<Option<Instant>>,
     tls: TlsOptions,
     health_timeout: Duration,
     connect_timeout: Duration,
@@ -181,6 +198,7 @@ impl fmt::Debug for BuilderPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BuilderPool")
             .field("addresses", &self.addresses())
+            .field("dns", &self.dns)
             .field("health_timeout", &self.health_timeout)
             .field("retry_after", &self.retry_after)
             .finish()
@@ -233,8 +251,20 @@ impl BuilderPool {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut members: Vec<Member> = Vec::new();
+        let mut members: Vec<Arc<Member>> = Vec::new();
+        let mut dns: Vec<DnsPoolAddress> = Vec::new();
         for text in addresses {
+            if DnsPoolAddress::is_dns(text.as_ref()) {
+                let address: DnsPoolAddress = text.as_ref().parse().map_err(PoolError::Address)?;
+                if dns.contains(&address) {
+                    return Err(PoolError::Address(Error::InvalidAddress {
+                        address: address.to_string(),
+                        reason: "listed twice in the pool".into(),
+                    }));
+                }
+                dns.push(address);
+                continue;
+            }
             let address: Address = text.as_ref().parse().map_err(PoolError::Address)?;
             let address = address.to_string();
             if members.iter().any(|m| m.address == address) {
@@ -243,16 +273,21 @@ impl BuilderPool {
                     reason: "listed twice in the pool".into(),
                 }));
             }
-            members.push(Member {
+            members.push(Arc::new(Member {
                 address,
+                source: None,
                 state: Mutex::new(MemberState::default()),
-            });
+            }));
         }
-        if members.is_empty() {
+        if members.is_empty() && dns.is_empty() {
             return Err(PoolError::Empty);
         }
         Ok(BuilderPool {
-            members,
+            members: RwLock::new(members),
+            dns,
+            resolver: Arc::new(SystemResolver),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            refreshed: Mutex::new(None),
             tls,
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
             connect_timeout: DEFAULT_POOL_CONNECT_TIMEOUT,
@@ -278,23 +313,143 @@ impl BuilderPool {
         self
     }
 
-    /// The daemons' addresses, in the order given (normalized as [`Address`] prints them).
-    pub fn addresses(&self) -> Vec<&str> {
-        self.members.iter().map(|m| m.address.as_str()).collect()
+    /// How often `dns+tcp://` addresses are resolved again (they are also resolved again
+    /// when every known member failed).
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// Resolves `dns+tcp://` addresses with `resolver` instead of the system's.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The `dns+tcp://` addresses the pool discovers members from.
+    pub fn dns_addresses(&self) -> Vec<String> {
+        self.dns.iter().map(ToString::to_string).collect()
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Member>> {
+        self.members
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn member(&self, address: &str) -> Option<Arc<Member>> {
+        self.snapshot().into_iter().find(|m| m.address == address)
+    }
+
+    /// Resolves the `dns+tcp://` addresses again if `force` or the refresh interval has
+    /// passed. Members that stay keep their state (connection, down mark); a source whose
+    /// lookup fails keeps its members. Returns the lookups that failed.
+    async fn refresh(&self, force: bool) -> Vec<Attempt> {
+        if self.dns.is_empty() {
+            return Vec::new();
+        }
+        {
+            let refreshed = self
+                .refreshed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !force && refreshed.is_some_and(|at| at.elapsed() < self.refresh_interval) {
+                return Vec::new();
+            }
+        }
+        let lookups = self
+            .dns
+            .iter()
+            .map(|address| address.discover(self.resolver.as_ref()));
+        let results = futures::future::join_all(lookups).await;
+        let mut failed = Vec::new();
+        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::take(&mut *members);
+        // Static members first, then each source's, in the order given.
+        members.extend(old.iter().filter(|m| m.source.is_none()).cloned());
+        for (source, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(found) => {
+                    for Discovered {
+                        name,
+                        dial,
+                        server_name,
+                    } in found
+                    {
+                        if members.iter().any(|m| m.address == name) {
+                            continue;
+                        }
+                        let member = match old.iter().find(|m| m.address == name) {
+                            Some(member) => member.clone(),
+                            None => {
+                                tracing::info!(address = %name, source = %self.dns[source], "pool member appeared");
+                                Arc::new(Member {
+                                    address: name,
+                                    source: Some(source),
+                                    state: Mutex::new(MemberState::default()),
+                                })
+                            }
+                        };
+                        {
+                            let mut state = member.lock();
+                            let target = Some((dial, server_name));
+                            if state.dial != target {
+                                state.client = None;
+                                state.dial = target;
+                            }
+                        }
+                        members.push(member);
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(source = %self.dns[source], %reason, "pool discovery failed; keeping the members found before");
+                    members.extend(old.iter().filter(|m| m.source == Some(source)).cloned());
+                    failed.push(Attempt {
+                        address: self.dns[source].to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
+        for gone in old
+            .iter()
+            .filter(|m| !members.iter().any(|n| n.address == m.address))
+        {
+            tracing::info!(address = %gone.address, "pool member left");
+        }
+        drop(members);
+        *self
+            .refreshed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        failed
+    }
+
+    /// Resolves every `dns+tcp://` address now; returns the members afterwards.
+    pub async fn discover(&self) -> Vec<String> {
+        self.refresh(true).await;
+        self.addresses()
+    }
+
+    /// The daemons' addresses: those given, in the order given (normalized as [`Address`]
+    /// prints them), then those last discovered from DNS.
+    pub fn addresses(&self) -> Vec<String> {
+        self.snapshot().iter().map(|m| m.address.clone()).collect()
     }
 
     /// The daemons in the order `key` prefers them (rendezvous hashing), ignoring health.
-    pub fn rank(&self, key: &str) -> Vec<&str> {
+    pub fn rank(&self, key: &str) -> Vec<String> {
         self.ranked(key)
             .into_iter()
-            .map(|m| m.address.as_str())
+            .map(|m| m.address.clone())
             .collect()
     }
 
-    fn ranked(&self, key: &str) -> Vec<&Member> {
-        let mut ranked: Vec<(u64, &Member)> = self
-            .members
-            .iter()
+    fn ranked(&self, key: &str) -> Vec<Arc<Member>> {
+        let mut ranked: Vec<(u64, Arc<Member>)> = self
+            .snapshot()
+            .into_iter()
             .map(|m| (score(key, &m.address), m))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.address.cmp(&b.1.address)));
@@ -303,29 +458,45 @@ impl BuilderPool {
 
     /// The order in which daemons are tried for `key`: its ranking, with daemons recently
     /// marked down moved to the end (keeping their relative order).
-    pub fn candidates(&self, key: &str) -> Vec<&str> {
+    pub fn candidates(&self, key: &str) -> Vec<String> {
         self.order(key)
             .into_iter()
-            .map(|m| m.address.as_str())
+            .map(|m| m.address.clone())
             .collect()
     }
 
-    fn order(&self, key: &str) -> Vec<&Member> {
+    fn order(&self, key: &str) -> Vec<Arc<Member>> {
         let now = Instant::now();
-        let (down, up): (Vec<&Member>, Vec<&Member>) =
+        let (down, up): (Vec<Arc<Member>>, Vec<Arc<Member>>) =
             self.ranked(key).into_iter().partition(|m| m.is_down(now));
         up.into_iter().chain(down).collect()
     }
 
     /// Connects (or reuses the connection) and checks health.
     async fn check(&self, member: &Member) -> Result<Client, Error> {
-        let cached = member.lock().client.clone();
+        let (cached, dial) = {
+            let state = member.lock();
+            (state.client.clone(), state.dial.clone())
+        };
         let client = match cached {
             Some(client) => client,
             None => {
+                // A discovered member is dialled at its IP; its certificate must carry its
+                // DNS name.
+                let (address, tls) = match dial {
+                    Some((address, server_name)) if self.tls.is_enabled() => {
+                        let tls = match &self.tls.server_name {
+                            Some(_) => self.tls.clone(),
+                            None => self.tls.clone().server_name(server_name),
+                        };
+                        (address, tls)
+                    }
+                    Some((address, _)) => (address, self.tls.clone()),
+                    None => (member.address.clone(), self.tls.clone()),
+                };
                 Client::builder()
-                    .address(member.address.clone())
-                    .tls(self.tls.clone())
+                    .address(address)
+                    .tls(tls)
                     .connect_timeout(self.connect_timeout)
                     .connect()
                     .await?
@@ -359,18 +530,55 @@ impl BuilderPool {
         key: &str,
         mut tried: Vec<Attempt>,
     ) -> Result<(Client, String, Vec<Attempt>), PoolError> {
+        let mut lookups = self.refresh(false).await;
+        let mut forced = false;
+        loop {
+            if let Some(found) = self.try_members(key, &mut tried).await {
+                return Ok((found.0, found.1, tried));
+            }
+            // Every known member failed: ask DNS again, once, for members not yet tried.
+            if self.dns.is_empty() || forced {
+                break;
+            }
+            forced = true;
+            lookups = self.refresh(true).await;
+            let fresh = self
+                .snapshot()
+                .iter()
+                .any(|m| !tried.iter().any(|t| t.address == m.address));
+            if !fresh {
+                break;
+            }
+        }
+        if self.snapshot().is_empty() && lookups.is_empty() {
+            for address in &self.dns {
+                tried.push(Attempt {
+                    address: address.to_string(),
+                    reason: "no ready member in DNS".into(),
+                });
+            }
+        }
+        tried.extend(lookups);
+        Err(PoolError::Unavailable {
+            key: key.to_string(),
+            tried,
+        })
+    }
+
+    /// Tries the members not in `tried`, in `key`'s order; returns the first healthy one.
+    async fn try_members(&self, key: &str, tried: &mut Vec<Attempt>) -> Option<(Client, String)> {
         for member in self.order(key) {
             if tried.iter().any(|t| t.address == member.address) {
                 continue;
             }
-            match self.check(member).await {
+            match self.check(&member).await {
                 Ok(client) => {
                     member.mark_up(&client);
                     if !tried.is_empty() {
-                        tracing::info!(%key, address = %member.address, passed_over = %list(&tried), "failing over");
+                        tracing::info!(%key, address = %member.address, passed_over = %list(tried), "failing over");
                     }
                     tracing::debug!(%key, address = %member.address, "routed");
-                    return Ok((client, member.address.clone(), tried));
+                    return Some((client, member.address.clone()));
                 }
                 Err(err) => {
                     let reason = err.to_string();
@@ -383,10 +591,7 @@ impl BuilderPool {
                 }
             }
         }
-        Err(PoolError::Unavailable {
-            key: key.to_string(),
-            tried,
-        })
+        None
     }
 
     /// Runs a build on the daemon `key` routes to. If that daemon is lost before or during the
@@ -414,7 +619,7 @@ impl BuilderPool {
                 Err(err) if err.is_connection() => {
                     let reason = format!("lost during the build: {err}");
                     tracing::warn!(%key, %address, %reason, "retrying the build on the next daemon");
-                    if let Some(member) = self.members.iter().find(|m| m.address == address) {
+                    if let Some(member) = self.member(&address) {
                         member.mark_down(&reason, self.retry_after);
                     }
                     tried.push(Attempt { address, reason });
@@ -422,8 +627,8 @@ impl BuilderPool {
                 Err(source) => {
                     // Cutting the connection mid-build can surface as a build error; if the
                     // daemon no longer answers, it was lost, and the build goes elsewhere.
-                    let member = self.members.iter().find(|m| m.address == address);
-                    let lost = match member {
+                    let member = self.member(&address);
+                    let lost = match &member {
                         Some(member) => {
                             member.lock().client = None;
                             self.check(member).await.err()
@@ -452,7 +657,9 @@ impl BuilderPool {
 
     /// Checks every daemon now, concurrently.
     pub async fn health(&self) -> Vec<EndpointHealth> {
-        let checks = self.members.iter().map(|member| async move {
+        self.refresh(false).await;
+        let members = self.snapshot();
+        let checks = members.iter().map(|member| async move {
             let started = Instant::now();
             let status = match self.check(member).await {
                 Ok(client) => {
@@ -540,15 +747,15 @@ mod tests {
     fn down_daemons_are_tried_last() {
         let pool = pool(&["tcp://a:1234", "tcp://b:1234", "tcp://c:1234"]);
         let key = "https://github.com/org/app.git";
-        let rank: Vec<String> = pool.rank(key).into_iter().map(String::from).collect();
-        if let Some(member) = pool.members.iter().find(|m| m.address == rank[0]) {
+        let rank: Vec<String> = pool.rank(key);
+        if let Some(member) = pool.member(&rank[0]) {
             member.mark_down("refused", Duration::from_secs(60));
         }
         assert_eq!(
             pool.candidates(key),
             [rank[1].as_str(), rank[2].as_str(), rank[0].as_str()]
         );
-        if let Some(member) = pool.members.iter().find(|m| m.address == rank[0]) {
+        if let Some(member) = pool.member(&rank[0]) {
             member.mark_down("refused", Duration::ZERO);
         }
         assert_eq!(
@@ -582,5 +789,132 @@ mod tests {
         let local = BuildOptions::local(&dir);
         let key = routing_key(&local);
         assert!(Path::new(&key).is_absolute(), "{key}");
+    }
+
+    /// A stand-in DNS: host → addresses, changed by the test.
+    #[derive(Debug, Default)]
+    struct FakeDns(Mutex<std::collections::BTreeMap<String, Vec<std::net::SocketAddr>>>);
+
+    impl FakeDns {
+        fn set(&self, host: &str, addresses: &[u8]) {
+            let addresses = addresses
+                .iter()
+                .map(|n| std::net::SocketAddr::from(([10, 0, 0, *n], 1234)))
+                .collect();
+            self.0.lock().unwrap().insert(host.to_string(), addresses);
+        }
+        /// Ready replicas `indexes` of `pool.ci.svc` (replica i at 10.0.0.i).
+        fn ready(&self, indexes: &[u8]) {
+            for i in 0..8u8 {
+                self.set(&format!("pool-{i}.pool.ci.svc"), &[i]);
+            }
+            self.set("pool.ci.svc", indexes);
+        }
+    }
+
+    impl Resolver for FakeDns {
+        fn resolve<'a>(
+            &'a self,
+            host: &'a str,
+            _port: u16,
+        ) -> futures::future::BoxFuture<'a, std::io::Result<Vec<std::net::SocketAddr>>> {
+            let found = self.0.lock().unwrap().get(host).cloned();
+            Box::pin(async move {
+                found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "SERVFAIL"))
+            })
+        }
+    }
+
+    fn member(i: u8) -> String {
+        format!("tcp://pool-{i}.pool.ci.svc:1234")
+    }
+
+    #[tokio::test]
+    async fn discovered_members_come_and_go_and_keys_follow_their_member_name() {
+        let dns = Arc::new(FakeDns::default());
+        dns.ready(&[0, 1, 2]);
+        let pool = BuilderPool::new(["dns+tcp://pool.ci.svc:1234"], TlsOptions::default())
+            .unwrap()
+            .resolver(dns.clone())
+            .refresh_interval(Duration::ZERO);
+        assert_eq!(pool.dns_addresses(), ["dns+tcp://pool.ci.svc:1234"]);
+        assert!(
+            pool.addresses().is_empty(),
+            "nothing is resolved before use"
+        );
+        assert_eq!(pool.discover().await, [member(0), member(1), member(2)]);
+        let keys: Vec<String> = (0..200).map(|n| format!("/work/project-{n}")).collect();
+        let before: Vec<String> = keys.iter().map(|k| pool.rank(k)[0].clone()).collect();
+
+        // Replica 1 stops being ready; replica 3 appears; replica 0 restarts with a new IP.
+        pool.member(&member(0))
+            .unwrap()
+            .mark_down("x", Duration::from_secs(60));
+        dns.ready(&[0, 2, 3]);
+        dns.set("pool-0.pool.ci.svc", &[50]);
+        dns.set("pool.ci.svc", &[50, 2, 3]);
+        assert_eq!(pool.discover().await, [member(0), member(2), member(3)]);
+        let replica0 = pool.member(&member(0)).unwrap();
+        assert_eq!(
+            replica0.lock().dial.as_ref().map(|d| d.0.clone()),
+            Some("tcp://10.0.0.50:1234".to_string()),
+            "a member is dialled where DNS says it is now"
+        );
+        assert!(
+            replica0.is_down(Instant::now()),
+            "a member keeps its state across lookups"
+        );
+        for (key, first) in keys.iter().zip(&before) {
+            let now = pool.rank(key)[0].clone();
+            if *first != member(1) && now != member(3) {
+                assert_eq!(&now, first, "{key} moved although its member stayed");
+            }
+            assert_ne!(now, member(1), "{key} still routes to a member that left");
+        }
+        // Replica 1 comes back: only keys that now rank it first move, and they move to it.
+        let without_1: Vec<String> = keys.iter().map(|k| pool.rank(k)[0].clone()).collect();
+        dns.ready(&[0, 1, 2, 3]);
+        pool.discover().await;
+        let mut returned = 0;
+        for ((key, first), previous) in keys.iter().zip(&before).zip(&without_1) {
+            let now = pool.rank(key)[0].clone();
+            if now == member(1) {
+                returned += 1;
+            } else {
+                assert_eq!(
+                    &now, previous,
+                    "{key} moved to a member that did not change"
+                );
+            }
+            if *first == member(1) && now != member(1) {
+                assert_eq!(now, member(3), "{key} did not return to replica 1");
+            }
+        }
+        assert!(returned > 20, "{returned} keys returned to replica 1");
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_the_members_and_an_empty_one_is_reported() {
+        let dns = Arc::new(FakeDns::default());
+        dns.ready(&[0, 1]);
+        let pool = BuilderPool::new(["dns+tcp://pool.ci.svc:1234"], TlsOptions::default())
+            .unwrap()
+            .resolver(dns.clone())
+            .connect_timeout(Duration::from_millis(200))
+            .refresh_interval(Duration::ZERO);
+        assert_eq!(pool.discover().await.len(), 2);
+        dns.0.lock().unwrap().remove("pool.ci.svc");
+        assert_eq!(
+            pool.discover().await.len(),
+            2,
+            "a failed lookup drops nobody"
+        );
+        dns.ready(&[]);
+        // No ready replica: the members are gone and the error says so.
+        let err = pool.client_for("k").await.unwrap_err().to_string();
+        assert!(
+            err.contains("dns+tcp://pool.ci.svc:1234: no ready member in DNS"),
+            "{err}"
+        );
     }
 }

@@ -35,6 +35,17 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
+    /// The TLS options of the flags (also for every daemon of a `--pool`).
+    pub fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            ca_cert: self.tls_ca_cert.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+            insecure_skip_verify: self.tls_skip_verify,
+        }
+    }
+
     pub async fn connect(&self) -> Result<Client, cicd_agents_buildkit::Error> {
         let tls = TlsOptions {
             ca_cert: self.tls_ca_cert.clone(),

@@ -3,7 +3,7 @@
 //! YAML is only *emitted* here (and parsed back in tests and by `k8s run -f`); values files are
 //! never round-tripped through a serializer.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub enum Manifest {
     Deployment(Deployment),
     /// A `v1` Service.
     Service(Service),
+    /// An `apps/v1` StatefulSet.
+    StatefulSet(StatefulSet),
     /// An Argo `argoproj.io/v1alpha1` WorkflowTemplate.
     WorkflowTemplate(WorkflowTemplate),
 }
@@ -32,6 +34,7 @@ impl Manifest {
             Manifest::Job(_) => "Job",
             Manifest::Deployment(_) => "Deployment",
             Manifest::Service(_) => "Service",
+            Manifest::StatefulSet(_) => "StatefulSet",
             Manifest::WorkflowTemplate(_) => "WorkflowTemplate",
         }
     }
@@ -42,6 +45,7 @@ impl Manifest {
             Manifest::Job(job) => &job.metadata,
             Manifest::Deployment(deployment) => &deployment.metadata,
             Manifest::Service(service) => &service.metadata,
+            Manifest::StatefulSet(set) => &set.metadata,
             Manifest::WorkflowTemplate(template) => &template.metadata,
         };
         meta.name
@@ -67,6 +71,7 @@ impl Manifest {
             Manifest::Job(job) => emit(self, job),
             Manifest::Deployment(deployment) => emit(self, deployment),
             Manifest::Service(service) => emit(self, service),
+            Manifest::StatefulSet(set) => emit(self, set),
             Manifest::WorkflowTemplate(template) => emit(self, template),
         }
     }
@@ -87,6 +92,12 @@ impl From<Deployment> for Manifest {
 impl From<Service> for Manifest {
     fn from(service: Service) -> Self {
         Manifest::Service(service)
+    }
+}
+
+impl From<StatefulSet> for Manifest {
+    fn from(set: StatefulSet) -> Self {
+        Manifest::StatefulSet(set)
     }
 }
 
@@ -151,6 +162,7 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Manifest>, K8sError> {
             ("batch/v1", "Job") => Manifest::Job(serde_json::from_value(value).map_err(typed)?),
             ("apps/v1", "Deployment") => Manifest::Deployment(serde_json::from_value(value).map_err(typed)?),
             ("v1", "Service") => Manifest::Service(serde_json::from_value(value).map_err(typed)?),
+            ("apps/v1", "StatefulSet") => Manifest::StatefulSet(serde_json::from_value(value).map_err(typed)?),
             (super::argo::API_VERSION, "WorkflowTemplate") => {
                 Manifest::WorkflowTemplate(serde_json::from_value(value).map_err(typed)?)
             }
@@ -158,7 +170,7 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Manifest>, K8sError> {
                 return Err(K8sError::Parse {
                     index,
                     reason: format!(
-                        "unsupported object {api_version:?} {kind:?} (supported: batch/v1 Job, apps/v1 Deployment, v1 Service, {} WorkflowTemplate)",
+                        "unsupported object {api_version:?} {kind:?} (supported: batch/v1 Job, apps/v1 Deployment, apps/v1 StatefulSet, v1 Service, {} WorkflowTemplate)",
                         super::argo::API_VERSION
                     ),
                 })

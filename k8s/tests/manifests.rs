@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate, WorkflowTemplate};
-use cicd_agents_k8s::buildkit::{BuildEngine, BuildJob, BuildkitDaemon, BUILD_SCRIPT};
+use cicd_agents_k8s::buildkit::{
+    BuildEngine, BuildJob, BuildkitDaemon, BuildkitPool, BUILD_SCRIPT,
+};
 use cicd_agents_k8s::k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use cicd_agents_k8s::runners::{Builder, RunnerJob, BUILDAH_SERVER_SCRIPT};
 use cicd_agents_k8s::{parse_yaml, render_yaml, Manifest, SecretKeyRef};
@@ -51,6 +53,12 @@ fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
     let daemon = BuildkitDaemon::new("buildkitd")
         .namespace("ci")
         .replicas(2)
+        .manifests()
+        .unwrap();
+    let pool = BuildkitPool::new("buildkitd-pool")
+        .namespace("ci")
+        .replicas(3)
+        .cache_size("100Gi")
         .manifests()
         .unwrap();
     let workflow = BuildAndUpdateChart::new(
@@ -132,6 +140,7 @@ fn cases() -> Vec<(&'static str, Vec<Manifest>)> {
             vec![build_job_sys_admin.into()],
         ),
         ("buildkitd-deployment.yaml", daemon),
+        ("buildkitd-pool.yaml", pool),
         ("workflow-template.yaml", vec![workflow.into()]),
         ("kaniko-job.yaml", vec![kaniko_job.into()]),
         (
@@ -218,6 +227,10 @@ fn golden_files_parse_back_into_the_typed_objects() {
                     cicd_agents_k8s::k8s_openapi::api::apps::v1::Deployment,
                 >(document)
                 .is_ok(),
+                "StatefulSet" => yaml_serde::from_str::<
+                    cicd_agents_k8s::k8s_openapi::api::apps::v1::StatefulSet,
+                >(document)
+                .is_ok(),
                 "Service" => yaml_serde::from_str::<
                     cicd_agents_k8s::k8s_openapi::api::core::v1::Service,
                 >(document)
@@ -240,6 +253,10 @@ fn pod_specs(manifest: &Manifest) -> Vec<(String, PodSpec)> {
         Manifest::Deployment(d) => vec![(
             "Deployment".into(),
             d.spec.clone().unwrap().template.spec.unwrap(),
+        )],
+        Manifest::StatefulSet(set) => vec![(
+            "StatefulSet".into(),
+            set.spec.clone().unwrap().template.spec.unwrap(),
         )],
         Manifest::Service(_) => vec![],
         Manifest::WorkflowTemplate(t) => t
@@ -1026,5 +1043,102 @@ fn option_of(err: &cicd_agents_k8s::K8sError) -> String {
     match err {
         cicd_agents_k8s::K8sError::InvalidOption { option, .. } => option.clone(),
         other => panic!("not an option error: {other}"),
+    }
+}
+
+#[test]
+fn the_pool_is_a_statefulset_behind_a_headless_service_with_one_pod_template() {
+    let pool = BuildkitPool::new("buildkitd-pool")
+        .namespace("ci")
+        .replicas(4)
+        .cache_size("1e3")
+        .storage_class(Some("fast-ssd".into()));
+    let service = pool.service().unwrap();
+    let spec = service.spec.unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "headless");
+    assert_eq!(spec.publish_not_ready_addresses, Some(false));
+    let set = pool.statefulset().unwrap();
+    let set_spec = set.spec.unwrap();
+    assert_eq!(set_spec.replicas, Some(4));
+    assert_eq!(set_spec.service_name.as_deref(), Some("buildkitd-pool"));
+    assert_eq!(set_spec.pod_management_policy.as_deref(), Some("Parallel"));
+    // The Service selects exactly the StatefulSet's pods.
+    let pod_labels = set_spec.template.metadata.clone().unwrap().labels.unwrap();
+    for (key, value) in spec.selector.unwrap() {
+        assert_eq!(pod_labels.get(&key), Some(&value), "{key}");
+    }
+    let claims = set_spec.volume_claim_templates.unwrap();
+    assert_eq!(claims.len(), 1);
+    let claim = claims[0].spec.clone().unwrap();
+    assert_eq!(claim.storage_class_name.as_deref(), Some("fast-ssd"));
+    assert_eq!(
+        claim.resources.unwrap().requests.unwrap()["storage"].0,
+        "1e3"
+    );
+    // The same pod as the Deployment's, except that the state comes from the claim.
+    let pod = set_spec.template.spec.unwrap();
+    let deployment = BuildkitDaemon::new("buildkitd-pool")
+        .namespace("ci")
+        .deployment()
+        .unwrap();
+    let deployment_pod = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.containers, deployment_pod.containers);
+    let container = &pod.containers[0];
+    assert!(container.readiness_probe.is_some());
+    let state_mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.mount_path == cicd_agents_k8s::BUILDKIT_STATE_DIR)
+        .unwrap();
+    assert_eq!(state_mount.name, claims[0].metadata.name.clone().unwrap());
+    assert!(
+        !pod.volumes
+            .unwrap()
+            .iter()
+            .any(|v| v.name == state_mount.name),
+        "the state volume must come from the claim template, not an emptyDir"
+    );
+    // Every replica's name is covered by the certificate's wildcard.
+    let names = pool.certificate_dns_names();
+    for address in pool.member_addresses() {
+        let host = address
+            .trim_start_matches("tcp://")
+            .rsplit_once(':')
+            .unwrap()
+            .0;
+        let (_, parent) = host.split_once('.').unwrap();
+        assert!(names.contains(&format!("*.{parent}")), "{host}: {names:?}");
+        assert!(names.contains(&format!("*.{parent}.cluster.local")));
+    }
+    assert_eq!(pool.address(), "dns+tcp://buildkitd-pool.ci.svc:1234");
+}
+
+#[test]
+fn bad_pool_values_are_refused_naming_the_option() {
+    let cases: Vec<(BuildkitPool, &str)> = vec![
+        (BuildkitPool::new("1pool"), "name"),
+        (BuildkitPool::new("p".repeat(62)).replicas(10), "name"),
+        (BuildkitPool::new("pool").replicas(0), "replicas"),
+        (
+            BuildkitPool::new("pool").cache_size("1.2.3Gi"),
+            "cache size",
+        ),
+        (BuildkitPool::new("pool").cache_size("0"), "cache size"),
+        (
+            BuildkitPool::new("pool").storage_class(Some("Fast SSD".into())),
+            "storage class",
+        ),
+        (BuildkitPool::new("pool").namespace("CI"), "namespace"),
+        (BuildkitPool::new("pool").port(0), "port"),
+    ];
+    for (pool, option) in cases {
+        match pool.manifests() {
+            Err(cicd_agents_k8s::K8sError::InvalidOption { option: got, .. }) => {
+                assert_eq!(got, option, "{pool:?}")
+            }
+            other => panic!("{pool:?}: expected a refusal of {option}, got {other:?}"),
+        }
     }
 }

@@ -14,7 +14,8 @@ use cicd_agents_pipeline::k8s::argo::{
     API_VERSION as ARGO_API_VERSION,
 };
 use cicd_agents_pipeline::k8s::buildkit::{
-    BuildJob as RustBuildJob, BuildStepOptions, BuildkitDaemon as RustDaemon, BUILD_SCRIPT,
+    BuildJob as RustBuildJob, BuildStepOptions, BuildkitDaemon as RustDaemon,
+    BuildkitPool as RustPool, BUILD_SCRIPT,
 };
 use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::ResourceRequirements;
 use cicd_agents_pipeline::k8s::runners::{
@@ -239,6 +240,7 @@ impl Manifest {
             RustManifest::Job(job) => &job.metadata,
             RustManifest::Deployment(deployment) => &deployment.metadata,
             RustManifest::Service(service) => &service.metadata,
+            RustManifest::StatefulSet(set) => &set.metadata,
             RustManifest::WorkflowTemplate(template) => &template.metadata,
         };
         meta.namespace.clone()
@@ -253,6 +255,7 @@ impl Manifest {
             RustManifest::Job(job) => to_dict(py, job),
             RustManifest::Deployment(deployment) => to_dict(py, deployment),
             RustManifest::Service(service) => to_dict(py, service),
+            RustManifest::StatefulSet(set) => to_dict(py, set),
             RustManifest::WorkflowTemplate(template) => to_dict(py, template),
         }
     }
@@ -564,6 +567,115 @@ impl BuildkitDaemon {
 
     fn __repr__(&self) -> String {
         format!("BuildkitDaemon(address={:?})", self.inner.address())
+    }
+}
+
+/// A pool of rootless ``buildkitd`` replicas for ``BuilderPool``: a ``StatefulSet`` (a cache
+/// volume per replica from ``volumeClaimTemplates``, pods started in parallel) and a headless
+/// ``Service`` of the same name (``clusterIP: None``, ready pods only), mutual TLS as
+/// ``BuildkitDaemon``.
+///
+/// ``BuildkitPool(name="buildkitd-pool", *, namespace=None, replicas=3, image=DEFAULT_BUILDKIT_IMAGE,
+/// port=1234, tls_secret="buildkit-daemon-certs", registry_secret=None, cache_size="50Gi",
+/// storage_class=None, security=None, sys_admin=None, resources=None, labels=None)``.
+/// ``address`` is the ``dns+tcp://`` address ``BuilderPool`` discovers the replicas from;
+/// ``certificate_dns_names`` the SANs the shared server certificate needs.
+#[pyclass(module = "cicd_agents.k8s", frozen)]
+pub struct BuildkitPool {
+    inner: RustPool,
+}
+
+#[pymethods]
+impl BuildkitPool {
+    #[new]
+    #[pyo3(signature = (name="buildkitd-pool".to_string(), *, namespace=None, replicas=None, image=None, port=None, tls_secret=None, registry_secret=None, cache_size=None, storage_class=None, security=None, sys_admin=None, resources=None, labels=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: String,
+        namespace: Option<String>,
+        replicas: Option<i32>,
+        image: Option<String>,
+        port: Option<i32>,
+        tls_secret: Option<String>,
+        registry_secret: Option<String>,
+        cache_size: Option<String>,
+        storage_class: Option<String>,
+        security: Option<BuilderSecurity>,
+        sys_admin: Option<bool>,
+        resources: Option<&Bound<'_, PyAny>>,
+        labels: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut pool = RustPool::new(name)
+            .registry_secret(registry_secret)
+            .storage_class(storage_class)
+            .security(self::security(security, sys_admin));
+        if let Some(v) = namespace {
+            pool = pool.namespace(v);
+        }
+        if let Some(v) = replicas {
+            pool = pool.replicas(v);
+        }
+        if let Some(v) = image {
+            pool = pool.image(v);
+        }
+        if let Some(v) = port {
+            pool = pool.port(v);
+        }
+        if let Some(v) = tls_secret {
+            pool = pool.tls_secret(v);
+        }
+        if let Some(v) = cache_size {
+            pool = pool.cache_size(v);
+        }
+        if let Some(v) = self::resources(py, resources, "resources")? {
+            pool = pool.resources(v);
+        }
+        for (key, value) in self::labels(labels)? {
+            pool = pool.label(key, value);
+        }
+        Ok(BuildkitPool { inner: pool })
+    }
+
+    /// The pool's address for ``BuilderPool``, e.g. ``dns+tcp://buildkitd-pool.ci.svc:1234``.
+    #[getter]
+    fn address(&self) -> String {
+        self.inner.address()
+    }
+
+    /// Each replica's own address, ``tcp://<name>-<i>.<name>.<namespace>.svc:<port>``.
+    #[getter]
+    fn member_addresses(&self) -> Vec<String> {
+        self.inner.member_addresses()
+    }
+
+    /// The DNS names (SANs) the replicas' shared server certificate must carry.
+    #[getter]
+    fn certificate_dns_names(&self) -> Vec<String> {
+        self.inner.certificate_dns_names()
+    }
+
+    /// The ``StatefulSet``.
+    fn statefulset(&self) -> PyResult<Manifest> {
+        Ok(Manifest {
+            inner: self.inner.statefulset().map_err(from_k8s)?.into(),
+        })
+    }
+
+    /// The headless ``Service``.
+    fn service(&self) -> PyResult<Manifest> {
+        Ok(Manifest {
+            inner: self.inner.service().map_err(from_k8s)?.into(),
+        })
+    }
+
+    /// The Service and the StatefulSet, in the order to apply them.
+    fn manifests(&self) -> PyResult<Vec<Manifest>> {
+        self.inner.manifests().map(manifests).map_err(from_k8s)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("BuildkitPool(address={:?})", self.inner.address())
     }
 }
 
@@ -897,6 +1009,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Manifest>()?;
     m.add_class::<BuildJob>()?;
     m.add_class::<BuildkitDaemon>()?;
+    m.add_class::<BuildkitPool>()?;
     m.add_class::<BuildAndUpdateChart>()?;
     m.add_class::<RunnerJob>()?;
     m.add_function(wrap_pyfunction!(render_yaml, &m)?)?;

@@ -235,8 +235,12 @@ fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<PooledBuild> 
 ///
 /// ``BuilderPool(addresses, *, tls_ca=None, tls_cert=None, tls_key=None,
 /// tls_server_name=None, health_timeout=2, connect_timeout=3, retry_after=15)``: nothing is
-/// dialled yet. ``addresses`` are ``tcp://``, ``unix://`` or ``docker://`` addresses; the TLS
-/// files apply to every ``tcp://`` daemon. Timeouts are seconds or ``timedelta``.
+/// dialled yet. ``addresses`` are ``tcp://``, ``unix://`` or ``docker://`` addresses, or
+/// ``dns+tcp://SERVICE.NAMESPACE.svc:PORT`` for the ready replicas of a headless Service
+/// (``cicd_agents.k8s.BuildkitPool``): members are the replicas' DNS names, resolved again
+/// every ``refresh_interval`` seconds (default 30) and when every member failed; each is
+/// dialled at its IP and its certificate verified against its name. The TLS files apply to
+/// every ``tcp://`` daemon. Timeouts are seconds or ``timedelta``.
 ///
 /// Each build has a routing key (``routing_key(context)``: the repository URL without its
 /// ``#ref:subdir``, or the local context's absolute path). The daemons are ranked for the key
@@ -284,7 +288,7 @@ impl BuilderPool {
 #[pymethods]
 impl BuilderPool {
     #[new]
-    #[pyo3(signature = (addresses, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, tls_skip_verify=false, health_timeout=None, connect_timeout=None, retry_after=None))]
+    #[pyo3(signature = (addresses, *, tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None, tls_skip_verify=false, health_timeout=None, connect_timeout=None, retry_after=None, refresh_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -297,6 +301,7 @@ impl BuilderPool {
         health_timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         retry_after: Option<&Bound<'_, PyAny>>,
+        refresh_interval: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let tls = crate::client::TlsArgs {
             ca: tls_ca,
@@ -316,6 +321,9 @@ impl BuilderPool {
         if let Some(value) = retry_after.filter(|v| !v.is_none()) {
             pool = pool.retry_after(duration(value, "retry_after")?);
         }
+        if let Some(value) = refresh_interval.filter(|v| !v.is_none()) {
+            pool = pool.refresh_interval(duration(value, "refresh_interval")?);
+        }
         Ok(BuilderPool {
             inner: Arc::new(pool),
         })
@@ -325,26 +333,30 @@ impl BuilderPool {
     /// ``docker://unix:///var/run/docker.sock``).
     #[getter]
     fn addresses(&self) -> Vec<String> {
-        self.inner
-            .addresses()
-            .into_iter()
-            .map(String::from)
-            .collect()
+        self.inner.addresses()
     }
 
     /// The daemons in the order ``key`` prefers them (rendezvous hashing), ignoring health.
     fn rank(&self, key: &str) -> Vec<String> {
-        self.inner.rank(key).into_iter().map(String::from).collect()
+        self.inner.rank(key)
     }
 
     /// The order in which daemons are tried for ``key``: its ranking, with daemons recently
     /// found unreachable moved to the end.
     fn candidates(&self, key: &str) -> Vec<String> {
-        self.inner
-            .candidates(key)
-            .into_iter()
-            .map(String::from)
-            .collect()
+        self.inner.candidates(key)
+    }
+
+    /// The ``dns+tcp://`` addresses members are discovered from.
+    #[getter]
+    fn dns_addresses(&self) -> Vec<String> {
+        self.inner.dns_addresses()
+    }
+
+    /// Resolves every ``dns+tcp://`` address now; returns the members afterwards.
+    fn discover(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let pool = self.inner.clone();
+        block_on(py, async move { pool.discover().await })
     }
 
     /// Checks every daemon now, concurrently: a list of ``EndpointHealth`` in the order given.

@@ -34,6 +34,7 @@ def cases():
         git_token=k8s.SecretKeyRef("github-token", "token"), sys_admin=True,
     ).build()
     daemon = k8s.BuildkitDaemon("buildkitd", namespace="ci", replicas=2).manifests()
+    pool = k8s.BuildkitPool("buildkitd-pool", namespace="ci", replicas=3, cache_size="100Gi").manifests()
     workflow = k8s.BuildAndUpdateChart(
         "build-and-deploy", app, "docker.io/example/app", chart(),
         namespace="argo", cache_ref="local-registry:5000/app:buildcache", insecure_cache_registry=True,
@@ -52,6 +53,7 @@ def cases():
         ("buildkit-job.yaml", [build_job]),
         ("buildkit-job-sys-admin.yaml", [build_job_sys_admin]),
         ("buildkitd-deployment.yaml", daemon),
+        ("buildkitd-pool.yaml", pool),
         ("workflow-template.yaml", [workflow]),
         ("github-runner.yaml", [github]),
         ("github-runner-buildah.yaml", [github_buildah]),
@@ -115,6 +117,23 @@ def test_daemon_address_and_parts():
     assert [m.kind for m in daemon.manifests()] == ["Deployment", "Service"]
     assert daemon.manifests() == [daemon.deployment(), daemon.service()]
     assert k8s.BuildkitDaemon("b").address == "tcp://b:1234"
+
+
+def test_pool_address_members_and_parts():
+    pool = k8s.BuildkitPool(namespace="ci", replicas=2, port=4321)
+    assert pool.address == "dns+tcp://buildkitd-pool.ci.svc:4321"
+    assert pool.member_addresses == [
+        "tcp://buildkitd-pool-0.buildkitd-pool.ci.svc:4321",
+        "tcp://buildkitd-pool-1.buildkitd-pool.ci.svc:4321",
+    ]
+    assert "*.buildkitd-pool.ci.svc.cluster.local" in pool.certificate_dns_names
+    assert [m.kind for m in pool.manifests()] == ["Service", "StatefulSet"]
+    assert pool.manifests() == [pool.service(), pool.statefulset()]
+    for bad, option in [({"cache_size": "1.2.3Gi"}, "cache size"), ({"replicas": 0}, "replicas"),
+                        ({"storage_class": "Fast SSD"}, "storage class")]:
+        with pytest.raises(cicd_agents.InvalidOption) as info:
+            k8s.BuildkitPool("pool", **bad).manifests()
+        assert info.value.option == option, bad
 
 
 def test_invalid_values_name_the_option():

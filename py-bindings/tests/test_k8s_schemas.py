@@ -43,6 +43,10 @@ def matrix():
                                                security=k8s.BuilderSecurity(allow_privilege_escalation=False)).build()],
         "deployment": k8s.BuildkitDaemon("buildkitd", namespace="on", replicas=2, registry_secret="regcred",
                                          resources=RESOURCES, labels={"y": "n"}).manifests(),
+        "pool": k8s.BuildkitPool("buildkitd-pool", namespace="on", replicas=3, registry_secret="regcred",
+                                 cache_size="1e3", storage_class="fast", resources=RESOURCES,
+                                 labels={"y": "n"}).manifests(),
+        "pool-defaults": k8s.BuildkitPool().manifests(),
         "workflow-template": [k8s.BuildAndUpdateChart(
             "build-and-deploy", GIT, "docker.io/org/app", CHART, namespace="ci", default_tag="on",
             default_git_ref="refs/heads/main", cache_ref="registry.ci.svc:5000/org/app:cache",

@@ -139,3 +139,16 @@ async def test_build_async_and_health_async(testenv, unreachable, make_context):
     client, address = await pool.client_for_async(key)
     assert address == alive
     assert await asyncio.wait_for(client.workers_async(), 30)
+
+
+def test_the_dns_form_discovers_members_from_the_system_resolver():
+    # `localhost` has no replica names (localhost-0.localhost), so its addresses are members by IP.
+    pool = cicd_agents.BuilderPool(["dns+tcp://localhost:1234"], refresh_interval=0)
+    assert pool.dns_addresses == ["dns+tcp://localhost:1234"]
+    assert pool.addresses == []
+    members = pool.discover()
+    assert "tcp://127.0.0.1:1234" in members, members
+    for bad in ["dns+tcp://pool.ci.svc", "dns+tcp://10.0.0.1:1234"]:
+        with pytest.raises(cicd_agents.InvalidOption) as info:
+            cicd_agents.BuilderPool([bad])
+        assert bad in str(info.value)

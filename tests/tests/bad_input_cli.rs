@@ -1441,6 +1441,16 @@ fn every_subcommand_refuses_bad_values_with_exit_2_naming_the_flag() {
         ),
         case(
             2,
+            ["k8s", "render", "pool", "--cache-size", "1.2.3Gi"],
+            &["--cache-size", "1.2.3Gi"],
+        ),
+        case(
+            2,
+            ["k8s", "render", "pool", "--name", "1pool"],
+            &["--name", "1pool"],
+        ),
+        case(
+            2,
             ["k8s", "render", "deployment", "--image", "a b"],
             &["--image", "a b"],
         ),

@@ -107,7 +107,7 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
     let warm = context(&env, &format!("echo {} > /warm", unique_name("pool")));
     let options = BuildOptions::local(warm.path()).network(NetworkMode::Host);
     let key = routing_key(&options);
-    let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
+    let rank: Vec<String> = pool.rank(&key);
     let first = pool
         .build(&key, &options, &mut |_: &StatusUpdate| {})
         .await
@@ -225,7 +225,7 @@ async fn a_failing_dockerfile_is_not_retried_elsewhere() {
     let failing = context(&env, &format!("echo {} && exit 3", unique_name("pool")));
     let options = BuildOptions::local(failing.path()).network(NetworkMode::Host);
     let key = routing_key(&options);
-    let rank: Vec<String> = pool.rank(&key).into_iter().map(String::from).collect();
+    let rank: Vec<String> = pool.rank(&key);
     let err = pool
         .build(&key, &options, &mut |_: &StatusUpdate| {})
         .await
@@ -307,4 +307,204 @@ async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
     assert_eq!(address, relay.addr());
     let skipped: Vec<&str> = passed_over.iter().map(|a| a.address.as_str()).collect();
     assert_eq!(skipped, [unreachable.as_str()], "{err}");
+}
+
+/// A stand-in for the cluster DNS: the headless Service's name and each replica's name map to
+/// the relays (replica `i` is relay `i`); the test edits the table as pods come and go.
+#[derive(Debug, Default)]
+struct FakeDns(std::sync::Mutex<std::collections::BTreeMap<String, Vec<std::net::SocketAddr>>>);
+
+impl cicd_agents_buildkit::discovery::Resolver for FakeDns {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        _port: u16,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<Vec<std::net::SocketAddr>>> {
+        let found = self
+            .0
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+const SERVICE: &str = "pool.ci.svc";
+
+fn replica(i: usize) -> String {
+    format!("tcp://pool-{i}.{SERVICE}:1234")
+}
+
+impl FakeDns {
+    fn ready(&self, relays: &[Relay], indexes: &[usize]) {
+        let mut table = self.0.lock().unwrap();
+        table.clear();
+        for (i, relay) in relays.iter().enumerate() {
+            table.insert(
+                format!("pool-{i}.{SERVICE}"),
+                vec![relay.socket_addr().unwrap()],
+            );
+        }
+        table.insert(
+            SERVICE.to_string(),
+            indexes
+                .iter()
+                .map(|i| relays[*i].socket_addr().unwrap())
+                .collect(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn members_discovered_from_dns_get_sticky_routing_and_failover() {
+    let env = env();
+    let relays = vec![
+        Relay::tcp(&env.docker_sock).await.unwrap(),
+        Relay::tcp(&env.docker_sock).await.unwrap(),
+        Relay::tcp(&env.docker_sock).await.unwrap(),
+    ];
+    let dns = std::sync::Arc::new(FakeDns::default());
+    dns.ready(&relays, &[0, 1, 2]);
+    let pool = BuilderPool::new([format!("dns+tcp://{SERVICE}:1234")], TlsOptions::default())
+        .unwrap()
+        .resolver(dns.clone())
+        .refresh_interval(Duration::ZERO)
+        .health_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(2))
+        .retry_after(Duration::from_secs(60));
+    assert_eq!(pool.discover().await, [replica(0), replica(1), replica(2)]);
+
+    // A key that prefers replica 1 lands there, by name, and only replica 1's relay is dialled.
+    let key = key_preferring(&pool, &replica(1));
+    for _ in 0..2 {
+        let (_, address) = pool.client_for(&key).await.unwrap();
+        assert_eq!(address, replica(1));
+    }
+    assert!(relays[1].connections() >= 1);
+    assert_eq!((relays[0].connections(), relays[2].connections()), (0, 0));
+
+    // Replica 1 stops being ready: the key moves to its second choice.
+    let rank = pool.rank(&key);
+    dns.ready(&relays, &[0, 2]);
+    let (_, address) = pool.client_for(&key).await.unwrap();
+    assert_eq!(address, rank[1]);
+    assert!(!pool.addresses().contains(&replica(1)));
+
+    // It is ready again: the key returns to it.
+    dns.ready(&relays, &[0, 1, 2]);
+    let (_, address) = pool.client_for(&key).await.unwrap();
+    assert_eq!(address, replica(1));
+
+    // Its daemon dies while DNS still lists it: failover to the next, which is reported.
+    relays[1].stop().await;
+    let (_, address) = pool.client_for(&key).await.unwrap();
+    assert_eq!(address, rank[1]);
+    assert_eq!(pool.candidates(&key).last(), Some(&replica(1)));
+
+    // A real build over a discovered member.
+    let dir = context(&env, &format!("echo {} > /x", unique_name("dnspool")));
+    let options = BuildOptions::local(dir.path()).network(NetworkMode::Host);
+    let build = pool
+        .build(&key, &options, &mut |_: &StatusUpdate| {})
+        .await
+        .unwrap();
+    assert_eq!(build.address, rank[1]);
+}
+
+fn run_cli(args: &[String]) -> (i32, String) {
+    // The relays run on the test's runtime: call this from a blocking thread.
+    let out = cicd_agents_testenv::cli().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_builds_on_a_pool_with_sticky_routing_and_failover() {
+    let env = env();
+    let relays = relays(&env).await;
+    let addresses: Vec<String> = relays.iter().map(|r| r.addr().to_string()).collect();
+    let pool = pool(&relays);
+    let dir = context(&env, &format!("echo {} > /x", unique_name("clipool")));
+    let key = "https://git.example.com/org/sticky.git";
+    let rank = pool.rank(key);
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "build".into(),
+            "--pool".into(),
+            addresses.join(","),
+            "--pool-key".into(),
+            key.into(),
+            "--network".into(),
+            "host".into(),
+            "--progress".into(),
+            "plain".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(dir.path().display().to_string());
+        args
+    };
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || run_cli(&args))
+            .await
+            .unwrap()
+    };
+    let (code, stderr) = run(args(&[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("builder: {}", rank[0])),
+        "{stderr}"
+    );
+    let first = relay_for(&relays, &rank[0]);
+    assert!(first.connections() >= 1);
+    let others: u64 = relays
+        .iter()
+        .filter(|r| r.addr() != rank[0])
+        .map(|r| r.connections())
+        .sum();
+    assert_eq!(others, 0, "the key's daemon is {}: {stderr}", rank[0]);
+
+    // Its daemon goes down: the CLI passes it over and says so.
+    first.stop().await;
+    let (code, stderr) = run(args(&[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("builder: {}", rank[1])),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("passed over {}", rank[0])),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_cli_refuses_bad_pools_with_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_context(dir.path(), [("Dockerfile", "FROM scratch\n")]).unwrap();
+    let ctx = dir.path().display().to_string();
+    for (args, wanted) in [
+        (
+            vec!["build", "--pool", "tcp://a:1", "--addr", "tcp://b:1", &ctx],
+            "--pool",
+        ),
+        (vec!["build", "--pool", "bogus", &ctx], "bogus"),
+        (
+            vec!["build", "--pool", "dns+tcp://pool.ci.svc", &ctx],
+            "dns+tcp://pool.ci.svc",
+        ),
+        (
+            vec!["build", "--pool", "tcp://a:1,tcp://a:1", &ctx],
+            "twice",
+        ),
+        (vec!["build", "--pool-key", "k", &ctx], "--pool"),
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (code, stderr) = run_cli(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
 }

@@ -62,6 +62,26 @@ fn every_kind_renders_as_yaml_documents() {
         kinds(&render(&["deployment", "--replicas", "2"])),
         ["Deployment", "Service"]
     );
+    let pool = render(&[
+        "pool",
+        "-n",
+        "ci",
+        "--replicas",
+        "4",
+        "--cache-size",
+        "20Gi",
+    ]);
+    assert_eq!(kinds(&pool), ["Service", "StatefulSet"]);
+    for line in [
+        "clusterIP: None",
+        "publishNotReadyAddresses: false",
+        "podManagementPolicy: Parallel",
+        "serviceName: buildkitd-pool",
+        "replicas: 4",
+        "storage: 20Gi",
+    ] {
+        assert!(pool.contains(line), "{line} missing:\n{pool}");
+    }
     let workflow = render(&[
         "workflow-template",
         "--git-url",
@@ -312,6 +332,18 @@ fn every_refused_kubernetes_value_exits_2_naming_the_flag() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (with(&["deployment"], &["--name", "1buildkitd"]), "--name"),
         (with(&["deployment"], &["--replicas", "0"]), "--replicas"),
+        (with(&["pool"], &["--name", "1pool"]), "--name"),
+        (with(&["pool"], &["--replicas", "0"]), "--replicas"),
+        (
+            with(&["pool"], &["--cache-size", "1.2.3Gi"]),
+            "--cache-size",
+        ),
+        (with(&["pool"], &["--cache-size", "0"]), "--cache-size"),
+        (
+            with(&["pool"], &["--storage-class", "Fast SSD"]),
+            "--storage-class",
+        ),
+        (with(&["pool"], &["-n", "No"]), "--namespace"),
         (
             with(&["deployment"], &["--tls-secret", "Bad_Secret"]),
             "--tls-secret",

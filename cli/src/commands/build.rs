@@ -9,8 +9,9 @@ use cicd_agents_buildkit::build::{
 use cicd_agents_buildkit::flags::{
     Annotation, Attest, AttestKind, OptionField, Platform, ShmSize, Ulimit,
 };
+use cicd_agents_buildkit::pool::{routing_key, PoolError};
 use cicd_agents_buildkit::progress::ProgressMode;
-use cicd_agents_buildkit::{Error, Secret, SshAgent};
+use cicd_agents_buildkit::{BuildResult, BuilderPool, Error, Secret, SshAgent};
 use clap::Args;
 
 use crate::connection::ConnectionArgs;
@@ -124,6 +125,17 @@ pub struct BuildArgs {
     /// cicd-agents has no named builders (use --addr).
     #[arg(long)]
     builder: Option<String>,
+    /// Build on a pool of daemons instead of one (not with --addr): addresses separated by
+    /// commas, or dns+tcp://SERVICE.NAMESPACE.svc:PORT for the ready replicas of a headless
+    /// Service (`k8s render pool`). The same --pool-key always lands on the same daemon while
+    /// it is up; an unreachable daemon is passed over, a build that loses its daemon is
+    /// started again on the next one. TLS flags apply to every daemon.
+    #[arg(long = "pool", value_delimiter = ',', value_name = "ADDR[,ADDR...]")]
+    pool: Vec<String>,
+    /// The routing key for --pool (default: the git context's URL without #ref, or the local
+    /// context's absolute path: each project keeps its daemon and its cache).
+    #[arg(long = "pool-key", requires = "pool")]
+    pool_key: Option<String>,
 }
 
 impl BuildArgs {
@@ -306,6 +318,11 @@ fn apply_builder(args: &mut BuildArgs) -> anyhow::Result<()> {
 
 pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     apply_builder(&mut args)?;
+    if !args.pool.is_empty() && args.connection.addr.is_some() {
+        return Err(crate::exit::usage(
+            "--pool and --addr (or --builder) both name where to build; give one",
+        ));
+    }
     let options = args.options()?;
     // `tty` on something that is not a terminal is refused here, before dialling, as buildx
     // refuses it before building.
@@ -317,6 +334,9 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     // Bad input is reported before dialling, whether or not a daemon is up; the
     // checked build is what runs.
     let prepared = options.prepare()?;
+    if !args.pool.is_empty() {
+        return run_on_pool(&args, &options, mode).await;
+    }
     let client = args.connection.connect().await?;
     let mut sink = mode.stderr_sink_for(&client.address().to_string())?;
     let build = client.build_prepared(&prepared, sink.as_mut());
@@ -335,6 +355,55 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
+    report(&args, &result);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--pool`: the library's `BuilderPool`, with its sticky routing and failover.
+async fn run_on_pool(
+    args: &BuildArgs,
+    options: &BuildOptions,
+    mode: ProgressMode,
+) -> anyhow::Result<ExitCode> {
+    let pool = BuilderPool::new(&args.pool, args.connection.tls())?;
+    let key = args
+        .pool_key
+        .clone()
+        .unwrap_or_else(|| routing_key(options));
+    let mut sink = mode.stderr_sink_for(&format!("pool {}", args.pool.join(",")))?;
+    let build = pool.build(&key, options, sink.as_mut());
+    let outcome = tokio::select! {
+        outcome = build => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ncancelled: the build was stopped on the daemon");
+            return Ok(ExitCode::from(crate::exit::INTERRUPTED));
+        }
+    };
+    let pooled = match outcome {
+        Ok(pooled) => pooled,
+        Err(PoolError::Build {
+            address,
+            source: Error::Build(error),
+            ..
+        }) => {
+            eprintln!("error: {error} (on {address})");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(PoolError::Address(err)) => return Err(err.into()),
+        Err(other) => return Err(other.into()),
+    };
+    for attempt in &pooled.passed_over {
+        eprintln!("passed over {attempt}");
+    }
+    if !args.quiet {
+        eprintln!("builder: {}", pooled.address);
+    }
+    report(args, &pooled.result);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a finished build prints: the image ID with `-q`, otherwise names and digest.
+fn report(args: &BuildArgs, result: &BuildResult) {
     if args.quiet {
         if let Some(image_id) = result.image_id() {
             println!("{image_id}");
@@ -345,5 +414,4 @@ pub async fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("digest: {digest}");
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! `cicd-agents k8s`: Kubernetes manifests for builds at scale, and launching a build Job.
 //!
-//! * `k8s render job|deployment|workflow-template|github-runner|circleci-runner` prints
+//! * `k8s render job|deployment|pool|workflow-template|github-runner|circleci-runner` prints
 //!   manifests for `kubectl apply -f -`.
 //! * `k8s run` creates a build Job (from the same options as `render job`, or from a YAML
 //!   file), streams its logs, waits for success or failure, and deletes it.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
 use cicd_agents_pipeline::k8s::buildkit::{
-    BuildEngine, BuildJob, BuildStepOptions, BuildkitDaemon,
+    BuildEngine, BuildJob, BuildStepOptions, BuildkitDaemon, BuildkitPool, DEFAULT_POOL_CACHE_SIZE,
 };
 use cicd_agents_pipeline::k8s::launch::{
     Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
@@ -47,6 +47,11 @@ enum RenderCommand {
     Job(Box<JobArgs>),
     /// A long-running rootless buildkitd Deployment + Service with mutual TLS.
     Deployment(Box<DeploymentArgs>),
+    /// A pool of rootless buildkitd replicas for `build --pool`: a StatefulSet (one cache
+    /// volume each) + a headless Service, mutual TLS. Clients use
+    /// `--pool dns+tcp://NAME.NAMESPACE.svc:PORT`; the server certificate needs the SANs
+    /// `*.NAME.NAMESPACE.svc` and `*.NAME.NAMESPACE.svc.cluster.local`.
+    Pool(Box<PoolArgs>),
     /// An Argo WorkflowTemplate: build, then `cicd-agents chart set-image`.
     WorkflowTemplate(Box<WorkflowArgs>),
     /// An ephemeral GitHub Actions runner Job (JIT config) with a rootless builder sidecar.
@@ -235,6 +240,40 @@ struct DeploymentArgs {
     /// Rootless BuildKit image.
     #[arg(long)]
     image: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Debug, Args)]
+struct PoolArgs {
+    /// StatefulSet and headless Service name (replicas are NAME-0, NAME-1, …).
+    #[arg(long, default_value = "buildkitd-pool")]
+    name: String,
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Number of daemons.
+    #[arg(long, default_value_t = 3)]
+    replicas: i32,
+    /// TCP port.
+    #[arg(long, default_value_t = 1234)]
+    port: i32,
+    /// Secret with ca.pem, cert.pem and key.pem (one server certificate for every replica:
+    /// give it the wildcard SANs above).
+    #[arg(long = "tls-secret", default_value = "buildkit-daemon-certs")]
+    tls_secret: String,
+    /// dockerconfigjson Secret the daemons themselves use (cache export, private base images).
+    #[arg(long = "registry-secret")]
+    registry_secret: Option<String>,
+    /// Rootless BuildKit image.
+    #[arg(long)]
+    image: Option<String>,
+    /// Size of each replica's cache volume (a Kubernetes quantity).
+    #[arg(long = "cache-size", default_value = DEFAULT_POOL_CACHE_SIZE)]
+    cache_size: String,
+    /// Storage class of the cache volumes (otherwise the cluster's default).
+    #[arg(long = "storage-class")]
+    storage_class: Option<String>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -525,6 +564,23 @@ fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
                 daemon = daemon.image(image);
             }
             daemon.manifests().map_err(k8s_error)?
+        }
+        RenderCommand::Pool(args) => {
+            let mut pool = BuildkitPool::new(&args.name)
+                .replicas(args.replicas)
+                .port(args.port)
+                .tls_secret(&args.tls_secret)
+                .registry_secret(args.registry_secret.clone())
+                .cache_size(&args.cache_size)
+                .storage_class(args.storage_class.clone())
+                .security(args.security.security());
+            if let Some(namespace) = &args.namespace {
+                pool = pool.namespace(namespace);
+            }
+            if let Some(image) = &args.image {
+                pool = pool.image(image);
+            }
+            pool.manifests().map_err(k8s_error)?
         }
         RenderCommand::WorkflowTemplate(args) => {
             let chart = ChartUpdate {

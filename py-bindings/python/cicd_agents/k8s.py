@@ -39,6 +39,7 @@ BuildAndUpdateChart = _native_k8s.BuildAndUpdateChart
 BuilderSecurity = _native_k8s.BuilderSecurity
 BuildJob = _native_k8s.BuildJob
 BuildkitDaemon = _native_k8s.BuildkitDaemon
+BuildkitPool = _native_k8s.BuildkitPool
 ChartUpdate = _native_k8s.ChartUpdate
 K8sError = _native_k8s.K8sError
 Manifest = _native_k8s.Manifest
@@ -66,6 +67,7 @@ __all__ = [
     "BuilderSecurity",
     "BuildJob",
     "BuildkitDaemon",
+    "BuildkitPool",
     "ChartUpdate",
     "K8sError",
     "Manifest",

@@ -23,6 +23,7 @@ __all__ = [
     "BuilderSecurity",
     "BuildJob",
     "BuildkitDaemon",
+    "BuildkitPool",
     "ChartUpdate",
     "K8sError",
     "Manifest",
@@ -167,6 +168,37 @@ class BuildkitDaemon:
     @property
     def address(self) -> str: ...
     def deployment(self) -> Manifest: ...
+    def service(self) -> Manifest: ...
+    def manifests(self) -> List[Manifest]: ...
+
+@final
+class BuildkitPool:
+    """A pool of rootless buildkitd replicas: a StatefulSet + headless Service with mutual TLS."""
+
+    def __new__(
+        cls,
+        name: str = "buildkitd-pool",
+        *,
+        namespace: Optional[str] = None,
+        replicas: Optional[int] = None,
+        image: Optional[str] = None,
+        port: Optional[int] = None,
+        tls_secret: Optional[str] = None,
+        registry_secret: Optional[str] = None,
+        cache_size: Optional[str] = None,
+        storage_class: Optional[str] = None,
+        security: Optional[BuilderSecurity] = None,
+        sys_admin: Optional[bool] = None,
+        resources: Optional[_Resources] = None,
+        labels: Optional[Mapping[str, str]] = None,
+    ) -> "BuildkitPool": ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def member_addresses(self) -> List[str]: ...
+    @property
+    def certificate_dns_names(self) -> List[str]: ...
+    def statefulset(self) -> Manifest: ...
     def service(self) -> Manifest: ...
     def manifests(self) -> List[Manifest]: ...
 
