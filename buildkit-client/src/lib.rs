@@ -17,6 +17,31 @@
 //! println!("BuildKit {}", client.info().await?.version_display());
 //! # Ok(()) }
 //! ```
+//!
+//! Options are typed and checked before anything is dialled: [`BuildOptions::prepare`] lowers
+//! them to what the daemon will receive, and a bad value is an
+//! [`Error::InvalidOption`] naming the field (each front end words it: `--tag` on the command
+//! line, `tags=` in Python).
+//!
+//! ```
+//! use cicd_agents_buildkit::flags::{NetworkMode, OptionField, Platform};
+//! use cicd_agents_buildkit::{BuildOptions, Error};
+//!
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\nRUN echo hi\n")?;
+//! let options = BuildOptions::local(dir.path())
+//!     .tag("registry.example:5000/team/app:1.2")
+//!     .platform("linux/arm64".parse::<Platform>()?)
+//!     .network("host".parse::<NetworkMode>()?)
+//!     .build_arg("VERSION", "1.2");
+//! let prepared = options.prepare()?;
+//! assert_eq!(prepared.frontend_attrs()["platform"], "linux/arm64");
+//! assert_eq!(prepared.frontend_attrs()["build-arg:VERSION"], "1.2");
+//!
+//! let bad = BuildOptions::local(dir.path()).tag("Bad Tag!!").prepare().unwrap_err();
+//! assert!(matches!(bad, Error::InvalidOption { field: OptionField::Tag, .. }), "{bad}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod address;
 pub mod build;
