@@ -588,11 +588,11 @@ pub struct BuildkitPool {
 #[pymethods]
 impl BuildkitPool {
     #[new]
-    #[pyo3(signature = (name="buildkitd-pool".to_string(), *, namespace=None, replicas=None, image=None, port=None, tls_secret=None, registry_secret=None, cache_size=None, storage_class=None, security=None, sys_admin=None, resources=None, labels=None))]
+    #[pyo3(signature = (name="buildkitd-pool", *, namespace=None, replicas=None, image=None, port=None, tls_secret=None, registry_secret=None, cache_size=None, storage_class=None, security=None, sys_admin=None, resources=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        name: String,
+        name: &str,
         namespace: Option<String>,
         replicas: Option<i32>,
         image: Option<String>,
