@@ -661,10 +661,10 @@ impl PreparedRun {
                 Err(failure) => RunOutcome::Failed(failure),
             }
         };
-        tokio::select! {
-            outcome = run => outcome,
-            _ = failure.raised() => RunOutcome::CallbackRaised,
-        }
+        failure
+            .race(run)
+            .await
+            .unwrap_or(RunOutcome::CallbackRaised)
     }
 }
 
