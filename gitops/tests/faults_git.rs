@@ -18,10 +18,6 @@ use cicd_agents_testenv::{FaultProxy, TestEnv};
 
 const VALUES: &str = "image:\n  repository: app\n  tag: \"1.0.0\"\n";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -35,26 +31,18 @@ fn chart_repo(env: &TestEnv, prefix: &str) -> (String, String) {
     (name, url)
 }
 
+/// The commit `main` points at on the server (empty when there is none).
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    let out = git(
-        env,
-        &std::env::temp_dir(),
-        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
-    );
-    out.split_whitespace()
-        .next()
+    env.remote_head(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_default()
-        .to_string()
 }
 
 fn remote_values(env: &TestEnv, url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(
-        env,
-        dir.path(),
-        &["clone", "-q", "--branch", "main", &env.authed_url(url), "."],
-    );
-    std::fs::read_to_string(dir.path().join("chart/values.yaml")).unwrap_or_default()
+    let clone = env
+        .fresh_clone(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default()
 }
 
 /// A retry deadline that passes during the test: several quick attempts, then the error.
@@ -140,7 +128,7 @@ fn assert_clean(env: &TestEnv, err: &GitError, roots: &[PathBuf]) {
 
 #[test]
 fn server_down_is_unreachable_after_bounded_retries() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-down");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
@@ -173,7 +161,7 @@ fn server_down_is_unreachable_after_bounded_retries() {
 
 #[test]
 fn answers_401_and_403_are_auth_failures_and_not_retried() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-auth");
     let before = remote_head(&env, &url);
     for status in [401u16, 403] {
@@ -203,7 +191,7 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
 
 #[test]
 fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-500");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
@@ -239,7 +227,7 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
 
 #[test]
 fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-push500");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
@@ -270,7 +258,7 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
 
 #[test]
 fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-503");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
@@ -286,7 +274,7 @@ fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
 
 #[test]
 fn server_going_down_during_the_push_leaves_the_branch_untouched() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-gone");
     let before = remote_head(&env, &url);
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
@@ -307,7 +295,7 @@ fn server_going_down_during_the_push_leaves_the_branch_untouched() {
 
 #[test]
 fn another_writer_moving_the_branch_ends_after_bounded_retries_with_its_commits_intact() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-race");
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     // The other writer works straight against the server and pushes a commit every time our
