@@ -24,6 +24,19 @@ fn remote_head(env: &TestEnv, url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `cicd-agents chart set-image --repo URL --file charts/app/values.yaml ARGS…`, with
+/// `token` through `--token-env`.
+fn remote_set_image(url: &str, token: &str, args: &[&str]) -> Output {
+    cli()
+        .args(["chart", "set-image", "--repo", url])
+        .args(["--file", "charts/app/values.yaml"])
+        .args(args)
+        .args(["--token-env", "CHART_TOKEN"])
+        .env("CHART_TOKEN", token)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn show(env: &TestEnv, url: &str, path: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let target = dir.path().join("r").to_string_lossy().into_owned();
@@ -170,43 +183,18 @@ fn chart_set_image_in_a_remote_repository() {
     );
 
     // Again: no commit.
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=2.0.0",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", &env.git_token)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(&url, &env.git_token, &["--set", "image.tag=2.0.0"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("no change"), "{stdout}");
     assert_eq!(remote_head(&env, &url), head);
 
     // Dry run prints the diff and commits nothing.
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=3.0.0",
-            "--dry-run",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", &env.git_token)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(
+        &url,
+        &env.git_token,
+        &["--set", "image.tag=3.0.0", "--dry-run"],
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -217,21 +205,7 @@ fn chart_set_image_in_a_remote_repository() {
 
     // A wrong token: an authentication error without the token.
     let wrong = "wrong-token-4f1c9a0e7d";
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=9",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", wrong)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(&url, wrong, &["--set", "image.tag=9"]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("authentication failed"), "{stderr}");
