@@ -45,6 +45,15 @@ fn remote_values(env: &TestEnv, url: &str) -> String {
     std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default()
 }
 
+/// A fault test's setup: a chart repository (`NAME.git` and its direct URL), the commit its
+/// `main` points at, and a fault proxy in front of the server.
+fn scene(env: &TestEnv, prefix: &str) -> (String, String, String, FaultProxy) {
+    let (repo, url) = chart_repo(env, prefix);
+    let before = remote_head(env, &url);
+    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    (repo, url, before, proxy)
+}
+
 /// A retry deadline that passes during the test: several quick attempts, then the error.
 const SHORT: Duration = Duration::from_millis(800);
 /// A deadline no test reaches.
@@ -129,9 +138,7 @@ fn assert_clean(env: &TestEnv, err: &GitError, roots: &[PathBuf]) {
 #[test]
 fn server_down_is_unreachable_after_bounded_retries() {
     let env = TestEnv::required();
-    let (repo, url) = chart_repo(&env, "fault-down");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let (repo, url, before, proxy) = scene(&env, "fault-down");
     proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -192,9 +199,7 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
 #[test]
 fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
     let env = TestEnv::required();
-    let (repo, url) = chart_repo(&env, "fault-500");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let (repo, url, before, proxy) = scene(&env, "fault-500");
     proxy.set_fault_for("*", 500);
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -228,9 +233,7 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
 #[test]
 fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
     let env = TestEnv::required();
-    let (repo, url) = chart_repo(&env, "fault-push500");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let (repo, url, before, proxy) = scene(&env, "fault-push500");
     proxy.set_fault_for("git-receive-pack", 500);
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -259,9 +262,7 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
 #[test]
 fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
     let env = TestEnv::required();
-    let (repo, url) = chart_repo(&env, "fault-503");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let (repo, url, before, proxy) = scene(&env, "fault-503");
     proxy.set_fault_times("git-receive-pack", 503, 1);
     let (result, _) = run_edit(&writeback(&env, &proxy, &repo, LONG), "3.0.0", |_| {});
     let outcome = result.unwrap_or_else(|e| panic!("{e}"));
@@ -275,9 +276,7 @@ fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
 #[test]
 fn server_going_down_during_the_push_leaves_the_branch_untouched() {
     let env = TestEnv::required();
-    let (repo, url) = chart_repo(&env, "fault-gone");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let (repo, url, before, proxy) = scene(&env, "fault-gone");
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "4.0.0", |attempt| {
         if attempt == 1 {
             proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
