@@ -18,10 +18,6 @@ use cicd_agents_testenv::{FaultProxy, TestEnv};
 
 const VALUES: &str = "image:\n  repository: app\n  tag: \"1.0.0\"\n";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -35,26 +31,27 @@ fn chart_repo(env: &TestEnv, prefix: &str) -> (String, String) {
     (name, url)
 }
 
+/// The commit `main` points at on the server (empty when there is none).
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    let out = git(
-        env,
-        &std::env::temp_dir(),
-        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
-    );
-    out.split_whitespace()
-        .next()
+    env.remote_head(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_default()
-        .to_string()
 }
 
 fn remote_values(env: &TestEnv, url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(
-        env,
-        dir.path(),
-        &["clone", "-q", "--branch", "main", &env.authed_url(url), "."],
-    );
-    std::fs::read_to_string(dir.path().join("chart/values.yaml")).unwrap_or_default()
+    let clone = env
+        .fresh_clone(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default()
+}
+
+/// A fault test's setup: a chart repository (`NAME.git` and its direct URL), the commit its
+/// `main` points at, and a fault proxy in front of the server.
+fn scene(env: &TestEnv, prefix: &str) -> (String, String, String, FaultProxy) {
+    let (repo, url) = chart_repo(env, prefix);
+    let before = remote_head(env, &url);
+    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    (repo, url, before, proxy)
 }
 
 /// A retry deadline that passes during the test: several quick attempts, then the error.
@@ -140,10 +137,8 @@ fn assert_clean(env: &TestEnv, err: &GitError, roots: &[PathBuf]) {
 
 #[test]
 fn server_down_is_unreachable_after_bounded_retries() {
-    let env = env();
-    let (repo, url) = chart_repo(&env, "fault-down");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::required();
+    let (repo, url, before, proxy) = scene(&env, "fault-down");
     proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -173,7 +168,7 @@ fn server_down_is_unreachable_after_bounded_retries() {
 
 #[test]
 fn answers_401_and_403_are_auth_failures_and_not_retried() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-auth");
     let before = remote_head(&env, &url);
     for status in [401u16, 403] {
@@ -203,10 +198,8 @@ fn answers_401_and_403_are_auth_failures_and_not_retried() {
 
 #[test]
 fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
-    let env = env();
-    let (repo, url) = chart_repo(&env, "fault-500");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::required();
+    let (repo, url, before, proxy) = scene(&env, "fault-500");
     proxy.set_fault_for("*", 500);
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -239,10 +232,8 @@ fn answer_500_on_clone_is_a_server_error_after_bounded_retries() {
 
 #[test]
 fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
-    let env = env();
-    let (repo, url) = chart_repo(&env, "fault-push500");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::required();
+    let (repo, url, before, proxy) = scene(&env, "fault-push500");
     proxy.set_fault_for("git-receive-pack", 500);
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "2.0.0", |_| {});
     let err = git_error(result);
@@ -270,10 +261,8 @@ fn answer_500_on_every_push_fails_after_bounded_retries_and_pushes_nothing() {
 
 #[test]
 fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
-    let env = env();
-    let (repo, url) = chart_repo(&env, "fault-503");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::required();
+    let (repo, url, before, proxy) = scene(&env, "fault-503");
     proxy.set_fault_times("git-receive-pack", 503, 1);
     let (result, _) = run_edit(&writeback(&env, &proxy, &repo, LONG), "3.0.0", |_| {});
     let outcome = result.unwrap_or_else(|e| panic!("{e}"));
@@ -286,10 +275,8 @@ fn a_transient_503_on_push_is_retried_and_the_commit_lands_once() {
 
 #[test]
 fn server_going_down_during_the_push_leaves_the_branch_untouched() {
-    let env = env();
-    let (repo, url) = chart_repo(&env, "fault-gone");
-    let before = remote_head(&env, &url);
-    let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::required();
+    let (repo, url, before, proxy) = scene(&env, "fault-gone");
     let (result, roots) = run_edit(&writeback(&env, &proxy, &repo, SHORT), "4.0.0", |attempt| {
         if attempt == 1 {
             proxy.go_down().unwrap_or_else(|e| panic!("{e}"));
@@ -307,7 +294,7 @@ fn server_going_down_during_the_push_leaves_the_branch_untouched() {
 
 #[test]
 fn another_writer_moving_the_branch_ends_after_bounded_retries_with_its_commits_intact() {
-    let env = env();
+    let env = TestEnv::required();
     let (repo, url) = chart_repo(&env, "fault-race");
     let proxy = FaultProxy::start(&env.git_url).unwrap_or_else(|e| panic!("{e}"));
     // The other writer works straight against the server and pushes a commit every time our

@@ -28,10 +28,6 @@ use cicd_agents_testenv::TestEnv;
 
 const FILE: &str = "chart/values.yaml";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -251,7 +247,7 @@ const WRITERS: usize = 8;
 
 #[test]
 fn eight_concurrent_writers_on_distinct_keys_all_land_under_load() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "contend-keys", WRITERS);
     let run = env.unique_name("v");
     let writes: Vec<(String, String)> = (0..WRITERS)
@@ -301,7 +297,7 @@ fn eight_concurrent_writers_on_distinct_keys_all_land_under_load() {
 
 #[test]
 fn eight_concurrent_writers_on_the_same_key_all_succeed_and_the_tip_holds_one_value() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "contend-same", 1);
     let run = env.unique_name("v");
     let key = "shared.image.tag".to_string();
@@ -439,7 +435,7 @@ fn timed_writeback(
 #[test]
 #[ignore = "benchmark: run by scripts/bench-writeback.sh"]
 fn contention_benchmark() {
-    let env = env();
+    let env = TestEnv::required();
     let writers: usize = std::env::var("BENCH_WRITERS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -15,10 +15,6 @@ use cicd_agents_testenv::TestEnv;
 
 const VALUES: &str = "# chart values\nimage:\n  repository: app\n  tag: \"1.0.0\"   # set by CI\n\nworker:\n  image:\n    tag: 1.0.0\n";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -45,27 +41,13 @@ fn chart_repo(env: &TestEnv, prefix: &str) -> String {
 }
 
 fn remote_head(env: &TestEnv, url: &str, branch: &str) -> Option<String> {
-    let tmp = std::env::temp_dir();
-    let out = git(
-        env,
-        &tmp,
-        &[
-            "ls-remote",
-            &env.authed_url(url),
-            &format!("refs/heads/{branch}"),
-        ],
-    );
-    out.split_whitespace().next().map(str::to_string)
+    env.remote_head(url, branch)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn fresh_clone(env: &TestEnv, url: &str, branch: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    git(
-        env,
-        dir.path(),
-        &["clone", "-q", "--branch", branch, &env.authed_url(url), "."],
-    );
-    dir
+    env.fresh_clone(url, branch)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn config(env: &TestEnv, url: &str) -> WriteBackConfig {
@@ -121,7 +103,7 @@ fn vars() -> CommitVars {
 
 #[test]
 fn commit_is_visible_in_a_fresh_clone_and_a_second_run_makes_no_commit() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-basic");
     let before = remote_head(&env, &url, "main");
     let mut cfg = config(&env, &url);
@@ -213,7 +195,7 @@ impl Gate {
 
 #[test]
 fn two_concurrent_updates_of_different_keys_both_land() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-race");
     let before = remote_head(&env, &url, "main").unwrap_or_default();
     // Both writers clone the same tip and only then edit and push, so one push must be
@@ -303,7 +285,7 @@ fn competing_push(env: &TestEnv, url: &str, n: u32) {
 
 #[test]
 fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-retry");
     let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
     let edits = update("image.tag", "4.0.0");
@@ -342,7 +324,7 @@ fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits()
 
 #[test]
 fn retries_stop_at_the_deadline_and_say_how_many_attempts_were_made() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-bounded");
     let mut cfg = config(&env, &url);
     cfg.retry.timeout = Duration::from_secs(4);
@@ -382,7 +364,7 @@ fn retries_stop_at_the_deadline_and_say_how_many_attempts_were_made() {
 
 #[test]
 fn wrong_token_is_an_auth_error_that_does_not_contain_the_token() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-auth");
     let before = remote_head(&env, &url, "main");
     let wrong = "wrong-token-5f0c2d9e7a1b";
@@ -439,7 +421,7 @@ impl std::io::Write for Capture {
 
 #[test]
 fn token_is_never_in_the_remote_url_repo_config_or_logs() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-secret");
     let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
     let capture = Capture::default();
@@ -483,7 +465,7 @@ fn token_is_never_in_the_remote_url_repo_config_or_logs() {
 
 #[test]
 fn failing_edit_leaves_the_remote_untouched() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-fail");
     let before = remote_head(&env, &url, "main");
     let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
@@ -558,7 +540,7 @@ fn failing_edit_leaves_the_remote_untouched() {
 
 #[test]
 fn push_to_a_different_branch_than_the_base() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-branch");
     let main_before = remote_head(&env, &url, "main");
     let mut cfg = config(&env, &url);
@@ -595,7 +577,7 @@ fn push_to_a_different_branch_than_the_base() {
 
 #[test]
 fn missing_branch_is_a_clear_error() {
-    let env = env();
+    let env = TestEnv::required();
     let url = chart_repo(&env, "wb-nobranch");
     let mut cfg = config(&env, &url);
     cfg.branch = "does-not-exist".into();
@@ -612,7 +594,7 @@ fn missing_branch_is_a_clear_error() {
 
 #[test]
 fn configuration_is_validated() {
-    let env = env();
+    let env = TestEnv::required();
     let mut cfg = config(&env, "https://user:pw@example.invalid/x.git");
     assert!(matches!(
         WriteBack::new(cfg.clone()),

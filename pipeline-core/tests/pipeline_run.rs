@@ -15,10 +15,6 @@ use cicd_agents_testenv::TestEnv;
 
 const VALUES: &str = "# Default values for app.\nimage:\n  repository: example/app   # replaced by CI\n  tag: \"0.1.0\"   # set by CI\n  digest: \"\"\n\nservice:\n  port: 8080\n";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -28,35 +24,16 @@ fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The commit `main` points at on the server (empty when there is none).
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    let out = git(
-        env,
-        &std::env::temp_dir(),
-        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
-    );
-    out.split_whitespace()
-        .next()
+    env.remote_head(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_default()
-        .to_string()
 }
 
 fn fresh_clone(env: &TestEnv, url: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let target = dir.path().join("repo");
-    let target = target.to_string_lossy().into_owned();
-    git(
-        env,
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--branch",
-            "main",
-            &env.authed_url(url),
-            &target,
-        ],
-    );
-    dir
+    env.fresh_clone(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `GET http://REGISTRY/v2/<repo>/manifests/<tag>`: (status, `Docker-Content-Digest`).
@@ -108,7 +85,7 @@ fn token_file(token: &str) -> tempfile::NamedTempFile {
 }
 
 fn fixture(prefix: &str, dockerfile: &str) -> Fixture {
-    let env = env();
+    let env = TestEnv::required();
     let unique = env.unique_name(prefix);
     let app_txt = format!("app {unique}\n");
     let app_url = seed_repo(
@@ -231,7 +208,7 @@ async fn build_from_git_push_with_cache_update_chart_and_second_run_is_a_no_op()
         .to_string();
     assert_eq!(remote_head(&fx.env, &fx.chart_url), commit);
     let clone = fresh_clone(&fx.env, &fx.chart_url);
-    let repo = clone.path().join("repo");
+    let repo = clone.path();
     let values = std::fs::read_to_string(repo.join("charts/app/values.yaml")).unwrap_or_default();
     let expected = VALUES
         .replace(
@@ -241,7 +218,7 @@ async fn build_from_git_push_with_cache_update_chart_and_second_run_is_a_no_op()
         .replace("\"0.1.0\"", "\"1.10\"")
         .replace("digest: \"\"", &format!("digest: \"{digest}\""));
     assert_eq!(values, expected);
-    let log = git(&fx.env, &repo, &["log", "-1", "--format=%an <%ae>%n%s"]);
+    let log = git(&fx.env, repo, &["log", "-1", "--format=%an <%ae>%n%s"]);
     assert_eq!(
         log.trim(),
         format!(
@@ -497,7 +474,7 @@ async fn dry_run_builds_nothing_commits_nothing_and_shows_the_diff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_source_without_a_chart() {
-    let env = env();
+    let env = TestEnv::required();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let unique = env.unique_name("pl-local");
     cicd_agents_testenv::write_context(

@@ -700,24 +700,16 @@ async fn run(
     mut sink: Box<dyn ProgressSink>,
     failure: Arc<CallbackFailure>,
 ) -> Outcome {
-    let build = client.build_with_progress(&options, sink.as_mut());
-    tokio::select! {
-        result = build => Some(result),
-        _ = failure.raised() => None,
-    }
+    failure
+        .race(client.build_with_progress(&options, sink.as_mut()))
+        .await
 }
 
 /// Turns a finished run into the Python result.
 fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<BuildResult> {
-    if let Some(err) = failure.take() {
-        return Err(err);
-    }
-    match outcome {
-        Some(Ok(result)) => Ok(BuildResult { inner: result }),
-        Some(Err(err)) => Err(errors::from_buildkit(err)),
-        None => Err(errors::internal(
-            "the build stopped for a progress callback error that was lost",
-        )),
+    match failure.outcome(outcome)? {
+        Ok(result) => Ok(BuildResult { inner: result }),
+        Err(err) => Err(errors::from_buildkit(err)),
     }
 }
 

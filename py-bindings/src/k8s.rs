@@ -36,6 +36,22 @@ use pyo3::types::PyMapping;
 use crate::convert::{str_map, to_dict, type_name};
 use crate::errors::{self, obj, with_attrs};
 
+/// Calls the builder's setter of the same name for each option that is `Some`:
+/// `set_some!(job; tag, dockerfile)` takes local variables, `set_some!(job, self; tag)` the
+/// fields of `self`.
+macro_rules! set_some {
+    ($builder:ident; $($option:ident),+ $(,)?) => {
+        $(if let Some(v) = $option {
+            $builder = $builder.$option(v);
+        })+
+    };
+    ($builder:ident, $source:expr; $($option:ident),+ $(,)?) => {
+        $(if let Some(v) = $source.$option {
+            $builder = $builder.$option(v);
+        })+
+    };
+}
+
 /// Converts a manifest error: `InvalidOption` (with `option` and `reason`) for a value that
 /// cannot go into a manifest, `K8sError` (with `index`) for rendering and parsing.
 fn from_k8s(err: K8sError) -> PyErr {
@@ -450,24 +466,7 @@ impl BuildJob {
             .options(step)
             .generate_name(generate_name)
             .push(push);
-        if let Some(v) = git_ref {
-            job = job.git_ref(v);
-        }
-        if let Some(v) = dockerfile {
-            job = job.dockerfile(v);
-        }
-        if let Some(v) = tag {
-            job = job.tag(v);
-        }
-        if let Some(v) = ttl_seconds_after_finished {
-            job = job.ttl_seconds_after_finished(v);
-        }
-        if let Some(v) = active_deadline_seconds {
-            job = job.active_deadline_seconds(v);
-        }
-        if let Some(v) = backoff_limit {
-            job = job.backoff_limit(v);
-        }
+        set_some!(job; git_ref, dockerfile, tag, ttl_seconds_after_finished, active_deadline_seconds, backoff_limit);
         Ok(BuildJob { inner: job })
     }
 
@@ -516,21 +515,7 @@ impl BuildkitDaemon {
         let mut daemon = RustDaemon::new(name)
             .registry_secret(registry_secret)
             .security(self::security(security, sys_admin));
-        if let Some(v) = namespace {
-            daemon = daemon.namespace(v);
-        }
-        if let Some(v) = replicas {
-            daemon = daemon.replicas(v);
-        }
-        if let Some(v) = image {
-            daemon = daemon.image(v);
-        }
-        if let Some(v) = port {
-            daemon = daemon.port(v);
-        }
-        if let Some(v) = tls_secret {
-            daemon = daemon.tls_secret(v);
-        }
+        set_some!(daemon; namespace, replicas, image, port, tls_secret);
         if let Some(v) = self::resources(py, resources, "resources")? {
             daemon = daemon.resources(v);
         }
@@ -749,27 +734,11 @@ impl BuildAndUpdateChart {
             labels,
         )?;
         let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner).options(step);
-        if let Some(v) = default_tag {
-            workflow = workflow.default_tag(v);
-        }
-        if let Some(v) = default_git_ref {
-            workflow = workflow.default_git_ref(v);
-        }
-        if let Some(v) = default_dockerfile {
-            workflow = workflow.default_dockerfile(v);
-        }
+        set_some!(workflow; default_tag, default_git_ref, default_dockerfile);
         if let Some(v) = github_token {
             workflow = workflow.github_token(v.inner);
         }
-        if let Some(v) = tool_uid {
-            workflow = workflow.tool_uid(v);
-        }
-        if let Some(v) = active_deadline_seconds {
-            workflow = workflow.active_deadline_seconds(v);
-        }
-        if let Some(v) = ttl_seconds_after_completion {
-            workflow = workflow.ttl_seconds_after_completion(v);
-        }
+        set_some!(workflow; tool_uid, active_deadline_seconds, ttl_seconds_after_completion);
         Ok(BuildAndUpdateChart { inner: workflow })
     }
 
@@ -840,39 +809,12 @@ impl RunnerOptions<'_, '_> {
             .generate_name(self.generate_name)
             .registry_secret(self.registry_secret)
             .security(security(self.security, self.sys_admin));
-        if let Some(v) = self.namespace {
-            job = job.namespace(v);
-        }
-        if let Some(v) = self.runner_image {
-            job = job.runner_image(v);
-        }
-        if let Some(v) = self.runner_uid {
-            job = job.runner_uid(v);
-        }
         if let Some(v) = self.builder {
             job = job.builder(builder(&v)?);
         }
-        if let Some(v) = self.builder_image {
-            job = job.builder_image(v);
-        }
-        if let Some(v) = self.storage_driver {
-            job = job.storage_driver(v);
-        }
-        if let Some(v) = self.workspace_size {
-            job = job.workspace_size(v);
-        }
-        if let Some(v) = self.storage_class {
-            job = job.storage_class(v);
-        }
-        if let Some(v) = self.ttl_seconds_after_finished {
-            job = job.ttl_seconds_after_finished(v);
-        }
-        if let Some(v) = self.active_deadline_seconds {
-            job = job.active_deadline_seconds(v);
-        }
-        if let Some(v) = self.service_account {
-            job = job.service_account(v);
-        }
+        set_some!(job, self; namespace, runner_image, runner_uid, builder_image, storage_driver,
+            workspace_size, storage_class, ttl_seconds_after_finished, active_deadline_seconds,
+            service_account);
         if let Some(v) = resources(py, self.runner_resources, "runner_resources")? {
             job = job.runner_resources(v);
         }
@@ -886,118 +828,83 @@ impl RunnerOptions<'_, '_> {
     }
 }
 
-#[pymethods]
-impl RunnerJob {
+/// `RunnerJob`'s methods, with one static constructor per `name(secret) => library
+/// constructor` given: each takes the `RunnerOptions` keywords, written here once.
+macro_rules! runner_job_methods {
+    ($($(#[$doc:meta])* fn $kind:ident(name, $secret:ident) => $ctor:path;)+) => {
+        #[pymethods]
+        impl RunnerJob {
+            $(
+                $(#[$doc])*
+                #[staticmethod]
+                #[pyo3(signature = (name, $secret, *, namespace=None, generate_name=false, runner_image=None, runner_uid=None, builder=None, builder_image=None, security=None, sys_admin=None, storage_driver=None, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), workspace_size=None, storage_class=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, service_account=None, runner_resources=None, builder_resources=None, labels=None))]
+                #[allow(clippy::too_many_arguments)]
+                fn $kind(
+                    py: Python<'_>,
+                    name: String,
+                    $secret: SecretKeyRef,
+                    namespace: Option<String>,
+                    generate_name: bool,
+                    runner_image: Option<String>,
+                    runner_uid: Option<i64>,
+                    builder: Option<String>,
+                    builder_image: Option<String>,
+                    security: Option<BuilderSecurity>,
+                    sys_admin: Option<bool>,
+                    storage_driver: Option<String>,
+                    registry_secret: Option<String>,
+                    workspace_size: Option<String>,
+                    storage_class: Option<String>,
+                    ttl_seconds_after_finished: Option<i32>,
+                    active_deadline_seconds: Option<i64>,
+                    service_account: Option<String>,
+                    runner_resources: Option<&Bound<'_, PyAny>>,
+                    builder_resources: Option<&Bound<'_, PyAny>>,
+                    labels: Option<&Bound<'_, PyAny>>,
+                ) -> PyResult<RunnerJob> {
+                    RunnerOptions {
+                        namespace,
+                        generate_name,
+                        runner_image,
+                        runner_uid,
+                        builder,
+                        builder_image,
+                        security,
+                        sys_admin,
+                        storage_driver,
+                        registry_secret,
+                        workspace_size,
+                        storage_class,
+                        ttl_seconds_after_finished,
+                        active_deadline_seconds,
+                        service_account,
+                        runner_resources,
+                        builder_resources,
+                        labels,
+                    }
+                    .apply(py, $ctor(name, $secret.inner))
+                }
+            )+
+
+            /// Checks the values and returns the ``Job`` as a ``Manifest``.
+            fn build(&self) -> PyResult<Manifest> {
+                Ok(Manifest {
+                    inner: self.inner.build().map_err(from_k8s)?.into(),
+                })
+            }
+
+            fn __repr__(&self) -> String {
+                "RunnerJob(...)".to_string()
+            }
+        }
+    };
+}
+
+runner_job_methods! {
     /// A GitHub Actions runner Job (see the class documentation for the options).
-    #[staticmethod]
-    #[pyo3(signature = (name, jit_config, *, namespace=None, generate_name=false, runner_image=None, runner_uid=None, builder=None, builder_image=None, security=None, sys_admin=None, storage_driver=None, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), workspace_size=None, storage_class=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, service_account=None, runner_resources=None, builder_resources=None, labels=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn github(
-        py: Python<'_>,
-        name: String,
-        jit_config: SecretKeyRef,
-        namespace: Option<String>,
-        generate_name: bool,
-        runner_image: Option<String>,
-        runner_uid: Option<i64>,
-        builder: Option<String>,
-        builder_image: Option<String>,
-        security: Option<BuilderSecurity>,
-        sys_admin: Option<bool>,
-        storage_driver: Option<String>,
-        registry_secret: Option<String>,
-        workspace_size: Option<String>,
-        storage_class: Option<String>,
-        ttl_seconds_after_finished: Option<i32>,
-        active_deadline_seconds: Option<i64>,
-        service_account: Option<String>,
-        runner_resources: Option<&Bound<'_, PyAny>>,
-        builder_resources: Option<&Bound<'_, PyAny>>,
-        labels: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<RunnerJob> {
-        RunnerOptions {
-            namespace,
-            generate_name,
-            runner_image,
-            runner_uid,
-            builder,
-            builder_image,
-            security,
-            sys_admin,
-            storage_driver,
-            registry_secret,
-            workspace_size,
-            storage_class,
-            ttl_seconds_after_finished,
-            active_deadline_seconds,
-            service_account,
-            runner_resources,
-            builder_resources,
-            labels,
-        }
-        .apply(py, RustRunnerJob::github(name, jit_config.inner))
-    }
-
+    fn github(name, jit_config) => RustRunnerJob::github;
     /// A CircleCI machine runner Job (see the class documentation for the options).
-    #[staticmethod]
-    #[pyo3(signature = (name, token, *, namespace=None, generate_name=false, runner_image=None, runner_uid=None, builder=None, builder_image=None, security=None, sys_admin=None, storage_driver=None, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), workspace_size=None, storage_class=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, service_account=None, runner_resources=None, builder_resources=None, labels=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn circleci(
-        py: Python<'_>,
-        name: String,
-        token: SecretKeyRef,
-        namespace: Option<String>,
-        generate_name: bool,
-        runner_image: Option<String>,
-        runner_uid: Option<i64>,
-        builder: Option<String>,
-        builder_image: Option<String>,
-        security: Option<BuilderSecurity>,
-        sys_admin: Option<bool>,
-        storage_driver: Option<String>,
-        registry_secret: Option<String>,
-        workspace_size: Option<String>,
-        storage_class: Option<String>,
-        ttl_seconds_after_finished: Option<i32>,
-        active_deadline_seconds: Option<i64>,
-        service_account: Option<String>,
-        runner_resources: Option<&Bound<'_, PyAny>>,
-        builder_resources: Option<&Bound<'_, PyAny>>,
-        labels: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<RunnerJob> {
-        RunnerOptions {
-            namespace,
-            generate_name,
-            runner_image,
-            runner_uid,
-            builder,
-            builder_image,
-            security,
-            sys_admin,
-            storage_driver,
-            registry_secret,
-            workspace_size,
-            storage_class,
-            ttl_seconds_after_finished,
-            active_deadline_seconds,
-            service_account,
-            runner_resources,
-            builder_resources,
-            labels,
-        }
-        .apply(py, RustRunnerJob::circleci(name, token.inner))
-    }
-
-    /// Checks the values and returns the ``Job`` as a ``Manifest``.
-    fn build(&self) -> PyResult<Manifest> {
-        Ok(Manifest {
-            inner: self.inner.build().map_err(from_k8s)?.into(),
-        })
-    }
-
-    fn __repr__(&self) -> String {
-        "RunnerJob(...)".to_string()
-    }
+    fn circleci(name, token) => RustRunnerJob::circleci;
 }
 
 /// Adds the `k8s` submodule to the native module.

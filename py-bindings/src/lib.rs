@@ -24,6 +24,8 @@ mod pipeline;
 mod pool;
 mod progress;
 mod runtime;
+mod values;
+mod writeback;
 
 /// Native part of the ``cicd_agents`` package; import ``cicd_agents`` instead.
 #[pymodule]
@@ -47,18 +49,18 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<progress::StatusEvent>()?;
     m.add_class::<progress::LogEvent>()?;
     m.add_class::<progress::WarningEvent>()?;
-    m.add_class::<pipeline::ValuesDocument>()?;
-    m.add_class::<pipeline::Change>()?;
-    m.add_class::<pipeline::FileEdit>()?;
-    m.add_class::<pipeline::WriteBackOutcome>()?;
+    m.add_class::<values::ValuesDocument>()?;
+    m.add_class::<values::Change>()?;
+    m.add_class::<values::FileEdit>()?;
+    m.add_class::<writeback::WriteBackOutcome>()?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_class::<pipeline::RunReport>()?;
     m.add_function(wrap_pyfunction!(build::normalize_platform, m)?)?;
-    m.add_function(wrap_pyfunction!(pipeline::set_image, m)?)?;
-    m.add_function(wrap_pyfunction!(pipeline::edit_values_file, m)?)?;
-    m.add_function(wrap_pyfunction!(pipeline::update_values, m)?)?;
-    m.add_function(wrap_pyfunction!(pipeline::validate_tag, m)?)?;
-    m.add_function(wrap_pyfunction!(pipeline::parse_tag_ref, m)?)?;
+    m.add_function(wrap_pyfunction!(values::set_image, m)?)?;
+    m.add_function(wrap_pyfunction!(values::edit_values_file, m)?)?;
+    m.add_function(wrap_pyfunction!(writeback::update_values, m)?)?;
+    m.add_function(wrap_pyfunction!(values::validate_tag, m)?)?;
+    m.add_function(wrap_pyfunction!(values::parse_tag_ref, m)?)?;
     m.add_function(wrap_pyfunction!(client::resolve_address, m)?)?;
     m.add_class::<pool::BuilderPool>()?;
     m.add_class::<pool::PooledBuild>()?;

@@ -333,6 +333,26 @@ impl CallbackFailure {
     pub async fn raised(&self) {
         self.notify.notified().await
     }
+
+    /// Runs `work` until it ends, or until a callback raises (then `None`: `work` is
+    /// dropped, which cancels a build).
+    pub async fn race<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            result = work => Some(result),
+            _ = self.raised() => None,
+        }
+    }
+
+    /// What a [`race`](CallbackFailure::race) gives Python: the callback's error if one
+    /// raised, else the work's outcome.
+    pub fn outcome<T>(&self, raced: Option<T>) -> PyResult<T> {
+        if let Some(err) = self.take() {
+            return Err(err);
+        }
+        raced.ok_or_else(|| {
+            crate::errors::internal("the build stopped for a progress callback error that was lost")
+        })
+    }
 }
 
 /// Calls a Python callable with each event.

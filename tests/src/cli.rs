@@ -27,3 +27,11 @@ pub fn cli_binary() -> PathBuf {
 pub fn cli() -> Command {
     Command::new(cli_binary())
 }
+
+/// `cicd-agents build --addr ADDR` for the test environment's dockerd: add the build's
+/// flags and context.
+pub fn cli_build(env: &crate::TestEnv) -> Command {
+    let mut command = cli();
+    command.args(["build", "--addr", &env.docker_addr]);
+    command
+}

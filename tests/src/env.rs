@@ -62,6 +62,13 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// [`TestEnv::load`] for a test: a missing environment fails the test (never skips it)
+    /// with the reason and how to start it.
+    pub fn required() -> TestEnv {
+        TestEnv::load()
+            .unwrap_or_else(|e| panic!("test environment (run scripts/testenv.sh up): {e}"))
+    }
+
     /// Loads the environment from the `CICD_TESTENV_*` process variables, falling back to
     /// `$CICD_TESTENV_DIR/env` (default `/var/lib/cicd-agents-testenv/env`) for every variable
     /// the process does not set, then checks that dockerd, the registry and the git server
@@ -277,6 +284,41 @@ impl TestEnv {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The commit `branch` points at in the repository at `url` on the git server (asked with
+    /// `git ls-remote`), or `None` when there is no such branch.
+    pub fn remote_head(&self, url: &str, branch: &str) -> Result<Option<String>> {
+        let out = self.git(
+            &std::env::temp_dir(),
+            &[
+                "ls-remote",
+                &self.authed_url(url),
+                &format!("refs/heads/{branch}"),
+            ],
+        )?;
+        Ok(out.split_whitespace().next().map(str::to_string))
+    }
+
+    /// A fresh clone of `branch` of the repository at `url`, in a new temporary directory
+    /// (the clone is its root).
+    pub fn fresh_clone(&self, url: &str, branch: &str) -> Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            context: "creating a clone directory".into(),
+            source,
+        })?;
+        self.git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                "--branch",
+                branch,
+                &self.authed_url(url),
+                ".",
+            ],
+        )?;
+        Ok(dir)
+    }
+
     /// Creates a repository named after `prefix` on the git server with `files`
     /// committed on `main`, and returns its URL (without credentials).
     pub fn seed_repo<P, C>(
@@ -455,6 +497,18 @@ where
             .context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A new temporary directory holding `files` (see [`write_context`]): a build context.
+/// Panics (failing the test) when it cannot be made.
+pub fn context_dir<P, C>(files: impl IntoIterator<Item = (P, C)>) -> tempfile::TempDir
+where
+    P: AsRef<Path>,
+    C: AsRef<[u8]>,
+{
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("creating a context directory: {e}"));
+    write_context(dir.path(), files).unwrap_or_else(|e| panic!("{e}"));
+    dir
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ mod registry;
 mod relay;
 
 pub use certs::TestCerts;
-pub use cli::{cli, cli_binary};
-pub use env::{unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
+pub use cli::{cli, cli_binary, cli_build};
+pub use env::{context_dir, unique_name, write_context, TestEnv, DEFAULT_TESTENV_DIR};
 pub use error::{Error, Result};
 pub use fault_proxy::{FaultProxy, Match, SeenRequest};
 pub use registry::{manifest_digest, ImageContents, RegistryReader};

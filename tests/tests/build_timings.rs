@@ -10,10 +10,6 @@ use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::Client;
 use cicd_agents_testenv::{cli, write_context, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 /// Records the order of what the build hands to its sink.
 #[derive(Default)]
 struct Recorder {
@@ -67,7 +63,7 @@ fn context(env: &TestEnv) -> tempfile::TempDir {
 
 #[tokio::test]
 async fn a_build_reports_where_its_time_went() {
-    let env = env();
+    let env = TestEnv::required();
     let context = context(&env);
     let out = tempfile::tempdir().unwrap();
     let tarball = out.path().join("image.tar");
@@ -135,7 +131,7 @@ async fn a_build_reports_where_its_time_went() {
 
 #[test]
 fn rawjson_ends_with_the_timings() {
-    let env = env();
+    let env = TestEnv::required();
     let context = context(&env);
     let wall = Instant::now();
     let output = cli()

@@ -13,10 +13,6 @@ use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{BuilderPool, TlsOptions};
 use cicd_agents_testenv::{unique_name, write_context, Relay, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 async fn relays(env: &TestEnv) -> Vec<Relay> {
     vec![
         Relay::tcp(&env.docker_sock).await.unwrap(),
@@ -49,7 +45,7 @@ fn key_preferring(pool: &BuilderPool, first: &str) -> String {
 
 #[tokio::test]
 async fn the_same_key_sticks_to_one_daemon_and_keys_spread() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = relays(&env).await;
     let pool = pool(&relays);
 
@@ -99,7 +95,7 @@ fn context(env: &TestEnv, body: &str) -> tempfile::TempDir {
 
 #[tokio::test]
 async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = relays(&env).await;
     let pool = pool(&relays);
 
@@ -183,7 +179,7 @@ async fn a_build_fails_over_when_its_daemon_goes_down_mid_run() {
 
 #[tokio::test]
 async fn with_every_daemon_down_the_error_names_each_one() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = relays(&env).await;
     let pool = pool(&relays).connect_timeout(Duration::from_secs(2));
     let key = "https://git.example.com/org/app.git";
@@ -219,7 +215,7 @@ async fn with_every_daemon_down_the_error_names_each_one() {
 
 #[tokio::test]
 async fn a_failing_dockerfile_is_not_retried_elsewhere() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = relays(&env).await;
     let pool = pool(&relays);
     let failing = context(&env, &format!("echo {} && exit 3", unique_name("pool")));
@@ -252,7 +248,7 @@ async fn a_failing_dockerfile_is_not_retried_elsewhere() {
 
 #[tokio::test]
 async fn daemons_skipped_before_the_build_are_reported_as_passed_over() {
-    let env = env();
+    let env = TestEnv::required();
     let relay = Relay::tcp(&env.docker_sock).await.unwrap();
     let missing = tempfile::tempdir().unwrap();
     let unreachable = format!("unix://{}", missing.path().join("buildkitd.sock").display());

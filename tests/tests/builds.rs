@@ -13,11 +13,7 @@ use cicd_agents_buildkit::build::{BuildOptions, Output};
 use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, Error, Secret};
-use cicd_agents_testenv::{cli, manifest_digest, write_context, Relay, TestEnv};
-
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
+use cicd_agents_testenv::{cli, context_dir, manifest_digest, write_context, Relay, TestEnv};
 
 async fn client(env: &TestEnv) -> Client {
     Client::connect(&env.docker_addr).await.expect("connect")
@@ -58,26 +54,21 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn dockerignore_exceptions_and_double_star_in_a_local_export() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY . /\n"),
-            (
-                ".dockerignore",
-                "# comment\nsecret\n**/*.log\n!keep.log\nbuild/\n!build/keep-me\n",
-            ),
-            ("src/main.txt", env.unique_name("main").as_str()),
-            ("src/deep/er/trace.log", "no"),
-            ("keep.log", "yes"),
-            ("secret/key", "no"),
-            ("build/out.bin", "no"),
-            ("build/keep-me", "yes"),
-            ("spaced name/ünïcødé.txt", "yes"),
-        ],
-    )
-    .unwrap();
+    let env = TestEnv::required();
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY . /\n"),
+        (
+            ".dockerignore",
+            "# comment\nsecret\n**/*.log\n!keep.log\nbuild/\n!build/keep-me\n",
+        ),
+        ("src/main.txt", env.unique_name("main").as_str()),
+        ("src/deep/er/trace.log", "no"),
+        ("keep.log", "yes"),
+        ("secret/key", "no"),
+        ("build/out.bin", "no"),
+        ("build/keep-me", "yes"),
+        ("spaced name/ünïcødé.txt", "yes"),
+    ]);
     std::os::unix::fs::symlink("src/main.txt", context.path().join("link")).unwrap();
     let out = tempfile::tempdir().unwrap();
     let options =
@@ -125,7 +116,7 @@ async fn dockerignore_exceptions_and_double_star_in_a_local_export() {
 
 #[tokio::test]
 async fn multi_stage_target_build_args_and_run_on_busybox() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let dockerfile = format!(
         "FROM {base} AS builder\nARG GREETING=unset\nRUN echo \"$GREETING from $(uname -s)\" > /greeting\n\
@@ -150,7 +141,7 @@ async fn multi_stage_target_build_args_and_run_on_busybox() {
 
 #[tokio::test]
 async fn secret_is_usable_but_absent_from_the_image() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let secret_value = format!("s3cr3t-{}", env.unique_name("v"));
     let dockerfile = format!(
@@ -214,17 +205,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn push_returns_the_registry_digest_and_metadata_file_matches() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("m");
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {marker} > /marker\n", env.base_image).as_str(),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {marker} > /marker\n", env.base_image).as_str(),
+    )]);
     let repo = format!("tests/{}", env.unique_name("push"));
     let image = format!("{}/{repo}:1", env.registry);
     let metadata = context.path().join("metadata.json");
@@ -271,7 +257,7 @@ async fn push_returns_the_registry_digest_and_metadata_file_matches() {
 
 #[tokio::test]
 async fn git_context_with_token_and_subdir() {
-    let env = env();
+    let env = TestEnv::required();
     let name = env.unique_name("gitctx");
     let dockerfile = format!(
         "FROM {}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n",
@@ -329,20 +315,15 @@ async fn git_context_with_token_and_subdir() {
 
 #[tokio::test]
 async fn dockerfile_errors_name_the_step_file_and_line() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!(
-                "FROM {}\nRUN echo before-failing\nRUN echo oops-output && exit 3\n",
-                env.base_image
-            )
-            .as_str(),
-        )],
-    )
-    .unwrap();
+    let env = TestEnv::required();
+    let context = context_dir([(
+        "Dockerfile",
+        format!(
+            "FROM {}\nRUN echo before-failing\nRUN echo oops-output && exit 3\n",
+            env.base_image
+        )
+        .as_str(),
+    )]);
     let options = BuildOptions::local(context.path()).network(NetworkMode::Host);
     let err = client(&env).await.build(&options).await.unwrap_err();
     let Error::Build(build) = &err else {
@@ -379,17 +360,12 @@ async fn dockerfile_errors_name_the_step_file_and_line() {
 
 #[tokio::test]
 async fn dropping_the_build_cancels_it_on_the_daemon() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let seconds = format!("{}.{}", 90, std::process::id() % 1000);
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str(),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str(),
+    )]);
     let options = BuildOptions::local(context.path())
         .network(NetworkMode::Host)
         .no_cache(true);
@@ -437,25 +413,20 @@ async fn dropping_the_build_cancels_it_on_the_daemon() {
 
 #[tokio::test]
 async fn local_context_build_through_a_standalone_looking_daemon() {
-    let env = env();
+    let env = TestEnv::required();
     let relay = Relay::unix(&env.docker_sock).await.unwrap();
     let client = Client::connect(relay.addr()).await.unwrap();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [
-            (
-                "Dockerfile",
-                format!(
-                    "FROM {}\nCOPY data /data\nRUN wc -c /data/big > /size\n",
-                    env.base_image
-                )
-                .as_str(),
-            ),
-            ("data/small", "x"),
-        ],
-    )
-    .unwrap();
+    let context = context_dir([
+        (
+            "Dockerfile",
+            format!(
+                "FROM {}\nCOPY data /data\nRUN wc -c /data/big > /size\n",
+                env.base_image
+            )
+            .as_str(),
+        ),
+        ("data/small", "x"),
+    ]);
     std::fs::write(
         context.path().join("data/big"),
         vec![7u8; 5 * 1024 * 1024 + 3],
@@ -481,7 +452,7 @@ async fn local_context_build_through_a_standalone_looking_daemon() {
 
 #[tokio::test]
 async fn bad_options_are_clear_errors_before_anything_runs() {
-    let env = env();
+    let env = TestEnv::required();
     let client = client(&env).await;
     let err = client
         .build(&BuildOptions::local("/nonexistent/context"))
@@ -513,7 +484,7 @@ async fn bad_options_are_clear_errors_before_anything_runs() {
 
 #[tokio::test]
 async fn ssh_agent_is_forwarded_into_run_steps() {
-    let env = env();
+    let env = TestEnv::required();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
     let agent = std::process::Command::new("ssh-agent")
@@ -531,10 +502,8 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let context = tempfile::tempdir().unwrap();
     let marker = env.unique_name("ssh");
-    write_context(
-        context.path(),
+    let context = context_dir(
         [(
             "Dockerfile",
             format!(
@@ -543,8 +512,7 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
             )
             .as_str(),
         )],
-    )
-    .unwrap();
+    );
     let out = tempfile::tempdir().unwrap();
     let spec = format!("default={}", socket.display());
     let other = format!("other={}", socket.display());
@@ -589,7 +557,7 @@ async fn ssh_agent_is_forwarded_into_run_steps() {
 
 #[tokio::test]
 async fn named_contexts_from_a_directory_and_an_image() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let extra = tempfile::tempdir().unwrap();
     let marker = env.unique_name("named");
@@ -631,17 +599,12 @@ async fn named_contexts_from_a_directory_and_an_image() {
 
 #[tokio::test]
 async fn pushes_to_a_registry_that_needs_a_login() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("auth");
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {marker} > /m\n", env.base_image).as_str(),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {marker} > /m\n", env.base_image).as_str(),
+    )]);
     let repo = format!("tests/{marker}");
     let image = format!("{}/{repo}:1", env.auth_registry);
 

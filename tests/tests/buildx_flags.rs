@@ -6,15 +6,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cicd_agents_testenv::{cli, write_context, RegistryReader, TestEnv};
-
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
+use cicd_agents_testenv::{cli, cli_build, context_dir, write_context, RegistryReader, TestEnv};
 
 fn build(env: &TestEnv) -> Command {
-    let mut command = cli();
-    command.args(["build", "--addr", &env.docker_addr, "--progress", "plain"]);
+    let mut command = cli_build(env);
+    command.args(["--progress", "plain"]);
     command
 }
 
@@ -73,7 +69,7 @@ fn attestation_manifests(index: &serde_json::Value) -> usize {
 
 #[test]
 fn a_pushed_image_carries_buildx_default_provenance_and_no_secret() {
-    let env = env();
+    let env = TestEnv::required();
     let secret = format!("s3cr3t-{}", env.unique_name("tok"));
     let marker = env.unique_name("built");
     let repo = push_with_secret(&env, &secret, &marker, &[]);
@@ -107,7 +103,7 @@ fn a_pushed_image_carries_buildx_default_provenance_and_no_secret() {
 
 #[test]
 fn provenance_max_annotations_and_provenance_false() {
-    let env = env();
+    let env = TestEnv::required();
     let secret = format!("s3cr3t-{}", env.unique_name("tok"));
     let marker = env.unique_name("built");
     let note = env.unique_name("note");
@@ -165,13 +161,8 @@ fn provenance_max_annotations_and_provenance_false() {
 
 #[test]
 fn sbom_with_a_scanner_that_cannot_be_pulled_names_the_image() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")],
-    )
-    .unwrap();
+    let env = TestEnv::required();
+    let context = context_dir([("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
     let scanner = format!("{}/flags/{}:1", env.registry, env.unique_name("no-scanner"));
     let repo = format!("flags/{}", env.unique_name("sbom"));
     let output = build(&env)
@@ -202,7 +193,7 @@ fn read(dir: &Path, name: &str) -> String {
 
 #[test]
 fn shm_size_ulimit_and_cgroup_parent_are_seen_inside_run() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let unique = env.unique_name("probe");
     let dockerfile = format!(
@@ -239,7 +230,7 @@ fn shm_size_ulimit_and_cgroup_parent_are_seen_inside_run() {
 
 #[test]
 fn pull_is_accepted_and_builder_maps_to_the_address() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let marker = env.unique_name("pulled");
     let dockerfile = format!("FROM {}\nRUN echo {marker} > /m\n", env.base_image);

@@ -5,32 +5,17 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cicd_agents_testenv::{cli, write_context, TestEnv};
-
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
-fn build(env: &TestEnv) -> Command {
-    let mut command = cli();
-    command.args(["build", "--addr", &env.docker_addr]);
-    command
-}
+use cicd_agents_testenv::{cli_build, context_dir, TestEnv};
 
 #[test]
 fn tar_to_stdout_and_rawjson_progress() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("stdout");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
-            ("marker", marker.as_str()),
-        ],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
+        ("marker", marker.as_str()),
+    ]);
+    let output = cli_build(&env)
         .args(["--progress", "rawjson", "-o", "-"])
         .arg(context.path())
         .output()
@@ -62,18 +47,13 @@ fn tar_to_stdout_and_rawjson_progress() {
 
 #[test]
 fn several_platforms_make_an_index() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\n",
-        )],
-    )
-    .unwrap();
+    let env = TestEnv::required();
+    let context = context_dir([(
+        "Dockerfile",
+        "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\n",
+    )]);
     let tarball = context.path().join("multi.tar");
-    let output = build(&env)
+    let output = cli_build(&env)
         .args([
             "--progress",
             "quiet",
@@ -103,22 +83,17 @@ fn several_platforms_make_an_index() {
 
 #[test]
 fn add_host_reaches_run_steps() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("hosts");
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!(
-                "FROM {}\nRUN grep -q 'db-{marker}' /etc/hosts && echo found\n",
-                env.base_image
-            )
-            .as_str(),
-        )],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([(
+        "Dockerfile",
+        format!(
+            "FROM {}\nRUN grep -q 'db-{marker}' /etc/hosts && echo found\n",
+            env.base_image
+        )
+        .as_str(),
+    )]);
+    let output = cli_build(&env)
         .args([
             "--progress",
             "plain",
@@ -142,18 +117,13 @@ fn add_host_reaches_run_steps() {
 /// reports the step's end first.
 #[test]
 fn plain_progress_prints_transfers_before_done_like_buildx() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let payload = env.unique_name("plain").repeat(200);
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
-            ("payload", payload.as_str()),
-        ],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
+        ("payload", payload.as_str()),
+    ]);
+    let output = cli_build(&env)
         .args(["--progress", "plain", "-o", "type=cacheonly"])
         .arg(context.path())
         .output()
@@ -219,22 +189,17 @@ fn plain_progress_prints_transfers_before_done_like_buildx() {
 
 #[test]
 fn failing_build_prints_step_line_and_output() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("fail");
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!(
-                "FROM {}\n\nRUN echo {marker}-out && false\n",
-                env.base_image
-            )
-            .as_str(),
-        )],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([(
+        "Dockerfile",
+        format!(
+            "FROM {}\n\nRUN echo {marker}-out && false\n",
+            env.base_image
+        )
+        .as_str(),
+    )]);
+    let output = cli_build(&env)
         .args(["--progress", "quiet", "--network", "host"])
         .arg(context.path())
         .output()
@@ -248,18 +213,13 @@ fn failing_build_prints_step_line_and_output() {
 
 #[test]
 fn ctrl_c_cancels_the_build_on_the_daemon() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let seconds = format!("{}.{}", 91, std::process::id() % 1000);
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str(),
-        )],
-    )
-    .unwrap();
-    let mut child = build(&env)
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN sleep {seconds}\n", env.base_image).as_str(),
+    )]);
+    let mut child = cli_build(&env)
         .args(["--progress", "plain", "--network", "host", "--no-cache"])
         .arg(context.path())
         .stderr(Stdio::piped())
@@ -307,19 +267,14 @@ fn ctrl_c_cancels_the_build_on_the_daemon() {
 
 #[test]
 fn load_puts_the_image_into_the_docker_daemon() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("load");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
-            ("marker", marker.as_str()),
-        ],
-    )
-    .unwrap();
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY marker /marker\n"),
+        ("marker", marker.as_str()),
+    ]);
     let tag = format!("loaded/{marker}:1");
-    let output = build(&env)
+    let output = cli_build(&env)
         .args(["--progress", "quiet", "--load", "-t", &tag])
         .arg(context.path())
         .output()
@@ -347,18 +302,13 @@ fn load_puts_the_image_into_the_docker_daemon() {
 /// pings (answered by the daemon all along) succeeds.
 #[test]
 fn a_build_with_a_short_keepalive_succeeds() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let payload = env.unique_name("keepalive");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
-            ("payload", payload.as_str()),
-        ],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY payload /\n"),
+        ("payload", payload.as_str()),
+    ]);
+    let output = cli_build(&env)
         .args([
             "--keepalive",
             "200ms,1s",

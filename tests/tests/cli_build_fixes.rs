@@ -1,20 +1,9 @@
 //! `cicd-agents build` where it differed from `docker buildx build` (issue 13)
 //! and where it reported late (issue 14): each test failed before its fix.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cicd_agents_testenv::{cli, write_context, TestEnv};
-
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
-fn build(env: &TestEnv) -> Command {
-    let mut command = cli();
-    command.args(["build", "--addr", &env.docker_addr]);
-    command
-}
+use cicd_agents_testenv::{cli, cli_build, context_dir, TestEnv};
 
 /// The `#N` of the step whose header line contains `name`.
 fn step_number(stderr: &str, name: &str) -> String {
@@ -31,20 +20,15 @@ fn step_number(stderr: &str, name: &str) -> String {
 /// status stream's 5 s drain.
 #[test]
 fn a_build_the_daemon_refuses_at_once_is_reported_at_once() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("refused");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
-            ("marker", marker.as_str()),
-        ],
-    )
-    .unwrap();
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
+        ("marker", marker.as_str()),
+    ]);
     let name = env.image_ref("buildfix/refused", &marker);
     let started = Instant::now();
-    let output = build(&env)
+    let output = cli_build(&env)
         .args(["--progress", "plain", "-o"])
         .arg(format!("type=image,name={name},compression=bogus"))
         .arg(context.path())
@@ -64,22 +48,17 @@ fn a_build_the_daemon_refuses_at_once_is_reported_at_once() {
 /// the failing step's output and its `ERROR` line.
 #[test]
 fn a_failing_run_still_prints_its_output_in_plain_progress() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("failrun");
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!(
-                "FROM {}\nRUN echo {marker}-a && echo {marker}-b && exit 3\n",
-                env.base_image
-            )
-            .as_str(),
-        )],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([(
+        "Dockerfile",
+        format!(
+            "FROM {}\nRUN echo {marker}-a && echo {marker}-b && exit 3\n",
+            env.base_image
+        )
+        .as_str(),
+    )]);
+    let output = cli_build(&env)
         .args(["--progress", "plain", "--network", "host"])
         .arg(context.path())
         .output()
@@ -106,19 +85,14 @@ fn a_failing_run_still_prints_its_output_in_plain_progress() {
 /// warning logged about it carries no colour codes on a pipe.
 #[test]
 fn a_failed_context_transfer_is_an_error_step_and_logs_without_colour() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("badignore");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY . /x\n"),
-            (".dockerignore", "[\n"),
-            ("marker", marker.as_str()),
-        ],
-    )
-    .unwrap();
-    let output = build(&env)
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY . /x\n"),
+        (".dockerignore", "[\n"),
+        ("marker", marker.as_str()),
+    ]);
+    let output = cli_build(&env)
         .args(["--progress", "plain", "-o", "type=cacheonly"])
         .arg(context.path())
         .env_remove("NO_COLOR")
@@ -146,7 +120,7 @@ fn a_failed_context_transfer_is_an_error_step_and_logs_without_colour() {
 /// the error says so and names the `docker://` address to use.
 #[test]
 fn the_docker_socket_as_unix_says_to_use_docker() {
-    let env = env();
+    let env = TestEnv::required();
     let address = format!("unix://{}", env.docker_sock.display());
     let output = cli().args(["du", "--addr", &address]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -186,19 +160,14 @@ fn a_silent_daemon_fails_within_the_connect_timeout() {
 /// is sent (exit 2), not after the build (and its push) succeeded.
 #[test]
 fn a_metadata_file_in_a_missing_directory_is_refused_before_the_build() {
-    let env = env();
-    let context = tempfile::tempdir().unwrap();
+    let env = TestEnv::required();
     let marker = env.unique_name("metadata");
-    write_context(
-        context.path(),
-        [
-            ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
-            ("marker", marker.as_str()),
-        ],
-    )
-    .unwrap();
+    let context = context_dir([
+        ("Dockerfile", "FROM scratch\nCOPY marker /\n"),
+        ("marker", marker.as_str()),
+    ]);
     let missing = context.path().join("nonexistent/dir/m.json");
-    let output = build(&env)
+    let output = cli_build(&env)
         .args([
             "--progress",
             "plain",
@@ -222,7 +191,7 @@ fn a_metadata_file_in_a_missing_directory_is_refused_before_the_build() {
     // The files are still written after a successful build.
     let metadata = context.path().join("m.json");
     let iid = context.path().join("iid");
-    let output = build(&env)
+    let output = cli_build(&env)
         .args([
             "--progress",
             "quiet",

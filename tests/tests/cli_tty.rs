@@ -14,10 +14,6 @@ use cicd_agents_testenv::{cli, write_context, TestEnv};
 use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
 use rustix::termios::{tcsetwinsize, Winsize};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 fn size(cols: u16, rows: u16) -> (NonZeroU16, NonZeroU16) {
     match (NonZeroU16::new(rows), NonZeroU16::new(cols)) {
         (Some(rows), Some(cols)) => (rows, cols),
@@ -134,7 +130,7 @@ fn position(rows: &[String], needle: &str) -> usize {
 
 #[test]
 fn the_terminal_view_redraws_one_header_lists_steps_in_order_and_fits_the_width() {
-    let env = env();
+    let env = TestEnv::required();
     let context = tempfile::tempdir().unwrap();
     let marker = env.unique_name("tty");
     let dockerfile = format!(

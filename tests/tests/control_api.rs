@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 use cicd_agents_buildkit::{Client, DiskUsageOptions, TlsOptions};
 use cicd_agents_testenv::{cli, Relay, TestCerts, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 async fn check_daemon(client: &Client) {
     let info = client.info().await.expect("info");
     assert!(
@@ -29,7 +25,7 @@ async fn check_daemon(client: &Client) {
 
 #[tokio::test]
 async fn info_and_workers_over_docker() {
-    let env = env();
+    let env = TestEnv::required();
     let client = Client::connect(&env.docker_addr).await.expect("connect");
     check_daemon(&client).await;
     let info = client.info().await.unwrap();
@@ -44,7 +40,7 @@ async fn info_and_workers_over_docker() {
 
 #[tokio::test]
 async fn info_and_workers_over_a_unix_socket() {
-    let env = env();
+    let env = TestEnv::required();
     let relay = Relay::unix(&env.docker_sock).await.unwrap();
     assert!(relay.addr().starts_with("unix://"));
     let client = Client::connect(relay.addr()).await.expect("connect");
@@ -61,7 +57,7 @@ async fn info_and_workers_over_a_unix_socket() {
 
 #[tokio::test]
 async fn info_and_workers_over_tcp() {
-    let env = env();
+    let env = TestEnv::required();
     let relay = Relay::tcp(&env.docker_sock).await.unwrap();
     let client = Client::connect(relay.addr()).await.expect("connect");
     assert!(!client.list_workers().await.unwrap().is_empty());
@@ -69,7 +65,7 @@ async fn info_and_workers_over_tcp() {
 
 #[tokio::test]
 async fn info_and_workers_over_tcp_with_mutual_tls() {
-    let env = env();
+    let env = TestEnv::required();
     let certs = TestCerts::generate().unwrap();
     let relay = Relay::tls(&env.docker_sock, &certs).await.unwrap();
     let tls = TlsOptions::default()
@@ -120,7 +116,7 @@ async fn info_and_workers_over_tcp_with_mutual_tls() {
 
 #[tokio::test]
 async fn disk_usage_and_prune() {
-    let env = env();
+    let env = TestEnv::required();
     let client = Client::connect(&env.docker_addr).await.unwrap();
     let records = client
         .disk_usage(&DiskUsageOptions::default())
@@ -188,7 +184,7 @@ async fn a_dead_address_fails_fast_and_names_the_address() {
 
 #[test]
 fn command_line_info_workers_and_json() {
-    let env = env();
+    let env = TestEnv::required();
     let output = cli()
         .args(["debug", "info", "--addr", &env.docker_addr])
         .output()

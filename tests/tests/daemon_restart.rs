@@ -10,22 +10,17 @@ use std::time::Duration;
 use cicd_agents_buildkit::build::BuildOptions;
 use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::Client;
-use cicd_agents_testenv::{write_context, Relay, TestEnv};
+use cicd_agents_testenv::{context_dir, Relay, TestEnv};
 
 /// Upper bound for each step, so that a hang fails the test.
 const BOUND: Duration = Duration::from_secs(180);
 
 async fn build(client: &Client, env: &TestEnv, what: &str) {
-    let context = tempfile::tempdir().unwrap();
     let id = env.unique_name(what);
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {id} > /id\n", env.base_image),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {id} > /id\n", env.base_image),
+    )]);
     let options = BuildOptions::local(context.path()).network(NetworkMode::Host);
     match tokio::time::timeout(BOUND, client.build(&options)).await {
         Ok(Ok(result)) => assert!(!result.build_ref.is_empty()),

@@ -22,7 +22,7 @@ use cicd_agents_buildkit::build::BuildOptions;
 use cicd_agents_buildkit::flags::NetworkMode;
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, Error};
-use cicd_agents_testenv::{write_context, Relay, TestEnv};
+use cicd_agents_testenv::{context_dir, write_context, Relay, TestEnv};
 
 /// Upper bound for any one test step: a hang fails the test instead of blocking it.
 const BOUND: Duration = Duration::from_secs(120);
@@ -30,10 +30,6 @@ const BOUND: Duration = Duration::from_secs(120);
 const DAEMON_SETTLE: Duration = Duration::from_secs(60);
 /// The label that marks a test's build in the daemon's history.
 const LABEL: &str = "cicd-agents.fault-test";
-
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
 
 async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     match tokio::time::timeout(BOUND, future).await {
@@ -148,18 +144,13 @@ fn assert_lost(err: &Error, relay: &Relay, stage: &str) {
 
 #[tokio::test]
 async fn active_builds_lists_a_running_build_by_its_label() {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("active");
     let client = Client::connect(&env.docker_addr).await.unwrap();
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+    )]);
     let options = BuildOptions::local(context.path())
         .network(NetworkMode::Host)
         .label(LABEL, &id);
@@ -197,7 +188,7 @@ async fn active_builds_lists_a_running_build_by_its_label() {
 
 #[tokio::test]
 async fn cut_mid_upload_of_a_large_context_fails_naming_the_upload() {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("cut-upload");
     let context = tempfile::tempdir().unwrap();
     context_with(
@@ -222,17 +213,12 @@ async fn cut_mid_upload_of_a_large_context_fails_naming_the_upload() {
 
 #[tokio::test]
 async fn cut_mid_build_fails_naming_the_solve() {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("cut-run");
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+    )]);
     let (relay, client) = relay_and_client(&env, None).await;
     let options = BuildOptions::local(context.path())
         .network(NetworkMode::Host)
@@ -255,7 +241,7 @@ async fn cut_mid_build_fails_naming_the_solve() {
 
 #[tokio::test]
 async fn cut_mid_push_fails_naming_the_export() {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("cut-push");
     let context = tempfile::tempdir().unwrap();
     context_with(
@@ -292,17 +278,12 @@ async fn cut_mid_push_fails_naming_the_export() {
 
 #[tokio::test]
 async fn black_holed_connection_fails_within_the_keepalive() {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("black-hole");
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
-        [(
-            "Dockerfile",
-            format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
-        )],
-    )
-    .unwrap();
+    let context = context_dir([(
+        "Dockerfile",
+        format!("FROM {}\nRUN echo {id} && sleep 60\n", env.base_image),
+    )]);
     let (relay, client) =
         relay_and_client(&env, Some((Duration::from_secs(1), Duration::from_secs(2)))).await;
     let options = BuildOptions::local(context.path())
@@ -338,7 +319,7 @@ enum DropAt {
 }
 
 async fn dropped_build_leaves_nothing(at: DropAt) {
-    let env = env();
+    let env = TestEnv::required();
     let id = env.unique_name("dropped");
     let context = tempfile::tempdir().unwrap();
     let dockerfile = match at {
@@ -451,7 +432,7 @@ async fn build_dropped_during_the_export_leaves_nothing_running() {
 
 #[tokio::test]
 async fn a_call_on_a_cut_connection_reconnects() {
-    let env = env();
+    let env = TestEnv::required();
     let (relay, client) = relay_and_client(&env, None).await;
     relay.cut_now();
     // The first call after the cut works: a read-only call that finds the

@@ -9,10 +9,6 @@ use cicd_agents_buildkit::build::{
 use cicd_agents_buildkit::{Client, Error, RegistryAuth};
 use cicd_agents_testenv::{manifest_digest, write_context, FaultProxy, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 /// A context with unique content (`FROM scratch`, one file): no cached result of another run
 /// can stand in for this build.
 fn context(env: &TestEnv) -> (tempfile::TempDir, String) {
@@ -54,7 +50,7 @@ fn first_line(err: &BuildError) -> String {
 
 #[tokio::test]
 async fn the_proxy_forwards_fails_and_goes_down() {
-    let env = env();
+    let env = TestEnv::required();
     let proxy = FaultProxy::start(&env.registry).unwrap();
     let (repo, tag) = env
         .base_image
@@ -87,7 +83,7 @@ async fn the_proxy_forwards_fails_and_goes_down() {
 
 #[tokio::test]
 async fn push_to_a_registry_that_is_down_names_the_registry() {
-    let env = env();
+    let env = TestEnv::required();
     let proxy = FaultProxy::start(&env.registry).unwrap();
     proxy.go_down().unwrap();
     let (dir, marker) = context(&env);
@@ -115,7 +111,7 @@ async fn push_to_a_registry_that_is_down_names_the_registry() {
 
 #[tokio::test]
 async fn push_answered_500_fails_with_the_status_and_pushes_nothing() {
-    let env = env();
+    let env = TestEnv::required();
     let proxy = FaultProxy::start(&env.registry).unwrap();
     proxy.set_fault_for("/manifests/", 500);
     let (dir, marker) = context(&env);
@@ -149,7 +145,7 @@ async fn push_answered_500_fails_with_the_status_and_pushes_nothing() {
 
 #[tokio::test]
 async fn push_answered_401_is_an_auth_failure_without_the_password() {
-    let env = env();
+    let env = TestEnv::required();
     // The registry that needs a login, with the right credentials, behind a proxy that
     // refuses the manifest upload: the credentials are sent, and must not come back.
     let proxy = FaultProxy::start(&env.auth_registry).unwrap();
@@ -217,7 +213,7 @@ async fn push_answered_401_is_an_auth_failure_without_the_password() {
 
 #[tokio::test]
 async fn cache_export_to_a_failing_registry_fails_clearly_unless_errors_are_ignored() {
-    let env = env();
+    let env = TestEnv::required();
     let proxy = FaultProxy::start(&env.registry).unwrap();
     proxy.set_fault_for("/v2/", 500);
     let (dir, marker) = context(&env);

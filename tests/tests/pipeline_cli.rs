@@ -8,10 +8,6 @@ use cicd_agents_testenv::{cli, TestEnv};
 
 const VALUES: &str = "# values\nimage:\n  repository: example/app\n  tag: \"1.0\"   # set by CI\nworker:\n  tag: v1\n";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
     env.git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -21,16 +17,24 @@ fn seed_repo(env: &TestEnv, prefix: &str, files: &[(&str, &str)]) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The commit `main` points at on the server (empty when there is none).
 fn remote_head(env: &TestEnv, url: &str) -> String {
-    git(
-        env,
-        &std::env::temp_dir(),
-        &["ls-remote", &env.authed_url(url), "refs/heads/main"],
-    )
-    .split_whitespace()
-    .next()
-    .unwrap_or_default()
-    .to_string()
+    env.remote_head(url, "main")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default()
+}
+
+/// `cicd-agents chart set-image --repo URL --file charts/app/values.yaml ARGS…`, with
+/// `token` through `--token-env`.
+fn remote_set_image(url: &str, token: &str, args: &[&str]) -> Output {
+    cli()
+        .args(["chart", "set-image", "--repo", url])
+        .args(["--file", "charts/app/values.yaml"])
+        .args(args)
+        .args(["--token-env", "CHART_TOKEN"])
+        .env("CHART_TOKEN", token)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn show(env: &TestEnv, url: &str, path: &str) -> (String, String) {
@@ -127,7 +131,7 @@ fn chart_set_image_on_a_local_file() {
 
 #[test]
 fn chart_set_image_in_a_remote_repository() {
-    let env = env();
+    let env = TestEnv::required();
     let url = seed_repo(&env, "cli-chart", &[("charts/app/values.yaml", VALUES)]);
     let out = cli()
         .args([
@@ -179,43 +183,18 @@ fn chart_set_image_in_a_remote_repository() {
     );
 
     // Again: no commit.
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=2.0.0",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", &env.git_token)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(&url, &env.git_token, &["--set", "image.tag=2.0.0"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("no change"), "{stdout}");
     assert_eq!(remote_head(&env, &url), head);
 
     // Dry run prints the diff and commits nothing.
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=3.0.0",
-            "--dry-run",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", &env.git_token)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(
+        &url,
+        &env.git_token,
+        &["--set", "image.tag=3.0.0", "--dry-run"],
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -226,21 +205,7 @@ fn chart_set_image_in_a_remote_repository() {
 
     // A wrong token: an authentication error without the token.
     let wrong = "wrong-token-4f1c9a0e7d";
-    let out = cli()
-        .args([
-            "chart",
-            "set-image",
-            "--repo",
-            &url,
-            "--file",
-            "charts/app/values.yaml",
-            "--set",
-            "image.tag=9",
-        ])
-        .args(["--token-env", "CHART_TOKEN"])
-        .env("CHART_TOKEN", wrong)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = remote_set_image(&url, wrong, &["--set", "image.tag=9"]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("authentication failed"), "{stderr}");
@@ -260,7 +225,7 @@ fn definition(env: &TestEnv, app: &str, chart: &str, repo: &str) -> String {
 
 #[test]
 fn pipeline_run_dry_run_real_run_and_errors() {
-    let env = env();
+    let env = TestEnv::required();
     let unique = env.unique_name("cli-app");
     let app = seed_repo(
         &env,
@@ -393,7 +358,7 @@ fn pipeline_run_dry_run_real_run_and_errors() {
 #[test]
 fn eight_chart_set_image_processes_started_together_all_land() {
     const N: usize = 8;
-    let env = env();
+    let env = TestEnv::required();
     let mut values = String::from("# one chart, many services\n");
     for i in 0..N {
         values.push_str(&format!("svc{i}:\n  image:\n    tag: \"0\"\n"));

@@ -11,16 +11,14 @@ use cicd_agents_buildkit::build::{BuildOptions, CacheEntry};
 use cicd_agents_buildkit::flags::{Attest, NetworkMode};
 use cicd_agents_buildkit::progress::StatusUpdate;
 use cicd_agents_buildkit::{Client, PruneOptions};
-use cicd_agents_testenv::{manifest_digest, write_context, TestEnv};
+use cicd_agents_testenv::{context_dir, manifest_digest, TestEnv};
 
 #[tokio::test]
 async fn cache_exported_to_the_registry_is_used_after_a_prune() {
     let env = TestEnv::load().expect("test environment (run scripts/testenv.sh up)");
     let client = Client::connect(&env.docker_addr).await.unwrap();
     let marker = env.unique_name("cache");
-    let context = tempfile::tempdir().unwrap();
-    write_context(
-        context.path(),
+    let context = context_dir(
         [
             (
                 "Dockerfile",
@@ -32,8 +30,7 @@ async fn cache_exported_to_the_registry_is_used_after_a_prune() {
             ),
             ("app.txt", "application\n"),
         ],
-    )
-    .unwrap();
+    );
     let repo = format!("tests/{marker}");
     let image = format!("{}/{repo}:1", env.registry);
     let cache = format!("{}/{repo}:buildcache", env.registry);

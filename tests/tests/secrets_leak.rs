@@ -23,10 +23,6 @@ use cicd_agents_buildkit::progress::{PlainRenderer, ProgressSink, RawJsonRendere
 use cicd_agents_buildkit::{BuildOptions, Client, RegistryAuth, Secret};
 use cicd_agents_testenv::{cli, unique_name, write_context, RegistryReader, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 /// A shared, growable text buffer usable as an `io::Write`.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -117,7 +113,7 @@ fn git_host(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_progress_errors_debug_output_or_the_image() {
-    let env = env();
+    let env = TestEnv::required();
     // Everything every crate logs, at TRACE, into a buffer.
     let logs = Captured::default();
     let writer = logs.clone();
@@ -325,7 +321,7 @@ fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> Stri
 
 #[tokio::test]
 async fn the_command_line_never_prints_a_secret() {
-    let env = env();
+    let env = TestEnv::required();
     let marker = unique_name("cli-leak");
     let build_secret = format!("cli-build-secret-{marker}");
     let wrong_password = format!("cli-wrong-password-{marker}");

@@ -34,10 +34,6 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 48 * 1024;
 /// one: they take turns so neither sees the other's builds.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 fn count_from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -185,7 +181,7 @@ async fn consecutive_builds(env: &TestEnv, address: &str, name: &str, builds: us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consecutive_builds_over_one_client_leak_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let env = env();
+    let env = TestEnv::required();
     let builds = count_from_env("CICD_SOAK_BUILDS", DEFAULT_CONSECUTIVE);
     consecutive_builds(
         &env,
@@ -201,7 +197,7 @@ async fn consecutive_builds_over_one_client_leak_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consecutive_builds_through_control_session_leak_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let env = env();
+    let env = TestEnv::required();
     let relay = Relay::unix(&env.docker_sock).await.expect("relay");
     let builds = count_from_env("CICD_SOAK_BUILDS", DEFAULT_CONSECUTIVE) / 2;
     consecutive_builds(
@@ -216,7 +212,7 @@ async fn consecutive_builds_through_control_session_leak_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_builds_sharing_one_client_leak_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let env = env();
+    let env = TestEnv::required();
     let rounds = count_from_env("CICD_SOAK_ROUNDS", DEFAULT_ROUNDS);
     let client = Client::connect(&env.docker_addr).await.expect("connect");
     // One warm-up round at full concurrency, for the same reason as above.

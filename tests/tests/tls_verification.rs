@@ -9,10 +9,6 @@ use std::sync::{Arc, Mutex};
 use cicd_agents_buildkit::{Client, TlsOptions};
 use cicd_agents_testenv::{cli, Relay, TestCerts, TestEnv};
 
-fn env() -> TestEnv {
-    TestEnv::load().expect("test environment (run scripts/testenv.sh up)")
-}
-
 /// Connects and makes one call, returning the error text if either fails.
 async fn try_daemon(address: &str, tls: TlsOptions) -> Result<(), String> {
     let client = Client::builder()
@@ -30,7 +26,7 @@ async fn try_daemon(address: &str, tls: TlsOptions) -> Result<(), String> {
 
 #[tokio::test]
 async fn a_certificate_from_an_unknown_ca_is_refused_with_the_host_named() {
-    let env = env();
+    let env = TestEnv::required();
     let certs = TestCerts::generate().unwrap();
     let relay = Relay::tls(&env.docker_sock, &certs).await.unwrap();
     let host = relay.socket_addr().unwrap().ip().to_string();
@@ -94,7 +90,7 @@ impl Captured {
 
 #[tokio::test]
 async fn skip_verify_connects_to_an_unverifiable_daemon_and_warns() {
-    let env = env();
+    let env = TestEnv::required();
     let certs = TestCerts::generate().unwrap();
     let relay = Relay::tls(&env.docker_sock, &certs).await.unwrap();
 
@@ -134,7 +130,7 @@ async fn skip_verify_connects_to_an_unverifiable_daemon_and_warns() {
 
 #[tokio::test]
 async fn cli_tls_skip_verify_warns_on_stderr_and_the_default_verifies() {
-    let env = env();
+    let env = TestEnv::required();
     let certs = TestCerts::generate().unwrap();
     let relay = Relay::tls(&env.docker_sock, &certs).await.unwrap();
     let other = TestCerts::generate_with_name("someone-else").unwrap();

@@ -14,10 +14,6 @@ const VALUES: &str = "# values\nimage:\n  repository: example/app\n  tag: \"1.0\
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const TOOL_UID: &str = "65532";
 
-fn env() -> TestEnv {
-    TestEnv::load().unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn dockerfile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/tool/Dockerfile")
 }
@@ -174,7 +170,7 @@ fn chart_step_args(url: &str, tag: &str) -> Vec<String> {
 
 #[test]
 fn the_tool_image_builds_offline_and_updates_a_chart_as_a_non_root_user() {
-    let env = env();
+    let env = TestEnv::required();
     let name = env.unique_name("tool");
     let image = format!("cicd-agents-tool/{name}:1");
     let mut cleanup = Cleanup {
@@ -317,7 +313,7 @@ fn the_tool_image_builds_offline_and_updates_a_chart_as_a_non_root_user() {
 /// ``could not run `git` ``.
 #[test]
 fn a_base_image_without_git_or_apt_get_is_refused_with_the_reason() {
-    let env = env();
+    let env = TestEnv::required();
     let image = format!("cicd-agents-tool/{}:1", env.unique_name("nogit"));
     let _cleanup = Cleanup {
         env: &env,

@@ -5,16 +5,13 @@
 
 use std::time::Duration;
 
+use crate::units::number_and_unit;
+
 /// Parses a duration; the error names the text and the units accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 24h, 90m or 30s"))?;
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 24h, 90m or 30s"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,

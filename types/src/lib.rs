@@ -10,6 +10,7 @@
 //! | [`GitUrl`] | an http(s), ssh, scp-like (`git@host:path`) or file git URL |
 //! | [`redact_userinfo`] | the one place that hides credentials in URL-like text |
 //! | [`duration`] | durations as people write them (`90`, `500ms`, `30s`, `90m`, `24h`, `7d`) |
+//! | [`units`] | the one split of a number from its unit (`1.5s`, `10GB`) |
 //! | [`ErrorKind`] / [`HasKind`] | what kind of failure an error is (exit codes, Python exception classes) |
 //!
 //! ```
@@ -34,6 +35,7 @@ mod git;
 mod image;
 mod kind;
 mod redact;
+pub mod units;
 
 pub use git::{BranchName, GitRef, GitRefError, GitUrl, GitUrlError, GitUrlScheme};
 pub use image::{ImageRef, ImageRefError, ImageTag, ImageTagError};

@@ -8,43 +8,15 @@ use std::str::FromStr;
 use super::{parse_go_bool, split_fields, write_fields, OptionField};
 use crate::error::{Error, Result};
 
-/// The kinds of attestation BuildKit's Dockerfile frontend produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AttestKind {
-    /// SLSA provenance (`type=provenance`).
-    Provenance,
-    /// A software bill of materials (`type=sbom`), made by a scanner image.
-    Sbom,
-}
-
-impl AttestKind {
-    /// The name in `type=`, also the frontend attribute's suffix (`attest:NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            AttestKind::Provenance => "provenance",
-            AttestKind::Sbom => "sbom",
-        }
-    }
-}
-
-impl fmt::Display for AttestKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for AttestKind {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<AttestKind> {
-        match text {
-            "provenance" => Ok(AttestKind::Provenance),
-            "sbom" => Ok(AttestKind::Sbom),
-            other => Err(Error::invalid(
-                OptionField::Attest,
-                other,
-                "unknown attestation type; expected provenance or sbom",
-            )),
-        }
+closed_set! {
+    /// The kinds of attestation BuildKit's Dockerfile frontend produces; the word is the
+    /// name in `type=`, also the frontend attribute's suffix (`attest:NAME`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum AttestKind for Attest {
+        /// SLSA provenance (`type=provenance`).
+        Provenance = "provenance",
+        /// A software bill of materials (`type=sbom`), made by a scanner image.
+        Sbom = "sbom",
     }
 }
 

@@ -19,6 +19,57 @@
 //! How a value reaches the daemon (frontend attributes, exporters) is the
 //! business of `build::plan`; image names are validated by the shared types crate.
 
+/// Declares a closed set of words as an enum (buildx's fixed vocabularies: `--network`,
+/// `--allow`, attestation types, ulimit names) with `ALL`, `name()`, `Display`, and a
+/// `FromStr` that refuses any other word with `InvalidOption` for the given field, listing
+/// the words. A variant may take extra spellings after its word (`"default" | ""`): they
+/// parse to it, `name()` gives the first.
+macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident for $field:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $word:literal $(| $alias:literal)*),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $ty {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $ty {
+            /// Every value, in the order declared.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The word as written.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word,)+
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::error::Error;
+            fn from_str(text: &str) -> $crate::error::Result<$ty> {
+                match text {
+                    $($word $(| $alias)* => Ok($ty::$variant),)+
+                    other => Err($crate::error::Error::invalid(
+                        $crate::flags::OptionField::$field,
+                        other,
+                        $crate::flags::expected_words(&[$($word),+]),
+                    )),
+                }
+            }
+        }
+    };
+}
+
 mod add_host;
 mod annotation;
 mod attest;
@@ -208,4 +259,15 @@ pub(crate) fn write_fields<'a>(
         }
     }
     Ok(())
+}
+
+/// `expected a, b or c`: the reason a closed set gives for a word it does not know.
+pub(crate) fn expected_words(words: &[&str]) -> String {
+    match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("expected {} or {last}", rest.join(", "))
+        }
+        Some((only, _)) => format!("expected {only}"),
+        None => "expected nothing".to_string(),
+    }
 }

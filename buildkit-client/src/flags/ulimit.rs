@@ -7,77 +7,26 @@ use std::str::FromStr;
 use super::OptionField;
 use crate::error::{Error, Result};
 
-/// The limits Docker knows, by their `ulimit` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
-pub enum UlimitName {
-    Core,
-    Cpu,
-    Data,
-    Fsize,
-    Locks,
-    Memlock,
-    Msgqueue,
-    Nice,
-    Nofile,
-    Nproc,
-    Rss,
-    Rtprio,
-    Rttime,
-    Sigpending,
-    Stack,
-}
-
-const NAMES: &[(UlimitName, &str)] = &[
-    (UlimitName::Core, "core"),
-    (UlimitName::Cpu, "cpu"),
-    (UlimitName::Data, "data"),
-    (UlimitName::Fsize, "fsize"),
-    (UlimitName::Locks, "locks"),
-    (UlimitName::Memlock, "memlock"),
-    (UlimitName::Msgqueue, "msgqueue"),
-    (UlimitName::Nice, "nice"),
-    (UlimitName::Nofile, "nofile"),
-    (UlimitName::Nproc, "nproc"),
-    (UlimitName::Rss, "rss"),
-    (UlimitName::Rtprio, "rtprio"),
-    (UlimitName::Rttime, "rttime"),
-    (UlimitName::Sigpending, "sigpending"),
-    (UlimitName::Stack, "stack"),
-];
-
-impl UlimitName {
-    /// The name as written (`nofile`).
-    pub fn name(self) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(n, _)| *n == self)
-            .map(|(_, text)| *text)
-            .unwrap_or_default()
-    }
-}
-
-impl fmt::Display for UlimitName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for UlimitName {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<UlimitName> {
-        NAMES
-            .iter()
-            .find(|(_, name)| *name == text)
-            .map(|(n, _)| *n)
-            .ok_or_else(|| {
-                let known: Vec<&str> = NAMES.iter().map(|(_, name)| *name).collect();
-                Error::invalid(
-                    OptionField::Ulimit,
-                    text,
-                    format!("unknown limit; expected one of {}", known.join(", ")),
-                )
-            })
+closed_set! {
+    /// The limits Docker knows, by their `ulimit` names.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[allow(missing_docs)]
+    pub enum UlimitName for Ulimit {
+        Core = "core",
+        Cpu = "cpu",
+        Data = "data",
+        Fsize = "fsize",
+        Locks = "locks",
+        Memlock = "memlock",
+        Msgqueue = "msgqueue",
+        Nice = "nice",
+        Nofile = "nofile",
+        Nproc = "nproc",
+        Rss = "rss",
+        Rtprio = "rtprio",
+        Rttime = "rttime",
+        Sigpending = "sigpending",
+        Stack = "stack",
     }
 }
 
@@ -178,7 +127,7 @@ mod tests {
 
     #[test]
     fn display_parses_back() {
-        for (_, name) in NAMES {
+        for name in UlimitName::ALL {
             let limit: Ulimit = format!("{name}=10:20").parse().unwrap();
             assert_eq!(limit.to_string().parse::<Ulimit>().unwrap(), limit);
         }

@@ -489,43 +489,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn renders_like_buildx() {
-        let out = Shared::default();
-        let mut renderer = PlainRenderer::new(out.clone());
-        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
-        let vertex = |completed: Option<SystemTime>| VertexUpdate {
-            digest: "sha256:a".into(),
-            name: "[2/2] RUN echo hi".into(),
-            inputs: vec![],
-            cached: false,
-            started: Some(t0),
-            completed,
-            error: String::new(),
-        };
-        renderer.update(&StatusUpdate {
-            vertexes: vec![vertex(None)],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            logs: vec![LogChunk {
-                vertex: "sha256:a".into(),
-                stream: 1,
-                data: b"hi\n".to_vec(),
-                timestamp: Some(t0 + Duration::from_millis(250)),
-            }],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![vertex(Some(t0 + Duration::from_millis(300)))],
-            ..Default::default()
-        });
-        renderer.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "#1 [2/2] RUN echo hi\n#1 0.250 hi\n#1 DONE 0.3s\n");
+    impl Shared {
+        /// What the renderer wrote so far.
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
     }
 
-    fn render(chunks: &[(&[u8], u64)], done: bool) -> String {
+    /// An update that carries these steps only.
+    fn steps(vertexes: Vec<VertexUpdate>) -> StatusUpdate {
+        StatusUpdate {
+            vertexes,
+            ..Default::default()
+        }
+    }
+
+    /// An update that carries these progress counters only.
+    fn counters(statuses: Vec<StatusItem>) -> StatusUpdate {
+        StatusUpdate {
+            statuses,
+            ..Default::default()
+        }
+    }
+
+    /// What the renderer prints for one step `[2/2] RUN x` started at t0 that logs `chunks`
+    /// (bytes, milliseconds after t0) and ends `done` milliseconds after t0 (or never).
+    fn render(chunks: &[(&[u8], u64)], done: Option<u64>) -> String {
         let out = Shared::default();
         let mut renderer = PlainRenderer::new(out.clone());
         let t0 = UNIX_EPOCH + Duration::from_secs(1000);
@@ -538,10 +527,7 @@ mod tests {
             completed,
             error: String::new(),
         };
-        renderer.update(&StatusUpdate {
-            vertexes: vec![vertex(None)],
-            ..Default::default()
-        });
+        renderer.update(&steps(vec![vertex(None)]));
         for (data, millis) in chunks {
             let timestamp = Some(t0 + Duration::from_millis(*millis));
             renderer.update(&StatusUpdate {
@@ -554,15 +540,21 @@ mod tests {
                 ..Default::default()
             });
         }
-        if done {
-            renderer.update(&StatusUpdate {
-                vertexes: vec![vertex(Some(t0 + Duration::from_secs(2)))],
-                ..Default::default()
-            });
+        if let Some(millis) = done {
+            renderer.update(&steps(vec![vertex(Some(
+                t0 + Duration::from_millis(millis),
+            ))]));
         }
         renderer.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text
+        out.text()
+    }
+
+    #[test]
+    fn renders_like_buildx() {
+        assert_eq!(
+            render(&[(b"hi\n", 250)], Some(300)),
+            "#1 [2/2] RUN x\n#1 0.250 hi\n#1 DONE 0.3s\n"
+        );
     }
 
     #[test]
@@ -574,7 +566,7 @@ mod tests {
                 (b"6", 300),
                 (b"7\r\n\n", 400),
             ],
-            true,
+            Some(2000),
         );
         assert_eq!(
             text,
@@ -585,11 +577,11 @@ mod tests {
     #[test]
     fn an_unterminated_last_line_is_printed_at_the_end() {
         assert_eq!(
-            render(&[(b"a\nb", 5)], true),
+            render(&[(b"a\nb", 5)], Some(2000)),
             "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n#1 DONE 2.0s\n"
         );
         assert_eq!(
-            render(&[(b"a\nb", 5)], false),
+            render(&[(b"a\nb", 5)], None),
             "#1 [2/2] RUN x\n#1 0.005 a\n#1 0.005 b\n"
         );
     }
@@ -600,7 +592,7 @@ mod tests {
         assert_eq!(log_time(12.3456), "12.35");
         assert_eq!(log_time(123.456), "123.5");
         assert_eq!(
-            render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], false),
+            render(&[(b"x\xffy\n", 15_000), (b"", 15_001)], None),
             "#1 [2/2] RUN x\n#1 15.00 x\u{fffd}y\n"
         );
     }
@@ -646,19 +638,10 @@ mod tests {
         let mut next = context_vertex(None);
         next.digest = "sha256:next".into();
         next.name = "[2/2] COPY . /".into();
-        renderer.update(&StatusUpdate {
-            vertexes: vec![run(None)],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![run(Some(t0 + Duration::from_millis(40)))],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![next],
-            ..Default::default()
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        renderer.update(&steps(vec![run(None)]));
+        renderer.update(&steps(vec![run(Some(t0 + Duration::from_millis(40)))]));
+        renderer.update(&steps(vec![next]));
+        let text = out.text();
         assert_eq!(
             text,
             "#1 [1/2] RUN true\n#1 DONE 0.0s\n\n#2 [2/2] COPY . /\n"
@@ -676,23 +659,13 @@ mod tests {
         let mut next = context_vertex(None);
         next.digest = "sha256:next".into();
         next.name = "[1/1] COPY . /".into();
-        renderer.update(&StatusUpdate {
-            vertexes: vec![context_vertex(None)],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(40)))],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![next],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(3840, 50, true)],
-            ..Default::default()
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        renderer.update(&steps(vec![context_vertex(None)]));
+        renderer.update(&steps(vec![context_vertex(Some(
+            t0 + Duration::from_millis(40),
+        ))]));
+        renderer.update(&steps(vec![next]));
+        renderer.update(&counters(vec![transfer(3840, 50, true)]));
+        let text = out.text();
         assert_eq!(
             text,
             "#1 [internal] load build context\n\n#2 [1/1] COPY . /\n\n#1 transferring context: 3.84kB 0.1s done\n#1 DONE 0.0s\n"
@@ -714,18 +687,12 @@ mod tests {
             ],
             ..Default::default()
         });
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(57, 5, true)],
-            ..Default::default()
-        });
+        renderer.update(&counters(vec![transfer(57, 5, true)]));
         let mut failed = context_vertex(Some(t0 + Duration::from_millis(30)));
         failed.error = "error from sender: invalid exclude patterns".into();
-        renderer.update(&StatusUpdate {
-            vertexes: vec![failed],
-            ..Default::default()
-        });
+        renderer.update(&steps(vec![failed]));
         renderer.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert_eq!(
             text,
             "#1 [internal] load build context\n#1 transferring context: 57B done\n#1 ERROR: error from sender: invalid exclude patterns\n"
@@ -747,35 +714,19 @@ mod tests {
         let out = Shared::default();
         let mut renderer = PlainRenderer::new(out.clone());
         let t0 = UNIX_EPOCH + Duration::from_secs(1000);
-        renderer.update(&StatusUpdate {
-            vertexes: vec![context_vertex(None)],
-            ..Default::default()
-        });
+        renderer.update(&steps(vec![context_vertex(None)]));
         // Just started: not worth a line yet.
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(2_000_000, 50, false)],
-            ..Default::default()
-        });
+        renderer.update(&counters(vec![transfer(2_000_000, 50, false)]));
         std::thread::sleep(QUIET_START + Duration::from_millis(10));
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(2_100_000, 60, false)],
-            ..Default::default()
-        });
+        renderer.update(&counters(vec![transfer(2_100_000, 60, false)]));
         // Less than 5 % and 5 s after the last printed reading: not worth a line.
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(2_200_000, 70, false)],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(130)))],
-            ..Default::default()
-        });
-        renderer.update(&StatusUpdate {
-            statuses: vec![transfer(6_011_397, 120, true)],
-            ..Default::default()
-        });
+        renderer.update(&counters(vec![transfer(2_200_000, 70, false)]));
+        renderer.update(&steps(vec![context_vertex(Some(
+            t0 + Duration::from_millis(130),
+        ))]));
+        renderer.update(&counters(vec![transfer(6_011_397, 120, true)]));
         renderer.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert_eq!(
             text,
             "#1 [internal] load build context\n\
@@ -795,10 +746,9 @@ mod tests {
             statuses: vec![transfer(10, 5, false)],
             ..Default::default()
         });
-        renderer.update(&StatusUpdate {
-            vertexes: vec![context_vertex(Some(t0 + Duration::from_millis(20)))],
-            ..Default::default()
-        });
+        renderer.update(&steps(vec![context_vertex(Some(
+            t0 + Duration::from_millis(20),
+        ))]));
         assert!(
             !String::from_utf8(out.0.lock().unwrap().clone())
                 .unwrap()
@@ -807,7 +757,7 @@ mod tests {
         );
         std::thread::sleep(DONE_GRACE + Duration::from_millis(20));
         renderer.idle();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert_eq!(text, "#1 [internal] load build context\n#1 DONE 0.0s\n");
     }
 }

@@ -9,6 +9,24 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// The `AsyncWrite` methods a wrapper passes to its `inner` stream unchanged:
+/// `is_write_vectored`, `poll_flush` and `poll_shutdown`.
+macro_rules! pass_flush_and_shutdown {
+    () => {
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    };
+}
+
 /// A connected, bidirectional byte stream.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
@@ -62,17 +80,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    pass_flush_and_shutdown!();
 }
 
 /// What a fresh connection's first answer said, when it is not HTTP/2.
@@ -193,6 +201,18 @@ impl<S: AsyncRead + Unpin> AnswerBy<S> {
             _ => err,
         }
     }
+
+    /// A write's outcome, its error explained by [`AnswerBy::write_failed`].
+    fn explain_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(self.write_failed(cx, err))),
+            other => other,
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AnswerBy<S> {
@@ -201,10 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AnswerBy<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, data) {
-            Poll::Ready(Err(err)) => Poll::Ready(Err(self.write_failed(cx, err))),
-            other => other,
-        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.explain_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -212,23 +230,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AnswerBy<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Err(err)) => Poll::Ready(Err(self.write_failed(cx, err))),
-            other => other,
-        }
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.explain_write(cx, written)
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    pass_flush_and_shutdown!();
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cicd_agents_buildkit::PruneOptions;
+use cicd_agents_types::units::number_and_unit;
 use clap::Args;
 use futures::StreamExt;
 
@@ -33,13 +34,8 @@ pub struct PruneArgs {
 
 fn parse_bytes(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 10GB or 512MiB"))?;
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a size like 10GB or 512MiB"))?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
