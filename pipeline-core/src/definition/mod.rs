@@ -66,6 +66,8 @@
 //! | `build.annotations` | A list of `--annotation` values (`index:KEY=VALUE`). |
 //! | `build.shm-size`, `build.ulimits`, `build.cgroup-parent` | `/dev/shm` size (`64m`), a list of `NAME=SOFT[:HARD]`, the parent cgroup of `RUN` steps. |
 //! | `build.docker-config` | Directory holding `config.json` (or the file itself) with registry credentials. |
+//! | `build.pool` | Build on a pool of BuildKit daemons: a list of addresses (`[tcp://a:1234, tcp://b:1234]`) or one address, e.g. `dns+tcp://buildkitd.ci.svc:1234` for the ready replicas of a headless Service. Sticky routing and failover as `cicd-agents build --pool`. |
+//! | `build.pool-key` | The pool's routing key (default: the source repository URL without `#ref`, or the local context directory), so that a project keeps its daemon and warm cache. |
 //! | `chart.repo`, `chart.branch` | The chart repository and the branch to update (default `main`). |
 //! | `chart.push-branch` | Push the commit to this branch instead (created from `branch` if missing). |
 //! | `chart.token-env` / `chart.token-file` / `chart.username` | The git token (HTTPS basic auth; user name default `x-access-token`). |
@@ -141,6 +143,8 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use cicd_agents_buildkit::flags::{Annotation, Attest, NetworkMode, Platform, ShmSize, Ulimit};
+use cicd_agents_buildkit::pool::{check_address, routing_key, PoolError};
+use cicd_agents_buildkit::{BuilderPool, TlsOptions};
 use cicd_agents_types::{
     BranchName, GitRef, GitUrl, GitUrlScheme, ImageRef, ImageRefError, ImageTag,
 };
@@ -196,6 +200,8 @@ const BUILD_KEYS: &[&str] = &[
     "shm-size",
     "ulimits",
     "cgroup-parent",
+    "pool",
+    "pool-key",
 ];
 const CACHE_KEYS: &[&str] = &["ref", "mode", "import", "export"];
 const CHART_KEYS: &[&str] = &[
@@ -408,6 +414,33 @@ pub struct BuildSpec {
     pub ulimits: Vec<Ulimit>,
     /// Parent cgroup of `RUN` steps.
     pub cgroup_parent: Option<String>,
+    /// The daemons to build on (`build.pool`); `None`: the one daemon the caller gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSpec>,
+}
+
+/// A pool of BuildKit daemons to build on (`build.pool`, `build.pool-key`), with the
+/// library's sticky routing and failover ([`BuilderPool`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolSpec {
+    /// The daemons' addresses, normalized as the pool names them (`tcp://…`, `unix://…`,
+    /// `docker://…`, or `dns+tcp://…` for the ready replicas of a headless Service).
+    pub addresses: Vec<String>,
+    /// The routing key; `None`: [`routing_key`] of the build (the source repository URL
+    /// without its `#ref`, or the local context's directory).
+    pub key: Option<String>,
+}
+
+impl PoolSpec {
+    /// The pool, reaching `tcp://` daemons with `tls`. Nothing is dialled yet.
+    pub fn builder_pool(&self, tls: TlsOptions) -> Result<BuilderPool, PoolError> {
+        BuilderPool::new(&self.addresses, tls)
+    }
+
+    /// The routing key of a build with `options`: `pool-key`, else [`routing_key`].
+    pub fn routing_key(&self, options: &cicd_agents_buildkit::build::BuildOptions) -> String {
+        self.key.clone().unwrap_or_else(|| routing_key(options))
+    }
 }
 
 /// Serializes values in their buildx syntax (their `Display`).
@@ -629,6 +662,9 @@ struct RawBuild {
     shm_size: Option<Str>,
     ulimits: Vec<Str>,
     cgroup_parent: Option<Str>,
+    /// `build.pool` (a scalar is a list of one) and `build.pool-key`.
+    pool: Option<Vec<Str>>,
+    pool_key: Option<Str>,
 }
 
 #[derive(Debug, Clone)]
@@ -851,6 +887,31 @@ impl PipelineDefinition {
                 ))
             }
         };
+        let pool = match map.get("pool") {
+            None => None,
+            Some(node) if matches!(node.value, yaml::Value::Scalar { .. }) => {
+                scalar(map.file, &map.key_path("pool"), node)?.map(|address| vec![address])
+            }
+            Some(node) if matches!(node.value, yaml::Value::Sequence(_)) => {
+                let addresses = map.opt_str_list("pool")?.unwrap_or_default();
+                if addresses.is_empty() {
+                    return Err(map.invalid("pool", "a builder pool needs at least one address"));
+                }
+                Some(addresses)
+            }
+            Some(node) => {
+                return Err(wrong_type(
+                    map.file,
+                    &map.key_path("pool"),
+                    node,
+                    "a BuildKit address or a list of addresses",
+                ))
+            }
+        };
+        let pool_key = map.opt_str("pool-key")?;
+        if pool_key.is_some() && pool.is_none() {
+            return Err(map.invalid("pool-key", "`pool-key` only applies with `pool`"));
+        }
         let push_pos = map
             .get("push")
             .map(|n| (n.line, n.column))
@@ -876,6 +937,8 @@ impl PipelineDefinition {
             shm_size: map.opt_str("shm-size")?,
             ulimits: map.opt_str_list("ulimits")?.unwrap_or_default(),
             cgroup_parent: map.opt_str("cgroup-parent")?,
+            pool,
+            pool_key,
         })
     }
 
@@ -1166,6 +1229,40 @@ impl PipelineDefinition {
             }
             None => None,
         };
+        let pool = match &b.pool {
+            Some(raw) => {
+                let mut addresses: Vec<String> = Vec::new();
+                for at in raw {
+                    let text = sub(at)?;
+                    let address = check_address(&text).map_err(|err| match err {
+                        cicd_agents_buildkit::Error::InvalidAddress { address, reason } => at
+                            .invalid(
+                                file,
+                                format!("`{address}` is not a BuildKit address: {reason}"),
+                            ),
+                        other => refused(file, at, &text, other),
+                    })?;
+                    if addresses.contains(&address) {
+                        return Err(
+                            at.invalid(file, format!("`{address}` is listed twice in the pool"))
+                        );
+                    }
+                    addresses.push(address);
+                }
+                let key = match &b.pool_key {
+                    Some(raw) => {
+                        let key = sub(raw)?;
+                        if key.trim().is_empty() {
+                            return Err(raw.invalid(file, "the routing key is empty"));
+                        }
+                        Some(key)
+                    }
+                    None => None,
+                };
+                Some(PoolSpec { addresses, key })
+            }
+            None => None,
+        };
         let build = BuildSpec {
             dockerfile,
             images,
@@ -1184,6 +1281,7 @@ impl PipelineDefinition {
             shm_size,
             ulimits,
             cgroup_parent,
+            pool,
         };
 
         let chart = match &self.chart {
