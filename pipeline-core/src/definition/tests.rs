@@ -1,4 +1,6 @@
 use super::*;
+use crate::values::{DigestPin, KeyPath};
+use cicd_agents_buildkit::flags::{NetworkMode, Platform};
 
 const FULL: &str = r#"# demo pipeline
 name: demo
