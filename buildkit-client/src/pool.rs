@@ -231,6 +231,24 @@ fn absolute(path: &Path) -> String {
     }
 }
 
+/// Checks one pool address exactly as [`BuilderPool::new`] reads it (a daemon address,
+/// `tcp://…`, `unix://…`, `docker://…`, or a `dns+tcp://…` discovery address) and returns it
+/// normalized, as the pool names it. Nothing is dialled or resolved.
+///
+/// ```
+/// use cicd_agents_buildkit::pool::check_address;
+///
+/// assert_eq!(check_address("dns+tcp://BuildKitd.ci.svc:1234").unwrap(), "dns+tcp://buildkitd.ci.svc:1234");
+/// assert!(check_address("ftp://host:21").is_err());
+/// ```
+pub fn check_address(text: &str) -> Result<String, Error> {
+    if DnsPoolAddress::is_dns(text) {
+        Ok(text.parse::<DnsPoolAddress>()?.to_string())
+    } else {
+        Ok(text.parse::<Address>()?.to_string())
+    }
+}
+
 /// The rendezvous score of `address` for `key`.
 fn score(key: &str, address: &str) -> u64 {
     let mut hasher = Sha256::new();

@@ -7,11 +7,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use cicd_agents_buildkit::Client;
+use cicd_agents_buildkit::{Client, TlsOptions};
 use cicd_agents_pipeline::definition::{Pipeline, PipelineDefinition};
 use cicd_agents_pipeline::error::GitError;
-use cicd_agents_pipeline::run::{ChartStatus, RunError, RunEvent, Runner, Step, StepOutcome};
-use cicd_agents_testenv::TestEnv;
+use cicd_agents_pipeline::run::{
+    build_options, ChartStatus, RunError, RunEvent, Runner, Step, StepOutcome,
+};
+use cicd_agents_testenv::{Relay, TestEnv};
 
 const VALUES: &str = "# Default values for app.\nimage:\n  repository: example/app   # replaced by CI\n  tag: \"0.1.0\"   # set by CI\n  digest: \"\"\n\nservice:\n  port: 8080\n";
 
@@ -516,6 +518,142 @@ fn run_futures_are_send(mut runner: Runner, client: &Client) {
         runner = runner.progress(Box::new(cicd_agents_buildkit::progress::Quiet));
         let _ = runner.run(client).await;
         let _ = runner.dry_run().await;
+        if let Ok(Some(pool)) = runner.builder_pool(TlsOptions::default()) {
+            let _ = runner.run_on_pool(&pool).await;
+        }
     };
     assert_send(&with_progress);
+}
+
+/// A local-source pipeline (no chart) whose `build.pool` is `relays`; returns it with its dir.
+fn pool_pipeline(env: &TestEnv, relays: &[Relay]) -> (tempfile::TempDir, Pipeline, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name("pl-pool");
+    cicd_agents_testenv::write_context(
+        dir.path(),
+        [
+            ("ctx/Dockerfile", DOCKERFILE.to_string()),
+            ("ctx/app.txt", unique.clone()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pool: Vec<String> = relays.iter().map(|r| format!("'{}'", r.addr())).collect();
+    let text = format!(
+        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n  pool: [{}]\n",
+        env.registry,
+        env.base_image,
+        pool.join(", ")
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = PipelineDefinition::from_file(dir.path().join("pipeline.yaml"))
+        .and_then(|d| d.resolve([("image-tag", "pool")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, pipeline, format!("pipeline-tests/{unique}"))
+}
+
+async fn three_relays(env: &TestEnv) -> Vec<Relay> {
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        relays.push(
+            Relay::tcp(&env.docker_sock)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    relays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_pool_fails_over_past_a_stopped_daemon_and_reports_it() {
+    let env = env();
+    let relays = three_relays(&env).await;
+    let (_dir, pipeline, repo) = pool_pipeline(&env, &relays);
+    let spec = pipeline
+        .build
+        .pool
+        .clone()
+        .unwrap_or_else(|| panic!("no pool"));
+    let key = spec.routing_key(&build_options(&pipeline, None));
+    let mut runner = Runner::new(pipeline);
+    let pool = runner
+        .builder_pool(TlsOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no pool"))
+        .health_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3));
+    let rank = pool.rank(&key);
+    assert_eq!(rank.len(), 3);
+    // The daemon the project prefers is down: the run goes to its second choice.
+    let first = relays
+        .iter()
+        .find(|r| r.addr() == rank[0])
+        .unwrap_or_else(|| panic!("no relay {}", rank[0]));
+    first.stop().await;
+    let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
+    runner = runner.events(tx);
+    let report = runner
+        .run_on_pool(&pool)
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(report.build.builder.as_deref(), Some(rank[1].as_str()));
+    assert_eq!(report.build.passed_over.len(), 1);
+    assert_eq!(report.build.passed_over[0].address, rank[0]);
+    assert!(report
+        .to_string()
+        .contains(&format!("builder: {}", rank[1])));
+    let json = report.to_json();
+    assert!(json.contains("\"passed_over\""), "{json}");
+    let third = relays
+        .iter()
+        .find(|r| r.addr() == rank[2])
+        .unwrap_or_else(|| panic!("no relay {}", rank[2]));
+    assert_eq!(third.connections(), 0, "the third choice was dialled");
+    let events: Vec<RunEvent> = rx.try_iter().collect();
+    assert!(
+        events.iter().any(|e| matches!(e,
+            RunEvent::BuilderChosen { address, passed_over }
+                if *address == rank[1] && passed_over.len() == 1 && passed_over[0].address == rank[0])),
+        "{events:?}"
+    );
+    let (status, digest) = registry_manifest(&env.registry, &repo, "pool");
+    assert_eq!(status, 200);
+    assert_eq!(digest.as_deref(), report.digest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_pool_with_every_daemon_down_names_each_one() {
+    let env = env();
+    let relays = three_relays(&env).await;
+    let (_dir, pipeline, _) = pool_pipeline(&env, &relays);
+    for relay in &relays {
+        relay.stop().await;
+    }
+    let mut runner = Runner::new(pipeline);
+    let pool = runner
+        .builder_pool(TlsOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no pool"))
+        .connect_timeout(Duration::from_secs(2));
+    let failure = match runner.run_on_pool(&pool).await {
+        Ok(_) => panic!("built with every daemon down"),
+        Err(failure) => failure,
+    };
+    let RunError::NoBuilder { tried, .. } = &failure.error else {
+        panic!("expected NoBuilder: {:?}", failure.error);
+    };
+    assert_eq!(tried.len(), 3);
+    assert_eq!(
+        cicd_agents_pipeline::error::HasKind::kind(&failure),
+        cicd_agents_pipeline::error::ErrorKind::Connection
+    );
+    let text = failure.to_string();
+    for relay in &relays {
+        assert!(text.contains(relay.addr()), "{text}");
+    }
+    assert_eq!(failure.report.build.builder, None);
+    assert_eq!(failure.report.build.passed_over.len(), 3);
+    assert!(matches!(
+        failure.report.steps[1].outcome,
+        StepOutcome::Failed { .. }
+    ));
 }

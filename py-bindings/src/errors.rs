@@ -716,6 +716,15 @@ pub fn from_run(err: RunError) -> PyErr {
             )
         }),
         RunError::Chart(inner) => from_pipeline_as(inner, message),
+        RunError::NoBuilder { key, tried, .. } => Python::attach(|py| {
+            with_attrs(
+                PoolUnavailable::new_err(message),
+                &[
+                    ("key", obj(py, key)),
+                    ("tried", obj(py, crate::pool::attempts(tried))),
+                ],
+            )
+        }),
         RunError::NoDigest | RunError::Task(_) => Error::new_err(message),
     }
 }

@@ -65,6 +65,21 @@ impl RunReport {
     fn images(&self) -> Vec<String> {
         self.inner.build.images.clone()
     }
+    /// The daemon that ran the build (on a pool, the pool's choice), or None.
+    #[getter]
+    fn builder(&self) -> Option<&str> {
+        self.inner.build.builder.as_deref()
+    }
+    /// The pool daemons passed over before ``builder``, as ``(address, reason)`` pairs.
+    #[getter]
+    fn passed_over(&self) -> Vec<(String, String)> {
+        self.inner
+            .build
+            .passed_over
+            .iter()
+            .map(|p| (p.address.clone(), p.reason.clone()))
+            .collect()
+    }
     /// The resolved source commit, or None.
     #[getter]
     fn source_commit(&self) -> Option<&str> {
@@ -139,6 +154,8 @@ fn overrides(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>
 enum Daemon {
     Client(Box<cicd_agents_buildkit::Client>),
     Address(Option<String>),
+    /// A `BuilderPool` given as `client`, or the definition's `build.pool`.
+    Pool(Arc<cicd_agents_buildkit::BuilderPool>),
 }
 
 impl Daemon {
@@ -152,8 +169,11 @@ impl Daemon {
                 if v.is_instance_of::<PyString>() {
                     return Ok(Daemon::Address(Some(v.extract()?)));
                 }
+                if let Ok(pool) = v.cast::<crate::pool::BuilderPool>() {
+                    return Ok(Daemon::Pool(pool.get().shared()));
+                }
                 Err(PyTypeError::new_err(format!(
-                    "client must be a cicd_agents.Client, an address str or None, not {}",
+                    "client must be a cicd_agents.Client, a BuilderPool, an address str or None, not {}",
                     type_name(v)
                 )))
             }
@@ -168,12 +188,22 @@ impl Daemon {
             Daemon::Address(address) => cicd_agents_buildkit::Address::resolve(address.as_deref())
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
+            Daemon::Pool(pool) => {
+                let mut addresses = pool.dns_addresses();
+                addresses.extend(pool.addresses());
+                format!("pool {}", addresses.join(","))
+            }
         }
     }
 
+    /// Connects to the one daemon (a pool is not connected here: `execute` builds on it).
     async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
         match self {
             Daemon::Client(client) => Ok(*client),
+            Daemon::Pool(_) => Err(cicd_agents_buildkit::Error::InvalidAddress {
+                address: self.name(),
+                reason: "a pool has no single daemon".into(),
+            }),
             Daemon::Address(address) => {
                 cicd_agents_buildkit::Client::builder()
                     .address_opt(address)
@@ -209,6 +239,7 @@ impl PreparedRun {
         let run = async {
             let result = match daemon {
                 None => runner.dry_run().await,
+                Some(Daemon::Pool(pool)) => runner.run_on_pool(&pool).await,
                 Some(daemon) => match daemon.connect().await {
                     Ok(client) => runner.run(&client).await,
                     Err(err) => return RunOutcome::Connect(err),
@@ -423,8 +454,12 @@ impl Pipeline {
     /// Runs the pipeline: prepare, build (and push), update the chart, commit
     /// and push; returns the ``RunReport``.
     ///
-    /// ``client``: a ``Client``, an address, or None for the default address
-    /// resolution (not used by dry runs). ``overrides``: parameter values.
+    /// ``client``: a ``Client``, an address, a ``BuilderPool``, or None: the
+    /// definition's ``build.pool`` if it has one (plain ``tcp://``; give a
+    /// ``BuilderPool`` for TLS), else the default address resolution (not used
+    /// by dry runs). On a pool, ``report.builder`` is the daemon that built
+    /// and ``report.passed_over`` those skipped; no daemon usable raises
+    /// ``PoolUnavailable``. ``overrides``: parameter values.
     /// ``dry_run``: build and push nothing, commit nothing; the report has the
     /// build plan and the values ``diff``. ``progress``: BuildKit progress as
     /// for ``Client.build`` (a mode name or a callable receiving events).
@@ -522,10 +557,18 @@ impl Pipeline {
             .definition
             .resolve(self::overrides(overrides)?)
             .map_err(errors::from_definition)?;
+        // The definition's `build.pool` is used when no client is given (plain `tcp://`;
+        // pass a `BuilderPool` with TLS options for mutual TLS); a given client wins.
         let daemon = if dry_run {
             None
         } else {
-            Some(Daemon::from_arg(client)?)
+            match (Daemon::from_arg(client)?, &resolved.build.pool) {
+                (Daemon::Address(None), Some(spec)) => Some(Daemon::Pool(Arc::new(
+                    spec.builder_pool(cicd_agents_buildkit::TlsOptions::default())
+                        .map_err(crate::pool::from_pool)?,
+                ))),
+                (daemon, _) => Some(daemon),
+            }
         };
         let progress = Progress::from_arg(
             progress,

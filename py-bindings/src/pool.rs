@@ -59,7 +59,7 @@ impl Attempt {
     }
 }
 
-fn attempts(tried: Vec<RustAttempt>) -> Vec<Attempt> {
+pub(crate) fn attempts(tried: Vec<RustAttempt>) -> Vec<Attempt> {
     tried.into_iter().map(|inner| Attempt { inner }).collect()
 }
 
@@ -154,7 +154,7 @@ fn healths(checks: Vec<RustHealth>) -> Vec<EndpointHealth> {
 /// Converts a pool error: `InvalidOption` for a bad address list, `PoolUnavailable` when no
 /// daemon could be used, and for a build that failed on a daemon the build's own class
 /// (`BuildError`, ...) with `address` and `passed_over` added.
-fn from_pool(err: RustPoolError) -> PyErr {
+pub(crate) fn from_pool(err: RustPoolError) -> PyErr {
     let message = err.to_string();
     match err {
         RustPoolError::Empty => errors::invalid_option(
@@ -256,6 +256,11 @@ pub struct BuilderPool {
 }
 
 impl BuilderPool {
+    /// The pool itself, shared (a pipeline run builds on it).
+    pub(crate) fn shared(&self) -> Arc<RustPool> {
+        Arc::clone(&self.inner)
+    }
+
     /// The routing key and the build keywords of a call, parsed (see `BuildArgs`).
     fn prepare(
         &self,

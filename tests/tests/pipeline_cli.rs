@@ -422,3 +422,107 @@ fn eight_chart_set_image_processes_started_together_all_land() {
         assert!(history.lines().any(|h| h == c), "commit {c} lost");
     }
 }
+
+/// `build.pool` in the definition: `pipeline run` needs no `--addr`, fails over past a stopped
+/// daemon and reports the daemon that built. The relays run on this test's runtime, so the
+/// command runs on a blocking thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_run_builds_on_the_definitions_pool() {
+    let env = env();
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        relays.push(
+            cicd_agents_testenv::Relay::tcp(&env.docker_sock)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name("cli-pool");
+    let dockerfile = format!("FROM {}\nRUN echo {unique} > /id\n", env.base_image);
+    cicd_agents_testenv::write_context(dir.path(), [("ctx/Dockerfile", dockerfile.as_str())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addresses: Vec<String> = relays.iter().map(|r| format!("'{}'", r.addr())).collect();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}']\n  network: host\n  pool: [{}]\n",
+            env.registry,
+            addresses.join(", ")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    relays[0].stop().await;
+    let report = dir.path().join("report.json");
+    let (f, r) = (file.clone(), report.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        cli()
+            .env_remove("BUILDKIT_HOST")
+            .args(["pipeline", "run"])
+            .arg(&f)
+            .args([
+                "--set",
+                "image-tag=pool",
+                "--progress",
+                "plain",
+                "--report-file",
+            ])
+            .arg(&r)
+            .output()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let builder = json["build"]["builder"].as_str().unwrap_or_default();
+    assert!(
+        builder == relays[1].addr() || builder == relays[2].addr(),
+        "built on {builder}: {stderr}"
+    );
+    assert!(stderr.contains(&format!("builder {builder}")), "{stderr}");
+    // The stopped daemon is passed over when the project prefers it, else never dialled.
+    let passed: Vec<&str> = json["build"]["passed_over"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["address"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(passed.iter().all(|p| *p == relays[0].addr()), "{passed:?}");
+    if !passed.is_empty() {
+        assert!(
+            stderr.contains(&format!("passed over {}", relays[0].addr())),
+            "{stderr}"
+        );
+    }
+
+    // The dry run and `pipeline check` show the pool; a bad address is refused at its line.
+    let f = file.clone();
+    let out =
+        tokio::task::spawn_blocking(move || cli().args(["pipeline", "check"]).arg(&f).output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("pool:        {}", relays[0].addr())),
+        "{stdout}"
+    );
+    std::fs::write(
+        &file,
+        "source:\n  local: .\nbuild:\n  images: [r.example.com/app]\n  pool:\n    - tcp://a.example:1234\n    - 'tcp//b.example:1234'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out =
+        tokio::task::spawn_blocking(move || cli().args(["pipeline", "check"]).arg(&file).output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pipeline.yaml:7:"), "{stderr}");
+    assert!(stderr.contains("build.pool[1]"), "{stderr}");
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cicd_agents_buildkit::pool::PoolError;
 use cicd_agents_buildkit::progress::ProgressMode;
 use cicd_agents_pipeline::definition::{parse_override, Pipeline, PipelineDefinition};
 use cicd_agents_pipeline::run::{EventSink, RunEvent, RunReport, Runner, Step};
@@ -140,6 +141,17 @@ fn event_printer(mode: ProgressMode) -> Option<Arc<dyn EventSink>> {
                     digest: Some(digest),
                     ..
                 } => format!("    image digest {digest}"),
+                RunEvent::BuilderChosen {
+                    address,
+                    passed_over,
+                } => {
+                    let mut lines: Vec<String> = passed_over
+                        .iter()
+                        .map(|p| format!("    passed over {p}"))
+                        .collect();
+                    lines.push(format!("    builder {address}"));
+                    lines.join("\n")
+                }
                 _ => return,
             };
             let _ = writeln!(std::io::stderr(), "{line}");
@@ -172,8 +184,42 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(printer) = event_printer(mode) {
         runner = runner.events_arc(printer);
     }
+    // `build.pool` builds on the pool unless --addr names one daemon (the command line wins
+    // over the file; $BUILDKIT_HOST does not).
+    let pool = match &args.connection.addr {
+        Some(_) if runner.pipeline().build.pool.is_some() => {
+            eprintln!(
+                "note: --addr given: building on that daemon, not on the definition's build.pool"
+            );
+            None
+        }
+        Some(_) => None,
+        // The definition's addresses were checked when it was read.
+        None => runner
+            .builder_pool(args.connection.tls())
+            .map_err(|err| match err {
+                PoolError::Address(err) => anyhow::Error::from(err),
+                other => other.into(),
+            })?,
+    };
     let result = if args.dry_run {
         runner.dry_run().await
+    } else if let Some(pool) = pool {
+        let name = runner
+            .pipeline()
+            .build
+            .pool
+            .as_ref()
+            .map(|p| format!("pool {}", p.addresses.join(",")))
+            .unwrap_or_default();
+        runner = runner.progress(mode.stderr_sink_for(&name)?);
+        tokio::select! {
+            result = runner.run_on_pool(&pool) => result,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ncancelled: the build was stopped on the daemon");
+                return Ok(ExitCode::from(crate::exit::INTERRUPTED));
+            }
+        }
     } else {
         let client = args.connection.connect().await?;
         runner = runner.progress(mode.stderr_sink_for(&client.address().to_string())?);

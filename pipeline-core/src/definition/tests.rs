@@ -1,4 +1,6 @@
 use super::*;
+use crate::values::{DigestPin, KeyPath};
+use cicd_agents_buildkit::flags::{NetworkMode, Platform};
 
 const FULL: &str = r#"# demo pipeline
 name: demo
@@ -618,5 +620,109 @@ fn image_references_follow_the_shared_type() {
     assert!(
         err.contains("is not an image reference") && err.contains("lowercase"),
         "{err}"
+    );
+}
+
+const POOL: &str =
+    "source:\n  git: https://git.example.com/org/app.git\nbuild:\n  images: [r.example.com/app]\n";
+
+#[test]
+fn build_pool_is_a_list_or_one_address() {
+    let text = format!(
+        "{POOL}  pool:\n    - tcp://buildkitd-0.example:1234\n    - ${{second}}\n  pool-key: team-a\nparameters:\n  second: unix:///run/buildkit/buildkitd.sock\n"
+    );
+    let pool = resolve(&text, &[]).build.pool.unwrap();
+    assert_eq!(
+        pool.addresses,
+        [
+            "tcp://buildkitd-0.example:1234",
+            "unix:///run/buildkit/buildkitd.sock"
+        ]
+    );
+    assert_eq!(pool.key.as_deref(), Some("team-a"));
+
+    // One `dns+tcp://` address (a headless Service), normalized as the pool names it.
+    let text = format!("{POOL}  pool: dns+tcp://BuildKitd.CI.svc:1234\n");
+    let p = resolve(&text, &[]);
+    let pool = p.build.pool.clone().unwrap();
+    assert_eq!(pool.addresses, ["dns+tcp://buildkitd.ci.svc:1234"]);
+    assert_eq!(pool.key, None);
+    // The default routing key is the library's: the repository URL without `#ref`.
+    let options = crate::run::build_options(&p, None);
+    assert_eq!(
+        pool.routing_key(&options),
+        "https://git.example.com/org/app.git"
+    );
+    assert!(pool.builder_pool(Default::default()).is_ok());
+
+    // Without `pool` there is none, and the serialized build says nothing of one.
+    let p = resolve(POOL, &[]);
+    assert!(p.build.pool.is_none());
+    assert!(serde_json::to_value(&p.build)
+        .unwrap()
+        .get("pool")
+        .is_none());
+}
+
+#[test]
+fn bad_pool_addresses_name_file_and_line() {
+    // A bad address in the list: its own line.
+    let err = err_of(&format!(
+        "{POOL}  pool:\n    - tcp://a.example:1234\n    - ftp://b.example:1234\n"
+    ));
+    assert_names(&err, "build.pool[1]", 7);
+    assert!(err.contains("ftp://b.example:1234"), "{err}");
+    assert!(err.contains("not a BuildKit address"), "{err}");
+
+    // A bad DNS address written alone.
+    let err = err_of(&format!("{POOL}  pool: dns+tcp://buildkitd.ci.svc\n"));
+    assert_names(&err, "build.pool", 5);
+    assert!(err.contains("port"), "{err}");
+
+    // A parameter that makes a bad address is refused where it is used.
+    let err = err_of(&format!(
+        "parameters:\n  pool: 'tcp://'\n{POOL}  pool: ['${{pool}}']\n"
+    ));
+    assert_names(&err, "build.pool[0]", 7);
+
+    // No userinfo of a refused address is shown.
+    let err = err_of(&format!("{POOL}  pool: ['tcp://user:s3cr3t@host']\n"));
+    assert!(!err.contains("s3cr3t"), "{err}");
+
+    // Empty, twice, wrong type, a key without a pool.
+    let err = err_of(&format!("{POOL}  pool: []\n"));
+    assert_names(&err, "build.pool", 5);
+    assert!(err.contains("at least one address"), "{err}");
+    let err = err_of(&format!(
+        "{POOL}  pool:\n    - tcp://a.example:1234\n    - tcp://a.example:1234\n"
+    ));
+    assert!(err.contains("listed twice"), "{err}");
+    let err = err_of(&format!("{POOL}  pool: {{a: b}}\n"));
+    assert_names(&err, "build.pool", 5);
+    let err = err_of(&format!("{POOL}  pool-key: k\n"));
+    assert_names(&err, "build.pool-key", 5);
+    let err = err_of(&format!(
+        "{POOL}  pool: [tcp://a.example:1234]\n  pool-key: ''\n"
+    ));
+    assert_names(&err, "build.pool-key", 6);
+}
+
+#[test]
+fn the_build_plan_shows_the_pool() {
+    let text = format!("{POOL}  pool: [tcp://a.example:1234, tcp://b.example:1234]\n");
+    let plan = crate::run::Runner::new(resolve(&text, &[])).build_plan();
+    assert_eq!(plan.pool, ["tcp://a.example:1234", "tcp://b.example:1234"]);
+    assert_eq!(
+        plan.pool_key.as_deref(),
+        Some("https://git.example.com/org/app.git")
+    );
+    let shown = plan.to_string();
+    assert!(
+        shown.contains("pool:        tcp://a.example:1234, tcp://b.example:1234"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("pool-key:    https://git.example.com/org/app.git"),
+        "{shown}"
     );
 }

@@ -64,6 +64,10 @@ pub struct BuildPlan {
     pub git_auth: Option<String>,
     /// Where registry credentials come from.
     pub registry_auth: String,
+    /// The daemons of `build.pool` (empty: the one daemon of the run).
+    pub pool: Vec<String>,
+    /// The pool's routing key for this build (with `build.pool`).
+    pub pool_key: Option<String>,
 }
 
 impl fmt::Display for BuildPlan {
@@ -120,6 +124,12 @@ impl fmt::Display for BuildPlan {
         }
         if let Some(a) = &self.git_auth {
             writeln!(f, "git auth:    {a}")?;
+        }
+        if !self.pool.is_empty() {
+            writeln!(f, "pool:        {}", self.pool.join(", "))?;
+        }
+        if let Some(k) = &self.pool_key {
+            writeln!(f, "pool-key:    {k}")?;
         }
         write!(f, "registry:    {}", self.registry_auth)
     }
@@ -199,6 +209,12 @@ impl BuildPlan {
             cgroup_parent: options.cgroup_parent.clone(),
             git_auth,
             registry_auth,
+            pool: b
+                .pool
+                .as_ref()
+                .map(|p| p.addresses.clone())
+                .unwrap_or_default(),
+            pool_key: b.pool.as_ref().map(|p| p.routing_key(options)),
         }
     }
 }

@@ -117,6 +117,15 @@ pub enum RunEvent {
         /// Its commit.
         commit: String,
     },
+    /// The daemon that runs the build was chosen: the one daemon given, or the pool's
+    /// daemon for the build's routing key (sent when the build ends, with the daemons passed
+    /// over first).
+    BuilderChosen {
+        /// The daemon's address.
+        address: String,
+        /// Daemons of the pool passed over before it, in order, and why.
+        passed_over: Vec<PassedOver>,
+    },
     /// The image was built (and pushed).
     ImageBuilt {
         /// The image names.
@@ -141,6 +150,22 @@ pub enum RunEvent {
         #[serde(rename = "duration_seconds", serialize_with = "seconds")]
         duration: Duration,
     },
+}
+
+/// A daemon of a builder pool that was passed over, and why (it did not answer its health
+/// check, or was lost during the build).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassedOver {
+    /// The daemon's address.
+    pub address: String,
+    /// Why it was passed over (never contains a token).
+    pub reason: String,
+}
+
+impl fmt::Display for PassedOver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.address, self.reason)
+    }
 }
 
 /// Receives run events. Called from the run's task and, during the chart step, from a

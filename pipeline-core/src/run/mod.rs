@@ -48,8 +48,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cicd_agents_buildkit::pool::{Attempt, PoolError};
 use cicd_agents_buildkit::progress::ProgressSink;
-use cicd_agents_buildkit::Client;
+use cicd_agents_buildkit::{BuilderPool, Client, TlsOptions};
 use secrecy::ExposeSecret as _;
 
 pub use build::{build_options, BuildPlan};
@@ -57,7 +58,7 @@ pub use cicd_agents_gitops::chart::{
     set_local, ChartOutcome, ChartProgress, ChartStatus, ChartUpdate, LocalEdit, ValueChange,
     ValuesUpdate,
 };
-pub use events::{EventSink, RunEvent, Step, StepOutcome};
+pub use events::{EventSink, PassedOver, RunEvent, Step, StepOutcome};
 pub use report::{BuildReport, RunReport, SourceReport, StepReport};
 
 use crate::definition::{Pipeline, SourceLocation, TokenSource};
@@ -98,6 +99,17 @@ pub enum RunError {
         /// any token removed, when the daemon reported them.
         failure: Option<Box<cicd_agents_buildkit::build::BuildError>>,
     },
+    /// No daemon of the build's pool could be used; the message names each one tried and
+    /// why it was passed over.
+    #[error("{message}")]
+    NoBuilder {
+        /// The pool's error, with any token removed.
+        message: String,
+        /// The routing key.
+        key: String,
+        /// Every daemon tried, in order, and why it was passed over (tokens removed).
+        tried: Vec<Attempt>,
+    },
     /// The build pushed no digest although one is needed (digest pinning).
     #[error("the build returned no image digest")]
     NoDigest,
@@ -120,6 +132,7 @@ impl HasKind for RunError {
                 cancelled: true, ..
             } => ErrorKind::Cancelled,
             RunError::Build { .. } => ErrorKind::BuildFailed,
+            RunError::NoBuilder { .. } => ErrorKind::Connection,
             RunError::NoDigest => ErrorKind::Remote,
             RunError::Chart(err) => err.kind(),
             RunError::Task(_) => ErrorKind::Internal,
@@ -292,6 +305,23 @@ fn redact_build_error(
     failure
 }
 
+/// Where a run builds: one daemon, or a pool of them.
+#[derive(Clone, Copy)]
+enum Builder<'a> {
+    Client(&'a Client),
+    Pool(&'a BuilderPool),
+}
+
+fn passed_over(attempts: &[Attempt], secrets: &[String]) -> Vec<PassedOver> {
+    attempts
+        .iter()
+        .map(|a| PassedOver {
+            address: a.address.clone(),
+            reason: redact(&a.reason, secrets),
+        })
+        .collect()
+}
+
 async fn blocking<T, F>(f: F) -> Result<T, RunError>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -362,9 +392,32 @@ impl Runner {
         BuildPlan::of(&self.pipeline)
     }
 
-    /// Runs the pipeline against `client`.
+    /// Runs the pipeline against `client` (also when the definition names a `build.pool`:
+    /// an explicit daemon wins).
     pub async fn run(&mut self, client: &Client) -> Result<RunReport, RunFailure> {
-        self.execute(Some(client)).await
+        self.execute(Some(Builder::Client(client))).await
+    }
+
+    /// Runs the pipeline, building on `pool` with its sticky routing and failover. The
+    /// routing key is the definition's `build.pool-key`, else the pool's
+    /// [`routing_key`](cicd_agents_buildkit::pool::routing_key) of the build (the source
+    /// repository URL without its `#ref`, or the local context directory), so that a
+    /// project keeps landing on the daemon that holds its cache. The report's
+    /// [`BuildReport::builder`] and [`BuildReport::passed_over`] say where it ran.
+    pub async fn run_on_pool(&mut self, pool: &BuilderPool) -> Result<RunReport, RunFailure> {
+        self.execute(Some(Builder::Pool(pool))).await
+    }
+
+    /// The pool of the definition's `build.pool`, reaching `tcp://` daemons with `tls`
+    /// (`None` without `build.pool`). Nothing is dialled yet; run with
+    /// [`Runner::run_on_pool`].
+    pub fn builder_pool(&self, tls: TlsOptions) -> Result<Option<BuilderPool>, PoolError> {
+        self.pipeline
+            .build
+            .pool
+            .as_ref()
+            .map(|pool| pool.builder_pool(tls))
+            .transpose()
     }
 
     /// Builds nothing, pushes nothing, commits nothing: reports the build it would run and the
@@ -373,7 +426,7 @@ impl Runner {
         self.execute(None).await
     }
 
-    async fn execute(&mut self, client: Option<&Client>) -> Result<RunReport, RunFailure> {
+    async fn execute(&mut self, client: Option<Builder<'_>>) -> Result<RunReport, RunFailure> {
         let started = Instant::now();
         let dry_run = client.is_none();
         let recorder = Arc::new(Recorder::new(self.events.clone()));
@@ -398,6 +451,8 @@ impl Runner {
                 plan,
                 digest: None,
                 pushed: false,
+                builder: None,
+                passed_over: Vec::new(),
             },
             chart: None,
             steps: Vec::new(),
@@ -454,7 +509,7 @@ impl Runner {
 
     async fn steps(
         &mut self,
-        client: Option<&Client>,
+        client: Option<Builder<'_>>,
         recorder: &Arc<Recorder>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
@@ -487,7 +542,10 @@ impl Runner {
                 recorder.finish(Step::Build, StepOutcome::DryRun);
                 None
             }
-            Some(client) => match self.build(client, recorder, source_auth.as_ref()).await {
+            Some(client) => match self
+                .build(client, recorder, source_auth.as_ref(), report)
+                .await
+            {
                 Ok(digest) => {
                     report.build.digest = digest.clone();
                     report.build.pushed = self.pipeline.build.push;
@@ -686,9 +744,10 @@ impl Runner {
 
     async fn build(
         &mut self,
-        client: &Client,
+        builder: Builder<'_>,
         recorder: &Arc<Recorder>,
         source_auth: Option<&GitAuth>,
+        report: &mut RunReport,
     ) -> Result<Option<String>, RunError> {
         let options = build_options(&self.pipeline, source_auth);
         recorder.progress(
@@ -718,7 +777,66 @@ impl Runner {
         let secrets: Vec<String> = source_auth
             .map(|a| vec![a.token.expose_secret().to_string()])
             .unwrap_or_default();
-        match client.build_with_progress(&options, &mut forward).await {
+        let outcome = match builder {
+            Builder::Client(client) => {
+                let address = client.address().to_string();
+                recorder.emit(RunEvent::BuilderChosen {
+                    address: address.clone(),
+                    passed_over: Vec::new(),
+                });
+                report.build.builder = Some(address);
+                client.build_with_progress(&options, &mut forward).await
+            }
+            Builder::Pool(pool) => {
+                let key = match &self.pipeline.build.pool {
+                    Some(spec) => spec.routing_key(&options),
+                    None => cicd_agents_buildkit::pool::routing_key(&options),
+                };
+                recorder.progress(Step::Build, format!("pool routing key {key}"));
+                let outcome = pool.build(&key, &options, &mut forward).await;
+                let (address, tried) = match &outcome {
+                    Ok(pooled) => (Some(pooled.address.clone()), pooled.passed_over.as_slice()),
+                    Err(PoolError::Build {
+                        address,
+                        passed_over,
+                        ..
+                    }) => (Some(address.clone()), passed_over.as_slice()),
+                    Err(PoolError::Unavailable { tried, .. }) => (None, tried.as_slice()),
+                    Err(_) => (None, &[][..]),
+                };
+                let tried = passed_over(tried, &secrets);
+                for attempt in &tried {
+                    recorder.progress(Step::Build, format!("passed over {attempt}"));
+                }
+                report.build.passed_over = tried.clone();
+                if let Some(address) = &address {
+                    recorder.progress(Step::Build, format!("built on {address}"));
+                    recorder.emit(RunEvent::BuilderChosen {
+                        address: address.clone(),
+                        passed_over: tried.clone(),
+                    });
+                    report.build.builder = Some(address.clone());
+                }
+                match outcome {
+                    Ok(pooled) => Ok(pooled.result),
+                    Err(PoolError::Build { source, .. }) => Err(source),
+                    Err(other) => {
+                        return Err(RunError::NoBuilder {
+                            message: redact(&other.to_string(), &secrets),
+                            key,
+                            tried: tried
+                                .into_iter()
+                                .map(|p| Attempt {
+                                    address: p.address,
+                                    reason: p.reason,
+                                })
+                                .collect(),
+                        })
+                    }
+                }
+            }
+        };
+        match outcome {
             Ok(result) => {
                 if let Some(d) = &result.digest {
                     recorder.progress(Step::Build, format!("image digest {d}"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::build::BuildPlan;
-use super::events::{seconds, Step, StepOutcome};
+use super::events::{seconds, PassedOver, Step, StepOutcome};
 use cicd_agents_gitops::chart::{ChartOutcome, ChartStatus};
 
 /// The source that was (or would be) built.
@@ -32,6 +32,10 @@ pub struct BuildReport {
     pub digest: Option<String>,
     /// Whether the image was pushed.
     pub pushed: bool,
+    /// The daemon that ran the build (with `build.pool`, the pool's choice).
+    pub builder: Option<String>,
+    /// Daemons of the pool passed over before `builder`, in order, and why.
+    pub passed_over: Vec<PassedOver>,
 }
 
 /// One step.
@@ -123,6 +127,12 @@ impl fmt::Display for RunReport {
             }
             if let Some(d) = &self.build.digest {
                 writeln!(f, "digest:  {d}")?;
+            }
+            if let Some(builder) = &self.build.builder {
+                writeln!(f, "builder: {builder}")?;
+            }
+            for p in &self.build.passed_over {
+                writeln!(f, "  passed over {p}")?;
             }
         }
         if let Some(chart) = &self.chart {

@@ -771,6 +771,10 @@ class RunReport:
     @property
     def images(self) -> List[str]: ...
     @property
+    def builder(self) -> Optional[str]: ...
+    @property
+    def passed_over(self) -> List[Tuple[str, str]]: ...
+    @property
     def source_commit(self) -> Optional[str]: ...
     @property
     def chart_commit(self) -> Optional[str]: ...
@@ -801,7 +805,7 @@ class Pipeline:
     def resolve(self, overrides: Optional[_Overrides] = None) -> Dict[str, Any]: ...
     def run(
         self,
-        client: Union[Client, str, None] = None,
+        client: Union[Client, "BuilderPool", str, None] = None,
         *,
         overrides: Optional[_Overrides] = None,
         dry_run: bool = False,
@@ -812,7 +816,7 @@ class Pipeline:
     ) -> RunReport: ...
     def run_async(
         self,
-        client: Union[Client, str, None] = None,
+        client: Union[Client, "BuilderPool", str, None] = None,
         *,
         overrides: Optional[_Overrides] = None,
         dry_run: bool = False,
