@@ -271,12 +271,13 @@ impl Runner<'_> {
             }
             Tool::Buildx => {
                 let mut command = self.docker();
-                // Attestations are off so that both ask the daemon for the same work.
-                command.env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
                 command.args(["buildx", "build", "--output", "type=cacheonly"]);
                 command
             }
         };
+        // Default attestations are off for both (ours reads buildx's variable
+        // too), so that both ask the daemon for the same work.
+        command.env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
         command.args(["--progress", "plain", "--network", "host"]);
         if let Some(arg) = build_arg {
             command.args(["--build-arg", arg]);

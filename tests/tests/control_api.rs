@@ -36,6 +36,14 @@ async fn info_and_workers_over_docker() {
             .starts_with("26."),
         "{info:?}"
     );
+    // The test daemon runs the containerd image store (features.containerd-snapshotter),
+    // which the embedded BuildKit's worker labels tell without `GET /info`.
+    assert_eq!(
+        info.docker_image_store.as_deref(),
+        Some("io.containerd.snapshotter.v1"),
+        "{info:?}"
+    );
+    assert!(info.supports_attestations(), "{info:?}");
 }
 
 #[tokio::test]

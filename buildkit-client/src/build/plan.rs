@@ -473,6 +473,24 @@ impl PreparedBuild {
     pub fn frontend_attrs(&self) -> &BTreeMap<String, String> {
         &self.attrs
     }
+
+    /// The frontend attribute `key` as the solve request will carry it (the
+    /// options' own frontend attributes win, as in the plan).
+    pub(crate) fn frontend_attr(&self, key: &str) -> Option<&String> {
+        self.options
+            .frontend_attrs
+            .get(key)
+            .or_else(|| self.attrs.get(key))
+    }
+
+    /// The directories the build's session serves, by name.
+    pub(crate) fn local_dirs(&self) -> LocalDirs {
+        let mut local_dirs = LocalDirs::default();
+        for (name, dir) in &self.local_dirs {
+            local_dirs.insert(name.clone(), dir.clone());
+        }
+        local_dirs
+    }
 }
 
 impl SolvePlan {
@@ -486,10 +504,23 @@ impl SolvePlan {
     }
 
     /// Completes a prepared build for `daemon`: attestations, exporters, IDs.
+    #[cfg(test)]
     pub(crate) fn from_prepared(
         prepared: &PreparedBuild,
         daemon: &DaemonInfo,
         docker_daemon: bool,
+    ) -> Result<SolvePlan> {
+        SolvePlan::from_prepared_with_dirs(prepared, daemon, docker_daemon, prepared.local_dirs())
+    }
+
+    /// [`from_prepared`](SolvePlan::from_prepared), serving `local_dirs` (made
+    /// by [`PreparedBuild::local_dirs`] before the daemon was asked anything,
+    /// so that walks could start early).
+    pub(crate) fn from_prepared_with_dirs(
+        prepared: &PreparedBuild,
+        daemon: &DaemonInfo,
+        docker_daemon: bool,
+        local_dirs: LocalDirs,
     ) -> Result<SolvePlan> {
         let options = &prepared.options;
         let mut attrs = prepared.attrs.clone();
@@ -520,11 +551,6 @@ impl SolvePlan {
                 attrs: e.attrs.clone().into_iter().collect(),
             })
             .collect();
-        let mut local_dirs = LocalDirs::default();
-        for (name, dir) in &prepared.local_dirs {
-            local_dirs.insert(name.clone(), dir.clone());
-        }
-
         let session_id = random_id();
         let request = SolveRequest {
             r#ref: random_id(),

@@ -19,6 +19,7 @@ use crate::build::timings::BuildTimings;
 use crate::error::{Error, Result};
 use crate::fsutil::{load_dockerignore, DiffCopyRequest};
 use crate::progress::{ProgressSink, Quiet, StatusUpdate, Tracker, IDLE_TICK};
+use crate::session::context_sync::LocalDirs;
 use crate::Client;
 
 /// How long the status stream may run on after a successful solve returned.
@@ -68,12 +69,11 @@ async fn drain_status(
 /// ignore file excludes (the Dockerfile's own `<name>.dockerignore` first,
 /// then the context's `.dockerignore`). None without a local context, or
 /// when the ignore file cannot be read (the daemon's own request says then).
-fn expected_context_request(plan: &SolvePlan) -> Option<DiffCopyRequest> {
-    let dirs = &plan.session.local_dirs;
+fn expected_context_request(dirs: &LocalDirs, prepared: &PreparedBuild) -> Option<DiffCopyRequest> {
     let context = dirs.dir("context")?;
     let dockerfile = dirs
         .dir("dockerfile")
-        .zip(plan.request.frontend_attrs.get("filename"))
+        .zip(prepared.frontend_attr("filename"))
         .map(|(dir, name)| dir.join(name));
     let patterns = match load_dockerignore(context, dockerfile.as_deref()) {
         Ok(ignore) => ignore.map(|ignore| ignore.patterns).unwrap_or_default(),
@@ -194,24 +194,29 @@ impl Client {
     ) -> Result<BuildResult> {
         let started = std::time::Instant::now();
         let dialled = self.take_connect_time();
+        // The context's walk needs nothing from the daemon: it starts first and
+        // runs while the daemon is asked its version, the session opens and the
+        // daemon reads the Dockerfile; the daemon's request uses it if it asks
+        // for exactly that.
+        let local_dirs = prepared.local_dirs();
+        if let Some(request) = expected_context_request(&local_dirs, prepared) {
+            local_dirs.speculate(request);
+        }
         let daemon = self.daemon_info().await?;
         let mut timings = BuildTimings {
             connect: dialled + started.elapsed(),
             ..BuildTimings::default()
         };
-        let plan = SolvePlan::from_prepared(prepared, &daemon, self.address().is_docker())?;
+        let plan = SolvePlan::from_prepared_with_dirs(
+            prepared,
+            &daemon,
+            self.address().is_docker(),
+            local_dirs,
+        )?;
         let build_ref = plan.request.r#ref.clone();
         tracing::debug!(build = %build_ref, session = %plan.session.id, "starting build");
-
-        // The context's walk starts now, while the session opens and the
-        // daemon reads the Dockerfile; the daemon's request uses it if it
-        // asks for exactly that.
-        if let Some(request) = expected_context_request(&plan) {
-            plan.session.local_dirs.speculate(request);
-        }
         let session_started = std::time::Instant::now();
-        let session = plan.session.start(self).await?;
-        timings.session_start = session_started.elapsed();
+        let session_start = plan.session.start(self);
 
         let (updates_tx, mut updates_rx) = mpsc::channel::<StatusUpdate>(256);
         let mut control = self.control();
@@ -256,14 +261,31 @@ impl Client {
 
         let mut control = self.control();
         let request = plan.request;
-        let solve_started = std::time::Instant::now();
+        // The solve request goes out while the session opens, as BuildKit's
+        // own client sends it: the daemon waits (seconds) for the session a
+        // request names when it first needs it, so the session's dial is off
+        // the critical path. A session that fails to open drops the solve,
+        // which cancels it on the daemon.
         let solve = control.solve(request);
         tokio::pin!(solve);
+        tokio::pin!(session_start);
+        let mut answered = None;
+        let session = loop {
+            tokio::select! {
+                session = &mut session_start => break session?,
+                outcome = &mut solve, if answered.is_none() => answered = Some(outcome),
+            }
+        };
+        timings.session_start = session_started.elapsed();
+        let session_up = std::time::Instant::now();
         let mut tracker = Tracker::default();
         let mut updates_open = true;
         let mut idle = tokio::time::interval(IDLE_TICK);
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
+            if let Some(outcome) = answered.take() {
+                break outcome;
+            }
             tokio::select! {
                 biased;
                 update = updates_rx.recv(), if updates_open => match update {
@@ -274,13 +296,12 @@ impl Client {
                     }
                     None => updates_open = false,
                 },
-                outcome = &mut solve => {
-                    timings.solve = solve_started.elapsed();
-                    break outcome;
-                }
+                outcome = &mut solve => answered = Some(outcome),
                 _ = idle.tick() => progress.idle(),
             }
         };
+        timings.solve = session_up.elapsed();
+        tracing::debug!(build = %build_ref, ok = outcome.is_ok(), "the daemon answered the solve");
         // Let the status stream deliver its last updates (it ends once the
         // daemon has finished the job), but not forever.
         if updates_open {
@@ -289,6 +310,7 @@ impl Client {
                 Err(_) => (FAILED_DRAIN, Some(FAILED_DRAIN_QUIET)),
             };
             drain_status(&mut updates_rx, &mut tracker, progress, limit, quiet).await;
+            tracing::debug!(build = %build_ref, "status stream drained");
         }
         drop(status_task);
         (timings.context_walk, timings.context_transfer) = session.local_dirs.times();

@@ -7,8 +7,10 @@ use serde::{Serialize, Serializer};
 /// Where a build's time went, as the client saw it.
 ///
 /// `connect`, `session_start` and `solve` follow one another, so together
-/// they are at most `total`. `context_walk`, `context_transfer` and `export`
-/// happen during the solve (the walk may start while the session starts).
+/// they are at most `total` (the solve request is sent as the session starts
+/// opening; `solve` counts from the session being open). `context_walk`,
+/// `context_transfer` and `export` happen during the solve (the walk starts
+/// before the daemon is asked anything, so it may overlap all three).
 /// Serialised (`--progress rawjson`, Python's `to_dict`) as seconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BuildTimings {
@@ -16,7 +18,8 @@ pub struct BuildTimings {
     /// connection on its first build (zero on later builds of the same client).
     #[serde(serialize_with = "seconds")]
     pub connect: Duration,
-    /// Opening the session the daemon calls back into.
+    /// Opening the session the daemon calls back into (the solve request is
+    /// already on its way meanwhile).
     #[serde(serialize_with = "seconds")]
     pub session_start: Duration,
     /// Listing local directories (the context, the Dockerfile's directory),
@@ -27,7 +30,7 @@ pub struct BuildTimings {
     /// requests.
     #[serde(serialize_with = "seconds")]
     pub context_transfer: Duration,
-    /// From sending the solve request to its answer.
+    /// From the session being open to the solve's answer.
     #[serde(serialize_with = "seconds")]
     pub solve: Duration,
     /// The export steps (`exporting to image`, pushing, …), first start to

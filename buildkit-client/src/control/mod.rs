@@ -36,6 +36,24 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// RFC 3339 with the fraction of a second, as Go's `time.RFC3339Nano` writes
+/// it (what buildx's `--progress rawjson` shows): up to nine digits, trailing
+/// zeros dropped, no fraction on a whole second.
+pub(crate) fn rfc3339_nanos(time: SystemTime) -> String {
+    let seconds = rfc3339(time);
+    let nanos = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    if nanos == 0 {
+        return seconds;
+    }
+    let fraction = format!("{nanos:09}");
+    let fraction = fraction.trim_end_matches('0');
+    let whole = seconds.trim_end_matches('Z');
+    format!("{whole}.{fraction}Z")
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's method).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -61,6 +79,18 @@ pub(crate) fn serialize_time<S: serde::Serializer>(
     }
 }
 
+/// Serialises an optional [`SystemTime`] as RFC 3339 with nanoseconds
+/// ([`rfc3339_nanos`]).
+pub(crate) fn serialize_time_nanos<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_some(&rfc3339_nanos(*time)),
+        None => serializer.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +106,17 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn formats_rfc3339_with_nanoseconds_as_go_does() {
+        let at = |nanos: u32| UNIX_EPOCH + Duration::new(1_700_000_000, nanos);
+        assert_eq!(rfc3339_nanos(at(0)), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            rfc3339_nanos(at(622_493_585)),
+            "2023-11-14T22:13:20.622493585Z"
+        );
+        assert_eq!(rfc3339_nanos(at(500_000_000)), "2023-11-14T22:13:20.5Z");
+        assert_eq!(rfc3339_nanos(at(1_000)), "2023-11-14T22:13:20.000001Z");
     }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use cicd_agents_proto::moby::buildkit::v1::StatusResponse;
 use serde::{Serialize, Serializer};
 
-use crate::control::{serialize_time, system_time};
+use crate::control::{serialize_time_nanos, system_time};
 
 /// One batch of progress from the daemon.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -32,10 +32,10 @@ pub struct VertexUpdate {
     /// Whether the result came from the cache.
     pub cached: bool,
     /// When it started.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub started: Option<SystemTime>,
     /// When it finished.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub completed: Option<SystemTime>,
     /// Its error, if it failed.
     pub error: String,
@@ -55,13 +55,13 @@ pub struct StatusItem {
     /// Total, when known.
     pub total: i64,
     /// When it started.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub started: Option<SystemTime>,
     /// When the daemon took this reading.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub timestamp: Option<SystemTime>,
     /// When it finished.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub completed: Option<SystemTime>,
 }
 
@@ -76,7 +76,7 @@ pub struct LogChunk {
     #[serde(serialize_with = "lossy_text")]
     pub data: Vec<u8>,
     /// When it was printed.
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "serialize_time_nanos")]
     pub timestamp: Option<SystemTime>,
 }
 

@@ -30,8 +30,13 @@ pub(crate) const METHODS: &[&str] = &[
     "/moby.filesync.v1.FileSync/TarStream",
 ];
 
-/// Packets buffered towards the daemon before the sender waits.
+/// Hand-offs (one packet, or a batch the sender passes together) buffered
+/// towards the daemon before the sender waits.
 const OUTBOUND_BUFFER: usize = 64;
+
+/// What goes to the response stream in one channel message: the packets of
+/// one hand-off, in order.
+type WireBatch = Vec<Result<WirePacket, Status>>;
 
 /// The directories a session offers, by the name the daemon asks for.
 #[derive(Debug, Clone, Default)]
@@ -165,16 +170,36 @@ impl LocalDirs {
 
 type PacketStream = Pin<Box<dyn Stream<Item = Result<WirePacket, Status>> + Send + 'static>>;
 
-/// Packets to the daemon, converted to the wire form on the way.
-struct WireSink(mpsc::Sender<Result<WirePacket, Status>>);
+/// Packets to the daemon, converted to the wire form on the way. A batch is
+/// one channel message, which the response stream hands to the encoder
+/// packet by packet without waiting in between.
+struct WireSink(mpsc::Sender<WireBatch>);
 
-impl PacketSink for WireSink {
-    async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
+impl WireSink {
+    async fn pass(&mut self, batch: WireBatch) -> Result<(), TransportError> {
         self.0
-            .send(Ok(to_wire(packet)))
+            .send(batch)
             .await
             .map_err(|_| TransportError::new("the daemon closed the stream"))
     }
+}
+
+impl PacketSink for WireSink {
+    async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
+        self.pass(vec![Ok(to_wire(packet))]).await
+    }
+
+    async fn send_all(&mut self, packets: Vec<Packet>) -> Result<(), TransportError> {
+        self.pass(packets.into_iter().map(|p| Ok(to_wire(p))).collect())
+            .await
+    }
+}
+
+/// The response stream of a `DiffCopy` call: the batches of `receiver`,
+/// one packet at a time.
+fn wire_stream(receiver: mpsc::Receiver<WireBatch>) -> PacketStream {
+    use futures::StreamExt;
+    Box::pin(ReceiverStream::new(receiver).flat_map(futures::stream::iter))
 }
 
 /// Packets from the daemon, converted from the wire form.
@@ -334,10 +359,12 @@ impl FileSync for LocalDirs {
             }
             if let Err(err) = result {
                 tracing::warn!(dir = %wanted.dir_name, path = %root.display(), error = %err, "sending a local directory failed");
-                let _ = sender.send(Err(Status::internal(err.to_string()))).await;
+                let _ = sender
+                    .send(vec![Err(Status::internal(err.to_string()))])
+                    .await;
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(wire_stream(receiver)))
     }
 
     async fn tar_stream(
@@ -353,6 +380,41 @@ impl FileSync for LocalDirs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Batches reach the response stream one packet at a time, in order,
+    /// an error included.
+    #[tokio::test]
+    async fn the_response_stream_flattens_the_batches() {
+        use futures::StreamExt;
+        let (sender, receiver) = mpsc::channel(4);
+        let mut sink = WireSink(sender.clone());
+        sink.send_all(vec![Packet::Req(1), Packet::Req(2)])
+            .await
+            .unwrap();
+        sink.send(Packet::Fin).await.unwrap();
+        sender
+            .send(vec![Err(Status::internal("broken"))])
+            .await
+            .unwrap();
+        drop((sink, sender));
+        let got: Vec<_> = wire_stream(receiver).collect().await;
+        let codes: Vec<_> = got
+            .iter()
+            .map(|item| match item {
+                Ok(packet) => Ok((packet.r#type, packet.id)),
+                Err(status) => Err(status.message().to_string()),
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                Ok((1, 1)),
+                Ok((1, 2)),
+                Ok((3, 0)),
+                Err("broken".to_string())
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn an_early_walk_serves_only_the_request_it_was_made_for() {

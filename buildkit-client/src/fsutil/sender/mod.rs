@@ -52,6 +52,12 @@ mod tests;
 
 pub use packet::{packet_type, Packet, PacketSink, PacketSource, TransportError};
 
+/// STAT packets passed on together: the listing goes to the transport in
+/// batches ([`PacketSink::send_all`]), one hand-off per batch instead of one
+/// per entry (a no-change rebuild of 20,000 files is nothing but STATs).
+/// 256 STATs of a typical context are 8–16 KiB on the wire.
+const STAT_BATCH: usize = 256;
+
 /// Smallest and largest allowed DATA chunk.
 pub const MIN_CHUNK_SIZE: usize = 4 * 1024;
 /// See [`MIN_CHUNK_SIZE`].
@@ -80,9 +86,10 @@ pub struct SenderOptions {
     pub chunk_size: usize,
     /// Files read concurrently (fsutil uses 4). Default 8.
     pub max_parallel_reads: usize,
-    /// Packets queued for the stream before readers wait. Default 32, so at
-    /// most about `(32 + max_parallel_reads) × chunk_size` (10 MiB by
-    /// default) is buffered.
+    /// Hand-offs queued for the stream before readers wait (a hand-off is
+    /// one DATA chunk, one small file's packets or a batch of STATs).
+    /// Default 32, so at most about `(32 + max_parallel_reads) × chunk_size`
+    /// (10 MiB by default) is buffered.
     pub outbound_capacity: usize,
     /// See [`MissingFilePolicy`].
     pub missing_files: MissingFilePolicy,
@@ -202,7 +209,9 @@ where
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let policy = options.missing_files;
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Packet>(options.outbound_capacity.max(1));
+    // Each message is one hand-off: a DATA chunk, one small file's packets,
+    // or a batch of STATs.
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<Packet>>(options.outbound_capacity.max(1));
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<SendError>();
     let (stats_done_tx, stats_done_rx) = oneshot::channel::<()>();
     let abort = Arc::new(AtomicBool::new(false));
@@ -227,8 +236,8 @@ where
     let result = {
         let sink = &mut sink;
         let writer = async move {
-            while let Some(packet) = out_rx.recv().await {
-                sink.send(packet).await?;
+            while let Some(packets) = out_rx.recv().await {
+                sink.send_all(packets).await?;
             }
             Ok::<(), SendError>(())
         };
@@ -236,16 +245,27 @@ where
         let stats_tx = out_tx.clone();
         let stats_snapshot = Arc::clone(&snapshot);
         let stats = async move {
-            for entry in &stats_snapshot.entries {
+            let entries = &stats_snapshot.entries;
+            let mut batches = entries.chunks(STAT_BATCH).peekable();
+            if batches.peek().is_none() {
                 stats_tx
-                    .send(Packet::Stat(Some(entry.clone())))
+                    .send(vec![Packet::Stat(None)])
                     .await
                     .map_err(|_| outbound_closed())?;
             }
-            stats_tx
-                .send(Packet::Stat(None))
-                .await
-                .map_err(|_| outbound_closed())?;
+            while let Some(batch) = batches.next() {
+                let last = batches.peek().is_none();
+                let mut packets = Vec::with_capacity(batch.len() + usize::from(last));
+                packets.extend(batch.iter().map(|entry| Packet::Stat(Some(entry.clone()))));
+                if last {
+                    // The empty STAT ending the listing rides with the last batch.
+                    packets.push(Packet::Stat(None));
+                }
+                stats_tx
+                    .send(packets)
+                    .await
+                    .map_err(|_| outbound_closed())?;
+            }
             // The request loop may be gone already after an error.
             let _ = stats_done_tx.send(());
             Ok::<usize, SendError>(stats_snapshot.entries.len())
@@ -322,9 +342,7 @@ where
                                         );
                                     }
                                 }
-                                for packet in packets {
-                                    out_tx.send(packet).await.map_err(|_| outbound_closed())?;
-                                }
+                                out_tx.send(packets).await.map_err(|_| outbound_closed())?;
                                 files.fetch_add(1, Ordering::Relaxed);
                                 bytes.fetch_add(n, Ordering::Relaxed);
                                 continue;
@@ -340,9 +358,9 @@ where
                             let bytes = Arc::clone(&bytes);
                             tokio::task::spawn_blocking(move || {
                                 let _permit = permit;
-                                match job
-                                    .run(&abort, &mut |packet| tx.blocking_send(packet).is_ok())
-                                {
+                                match job.run(&abort, &mut |packet| {
+                                    tx.blocking_send(vec![packet]).is_ok()
+                                }) {
                                     Ok(n) => {
                                         files.fetch_add(1, Ordering::Relaxed);
                                         bytes.fetch_add(n, Ordering::Relaxed);
@@ -371,7 +389,7 @@ where
                                 return Ok(());
                             }
                             out_tx
-                                .send(Packet::Fin)
+                                .send(vec![Packet::Fin])
                                 .await
                                 .map_err(|_| outbound_closed())?;
                             return Ok(());

@@ -78,6 +78,21 @@ impl TransportError {
 pub trait PacketSink: Send {
     /// Sends one packet, waiting for room if the stream is congested.
     fn send(&mut self, packet: Packet) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Sends `packets` in order. A transport that can pass several packets
+    /// in one hand-off (the gRPC sink: one channel message, encoded in one
+    /// go) overrides this; the default sends them one by one.
+    fn send_all(
+        &mut self,
+        packets: Vec<Packet>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        async move {
+            for packet in packets {
+                self.send(packet).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Where packets from the receiver come from.

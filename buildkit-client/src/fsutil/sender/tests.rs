@@ -214,6 +214,60 @@ async fn empty_context() {
     assert_eq!(task.await.unwrap().unwrap().stats, 0);
 }
 
+/// A sink that passes packets on and records the size of every hand-off.
+struct CountingSink {
+    inner: mpsc::Sender<Packet>,
+    hand_offs: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl PacketSink for CountingSink {
+    async fn send(&mut self, packet: Packet) -> Result<(), TransportError> {
+        self.hand_offs.lock().unwrap().push(1);
+        PacketSink::send(&mut self.inner, packet).await
+    }
+
+    async fn send_all(&mut self, packets: Vec<Packet>) -> Result<(), TransportError> {
+        self.hand_offs.lock().unwrap().push(packets.len());
+        for packet in packets {
+            PacketSink::send(&mut self.inner, packet).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The listing reaches the transport in batches of STATs (the empty STAT
+/// with the last one), not one hand-off per entry, and in walk order.
+#[tokio::test]
+async fn stats_are_handed_to_the_transport_in_batches() {
+    let files: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|i| (format!("d{}/f{i:03}", i % 3), vec![b'x']))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    let h = harness(&files);
+    let entries = h.snapshot.entries.len();
+    assert_eq!(entries, 603);
+    let (to_sender, from_receiver) = mpsc::channel(16);
+    let (to_receiver, from_sender) = mpsc::channel(16);
+    let hand_offs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = CountingSink {
+        inner: to_receiver,
+        hand_offs: Arc::clone(&hand_offs),
+    };
+    let task = tokio::spawn(send(
+        Arc::clone(&h.snapshot),
+        sink,
+        from_receiver,
+        SenderOptions::default(),
+    ));
+    let (_, _, stats) = receive(to_sender, from_sender, |_| false).await;
+    task.await.unwrap().unwrap();
+    let paths: Vec<&str> = stats.iter().map(|e| e.path.as_str()).collect();
+    let walked: Vec<&str> = h.snapshot.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, walked);
+    // 603 STATs + the empty one in batches of 256, then FIN alone.
+    assert_eq!(*hand_offs.lock().unwrap(), [256, 256, 92, 1]);
+}
+
 /// Reads packets until `pred` matches one (skipping STATs etc.).
 async fn until(rx: &mut mpsc::Receiver<Packet>, pred: impl Fn(&Packet) -> bool) -> Packet {
     loop {
