@@ -565,7 +565,7 @@ async fn three_relays(env: &TestEnv) -> Vec<Relay> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_pool_fails_over_past_a_stopped_daemon_and_reports_it() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = three_relays(&env).await;
     let (_dir, pipeline, repo) = pool_pipeline(&env, &relays);
     let spec = pipeline
@@ -622,7 +622,7 @@ async fn build_pool_fails_over_past_a_stopped_daemon_and_reports_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_pool_with_every_daemon_down_names_each_one() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = three_relays(&env).await;
     let (_dir, pipeline, _) = pool_pipeline(&env, &relays);
     for relay in &relays {

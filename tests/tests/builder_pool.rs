@@ -355,7 +355,7 @@ impl FakeDns {
 
 #[tokio::test]
 async fn members_discovered_from_dns_get_sticky_routing_and_failover() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = vec![
         Relay::tcp(&env.docker_sock).await.unwrap(),
         Relay::tcp(&env.docker_sock).await.unwrap(),
@@ -420,7 +420,7 @@ fn run_cli(args: &[String]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_builds_on_a_pool_with_sticky_routing_and_failover() {
-    let env = env();
+    let env = TestEnv::required();
     let relays = relays(&env).await;
     let addresses: Vec<String> = relays.iter().map(|r| r.addr().to_string()).collect();
     let pool = pool(&relays);

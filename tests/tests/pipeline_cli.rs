@@ -428,7 +428,7 @@ fn eight_chart_set_image_processes_started_together_all_land() {
 /// command runs on a blocking thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_run_builds_on_the_definitions_pool() {
-    let env = env();
+    let env = TestEnv::required();
     let mut relays = Vec::new();
     for _ in 0..3 {
         relays.push(
