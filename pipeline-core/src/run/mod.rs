@@ -61,7 +61,7 @@ pub use cicd_agents_gitops::chart::{
 pub use events::{EventSink, PassedOver, RunEvent, Step, StepOutcome};
 pub use report::{BuildReport, RunReport, SourceReport, StepReport};
 
-use crate::definition::{Pipeline, SourceLocation, TokenSource};
+use crate::definition::{ChartSpec, Pipeline, SourceLocation, TokenSource};
 use crate::error::{ErrorKind, GitError, HasKind};
 use crate::git::{CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig};
 use crate::values::Digest;
@@ -696,13 +696,31 @@ impl Runner {
     ) -> Result<(Option<GitAuth>, Option<WriteBack>), RunError> {
         let p = &self.pipeline;
         let source_auth = load_token("source", &p.source.token, &p.source.username)?;
-        if let SourceLocation::Git { url, git_ref } = &p.source.location {
-            let (url, git_ref, auth) = (url.clone(), git_ref.clone(), source_auth.clone());
-            let insecure = self.allow_insecure_http;
-            let commit =
-                blocking(move || crate::git::resolve_ref(&url, &git_ref, auth.as_ref(), insecure))
-                    .await?
-                    .map_err(RunError::Source)?;
+        // The source's ref is resolved while the chart's access is checked
+        // (two round trips to git servers at once, not one after the other);
+        // a source error is still the one reported when both fail.
+        let source_commit = match &p.source.location {
+            SourceLocation::Git { url, git_ref } => {
+                let (url, git_ref, auth) = (url.clone(), git_ref.clone(), source_auth.clone());
+                let insecure = self.allow_insecure_http;
+                Some(tokio::task::spawn_blocking(move || {
+                    crate::git::resolve_ref(&url, &git_ref, auth.as_ref(), insecure)
+                }))
+            }
+            _ => None,
+        };
+        let chart_check = p.chart.as_ref().map(|chart| {
+            self.chart_writeback(chart).map(|writeback| {
+                let check = writeback.clone();
+                let tip = tokio::task::spawn_blocking(move || check.check_access());
+                (chart, writeback, tip)
+            })
+        });
+        if let Some(resolving) = source_commit {
+            let commit = resolving
+                .await
+                .map_err(|e| RunError::Task(e.to_string()))?
+                .map_err(RunError::Source)?;
             recorder.progress(
                 Step::Prepare,
                 format!(
@@ -716,21 +734,13 @@ impl Runner {
             });
             report.source.commit = Some(commit);
         }
-        let writeback = match &p.chart {
+        let writeback = match chart_check {
             None => None,
-            Some(chart) => {
-                let auth = load_token("chart", &chart.token, &chart.username)?;
-                let mut config =
-                    WriteBackConfig::new(&chart.repo, &chart.branch, chart.author.clone());
-                config.push_branch = chart.push_branch.clone();
-                config.auth = auth;
-                config.retry = self.retry.clone().unwrap_or_else(|| chart.retry_policy());
-                config.allow_insecure_http = self.allow_insecure_http;
-                config.message = chart.message_template().map_err(RunError::ChartAccess)?;
-                let writeback = WriteBack::new(config).map_err(RunError::ChartAccess)?;
-                let check = writeback.clone();
-                let tip = blocking(move || check.check_access())
-                    .await?
+            Some(checking) => {
+                let (chart, writeback, tip) = checking?;
+                let tip = tip
+                    .await
+                    .map_err(|e| RunError::Task(e.to_string()))?
                     .map_err(RunError::ChartAccess)?;
                 recorder.progress(
                     Step::Prepare,
@@ -740,6 +750,19 @@ impl Runner {
             }
         };
         Ok((source_auth, writeback))
+    }
+
+    /// The write-back of `chart`: its token, branches, author, retry policy
+    /// and message template.
+    fn chart_writeback(&self, chart: &ChartSpec) -> Result<WriteBack, RunError> {
+        let auth = load_token("chart", &chart.token, &chart.username)?;
+        let mut config = WriteBackConfig::new(&chart.repo, &chart.branch, chart.author.clone());
+        config.push_branch = chart.push_branch.clone();
+        config.auth = auth;
+        config.retry = self.retry.clone().unwrap_or_else(|| chart.retry_policy());
+        config.allow_insecure_http = self.allow_insecure_http;
+        config.message = chart.message_template().map_err(RunError::ChartAccess)?;
+        WriteBack::new(config).map_err(RunError::ChartAccess)
     }
 
     async fn build(
