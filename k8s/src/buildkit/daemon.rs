@@ -20,125 +20,60 @@ use crate::common::{
 };
 use crate::error::K8sError;
 
-/// A long-running rootless `buildkitd`: a [`Deployment`] listening on the pod-local unix
-/// socket and on TCP with mutual TLS (certificates from a Secret with `ca.pem`, `cert.pem`,
-/// `key.pem`, as upstream's `create-certs.sh` makes them), probed with
-/// `buildctl debug workers`, and a [`Service`] in front of it. Clients connect with
-/// `tcp://<name>.<namespace>.svc:1234` and their own client certificate.
-///
-/// ```
-/// use cicd_agents_k8s::buildkit::BuildkitDaemon;
-///
-/// let daemon = BuildkitDaemon::new("buildkitd").namespace("ci").replicas(2);
-/// let manifests = daemon.manifests()?;
-/// assert_eq!(manifests.len(), 2);
-/// assert_eq!(daemon.address(), "tcp://buildkitd.ci.svc:1234");
-/// # Ok::<(), cicd_agents_k8s::K8sError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct BuildkitDaemon {
-    pub(super) name: String,
-    pub(super) namespace: Option<String>,
-    pub(super) replicas: i32,
-    image: String,
-    pub(super) port: i32,
-    tls_secret: String,
-    registry_secret: Option<String>,
-    security: BuilderSecurity,
-    resources: Option<ResourceRequirements>,
-    pub(super) labels: BTreeMap<String, String>,
+/// The TCP port a `buildkitd` listens on unless told otherwise.
+pub const DEFAULT_DAEMON_PORT: i32 = 1234;
+/// The Secret with the daemon's TLS material (`ca.pem`, `cert.pem`, `key.pem`) unless told
+/// otherwise.
+pub const DEFAULT_TLS_SECRET: &str = "buildkit-daemon-certs";
+
+/// The options of rootless `buildkitd`s (all but their name), one struct shared by
+/// [`BuildkitDaemon`] and [`BuildkitPool`](super::BuildkitPool) (`options()` sets all of them at
+/// once) and filled by the command line's front end. The builders' setters of the same names
+/// change one field each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildkitDaemonOptions {
+    /// The namespace (otherwise the one `kubectl` uses).
+    pub namespace: Option<String>,
+    /// How many daemons (1 to 1000).
+    pub replicas: i32,
+    /// The rootless BuildKit image (default [`DEFAULT_BUILDKIT_IMAGE`]).
+    pub image: String,
+    /// The TCP port (default [`DEFAULT_DAEMON_PORT`]).
+    pub port: i32,
+    /// The Secret with `ca.pem`, `cert.pem` and `key.pem` (default [`DEFAULT_TLS_SECRET`]).
+    pub tls_secret: String,
+    /// Registry credentials the daemons themselves use (a `kubernetes.io/dockerconfigjson`
+    /// Secret), or none.
+    pub registry_secret: Option<String>,
+    /// What the daemon containers may do.
+    pub security: BuilderSecurity,
+    /// CPU and memory requests and limits of each daemon.
+    pub resources: Option<ResourceRequirements>,
+    /// Extra labels on every object and its pods.
+    pub labels: BTreeMap<String, String>,
 }
 
-impl BuildkitDaemon {
-    /// One replica named `name`, TLS material from the Secret `buildkit-daemon-certs`, port 1234.
-    pub fn new(name: impl Into<String>) -> Self {
-        BuildkitDaemon {
-            name: name.into(),
+impl Default for BuildkitDaemonOptions {
+    /// One replica, port [`DEFAULT_DAEMON_PORT`], TLS material from [`DEFAULT_TLS_SECRET`], no
+    /// registry credentials.
+    fn default() -> Self {
+        BuildkitDaemonOptions {
             namespace: None,
             replicas: 1,
             image: DEFAULT_BUILDKIT_IMAGE.into(),
-            port: 1234,
-            tls_secret: "buildkit-daemon-certs".into(),
+            port: DEFAULT_DAEMON_PORT,
+            tls_secret: DEFAULT_TLS_SECRET.into(),
             registry_secret: None,
             security: BuilderSecurity::default(),
             resources: None,
             labels: BTreeMap::new(),
         }
     }
+}
 
-    /// The namespace.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// How many daemons (default 1). Each keeps its own cache: for sticky routing over several,
-    /// give each its own address (see the builder pool in `cicd-agents-buildkit`).
-    pub fn replicas(mut self, replicas: i32) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    /// The rootless BuildKit image.
-    pub fn image(mut self, image: impl Into<String>) -> Self {
-        self.image = image.into();
-        self
-    }
-
-    /// The TCP port (default 1234).
-    pub fn port(mut self, port: i32) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// The Secret with `ca.pem`, `cert.pem` and `key.pem` (default `buildkit-daemon-certs`).
-    pub fn tls_secret(mut self, secret: impl Into<String>) -> Self {
-        self.tls_secret = secret.into();
-        self
-    }
-
-    /// Registry credentials the daemon itself uses (for cache export and pulls of private base
-    /// images); clients normally send theirs through the build session.
-    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
-        self.registry_secret = secret;
-        self
-    }
-
-    /// What the daemon container may do (see [`BuilderSecurity`]).
-    pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.security = security;
-        self
-    }
-
-    /// Add `CAP_SYS_ADMIN` (off by default).
-    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.security.sys_admin = sys_admin;
-        self
-    }
-
-    /// CPU and memory requests and limits.
-    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.resources = Some(resources);
-        self
-    }
-
-    /// An extra label on every object.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
-        self
-    }
-
-    /// The address clients use inside the cluster.
-    pub fn address(&self) -> String {
-        match &self.namespace {
-            Some(namespace) => format!("tcp://{}.{namespace}.svc:{}", self.name, self.port),
-            None => format!("tcp://{}:{}", self.name, self.port),
-        }
-    }
-
-    pub(super) fn validate(&self) -> Result<(), K8sError> {
-        // The Service has the same name: a DNS-1035 label.
-        validate_dns1035_label("name", &self.name)?;
+impl BuildkitDaemonOptions {
+    /// Checks every option with the Kubernetes and image rules.
+    pub fn validate(&self) -> Result<(), K8sError> {
         validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
@@ -161,6 +96,141 @@ impl BuildkitDaemon {
             validate_dns_subdomain("registry secret", secret)?;
         }
         Ok(())
+    }
+}
+
+/// The setters of the daemon options ([`BuildkitDaemonOptions`]), the same on
+/// [`BuildkitDaemon`] and [`BuildkitPool`](super::BuildkitPool): each changes one field of the
+/// options at the given path of `self`.
+macro_rules! daemon_setters {
+    ($($options:ident).+) => {
+        /// Every daemon option at once (replacing those set before).
+        pub fn options(mut self, options: BuildkitDaemonOptions) -> Self {
+            self.$($options).+ = options;
+            self
+        }
+
+        /// The daemon options.
+        pub fn daemon_options(&self) -> &BuildkitDaemonOptions {
+            &self.$($options).+
+        }
+
+        /// The namespace.
+        pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+            self.$($options).+.namespace = Some(namespace.into());
+            self
+        }
+
+        /// How many daemons (default 1 for a daemon, 3 for a pool). Each keeps its own cache:
+        /// for sticky routing over several, use a [`BuildkitPool`](crate::buildkit::BuildkitPool)
+        /// and the builder pool in `cicd-agents-buildkit`.
+        pub fn replicas(mut self, replicas: i32) -> Self {
+            self.$($options).+.replicas = replicas;
+            self
+        }
+
+        /// The rootless BuildKit image.
+        pub fn image(mut self, image: impl Into<String>) -> Self {
+            self.$($options).+.image = image.into();
+            self
+        }
+
+        /// The TCP port (default 1234).
+        pub fn port(mut self, port: i32) -> Self {
+            self.$($options).+.port = port;
+            self
+        }
+
+        /// The Secret with `ca.pem`, `cert.pem` and `key.pem` (default
+        /// `buildkit-daemon-certs`); for a pool, see its documentation for the names the
+        /// certificate must carry.
+        pub fn tls_secret(mut self, secret: impl Into<String>) -> Self {
+            self.$($options).+.tls_secret = secret.into();
+            self
+        }
+
+        /// Registry credentials the daemons themselves use (for cache export and pulls of
+        /// private base images); clients normally send theirs through the build session.
+        pub fn registry_secret(mut self, secret: Option<String>) -> Self {
+            self.$($options).+.registry_secret = secret;
+            self
+        }
+
+        /// What the daemon containers may do (see [`BuilderSecurity`](crate::BuilderSecurity)).
+        pub fn security(mut self, security: crate::BuilderSecurity) -> Self {
+            self.$($options).+.security = security;
+            self
+        }
+
+        /// Add `CAP_SYS_ADMIN` (off by default).
+        pub fn sys_admin(mut self, sys_admin: bool) -> Self {
+            self.$($options).+.security.sys_admin = sys_admin;
+            self
+        }
+
+        /// CPU and memory requests and limits of each daemon.
+        pub fn resources(
+            mut self,
+            resources: k8s_openapi::api::core::v1::ResourceRequirements,
+        ) -> Self {
+            self.$($options).+.resources = Some(resources);
+            self
+        }
+
+        /// An extra label on every object.
+        pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+            self.$($options).+.labels.insert(key.into(), value.into());
+            self
+        }
+    };
+}
+pub(super) use daemon_setters;
+
+/// A long-running rootless `buildkitd`: a [`Deployment`] listening on the pod-local unix
+/// socket and on TCP with mutual TLS (certificates from a Secret with `ca.pem`, `cert.pem`,
+/// `key.pem`, as upstream's `create-certs.sh` makes them), probed with
+/// `buildctl debug workers`, and a [`Service`] in front of it. Clients connect with
+/// `tcp://<name>.<namespace>.svc:1234` and their own client certificate.
+///
+/// ```
+/// use cicd_agents_k8s::buildkit::BuildkitDaemon;
+///
+/// let daemon = BuildkitDaemon::new("buildkitd").namespace("ci").replicas(2);
+/// let manifests = daemon.manifests()?;
+/// assert_eq!(manifests.len(), 2);
+/// assert_eq!(daemon.address(), "tcp://buildkitd.ci.svc:1234");
+/// # Ok::<(), cicd_agents_k8s::K8sError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildkitDaemon {
+    pub(super) name: String,
+    pub(super) options: BuildkitDaemonOptions,
+}
+
+impl BuildkitDaemon {
+    /// One replica named `name`, with the default [`BuildkitDaemonOptions`] (TLS material from
+    /// the Secret `buildkit-daemon-certs`, port 1234).
+    pub fn new(name: impl Into<String>) -> Self {
+        BuildkitDaemon {
+            name: name.into(),
+            options: BuildkitDaemonOptions::default(),
+        }
+    }
+
+    daemon_setters!(options);
+
+    /// The address clients use inside the cluster.
+    pub fn address(&self) -> String {
+        match &self.options.namespace {
+            Some(namespace) => format!("tcp://{}.{namespace}.svc:{}", self.name, self.options.port),
+            None => format!("tcp://{}:{}", self.name, self.options.port),
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), K8sError> {
+        // The Service has the same name: a DNS-1035 label.
+        validate_dns1035_label("name", &self.name)?;
+        self.options.validate()
     }
 
     pub(super) fn selector(&self) -> BTreeMap<String, String> {
@@ -193,8 +263,8 @@ impl BuildkitDaemon {
         if !state_claim {
             volumes.push(empty_dir(STATE_VOLUME));
         }
-        volumes.push(secret_volume("certs", &self.tls_secret));
-        if let Some(secret) = &self.registry_secret {
+        volumes.push(secret_volume("certs", &self.options.tls_secret));
+        if let Some(secret) = &self.options.registry_secret {
             env_vars.push(env("DOCKER_CONFIG", BUILDKIT_DOCKER_CONFIG_DIR));
             mounts.push(mount(
                 DOCKER_CONFIG_VOLUME,
@@ -205,12 +275,12 @@ impl BuildkitDaemon {
         }
         let container = Container {
             name: "buildkitd".into(),
-            image: Some(self.image.clone()),
+            image: Some(self.options.image.clone()),
             args: Some(vec![
                 "--addr".into(),
                 format!("unix:///run/user/{BUILDKIT_UID}/buildkit/buildkitd.sock"),
                 "--addr".into(),
-                format!("tcp://0.0.0.0:{}", self.port),
+                format!("tcp://0.0.0.0:{}", self.options.port),
                 "--tlscacert".into(),
                 "/certs/ca.pem".into(),
                 "--tlscert".into(),
@@ -222,15 +292,15 @@ impl BuildkitDaemon {
             env: (!env_vars.is_empty()).then_some(env_vars),
             ports: Some(vec![ContainerPort {
                 name: Some("buildkitd".into()),
-                container_port: self.port,
+                container_port: self.options.port,
                 protocol: Some("TCP".into()),
                 ..ContainerPort::default()
             }]),
             readiness_probe: Some(exec_probe(&probe_command, 5, 30, 3)),
             liveness_probe: Some(exec_probe(&probe_command, 5, 30, 3)),
             volume_mounts: Some(mounts),
-            security_context: Some(builder_security_context(&self.security)),
-            resources: self.resources.clone(),
+            security_context: Some(builder_security_context(&self.options.security)),
+            resources: self.options.resources.clone(),
             ..Container::default()
         };
         PodTemplateSpec {
@@ -251,11 +321,15 @@ impl BuildkitDaemon {
     /// The Deployment.
     pub fn deployment(&self) -> Result<Deployment, K8sError> {
         self.validate()?;
-        let labels = labels(&self.name, "buildkitd", &self.labels);
+        let labels = labels(&self.name, "buildkitd", &self.options.labels);
         Ok(Deployment {
-            metadata: metadata(&self.name, self.namespace.as_deref(), labels.clone()),
+            metadata: metadata(
+                &self.name,
+                self.options.namespace.as_deref(),
+                labels.clone(),
+            ),
             spec: Some(DeploymentSpec {
-                replicas: Some(self.replicas),
+                replicas: Some(self.options.replicas),
                 selector: LabelSelector {
                     match_labels: Some(self.selector()),
                     match_expressions: None,
@@ -273,14 +347,14 @@ impl BuildkitDaemon {
         Ok(Service {
             metadata: metadata(
                 &self.name,
-                self.namespace.as_deref(),
-                labels(&self.name, "buildkitd", &self.labels),
+                self.options.namespace.as_deref(),
+                labels(&self.name, "buildkitd", &self.options.labels),
             ),
             spec: Some(ServiceSpec {
                 selector: Some(self.selector()),
                 ports: Some(vec![ServicePort {
                     name: Some("buildkitd".into()),
-                    port: self.port,
+                    port: self.options.port,
                     protocol: Some("TCP".into()),
                     target_port: Some(IntOrString::String("buildkitd".into())),
                     ..ServicePort::default()

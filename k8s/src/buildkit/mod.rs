@@ -29,7 +29,7 @@ mod pool;
 pub use build_job::BuildJob;
 pub(crate) use build_step::{build_step_setters, check_build_target, BuildContainer};
 pub use build_step::{BuildEngine, BuildStepOptions, BUILD_SCRIPT};
-pub use daemon::BuildkitDaemon;
+pub use daemon::{BuildkitDaemon, BuildkitDaemonOptions, DEFAULT_DAEMON_PORT, DEFAULT_TLS_SECRET};
 pub use kaniko::{DEFAULT_KANIKO_IMAGE, KANIKO_CAPABILITIES, KANIKO_DOCKER_CONFIG_DIR};
 pub use pool::{BuildkitPool, DEFAULT_POOL_CACHE_SIZE};
 

@@ -4,17 +4,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, ResourceRequirements, Service,
-    VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::daemon::BuildkitDaemon;
+use super::daemon::{daemon_setters, BuildkitDaemon, BuildkitDaemonOptions};
 use super::STATE_VOLUME;
-use crate::common::{
-    labels, metadata, validate_dns_label, validate_dns_subdomain, validate_size, BuilderSecurity,
-};
+use crate::common::{labels, metadata, validate_dns_label, validate_dns_subdomain, validate_size};
 use crate::error::K8sError;
 
 /// The default size of each pool replica's cache volume.
@@ -68,66 +65,7 @@ impl BuildkitPool {
         }
     }
 
-    /// The namespace.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.daemon = self.daemon.namespace(namespace);
-        self
-    }
-
-    /// How many daemons (default 3).
-    pub fn replicas(mut self, replicas: i32) -> Self {
-        self.daemon = self.daemon.replicas(replicas);
-        self
-    }
-
-    /// The rootless BuildKit image.
-    pub fn image(mut self, image: impl Into<String>) -> Self {
-        self.daemon = self.daemon.image(image);
-        self
-    }
-
-    /// The TCP port (default 1234).
-    pub fn port(mut self, port: i32) -> Self {
-        self.daemon = self.daemon.port(port);
-        self
-    }
-
-    /// The Secret with `ca.pem`, `cert.pem` and `key.pem` (default `buildkit-daemon-certs`);
-    /// see the type's documentation for the names the certificate must carry.
-    pub fn tls_secret(mut self, secret: impl Into<String>) -> Self {
-        self.daemon = self.daemon.tls_secret(secret);
-        self
-    }
-
-    /// Registry credentials the daemons themselves use.
-    pub fn registry_secret(mut self, secret: Option<String>) -> Self {
-        self.daemon = self.daemon.registry_secret(secret);
-        self
-    }
-
-    /// What the daemon containers may do (see [`BuilderSecurity`]).
-    pub fn security(mut self, security: BuilderSecurity) -> Self {
-        self.daemon = self.daemon.security(security);
-        self
-    }
-
-    /// Add `CAP_SYS_ADMIN` (off by default).
-    pub fn sys_admin(mut self, sys_admin: bool) -> Self {
-        self.daemon = self.daemon.sys_admin(sys_admin);
-        self
-    }
-
-    /// CPU and memory requests and limits of each daemon.
-    pub fn resources(mut self, resources: ResourceRequirements) -> Self {
-        self.daemon = self.daemon.resources(resources);
-        self
-    }
-
-    /// An extra label on every object.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.daemon = self.daemon.label(key, value);
-        self
-    }
+    daemon_setters!(daemon.options);
 
     /// The size of each replica's cache volume (a Kubernetes quantity, default
     /// [`DEFAULT_POOL_CACHE_SIZE`]).
@@ -143,7 +81,7 @@ impl BuildkitPool {
     }
 
     fn service_host(&self) -> String {
-        match &self.daemon.namespace {
+        match &self.daemon.options.namespace {
             Some(namespace) => format!("{}.{namespace}.svc", self.daemon.name),
             None => self.daemon.name.clone(),
         }
@@ -151,14 +89,23 @@ impl BuildkitPool {
 
     /// The pool's address for the builder pool: `dns+tcp://<name>.<namespace>.svc:<port>`.
     pub fn address(&self) -> String {
-        format!("dns+tcp://{}:{}", self.service_host(), self.daemon.port)
+        format!(
+            "dns+tcp://{}:{}",
+            self.service_host(),
+            self.daemon.options.port
+        )
     }
 
     /// Each replica's own address, `tcp://<name>-<i>.<name>.<namespace>.svc:<port>`.
     pub fn member_addresses(&self) -> Vec<String> {
         let host = self.service_host();
-        (0..self.daemon.replicas.max(0))
-            .map(|i| format!("tcp://{}-{i}.{host}:{}", self.daemon.name, self.daemon.port))
+        (0..self.daemon.options.replicas.max(0))
+            .map(|i| {
+                format!(
+                    "tcp://{}-{i}.{host}:{}",
+                    self.daemon.name, self.daemon.options.port
+                )
+            })
             .collect()
     }
 
@@ -168,7 +115,7 @@ impl BuildkitPool {
     pub fn certificate_dns_names(&self) -> Vec<String> {
         let host = self.service_host();
         let mut names = vec![format!("*.{host}"), host.clone()];
-        if self.daemon.namespace.is_some() {
+        if self.daemon.options.namespace.is_some() {
             names.push(format!("*.{host}.cluster.local"));
             names.push(format!("{host}.cluster.local"));
         }
@@ -178,7 +125,7 @@ impl BuildkitPool {
     fn validate(&self) -> Result<(), K8sError> {
         self.daemon.validate()?;
         // `<name>-<i>` is each pod's name and DNS label: it must stay a label.
-        let longest = format!("{}-{}", self.daemon.name, self.daemon.replicas - 1);
+        let longest = format!("{}-{}", self.daemon.name, self.daemon.options.replicas - 1);
         validate_dns_label("name", &longest)?;
         validate_size("cache size", &self.cache_size)?;
         if let Some(class) = &self.storage_class {
@@ -191,11 +138,15 @@ impl BuildkitPool {
     pub fn statefulset(&self) -> Result<StatefulSet, K8sError> {
         self.validate()?;
         let daemon = &self.daemon;
-        let labels = labels(&daemon.name, "buildkitd", &daemon.labels);
+        let labels = labels(&daemon.name, "buildkitd", &daemon.options.labels);
         Ok(StatefulSet {
-            metadata: metadata(&daemon.name, daemon.namespace.as_deref(), labels.clone()),
+            metadata: metadata(
+                &daemon.name,
+                daemon.options.namespace.as_deref(),
+                labels.clone(),
+            ),
             spec: Some(StatefulSetSpec {
-                replicas: Some(daemon.replicas),
+                replicas: Some(daemon.options.replicas),
                 service_name: Some(daemon.name.clone()),
                 pod_management_policy: Some("Parallel".into()),
                 selector: LabelSelector {
