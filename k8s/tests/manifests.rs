@@ -1187,3 +1187,24 @@ fn the_daemon_and_the_pool_take_the_same_options_at_once_or_one_by_one() {
     assert_eq!(BuildkitPool::new("p").daemon_options().replicas, 3);
     assert_eq!(BuildkitDaemon::new("d").daemon_options().replicas, 1);
 }
+
+#[test]
+fn the_build_job_and_the_runner_jobs_refuse_bad_bounds_alike() {
+    let build = |job: BuildJob| job.build().unwrap_err().to_string();
+    let runner = |job: RunnerJob| job.build().unwrap_err().to_string();
+    let build_job = || {
+        BuildJob::new(
+            "build-app",
+            "https://github.com/example-org/app.git",
+            "docker.io/example/app",
+        )
+    };
+    let runner_job = || RunnerJob::github("gha-runner", SecretKeyRef::new("gha-jit", "jitconfig"));
+    let reason = build(build_job().active_deadline_seconds(0));
+    assert!(reason.contains("timing"), "{reason}");
+    assert_eq!(reason, runner(runner_job().active_deadline_seconds(0)));
+    assert_eq!(
+        build(build_job().ttl_seconds_after_finished(-1)),
+        runner(runner_job().ttl_seconds_after_finished(-1))
+    );
+}

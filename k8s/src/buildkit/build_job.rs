@@ -1,15 +1,12 @@
 //! The one-shot build [`Job`] ([`BuildJob`]).
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodSpec;
 
 use super::build_step::{build_step_setters, check_build_target, BuildContainer, BuildStepOptions};
-use crate::common::{
-    labels, metadata, validate_git_ref, validate_job_name, validate_repo_path, validate_tag,
-    SecretKeyRef,
-};
+use crate::common::{validate_git_ref, validate_repo_path, validate_tag, SecretKeyRef};
 use crate::error::K8sError;
+use crate::job::JobShape;
 
 /// A one-shot rootless BuildKit build as a Kubernetes [`Job`]: clones `git_url` at `git_ref`
 /// inside BuildKit (no `--local` context, no workspace volume), builds `dockerfile` and pushes
@@ -125,32 +122,33 @@ impl BuildJob {
         self
     }
 
+    fn shape(&self) -> JobShape<'_> {
+        JobShape {
+            name: &self.name,
+            generate_name: self.generate_name,
+            namespace: self.step.namespace.as_deref(),
+            component: "build",
+            labels: &self.step.labels,
+            ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            active_deadline_seconds: self.active_deadline_seconds,
+            backoff_limit: self.backoff_limit,
+        }
+    }
+
     fn validate(&self) -> Result<(), K8sError> {
-        validate_job_name("name", &self.name, self.generate_name)?;
+        self.shape().validate_name()?;
         self.step.validate()?;
         check_build_target(&self.git_url, &self.image)?;
         validate_git_ref("git ref", &self.git_ref)?;
         validate_repo_path("dockerfile", &self.dockerfile)?;
         validate_tag("tag", &self.tag)?;
-        if self.ttl_seconds_after_finished < 0
-            || self.active_deadline_seconds <= 0
-            || self.backoff_limit < 0
-        {
-            return Err(K8sError::option(
-                "timing",
-                "TTL and backoff limit must be ≥ 0 and the deadline > 0",
-            ));
-        }
-        Ok(())
+        self.shape().validate_bounds()
     }
 
     /// Builds the Job.
     pub fn build(&self) -> Result<Job, K8sError> {
         self.validate()?;
         tracing::debug!(name = %self.name, image = %self.image, tag = %self.tag, "building a BuildKit Job manifest");
-        // With generateName, the labels hold the prefix without its '-'.
-        let name = validate_job_name("name", &self.name, self.generate_name)?;
-        let labels = labels(&name, "build", &self.step.labels);
         let pod = BuildContainer {
             name: self.step.engine.as_str(),
             step: &self.step,
@@ -164,35 +162,13 @@ impl BuildJob {
             source_commit_file: None,
         }
         .render()?;
-        let mut meta = metadata(&name, self.step.namespace.as_deref(), labels.clone());
-        if self.generate_name {
-            meta.name = None;
-            meta.generate_name = Some(format!("{name}-"));
-        }
-        Ok(Job {
-            metadata: meta,
-            spec: Some(JobSpec {
-                backoff_limit: Some(self.backoff_limit),
-                active_deadline_seconds: Some(self.active_deadline_seconds),
-                ttl_seconds_after_finished: Some(self.ttl_seconds_after_finished),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
-                        ..ObjectMeta::default()
-                    }),
-                    spec: Some(PodSpec {
-                        restart_policy: Some("Never".into()),
-                        service_account_name: self.step.service_account.clone(),
-                        automount_service_account_token: Some(false),
-                        security_context: pod.security_context,
-                        containers: vec![pod.container],
-                        volumes: Some(pod.volumes),
-                        ..PodSpec::default()
-                    }),
-                },
-                ..JobSpec::default()
-            }),
-            status: None,
+        self.shape().job(PodSpec {
+            service_account_name: self.step.service_account.clone(),
+            automount_service_account_token: Some(false),
+            security_context: pod.security_context,
+            containers: vec![pod.container],
+            volumes: Some(pod.volumes),
+            ..PodSpec::default()
         })
     }
 }

@@ -1,17 +1,14 @@
 //! A pool of rootless `buildkitd`s: [`StatefulSet`] + headless [`Service`] ([`BuildkitPool`]).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, VolumeResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::daemon::{daemon_setters, BuildkitDaemon, BuildkitDaemonOptions};
 use super::STATE_VOLUME;
-use crate::common::{labels, metadata, validate_dns_label, validate_dns_subdomain, validate_size};
+use crate::common::{
+    claim_spec, labels, metadata, validate_dns_label, validate_dns_subdomain, validate_size,
+};
 use crate::error::K8sError;
 
 /// The default size of each pool replica's cache volume.
@@ -160,18 +157,7 @@ impl BuildkitPool {
                         labels: Some(labels),
                         ..ObjectMeta::default()
                     },
-                    spec: Some(PersistentVolumeClaimSpec {
-                        access_modes: Some(vec!["ReadWriteOnce".into()]),
-                        storage_class_name: self.storage_class.clone(),
-                        resources: Some(VolumeResourceRequirements {
-                            requests: Some(BTreeMap::from([(
-                                "storage".to_string(),
-                                Quantity(self.cache_size.clone()),
-                            )])),
-                            ..VolumeResourceRequirements::default()
-                        }),
-                        ..PersistentVolumeClaimSpec::default()
-                    }),
+                    spec: Some(claim_spec(&self.cache_size, self.storage_class.clone())),
                     status: None,
                 }]),
                 ..StatefulSetSpec::default()
