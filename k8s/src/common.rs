@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     AppArmorProfile, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    KeyToPath, ObjectFieldSelector, PodSecurityContext, Probe, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    KeyToPath, ObjectFieldSelector, PersistentVolumeClaimSpec, PodSecurityContext, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -262,6 +263,24 @@ pub(crate) fn exec_probe(
         failure_threshold: Some(failure_threshold),
         timeout_seconds: Some(10),
         ..Probe::default()
+    }
+}
+
+/// A claim of `size` (a checked quantity) of one node's storage (`ReadWriteOnce`) from
+/// `storage_class` (otherwise the cluster's default): the pool's cache volumes and the
+/// runners' workspace.
+pub(crate) fn claim_spec(size: &str, storage_class: Option<String>) -> PersistentVolumeClaimSpec {
+    PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: storage_class,
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(size.to_string()),
+            )])),
+            limits: None,
+        }),
+        ..PersistentVolumeClaimSpec::default()
     }
 }
 

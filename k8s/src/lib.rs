@@ -49,6 +49,7 @@ pub mod argo;
 pub mod buildkit;
 mod common;
 mod error;
+mod job;
 #[cfg(feature = "launch")]
 pub mod launch;
 pub mod names;

@@ -21,23 +21,22 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Container, EphemeralVolumeSource, PersistentVolumeClaimSpec, PersistentVolumeClaimTemplate,
-    PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeResourceRequirements,
+    Container, EphemeralVolumeSource, PersistentVolumeClaimTemplate, PodSpec, ResourceRequirements,
+    Volume,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::common::{
-    builder_security_context, docker_config_volume, empty_dir, env, env_from_field,
-    env_from_secret, exec_probe, labels, metadata, mount, pod_security_context,
-    restricted_security_context, validate_dns_label, validate_dns_subdomain, validate_image,
-    validate_job_name, validate_labels, validate_size, BuilderSecurity, SecretKeyRef,
-    BUILDKIT_STATE_DIR, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE, DEFAULT_REGISTRY_SECRET,
-    NO_PROCESS_SANDBOX,
+    builder_security_context, claim_spec, docker_config_volume, empty_dir, env, env_from_field,
+    env_from_secret, exec_probe, mount, pod_security_context, restricted_security_context,
+    validate_dns_label, validate_dns_subdomain, validate_image, validate_labels, validate_size,
+    BuilderSecurity, SecretKeyRef, BUILDKIT_STATE_DIR, BUILDKIT_UID, DEFAULT_BUILDKIT_IMAGE,
+    DEFAULT_REGISTRY_SECRET, NO_PROCESS_SANDBOX,
 };
 use super::error::K8sError;
+use super::job::JobShape;
 
 /// The GitHub Actions runner image ARC uses.
 pub const DEFAULT_GITHUB_RUNNER_IMAGE: &str = "ghcr.io/actions/actions-runner:latest";
@@ -309,8 +308,21 @@ impl RunnerJob {
         }
     }
 
+    fn shape(&self) -> JobShape<'_> {
+        JobShape {
+            name: &self.name,
+            generate_name: self.generate_name,
+            namespace: self.namespace.as_deref(),
+            component: self.component(),
+            labels: &self.labels,
+            ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            active_deadline_seconds: self.active_deadline_seconds,
+            backoff_limit: 0,
+        }
+    }
+
     fn validate(&self) -> Result<(), K8sError> {
-        validate_job_name("name", &self.name, self.generate_name)?;
+        self.shape().validate_name()?;
         validate_labels(&self.labels)?;
         if let Some(namespace) = &self.namespace {
             validate_dns_label("namespace", namespace)?;
@@ -345,58 +357,26 @@ impl RunnerJob {
         if let Some(account) = &self.service_account {
             validate_dns_subdomain("service account", account)?;
         }
-        if self.ttl_seconds_after_finished < 0 || self.active_deadline_seconds <= 0 {
-            return Err(K8sError::option(
-                "timing",
-                "the TTL must be ≥ 0 and the deadline > 0",
-            ));
-        }
-        Ok(())
+        self.shape().validate_bounds()
     }
 
     /// Builds the Job.
     pub fn build(&self) -> Result<Job, K8sError> {
         self.validate()?;
-        // With generateName, the labels hold the prefix without its '-'.
-        let name = validate_job_name("name", &self.name, self.generate_name)?;
-        let labels = labels(&name, self.component(), &self.labels);
         let mut volumes = vec![self.workspace_volume()];
         let (builder, builder_volumes) = self.builder_container();
         volumes.extend(builder_volumes);
         let (runner, runner_volumes) = self.runner_container();
         volumes.extend(runner_volumes);
-
-        let mut meta = metadata(&name, self.namespace.as_deref(), labels.clone());
-        if self.generate_name {
-            meta.name = None;
-            meta.generate_name = Some(format!("{name}-"));
-        }
-        Ok(Job {
-            metadata: meta,
-            spec: Some(JobSpec {
-                backoff_limit: Some(0),
-                active_deadline_seconds: Some(self.active_deadline_seconds),
-                ttl_seconds_after_finished: Some(self.ttl_seconds_after_finished),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
-                        ..ObjectMeta::default()
-                    }),
-                    spec: Some(PodSpec {
-                        restart_policy: Some("Never".into()),
-                        service_account_name: self.service_account.clone(),
-                        automount_service_account_token: Some(self.service_account.is_some()),
-                        // Both containers write the workspace: it belongs to the builder's group.
-                        security_context: Some(pod_security_context(BUILDKIT_UID)),
-                        init_containers: Some(vec![builder]),
-                        containers: vec![runner],
-                        volumes: Some(volumes),
-                        ..PodSpec::default()
-                    }),
-                },
-                ..JobSpec::default()
-            }),
-            status: None,
+        self.shape().job(PodSpec {
+            service_account_name: self.service_account.clone(),
+            automount_service_account_token: Some(self.service_account.is_some()),
+            // Both containers write the workspace: it belongs to the builder's group.
+            security_context: Some(pod_security_context(BUILDKIT_UID)),
+            init_containers: Some(vec![builder]),
+            containers: vec![runner],
+            volumes: Some(volumes),
+            ..PodSpec::default()
         })
     }
 
@@ -412,18 +392,7 @@ impl RunnerJob {
                         )])),
                         ..ObjectMeta::default()
                     }),
-                    spec: PersistentVolumeClaimSpec {
-                        access_modes: Some(vec!["ReadWriteOnce".into()]),
-                        storage_class_name: self.storage_class.clone(),
-                        resources: Some(VolumeResourceRequirements {
-                            requests: Some(BTreeMap::from([(
-                                "storage".to_string(),
-                                Quantity(self.workspace_size.clone()),
-                            )])),
-                            limits: None,
-                        }),
-                        ..PersistentVolumeClaimSpec::default()
-                    },
+                    spec: claim_spec(&self.workspace_size, self.storage_class.clone()),
                 }),
             }),
             ..Volume::default()

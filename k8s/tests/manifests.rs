@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cicd_agents_k8s::argo::{BuildAndUpdateChart, ChartUpdate, WorkflowTemplate};
 use cicd_agents_k8s::buildkit::{
-    BuildEngine, BuildJob, BuildkitDaemon, BuildkitPool, BUILD_SCRIPT,
+    BuildEngine, BuildJob, BuildkitDaemon, BuildkitDaemonOptions, BuildkitPool, BUILD_SCRIPT,
 };
 use cicd_agents_k8s::k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use cicd_agents_k8s::runners::{Builder, RunnerJob, BUILDAH_SERVER_SCRIPT};
@@ -1141,4 +1141,70 @@ fn bad_pool_values_are_refused_naming_the_option() {
             other => panic!("{pool:?}: expected a refusal of {option}, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn the_daemon_and_the_pool_take_the_same_options_at_once_or_one_by_one() {
+    let options = BuildkitDaemonOptions {
+        namespace: Some("ci".into()),
+        replicas: 2,
+        image: "registry.example.com/buildkit:rootless".into(),
+        port: 4321,
+        tls_secret: "daemon-certs".into(),
+        registry_secret: Some("regcred".into()),
+        ..BuildkitDaemonOptions::default()
+    };
+    let daemon = BuildkitDaemon::new("buildkitd").options(options.clone());
+    let pool = BuildkitPool::new("buildkitd-pool").options(options.clone());
+    assert_eq!(daemon.daemon_options(), &options);
+    assert_eq!(pool.daemon_options(), &options);
+    assert_eq!(
+        daemon.manifests().unwrap(),
+        BuildkitDaemon::new("buildkitd")
+            .namespace("ci")
+            .replicas(2)
+            .image("registry.example.com/buildkit:rootless")
+            .port(4321)
+            .tls_secret("daemon-certs")
+            .registry_secret(Some("regcred".into()))
+            .manifests()
+            .unwrap()
+    );
+    assert_eq!(
+        pool.manifests().unwrap(),
+        BuildkitPool::new("buildkitd-pool")
+            .namespace("ci")
+            .replicas(2)
+            .image("registry.example.com/buildkit:rootless")
+            .port(4321)
+            .tls_secret("daemon-certs")
+            .registry_secret(Some("regcred".into()))
+            .manifests()
+            .unwrap()
+    );
+    assert_eq!(pool.address(), "dns+tcp://buildkitd-pool.ci.svc:4321");
+    // The pool keeps its own default of three replicas; the options' default is one.
+    assert_eq!(BuildkitPool::new("p").daemon_options().replicas, 3);
+    assert_eq!(BuildkitDaemon::new("d").daemon_options().replicas, 1);
+}
+
+#[test]
+fn the_build_job_and_the_runner_jobs_refuse_bad_bounds_alike() {
+    let build = |job: BuildJob| job.build().unwrap_err().to_string();
+    let runner = |job: RunnerJob| job.build().unwrap_err().to_string();
+    let build_job = || {
+        BuildJob::new(
+            "build-app",
+            "https://github.com/example-org/app.git",
+            "docker.io/example/app",
+        )
+    };
+    let runner_job = || RunnerJob::github("gha-runner", SecretKeyRef::new("gha-jit", "jitconfig"));
+    let reason = build(build_job().active_deadline_seconds(0));
+    assert!(reason.contains("timing"), "{reason}");
+    assert_eq!(reason, runner(runner_job().active_deadline_seconds(0)));
+    assert_eq!(
+        build(build_job().ttl_seconds_after_finished(-1)),
+        runner(runner_job().ttl_seconds_after_finished(-1))
+    );
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use cicd_agents_pipeline::k8s::argo::{BuildAndUpdateChart, ChartUpdate};
 use cicd_agents_pipeline::k8s::buildkit::{
-    BuildEngine, BuildJob, BuildStepOptions, BuildkitDaemon, BuildkitPool, DEFAULT_POOL_CACHE_SIZE,
+    BuildEngine, BuildJob, BuildStepOptions, BuildkitDaemon, BuildkitDaemonOptions, BuildkitPool,
+    DEFAULT_DAEMON_PORT, DEFAULT_POOL_CACHE_SIZE, DEFAULT_TLS_SECRET,
 };
 use cicd_agents_pipeline::k8s::launch::{
     Cleanup, CleanupReport, JobLauncher, JobResult, LaunchOptions,
@@ -222,19 +223,45 @@ struct DeploymentArgs {
     /// Deployment and Service name.
     #[arg(long, default_value = "buildkitd")]
     name: String,
-    /// Namespace.
-    #[arg(long, short = 'n')]
-    namespace: Option<String>,
     /// Number of daemons.
     #[arg(long, default_value_t = 1)]
     replicas: i32,
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+struct PoolArgs {
+    /// StatefulSet and headless Service name (replicas are NAME-0, NAME-1, …).
+    #[arg(long, default_value = "buildkitd-pool")]
+    name: String,
+    /// Number of daemons.
+    #[arg(long, default_value_t = 3)]
+    replicas: i32,
+    /// Size of each replica's cache volume (a Kubernetes quantity).
+    #[arg(long = "cache-size", default_value = DEFAULT_POOL_CACHE_SIZE)]
+    cache_size: String,
+    /// Storage class of the cache volumes (otherwise the cluster's default).
+    #[arg(long = "storage-class")]
+    storage_class: Option<String>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// The options of `render deployment` and `render pool` but their names and replica counts.
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
     /// TCP port.
-    #[arg(long, default_value_t = 1234)]
+    #[arg(long, default_value_t = DEFAULT_DAEMON_PORT)]
     port: i32,
-    /// Secret with ca.pem, cert.pem and key.pem.
-    #[arg(long = "tls-secret", default_value = "buildkit-daemon-certs")]
+    /// Secret with ca.pem, cert.pem and key.pem (for a pool, one server certificate for every
+    /// replica: give it the wildcard SANs above).
+    #[arg(long = "tls-secret", default_value = DEFAULT_TLS_SECRET)]
     tls_secret: String,
-    /// dockerconfigjson Secret the daemon itself uses (cache export, private base images).
+    /// dockerconfigjson Secret the daemons themselves use (cache export, private base images).
     #[arg(long = "registry-secret")]
     registry_secret: Option<String>,
     /// Rootless BuildKit image.
@@ -244,38 +271,20 @@ struct DeploymentArgs {
     security: SecurityArgs,
 }
 
-#[derive(Debug, Args)]
-struct PoolArgs {
-    /// StatefulSet and headless Service name (replicas are NAME-0, NAME-1, …).
-    #[arg(long, default_value = "buildkitd-pool")]
-    name: String,
-    /// Namespace.
-    #[arg(long, short = 'n')]
-    namespace: Option<String>,
-    /// Number of daemons.
-    #[arg(long, default_value_t = 3)]
-    replicas: i32,
-    /// TCP port.
-    #[arg(long, default_value_t = 1234)]
-    port: i32,
-    /// Secret with ca.pem, cert.pem and key.pem (one server certificate for every replica:
-    /// give it the wildcard SANs above).
-    #[arg(long = "tls-secret", default_value = "buildkit-daemon-certs")]
-    tls_secret: String,
-    /// dockerconfigjson Secret the daemons themselves use (cache export, private base images).
-    #[arg(long = "registry-secret")]
-    registry_secret: Option<String>,
-    /// Rootless BuildKit image.
-    #[arg(long)]
-    image: Option<String>,
-    /// Size of each replica's cache volume (a Kubernetes quantity).
-    #[arg(long = "cache-size", default_value = DEFAULT_POOL_CACHE_SIZE)]
-    cache_size: String,
-    /// Storage class of the cache volumes (otherwise the cluster's default).
-    #[arg(long = "storage-class")]
-    storage_class: Option<String>,
-    #[command(flatten)]
-    security: SecurityArgs,
+impl DaemonArgs {
+    fn options(&self, replicas: i32) -> BuildkitDaemonOptions {
+        let defaults = BuildkitDaemonOptions::default();
+        BuildkitDaemonOptions {
+            namespace: self.namespace.clone(),
+            replicas,
+            image: self.image.clone().unwrap_or(defaults.image),
+            port: self.port,
+            tls_secret: self.tls_secret.clone(),
+            registry_secret: self.registry_secret.clone(),
+            security: self.security.security(),
+            ..defaults
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -550,38 +559,16 @@ fn secret_ref(flag: &str, text: &str) -> anyhow::Result<SecretKeyRef> {
 fn render(command: RenderCommand) -> anyhow::Result<Vec<Manifest>> {
     Ok(match command {
         RenderCommand::Job(args) => vec![args.build()?.build().map_err(k8s_error)?.into()],
-        RenderCommand::Deployment(args) => {
-            let mut daemon = BuildkitDaemon::new(&args.name)
-                .replicas(args.replicas)
-                .port(args.port)
-                .tls_secret(&args.tls_secret)
-                .registry_secret(args.registry_secret.clone())
-                .security(args.security.security());
-            if let Some(namespace) = &args.namespace {
-                daemon = daemon.namespace(namespace);
-            }
-            if let Some(image) = &args.image {
-                daemon = daemon.image(image);
-            }
-            daemon.manifests().map_err(k8s_error)?
-        }
-        RenderCommand::Pool(args) => {
-            let mut pool = BuildkitPool::new(&args.name)
-                .replicas(args.replicas)
-                .port(args.port)
-                .tls_secret(&args.tls_secret)
-                .registry_secret(args.registry_secret.clone())
-                .cache_size(&args.cache_size)
-                .storage_class(args.storage_class.clone())
-                .security(args.security.security());
-            if let Some(namespace) = &args.namespace {
-                pool = pool.namespace(namespace);
-            }
-            if let Some(image) = &args.image {
-                pool = pool.image(image);
-            }
-            pool.manifests().map_err(k8s_error)?
-        }
+        RenderCommand::Deployment(args) => BuildkitDaemon::new(&args.name)
+            .options(args.daemon.options(args.replicas))
+            .manifests()
+            .map_err(k8s_error)?,
+        RenderCommand::Pool(args) => BuildkitPool::new(&args.name)
+            .options(args.daemon.options(args.replicas))
+            .cache_size(&args.cache_size)
+            .storage_class(args.storage_class.clone())
+            .manifests()
+            .map_err(k8s_error)?,
         RenderCommand::WorkflowTemplate(args) => {
             let chart = ChartUpdate {
                 repo: args.chart_repo.clone(),
