@@ -705,8 +705,8 @@ async fn run(
         .await
 }
 
-/// Turns a finished run into the Python result.
-fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<BuildResult> {
+/// Turns a finished (or waited-for) run into the Python result.
+fn finish(outcome: PyResult<Outcome>, failure: &CallbackFailure) -> PyResult<BuildResult> {
     match failure.outcome(outcome)? {
         Ok(result) => Ok(BuildResult { inner: result }),
         Err(err) => Err(errors::from_buildkit(err)),
@@ -727,11 +727,7 @@ pub(crate) fn build_blocking(
         progress.sink,
         progress.failure,
     ))?;
-    let outcome = task.wait(py);
-    if let Some(err) = failure.take() {
-        return Err(err);
-    }
-    finish(outcome?, &failure)
+    finish(task.wait(py), &failure)
 }
 
 /// `Client.build_async()`.
@@ -745,7 +741,7 @@ pub(crate) fn build_awaitable<'py>(
     let client = client.clone();
     awaitable(py, async move {
         let outcome = run(client, options, progress.sink, progress.failure).await;
-        finish(outcome, &failure)
+        finish(Ok(outcome), &failure)
     })
 }
 
@@ -970,10 +966,10 @@ impl BuildStream {
                     }
                 }
                 Ok(Message::Done(outcome)) => {
-                    let ended = outcome
-                        .map_err(|panic| errors::internal(format!("panic: {panic}")))
-                        .and_then(|outcome| finish(outcome, &self.failure))
-                        .and_then(|result| Py::new(py, result));
+                    let outcome =
+                        outcome.map_err(|panic| errors::internal(format!("panic: {panic}")));
+                    let ended =
+                        finish(outcome, &self.failure).and_then(|result| Py::new(py, result));
                     match ended {
                         Ok(result) => self.state = StreamState::Done(result),
                         Err(err) => {
