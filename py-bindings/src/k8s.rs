@@ -347,47 +347,69 @@ fn security(base: Option<BuilderSecurity>, sys_admin: Option<bool>) -> RustSecur
     security
 }
 
-/// The build step's keyword arguments (shared by ``BuildJob`` and ``BuildAndUpdateChart``) as
-/// the library's one `BuildStepOptions`.
-#[allow(clippy::too_many_arguments)]
-fn step_options(
-    py: Python<'_>,
-    namespace: Option<String>,
-    context_subdir: Option<String>,
-    cache_ref: Option<String>,
-    insecure_cache_registry: bool,
-    insecure_registry: bool,
-    registry_secret: Option<String>,
-    git_token: Option<SecretKeyRef>,
-    buildkit_image: Option<String>,
-    builder: Option<String>,
-    kaniko_image: Option<String>,
-    security: Option<BuilderSecurity>,
-    sys_admin: Option<bool>,
-    resources: Option<&Bound<'_, PyAny>>,
-    service_account: Option<String>,
-    labels: Option<&Bound<'_, PyAny>>,
-) -> PyResult<BuildStepOptions> {
-    let defaults = BuildStepOptions::default();
-    Ok(BuildStepOptions {
-        namespace,
-        context_subdir,
-        cache_ref,
-        insecure_cache_registry,
-        insecure_registry,
-        registry_secret,
-        git_token: git_token.map(|t| t.inner),
-        buildkit_image: buildkit_image.unwrap_or(defaults.buildkit_image),
-        engine: match builder {
-            Some(name) => name.parse().map_err(from_k8s)?,
-            None => defaults.engine,
-        },
-        kaniko_image: kaniko_image.unwrap_or(defaults.kaniko_image),
-        security: self::security(security, sys_admin),
-        resources: self::resources(py, resources, "resources")?,
-        service_account,
-        labels: self::labels(labels)?,
-    })
+/// A `#[pymethods]` block for a class built on the library's `BuildStepOptions` (``BuildJob``,
+/// ``BuildAndUpdateChart``): its constructor takes the class's own arguments (`new(...)`: their
+/// Python signature, then `fn new(...)`: their Rust parameters) followed by the build step's
+/// keywords, which are declared and translated here once; the constructor's body receives
+/// them as `BuildStepOptions` under the name after `with`. Further methods pass through.
+macro_rules! build_step_methods {
+    (
+        impl $class:ident {
+            new($($signature:tt)*)
+            fn new($($param:ident: $ty:ty),+ $(,)?) with $step:ident $body:block
+            $($methods:tt)*
+        }
+    ) => {
+        #[pymethods]
+        impl $class {
+            #[new]
+            #[pyo3(signature = ($($signature)*, namespace=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, builder=None, kaniko_image=None, security=None, sys_admin=None, resources=None, service_account=None, labels=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn new(
+                py: Python<'_>,
+                $($param: $ty,)+
+                namespace: Option<String>,
+                context_subdir: Option<String>,
+                cache_ref: Option<String>,
+                insecure_cache_registry: bool,
+                insecure_registry: bool,
+                registry_secret: Option<String>,
+                git_token: Option<SecretKeyRef>,
+                buildkit_image: Option<String>,
+                builder: Option<String>,
+                kaniko_image: Option<String>,
+                security: Option<BuilderSecurity>,
+                sys_admin: Option<bool>,
+                resources: Option<&Bound<'_, PyAny>>,
+                service_account: Option<String>,
+                labels: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Self> {
+                let defaults = BuildStepOptions::default();
+                let $step = BuildStepOptions {
+                    namespace,
+                    context_subdir,
+                    cache_ref,
+                    insecure_cache_registry,
+                    insecure_registry,
+                    registry_secret,
+                    git_token: git_token.map(|t| t.inner),
+                    buildkit_image: buildkit_image.unwrap_or(defaults.buildkit_image),
+                    engine: match builder {
+                        Some(name) => name.parse().map_err(from_k8s)?,
+                        None => defaults.engine,
+                    },
+                    kaniko_image: kaniko_image.unwrap_or(defaults.kaniko_image),
+                    security: self::security(security, sys_admin),
+                    resources: self::resources(py, resources, "resources")?,
+                    service_account,
+                    labels: self::labels(labels)?,
+                };
+                Ok($body)
+            }
+
+            $($methods)*
+        }
+    };
 }
 
 /// A one-shot rootless BuildKit build ``Job``: clones ``git_url`` at ``git_ref`` inside
@@ -410,74 +432,39 @@ pub struct BuildJob {
     inner: RustBuildJob,
 }
 
-#[pymethods]
-impl BuildJob {
-    #[new]
-    #[pyo3(signature = (name, git_url, image, *, namespace=None, generate_name=false, git_ref=None, context_subdir=None, dockerfile=None, tag=None, push=true, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), git_token=None, buildkit_image=None, builder=None, kaniko_image=None, security=None, sys_admin=None, resources=None, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None, service_account=None, labels=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        name: String,
-        git_url: String,
-        image: String,
-        namespace: Option<String>,
-        generate_name: bool,
-        git_ref: Option<String>,
-        context_subdir: Option<String>,
-        dockerfile: Option<String>,
-        tag: Option<String>,
-        push: bool,
-        cache_ref: Option<String>,
-        insecure_cache_registry: bool,
-        insecure_registry: bool,
-        registry_secret: Option<String>,
-        git_token: Option<SecretKeyRef>,
-        buildkit_image: Option<String>,
-        builder: Option<String>,
-        kaniko_image: Option<String>,
-        security: Option<BuilderSecurity>,
-        sys_admin: Option<bool>,
-        resources: Option<&Bound<'_, PyAny>>,
-        ttl_seconds_after_finished: Option<i32>,
-        active_deadline_seconds: Option<i64>,
-        backoff_limit: Option<i32>,
-        service_account: Option<String>,
-        labels: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let step = step_options(
-            py,
-            namespace,
-            context_subdir,
-            cache_ref,
-            insecure_cache_registry,
-            insecure_registry,
-            registry_secret,
-            git_token,
-            buildkit_image,
-            builder,
-            kaniko_image,
-            security,
-            sys_admin,
-            resources,
-            service_account,
-            labels,
-        )?;
-        let mut job = RustBuildJob::new(name, git_url, image)
-            .options(step)
-            .generate_name(generate_name)
-            .push(push);
-        set_some!(job; git_ref, dockerfile, tag, ttl_seconds_after_finished, active_deadline_seconds, backoff_limit);
-        Ok(BuildJob { inner: job })
-    }
+build_step_methods! {
+    impl BuildJob {
+        new(name, git_url, image, *, generate_name=false, git_ref=None, dockerfile=None, tag=None, push=true, ttl_seconds_after_finished=None, active_deadline_seconds=None, backoff_limit=None)
+        fn new(
+            name: String,
+            git_url: String,
+            image: String,
+            generate_name: bool,
+            git_ref: Option<String>,
+            dockerfile: Option<String>,
+            tag: Option<String>,
+            push: bool,
+            ttl_seconds_after_finished: Option<i32>,
+            active_deadline_seconds: Option<i64>,
+            backoff_limit: Option<i32>,
+        ) with step {
+            let mut job = RustBuildJob::new(name, git_url, image)
+                .options(step)
+                .generate_name(generate_name)
+                .push(push);
+            set_some!(job; git_ref, dockerfile, tag, ttl_seconds_after_finished, active_deadline_seconds, backoff_limit);
+            BuildJob { inner: job }
+        }
 
-    /// Checks the values and returns the ``Job`` as a ``Manifest``.
-    fn build(&self) -> PyResult<Manifest> {
-        let job = self.inner.build().map_err(from_k8s)?;
-        Ok(Manifest { inner: job.into() })
-    }
+        /// Checks the values and returns the ``Job`` as a ``Manifest``.
+        fn build(&self) -> PyResult<Manifest> {
+            let job = self.inner.build().map_err(from_k8s)?;
+            Ok(Manifest { inner: job.into() })
+        }
 
-    fn __repr__(&self) -> String {
-        "BuildJob(...)".to_string()
+        fn __repr__(&self) -> String {
+            "BuildJob(...)".to_string()
+        }
     }
 }
 
@@ -681,76 +668,41 @@ pub struct BuildAndUpdateChart {
     inner: RustWorkflow,
 }
 
-#[pymethods]
-impl BuildAndUpdateChart {
-    #[new]
-    #[pyo3(signature = (name, git_url, image, chart, *, namespace=None, default_tag=None, default_git_ref=None, default_dockerfile=None, context_subdir=None, cache_ref=None, insecure_cache_registry=false, insecure_registry=false, registry_secret=Some(DEFAULT_REGISTRY_SECRET.to_string()), github_token=None, git_token=None, buildkit_image=None, builder=None, kaniko_image=None, security=None, sys_admin=None, resources=None, tool_uid=None, service_account=None, active_deadline_seconds=None, ttl_seconds_after_completion=None, labels=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        name: String,
-        git_url: String,
-        image: String,
-        chart: ChartUpdate,
-        namespace: Option<String>,
-        default_tag: Option<String>,
-        default_git_ref: Option<String>,
-        default_dockerfile: Option<String>,
-        context_subdir: Option<String>,
-        cache_ref: Option<String>,
-        insecure_cache_registry: bool,
-        insecure_registry: bool,
-        registry_secret: Option<String>,
-        github_token: Option<SecretKeyRef>,
-        git_token: Option<SecretKeyRef>,
-        buildkit_image: Option<String>,
-        builder: Option<String>,
-        kaniko_image: Option<String>,
-        security: Option<BuilderSecurity>,
-        sys_admin: Option<bool>,
-        resources: Option<&Bound<'_, PyAny>>,
-        tool_uid: Option<i64>,
-        service_account: Option<String>,
-        active_deadline_seconds: Option<i64>,
-        ttl_seconds_after_completion: Option<i32>,
-        labels: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let step = step_options(
-            py,
-            namespace,
-            context_subdir,
-            cache_ref,
-            insecure_cache_registry,
-            insecure_registry,
-            registry_secret,
-            git_token,
-            buildkit_image,
-            builder,
-            kaniko_image,
-            security,
-            sys_admin,
-            resources,
-            service_account,
-            labels,
-        )?;
-        let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner).options(step);
-        set_some!(workflow; default_tag, default_git_ref, default_dockerfile);
-        if let Some(v) = github_token {
-            workflow = workflow.github_token(v.inner);
+build_step_methods! {
+    impl BuildAndUpdateChart {
+        new(name, git_url, image, chart, *, default_tag=None, default_git_ref=None, default_dockerfile=None, github_token=None, tool_uid=None, active_deadline_seconds=None, ttl_seconds_after_completion=None)
+        fn new(
+            name: String,
+            git_url: String,
+            image: String,
+            chart: ChartUpdate,
+            default_tag: Option<String>,
+            default_git_ref: Option<String>,
+            default_dockerfile: Option<String>,
+            github_token: Option<SecretKeyRef>,
+            tool_uid: Option<i64>,
+            active_deadline_seconds: Option<i64>,
+            ttl_seconds_after_completion: Option<i32>,
+        ) with step {
+            let mut workflow = RustWorkflow::new(name, git_url, image, chart.inner).options(step);
+            set_some!(workflow; default_tag, default_git_ref, default_dockerfile);
+            if let Some(v) = github_token {
+                workflow = workflow.github_token(v.inner);
+            }
+            set_some!(workflow; tool_uid, active_deadline_seconds, ttl_seconds_after_completion);
+            BuildAndUpdateChart { inner: workflow }
         }
-        set_some!(workflow; tool_uid, active_deadline_seconds, ttl_seconds_after_completion);
-        Ok(BuildAndUpdateChart { inner: workflow })
-    }
 
-    /// Checks the values and returns the ``WorkflowTemplate`` as a ``Manifest``.
-    fn build(&self) -> PyResult<Manifest> {
-        Ok(Manifest {
-            inner: self.inner.build().map_err(from_k8s)?.into(),
-        })
-    }
+        /// Checks the values and returns the ``WorkflowTemplate`` as a ``Manifest``.
+        fn build(&self) -> PyResult<Manifest> {
+            Ok(Manifest {
+                inner: self.inner.build().map_err(from_k8s)?.into(),
+            })
+        }
 
-    fn __repr__(&self) -> String {
-        "BuildAndUpdateChart(...)".to_string()
+        fn __repr__(&self) -> String {
+            "BuildAndUpdateChart(...)".to_string()
+        }
     }
 }
 

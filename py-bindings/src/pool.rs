@@ -197,38 +197,27 @@ async fn run(
     mut sink: Box<dyn ProgressSink>,
     failure: Arc<CallbackFailure>,
 ) -> Outcome {
-    let build = pool.build(&key, &options, sink.as_mut());
-    tokio::select! {
-        result = build => Some(result),
-        _ = failure.raised() => None,
-    }
+    failure
+        .race(pool.build(&key, &options, sink.as_mut()))
+        .await
 }
 
-fn finish(outcome: Outcome, failure: &CallbackFailure) -> PyResult<PooledBuild> {
-    if let Some(err) = failure.take() {
-        return Err(err);
-    }
-    match outcome {
-        Some(Ok(pooled)) => {
-            let result = Python::attach(|py| {
-                Py::new(
-                    py,
-                    BuildResult {
-                        inner: pooled.result,
-                    },
-                )
-            })?;
-            Ok(PooledBuild {
-                result,
-                address: pooled.address,
-                passed_over: pooled.passed_over,
-            })
-        }
-        Some(Err(err)) => Err(from_pool(err)),
-        None => Err(errors::internal(
-            "the build stopped for a progress callback error that was lost",
-        )),
-    }
+/// Turns a finished (or waited-for) pool build into the Python result.
+fn finish(outcome: PyResult<Outcome>, failure: &CallbackFailure) -> PyResult<PooledBuild> {
+    let pooled = failure.outcome(outcome)?.map_err(from_pool)?;
+    let result = Python::attach(|py| {
+        Py::new(
+            py,
+            BuildResult {
+                inner: pooled.result,
+            },
+        )
+    })?;
+    Ok(PooledBuild {
+        result,
+        address: pooled.address,
+        passed_over: pooled.passed_over,
+    })
 }
 
 /// A client over several BuildKit daemons with sticky routing, health checks and failover.
@@ -416,11 +405,7 @@ impl BuilderPool {
             progress.sink,
             progress.failure,
         ))?;
-        let outcome = task.wait(py);
-        if let Some(err) = failure.take() {
-            return Err(err);
-        }
-        finish(outcome?, &failure)
+        finish(task.wait(py), &failure)
     }
 
     /// ``build()`` as a coroutine with the same arguments: nothing starts until it is awaited.
@@ -438,7 +423,7 @@ impl BuilderPool {
         let pool = self.inner.clone();
         awaitable(py, async move {
             let outcome = run(pool, key, options, progress.sink, progress.failure).await;
-            finish(outcome, &failure)
+            finish(Ok(outcome), &failure)
         })
     }
 

@@ -343,13 +343,15 @@ impl CallbackFailure {
         }
     }
 
-    /// What a [`race`](CallbackFailure::race) gives Python: the callback's error if one
-    /// raised, else the work's outcome.
-    pub fn outcome<T>(&self, raced: Option<T>) -> PyResult<T> {
+    /// What a [`race`](CallbackFailure::race) gives Python, awaited directly (`Ok(raced)`)
+    /// or through a blocking wait that can fail itself (Ctrl-C, a panic): the callback's
+    /// error if one raised (it wins: the callback's exception is why the work ended), else
+    /// the wait's error, else the work's outcome.
+    pub fn outcome<T>(&self, waited: PyResult<Option<T>>) -> PyResult<T> {
         if let Some(err) = self.take() {
             return Err(err);
         }
-        raced.ok_or_else(|| {
+        waited?.ok_or_else(|| {
             crate::errors::internal("the build stopped for a progress callback error that was lost")
         })
     }

@@ -10,7 +10,9 @@ skipped): these tests are meant to run against the real thing.
 import json
 import os
 import shlex
+import socket
 import subprocess
+import threading
 import urllib.request
 import uuid
 from pathlib import Path
@@ -101,6 +103,111 @@ class TestEnv:
         return url, self.git_root / f"{name}.git"
 
 
+class Relay:
+    """A relay to the Docker daemon's embedded BuildKit that stands for a ``buildkitd``.
+
+    Every accepted connection dials the Docker socket, sends ``POST /grpc`` upgraded to
+    h2c (what buildx sends) and then copies bytes both ways. It listens on the unix
+    socket ``path``, or on a fresh loopback TCP port when ``path`` is None (``addr`` is
+    then ``tcp://127.0.0.1:PORT``). ``cut()`` closes the relayed connections,
+    ``black_hole()`` stops forwarding while keeping them open, ``close()`` stops
+    listening too (new connections are refused).
+    """
+
+    def __init__(self, docker_sock, path=None):
+        self.docker_sock = docker_sock
+        self.black_holed = False
+        self._sockets = []
+        self._lock = threading.Lock()
+        if path is None:
+            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._listener.bind(("127.0.0.1", 0))
+            self.addr = "tcp://127.0.0.1:%d" % self._listener.getsockname()[1]
+        else:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(str(path))
+            self.addr = f"unix://{path}"
+        self._listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        docker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            docker.connect(self.docker_sock)
+            docker.sendall(
+                b"POST /grpc HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n"
+                b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = docker.recv(4096)
+                if not chunk:
+                    raise OSError("the Docker daemon closed the connection before upgrading")
+                head += chunk
+        except OSError:
+            client.close()
+            docker.close()
+            return
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        with self._lock:
+            self._sockets += [client, docker]
+        if rest:
+            client.sendall(rest)
+        threading.Thread(target=self._pump, args=(client, docker), daemon=True).start()
+        self._pump(docker, client)
+
+    def _pump(self, source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if self.black_holed:
+                    continue
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        """Closes every relayed connection (both sides) and keeps listening."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def black_hole(self):
+        """Stops forwarding in both directions; every socket stays open."""
+        self.black_holed = True
+
+    def close(self):
+        """Stops listening (a blocked accept() keeps a closed socket listening on Linux
+        unless it is shut down first) and cuts every relayed connection."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self.cut()
+
+
 def git(*args, cwd=None):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -155,6 +262,23 @@ def make_context(tmp_path, testenv):
         return directory
 
     return make
+
+
+@pytest.fixture
+def make_relay(testenv):
+    """make_relay(path=None) -> a started ``Relay`` (TCP unless a unix socket path is given),
+    closed after the test."""
+    docker_sock = testenv.docker_addr.split("unix://", 1)[1]
+    relays = []
+
+    def make(path=None):
+        relay = Relay(docker_sock, path)
+        relays.append(relay)
+        return relay
+
+    yield make
+    for relay in relays:
+        relay.close()
 
 
 def processes_with(marker):

@@ -18,94 +18,9 @@ import pytest
 import cicd_agents
 
 
-class FaultRelay:
-    """A unix-socket relay to the daemon's embedded BuildKit with fault controls."""
-
-    def __init__(self, docker_sock, path):
-        self.docker_sock = docker_sock
-        self.addr = f"unix://{path}"
-        self.black_holed = False
-        self._sockets = []
-        self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(path))
-        self._listener.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client):
-        docker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        docker.connect(self.docker_sock)
-        docker.sendall(
-            b"POST /grpc HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n"
-            b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = docker.recv(4096)
-            if not chunk:
-                client.close()
-                return
-            head += chunk
-        head, _, rest = head.partition(b"\r\n\r\n")
-        assert b" 101 " in head.split(b"\r\n")[0], head
-        with self._lock:
-            self._sockets += [client, docker]
-        if rest:
-            client.sendall(rest)
-        threading.Thread(target=self._pump, args=(client, docker), daemon=True).start()
-        self._pump(docker, client)
-
-    def _pump(self, source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if self.black_holed:
-                    continue
-                sink.sendall(data)
-        except OSError:
-            pass
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        """Closes every relayed connection (both sides) and keeps listening."""
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def black_hole(self):
-        """Stops forwarding in both directions; every socket stays open."""
-        self.black_holed = True
-
-    def close(self):
-        self._listener.close()
-        self.cut()
-
-
 @pytest.fixture
-def relay(testenv, tmp_path):
-    docker_sock = testenv.docker_addr.split("unix://", 1)[1]
-    relay = FaultRelay(docker_sock, tmp_path / "buildkitd.sock")
-    yield relay
-    relay.close()
+def relay(make_relay, tmp_path):
+    return make_relay(tmp_path / "buildkitd.sock")
 
 
 def _sleeping_context(make_context):

@@ -159,3 +159,72 @@ def test_failed_build_raises_with_the_report(client, testenv, repos):
     # A failed build never touches the chart.
     values = git("--git-dir", str(repos["chart_bare"]), "show", "main:charts/app/values.yaml")
     assert values == CHART_VALUES
+
+
+def _pool_pipeline(testenv, tmp_path, pool=None):
+    """A pipeline building a local context (``build.pool`` set when ``pool`` is given)."""
+    unique = testenv.unique("py-pl-pool")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {testenv.base_image}\nRUN echo {unique} > /id\n")
+    build = {"images": [f"{testenv.registry}/pytest/{unique}"], "network": "host", "push": True}
+    if pool is not None:
+        build["pool"] = pool
+    definition = {"name": "py-pool", "source": {"local": str(tmp_path), "context": "ctx"}, "build": build}
+    return cicd_agents.Pipeline.from_dict(definition), context, unique
+
+
+def test_run_on_the_definitions_pool_fails_over_past_a_stopped_daemon(testenv, tmp_path, make_relay):
+    relays = [make_relay() for _ in range(3)]
+    addresses = [r.addr for r in relays]
+    pipeline, context, unique = _pool_pipeline(testenv, tmp_path, pool=addresses)
+    # The daemon the project's routing key prefers is the one that is down.
+    preferred = cicd_agents.BuilderPool(addresses).rank(cicd_agents.routing_key(context))[0]
+    relays[addresses.index(preferred)].close()
+
+    report = pipeline.run(overrides={"image-tag": "pool"}, progress=lambda event: None)
+    assert report.success, report.to_json()
+    assert report.builder in addresses and report.builder != preferred
+    assert [address for address, _ in report.passed_over] == [preferred]
+    assert all(reason for _, reason in report.passed_over)
+    assert report.digest == testenv.registry_digest(f"pytest/{unique}", "pool")
+    assert report.to_dict()["build"]["builder"] == report.builder
+
+
+def test_run_on_a_builder_pool_given_as_client(testenv, tmp_path, make_relay):
+    relays = [make_relay() for _ in range(2)]
+    pool = cicd_agents.BuilderPool([r.addr for r in relays], connect_timeout=2, retry_after=60)
+    # The definition's own pool is unreachable: the given pool wins.
+    pipeline, context, unique = _pool_pipeline(testenv, tmp_path, pool=["tcp://127.0.0.1:9"])
+    preferred = pool.rank(cicd_agents.routing_key(context))[0]
+    next(r for r in relays if r.addr == preferred).close()
+
+    report = pipeline.run(pool, overrides={"image-tag": "given"})
+    assert report.success, report.to_json()
+    assert report.builder == next(r.addr for r in relays if r.addr != preferred)
+    assert [address for address, _ in report.passed_over] == [preferred]
+    assert report.digest == testenv.registry_digest(f"pytest/{unique}", "given")
+
+
+def test_run_with_every_pool_daemon_down_raises_pool_unavailable(testenv, tmp_path, make_relay):
+    relays = [make_relay() for _ in range(2)]
+    addresses = [r.addr for r in relays]
+    for relay in relays:
+        relay.close()
+    pipeline, context, _ = _pool_pipeline(testenv, tmp_path, pool=addresses)
+    with pytest.raises(cicd_agents.PoolUnavailable) as caught:
+        pipeline.run(overrides={"image-tag": "down"})
+    err = caught.value
+    assert isinstance(err, cicd_agents.PoolError)
+    assert err.key == cicd_agents.routing_key(context)
+    assert sorted(a.address for a in err.tried) == sorted(addresses)
+    for address in addresses:
+        assert address in str(err)
+    report = err.report
+    assert isinstance(report, cicd_agents.RunReport) and not report.success and report.error
+
+    # The same with a BuilderPool passed as the client.
+    pool = cicd_agents.BuilderPool(addresses, connect_timeout=2)
+    with pytest.raises(cicd_agents.PoolUnavailable) as caught:
+        pipeline.run(pool, overrides={"image-tag": "down"})
+    assert sorted(a.address for a in caught.value.tried) == sorted(addresses)

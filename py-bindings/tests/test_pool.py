@@ -1,6 +1,7 @@
 """BuilderPool against the real environment: the test daemon plus an unreachable unix:// one."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -152,3 +153,36 @@ def test_the_dns_form_discovers_members_from_the_system_resolver():
         with pytest.raises(cicd_agents.InvalidOption) as info:
             cicd_agents.BuilderPool([bad])
         assert bad in str(info.value)
+
+
+def _ours(client, marker):
+    return [b for b in client.active_builds() if b.frontend_attrs.get("label:marker") == marker]
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_raising_progress_callback_cancels_the_pool_build_and_re_raises(testenv, unreachable, make_context, awaited):
+    class Stop(Exception):
+        pass
+
+    pool = make_pool(testenv, unreachable)
+    marker = testenv.unique("pool-stop")
+    context = make_context(f"FROM {{base}}\nRUN echo {marker} && sleep 60\n")
+
+    labels = {"marker": marker}
+
+    def stop_when_running(event):
+        if event.kind == "vertex" and marker in event.name and event.started:
+            raise Stop("enough")
+
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        if awaited:
+            asyncio.run(pool.build_async(context, network="host", labels=labels, progress=stop_when_running))
+        else:
+            pool.build(context, network="host", labels=labels, progress=stop_when_running)
+    assert time.monotonic() - started < 45, "the build ran to its end"
+    client = cicd_agents.Client(testenv.docker_addr)
+    deadline = time.monotonic() + 20
+    while _ours(client, marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _ours(client, marker), "the build still runs on the daemon"
