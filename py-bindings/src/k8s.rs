@@ -15,7 +15,7 @@ use cicd_agents_pipeline::k8s::argo::{
 };
 use cicd_agents_pipeline::k8s::buildkit::{
     BuildJob as RustBuildJob, BuildStepOptions, BuildkitDaemon as RustDaemon,
-    BuildkitPool as RustPool, BUILD_SCRIPT,
+    BuildkitDaemonOptions, BuildkitPool as RustPool, BUILD_SCRIPT,
 };
 use cicd_agents_pipeline::k8s::k8s_openapi::api::core::v1::ResourceRequirements;
 use cicd_agents_pipeline::k8s::runners::{
@@ -468,6 +468,42 @@ build_step_methods! {
     }
 }
 
+/// The keywords `BuildkitDaemon` and `BuildkitPool` share, translated once onto the
+/// library's `BuildkitDaemonOptions` (starting from the builder's own defaults).
+struct DaemonKeywords<'a, 'py> {
+    namespace: Option<String>,
+    replicas: Option<i32>,
+    image: Option<String>,
+    port: Option<i32>,
+    tls_secret: Option<String>,
+    registry_secret: Option<String>,
+    security: Option<BuilderSecurity>,
+    sys_admin: Option<bool>,
+    resources: Option<&'a Bound<'py, PyAny>>,
+    labels: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl DaemonKeywords<'_, '_> {
+    fn apply(
+        self,
+        py: Python<'_>,
+        mut options: BuildkitDaemonOptions,
+    ) -> PyResult<BuildkitDaemonOptions> {
+        options.namespace = self.namespace.or(options.namespace);
+        options.replicas = self.replicas.unwrap_or(options.replicas);
+        options.image = self.image.unwrap_or(options.image);
+        options.port = self.port.unwrap_or(options.port);
+        options.tls_secret = self.tls_secret.unwrap_or(options.tls_secret);
+        options.registry_secret = self.registry_secret;
+        options.security = security(self.security, self.sys_admin);
+        if let Some(v) = resources(py, self.resources, "resources")? {
+            options.resources = Some(v);
+        }
+        options.labels.extend(labels(self.labels)?);
+        Ok(options)
+    }
+}
+
 /// A long-running rootless ``buildkitd``: a ``Deployment`` listening on TCP with mutual TLS
 /// (certificates from a Secret with ``ca.pem``, ``cert.pem``, ``key.pem``) and a ``Service``.
 ///
@@ -499,16 +535,21 @@ impl BuildkitDaemon {
         resources: Option<&Bound<'_, PyAny>>,
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut daemon = RustDaemon::new(name)
-            .registry_secret(registry_secret)
-            .security(self::security(security, sys_admin));
-        set_some!(daemon; namespace, replicas, image, port, tls_secret);
-        if let Some(v) = self::resources(py, resources, "resources")? {
-            daemon = daemon.resources(v);
+        let daemon = RustDaemon::new(name);
+        let options = DaemonKeywords {
+            namespace,
+            replicas,
+            image,
+            port,
+            tls_secret,
+            registry_secret,
+            security,
+            sys_admin,
+            resources,
+            labels,
         }
-        for (key, value) in self::labels(labels)? {
-            daemon = daemon.label(key, value);
-        }
+        .apply(py, daemon.daemon_options().clone())?;
+        let daemon = daemon.options(options);
         Ok(BuildkitDaemon { inner: daemon })
     }
 
@@ -578,34 +619,24 @@ impl BuildkitPool {
         resources: Option<&Bound<'_, PyAny>>,
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut pool = RustPool::new(name)
-            .registry_secret(registry_secret)
-            .storage_class(storage_class)
-            .security(self::security(security, sys_admin));
-        if let Some(v) = namespace {
-            pool = pool.namespace(v);
-        }
-        if let Some(v) = replicas {
-            pool = pool.replicas(v);
-        }
-        if let Some(v) = image {
-            pool = pool.image(v);
-        }
-        if let Some(v) = port {
-            pool = pool.port(v);
-        }
-        if let Some(v) = tls_secret {
-            pool = pool.tls_secret(v);
-        }
+        let mut pool = RustPool::new(name).storage_class(storage_class);
         if let Some(v) = cache_size {
             pool = pool.cache_size(v);
         }
-        if let Some(v) = self::resources(py, resources, "resources")? {
-            pool = pool.resources(v);
+        let options = DaemonKeywords {
+            namespace,
+            replicas,
+            image,
+            port,
+            tls_secret,
+            registry_secret,
+            security,
+            sys_admin,
+            resources,
+            labels,
         }
-        for (key, value) in self::labels(labels)? {
-            pool = pool.label(key, value);
-        }
+        .apply(py, pool.daemon_options().clone())?;
+        let pool = pool.options(options);
         Ok(BuildkitPool { inner: pool })
     }
 
