@@ -242,10 +242,40 @@ fn absolute(path: &Path) -> String {
 /// assert!(check_address("ftp://host:21").is_err());
 /// ```
 pub fn check_address(text: &str) -> Result<String, Error> {
-    if DnsPoolAddress::is_dns(text) {
-        Ok(text.parse::<DnsPoolAddress>()?.to_string())
-    } else {
-        Ok(text.parse::<Address>()?.to_string())
+    Ok(match PoolAddress::parse(text)? {
+        PoolAddress::Dns(address) => address.to_string(),
+        PoolAddress::Daemon(address) => address.to_string(),
+    })
+}
+
+/// One entry of a pool's address list, read once for [`check_address`] and
+/// [`BuilderPool::new`].
+enum PoolAddress {
+    /// A daemon reached at this address.
+    Daemon(Address),
+    /// Members discovered from DNS.
+    Dns(DnsPoolAddress),
+}
+
+impl PoolAddress {
+    fn parse(text: &str) -> Result<PoolAddress, Error> {
+        if DnsPoolAddress::is_dns(text) {
+            return Ok(PoolAddress::Dns(text.parse()?));
+        }
+        text.parse::<Address>()
+            .map(PoolAddress::Daemon)
+            .map_err(|err| match err {
+                // A scheme the daemon address does not know may be a mistyped discovery form.
+                Error::InvalidAddress { address, reason } if reason.contains("scheme") => {
+                    Error::InvalidAddress {
+                        address,
+                        reason: format!(
+                            "{reason}; a pool also takes dns+tcp://<service>.<namespace>.svc:<port>"
+                        ),
+                    }
+                }
+                other => other,
+            })
     }
 }
 
@@ -272,24 +302,24 @@ impl BuilderPool {
         let mut members: Vec<Arc<Member>> = Vec::new();
         let mut dns: Vec<DnsPoolAddress> = Vec::new();
         for text in addresses {
-            if DnsPoolAddress::is_dns(text.as_ref()) {
-                let address: DnsPoolAddress = text.as_ref().parse().map_err(PoolError::Address)?;
-                if dns.contains(&address) {
-                    return Err(PoolError::Address(Error::InvalidAddress {
-                        address: address.to_string(),
-                        reason: "listed twice in the pool".into(),
-                    }));
-                }
-                dns.push(address);
-                continue;
-            }
-            let address: Address = text.as_ref().parse().map_err(PoolError::Address)?;
-            let address = address.to_string();
-            if members.iter().any(|m| m.address == address) {
-                return Err(PoolError::Address(Error::InvalidAddress {
+            let twice = |address: String| {
+                PoolError::Address(Error::InvalidAddress {
                     address,
                     reason: "listed twice in the pool".into(),
-                }));
+                })
+            };
+            let address = match PoolAddress::parse(text.as_ref()).map_err(PoolError::Address)? {
+                PoolAddress::Dns(address) => {
+                    if dns.contains(&address) {
+                        return Err(twice(address.to_string()));
+                    }
+                    dns.push(address);
+                    continue;
+                }
+                PoolAddress::Daemon(address) => address.to_string(),
+            };
+            if members.iter().any(|m| m.address == address) {
+                return Err(twice(address));
             }
             members.push(Arc::new(Member {
                 address,
@@ -711,6 +741,36 @@ mod tests {
         match BuilderPool::new(addresses, TlsOptions::default()) {
             Ok(pool) => pool,
             Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn the_pool_and_check_address_read_addresses_alike() {
+        for text in ["ftp://h:1", "dns://svc:1", "h:1234", "tcp://a:1,tcp://b:1"] {
+            let checked = match check_address(text) {
+                Ok(ok) => panic!("{text}: accepted as {ok}"),
+                Err(err) => err.to_string(),
+            };
+            let pooled = match BuilderPool::new([text], TlsOptions::default()) {
+                Ok(_) => panic!("{text}: the pool took it"),
+                Err(err) => err.to_string(),
+            };
+            assert!(pooled.contains(&checked), "{text}: {pooled} / {checked}");
+        }
+        let unknown = check_address("dns://svc.ci.svc:1234").map_err(|e| e.to_string());
+        assert!(
+            matches!(&unknown, Err(m) if m.contains("dns+tcp://<service>")),
+            "{unknown:?}"
+        );
+        for twice in [
+            ["tcp://a:1234", "tcp://a:1234"],
+            ["dns+tcp://p.ci.svc:1234", "dns+tcp://p.ci.svc:1234"],
+        ] {
+            let err = BuilderPool::new(twice, TlsOptions::default()).map(drop);
+            assert!(
+                matches!(&err, Err(e) if e.to_string().contains("listed twice")),
+                "{twice:?}: {err:?}"
+            );
         }
     }
 
