@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::git::{format_elapsed, CommitVars, WriteBack, WriteBackConfig};
+use crate::git::{format_elapsed, Checkout, CommitVars, WriteBack, WriteBackConfig};
 use crate::values::{self, KeyPath, Segment};
 use cicd_agents_types::duration::serialize_seconds as seconds;
 
@@ -156,9 +156,18 @@ impl ChartUpdate {
     /// `config.retry.timeout` has passed (see [`crate::git`]). Blocking: from async
     /// code call it in `spawn_blocking`.
     pub fn apply(&self, progress: &mut dyn FnMut(ChartProgress<'_>)) -> Result<ChartOutcome> {
-        let writeback = WriteBack::new(self.config.clone())?;
+        self.apply_on(None, progress)
+    }
+
+    /// [`apply`](Self::apply) on a clone made earlier with [`WriteBack::checkout`] from the same
+    /// configuration (a pipeline clones the chart while its image builds); `None` clones now.
+    pub fn apply_on(
+        &self,
+        checkout: Option<Checkout>,
+        progress: &mut dyn FnMut(ChartProgress<'_>),
+    ) -> Result<ChartOutcome> {
         let mut changes = Vec::new();
-        let outcome = writeback.run(|tree| {
+        let edit = |tree: &crate::git::Worktree<'_>| {
             let (vars, edited) = self.edit(|rel| Ok(tree.resolve(rel)?))?;
             changes = edited;
             progress(ChartProgress::Edited {
@@ -166,7 +175,11 @@ impl ChartUpdate {
                 changes: &changes,
             });
             Ok(vars)
-        })?;
+        };
+        let outcome = match checkout {
+            Some(checkout) => checkout.run(edit)?,
+            None => WriteBack::new(self.config.clone())?.run(edit)?,
+        };
         Ok(ChartOutcome {
             repo: self.config.url.clone(),
             branch: outcome.branch,

@@ -625,3 +625,47 @@ fn configuration_is_validated() {
         "Debug of the config shows the token"
     );
 }
+
+/// A clone made ahead of the edit (a pipeline clones the chart while its image builds) works on
+/// the branch as it is when the edit runs, not as it was when it was cloned: a change pushed in
+/// between is seen on the first attempt.
+#[test]
+fn a_checkout_made_ahead_edits_the_tip_of_when_it_runs() {
+    let env = TestEnv::required();
+    let url = chart_repo(&env, "wb-ahead");
+    let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
+    let chart = |key: &str, value: &str| ChartUpdate {
+        config: wb.config().clone(),
+        updates: update(key, value),
+        vars: vars(),
+    };
+
+    // Someone else sets the tag after our clone: ours, setting the same value, finds nothing
+    // to do at once (without the fetch it would commit, be rejected and only then see it).
+    let checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
+    let theirs = update_values(&wb, &update("image.tag", "4.0.0"), &vars())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let theirs = theirs.commit.unwrap_or_else(|| panic!("no commit"));
+    let same = chart("image.tag", "4.0.0")
+        .apply_on(Some(checkout), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(same.commit, None, "{same:?}");
+    assert_eq!(same.attempts, 1);
+    assert_eq!(same.parent, theirs);
+
+    // An unrelated change after our clone: ours lands on top of it in one attempt.
+    let checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
+    let other = update_values(&wb, &update("worker.image.tag", "5.0.0"), &vars())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let other = other.commit.unwrap_or_else(|| panic!("no commit"));
+    let ours = chart("image.tag", "4.1.0")
+        .apply_on(Some(checkout), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ours.attempts, 1, "{ours:?}");
+    assert_eq!(ours.parent, other);
+    let clone = fresh_clone(&env, &url, "main");
+    let values =
+        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    assert!(values.contains("tag: \"4.1.0\""), "{values}");
+    assert!(values.contains("tag: 5.0.0"), "{values}");
+}

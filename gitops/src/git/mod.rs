@@ -288,6 +288,194 @@ pub struct WriteBack {
     display_url: String,
 }
 
+/// A shallow clone of the chart branch made ahead of its edit ([`WriteBack::checkout`]);
+/// [`run`](Checkout::run) edits, commits and pushes on it as [`WriteBack::run`] does. The
+/// clone lives in a temporary directory removed when the checkout is dropped.
+#[derive(Debug)]
+pub struct Checkout {
+    writeback: WriteBack,
+    tmp: tempfile::TempDir,
+    /// Made ahead of time: the branch tip is fetched again before the first edit.
+    ahead: bool,
+    /// When the clone started (the deadline of a write-back that cloned just now).
+    started: Instant,
+}
+
+impl Checkout {
+    fn repo(&self) -> PathBuf {
+        self.tmp.path().join("repo")
+    }
+
+    fn git(&self) -> GitRunner {
+        let cfg = &self.writeback.config;
+        GitRunner::new(
+            &cfg.git_program,
+            &self.tmp.path().join("home"),
+            &self.writeback.origin,
+            cfg.auth.as_ref(),
+        )
+    }
+
+    /// Runs `edit` on the clone, commits and pushes, retrying on rejection: see
+    /// [`WriteBack::run`].
+    pub fn run<F>(self, mut edit: F) -> Result<WriteBackOutcome>
+    where
+        F: FnMut(&Worktree<'_>) -> Result<CommitVars>,
+    {
+        let this = &self.writeback;
+        let cfg = &this.config;
+        let target = cfg
+            .push_branch
+            .clone()
+            .unwrap_or_else(|| cfg.branch.clone());
+        let git = self.git();
+        let repo = self.repo();
+        let budget = if self.ahead {
+            Budget::start(&cfg.retry)
+        } else {
+            Budget::since(&cfg.retry, self.started)
+        };
+        // What the last failed attempt ran into, for the error once the deadline passed.
+        let mut last_failure = LastFailure::None;
+        // A commit whose push failed in transit (5xx, connection lost): the server may have
+        // taken it anyway, which the next attempt's fetch shows.
+        let mut in_flight: Option<WriteBackOutcome> = None;
+        let mut attempt = 0u32;
+        loop {
+            if attempt > 0 && !this.pause_after(attempt, &last_failure, &budget) {
+                break;
+            }
+            attempt += 1;
+            let attempt_started = Instant::now();
+            if attempt > 1 || target != cfg.branch || self.ahead {
+                match this.sync(&git, &repo, &target) {
+                    Ok(()) => {}
+                    Err(err) if err.is_transient() => {
+                        last_failure = LastFailure::Transient(err);
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            let parent = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            if let Some(landed) = in_flight.take() {
+                if landed.commit.as_deref() == Some(parent.as_str()) {
+                    tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
+                    return Ok(WriteBackOutcome {
+                        attempts: attempt - 1,
+                        elapsed: budget.elapsed(),
+                        ..landed
+                    });
+                }
+            }
+            let worktree = Worktree {
+                root: &repo,
+                attempt,
+            };
+            let vars = edit(&worktree)?;
+            let files = changed_files(&git, &repo)?;
+            if files.is_empty() {
+                tracing::info!(branch = %target, parent = %parent, attempt, "nothing changed; no commit");
+                return Ok(WriteBackOutcome {
+                    commit: None,
+                    parent,
+                    branch: target,
+                    attempts: attempt,
+                    elapsed: budget.elapsed(),
+                    files,
+                    message: None,
+                });
+            }
+            git.local(&repo, ["add", "--all"])?;
+            let message = cfg.message.render(&vars, &files);
+            let (name, email) = (cfg.author.name.as_str(), cfg.author.email.as_str());
+            let out = git.run(
+                Some(&repo),
+                [
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "--no-gpg-sign",
+                    "--cleanup=strip",
+                    "-F",
+                    "-",
+                ],
+                &[
+                    ("GIT_AUTHOR_NAME", name),
+                    ("GIT_AUTHOR_EMAIL", email),
+                    ("GIT_COMMITTER_NAME", name),
+                    ("GIT_COMMITTER_EMAIL", email),
+                ],
+                Some(&message),
+            )?;
+            if !out.success {
+                return Err(command_error("commit", &out).into());
+            }
+            let commit = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?files, "pushing");
+            let pushed = this.push(&git, &repo, &target);
+            tracing::debug!(
+                attempt,
+                attempt_ms = attempt_started.elapsed().as_millis() as u64,
+                "attempt finished"
+            );
+            let outcome = WriteBackOutcome {
+                commit: Some(commit.clone()),
+                parent: parent.clone(),
+                branch: target.clone(),
+                attempts: attempt,
+                elapsed: budget.elapsed(),
+                files,
+                message: Some(message),
+            };
+            match pushed {
+                Ok(PushStatus::Pushed) => {
+                    tracing::info!(commit = %commit, branch = %target, attempt, elapsed_ms = outcome.elapsed.as_millis() as u64, "pushed");
+                    return Ok(outcome);
+                }
+                Ok(PushStatus::Rejected {
+                    reason,
+                    retryable: false,
+                }) => {
+                    return Err(GitError::PushRejected {
+                        url: this.display_url.clone(),
+                        branch: target,
+                        reason,
+                    }
+                    .into());
+                }
+                Ok(PushStatus::Rejected {
+                    reason,
+                    retryable: true,
+                }) => last_failure = LastFailure::Rejected(reason),
+                Err(err) if err.is_transient() => {
+                    in_flight = Some(outcome);
+                    last_failure = LastFailure::Transient(err);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let elapsed = budget.elapsed();
+        Err(Error::Git(match last_failure {
+            LastFailure::Transient(err) => err.with_attempts(attempt, elapsed),
+            LastFailure::Rejected(reason) => GitError::RetriesExhausted {
+                url: this.display_url.clone(),
+                branch: target,
+                attempts: attempt,
+                elapsed,
+                reason,
+            },
+            LastFailure::None => GitError::RetriesExhausted {
+                url: this.display_url.clone(),
+                branch: target,
+                attempts: attempt,
+                elapsed,
+                reason: String::new(),
+            },
+        }))
+    }
+}
+
 /// What the last failed attempt of a write-back ran into.
 enum LastFailure {
     None,
@@ -366,15 +554,23 @@ impl WriteBack {
     /// edit runs again on the new tip each time, so it must be idempotent: set values, don't
     /// append). `edit` returns the variables for the commit message (`{files}` is filled in
     /// here). An error from `edit` stops the write-back before anything is committed.
-    pub fn run<F>(&self, mut edit: F) -> Result<WriteBackOutcome>
+    pub fn run<F>(&self, edit: F) -> Result<WriteBackOutcome>
     where
         F: FnMut(&Worktree<'_>) -> Result<CommitVars>,
     {
+        self.clone_into_checkout(false)?.run(edit)
+    }
+
+    /// Makes the shallow clone now, for a [`Checkout::run`] later: a caller that knows it will
+    /// write back (a pipeline, while its image builds) takes the clone off the critical path.
+    /// The later run fetches the branch tip once more before the first edit, so an edit never
+    /// works on a stale tree; the retry deadline counts from that run.
+    pub fn checkout(&self) -> Result<Checkout> {
+        self.clone_into_checkout(true)
+    }
+
+    fn clone_into_checkout(&self, ahead: bool) -> Result<Checkout> {
         let cfg = &self.config;
-        let target = cfg
-            .push_branch
-            .clone()
-            .unwrap_or_else(|| cfg.branch.clone());
         let tmp = tempfile::Builder::new()
             .prefix("cicd-writeback-")
             .tempdir()
@@ -382,157 +578,21 @@ impl WriteBack {
                 action: "creating a temporary directory".into(),
                 source,
             })?;
-        let home = tmp.path().join("home");
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir_all(&home).map_err(|source| GitError::Io {
+        std::fs::create_dir_all(tmp.path().join("home")).map_err(|source| GitError::Io {
             action: "creating a temporary directory".into(),
             source,
         })?;
-        let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
-
-        let budget = Budget::start(&cfg.retry);
-        self.clone_with_retries(&git, &repo, &budget)?;
-
-        // What the last failed attempt ran into, for the error once the deadline passed.
-        let mut last_failure = LastFailure::None;
-        // A commit whose push failed in transit (5xx, connection lost): the server may have
-        // taken it anyway, which the next attempt's fetch shows.
-        let mut in_flight: Option<WriteBackOutcome> = None;
-        let mut attempt = 0u32;
-        loop {
-            if attempt > 0 && !self.pause_after(attempt, &last_failure, &budget) {
-                break;
-            }
-            attempt += 1;
-            let attempt_started = Instant::now();
-            if attempt > 1 || target != cfg.branch {
-                match self.sync(&git, &repo, &target) {
-                    Ok(()) => {}
-                    Err(err) if err.is_transient() => {
-                        last_failure = LastFailure::Transient(err);
-                        continue;
-                    }
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            let parent = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
-            if let Some(landed) = in_flight.take() {
-                if landed.commit.as_deref() == Some(parent.as_str()) {
-                    tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
-                    return Ok(WriteBackOutcome {
-                        attempts: attempt - 1,
-                        elapsed: budget.elapsed(),
-                        ..landed
-                    });
-                }
-            }
-            let worktree = Worktree {
-                root: &repo,
-                attempt,
-            };
-            let vars = edit(&worktree)?;
-            let files = changed_files(&git, &repo)?;
-            if files.is_empty() {
-                tracing::info!(branch = %target, parent = %parent, attempt, "nothing changed; no commit");
-                return Ok(WriteBackOutcome {
-                    commit: None,
-                    parent,
-                    branch: target,
-                    attempts: attempt,
-                    elapsed: budget.elapsed(),
-                    files,
-                    message: None,
-                });
-            }
-            git.local(&repo, ["add", "--all"])?;
-            let message = cfg.message.render(&vars, &files);
-            let (name, email) = (cfg.author.name.as_str(), cfg.author.email.as_str());
-            let out = git.run(
-                Some(&repo),
-                [
-                    "commit",
-                    "--quiet",
-                    "--no-verify",
-                    "--no-gpg-sign",
-                    "--cleanup=strip",
-                    "-F",
-                    "-",
-                ],
-                &[
-                    ("GIT_AUTHOR_NAME", name),
-                    ("GIT_AUTHOR_EMAIL", email),
-                    ("GIT_COMMITTER_NAME", name),
-                    ("GIT_COMMITTER_EMAIL", email),
-                ],
-                Some(&message),
-            )?;
-            if !out.success {
-                return Err(command_error("commit", &out).into());
-            }
-            let commit = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
-            tracing::info!(commit = %commit, parent = %parent, branch = %target, attempt, files = ?files, "pushing");
-            let pushed = self.push(&git, &repo, &target);
-            tracing::debug!(
-                attempt,
-                attempt_ms = attempt_started.elapsed().as_millis() as u64,
-                "attempt finished"
-            );
-            let outcome = WriteBackOutcome {
-                commit: Some(commit.clone()),
-                parent: parent.clone(),
-                branch: target.clone(),
-                attempts: attempt,
-                elapsed: budget.elapsed(),
-                files,
-                message: Some(message),
-            };
-            match pushed {
-                Ok(PushStatus::Pushed) => {
-                    tracing::info!(commit = %commit, branch = %target, attempt, elapsed_ms = outcome.elapsed.as_millis() as u64, "pushed");
-                    return Ok(outcome);
-                }
-                Ok(PushStatus::Rejected {
-                    reason,
-                    retryable: false,
-                }) => {
-                    return Err(GitError::PushRejected {
-                        url: self.display_url.clone(),
-                        branch: target,
-                        reason,
-                    }
-                    .into());
-                }
-                Ok(PushStatus::Rejected {
-                    reason,
-                    retryable: true,
-                }) => last_failure = LastFailure::Rejected(reason),
-                Err(err) if err.is_transient() => {
-                    in_flight = Some(outcome);
-                    last_failure = LastFailure::Transient(err);
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        let elapsed = budget.elapsed();
-        Err(Error::Git(match last_failure {
-            LastFailure::Transient(err) => err.with_attempts(attempt, elapsed),
-            LastFailure::Rejected(reason) => GitError::RetriesExhausted {
-                url: self.display_url.clone(),
-                branch: target,
-                attempts: attempt,
-                elapsed,
-                reason,
-            },
-            LastFailure::None => GitError::RetriesExhausted {
-                url: self.display_url.clone(),
-                branch: target,
-                attempts: attempt,
-                elapsed,
-                reason: String::new(),
-            },
-        }))
+        let checkout = Checkout {
+            writeback: self.clone(),
+            tmp,
+            ahead,
+            started: Instant::now(),
+        };
+        let git = checkout.git();
+        let budget = Budget::since(&cfg.retry, checkout.started);
+        self.clone_with_retries(&git, &checkout.repo(), &budget)?;
+        Ok(checkout)
     }
-
     /// The shallow clone, retried like a push when the server answers 5xx or cannot be
     /// reached, within the same deadline.
     fn clone_with_retries(

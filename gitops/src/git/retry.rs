@@ -96,6 +96,11 @@ impl<'a> Budget<'a> {
         }
     }
 
+    /// A budget whose clock started at `started` (the clone of a write-back that runs now).
+    pub(super) fn since(policy: &'a RetryPolicy, started: Instant) -> Self {
+        Self { policy, started }
+    }
+
     pub(super) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

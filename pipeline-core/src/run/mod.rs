@@ -532,6 +532,16 @@ impl Runner {
             }
         };
 
+        // The chart is cloned while the image builds: its clone is off the critical path.
+        // Should it fail, the update clones again (with its own retries and errors).
+        let early_checkout = match (&client, &writeback) {
+            (Some(_), Some(writeback)) => {
+                let writeback = writeback.clone();
+                Some(tokio::task::spawn_blocking(move || writeback.checkout()))
+            }
+            _ => None,
+        };
+
         // build
         recorder.start(Step::Build);
         let digest = match client {
@@ -616,9 +626,20 @@ impl Runner {
                 }
             }
         } else {
+            let checkout = match early_checkout {
+                Some(task) => match task.await {
+                    Ok(Ok(checkout)) => Some(checkout),
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "the early chart clone failed; cloning again");
+                        None
+                    }
+                    Err(_) => None,
+                },
+                None => None,
+            };
             let rec = Arc::clone(recorder);
             let outcome = blocking(move || {
-                update.apply(&mut |ChartProgress::Edited { attempt, changes }| {
+                update.apply_on(checkout, &mut |ChartProgress::Edited { attempt, changes }| {
                     if attempt == 1 {
                         for c in changes {
                             rec.progress(Step::UpdateChart, describe_change(c));
