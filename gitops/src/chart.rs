@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::git::{format_elapsed, CommitVars, WriteBack, WriteBackConfig};
+use crate::git::{format_elapsed, Checkout, CommitVars, WriteBack, WriteBackConfig};
 use crate::values::{self, KeyPath, Segment};
 use cicd_agents_types::duration::serialize_seconds as seconds;
 
@@ -156,9 +156,20 @@ impl ChartUpdate {
     /// `config.retry.timeout` has passed (see [`crate::git`]). Blocking: from async
     /// code call it in `spawn_blocking`.
     pub fn apply(&self, progress: &mut dyn FnMut(ChartProgress<'_>)) -> Result<ChartOutcome> {
+        self.apply_on(None, progress)
+    }
+
+    /// [`apply`](Self::apply) starting from a clone made ahead with
+    /// [`WriteBack::clone_ahead`] (same configuration) when given, e.g. while the image was
+    /// being built; see [`WriteBack::run_on`]. Blocking.
+    pub fn apply_on(
+        &self,
+        checkout: Option<Checkout>,
+        progress: &mut dyn FnMut(ChartProgress<'_>),
+    ) -> Result<ChartOutcome> {
         let writeback = WriteBack::new(self.config.clone())?;
         let mut changes = Vec::new();
-        let outcome = writeback.run(|tree| {
+        let outcome = writeback.run_on(checkout, |tree| {
             let (vars, edited) = self.edit(|rel| Ok(tree.resolve(rel)?))?;
             changes = edited;
             progress(ChartProgress::Edited {

@@ -322,6 +322,47 @@ fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits()
     assert!(values.contains("tag: \"4.0.0\""), "{values}");
 }
 
+/// A clone made ahead (while an image builds) is what the write-back starts from; when the
+/// branch moved after it was made, the push is rejected and the edit lands on the new tip,
+/// keeping the other commit. A clone made ahead and never used is simply dropped.
+#[test]
+fn a_clone_made_ahead_is_used_and_a_branch_moved_since_is_handled() {
+    let env = TestEnv::required();
+    let url = chart_repo(&env, "wb-ahead");
+    let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
+    let unused = wb.clone_ahead().unwrap_or_else(|e| panic!("{e}"));
+    drop(unused);
+    let checkout = wb.clone_ahead().unwrap_or_else(|e| panic!("{e}"));
+    let cloned_at = remote_head(&env, &url, "main");
+    competing_push(&env, &url, 1);
+    let edits = update("image.tag", "5.0.0");
+    let mut attempts = Vec::new();
+    let outcome = wb
+        .run_on(Some(checkout), |tree| {
+            attempts.push(tree.attempt());
+            let path = tree.resolve("chart/values.yaml")?;
+            cicd_agents_gitops::values::edit_file(&path, &edits[0].edits)?;
+            Ok(CommitVars::default())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Attempt 1 edited the clone made ahead (the old tip), attempt 2 the moved branch.
+    assert_eq!(outcome.attempts, 2, "{outcome:?}");
+    assert_eq!(attempts, [1, 2]);
+    assert_ne!(Some(outcome.parent.clone()), cloned_at);
+    let clone = fresh_clone(&env, &url, "main");
+    assert_eq!(
+        git(&env, clone.path(), &["rev-parse", "HEAD"]).trim(),
+        outcome.commit.unwrap_or_default()
+    );
+    assert!(
+        clone.path().join("other-1.txt").is_file(),
+        "competing commit lost"
+    );
+    let values =
+        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    assert!(values.contains("tag: \"5.0.0\""), "{values}");
+}
+
 #[test]
 fn retries_stop_at_the_deadline_and_say_how_many_attempts_were_made() {
     let env = TestEnv::required();

@@ -280,6 +280,31 @@ impl Worktree<'_> {
     }
 }
 
+/// A shallow clone of a write-back's branch made ahead of its edit
+/// ([`WriteBack::clone_ahead`]), in a temporary directory removed when it is dropped.
+#[derive(Debug)]
+pub struct Checkout {
+    tmp: tempfile::TempDir,
+}
+
+/// A temporary directory for a write-back: itself, its `home` (created) and where the clone goes.
+fn scratch_dirs() -> Result<(tempfile::TempDir, PathBuf, PathBuf), GitError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("cicd-writeback-")
+        .tempdir()
+        .map_err(|source| GitError::Io {
+            action: "creating a temporary directory".into(),
+            source,
+        })?;
+    let home = tmp.path().join("home");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&home).map_err(|source| GitError::Io {
+        action: "creating a temporary directory".into(),
+        source,
+    })?;
+    Ok((tmp, home, repo))
+}
+
 /// Performs write-backs with one configuration.
 #[derive(Debug, Clone)]
 pub struct WriteBack {
@@ -366,7 +391,31 @@ impl WriteBack {
     /// edit runs again on the new tip each time, so it must be idempotent: set values, don't
     /// append). `edit` returns the variables for the commit message (`{files}` is filled in
     /// here). An error from `edit` stops the write-back before anything is committed.
-    pub fn run<F>(&self, mut edit: F) -> Result<WriteBackOutcome>
+    pub fn run<F>(&self, edit: F) -> Result<WriteBackOutcome>
+    where
+        F: FnMut(&Worktree<'_>) -> Result<CommitVars>,
+    {
+        self.run_on(None, edit)
+    }
+
+    /// Makes the write-back's shallow clone of the branch now (with the clone's retries),
+    /// before the edit is known, e.g. while the image is being built; [`run_on`](Self::run_on)
+    /// then starts from it instead of cloning. Blocking.
+    pub fn clone_ahead(&self) -> Result<Checkout> {
+        let cfg = &self.config;
+        let (tmp, home, repo) = scratch_dirs()?;
+        let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
+        let budget = Budget::start(&cfg.retry);
+        self.clone_with_retries(&git, &repo, &budget)?;
+        Ok(Checkout { tmp })
+    }
+
+    /// [`run`](Self::run) starting from `checkout` ([`clone_ahead`](Self::clone_ahead)) when
+    /// given, else from a clone made now. The first attempt edits the branch as it was when
+    /// `checkout` was cloned; if the branch has moved since, the push is rejected and the
+    /// edit is re-applied on the new tip, as for any rejected push. The retry deadline
+    /// counts from this call.
+    pub fn run_on<F>(&self, checkout: Option<Checkout>, mut edit: F) -> Result<WriteBackOutcome>
     where
         F: FnMut(&Worktree<'_>) -> Result<CommitVars>,
     {
@@ -375,23 +424,20 @@ impl WriteBack {
             .push_branch
             .clone()
             .unwrap_or_else(|| cfg.branch.clone());
-        let tmp = tempfile::Builder::new()
-            .prefix("cicd-writeback-")
-            .tempdir()
-            .map_err(|source| GitError::Io {
-                action: "creating a temporary directory".into(),
-                source,
-            })?;
-        let home = tmp.path().join("home");
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir_all(&home).map_err(|source| GitError::Io {
-            action: "creating a temporary directory".into(),
-            source,
-        })?;
-        let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
-
         let budget = Budget::start(&cfg.retry);
-        self.clone_with_retries(&git, &repo, &budget)?;
+        let (tmp, home, repo) = match checkout {
+            Some(Checkout { tmp }) => {
+                let (home, repo) = (tmp.path().join("home"), tmp.path().join("repo"));
+                (tmp, home, repo)
+            }
+            None => scratch_dirs()?,
+        };
+        let git = GitRunner::new(&cfg.git_program, &home, &self.origin, cfg.auth.as_ref());
+        if !repo.exists() {
+            self.clone_with_retries(&git, &repo, &budget)?;
+        }
+        // The clone lives as long as `tmp`.
+        let _tmp = tmp;
 
         // What the last failed attempt ran into, for the error once the deadline passed.
         let mut last_failure = LastFailure::None;

@@ -532,6 +532,17 @@ impl Runner {
             }
         };
 
+        // The chart's clone is made while the image builds (not in a dry run, which
+        // previews from a clone of its own): the write-back needs it first and it does
+        // not depend on the build. A build that fails leaves it to be removed.
+        let clone_ahead = match (&writeback, &client) {
+            (Some(writeback), Some(_)) => {
+                let writeback = writeback.clone();
+                Some(tokio::task::spawn_blocking(move || writeback.clone_ahead()))
+            }
+            _ => None,
+        };
+
         // build
         recorder.start(Step::Build);
         let digest = match client {
@@ -616,9 +627,25 @@ impl Runner {
                 }
             }
         } else {
+            // The clone made during the build, if it worked; otherwise the write-back
+            // clones now and reports what goes wrong.
+            let checkout = match clone_ahead {
+                Some(cloning) => match cloning.await {
+                    Ok(Ok(checkout)) => Some(checkout),
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "the chart's clone made during the build failed; cloning again");
+                        None
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "the chart's clone made during the build did not finish; cloning again");
+                        None
+                    }
+                },
+                None => None,
+            };
             let rec = Arc::clone(recorder);
             let outcome = blocking(move || {
-                update.apply(&mut |ChartProgress::Edited { attempt, changes }| {
+                update.apply_on(checkout, &mut |ChartProgress::Edited { attempt, changes }| {
                     if attempt == 1 {
                         for c in changes {
                             rec.progress(Step::UpdateChart, describe_change(c));
