@@ -143,6 +143,15 @@ pub fn buildkit_for_docker_engine(engine: &str) -> Option<&'static str> {
     })
 }
 
+/// The engine version in a Docker API `Server` header (`Docker/26.1.5+dfsg1 (linux)`).
+fn engine_from_server_header(server: &str) -> Option<String> {
+    let version = server
+        .strip_prefix("Docker/")?
+        .split(char::is_whitespace)
+        .next()?;
+    (!version.is_empty()).then(|| version.to_string())
+}
+
 /// The worker label BuildKit sets for a containerd snapshotter; a Docker
 /// daemon's embedded BuildKit has it only with the containerd image store.
 const SNAPSHOTTER_LABEL: &str = "org.mobyproject.buildkit.worker.snapshotter";
@@ -174,10 +183,10 @@ impl Client {
     /// Asks the daemon which BuildKit it is.
     ///
     /// Behind a Docker daemon the questions go out together (BuildKit's
-    /// `Info` and `ListWorkers`, the Engine's `/version`): one round trip's
-    /// wait instead of three, and no `GET /info`, which makes the Docker
-    /// daemon gather everything `docker info` shows (tens of milliseconds of
-    /// its CPU on every build).
+    /// `Info` and `ListWorkers`, the Engine's version from `GET /_ping`): one
+    /// round trip's wait instead of three, and no `GET /info`, which makes the
+    /// Docker daemon gather everything `docker info` shows (tens of
+    /// milliseconds of its CPU on every build).
     pub async fn info(&self) -> Result<DaemonInfo> {
         let address = self.address().to_string();
         let docker = self.address().is_docker();
@@ -281,15 +290,27 @@ impl Client {
         })
     }
 
+    /// The Docker Engine's version: from the `Server` header of `GET /_ping`
+    /// (`Docker/26.1.5 (linux)`), else from `GET /version`, which costs the
+    /// daemon more (it runs `runc --version` and `docker-init --version` to
+    /// answer it: ~7 ms against under 1 ms for the ping, on the test daemon).
     async fn docker_engine_version(&self) -> Option<String> {
-        let body = match self.transport.docker_get("/version").await {
-            Ok(body) => body,
+        match self.transport.docker_get("/_ping").await {
+            Ok(ping) => {
+                if let Some(version) = ping.header("Server").and_then(engine_from_server_header) {
+                    return Some(version);
+                }
+            }
+            Err(err) => tracing::debug!(%err, "cannot ping the Docker daemon"),
+        }
+        let answer = match self.transport.docker_get("/version").await {
+            Ok(answer) => answer,
             Err(err) => {
                 tracing::debug!(%err, "cannot read the Docker Engine version");
                 return None;
             }
         };
-        let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
         value.get("Version")?.as_str().map(str::to_string)
     }
 }
@@ -317,6 +338,20 @@ mod tests {
             image_store_of(&[containerd]).as_deref(),
             Some("io.containerd.snapshotter.v1")
         );
+    }
+
+    #[test]
+    fn the_engine_version_is_read_from_the_server_header() {
+        assert_eq!(
+            engine_from_server_header("Docker/26.1.5+dfsg1 (linux)").as_deref(),
+            Some("26.1.5+dfsg1")
+        );
+        assert_eq!(
+            engine_from_server_header("Docker/27.0.1").as_deref(),
+            Some("27.0.1")
+        );
+        assert_eq!(engine_from_server_header("nginx/1.25"), None);
+        assert_eq!(engine_from_server_header("Docker/ (linux)"), None);
     }
 
     #[test]

@@ -56,8 +56,26 @@ pub(crate) async fn upgrade(
     Ok(Box::new(Prefixed::new(rest, stream)))
 }
 
-/// Performs a plain `GET` on the Docker API and returns the body.
-pub(crate) async fn get(mut stream: BoxedStream, path: &str) -> Result<Vec<u8>, String> {
+/// A Docker API answer: its head (status line and headers) and its body.
+#[derive(Debug)]
+pub(crate) struct Response {
+    head: String,
+    /// The body, de-chunked.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// The value of header `name` (case-insensitive), trimmed.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Performs a plain `GET` on the Docker API and returns its answer.
+pub(crate) async fn get(mut stream: BoxedStream, path: &str) -> Result<Response, String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
@@ -80,9 +98,9 @@ pub(crate) async fn get(mut stream: BoxedStream, path: &str) -> Result<Vec<u8>, 
         lower.starts_with("transfer-encoding:") && lower.contains("chunked")
     });
     if chunked {
-        return dechunk(&body).ok_or_else(|| format!("GET {path}: malformed chunked body"));
+        body = dechunk(&body).ok_or_else(|| format!("GET {path}: malformed chunked body"))?;
     }
-    Ok(body)
+    Ok(Response { head, body })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
@@ -135,6 +153,22 @@ async fn read_head(stream: &mut BoxedStream) -> std::io::Result<(String, Bytes)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_headers_are_found_by_name() {
+        let response = Response {
+            head: "HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nServer: Docker/26.1.5+dfsg1 (linux)\r\n\r\n"
+                .into(),
+            body: b"OK".to_vec(),
+        };
+        assert_eq!(
+            response.header("server"),
+            Some("Docker/26.1.5+dfsg1 (linux)")
+        );
+        assert_eq!(response.header("API-VERSION"), Some("1.45"));
+        assert_eq!(response.header("Swarm"), None);
+        assert_eq!(response.header("HTTP/1.1 200 OK"), None);
+    }
 
     #[test]
     fn dechunks() {

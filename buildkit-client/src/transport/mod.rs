@@ -199,7 +199,7 @@ impl Transport {
     }
 
     /// `GET` on the Docker API (only for `docker://` addresses).
-    pub(crate) async fn docker_get(&self, path: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn docker_get(&self, path: &str) -> Result<docker::Response> {
         let stream = self.dial_raw().await?;
         docker::get(stream, path)
             .await
