@@ -323,8 +323,8 @@ fn rejected_push_is_retried_on_the_new_tip_and_keeps_the_other_writers_commits()
 }
 
 /// A clone made ahead (while an image builds) is what the write-back starts from; when the
-/// branch moved after it was made, the tip fetched before the first edit is what the edit
-/// lands on, keeping the other commit. A clone made ahead and never used is simply dropped.
+/// branch moved after it was made, the push is rejected and the edit lands on the new tip,
+/// keeping the other commit. A clone made ahead and never used is simply dropped.
 #[test]
 fn a_clone_made_ahead_is_used_and_a_branch_moved_since_is_handled() {
     let env = TestEnv::required();
@@ -345,9 +345,9 @@ fn a_clone_made_ahead_is_used_and_a_branch_moved_since_is_handled() {
             Ok(CommitVars::default())
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    // The first attempt already edited the moved branch: nothing was rejected.
-    assert_eq!(outcome.attempts, 1, "{outcome:?}");
-    assert_eq!(attempts, [1]);
+    // Attempt 1 edited the clone made ahead (the old tip), attempt 2 the moved branch.
+    assert_eq!(outcome.attempts, 2, "{outcome:?}");
+    assert_eq!(attempts, [1, 2]);
     assert_ne!(Some(outcome.parent.clone()), cloned_at);
     let clone = fresh_clone(&env, &url, "main");
     assert_eq!(
@@ -667,29 +667,46 @@ fn configuration_is_validated() {
     );
 }
 
-/// A clone made ahead whose branch was set to our value in the meantime: the write-back sees
-/// it on its first attempt and makes no commit.
+/// A clone made ahead that already holds our value, on a branch set to another value in the
+/// meantime: "nothing to change" is checked against the branch's tip, so our value is written
+/// again instead of being reported as already there.
 #[test]
-fn a_clone_made_ahead_sees_our_value_set_meanwhile_and_makes_no_commit() {
+fn a_clone_made_ahead_is_not_trusted_to_say_nothing_changed() {
     let env = TestEnv::required();
-    let url = chart_repo(&env, "wb-ahead");
+    let url = chart_repo(&env, "wb-ahead-same");
     let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
-    let chart = |key: &str, value: &str| ChartUpdate {
-        config: wb.config().clone(),
-        updates: update(key, value),
-        vars: vars(),
-    };
-
-    // Someone else sets the tag after our clone: ours, setting the same value, finds nothing
-    // to do at once (without the fetch it would commit, be rejected and only then see it).
+    update_values(&wb, &update("image.tag", "4.0.0"), &vars()).unwrap_or_else(|e| panic!("{e}"));
     let checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
-    let theirs = update_values(&wb, &update("image.tag", "4.0.0"), &vars())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let theirs = theirs.commit.unwrap_or_else(|| panic!("no commit"));
-    let same = chart("image.tag", "4.0.0")
-        .apply_on(Some(checkout), &mut |_| {})
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(same.commit, None, "{same:?}");
-    assert_eq!(same.attempts, 1);
-    assert_eq!(same.parent, theirs);
+    let theirs = update_values(&wb, &update("image.tag", "3.9.0"), &vars())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .commit
+        .unwrap_or_else(|| panic!("no commit"));
+    let ours = ChartUpdate {
+        config: wb.config().clone(),
+        updates: update("image.tag", "4.0.0"),
+        vars: vars(),
+    }
+    .apply_on(Some(checkout), &mut |_| {})
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ours.commit.is_some(), "{ours:?}");
+    assert_eq!(ours.parent, theirs);
+    let clone = fresh_clone(&env, &url, "main");
+    let values =
+        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    assert!(values.contains("tag: \"4.0.0\""), "{values}");
+
+    // And with the branch unmoved, a clone made ahead says "no change" in one attempt.
+    let checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
+    let again = ChartUpdate {
+        config: wb.config().clone(),
+        updates: update("image.tag", "4.0.0"),
+        vars: vars(),
+    }
+    .apply_on(Some(checkout), &mut |_| {})
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (again.commit.as_deref(), again.attempts),
+        (None, 1),
+        "{again:?}"
+    );
 }

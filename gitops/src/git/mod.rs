@@ -347,7 +347,8 @@ impl Checkout {
             }
             attempt += 1;
             let attempt_started = Instant::now();
-            if attempt > 1 || target != cfg.branch || self.ahead {
+            let synced = attempt > 1 || target != cfg.branch;
+            if synced {
                 match this.sync(&git, &repo, &target) {
                     Ok(()) => {}
                     Err(err) if err.is_transient() => {
@@ -375,6 +376,24 @@ impl Checkout {
             let vars = edit(&worktree)?;
             let files = changed_files(&git, &repo)?;
             if files.is_empty() {
+                // A clone made ahead may be stale. A change needs no check (a push onto a moved
+                // branch is rejected and retried), but "nothing to change" holds only for the
+                // branch's current tip.
+                if self.ahead && !synced {
+                    match this.remote_tip(&git) {
+                        Ok(tip) if tip == parent => {}
+                        Ok(_) => {
+                            tracing::debug!(branch = %target, "the branch moved after the clone made ahead; fetching it");
+                            last_failure = LastFailure::None;
+                            continue;
+                        }
+                        Err(err) if err.is_transient() => {
+                            last_failure = LastFailure::Transient(err);
+                            continue;
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
+                }
                 tracing::info!(branch = %target, parent = %parent, attempt, "nothing changed; no commit");
                 return Ok(WriteBackOutcome {
                     commit: None,
@@ -563,8 +582,10 @@ impl WriteBack {
 
     /// Makes the shallow clone now, for a [`Checkout::run`] later: a caller that knows it will
     /// write back (a pipeline, while its image builds) takes the clone off the critical path.
-    /// The later run fetches the branch tip once more before the first edit, so an edit never
-    /// works on a stale tree; the retry deadline counts from that run.
+    /// If the branch moves in between, a change is pushed onto a moved branch, rejected and
+    /// re-applied on the new tip as in any race; "nothing to change" is trusted only after
+    /// checking that the branch has not moved (one `ls-remote`). The retry deadline counts
+    /// from that run.
     pub fn checkout(&self) -> Result<Checkout> {
         self.clone_into_checkout(true)
     }

@@ -150,6 +150,12 @@ impl WriteBack {
         let cfg = self.config();
         let tmp = scratch()?;
         let git = GitRunner::new(&cfg.git_program, &tmp.home, &self.origin, cfg.auth.as_ref());
+        self.remote_tip(&git)
+    }
+
+    /// The commit the base branch points at on the server (one `ls-remote`).
+    pub(super) fn remote_tip(&self, git: &GitRunner) -> Result<String, GitError> {
+        let cfg = self.config();
         let wanted = format!("refs/heads/{}", cfg.branch);
         let refs = ls_remote(&git, &cfg.url, &self.display_url, &[&wanted], "ls-remote")?;
         refs.into_iter()
