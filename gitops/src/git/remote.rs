@@ -157,7 +157,7 @@ impl WriteBack {
     pub(super) fn remote_tip(&self, git: &GitRunner) -> Result<String, GitError> {
         let cfg = self.config();
         let wanted = format!("refs/heads/{}", cfg.branch);
-        let refs = ls_remote(&git, &cfg.url, &self.display_url, &[&wanted], "ls-remote")?;
+        let refs = ls_remote(git, &cfg.url, &self.display_url, &[&wanted], "ls-remote")?;
         refs.into_iter()
             .find(|(_, name)| *name == wanted)
             .map(|(sha, _)| sha)
