@@ -82,19 +82,7 @@ fn every_kind_renders_as_yaml_documents() {
     ] {
         assert!(pool.contains(line), "{line} missing:\n{pool}");
     }
-    let workflow = render(&[
-        "workflow-template",
-        "--git-url",
-        "https://github.com/org/app.git",
-        "--image",
-        "docker.io/org/app",
-        "--chart-repo",
-        "https://github.com/org/charts.git",
-        "--chart-file",
-        "charts/app/values.yaml",
-        "--tool-image",
-        "registry.example/cicd-agents:0.1.0",
-    ]);
+    let workflow = render(WORKFLOW);
     assert_eq!(kinds(&workflow), ["WorkflowTemplate"]);
     assert!(workflow.contains("apiVersion: argoproj.io/v1alpha1"));
     assert!(
@@ -283,21 +271,7 @@ fn yaml_1_1_words_and_number_like_strings_are_quoted() {
             .any(|w| w == ["- name: IMAGE_TAG", "value: 'yes'"]),
         "{job}"
     );
-    let workflow = render(&[
-        "workflow-template",
-        "--git-url",
-        "https://github.com/org/app.git",
-        "--image",
-        "docker.io/org/app",
-        "--chart-repo",
-        "https://github.com/org/charts.git",
-        "--chart-file",
-        "charts/app/values.yaml",
-        "--tool-image",
-        "registry.example/cicd-agents:0.1.0",
-        "--default-tag",
-        "on",
-    ]);
+    let workflow = render(&with(WORKFLOW, &["--default-tag", "on"]));
     assert!(
         workflow.lines().any(|l| l.trim() == "value: 'on'"),
         "{workflow}"
@@ -327,14 +301,14 @@ const JOB: &[&str] = &[
 ];
 const RUNNER: &[&str] = &["github-runner", "--jit-config-secret", "gha-jit:jitconfig"];
 
-fn with(base: &[&str], extra: &[&str]) -> Vec<String> {
-    base.iter().chain(extra).map(|s| s.to_string()).collect()
+fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(extra).copied().collect()
 }
 
 #[test]
 fn every_refused_kubernetes_value_exits_2_naming_the_flag() {
     let long = "a".repeat(64);
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (with(&["deployment"], &["--name", "1buildkitd"]), "--name"),
         (with(&["deployment"], &["--replicas", "0"]), "--replicas"),
         (with(&["pool"], &["--name", "1pool"]), "--name"),
@@ -445,22 +419,12 @@ fn every_refused_kubernetes_value_exits_2_naming_the_flag() {
 #[test]
 fn kubernetes_values_the_old_checks_got_wrong_are_accepted() {
     // The kubectl convention for generateName ends in '-'; the label drops it.
-    let job = render(
-        &with(JOB, &["--name", "build-", "--generate-name"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let job = render(&with(JOB, &["--name", "build-", "--generate-name"]));
     let lines: Vec<&str> = job.lines().map(str::trim).collect();
     assert!(lines.contains(&"generateName: build-"), "{job}");
     assert!(lines.contains(&"app.kubernetes.io/name: build"), "{job}");
     // 1e3 is a valid quantity (and quoted so that it stays one).
-    let runner = render(
-        &with(RUNNER, &["--workspace-size", "1e3"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let runner = render(&with(RUNNER, &["--workspace-size", "1e3"]));
     assert!(
         runner.lines().any(|l| l.trim() == "storage: '1e3'"),
         "{runner}"
@@ -469,12 +433,7 @@ fn kubernetes_values_the_old_checks_got_wrong_are_accepted() {
 
 #[test]
 fn insecure_registry_reaches_the_build_step() {
-    let job = render(
-        &with(JOB, &["--insecure-registry"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let job = render(&with(JOB, &["--insecure-registry"]));
     assert!(
         job.lines()
             .map(str::trim)
@@ -483,12 +442,7 @@ fn insecure_registry_reaches_the_build_step() {
             .any(|w| w == ["- name: PUSH_INSECURE", "value: 'true'"]),
         "{job}"
     );
-    let workflow = render(
-        &with(WORKFLOW, &["--insecure-registry"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let workflow = render(&with(WORKFLOW, &["--insecure-registry"]));
     assert!(workflow.contains("PUSH_INSECURE"), "{workflow}");
 }
 
@@ -507,7 +461,7 @@ fn the_build_step_options_are_the_same_for_job_workflow_template_and_run() {
                 "services/api",
             ],
         );
-        let yaml = render(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let yaml = render(&args);
         assert!(!yaml.contains("docker-config"), "{yaml}");
         assert!(yaml.contains("serviceAccountName: builder"), "{yaml}");
         assert!(yaml.contains("value: services/api"), "{yaml}");
@@ -529,33 +483,23 @@ fn the_build_step_options_are_the_same_for_job_workflow_template_and_run() {
 
 #[test]
 fn kaniko_renders_an_executor_with_the_token_only_in_its_environment() {
-    let job = render(
-        &with(
-            JOB,
-            &[
-                "--builder",
-                "kaniko",
-                "--git-token-secret",
-                "git-token:token",
-                "--tag",
-                "1.2.3",
-            ],
-        )
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>(),
-    );
+    let job = render(&with(
+        JOB,
+        &[
+            "--builder",
+            "kaniko",
+            "--git-token-secret",
+            "git-token:token",
+            "--tag",
+            "1.2.3",
+        ],
+    ));
     assert_eq!(kinds(&job), ["Job"]);
     assert!(job.contains("/kaniko/executor"), "{job}");
     assert!(job.contains("GIT_PASSWORD"), "{job}");
     assert!(!job.contains("buildctl"), "{job}");
     assert!(!job.contains("privileged: true"), "{job}");
-    let workflow = render(
-        &with(WORKFLOW, &["--builder", "kaniko"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let workflow = render(&with(WORKFLOW, &["--builder", "kaniko"]));
     assert_eq!(kinds(&workflow), ["WorkflowTemplate"]);
     assert!(workflow.contains("/kaniko/executor"), "{workflow}");
 }
