@@ -294,23 +294,19 @@ pub struct WriteBack {
 #[derive(Debug)]
 pub struct Checkout {
     writeback: WriteBack,
-    tmp: tempfile::TempDir,
-    /// Made ahead of time: the branch tip is fetched again before the first edit.
+    scratch: remote::Scratch,
+    /// Made ahead of time: "nothing to change" is checked against the branch's tip.
     ahead: bool,
     /// When the clone started (the deadline of a write-back that cloned just now).
     started: Instant,
 }
 
 impl Checkout {
-    fn repo(&self) -> PathBuf {
-        self.tmp.path().join("repo")
-    }
-
     fn git(&self) -> GitRunner {
         let cfg = &self.writeback.config;
         GitRunner::new(
             &cfg.git_program,
-            &self.tmp.path().join("home"),
+            &self.scratch.home,
             &self.writeback.origin,
             cfg.auth.as_ref(),
         )
@@ -329,7 +325,7 @@ impl Checkout {
             .clone()
             .unwrap_or_else(|| cfg.branch.clone());
         let git = self.git();
-        let repo = self.repo();
+        let repo = self.scratch.repo.clone();
         let budget = if self.ahead {
             Budget::start(&cfg.retry)
         } else {
@@ -591,29 +587,17 @@ impl WriteBack {
     }
 
     fn clone_into_checkout(&self, ahead: bool) -> Result<Checkout> {
-        let cfg = &self.config;
-        let tmp = tempfile::Builder::new()
-            .prefix("cicd-writeback-")
-            .tempdir()
-            .map_err(|source| GitError::Io {
-                action: "creating a temporary directory".into(),
-                source,
-            })?;
-        std::fs::create_dir_all(tmp.path().join("home")).map_err(|source| GitError::Io {
-            action: "creating a temporary directory".into(),
-            source,
-        })?;
         let checkout = Checkout {
             writeback: self.clone(),
-            tmp,
+            scratch: remote::scratch("cicd-writeback-")?,
             ahead,
             started: Instant::now(),
         };
-        let git = checkout.git();
-        let budget = Budget::since(&cfg.retry, checkout.started);
-        self.clone_with_retries(&git, &checkout.repo(), &budget)?;
+        let budget = Budget::since(&self.config.retry, checkout.started);
+        self.clone_with_retries(&checkout.git(), &checkout.scratch.repo, &budget)?;
         Ok(checkout)
     }
+
     /// The shallow clone, retried like a push when the server answers 5xx or cannot be
     /// reached, within the same deadline.
     fn clone_with_retries(

@@ -30,15 +30,19 @@ impl Preview {
     }
 }
 
-struct Scratch {
+/// A temporary directory for one git job, removed when dropped: an empty `home` for git's
+/// isolated environment and the path the clone goes to.
+#[derive(Debug)]
+pub(super) struct Scratch {
     _dir: tempfile::TempDir,
-    home: std::path::PathBuf,
-    repo: std::path::PathBuf,
+    pub(super) home: std::path::PathBuf,
+    pub(super) repo: std::path::PathBuf,
 }
 
-fn scratch() -> Result<Scratch, GitError> {
+/// A [`Scratch`] whose directory name starts with `prefix`.
+pub(super) fn scratch(prefix: &str) -> Result<Scratch, GitError> {
     let dir = tempfile::Builder::new()
-        .prefix("cicd-git-")
+        .prefix(prefix)
         .tempdir()
         .map_err(|source| GitError::Io {
             action: "creating a temporary directory".into(),
@@ -116,7 +120,7 @@ pub fn resolve_ref(
     if is_object_id(git_ref) {
         return Ok(git_ref.to_ascii_lowercase());
     }
-    let tmp = scratch()?;
+    let tmp = scratch("cicd-git-")?;
     let git = GitRunner::new(Path::new("git"), &tmp.home, &origin, auth);
     let candidates: Vec<String> = if git_ref.starts_with("refs/") {
         vec![git_ref.to_string()]
@@ -148,7 +152,7 @@ impl WriteBack {
     /// branch exists; returns the branch's tip. Nothing is cloned.
     pub fn check_access(&self) -> Result<String, GitError> {
         let cfg = self.config();
-        let tmp = scratch()?;
+        let tmp = scratch("cicd-git-")?;
         let git = GitRunner::new(&cfg.git_program, &tmp.home, &self.origin, cfg.auth.as_ref());
         self.remote_tip(&git)
     }
@@ -195,7 +199,7 @@ impl WriteBack {
             .push_branch
             .clone()
             .unwrap_or_else(|| cfg.branch.clone());
-        let tmp = scratch()?;
+        let tmp = scratch("cicd-git-")?;
         let git = GitRunner::new(&cfg.git_program, &tmp.home, &self.origin, cfg.auth.as_ref());
         tracing::info!(url = %self.display_url, branch = %cfg.branch, "cloning (shallow) for a preview");
         let out = git.clone_shallow(&cfg.url, &cfg.branch, &tmp.repo)?;
