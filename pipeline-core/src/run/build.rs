@@ -1,12 +1,12 @@
 //! The build step: [`BuildOptions`] from a [`Pipeline`], a printable summary of them
 //! ([`BuildPlan`]), and a progress sink that forwards BuildKit progress as run events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cicd_agents_buildkit::build::{BuildContext, BuildOptions, CacheEntry};
+use cicd_agents_buildkit::build::{BuildContext, BuildOptions, BuildTimings, CacheEntry};
 use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::RegistryAuth;
 use cicd_agents_types::GitUrl;
@@ -301,24 +301,59 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
 
 /// Passes BuildKit progress to the caller's sink and reports every finished build step as a
 /// [`RunEvent::StepProgress`] of [`Step::Build`].
+///
+/// While the recorder holds the build's events back (the build runs ahead of the end of
+/// `prepare`), the caller's sink is held back too: updates wait here, in order, and reach it
+/// at the next call after the release, or at [`Forward::flush`] once the build is over.
 pub(crate) struct Forward<'a> {
-    pub inner: Option<&'a mut (dyn ProgressSink + 'static)>,
-    pub recorder: Arc<Recorder>,
-    pub names: std::collections::HashMap<String, String>,
-    pub done: HashSet<String>,
+    inner: Option<&'a mut (dyn ProgressSink + 'static)>,
+    recorder: Arc<Recorder>,
+    names: HashMap<String, String>,
+    done: HashSet<String>,
+    pending: Vec<StatusUpdate>,
+    timings: Option<BuildTimings>,
+    finished: bool,
 }
 
-impl ProgressSink for Forward<'_> {
-    fn timings(&mut self, timings: &cicd_agents_buildkit::build::BuildTimings) {
-        if let Some(inner) = self.inner.as_deref_mut() {
-            inner.timings(timings);
+impl<'a> Forward<'a> {
+    pub(crate) fn new(
+        inner: Option<&'a mut (dyn ProgressSink + 'static)>,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Self {
+            inner,
+            recorder,
+            names: HashMap::new(),
+            done: HashSet::new(),
+            pending: Vec::new(),
+            timings: None,
+            finished: false,
         }
     }
 
-    fn update(&mut self, update: &StatusUpdate) {
-        if let Some(inner) = self.inner.as_deref_mut() {
-            inner.update(update);
+    /// Whether the caller's sink must wait (and gets nothing yet).
+    fn waiting(&self) -> bool {
+        self.inner.is_some() && self.recorder.holds_build()
+    }
+
+    /// Gives the caller's sink what waited: the updates, then the timings and the end
+    /// of the build if they came while it waited.
+    pub(crate) fn flush(&mut self) {
+        let Some(inner) = self.inner.as_deref_mut() else {
+            return;
+        };
+        for update in self.pending.drain(..) {
+            inner.update(&update);
         }
+        if let Some(timings) = self.timings.take() {
+            inner.timings(&timings);
+        }
+        if std::mem::take(&mut self.finished) {
+            inner.finish();
+        }
+    }
+
+    fn report_finished_steps(&mut self, update: &StatusUpdate) {
         for v in &update.vertexes {
             if !v.name.is_empty() {
                 self.names.insert(v.digest.clone(), v.name.clone());
@@ -347,8 +382,48 @@ impl ProgressSink for Forward<'_> {
             });
         }
     }
+}
+
+impl ProgressSink for Forward<'_> {
+    fn timings(&mut self, timings: &BuildTimings) {
+        if self.waiting() {
+            self.timings = Some(*timings);
+            return;
+        }
+        self.flush();
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.timings(timings);
+        }
+    }
+
+    fn update(&mut self, update: &StatusUpdate) {
+        self.report_finished_steps(update);
+        if self.waiting() {
+            self.pending.push(update.clone());
+            return;
+        }
+        self.flush();
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.update(update);
+        }
+    }
+
+    fn idle(&mut self) {
+        if self.waiting() {
+            return;
+        }
+        self.flush();
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.idle();
+        }
+    }
 
     fn finish(&mut self) {
+        if self.waiting() {
+            self.finished = true;
+            return;
+        }
+        self.flush();
         if let Some(inner) = self.inner.as_deref_mut() {
             inner.finish();
         }

@@ -61,6 +61,15 @@ pub enum StepOutcome {
     },
 }
 
+impl StepOutcome {
+    /// A step that failed with `error`.
+    pub(crate) fn failed(error: &impl std::fmt::Display) -> Self {
+        StepOutcome::Failed {
+            error: error.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for StepOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,6 +159,20 @@ pub enum RunEvent {
         #[serde(rename = "duration_seconds", serialize_with = "seconds")]
         duration: Duration,
     },
+}
+
+impl RunEvent {
+    /// Whether the build step emits this event while it runs (its progress, the daemon
+    /// chosen): what a run holds back while its build runs ahead of `prepare`.
+    pub(crate) fn is_build_event(&self) -> bool {
+        matches!(
+            self,
+            RunEvent::StepProgress {
+                step: Step::Build,
+                ..
+            } | RunEvent::BuilderChosen { .. }
+        )
+    }
 }
 
 /// A daemon of a builder pool that was passed over, and why (it did not answer its health

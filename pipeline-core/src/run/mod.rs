@@ -11,6 +11,13 @@
 //! commit        commit, push; on a moved branch fetch, re-apply, retry (never forced)
 //! ```
 //!
+//! The steps overlap where nothing is lost by it. The build starts as soon as the tokens are
+//! loaded, while `prepare` asks the git servers, and the chart is cloned while the image builds.
+//! The build's events are held back until `prepare` passes, so a sink still sees the steps one
+//! after the other (the build step's duration counts from its real start). Should a check of
+//! `prepare` fail, the build is cancelled and the check's error reported; in the rare case where
+//! the build had already finished, the report says what it pushed.
+//!
 //! A step that fails stops the run: a failed build never touches the chart repository. Every
 //! step emits [`RunEvent`]s to an optional [`EventSink`], and the run returns a [`RunReport`]
 //! (JSON with `serde`), also when it fails ([`RunFailure::report`]).
@@ -172,6 +179,10 @@ pub(crate) struct Recorder {
     sink: Option<Arc<dyn EventSink>>,
     started: Mutex<HashMap<Step, Instant>>,
     steps: Mutex<Vec<StepReport>>,
+    /// The build's events while the build runs ahead of the end of `prepare`
+    /// (`Some` from [`Recorder::hold_build`] to [`Recorder::release_build`]), so
+    /// that a sink sees the steps one after the other.
+    held: Mutex<Option<Vec<RunEvent>>>,
 }
 
 impl Recorder {
@@ -180,23 +191,70 @@ impl Recorder {
             sink,
             started: Mutex::new(HashMap::new()),
             steps: Mutex::new(Vec::new()),
+            held: Mutex::new(None),
         }
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
+        if event.is_build_event() {
+            if let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                held.push(event);
+                return;
+            }
+        }
+        self.send(&event);
+    }
+
+    fn send(&self, event: &RunEvent) {
         tracing::debug!(?event, "run event");
         if let Some(sink) = &self.sink {
-            sink.event(&event);
+            sink.event(event);
+        }
+    }
+
+    /// Holds the build's events back until [`Recorder::release_build`].
+    fn hold_build(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Whether the build's events are held back.
+    pub(crate) fn holds_build(&self) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Starts [`Step::Build`] (as of `started`, when the build really began) and sends
+    /// the events held back since [`Recorder::hold_build`], in order; or, with
+    /// `discard`, drops them (the build was cancelled before it was reported).
+    fn release_build(&self, started: Instant, discard: bool) {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        if discard {
+            return;
+        }
+        self.start_at(Step::Build, started);
+        for event in &held {
+            self.send(event);
         }
     }
 
     fn start(&self, step: Step) {
+        self.start_at(step, Instant::now());
+    }
+
+    fn start_at(&self, step: Step, at: Instant) {
         self.started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(step, Instant::now());
+            .insert(step, at);
         tracing::info!(%step, "step started");
-        self.emit(RunEvent::StepStarted { step });
+        self.send(&RunEvent::StepStarted { step });
     }
 
     fn progress(&self, step: Step, message: impl Into<String>) {
@@ -513,21 +571,13 @@ impl Runner {
         recorder: &Arc<Recorder>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
-        // prepare
+        // prepare: what needs no network first (tokens, the chart's settings): an error
+        // here stops the run before anything is sent.
         recorder.start(Step::Prepare);
-        let prepared = self.prepare(recorder, report).await;
-        let (source_auth, writeback) = match prepared {
-            Ok(v) => {
-                recorder.finish(Step::Prepare, StepOutcome::Succeeded);
-                v
-            }
+        let (source_auth, writeback) = match self.prepare_local() {
+            Ok(v) => v,
             Err(e) => {
-                recorder.finish(
-                    Step::Prepare,
-                    StepOutcome::Failed {
-                        error: e.to_string(),
-                    },
-                );
+                recorder.finish(Step::Prepare, StepOutcome::failed(&e));
                 return Err(e);
             }
         };
@@ -541,42 +591,108 @@ impl Runner {
             }
             _ => None,
         };
+        let checks = check_remotes(
+            &self.pipeline,
+            self.allow_insecure_http,
+            source_auth.clone(),
+            writeback.clone(),
+            Arc::clone(recorder),
+            report.source.git_ref.clone().unwrap_or_default(),
+        );
 
-        // build
-        recorder.start(Step::Build);
-        let digest = match client {
-            None => {
-                for line in report.build.plan.to_string().lines() {
-                    recorder.progress(Step::Build, format!("would run: {}", line.trim_end()));
-                }
-                recorder.finish(Step::Build, StepOutcome::DryRun);
-                None
-            }
-            Some(client) => match self
-                .build(client, recorder, source_auth.as_ref(), report)
-                .await
-            {
-                Ok(digest) => {
-                    report.build.digest = digest.clone();
-                    report.build.pushed = self.pipeline.build.push;
-                    recorder.emit(RunEvent::ImageBuilt {
-                        images: report.build.images.clone(),
-                        digest: digest.clone(),
-                        pushed: self.pipeline.build.push,
-                    });
-                    recorder.finish(Step::Build, StepOutcome::Succeeded);
-                    digest
+        let Some(client) = client else {
+            // A dry run: the checks, then the plan.
+            match checks.await {
+                Ok(commit) => {
+                    report.source.commit = commit;
+                    recorder.finish(Step::Prepare, StepOutcome::Succeeded);
                 }
                 Err(e) => {
-                    recorder.finish(
-                        Step::Build,
-                        StepOutcome::Failed {
-                            error: e.to_string(),
-                        },
-                    );
+                    recorder.finish(Step::Prepare, StepOutcome::failed(&e));
                     return Err(e);
                 }
-            },
+            }
+            recorder.start(Step::Build);
+            for line in report.build.plan.to_string().lines() {
+                recorder.progress(Step::Build, format!("would run: {}", line.trim_end()));
+            }
+            recorder.finish(Step::Build, StepOutcome::DryRun);
+            let Some(writeback) = writeback else {
+                return Ok(());
+            };
+            return self.preview_chart(writeback, recorder, report).await;
+        };
+
+        // build: it starts now, while the remote checks of `prepare` run. Its events are
+        // held back until they pass, so that the steps still come one after the other;
+        // should a check fail, the build is cancelled and the check's error reported.
+        let build_started = Instant::now();
+        recorder.hold_build();
+        let inner = self
+            .progress
+            .as_mut()
+            .and_then(|sink| sink.get_mut().ok())
+            .map(|sink| sink.as_mut());
+        let mut forward = build::Forward::new(inner, Arc::clone(recorder));
+        let mut building = Box::pin(run_build(
+            &self.pipeline,
+            client,
+            &mut forward,
+            recorder,
+            source_auth.as_ref(),
+            &mut report.build,
+        ));
+        let mut checks = std::pin::pin!(checks);
+        let mut built = None;
+        let checked = loop {
+            tokio::select! {
+                biased;
+                checked = &mut checks => break checked,
+                outcome = &mut building, if built.is_none() => built = Some(outcome),
+            }
+        };
+        match checked {
+            Ok(commit) => {
+                report.source.commit = commit;
+                recorder.finish(Step::Prepare, StepOutcome::Succeeded);
+                recorder.release_build(build_started, false);
+            }
+            Err(e) => {
+                drop(building);
+                recorder.finish(Step::Prepare, StepOutcome::failed(&e));
+                match built {
+                    // The build ran ahead and finished before the check failed: what it
+                    // pushed is reported.
+                    Some(Ok(digest)) => {
+                        recorder.release_build(build_started, false);
+                        forward.flush();
+                        self.record_image(recorder, report, digest);
+                        recorder.finish(Step::Build, StepOutcome::Succeeded);
+                    }
+                    _ => recorder.release_build(build_started, true),
+                }
+                return Err(e);
+            }
+        }
+        let outcome = match built {
+            Some(outcome) => {
+                drop(building);
+                outcome
+            }
+            None => building.await,
+        };
+        forward.flush();
+        drop(forward);
+        let digest = match outcome {
+            Ok(digest) => {
+                self.record_image(recorder, report, digest.clone());
+                recorder.finish(Step::Build, StepOutcome::Succeeded);
+                digest
+            }
+            Err(e) => {
+                recorder.finish(Step::Build, StepOutcome::failed(&e));
+                return Err(e);
+            }
         };
 
         // update-chart + commit
@@ -587,189 +703,147 @@ impl Runner {
         let update = match self.chart_update(writeback, digest.as_deref(), report) {
             Ok(u) => u,
             Err(e) => {
-                recorder.finish(
-                    Step::UpdateChart,
-                    StepOutcome::Failed {
-                        error: e.to_string(),
-                    },
-                );
+                recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
                 return Err(e);
             }
         };
-        if client.is_none() {
-            let outcome = blocking(move || update.preview()).await?;
-            match outcome {
-                Ok(outcome) => {
-                    for c in &outcome.changes {
-                        recorder.progress(Step::UpdateChart, describe_change(c));
+        let checkout = match early_checkout {
+            Some(task) => match task.await {
+                Ok(Ok(checkout)) => Some(checkout),
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "the early chart clone failed; cloning again");
+                    None
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let rec = Arc::clone(recorder);
+        let outcome = blocking(move || {
+            update.apply_on(checkout, &mut |ChartProgress::Edited { attempt, changes }| {
+                if attempt == 1 {
+                    for c in changes {
+                        rec.progress(Step::UpdateChart, describe_change(c));
                     }
-                    recorder.finish(Step::UpdateChart, StepOutcome::DryRun);
-                    report.chart = Some(outcome);
-                    recorder.start(Step::Commit);
-                    recorder.finish(
+                    rec.finish(Step::UpdateChart, StepOutcome::Succeeded);
+                    rec.start(Step::Commit);
+                } else {
+                    rec.progress(
                         Step::Commit,
-                        StepOutcome::Skipped {
-                            reason: "dry run".into(),
-                        },
+                        format!("push rejected because the branch moved; edit re-applied on the new tip (attempt {attempt})"),
                     );
-                    Ok(())
                 }
-                Err(e) => {
-                    let e = RunError::Chart(e);
-                    recorder.finish(
-                        Step::UpdateChart,
-                        StepOutcome::Failed {
-                            error: e.to_string(),
-                        },
-                    );
-                    Err(e)
-                }
-            }
-        } else {
-            let checkout = match early_checkout {
-                Some(task) => match task.await {
-                    Ok(Ok(checkout)) => Some(checkout),
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "the early chart clone failed; cloning again");
-                        None
-                    }
-                    Err(_) => None,
-                },
-                None => None,
-            };
-            let rec = Arc::clone(recorder);
-            let outcome = blocking(move || {
-                update.apply_on(checkout, &mut |ChartProgress::Edited { attempt, changes }| {
-                    if attempt == 1 {
-                        for c in changes {
-                            rec.progress(Step::UpdateChart, describe_change(c));
-                        }
-                        rec.finish(Step::UpdateChart, StepOutcome::Succeeded);
-                        rec.start(Step::Commit);
-                    } else {
-                        rec.progress(
-                            Step::Commit,
-                            format!("push rejected because the branch moved; edit re-applied on the new tip (attempt {attempt})"),
-                        );
-                    }
-                })
             })
-            .await?;
-            let current = if recorder.is_finished(Step::UpdateChart) {
-                Step::Commit
-            } else {
-                Step::UpdateChart
-            };
-            match outcome {
-                Ok(outcome) => {
-                    recorder.emit(RunEvent::ChartCommitted {
-                        commit: outcome.commit.clone(),
-                        branch: outcome.branch.clone(),
-                    });
-                    let result = if outcome.commit.is_some() {
-                        StepOutcome::Succeeded
+        })
+        .await?;
+        let current = if recorder.is_finished(Step::UpdateChart) {
+            Step::Commit
+        } else {
+            Step::UpdateChart
+        };
+        match outcome {
+            Ok(outcome) => {
+                recorder.emit(RunEvent::ChartCommitted {
+                    commit: outcome.commit.clone(),
+                    branch: outcome.branch.clone(),
+                });
+                let result = if outcome.commit.is_some() {
+                    StepOutcome::Succeeded
+                } else {
+                    StepOutcome::NoChange
+                };
+                if let Some(c) = &outcome.commit {
+                    let tries = if outcome.attempts > 1 {
+                        format!(
+                            " ({} attempts in {})",
+                            outcome.attempts,
+                            crate::git::format_elapsed(outcome.elapsed)
+                        )
                     } else {
-                        StepOutcome::NoChange
+                        String::new()
                     };
-                    if let Some(c) = &outcome.commit {
-                        let tries = if outcome.attempts > 1 {
-                            format!(
-                                " ({} attempts in {})",
-                                outcome.attempts,
-                                crate::git::format_elapsed(outcome.elapsed)
-                            )
-                        } else {
-                            String::new()
-                        };
-                        recorder.progress(
-                            Step::Commit,
-                            format!("pushed {c} to {}{tries}", outcome.branch),
-                        );
-                    } else {
-                        recorder.progress(
-                            Step::Commit,
-                            "the values already hold these values; no commit",
-                        );
-                    }
-                    recorder.finish(current, result);
-                    report.chart = Some(outcome);
-                    Ok(())
-                }
-                Err(e) => {
-                    let e = RunError::Chart(e);
-                    recorder.finish(
-                        current,
-                        StepOutcome::Failed {
-                            error: e.to_string(),
-                        },
+                    recorder.progress(
+                        Step::Commit,
+                        format!("pushed {c} to {}{tries}", outcome.branch),
                     );
-                    Err(e)
+                } else {
+                    recorder.progress(
+                        Step::Commit,
+                        "the values already hold these values; no commit",
+                    );
                 }
+                recorder.finish(current, result);
+                report.chart = Some(outcome);
+                Ok(())
+            }
+            Err(e) => {
+                let e = RunError::Chart(e);
+                recorder.finish(current, StepOutcome::failed(&e));
+                Err(e)
             }
         }
     }
 
-    /// Tokens, source ref, chart access.
-    async fn prepare(
+    /// The image the build made, into the report and the events.
+    fn record_image(&self, recorder: &Recorder, report: &mut RunReport, digest: Option<String>) {
+        report.build.digest = digest.clone();
+        report.build.pushed = self.pipeline.build.push;
+        recorder.emit(RunEvent::ImageBuilt {
+            images: report.build.images.clone(),
+            digest,
+            pushed: self.pipeline.build.push,
+        });
+    }
+
+    /// The chart step of a dry run: clone, edit, diff; no commit.
+    async fn preview_chart(
         &self,
+        writeback: WriteBack,
         recorder: &Arc<Recorder>,
         report: &mut RunReport,
-    ) -> Result<(Option<GitAuth>, Option<WriteBack>), RunError> {
+    ) -> Result<(), RunError> {
+        recorder.start(Step::UpdateChart);
+        let update = match self.chart_update(writeback, None, report) {
+            Ok(u) => u,
+            Err(e) => {
+                recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
+                return Err(e);
+            }
+        };
+        match blocking(move || update.preview()).await? {
+            Ok(outcome) => {
+                for c in &outcome.changes {
+                    recorder.progress(Step::UpdateChart, describe_change(c));
+                }
+                recorder.finish(Step::UpdateChart, StepOutcome::DryRun);
+                report.chart = Some(outcome);
+                recorder.start(Step::Commit);
+                recorder.finish(
+                    Step::Commit,
+                    StepOutcome::Skipped {
+                        reason: "dry run".into(),
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let e = RunError::Chart(e);
+                recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// The part of `prepare` that needs no network: the tokens, and the chart's
+    /// write-back settings.
+    fn prepare_local(&self) -> Result<(Option<GitAuth>, Option<WriteBack>), RunError> {
         let p = &self.pipeline;
         let source_auth = load_token("source", &p.source.token, &p.source.username)?;
-        // The source's ref is resolved while the chart's access is checked
-        // (two round trips to git servers at once, not one after the other);
-        // a source error is still the one reported when both fail.
-        let source_commit = match &p.source.location {
-            SourceLocation::Git { url, git_ref } => {
-                let (url, git_ref, auth) = (url.clone(), git_ref.clone(), source_auth.clone());
-                let insecure = self.allow_insecure_http;
-                Some(tokio::task::spawn_blocking(move || {
-                    crate::git::resolve_ref(&url, &git_ref, auth.as_ref(), insecure)
-                }))
-            }
-            _ => None,
-        };
-        let chart_check = p.chart.as_ref().map(|chart| {
-            self.chart_writeback(chart).map(|writeback| {
-                let check = writeback.clone();
-                let tip = tokio::task::spawn_blocking(move || check.check_access());
-                (chart, writeback, tip)
-            })
-        });
-        if let Some(resolving) = source_commit {
-            let commit = resolving
-                .await
-                .map_err(|e| RunError::Task(e.to_string()))?
-                .map_err(RunError::Source)?;
-            recorder.progress(
-                Step::Prepare,
-                format!(
-                    "source {} is at {commit}",
-                    report.source.git_ref.as_deref().unwrap_or("")
-                ),
-            );
-            recorder.emit(RunEvent::SourceResolved {
-                git_ref: report.source.git_ref.clone().unwrap_or_default(),
-                commit: commit.clone(),
-            });
-            report.source.commit = Some(commit);
-        }
-        let writeback = match chart_check {
-            None => None,
-            Some(checking) => {
-                let (chart, writeback, tip) = checking?;
-                let tip = tip
-                    .await
-                    .map_err(|e| RunError::Task(e.to_string()))?
-                    .map_err(RunError::ChartAccess)?;
-                recorder.progress(
-                    Step::Prepare,
-                    format!("chart {} branch {} is at {tip}", chart.repo, chart.branch),
-                );
-                Some(writeback)
-            }
-        };
+        let writeback = p
+            .chart
+            .as_ref()
+            .map(|chart| self.chart_writeback(chart))
+            .transpose()?;
         Ok((source_auth, writeback))
     }
 
@@ -784,128 +858,6 @@ impl Runner {
         config.allow_insecure_http = self.allow_insecure_http;
         config.message = chart.message_template().map_err(RunError::ChartAccess)?;
         WriteBack::new(config).map_err(RunError::ChartAccess)
-    }
-
-    async fn build(
-        &mut self,
-        builder: Builder<'_>,
-        recorder: &Arc<Recorder>,
-        source_auth: Option<&GitAuth>,
-        report: &mut RunReport,
-    ) -> Result<Option<String>, RunError> {
-        let options = build_options(&self.pipeline, source_auth);
-        recorder.progress(
-            Step::Build,
-            format!(
-                "building {} from {}",
-                self.pipeline
-                    .build
-                    .images
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                self.pipeline.source.buildkit_context()
-            ),
-        );
-        let mut forward = build::Forward {
-            inner: self
-                .progress
-                .as_mut()
-                .and_then(|sink| sink.get_mut().ok())
-                .map(|sink| sink.as_mut()),
-            recorder: Arc::clone(recorder),
-            names: HashMap::new(),
-            done: std::collections::HashSet::new(),
-        };
-        let secrets: Vec<String> = source_auth
-            .map(|a| vec![a.token.expose_secret().to_string()])
-            .unwrap_or_default();
-        let outcome = match builder {
-            Builder::Client(client) => {
-                let address = client.address().to_string();
-                recorder.emit(RunEvent::BuilderChosen {
-                    address: address.clone(),
-                    passed_over: Vec::new(),
-                });
-                report.build.builder = Some(address);
-                client.build_with_progress(&options, &mut forward).await
-            }
-            Builder::Pool(pool) => {
-                let key = match &self.pipeline.build.pool {
-                    Some(spec) => spec.routing_key(&options),
-                    None => cicd_agents_buildkit::pool::routing_key(&options),
-                };
-                recorder.progress(Step::Build, format!("pool routing key {key}"));
-                let outcome = pool.build(&key, &options, &mut forward).await;
-                let (address, tried) = match &outcome {
-                    Ok(pooled) => (Some(pooled.address.clone()), pooled.passed_over.as_slice()),
-                    Err(PoolError::Build {
-                        address,
-                        passed_over,
-                        ..
-                    }) => (Some(address.clone()), passed_over.as_slice()),
-                    Err(PoolError::Unavailable { tried, .. }) => (None, tried.as_slice()),
-                    Err(_) => (None, &[][..]),
-                };
-                let tried = passed_over(tried, &secrets);
-                for attempt in &tried {
-                    recorder.progress(Step::Build, format!("passed over {attempt}"));
-                }
-                report.build.passed_over = tried.clone();
-                if let Some(address) = &address {
-                    recorder.progress(Step::Build, format!("built on {address}"));
-                    recorder.emit(RunEvent::BuilderChosen {
-                        address: address.clone(),
-                        passed_over: tried.clone(),
-                    });
-                    report.build.builder = Some(address.clone());
-                }
-                match outcome {
-                    Ok(pooled) => Ok(pooled.result),
-                    Err(PoolError::Build { source, .. }) => Err(source),
-                    Err(other) => {
-                        return Err(RunError::NoBuilder {
-                            message: redact(&other.to_string(), &secrets),
-                            key,
-                            tried: tried
-                                .into_iter()
-                                .map(|p| Attempt {
-                                    address: p.address,
-                                    reason: p.reason,
-                                })
-                                .collect(),
-                        })
-                    }
-                }
-            }
-        };
-        match outcome {
-            Ok(result) => {
-                if let Some(d) = &result.digest {
-                    recorder.progress(Step::Build, format!("image digest {d}"));
-                }
-                Ok(result.digest)
-            }
-            Err(cicd_agents_buildkit::Error::Cancelled) => Err(RunError::Build {
-                message: "cancelled".into(),
-                cancelled: true,
-                failure: None,
-            }),
-            Err(cicd_agents_buildkit::Error::Build(failure)) => {
-                let failure = redact_build_error(*failure, &secrets);
-                Err(RunError::Build {
-                    message: failure.to_string(),
-                    cancelled: false,
-                    failure: Some(Box::new(failure)),
-                })
-            }
-            Err(e) => Err(RunError::Build {
-                message: redact(&e.to_string(), &secrets),
-                cancelled: false,
-                failure: None,
-            }),
-        }
     }
 
     fn chart_update(
@@ -967,6 +919,177 @@ impl Runner {
             updates,
             vars,
         })
+    }
+}
+
+/// The part of `prepare` that asks the git servers: the source's ref is resolved while the
+/// chart's access is checked (two round trips at once, not one after the other). Returns the
+/// source commit. A source error is the one reported when both fail.
+async fn check_remotes(
+    pipeline: &Pipeline,
+    allow_insecure_http: bool,
+    source_auth: Option<GitAuth>,
+    writeback: Option<WriteBack>,
+    recorder: Arc<Recorder>,
+    git_ref_label: String,
+) -> Result<Option<String>, RunError> {
+    let resolving = match &pipeline.source.location {
+        SourceLocation::Git { url, git_ref } => {
+            let (url, git_ref) = (url.clone(), git_ref.clone());
+            Some(tokio::task::spawn_blocking(move || {
+                crate::git::resolve_ref(&url, &git_ref, source_auth.as_ref(), allow_insecure_http)
+            }))
+        }
+        _ => None,
+    };
+    let chart_tip = match (&pipeline.chart, writeback) {
+        (Some(chart), Some(writeback)) => Some((
+            chart,
+            tokio::task::spawn_blocking(move || writeback.check_access()),
+        )),
+        _ => None,
+    };
+    let mut commit = None;
+    if let Some(resolving) = resolving {
+        let resolved = resolving
+            .await
+            .map_err(|e| RunError::Task(e.to_string()))?
+            .map_err(RunError::Source)?;
+        recorder.progress(
+            Step::Prepare,
+            format!("source {git_ref_label} is at {resolved}"),
+        );
+        recorder.emit(RunEvent::SourceResolved {
+            git_ref: git_ref_label,
+            commit: resolved.clone(),
+        });
+        commit = Some(resolved);
+    }
+    if let Some((chart, tip)) = chart_tip {
+        let tip = tip
+            .await
+            .map_err(|e| RunError::Task(e.to_string()))?
+            .map_err(RunError::ChartAccess)?;
+        recorder.progress(
+            Step::Prepare,
+            format!("chart {} branch {} is at {tip}", chart.repo, chart.branch),
+        );
+    }
+    Ok(commit)
+}
+
+/// The build step on `builder`: progress through `forward`, the daemon used into `built`.
+/// Returns the image digest.
+async fn run_build(
+    pipeline: &Pipeline,
+    builder: Builder<'_>,
+    forward: &mut build::Forward<'_>,
+    recorder: &Arc<Recorder>,
+    source_auth: Option<&GitAuth>,
+    built: &mut BuildReport,
+) -> Result<Option<String>, RunError> {
+    let options = build_options(pipeline, source_auth);
+    recorder.progress(
+        Step::Build,
+        format!(
+            "building {} from {}",
+            pipeline
+                .build
+                .images
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            pipeline.source.buildkit_context()
+        ),
+    );
+    let secrets: Vec<String> = source_auth
+        .map(|a| vec![a.token.expose_secret().to_string()])
+        .unwrap_or_default();
+    let outcome = match builder {
+        Builder::Client(client) => {
+            let address = client.address().to_string();
+            recorder.emit(RunEvent::BuilderChosen {
+                address: address.clone(),
+                passed_over: Vec::new(),
+            });
+            built.builder = Some(address);
+            client.build_with_progress(&options, forward).await
+        }
+        Builder::Pool(pool) => {
+            let key = match &pipeline.build.pool {
+                Some(spec) => spec.routing_key(&options),
+                None => cicd_agents_buildkit::pool::routing_key(&options),
+            };
+            recorder.progress(Step::Build, format!("pool routing key {key}"));
+            let outcome = pool.build(&key, &options, forward).await;
+            let (address, tried) = match &outcome {
+                Ok(pooled) => (Some(pooled.address.clone()), pooled.passed_over.as_slice()),
+                Err(PoolError::Build {
+                    address,
+                    passed_over,
+                    ..
+                }) => (Some(address.clone()), passed_over.as_slice()),
+                Err(PoolError::Unavailable { tried, .. }) => (None, tried.as_slice()),
+                Err(_) => (None, &[][..]),
+            };
+            let tried = passed_over(tried, &secrets);
+            for attempt in &tried {
+                recorder.progress(Step::Build, format!("passed over {attempt}"));
+            }
+            built.passed_over = tried.clone();
+            if let Some(address) = &address {
+                recorder.progress(Step::Build, format!("built on {address}"));
+                recorder.emit(RunEvent::BuilderChosen {
+                    address: address.clone(),
+                    passed_over: tried.clone(),
+                });
+                built.builder = Some(address.clone());
+            }
+            match outcome {
+                Ok(pooled) => Ok(pooled.result),
+                Err(PoolError::Build { source, .. }) => Err(source),
+                Err(other) => {
+                    return Err(RunError::NoBuilder {
+                        message: redact(&other.to_string(), &secrets),
+                        key,
+                        tried: tried
+                            .into_iter()
+                            .map(|p| Attempt {
+                                address: p.address,
+                                reason: p.reason,
+                            })
+                            .collect(),
+                    })
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(result) => {
+            if let Some(d) = &result.digest {
+                recorder.progress(Step::Build, format!("image digest {d}"));
+            }
+            Ok(result.digest)
+        }
+        Err(cicd_agents_buildkit::Error::Cancelled) => Err(RunError::Build {
+            message: "cancelled".into(),
+            cancelled: true,
+            failure: None,
+        }),
+        Err(cicd_agents_buildkit::Error::Build(failure)) => {
+            let failure = redact_build_error(*failure, &secrets);
+            Err(RunError::Build {
+                message: failure.to_string(),
+                cancelled: false,
+                failure: Some(Box::new(failure)),
+            })
+        }
+        Err(e) => Err(RunError::Build {
+            message: redact(&e.to_string(), &secrets),
+            cancelled: false,
+            failure: None,
+        }),
     }
 }
 
