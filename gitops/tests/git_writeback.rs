@@ -710,3 +710,54 @@ fn a_clone_made_ahead_is_not_trusted_to_say_nothing_changed() {
         "{again:?}"
     );
 }
+
+/// A look at the server taken while the caller waited counts only if it was taken at or after
+/// the instant the caller names: then "no change" needs no second look; a look taken before it
+/// is not enough, and a branch moved since is seen and our value written again.
+#[test]
+fn a_check_of_a_clone_made_ahead_counts_from_the_instant_the_caller_names() {
+    let env = TestEnv::required();
+    let url = chart_repo(&env, "wb-ahead-checked");
+    let wb = WriteBack::new(config(&env, &url)).unwrap_or_else(|e| panic!("{e}"));
+    let ours = || ChartUpdate {
+        config: wb.config().clone(),
+        updates: update("image.tag", "5.0.0"),
+        vars: vars(),
+    };
+    update_values(&wb, &update("image.tag", "5.0.0"), &vars()).unwrap_or_else(|e| panic!("{e}"));
+
+    // Checked after the named instant: trusted, even though the branch moved after the check
+    // (what happened after that instant is the caller's to name).
+    let mut checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
+    let named = std::time::Instant::now();
+    assert!(checkout.check_unmoved().unwrap_or_else(|e| panic!("{e}")));
+    checkout.fresh_as_of(named);
+    update_values(&wb, &update("image.tag", "4.9.0"), &vars()).unwrap_or_else(|e| panic!("{e}"));
+    let trusted = ours()
+        .apply_on(Some(checkout), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (trusted.commit.as_deref(), trusted.attempts),
+        (None, 1),
+        "{trusted:?}"
+    );
+
+    // Checked before the named instant, branch moved since: asked again, value written again.
+    update_values(&wb, &update("image.tag", "5.0.0"), &vars()).unwrap_or_else(|e| panic!("{e}"));
+    let mut checkout = wb.checkout().unwrap_or_else(|e| panic!("{e}"));
+    assert!(checkout.check_unmoved().unwrap_or_else(|e| panic!("{e}")));
+    let theirs = update_values(&wb, &update("image.tag", "4.8.0"), &vars())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .commit
+        .unwrap_or_else(|| panic!("no commit"));
+    checkout.fresh_as_of(std::time::Instant::now());
+    let written = ours()
+        .apply_on(Some(checkout), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(written.commit.is_some(), "{written:?}");
+    assert_eq!(written.parent, theirs);
+    let clone = fresh_clone(&env, &url, "main");
+    let values =
+        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    assert!(values.contains("tag: \"5.0.0\""), "{values}");
+}

@@ -297,6 +297,12 @@ pub struct Checkout {
     scratch: remote::Scratch,
     /// Made ahead of time: "nothing to change" is checked against the branch's tip.
     ahead: bool,
+    /// When a look at the server that found the branch still at the cloned commit began
+    /// ([`Checkout::check_unmoved`]).
+    unmoved_seen: Option<Instant>,
+    /// From when on "nothing to change" must hold ([`Checkout::fresh_as_of`]); `None`: from
+    /// [`Checkout::run`] on.
+    fresh_as_of: Option<Instant>,
     /// When the clone started (the deadline of a write-back that cloned just now).
     started: Instant,
 }
@@ -310,6 +316,40 @@ impl Checkout {
             &self.writeback.origin,
             cfg.auth.as_ref(),
         )
+    }
+
+    /// Asks the server whether the branch still points at the cloned commit (one
+    /// `ls-remote`). A `true` answer is remembered with the instant the question was asked: if
+    /// that is not before [`Checkout::fresh_as_of`], [`Checkout::run`] trusts the clone to say
+    /// "nothing to change" without asking again. A caller that waits on something (a build)
+    /// asks while it waits, and says afterwards from when on the answer counts.
+    pub fn check_unmoved(&mut self) -> Result<bool> {
+        let asked = Instant::now();
+        let git = self.git();
+        let head = git
+            .local(&self.scratch.repo, ["rev-parse", "HEAD"])?
+            .trim()
+            .to_string();
+        let tip = self.writeback.remote_tip(&git)?;
+        let unmoved = tip == head;
+        if unmoved {
+            self.unmoved_seen = Some(asked);
+        }
+        tracing::debug!(unmoved, "checked the branch against the clone made ahead");
+        Ok(unmoved)
+    }
+
+    /// Says that "nothing to change" must hold for the branch as it is at `instant` or later.
+    /// Without it, [`Checkout::run`] of a clone made ahead asks the server when it finds nothing
+    /// to change; with it, an earlier [`Checkout::check_unmoved`] asked at or after `instant` is
+    /// enough.
+    pub fn fresh_as_of(&mut self, instant: Instant) {
+        self.fresh_as_of = Some(instant);
+    }
+
+    /// Whether a look at the server already shows the clone current enough.
+    fn seen_unmoved_in_time(&self) -> bool {
+        matches!((self.unmoved_seen, self.fresh_as_of), (Some(seen), Some(needed)) if seen >= needed)
     }
 
     /// Runs `edit` on the clone, commits and pushes, retrying on rejection: see
@@ -375,7 +415,7 @@ impl Checkout {
                 // A clone made ahead may be stale. A change needs no check (a push onto a moved
                 // branch is rejected and retried), but "nothing to change" holds only for the
                 // branch's current tip.
-                if self.ahead && !synced {
+                if self.ahead && !synced && !self.seen_unmoved_in_time() {
                     match this.remote_tip(&git) {
                         Ok(tip) if tip == parent => {}
                         Ok(_) => {
@@ -591,6 +631,8 @@ impl WriteBack {
             writeback: self.clone(),
             scratch: remote::scratch("cicd-writeback-")?,
             ahead,
+            unmoved_seen: None,
+            fresh_as_of: None,
             started: Instant::now(),
         };
         let budget = Budget::since(&self.config.retry, checkout.started);

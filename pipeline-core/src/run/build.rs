@@ -13,6 +13,7 @@ use cicd_agents_types::GitUrl;
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
+use super::ahead::ActivityTracker;
 use super::events::{RunEvent, Step};
 use super::Recorder;
 use crate::definition::{Pipeline, SourceLocation};
@@ -313,12 +314,14 @@ pub(crate) struct Forward<'a> {
     pending: Vec<StatusUpdate>,
     timings: Option<BuildTimings>,
     finished: bool,
+    activity: ActivityTracker,
 }
 
 impl<'a> Forward<'a> {
     pub(crate) fn new(
         inner: Option<&'a mut (dyn ProgressSink + 'static)>,
         recorder: Arc<Recorder>,
+        activity: ActivityTracker,
     ) -> Self {
         Self {
             inner,
@@ -328,6 +331,7 @@ impl<'a> Forward<'a> {
             pending: Vec::new(),
             timings: None,
             finished: false,
+            activity,
         }
     }
 
@@ -397,6 +401,7 @@ impl ProgressSink for Forward<'_> {
     }
 
     fn update(&mut self, update: &StatusUpdate) {
+        self.activity.update(update);
         self.report_finished_steps(update);
         if self.waiting() {
             self.pending.push(update.clone());

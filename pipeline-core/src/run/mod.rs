@@ -46,6 +46,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ahead;
 mod build;
 
 mod events;
@@ -633,7 +634,8 @@ impl Runner {
             .as_mut()
             .and_then(|sink| sink.get_mut().ok())
             .map(|sink| sink.as_mut());
-        let mut forward = build::Forward::new(inner, Arc::clone(recorder));
+        let (tracker, activity) = ahead::ActivityTracker::new();
+        let mut forward = build::Forward::new(inner, Arc::clone(recorder), tracker);
         let mut building = Box::pin(run_build(
             &self.pipeline,
             client,
@@ -674,13 +676,17 @@ impl Runner {
                 return Err(e);
             }
         }
-        let outcome = match built {
-            Some(outcome) => {
-                drop(building);
-                outcome
+        // The chart's clone, looked at while the daemon finishes (see `ahead`).
+        let (outcome, checkout) = match (built, early_checkout) {
+            (Some(outcome), Some(clone)) => {
+                let done = std::pin::pin!(std::future::ready(outcome));
+                ahead::build_and_look(done, clone, activity).await
             }
-            None => building.await,
+            (Some(outcome), None) => (outcome, None),
+            (None, Some(clone)) => ahead::build_and_look(building.as_mut(), clone, activity).await,
+            (None, None) => (building.as_mut().await, None),
         };
+        drop(building);
         forward.flush();
         drop(forward);
         let digest = match outcome {
@@ -706,17 +712,6 @@ impl Runner {
                 recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
                 return Err(e);
             }
-        };
-        let checkout = match early_checkout {
-            Some(task) => match task.await {
-                Ok(Ok(checkout)) => Some(checkout),
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "the early chart clone failed; cloning again");
-                    None
-                }
-                Err(_) => None,
-            },
-            None => None,
         };
         let rec = Arc::clone(recorder);
         let outcome = blocking(move || {

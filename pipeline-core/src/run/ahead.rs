@@ -1,0 +1,156 @@
+//! Work done while the image builds: the chart's clone made ahead, and looks at its branch
+//! once the daemon has finished exporting, so that "nothing to change" rarely needs a look at
+//! the server after the build.
+//!
+//! A look counts only if it began after the build's last reported activity
+//! ([`Checkout::fresh_as_of`]): a look taken while the daemon still worked is not trusted, and
+//! the chart step asks again as it would without this.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use cicd_agents_buildkit::progress::StatusUpdate;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::git::Checkout;
+
+/// Looks at the branch per build, at most: each one is a request to the git server.
+const MAX_LOOKS: u32 = 3;
+
+/// What the daemon is doing, as far as its progress tells.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Activity {
+    /// Steps started and not finished.
+    running: usize,
+    /// Whether an export step (`exporting …`) has finished.
+    exported: bool,
+    /// When the last update arrived.
+    last: Option<Instant>,
+}
+
+/// Follows the daemon's steps for [`build_and_look`]; fed by the build's progress sink.
+#[derive(Debug)]
+pub(crate) struct ActivityTracker {
+    running: std::collections::HashSet<String>,
+    exported: bool,
+    sender: watch::Sender<Activity>,
+}
+
+impl ActivityTracker {
+    pub(crate) fn new() -> (Self, watch::Receiver<Activity>) {
+        let (sender, receiver) = watch::channel(Activity::default());
+        let tracker = Self {
+            running: std::collections::HashSet::new(),
+            exported: false,
+            sender,
+        };
+        (tracker, receiver)
+    }
+
+    pub(crate) fn update(&mut self, update: &StatusUpdate) {
+        for v in &update.vertexes {
+            if v.completed.is_some() || !v.error.is_empty() {
+                self.running.remove(&v.digest);
+                if v.name.starts_with("exporting") {
+                    self.exported = true;
+                }
+            } else if v.started.is_some() {
+                self.running.insert(v.digest.clone());
+            }
+        }
+        let activity = Activity {
+            running: self.running.len(),
+            exported: self.exported,
+            last: Some(Instant::now()),
+        };
+        self.sender.send_replace(activity);
+    }
+}
+
+/// Runs `building` to its end while the chart is cloned (`clone`), and looks at the clone's
+/// branch whenever the daemon has exported and runs no step. Returns the build's outcome and
+/// the clone, told from when on its "nothing to change" must hold (`None` when the clone
+/// failed: the chart step clones again).
+pub(crate) async fn build_and_look<F: Future>(
+    mut building: Pin<&mut F>,
+    clone: JoinHandle<crate::Result<Checkout>>,
+    mut activity: watch::Receiver<Activity>,
+) -> (F::Output, Option<Checkout>) {
+    let mut clone = Some(clone);
+    let mut checkout: Option<Checkout> = None;
+    let mut look: Option<JoinHandle<Checkout>> = None;
+    let mut looks = 0;
+    let mut last_look: Option<Instant> = None;
+    let outcome = loop {
+        let now = *activity.borrow();
+        let news = match (now.last, last_look) {
+            (Some(last), Some(looked)) => last > looked,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let quiet = now.exported && now.running == 0 && news;
+        if quiet && look.is_none() && looks < MAX_LOOKS {
+            if let Some(mut taken) = checkout.take() {
+                looks += 1;
+                last_look = Some(Instant::now());
+                look = Some(tokio::task::spawn_blocking(move || {
+                    if let Err(err) = taken.check_unmoved() {
+                        tracing::debug!(error = %err, "a look at the chart branch during the build failed");
+                    }
+                    taken
+                }));
+            }
+        }
+        tokio::select! {
+            outcome = &mut building => break outcome,
+            joined = join_if_any(&mut clone), if clone.is_some() => {
+                clone = None;
+                checkout = taken_clone(joined);
+            }
+            joined = join_if_any(&mut look), if look.is_some() => {
+                look = None;
+                checkout = joined.ok();
+            }
+            changed = activity.changed() => {
+                if changed.is_err() {
+                    // The tracker is gone: nothing more to look for.
+                    looks = MAX_LOOKS;
+                }
+            }
+        }
+    };
+    if let Some(task) = look {
+        checkout = task.await.ok();
+    }
+    if let Some(task) = clone {
+        checkout = taken_clone(task.await);
+    }
+    let last = activity.borrow().last.unwrap_or_else(Instant::now);
+    if let Some(checkout) = checkout.as_mut() {
+        checkout.fresh_as_of(last);
+    }
+    (outcome, checkout)
+}
+
+/// The task's end; never, without a task.
+async fn join_if_any<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn taken_clone(
+    joined: Result<crate::Result<Checkout>, tokio::task::JoinError>,
+) -> Option<Checkout> {
+    match joined {
+        Ok(Ok(checkout)) => Some(checkout),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "the early chart clone failed; cloning again");
+            None
+        }
+        Err(_) => None,
+    }
+}
