@@ -1,5 +1,6 @@
 //! The side-by-side benchmark: `cicd-agents build` and `docker buildx build`
-//! on the same daemon, in the same run, alternating the two tools.
+//! on the same daemon (or `cicd-agents build` and `buildctl build` on a
+//! standalone BuildKit), in the same run, alternating the tools.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,13 +15,15 @@ use serde::Serialize;
 use crate::contexts::{self, ManyFiles, NONCE_ARG};
 use crate::measure::{run_measured, Sample, Summary};
 
-/// The two clients.
+/// The clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Tool {
     /// `cicd-agents build`.
     Ours,
     /// `docker buildx build` (docker driver).
     Buildx,
+    /// `buildctl build` against a standalone BuildKit (`--buildkit-addr`).
+    Buildctl,
 }
 
 impl Tool {
@@ -29,6 +32,7 @@ impl Tool {
         match self {
             Tool::Ours => "cicd-agents",
             Tool::Buildx => "buildx",
+            Tool::Buildctl => "buildctl",
         }
     }
 
@@ -36,7 +40,17 @@ impl Tool {
         match text {
             "ours" | "cicd-agents" => Some(Tool::Ours),
             "buildx" | "theirs" => Some(Tool::Buildx),
+            "buildctl" => Some(Tool::Buildctl),
             _ => None,
+        }
+    }
+
+    /// What the CPU and memory columns cover for this tool.
+    fn process_tree(self) -> &'static str {
+        match self {
+            Tool::Ours => "the `cicd-agents` process",
+            Tool::Buildx => "`docker` CLI + `docker-buildx` plugin",
+            Tool::Buildctl => "the `buildctl` process",
         }
     }
 }
@@ -89,7 +103,8 @@ impl Case {
 /// How first builds start from nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstBuild {
-    /// `docker builder prune -af` before each first build (untimed).
+    /// `docker builder prune -af` (with `--buildkit-addr`:
+    /// `buildctl prune --all`) before each first build (untimed).
     Prune,
     /// A freshly generated context at a new path before each first build:
     /// nothing of it is cached, and the daemon's cache is left alone (for
@@ -120,6 +135,11 @@ pub struct Config {
     pub docker: PathBuf,
     /// The Docker daemon's socket.
     pub docker_sock: PathBuf,
+    /// The `buildctl` CLI.
+    pub buildctl: PathBuf,
+    /// A standalone BuildKit daemon (`unix://…`, `tcp://…`): when set, ours
+    /// and `buildctl` build there instead of on the Docker daemon.
+    pub buildkit_addr: Option<String>,
     /// Base image of the log case.
     pub base_image: String,
     /// Where contexts and logs go.
@@ -258,32 +278,7 @@ impl Runner<'_> {
 
     /// A build command for `tool` on `context`.
     fn build_command(&self, tool: Tool, context: &Path, build_arg: Option<&str>) -> Command {
-        let mut command = match tool {
-            Tool::Ours => {
-                let mut command = Command::new(&self.config.ours);
-                command.args(["build", "--addr"]);
-                command.arg(format!(
-                    "docker://unix://{}",
-                    self.config.docker_sock.display()
-                ));
-                command.args(["--output", "type=cacheonly"]);
-                command
-            }
-            Tool::Buildx => {
-                let mut command = self.docker();
-                command.args(["buildx", "build", "--output", "type=cacheonly"]);
-                command
-            }
-        };
-        // Default attestations are off for both (ours reads buildx's variable
-        // too), so that both ask the daemon for the same work.
-        command.env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
-        command.args(["--progress", "plain", "--network", "host"]);
-        if let Some(arg) = build_arg {
-            command.args(["--build-arg", arg]);
-        }
-        command.arg(context);
-        command
+        build_command(self.config, tool, context, build_arg)
     }
 
     /// Runs a helper command (untimed), failing on a non-zero exit.
@@ -301,10 +296,16 @@ impl Runner<'_> {
     }
 
     fn prune(&self) -> Result<(), BenchError> {
-        self.helper(
-            "docker builder prune -af",
-            self.docker().args(["builder", "prune", "-af"]),
-        )?;
+        match &self.config.buildkit_addr {
+            Some(addr) => self.helper(
+                "buildctl prune --all",
+                Command::new(&self.config.buildctl).args(["--addr", addr, "prune", "--all"]),
+            )?,
+            None => self.helper(
+                "docker builder prune -af",
+                self.docker().args(["builder", "prune", "-af"]),
+            )?,
+        }
         // Flush what the daemon wrote (and deleted) so that writeback does
         // not run during the next timed build.
         self.helper("sync", &mut Command::new("sync"))
@@ -472,6 +473,71 @@ impl Runner<'_> {
     }
 }
 
+/// The build command of `tool` on `context`: no export (`type=cacheonly`,
+/// which for `buildctl` is no `--output` at all), plain progress, host
+/// network, no default attestations (`buildctl` adds none; ours reads
+/// buildx's variable), so that every tool asks the daemon for the same work.
+pub fn build_command(
+    config: &Config,
+    tool: Tool,
+    context: &Path,
+    build_arg: Option<&str>,
+) -> Command {
+    let mut command = match tool {
+        Tool::Ours => {
+            let mut command = Command::new(&config.ours);
+            command.args(["build", "--addr"]);
+            match &config.buildkit_addr {
+                Some(addr) => command.arg(addr),
+                None => command.arg(format!("docker://unix://{}", config.docker_sock.display())),
+            };
+            command.args(["--output", "type=cacheonly"]);
+            command
+        }
+        Tool::Buildx => {
+            let mut command = Command::new(&config.docker);
+            command.env(
+                "DOCKER_HOST",
+                format!("unix://{}", config.docker_sock.display()),
+            );
+            command.args(["buildx", "build", "--output", "type=cacheonly"]);
+            command
+        }
+        Tool::Buildctl => {
+            let mut command = Command::new(&config.buildctl);
+            if let Some(addr) = &config.buildkit_addr {
+                command.args(["--addr", addr]);
+            }
+            command.args(["build", "--frontend", "dockerfile.v0"]);
+            let mut local = std::ffi::OsString::from("context=");
+            local.push(context);
+            command.arg("--local").arg(&local);
+            let mut local = std::ffi::OsString::from("dockerfile=");
+            local.push(context);
+            command.arg("--local").arg(&local);
+            command.args([
+                "--progress",
+                "plain",
+                "--opt",
+                "force-network-mode=host",
+                "--allow",
+                "network.host",
+            ]);
+            if let Some(arg) = build_arg {
+                command.arg("--opt").arg(format!("build-arg:{arg}"));
+            }
+            return command;
+        }
+    };
+    command.env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
+    command.args(["--progress", "plain", "--network", "host"]);
+    if let Some(arg) = build_arg {
+        command.args(["--build-arg", arg]);
+    }
+    command.arg(context);
+    command
+}
+
 /// Checks that a log build printed its last line (not clipped by the daemon).
 fn check_log_output(log: &Path, lines: usize, tool: Tool) -> Result<(), BenchError> {
     let text = fs::read(log).map_err(io_err(format!("reading {}", log.display())))?;
@@ -536,7 +602,22 @@ fn machine_facts(config: &Config) -> Vec<(String, String)> {
             "kernel".to_string(),
             command_output(Command::new("uname").arg("-r")),
         ),
-        (
+    ];
+    match &config.buildkit_addr {
+        Some(addr) => {
+            let info =
+                command_output(Command::new(&config.ours).args(["debug", "info", "--addr", addr]));
+            let version = info
+                .lines()
+                .find_map(|l| l.strip_prefix("BuildKit:"))
+                .map(|v| v.trim().to_string())
+                .unwrap_or(info);
+            facts.push((
+                "daemon".to_string(),
+                format!("standalone BuildKit {version} at {addr}"),
+            ));
+        }
+        None => facts.push((
             "daemon".to_string(),
             format!(
                 "Docker {} (embedded BuildKit, docker driver)",
@@ -546,15 +627,25 @@ fn machine_facts(config: &Config) -> Vec<(String, String)> {
                         .args(["version", "--format", "{{.Server.Version}}"])
                 )
             ),
-        ),
-        (
+        )),
+    }
+    if config.tools.contains(&Tool::Buildx) {
+        facts.push((
             "buildx".to_string(),
             command_output(
                 Command::new(&config.docker)
                     .env("DOCKER_HOST", &docker_host)
                     .args(["buildx", "version"]),
             ),
-        ),
+        ));
+    }
+    if config.tools.contains(&Tool::Buildctl) {
+        facts.push((
+            "buildctl".to_string(),
+            command_output(Command::new(&config.buildctl).arg("--version")),
+        ));
+    }
+    facts.extend([
         (
             "cicd-agents".to_string(),
             command_output(Command::new(&config.ours).arg("--version")),
@@ -566,12 +657,75 @@ fn machine_facts(config: &Config) -> Vec<(String, String)> {
                 config.iterations
             ),
         ),
-    ];
+    ]);
     if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
         facts.push(("started (unix time)".to_string(), now.as_secs().to_string()));
     }
     facts.push(("load average at start".to_string(), load_average()));
     facts
+}
+
+/// Whether `tools` and `--buildkit-addr` fit together.
+fn check_tools(config: &Config) -> Result<(), BenchError> {
+    match &config.buildkit_addr {
+        None if config.tools.contains(&Tool::Buildctl) => Err(BenchError::Usage(
+            "--tools buildctl needs --buildkit-addr (the standalone BuildKit daemon to build on)"
+                .into(),
+        )),
+        Some(_) if config.tools.contains(&Tool::Buildx) => Err(BenchError::Usage(
+            "--buildkit-addr cannot be combined with --tools buildx: buildx builds on the Docker \
+             daemon, and the tools must share one daemon; use --tools ours,buildctl"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Before anything is generated: `buildctl` runs, and the daemon at
+/// `--buildkit-addr` answers (asked by our own client, so that a missing
+/// daemon is told apart from a broken `buildctl`). Missing pieces are errors,
+/// never a reason to skip a tool.
+fn preflight(config: &Config) -> Result<(), BenchError> {
+    check_tools(config)?;
+    let Some(addr) = &config.buildkit_addr else {
+        return Ok(());
+    };
+    let needs_buildctl = config.tools.contains(&Tool::Buildctl)
+        || (config.first_build == FirstBuild::Prune
+            && config
+                .cases
+                .iter()
+                .any(|c| matches!(c, Case::FilesFirst | Case::BigFirst)));
+    if needs_buildctl {
+        let version = Command::new(&config.buildctl)
+            .arg("--version")
+            .output()
+            .map_err(|err| {
+                BenchError::Usage(format!(
+                    "buildctl ({}) cannot be run: {err}; give its path with --buildctl",
+                    config.buildctl.display()
+                ))
+            })?;
+        if !version.status.success() {
+            return Err(BenchError::Usage(format!(
+                "buildctl ({}) --version failed ({}): {}",
+                config.buildctl.display(),
+                version.status,
+                String::from_utf8_lossy(&version.stderr).trim()
+            )));
+        }
+    }
+    let info = Command::new(&config.ours)
+        .args(["debug", "info", "--addr", addr])
+        .output()
+        .map_err(io_err(format!("running {}", config.ours.display())))?;
+    if !info.status.success() {
+        return Err(BenchError::Usage(format!(
+            "no BuildKit daemon answers at --buildkit-addr {addr}: {}",
+            String::from_utf8_lossy(&info.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Runs the benchmark.
@@ -585,6 +739,7 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
             config.ours.display()
         )));
     }
+    preflight(config)?;
     fs::create_dir_all(config.work_dir.join("logs"))
         .map_err(io_err(format!("creating {}", config.work_dir.display())))?;
     let nonce = format!(
@@ -681,6 +836,17 @@ fn seconds(value: f64) -> String {
 }
 
 impl Report {
+    /// The tool ours is compared with: the first other tool that was run
+    /// (buildx when only ours ran).
+    pub fn other_tool(&self) -> Tool {
+        self.cases
+            .iter()
+            .flat_map(|case| case.samples.keys())
+            .copied()
+            .find(|tool| *tool != Tool::Ours)
+            .unwrap_or(Tool::Buildx)
+    }
+
     /// The report as markdown: facts, then one table row per case.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
@@ -688,13 +854,16 @@ impl Report {
             let _ = writeln!(out, "- {key}: {value}");
         }
         out.push('\n');
-        out.push_str(
-            "| Case | Wall cicd-agents | Wall buildx | ratio | CPU cicd-agents | CPU buildx | ratio | Peak RSS cicd-agents | Peak RSS buildx | ratio |\n",
+        let other = self.other_tool();
+        let name = other.name();
+        let _ = writeln!(
+            out,
+            "| Case | Wall cicd-agents | Wall {name} | ratio | CPU cicd-agents | CPU {name} | ratio | Peak RSS cicd-agents | Peak RSS {name} | ratio |",
         );
         out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for case in &self.cases {
             let ours = case.summary(Tool::Ours);
-            let theirs = case.summary(Tool::Buildx);
+            let theirs = case.summary(other);
             let cell = |s: Option<Summary>, f: fn(&Summary) -> String| {
                 s.as_ref().map(f).unwrap_or_else(|| "–".into())
             };
@@ -717,10 +886,12 @@ impl Report {
                 r(|s| s.rss_mib),
             );
         }
-        out.push_str(
-            "\nMedians per tool; ratio = cicd-agents / buildx (below 1 is better for cicd-agents). \
-             CPU = user + sys of the client process tree (`docker` CLI + `docker-buildx` plugin for buildx), \
-             from `wait4`; peak RSS = largest `ru_maxrss` in that tree.\n",
+        let _ = writeln!(
+            out,
+            "\nMedians per tool; ratio = cicd-agents / {name} (below 1 is better for cicd-agents). \
+             CPU = user + sys of the client process tree ({} for {name}), \
+             from `wait4`; peak RSS = largest `ru_maxrss` in that tree.",
+            other.process_tree()
         );
         out
     }
@@ -814,6 +985,16 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
             }
             "--ours" => config.ours = PathBuf::from(take(&mut i)?),
             "--docker" => config.docker = PathBuf::from(take(&mut i)?),
+            "--buildctl" => config.buildctl = PathBuf::from(take(&mut i)?),
+            "--buildkit-addr" => {
+                let addr = take(&mut i)?;
+                if !addr.contains("://") {
+                    return Err(BenchError::Usage(format!(
+                        "--buildkit-addr: {addr:?} is not an address (unix:///path or tcp://host:port)"
+                    )));
+                }
+                config.buildkit_addr = Some(addr);
+            }
             "--work-dir" => config.work_dir = PathBuf::from(take(&mut i)?),
             "--report" => config.report = PathBuf::from(take(&mut i)?),
             "--keep-work" => config.keep_work = true,
@@ -841,17 +1022,22 @@ pub fn parse_args(args: &[String], defaults: Config) -> Result<Config, BenchErro
     if config.tools.is_empty() || config.cases.is_empty() {
         return Err(BenchError::Usage("no tools or no cases selected".into()));
     }
+    check_tools(&config)?;
     Ok(config)
 }
 
 /// Command-line help.
 pub const USAGE: &str = "\
-side-by-side: cicd-agents build vs docker buildx build on the test environment's daemon
+side-by-side: cicd-agents build vs docker buildx build on the test environment's daemon,
+or vs buildctl build on a standalone BuildKit (--tools ours,buildctl --buildkit-addr ADDR)
 
 Options:
   --iterations N      timed runs per tool and case (default 5; 1 with --quick)
   --cases LIST        comma-separated: files-first,files-nochange,files-onechange,big-first,big-nochange,logs
-  --tools LIST        ours,buildx (default both)
+  --tools LIST        ours,buildx (default) or ours,buildctl (needs --buildkit-addr)
+  --buildkit-addr A   standalone BuildKit (unix:///run/buildkit/buildkitd.sock, tcp://…):
+                      ours and buildctl build there, first builds prune with buildctl
+  --buildctl PATH     buildctl CLI (default: buildctl)
   --quick             tiny contexts (100 files, 1 MiB, 1,000 lines), fresh contexts instead of prunes
   --first-build MODE  prune (default) or fresh (new context per first build, cache left alone)
   --files N           number of small files (default 20000)
@@ -866,3 +1052,183 @@ Options:
 
 Environment: CICD_TESTENV_DOCKER_SOCK and CICD_TESTENV_BASE_IMAGE, or the
 environment file of scripts/testenv.sh ($CICD_TESTENV_DIR/env).";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            iterations: 5,
+            cases: Case::ALL.to_vec(),
+            tools: vec![Tool::Ours, Tool::Buildx],
+            files: ManyFiles::QUICK,
+            big_bytes: 1 << 20,
+            log_lines: 10,
+            first_build: FirstBuild::Prune,
+            ours: PathBuf::from("/opt/cicd-agents"),
+            docker: PathBuf::from("docker"),
+            docker_sock: PathBuf::from("/run/docker.sock"),
+            base_image: "busybox".into(),
+            buildctl: PathBuf::from("/opt/buildctl"),
+            buildkit_addr: None,
+            work_dir: PathBuf::from("/tmp/w"),
+            report: PathBuf::from("/tmp/r.md"),
+            keep_work: false,
+            verbose: false,
+        }
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn argv(command: &Command) -> Vec<String> {
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn buildctl_needs_an_address_and_excludes_buildx() {
+        let err = parse_args(&args(&["--tools", "ours,buildctl"]), config()).unwrap_err();
+        assert!(err.to_string().contains("--buildkit-addr"), "{err}");
+        let err = parse_args(
+            &args(&[
+                "--tools",
+                "ours,buildx",
+                "--buildkit-addr",
+                "unix:///x.sock",
+            ]),
+            config(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ours,buildctl"), "{err}");
+        let err = parse_args(&args(&["--buildkit-addr", "/x.sock"]), config()).unwrap_err();
+        assert!(err.to_string().contains("not an address"), "{err}");
+        let ok = parse_args(
+            &args(&[
+                "--tools=ours,buildctl",
+                "--buildkit-addr=unix:///run/bk/buildkitd.sock",
+                "--buildctl",
+                "/usr/local/bin/buildctl",
+            ]),
+            config(),
+        )
+        .unwrap();
+        assert_eq!(ok.tools, vec![Tool::Ours, Tool::Buildctl]);
+        assert_eq!(
+            ok.buildkit_addr.as_deref(),
+            Some("unix:///run/bk/buildkitd.sock")
+        );
+        assert_eq!(ok.buildctl, PathBuf::from("/usr/local/bin/buildctl"));
+    }
+
+    #[test]
+    fn ours_and_buildctl_build_on_the_same_daemon_with_the_same_request() {
+        let mut config = config();
+        config.tools = vec![Tool::Ours, Tool::Buildctl];
+        config.buildkit_addr = Some("unix:///run/bk/buildkitd.sock".into());
+        let ctx = Path::new("/tmp/ctx");
+        let ours = build_command(&config, Tool::Ours, ctx, Some("N=1"));
+        assert_eq!(ours.get_program(), "/opt/cicd-agents");
+        assert_eq!(
+            argv(&ours),
+            [
+                "build",
+                "--addr",
+                "unix:///run/bk/buildkitd.sock",
+                "--output",
+                "type=cacheonly",
+                "--progress",
+                "plain",
+                "--network",
+                "host",
+                "--build-arg",
+                "N=1",
+                "/tmp/ctx"
+            ]
+        );
+        assert!(ours
+            .get_envs()
+            .any(|(k, v)| k == "BUILDX_NO_DEFAULT_ATTESTATIONS" && v == Some("1".as_ref())));
+        let theirs = build_command(&config, Tool::Buildctl, ctx, Some("N=1"));
+        assert_eq!(theirs.get_program(), "/opt/buildctl");
+        assert_eq!(
+            argv(&theirs),
+            [
+                "--addr",
+                "unix:///run/bk/buildkitd.sock",
+                "build",
+                "--frontend",
+                "dockerfile.v0",
+                "--local",
+                "context=/tmp/ctx",
+                "--local",
+                "dockerfile=/tmp/ctx",
+                "--progress",
+                "plain",
+                "--opt",
+                "force-network-mode=host",
+                "--allow",
+                "network.host",
+                "--opt",
+                "build-arg:N=1"
+            ]
+        );
+        // Without --buildkit-addr ours still talks to the Docker daemon.
+        let docker = build_command(&super::tests::config(), Tool::Ours, ctx, None);
+        assert_eq!(argv(&docker)[2], "docker://unix:///run/docker.sock");
+    }
+
+    #[test]
+    fn the_table_names_the_tool_ours_is_compared_with() {
+        let sample = Sample {
+            wall: std::time::Duration::from_millis(100),
+            user: std::time::Duration::from_millis(10),
+            sys: std::time::Duration::from_millis(10),
+            max_rss_kib: 2048,
+        };
+        let mut slow = sample;
+        slow.wall = std::time::Duration::from_millis(400);
+        let report = Report {
+            facts: vec![],
+            cases: vec![CaseResult {
+                case: Case::FilesNoChange,
+                label: "x".into(),
+                samples: [(Tool::Ours, vec![sample]), (Tool::Buildctl, vec![slow])]
+                    .into_iter()
+                    .collect(),
+            }],
+        };
+        assert_eq!(report.other_tool(), Tool::Buildctl);
+        let text = report.markdown();
+        assert!(text.contains("| Wall buildctl |"), "{text}");
+        assert!(text.contains("| 0.100 s | 0.400 s | 0.25 |"), "{text}");
+        assert!(text.contains("cicd-agents / buildctl"), "{text}");
+        assert!(!text.contains("buildx"), "{text}");
+    }
+
+    #[test]
+    fn missing_buildctl_or_daemon_is_an_error_not_a_skip() {
+        let mut config = config();
+        config.tools = vec![Tool::Ours, Tool::Buildctl];
+        config.buildkit_addr = Some("unix:///nonexistent/buildkitd.sock".into());
+        config.buildctl = PathBuf::from("/nonexistent/buildctl");
+        let err = preflight(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("buildctl") && err.contains("/nonexistent/buildctl"),
+            "{err}"
+        );
+        // A buildctl that runs, and an `ours` that says the daemon is not there.
+        config.buildctl = PathBuf::from("true");
+        config.ours = PathBuf::from("false");
+        let err = preflight(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("no BuildKit daemon answers")
+                && err.contains("unix:///nonexistent/buildkitd.sock"),
+            "{err}"
+        );
+    }
+}

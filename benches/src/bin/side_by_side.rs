@@ -1,6 +1,8 @@
 //! `side-by-side`: `cicd-agents build` and `docker buildx build` on the same
-//! daemon, alternating; prints a markdown table and writes it to
-//! `target/bench/report.md`. Run `side-by-side --help` for the options.
+//! daemon (or `buildctl build` on a standalone BuildKit, `--tools
+//! ours,buildctl --buildkit-addr ADDR`), alternating; prints a markdown table
+//! and writes it to `target/bench/report.md`. Run `side-by-side --help` for
+//! the options.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ fn defaults() -> Result<Config, BenchError> {
         ours,
         docker: PathBuf::from("docker"),
         docker_sock: PathBuf::from(docker_sock),
+        buildctl: PathBuf::from("buildctl"),
+        buildkit_addr: None,
         base_image,
         work_dir: bench.join("work"),
         report: bench.join("report.md"),
