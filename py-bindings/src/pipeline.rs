@@ -195,23 +195,6 @@ impl Daemon {
             }
         }
     }
-
-    /// Connects to the one daemon (a pool is not connected here: `execute` builds on it).
-    async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
-        match self {
-            Daemon::Client(client) => Ok(*client),
-            Daemon::Pool(_) => Err(cicd_agents_buildkit::Error::InvalidAddress {
-                address: self.name(),
-                reason: "a pool has no single daemon".into(),
-            }),
-            Daemon::Address(address) => {
-                cicd_agents_buildkit::Client::builder()
-                    .address_opt(address)
-                    .connect()
-                    .await
-            }
-        }
-    }
 }
 
 /// How a run ended, before conversion to Python.
@@ -240,10 +223,17 @@ impl PreparedRun {
             let result = match daemon {
                 None => runner.dry_run().await,
                 Some(Daemon::Pool(pool)) => runner.run_on_pool(&pool).await,
-                Some(daemon) => match daemon.connect().await {
-                    Ok(client) => runner.run(&client).await,
-                    Err(err) => return RunOutcome::Connect(err),
-                },
+                Some(Daemon::Client(client)) => runner.run(&client).await,
+                Some(Daemon::Address(address)) => {
+                    let connected = cicd_agents_buildkit::Client::builder()
+                        .address_opt(address)
+                        .connect()
+                        .await;
+                    match connected {
+                        Ok(client) => runner.run(&client).await,
+                        Err(err) => return RunOutcome::Connect(err),
+                    }
+                }
             };
             match result {
                 Ok(report) => RunOutcome::Report(Box::new(report)),

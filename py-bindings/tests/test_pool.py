@@ -58,6 +58,14 @@ def test_bad_pools_are_refused():
     with pytest.raises(cicd_agents.InvalidOption) as info:
         cicd_agents.BuilderPool(["tcp://a:1", "tcp://a:1/"])
     assert "twice" in str(info.value)
+    # The keyword at fault is `addresses`; where the reason lists the schemes that would do,
+    # the discovery form is among them.
+    for bad, scheme in [("ftp://h:1", 'unknown scheme "ftp"'), ("ssh://h", "ssh:// transport"), ("h:1234", "missing scheme")]:
+        with pytest.raises(cicd_agents.InvalidOption) as info:
+            cicd_agents.BuilderPool(["tcp://a:1", bad])
+        err = info.value
+        assert (err.option, err.flag, err.address) == ("addresses", "--pool", bad)
+        assert scheme in err.reason and "dns+tcp://" in err.reason, err.reason
 
 
 def test_a_build_skips_the_unreachable_daemon_and_says_so(testenv, unreachable, make_context):

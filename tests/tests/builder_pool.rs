@@ -497,6 +497,19 @@ fn the_cli_refuses_bad_pools_with_exit_2_naming_the_flag() {
             "twice",
         ),
         (vec!["build", "--pool-key", "k", &ctx], "--pool"),
+        // Where the error lists the schemes that would do, it lists the discovery form too.
+        (
+            vec!["build", "--pool", "tcp://a:1,ftp://h:1", &ctx],
+            "invalid --pool address \"ftp://h:1\": unknown scheme \"ftp\"; supported are unix://, tcp://, docker:// and dns+tcp://",
+        ),
+        (
+            vec!["build", "--pool", "ssh://h", &ctx],
+            "invalid --pool address \"ssh://h\": the ssh:// transport is not supported; supported are unix://, tcp://, docker:// and dns+tcp://",
+        ),
+        (
+            vec!["build", "--pool", "h:1234", &ctx],
+            "or dns+tcp://<service>.<namespace>.svc:<port>",
+        ),
     ] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (code, stderr) = run_cli(&args);

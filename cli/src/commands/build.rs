@@ -365,7 +365,12 @@ async fn run_on_pool(
     options: &BuildOptions,
     mode: ProgressMode,
 ) -> anyhow::Result<ExitCode> {
-    let pool = BuilderPool::new(&args.pool, args.connection.tls())?;
+    let pool = BuilderPool::new(&args.pool, args.connection.tls()).map_err(|err| match err {
+        PoolError::Address(Error::InvalidAddress {
+            address, reason, ..
+        }) => crate::exit::usage(format!("invalid --pool address {address:?}: {reason}")),
+        other => other.into(),
+    })?;
     let key = args
         .pool_key
         .clone()
