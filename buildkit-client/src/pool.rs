@@ -654,10 +654,14 @@ impl BuilderPool {
         progress: &mut (dyn ProgressSink + '_),
     ) -> Result<PooledBuild, PoolError> {
         let mut tried: Vec<Attempt> = Vec::new();
+        // How many of `tried` the progress sink has been told about.
+        let mut told = 0;
         loop {
             // Daemons that fail their health check here are passed over too, and reported.
             let (client, address, passed_over) = self.client_after(key, tried).await?;
             tried = passed_over;
+            progress.builder(&address, &tried[told..]);
+            told = tried.len();
             match client.build_with_progress(options, progress).await {
                 Ok(result) => {
                     return Ok(PooledBuild {

@@ -401,6 +401,12 @@ impl ProgressSink for Tee {
             sink.finish();
         }
     }
+
+    fn builder(&mut self, address: &str, passed_over: &[cicd_agents_buildkit::pool::Attempt]) {
+        for sink in &mut self.0 {
+            sink.builder(address, passed_over);
+        }
+    }
 }
 
 /// What the `progress=` argument asks for.

@@ -93,6 +93,18 @@ def test_a_build_skips_the_unreachable_daemon_and_says_so(testenv, unreachable, 
     assert health[dead].latency >= 0
 
 
+def test_plain_progress_names_the_daemon_that_builds_and_those_passed_over(testenv, unreachable, make_context, capfd):
+    pool = make_pool(testenv, unreachable)
+    dead, alive = pool.addresses
+    key = key_preferring(pool, dead)
+    context = make_context(f"FROM {{base}}\nRUN echo {testenv.unique('pool-plain')} > /id\n")
+    pool.build(context, key=key, network="host", progress="plain")
+    err = capfd.readouterr().err
+    passed = err.index(f"#0 passed over {dead}: ")
+    building = err.index(f"#0 building on {alive}\n")
+    assert passed < building < err.index("#1 "), err
+
+
 def test_the_default_key_is_the_context_and_sticks(testenv, unreachable, make_context):
     pool = make_pool(testenv, unreachable)
     context = make_context(f"FROM {{base}}\nRUN echo {testenv.unique('pool')} > /id\n")
