@@ -59,6 +59,276 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// A way to reach a daemon, as the scheme of an address says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `unix:///path`: a standalone `buildkitd` on a unix socket.
+    Unix,
+    /// `tcp://host:port`: a standalone `buildkitd` on TCP.
+    Tcp,
+    /// `docker://…`: a Docker daemon's embedded BuildKit.
+    Docker,
+    /// `dns+tcp://<service>.<namespace>.svc:<port>`: the ready replicas of a headless
+    /// Service (a builder pool only; see [`crate::discovery`]).
+    DnsTcp,
+}
+
+impl Scheme {
+    /// The scheme as written, e.g. `tcp://`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scheme::Unix => "unix://",
+            Scheme::Tcp => "tcp://",
+            Scheme::Docker => "docker://",
+            Scheme::DnsTcp => "dns+tcp://",
+        }
+    }
+
+    /// A whole address of this scheme, as an error shows it to say what to write.
+    pub fn example(self) -> &'static str {
+        match self {
+            Scheme::Unix => "unix:///path",
+            Scheme::Tcp => "tcp://host:port",
+            Scheme::Docker => "docker://",
+            Scheme::DnsTcp => "dns+tcp://<service>.<namespace>.svc:<port>",
+        }
+    }
+}
+
+/// The schemes one daemon's address takes.
+pub const DAEMON_SCHEMES: &[Scheme] = &[Scheme::Unix, Scheme::Tcp, Scheme::Docker];
+/// The schemes a builder pool's addresses take: a daemon's, and `dns+tcp://` for discovery.
+pub const POOL_SCHEMES: &[Scheme] = &[Scheme::Unix, Scheme::Tcp, Scheme::Docker, Scheme::DnsTcp];
+
+/// What a caller takes, for the problems that say which schemes would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Accepted {
+    /// One daemon's address ([`DAEMON_SCHEMES`]).
+    Daemon,
+    /// An address of a builder pool ([`POOL_SCHEMES`]).
+    Pool,
+}
+
+impl Accepted {
+    /// The schemes that would do.
+    pub fn schemes(self) -> &'static [Scheme] {
+        match self {
+            Accepted::Daemon => DAEMON_SCHEMES,
+            Accepted::Pool => POOL_SCHEMES,
+        }
+    }
+}
+
+/// `a, b and c` (or `a, b or c`).
+fn enumerate<'a>(items: impl Iterator<Item = &'a str>, last_word: &str) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} {last_word} {last}", rest.join(", ")),
+    }
+}
+
+/// Where an address was read from (shown after it in [`Error::InvalidAddress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AddressOrigin {
+    /// Given by the caller.
+    #[default]
+    Given,
+    /// The `BUILDKIT_HOST` environment variable.
+    BuildkitHost,
+    /// The `DOCKER_HOST` environment variable.
+    DockerHost,
+}
+
+impl fmt::Display for AddressOrigin {
+    /// Nothing for a given address, else ` (from $VARIABLE)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressOrigin::Given => Ok(()),
+            AddressOrigin::BuildkitHost => f.write_str(" (from $BUILDKIT_HOST)"),
+            AddressOrigin::DockerHost => f.write_str(" (from $DOCKER_HOST)"),
+        }
+    }
+}
+
+/// What is wrong with a daemon address: the reason of [`Error::InvalidAddress`].
+///
+/// A caller decides on the variant, not on the message. The variants that say which schemes
+/// would do carry what the caller takes (`accepted`), so a caller that takes more (a builder
+/// pool also takes `dns+tcp://`) can widen it with [`AddressProblem::accepting`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddressProblem {
+    /// No `scheme://` at all.
+    MissingScheme {
+        /// What the caller takes.
+        accepted: Accepted,
+    },
+    /// A scheme no BuildKit tool knows.
+    UnknownScheme {
+        /// The scheme as written (lower case).
+        scheme: String,
+        /// What the caller takes.
+        accepted: Accepted,
+    },
+    /// A transport other tools speak (`ssh://`, `npipe://`, `kube-pod://`, …) and this
+    /// client does not.
+    UnsupportedTransport {
+        /// The scheme as written (lower case).
+        scheme: String,
+        /// What the caller takes.
+        accepted: Accepted,
+    },
+    /// `docker://` followed by something that is not a Docker endpoint.
+    DockerEndpoint,
+    /// `unix://` with no socket path.
+    UnixPathMissing,
+    /// A relative unix socket path.
+    UnixPathRelative,
+    /// A unix socket path with a NUL byte.
+    UnixPathNul,
+    /// User information (`user@host`, `user:password@host`).
+    UserInfo,
+    /// A path, query or fragment after `host:port`.
+    TcpPath,
+    /// Spaces or control characters.
+    ControlCharacters,
+    /// An IPv6 literal whose `[` is not closed.
+    UnclosedBracket,
+    /// No port.
+    MissingPort {
+        /// What to write instead.
+        example: &'static str,
+    },
+    /// An IPv6 literal without brackets.
+    UnbracketedIpv6,
+    /// No host.
+    MissingHost,
+    /// Brackets around something that is not an IPv6 literal.
+    InvalidIpv6 {
+        /// The text in brackets.
+        host: String,
+    },
+    /// A host that is not a host name or IPv4 literal.
+    InvalidHost {
+        /// The host as written.
+        host: String,
+    },
+    /// A port that is not a number from 1 to 65535.
+    InvalidPort {
+        /// The port as written.
+        port: String,
+    },
+    /// A `dns+tcp://` host that is not a DNS name.
+    InvalidServiceName,
+    /// A `dns+tcp://` host that is an IP address.
+    ServiceIp,
+    /// Not a `dns+tcp://` address where one is expected.
+    NotDns,
+    /// An address a builder pool was given twice.
+    ListedTwice,
+}
+
+impl AddressProblem {
+    /// What the caller takes, for the problems that say which schemes would do.
+    pub fn accepted(&self) -> Option<Accepted> {
+        match self {
+            AddressProblem::MissingScheme { accepted }
+            | AddressProblem::UnknownScheme { accepted, .. }
+            | AddressProblem::UnsupportedTransport { accepted, .. } => Some(*accepted),
+            _ => None,
+        }
+    }
+
+    /// The same problem for a caller that takes `accepted` (a problem that names no schemes
+    /// is returned as it is).
+    pub fn accepting(self, accepted: Accepted) -> AddressProblem {
+        match self {
+            AddressProblem::MissingScheme { .. } => AddressProblem::MissingScheme { accepted },
+            AddressProblem::UnknownScheme { scheme, .. } => {
+                AddressProblem::UnknownScheme { scheme, accepted }
+            }
+            AddressProblem::UnsupportedTransport { scheme, .. } => {
+                AddressProblem::UnsupportedTransport { scheme, accepted }
+            }
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for AddressProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefixes = |accepted: &Accepted| {
+            enumerate(
+                accepted.schemes().iter().map(|scheme| scheme.prefix()),
+                "and",
+            )
+        };
+        match self {
+            AddressProblem::MissingScheme { accepted } => write!(
+                f,
+                "missing scheme; use {}",
+                enumerate(
+                    accepted.schemes().iter().map(|scheme| scheme.example()),
+                    "or"
+                )
+            ),
+            AddressProblem::UnknownScheme { scheme, accepted } => write!(
+                f,
+                "unknown scheme {scheme:?}; supported are {}",
+                prefixes(accepted)
+            ),
+            AddressProblem::UnsupportedTransport { scheme, accepted } => write!(
+                f,
+                "the {scheme}:// transport is not supported; supported are {}",
+                prefixes(accepted)
+            ),
+            AddressProblem::DockerEndpoint => f.write_str(
+                "after docker:// write the Docker endpoint, e.g. docker://unix:///var/run/docker.sock or docker://tcp://host:2375",
+            ),
+            AddressProblem::UnixPathMissing => f.write_str(
+                "unix:// needs a socket path, e.g. unix:///run/buildkit/buildkitd.sock",
+            ),
+            AddressProblem::UnixPathRelative => {
+                f.write_str("the unix socket path must be absolute (unix:///path)")
+            }
+            AddressProblem::UnixPathNul => f.write_str("the unix socket path contains a NUL byte"),
+            AddressProblem::UserInfo => f.write_str(
+                "a daemon address takes no user name or password (user@host); use TLS client certificates",
+            ),
+            AddressProblem::TcpPath => f.write_str("a tcp:// address is host:port with no path"),
+            AddressProblem::ControlCharacters => {
+                f.write_str("the address contains spaces or control characters")
+            }
+            AddressProblem::UnclosedBracket => f.write_str("unclosed '[' in IPv6 address"),
+            AddressProblem::MissingPort { example } => write!(f, "missing port; write {example}"),
+            AddressProblem::UnbracketedIpv6 => {
+                f.write_str("write IPv6 addresses in brackets, e.g. tcp://[::1]:1234")
+            }
+            AddressProblem::MissingHost => f.write_str("missing host; write tcp://host:port"),
+            AddressProblem::InvalidIpv6 { host } => {
+                write!(f, "{host:?} in brackets is not an IPv6 address")
+            }
+            AddressProblem::InvalidHost { host } => write!(
+                f,
+                "{host:?} is not a host name or IPv4 address; write tcp://host:port or tcp://[ipv6]:port"
+            ),
+            AddressProblem::InvalidPort { port } => {
+                write!(f, "port {port:?} is not a number between 1 and 65535")
+            }
+            AddressProblem::InvalidServiceName => f.write_str(
+                "the host must be a DNS name (the headless Service's, e.g. buildkitd-pool.ci.svc)",
+            ),
+            AddressProblem::ServiceIp => {
+                f.write_str("the host must be the Service's DNS name, not an IP address")
+            }
+            AddressProblem::NotDns => f.write_str("a DNS pool address starts with dns+tcp://"),
+            AddressProblem::ListedTwice => f.write_str("listed twice in the pool"),
+        }
+    }
+}
+
 /// A BuildKit daemon's address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
@@ -105,11 +375,11 @@ impl Address {
         if let Some(text) = env("BUILDKIT_HOST").filter(|text| !text.trim().is_empty()) {
             return text
                 .parse()
-                .map_err(|err| in_variable(err, "BUILDKIT_HOST"));
+                .map_err(|err| in_variable(err, AddressOrigin::BuildkitHost));
         }
         if let Some(text) = env("DOCKER_HOST").filter(|text| !text.trim().is_empty()) {
-            let address =
-                parse_docker_host(text.trim()).map_err(|err| in_variable(err, "DOCKER_HOST"))?;
+            let address = parse_docker_host(text.trim())
+                .map_err(|err| in_variable(err, AddressOrigin::DockerHost))?;
             return Ok(address);
         }
         let mut tried = vec![
@@ -143,11 +413,14 @@ impl Address {
     }
 }
 
-fn in_variable(err: Error, variable: &str) -> Error {
+fn in_variable(err: Error, origin: AddressOrigin) -> Error {
     match err {
-        Error::InvalidAddress { address, reason } => Error::InvalidAddress {
+        Error::InvalidAddress {
+            address, reason, ..
+        } => Error::InvalidAddress {
             address,
-            reason: format!("{reason} (from ${variable})"),
+            reason,
+            origin,
         },
         other => other,
     }
@@ -184,10 +457,7 @@ impl FromStr for Address {
                 ))));
             }
             if !rest.contains("://") {
-                return Err(invalid(
-                    text,
-                    "after docker:// write the Docker endpoint, e.g. docker://unix:///var/run/docker.sock or docker://tcp://host:2375",
-                ));
+                return Err(invalid(text, AddressProblem::DockerEndpoint));
             }
             return Ok(Address::Docker(parse_endpoint(rest, text)?));
         }
@@ -195,10 +465,11 @@ impl FromStr for Address {
     }
 }
 
-fn invalid(address: &str, reason: impl Into<String>) -> Error {
+fn invalid(address: &str, reason: AddressProblem) -> Error {
     Error::InvalidAddress {
         address: redact_userinfo(address).into_owned(),
-        reason: reason.into(),
+        reason,
+        origin: AddressOrigin::Given,
     }
 }
 
@@ -206,33 +477,42 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(invalid(
             whole,
-            "missing scheme; use unix:///path, tcp://host:port or docker://",
+            AddressProblem::MissingScheme {
+                accepted: Accepted::Daemon,
+            },
         ));
     };
     let scheme = scheme.to_ascii_lowercase();
     match scheme.as_str() {
         "unix" => {
             if rest.is_empty() {
-                return Err(invalid(whole, "unix:// needs a socket path, e.g. unix:///run/buildkit/buildkitd.sock"));
+                return Err(invalid(whole, AddressProblem::UnixPathMissing));
             }
             if !rest.starts_with('/') {
-                return Err(invalid(whole, "the unix socket path must be absolute (unix:///path)"));
+                return Err(invalid(whole, AddressProblem::UnixPathRelative));
             }
             if rest.contains('\0') {
-                return Err(invalid(whole, "the unix socket path contains a NUL byte"));
+                return Err(invalid(whole, AddressProblem::UnixPathNul));
             }
             Ok(Endpoint::Unix(PathBuf::from(rest)))
         }
-        "npipe" | "ssh" | "docker-container" | "podman-container" | "nerdctl-container" | "kube-pod" => Err(invalid(
+        "npipe" | "ssh" | "docker-container" | "podman-container" | "nerdctl-container"
+        | "kube-pod" => Err(invalid(
             whole,
-            format!("the {scheme}:// transport is not supported; supported are unix://, tcp:// and docker://"),
+            AddressProblem::UnsupportedTransport {
+                scheme: scheme.clone(),
+                accepted: Accepted::Daemon,
+            },
         )),
         // Before any reason that quotes a part of the text, which may be user information.
-        _ if text.contains('@') => Err(invalid(whole, "a daemon address takes no user name or password (user@host); use TLS client certificates")),
+        _ if text.contains('@') => Err(invalid(whole, AddressProblem::UserInfo)),
         "tcp" => parse_host_port(rest, whole),
         other => Err(invalid(
             whole,
-            format!("unknown scheme {other:?}; supported are unix://, tcp:// and docker://"),
+            AddressProblem::UnknownScheme {
+                scheme: other.to_string(),
+                accepted: Accepted::Daemon,
+            },
         )),
     }
 }
@@ -240,53 +520,55 @@ fn parse_endpoint(text: &str, whole: &str) -> Result<Endpoint, Error> {
 fn parse_host_port(rest: &str, whole: &str) -> Result<Endpoint, Error> {
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
-        return Err(invalid(whole, "a tcp:// address is host:port with no path"));
+        return Err(invalid(whole, AddressProblem::TcpPath));
     }
     if authority
         .chars()
         .any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(invalid(
-            whole,
-            "the address contains spaces or control characters",
-        ));
+        return Err(invalid(whole, AddressProblem::ControlCharacters));
     }
     let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
         let Some((host, tail)) = after_bracket.split_once(']') else {
-            return Err(invalid(whole, "unclosed '[' in IPv6 address"));
+            return Err(invalid(whole, AddressProblem::UnclosedBracket));
         };
         let Some(port) = tail.strip_prefix(':') else {
             return Err(invalid(
                 whole,
-                "missing port after the IPv6 address ([addr]:port)",
+                AddressProblem::MissingPort {
+                    example: "tcp://[ipv6]:port",
+                },
             ));
         };
         (host, port)
     } else {
         match authority.rsplit_once(':') {
             Some((host, _)) if host.contains(':') => {
-                return Err(invalid(
-                    whole,
-                    "write IPv6 addresses in brackets, e.g. tcp://[::1]:1234",
-                ));
+                return Err(invalid(whole, AddressProblem::UnbracketedIpv6));
             }
             Some((host, port)) => (host, port),
-            None => return Err(invalid(whole, "missing port; write tcp://host:port")),
+            None => {
+                return Err(invalid(
+                    whole,
+                    AddressProblem::MissingPort {
+                        example: Scheme::Tcp.example(),
+                    },
+                ))
+            }
         }
     };
     if host.is_empty() {
-        return Err(invalid(whole, "missing host; write tcp://host:port"));
+        return Err(invalid(whole, AddressProblem::MissingHost));
     }
     check_host(host, authority.starts_with('['), whole)?;
-    let port: u16 = port.parse().map_err(|_| {
-        invalid(
+    let Some(port) = port.parse::<u16>().ok().filter(|port| *port > 0) else {
+        return Err(invalid(
             whole,
-            format!("port {port:?} is not a number between 1 and 65535"),
-        )
-    })?;
-    if port == 0 {
-        return Err(invalid(whole, "port 0 is not a valid daemon port"));
-    }
+            AddressProblem::InvalidPort {
+                port: port.to_string(),
+            },
+        ));
+    };
     Ok(Endpoint::Tcp {
         host: host.to_string(),
         port,
@@ -304,7 +586,9 @@ fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
         if address.parse::<std::net::Ipv6Addr>().is_err() || !zone_ok {
             return Err(invalid(
                 whole,
-                format!("{host:?} in brackets is not an IPv6 address"),
+                AddressProblem::InvalidIpv6 {
+                    host: host.to_string(),
+                },
             ));
         }
         return Ok(());
@@ -312,7 +596,9 @@ fn check_host(host: &str, bracketed: bool, whole: &str) -> Result<(), Error> {
     if !is_host_name(host) && host.parse::<std::net::Ipv4Addr>().is_err() {
         return Err(invalid(
             whole,
-            format!("{host:?} is not a host name or IPv4 address; write tcp://host:port or tcp://[ipv6]:port"),
+            AddressProblem::InvalidHost {
+                host: host.to_string(),
+            },
         ));
     }
     Ok(())

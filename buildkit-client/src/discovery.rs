@@ -27,6 +27,9 @@ use std::str::FromStr;
 
 use futures::future::BoxFuture;
 
+use cicd_agents_types::redact_userinfo;
+
+use crate::address::{AddressOrigin, AddressProblem, Scheme};
 use crate::error::Error;
 
 /// The scheme of a pool address whose members come from DNS.
@@ -152,23 +155,26 @@ impl FromStr for DnsPoolAddress {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidAddress {
-            address: text.to_string(),
-            reason: reason.to_string(),
+        let invalid = |reason: AddressProblem| Error::InvalidAddress {
+            address: redact_userinfo(text).into_owned(),
+            reason,
+            origin: AddressOrigin::Given,
         };
         let trimmed = text.trim();
         if !Self::is_dns(trimmed) {
-            return Err(invalid("a DNS pool address starts with dns+tcp://"));
+            return Err(invalid(AddressProblem::NotDns));
         }
         let rest = trimmed[DNS_SCHEME.len()..].trim_end_matches('/');
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| invalid("give the port: dns+tcp://<service>.<namespace>.svc:<port>"))?;
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
+            invalid(AddressProblem::MissingPort {
+                example: Scheme::DnsTcp.example(),
+            })
+        })?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+            invalid(AddressProblem::InvalidPort {
+                port: port.to_string(),
+            })
+        })?;
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let label_ok = |label: &str| {
             !label.is_empty()
@@ -180,16 +186,12 @@ impl FromStr for DnsPoolAddress {
                 && !label.ends_with('-')
         };
         if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(invalid(
-                "the host must be a DNS name (the headless Service's, e.g. buildkitd-pool.ci.svc)",
-            ));
+            return Err(invalid(AddressProblem::InvalidServiceName));
         }
         if host.parse::<std::net::IpAddr>().is_ok()
             || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         {
-            return Err(invalid(
-                "the host must be the Service's DNS name, not an IP address",
-            ));
+            return Err(invalid(AddressProblem::ServiceIp));
         }
         Ok(DnsPoolAddress { host, port })
     }
@@ -240,6 +242,30 @@ mod tests {
         ] {
             let err = bad.parse::<DnsPoolAddress>().unwrap_err().to_string();
             assert!(err.contains(bad.trim()), "{bad}: {err}");
+        }
+        // Errors are typed, and hide user information as a daemon address's do.
+        for (bad, reason) in [
+            (
+                "dns+tcp://pool.ci.svc:0",
+                AddressProblem::InvalidPort { port: "0".into() },
+            ),
+            ("dns+tcp://10.0.0.1:1234", AddressProblem::ServiceIp),
+            (
+                "dns+tcp://ci:s3cret@pool.ci.svc:1234",
+                AddressProblem::InvalidServiceName,
+            ),
+        ] {
+            let parsed = bad.parse::<DnsPoolAddress>();
+            let Err(Error::InvalidAddress {
+                reason: found,
+                address,
+                ..
+            }) = parsed
+            else {
+                panic!("{bad}: {parsed:?}");
+            };
+            assert_eq!(found, reason, "{bad}");
+            assert!(!address.contains("s3cret"), "{bad}: {address}");
         }
     }
 

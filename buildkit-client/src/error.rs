@@ -19,12 +19,14 @@ fn quoted_value(value: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An address that cannot be parsed.
-    #[error("invalid BuildKit address {address:?}: {reason}")]
+    #[error("invalid BuildKit address {address:?}{origin}: {reason}")]
     InvalidAddress {
-        /// The address as written.
+        /// The address as written (user information hidden).
         address: String,
         /// What is wrong with it.
-        reason: String,
+        reason: crate::address::AddressProblem,
+        /// Where it was read from: given, or an environment variable.
+        origin: crate::address::AddressOrigin,
     },
 
     /// No address was given and none of the usual places has a daemon.

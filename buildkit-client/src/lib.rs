@@ -59,7 +59,7 @@ pub mod progress;
 pub mod session;
 pub mod transport;
 
-pub use address::{Address, Endpoint};
+pub use address::{Accepted, Address, AddressOrigin, AddressProblem, Endpoint};
 pub use build::{BuildOptions, BuildResult};
 pub use client::{Client, ClientBuilder};
 pub use control::disk_usage::{DiskUsageOptions, UsageRecord};

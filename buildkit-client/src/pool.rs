@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::address::Address;
+use crate::address::{Accepted, Address, AddressOrigin, AddressProblem};
 use crate::build::{BuildContext, BuildOptions, BuildResult};
 use crate::discovery::{Discovered, DnsPoolAddress, Resolver, SystemResolver};
 use crate::error::Error;
@@ -265,15 +265,16 @@ impl PoolAddress {
         text.parse::<Address>()
             .map(PoolAddress::Daemon)
             .map_err(|err| match err {
-                // A scheme the daemon address does not know may be a mistyped discovery form.
-                Error::InvalidAddress { address, reason } if reason.contains("scheme") => {
-                    Error::InvalidAddress {
-                        address,
-                        reason: format!(
-                            "{reason}; a pool also takes dns+tcp://<service>.<namespace>.svc:<port>"
-                        ),
-                    }
-                }
+                // Where the error lists the schemes that would do, a pool takes one more.
+                Error::InvalidAddress {
+                    address,
+                    reason,
+                    origin,
+                } => Error::InvalidAddress {
+                    address,
+                    reason: reason.accepting(Accepted::Pool),
+                    origin,
+                },
                 other => other,
             })
     }
@@ -305,7 +306,8 @@ impl BuilderPool {
             let twice = |address: String| {
                 PoolError::Address(Error::InvalidAddress {
                     address,
-                    reason: "listed twice in the pool".into(),
+                    reason: AddressProblem::ListedTwice,
+                    origin: AddressOrigin::Given,
                 })
             };
             let address = match PoolAddress::parse(text.as_ref()).map_err(PoolError::Address)? {
@@ -652,10 +654,14 @@ impl BuilderPool {
         progress: &mut (dyn ProgressSink + '_),
     ) -> Result<PooledBuild, PoolError> {
         let mut tried: Vec<Attempt> = Vec::new();
+        // How many of `tried` the progress sink has been told about.
+        let mut told = 0;
         loop {
             // Daemons that fail their health check here are passed over too, and reported.
             let (client, address, passed_over) = self.client_after(key, tried).await?;
             tried = passed_over;
+            progress.builder(&address, &tried[told..]);
+            told = tried.len();
             match client.build_with_progress(options, progress).await {
                 Ok(result) => {
                     return Ok(PooledBuild {
@@ -757,11 +763,75 @@ mod tests {
             };
             assert!(pooled.contains(&checked), "{text}: {pooled} / {checked}");
         }
-        let unknown = check_address("dns://svc.ci.svc:1234").map_err(|e| e.to_string());
-        assert!(
-            matches!(&unknown, Err(m) if m.contains("dns+tcp://<service>")),
-            "{unknown:?}"
+    }
+
+    /// The pool decides on the reason's type, not its text: every reason that lists the
+    /// schemes that would do lists `dns+tcp://` too, and only those.
+    #[test]
+    fn address_errors_that_list_schemes_list_dns_tcp() {
+        let reason = |text: &str| match check_address(text) {
+            Err(Error::InvalidAddress { reason, .. }) => reason,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            reason("dns://svc.ci.svc:1234"),
+            AddressProblem::UnknownScheme {
+                scheme: "dns".into(),
+                accepted: Accepted::Pool
+            }
         );
+        assert_eq!(
+            reason("ssh://me@host"),
+            AddressProblem::UnsupportedTransport {
+                scheme: "ssh".into(),
+                accepted: Accepted::Pool
+            }
+        );
+        assert_eq!(
+            reason("bogus"),
+            AddressProblem::MissingScheme {
+                accepted: Accepted::Pool
+            }
+        );
+        for text in [
+            "dns://svc.ci.svc:1234",
+            "ssh://me@host",
+            "bogus",
+            "kube-pod://p",
+        ] {
+            let message = check_address(text).unwrap_err().to_string();
+            assert!(message.contains("dns+tcp://"), "{text}: {message}");
+            let pooled = BuilderPool::new([text], TlsOptions::default()).unwrap_err();
+            assert!(
+                pooled.to_string().contains("dns+tcp://"),
+                "{text}: {pooled}"
+            );
+            // A single daemon's address does not take it.
+            let single = text.parse::<Address>().unwrap_err().to_string();
+            assert!(!single.contains("dns+tcp://"), "{text}: {single}");
+        }
+        assert_eq!(
+            check_address("bogus").unwrap_err().to_string(),
+            "invalid BuildKit address \"bogus\": missing scheme; use unix:///path, tcp://host:port, \
+             docker:// or dns+tcp://<service>.<namespace>.svc:<port>"
+        );
+        // Reasons that list no scheme are left as they are.
+        assert_eq!(
+            reason("tcp://h"),
+            AddressProblem::MissingPort {
+                example: "tcp://host:port"
+            }
+        );
+        assert_eq!(
+            reason("dns+tcp://svc.ci.svc"),
+            AddressProblem::MissingPort {
+                example: "dns+tcp://<service>.<namespace>.svc:<port>"
+            }
+        );
+    }
+
+    #[test]
+    fn an_address_listed_twice_is_refused() {
         for twice in [
             ["tcp://a:1234", "tcp://a:1234"],
             ["dns+tcp://p.ci.svc:1234", "dns+tcp://p.ci.svc:1234"],

@@ -317,11 +317,13 @@ pub fn from_buildkit(err: BuildkitError) -> PyErr {
 pub fn from_buildkit_with_message(err: BuildkitError, message: String) -> PyErr {
     let kind = err.kind();
     let converted = Python::attach(|py| match err {
-        BuildkitError::InvalidAddress { address, reason } => with_attrs(
+        BuildkitError::InvalidAddress {
+            address, reason, ..
+        } => with_attrs(
             class_for(kind, message),
             &[
                 ("option", obj(py, "addr")),
-                ("reason", obj(py, reason)),
+                ("reason", obj(py, reason.to_string())),
                 ("address", obj(py, address)),
                 ("flag", obj(py, "--addr")),
             ],

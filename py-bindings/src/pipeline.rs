@@ -195,23 +195,6 @@ impl Daemon {
             }
         }
     }
-
-    /// Connects to the one daemon (a pool is not connected here: `execute` builds on it).
-    async fn connect(self) -> Result<cicd_agents_buildkit::Client, cicd_agents_buildkit::Error> {
-        match self {
-            Daemon::Client(client) => Ok(*client),
-            Daemon::Pool(_) => Err(cicd_agents_buildkit::Error::InvalidAddress {
-                address: self.name(),
-                reason: "a pool has no single daemon".into(),
-            }),
-            Daemon::Address(address) => {
-                cicd_agents_buildkit::Client::builder()
-                    .address_opt(address)
-                    .connect()
-                    .await
-            }
-        }
-    }
 }
 
 /// How a run ended, before conversion to Python.
@@ -219,8 +202,11 @@ enum RunOutcome {
     Report(Box<RustRunReport>),
     Failed(RunFailure),
     Connect(cicd_agents_buildkit::Error),
-    CallbackRaised,
 }
+
+/// A run's outcome, or `None` when a progress or events callback raised (its error is in
+/// the `CallbackFailure`), as for builds.
+type Outcome = Option<RunOutcome>;
 
 /// A prepared run: the runner and how to reach the daemon.
 struct PreparedRun {
@@ -230,7 +216,7 @@ struct PreparedRun {
 }
 
 impl PreparedRun {
-    async fn execute(self) -> RunOutcome {
+    async fn execute(self) -> Outcome {
         let PreparedRun {
             mut runner,
             daemon,
@@ -240,20 +226,24 @@ impl PreparedRun {
             let result = match daemon {
                 None => runner.dry_run().await,
                 Some(Daemon::Pool(pool)) => runner.run_on_pool(&pool).await,
-                Some(daemon) => match daemon.connect().await {
-                    Ok(client) => runner.run(&client).await,
-                    Err(err) => return RunOutcome::Connect(err),
-                },
+                Some(Daemon::Client(client)) => runner.run(&client).await,
+                Some(Daemon::Address(address)) => {
+                    let connected = cicd_agents_buildkit::Client::builder()
+                        .address_opt(address)
+                        .connect()
+                        .await;
+                    match connected {
+                        Ok(client) => runner.run(&client).await,
+                        Err(err) => return RunOutcome::Connect(err),
+                    }
+                }
             };
             match result {
                 Ok(report) => RunOutcome::Report(Box::new(report)),
                 Err(failure) => RunOutcome::Failed(failure),
             }
         };
-        failure
-            .race(run)
-            .await
-            .unwrap_or(RunOutcome::CallbackRaised)
+        failure.race(run).await
     }
 }
 
@@ -264,7 +254,7 @@ impl PreparedRun {
 /// `Runner::run`'s future is not `Send` (the runner's `Box<dyn ProgressSink>`
 /// is borrowed across awaits), so it cannot be `tokio::spawn`ed; it is created
 /// and polled on this thread instead.
-fn spawn_run(prepared: PreparedRun) -> PyResult<oneshot::Receiver<Result<RunOutcome, String>>> {
+fn spawn_run(prepared: PreparedRun) -> PyResult<oneshot::Receiver<Result<Outcome, String>>> {
     let handle = runtime()?.handle().clone();
     let (sender, receiver) = oneshot::channel();
     std::thread::Builder::new()
@@ -291,8 +281,8 @@ fn spawn_run(prepared: PreparedRun) -> PyResult<oneshot::Receiver<Result<RunOutc
 
 /// The outcome the run thread sent.
 fn received(
-    outcome: Result<Result<RunOutcome, String>, oneshot::error::RecvError>,
-) -> PyResult<RunOutcome> {
+    outcome: Result<Result<Outcome, String>, oneshot::error::RecvError>,
+) -> PyResult<Outcome> {
     match outcome {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(panic)) => Err(errors::internal(format!("panic: {panic}"))),
@@ -300,11 +290,10 @@ fn received(
     }
 }
 
-fn finish_run(outcome: RunOutcome, failure: &CallbackFailure) -> PyResult<RunReport> {
-    if let Some(err) = failure.take() {
-        return Err(err);
-    }
-    match outcome {
+/// Turns a finished (or waited-for) run into the Python result: a callback's error wins, as
+/// for builds (`CallbackFailure::outcome`).
+fn finish_run(outcome: PyResult<Outcome>, failure: &CallbackFailure) -> PyResult<RunReport> {
+    match failure.outcome(outcome)? {
         RunOutcome::Report(report) => Ok(RunReport { inner: *report }),
         RunOutcome::Failed(RunFailure { error, report }) => {
             let err = errors::from_run(error);
@@ -316,7 +305,6 @@ fn finish_run(outcome: RunOutcome, failure: &CallbackFailure) -> PyResult<RunRep
             Err(err)
         }
         RunOutcome::Connect(err) => Err(errors::from_buildkit(err)),
-        RunOutcome::CallbackRaised => Err(errors::internal("a callback error was lost")),
     }
 }
 
@@ -498,11 +486,8 @@ impl Pipeline {
         let failure = prepared.failure.clone();
         let outcome = spawn_run(prepared)?;
         // Dropping the receiver (Ctrl-C aborts this task) cancels the run.
-        let outcome = Task::spawn(outcome)?.wait(py);
-        if let Some(err) = failure.take() {
-            return Err(err);
-        }
-        finish_run(received(outcome?)?, &failure)
+        let waited = Task::spawn(outcome)?.wait(py).and_then(received);
+        finish_run(waited, &failure)
     }
 
     /// ``await``-able ``run()`` with the same arguments; cancelling the task cancels the run.
@@ -530,10 +515,10 @@ impl Pipeline {
         )?;
         let failure = prepared.failure.clone();
         let outcome = spawn_run(prepared)?;
-        awaitable(py, async move {
-            let outcome = received(outcome.await)?;
-            finish_run(outcome, &failure)
-        })
+        awaitable(
+            py,
+            async move { finish_run(received(outcome.await), &failure) },
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -161,7 +161,16 @@ pub(crate) fn from_pool(err: RustPoolError) -> PyErr {
             "addresses",
             "a builder pool needs at least one BuildKit address",
         ),
-        RustPoolError::Address(source) => errors::from_buildkit(source),
+        // An address of the list: the keyword is `addresses` (the command line's `--pool`).
+        RustPoolError::Address(source) => Python::attach(|py| {
+            with_attrs(
+                errors::from_buildkit_with_message(source, message),
+                &[
+                    ("option", obj(py, "addresses")),
+                    ("flag", obj(py, "--pool")),
+                ],
+            )
+        }),
         RustPoolError::Unavailable { key, tried } => Python::attach(|py| {
             with_attrs(
                 errors::PoolUnavailable::new_err(message),

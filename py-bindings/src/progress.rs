@@ -301,8 +301,11 @@ pub fn events(py: Python<'_>, update: &StatusUpdate) -> PyResult<Vec<Py<PyAny>>>
     Ok(out)
 }
 
-/// An error raised by a progress callback; the build is cancelled and the
-/// error re-raised from `build()`.
+/// An error raised by a progress callback (or a pipeline's events callback); the work is
+/// cancelled and the error re-raised with its traceback. One mechanism for every caller:
+/// `Client.build*`, `build_stream`, `BuilderPool.build*` and `Pipeline.run*` run their work
+/// through [`race`](CallbackFailure::race) and turn what it gives into Python with
+/// [`outcome`](CallbackFailure::outcome).
 #[derive(Default)]
 pub struct CallbackFailure {
     error: Mutex<Option<PyErr>>,
@@ -352,7 +355,7 @@ impl CallbackFailure {
             return Err(err);
         }
         waited?.ok_or_else(|| {
-            crate::errors::internal("the build stopped for a progress callback error that was lost")
+            crate::errors::internal("the work stopped for a callback error that was lost")
         })
     }
 }
@@ -399,6 +402,12 @@ impl ProgressSink for Tee {
     fn finish(&mut self) {
         for sink in &mut self.0 {
             sink.finish();
+        }
+    }
+
+    fn builder(&mut self, address: &str, passed_over: &[cicd_agents_buildkit::pool::Attempt]) {
+        for sink in &mut self.0 {
+            sink.builder(address, passed_over);
         }
     }
 }

@@ -228,3 +228,56 @@ def test_run_with_every_pool_daemon_down_raises_pool_unavailable(testenv, tmp_pa
     with pytest.raises(cicd_agents.PoolUnavailable) as caught:
         pipeline.run(pool, overrides={"image-tag": "down"})
     assert sorted(a.address for a in caught.value.tried) == sorted(addresses)
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+@pytest.mark.parametrize("callback", ["progress", "events"])
+def test_a_raising_callback_stops_the_run_and_re_raises_with_its_traceback(client, testenv, tmp_path, callback, awaited):
+    import asyncio
+    import time
+
+    class Stop(Exception):
+        pass
+
+    marker = testenv.unique("py-pl-stop")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {testenv.base_image}\nRUN echo {marker} && sleep 60\n")
+    definition = {
+        "name": "py-stop",
+        "source": {"local": str(tmp_path), "context": "ctx"},
+        "build": {
+            "images": [f"{testenv.registry}/pytest/{marker}"],
+            "network": "host",
+            "no-cache": True,
+            "labels": {"marker": marker},
+        },
+    }
+    pipeline = cicd_agents.Pipeline.from_dict(definition)
+
+    def stop_on_progress(event):
+        if event.kind == "vertex" and marker in event.name and event.started:
+            raise Stop("enough progress")
+
+    def stop_on_event(event):
+        # The base image's step is done while RUN sleeps.
+        if event["event"] == "step-progress" and "FROM" in event["message"]:
+            raise Stop("enough events")
+
+    kwargs = {"progress": stop_on_progress} if callback == "progress" else {"events": stop_on_event}
+    started = time.monotonic()
+    with pytest.raises(Stop) as caught:
+        if awaited:
+            asyncio.run(pipeline.run_async(client, **kwargs))
+        else:
+            pipeline.run(client, **kwargs)
+    assert time.monotonic() - started < 45, "the run went on to the build's end"
+    # The callback's own exception, raised where the callback raised it.
+    names = [entry.name for entry in caught.traceback]
+    assert ("stop_on_progress" if callback == "progress" else "stop_on_event") in names, names
+    # And the build was cancelled on the daemon.
+    ours = lambda: [b for b in client.active_builds() if b.frontend_attrs.get("label:marker") == marker]  # noqa: E731
+    deadline = time.monotonic() + 20
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ours(), "the build still runs on the daemon"

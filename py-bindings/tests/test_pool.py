@@ -58,6 +58,14 @@ def test_bad_pools_are_refused():
     with pytest.raises(cicd_agents.InvalidOption) as info:
         cicd_agents.BuilderPool(["tcp://a:1", "tcp://a:1/"])
     assert "twice" in str(info.value)
+    # The keyword at fault is `addresses`; where the reason lists the schemes that would do,
+    # the discovery form is among them.
+    for bad, scheme in [("ftp://h:1", 'unknown scheme "ftp"'), ("ssh://h", "ssh:// transport"), ("h:1234", "missing scheme")]:
+        with pytest.raises(cicd_agents.InvalidOption) as info:
+            cicd_agents.BuilderPool(["tcp://a:1", bad])
+        err = info.value
+        assert (err.option, err.flag, err.address) == ("addresses", "--pool", bad)
+        assert scheme in err.reason and "dns+tcp://" in err.reason, err.reason
 
 
 def test_a_build_skips_the_unreachable_daemon_and_says_so(testenv, unreachable, make_context):
@@ -83,6 +91,18 @@ def test_a_build_skips_the_unreachable_daemon_and_says_so(testenv, unreachable, 
     assert health[alive].healthy and health[alive].workers >= 1 and health[alive].error is None
     assert not health[dead].healthy and health[dead].workers is None and health[dead].error
     assert health[dead].latency >= 0
+
+
+def test_plain_progress_names_the_daemon_that_builds_and_those_passed_over(testenv, unreachable, make_context, capfd):
+    pool = make_pool(testenv, unreachable)
+    dead, alive = pool.addresses
+    key = key_preferring(pool, dead)
+    context = make_context(f"FROM {{base}}\nRUN echo {testenv.unique('pool-plain')} > /id\n")
+    pool.build(context, key=key, network="host", progress="plain")
+    err = capfd.readouterr().err
+    passed = err.index(f"#0 passed over {dead}: ")
+    building = err.index(f"#0 building on {alive}\n")
+    assert passed < building < err.index("#1 "), err
 
 
 def test_the_default_key_is_the_context_and_sticks(testenv, unreachable, make_context):

@@ -454,6 +454,12 @@ async fn the_cli_builds_on_a_pool_with_sticky_routing_and_failover() {
         stderr.contains(&format!("builder: {}", rank[0])),
         "{stderr}"
     );
+    // The progress names the daemon that builds, before its steps.
+    let building = stderr
+        .find(&format!("#0 building on {}\n", rank[0]))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(stderr[..building].find("#1 ").is_none(), "{stderr}");
+    assert!(!stderr.contains("passed over"), "{stderr}");
     let first = relay_for(&relays, &rank[0]);
     assert!(first.connections() >= 1);
     let others: u64 = relays
@@ -471,8 +477,21 @@ async fn the_cli_builds_on_a_pool_with_sticky_routing_and_failover() {
         stderr.contains(&format!("builder: {}", rank[1])),
         "{stderr}"
     );
+    // Said once, by the progress, before the daemon that builds.
+    let passed = format!("#0 passed over {}: ", rank[0]);
+    assert_eq!(stderr.matches("passed over").count(), 1, "{stderr}");
+    let passed_at = stderr.find(&passed).unwrap_or_else(|| panic!("{stderr}"));
+    let building = stderr
+        .find(&format!("#0 building on {}\n", rank[1]))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(passed_at < building, "{stderr}");
+
+    // No progress (`--quiet`): the summary says it.
+    let (code, stderr) = run(args(&["--quiet"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("#0 "), "{stderr}");
     assert!(
-        stderr.contains(&format!("passed over {}", rank[0])),
+        stderr.contains(&format!("passed over {}: ", rank[0])),
         "{stderr}"
     );
 }
@@ -497,6 +516,19 @@ fn the_cli_refuses_bad_pools_with_exit_2_naming_the_flag() {
             "twice",
         ),
         (vec!["build", "--pool-key", "k", &ctx], "--pool"),
+        // Where the error lists the schemes that would do, it lists the discovery form too.
+        (
+            vec!["build", "--pool", "tcp://a:1,ftp://h:1", &ctx],
+            "invalid --pool address \"ftp://h:1\": unknown scheme \"ftp\"; supported are unix://, tcp://, docker:// and dns+tcp://",
+        ),
+        (
+            vec!["build", "--pool", "ssh://h", &ctx],
+            "invalid --pool address \"ssh://h\": the ssh:// transport is not supported; supported are unix://, tcp://, docker:// and dns+tcp://",
+        ),
+        (
+            vec!["build", "--pool", "h:1234", &ctx],
+            "or dns+tcp://<service>.<namespace>.svc:<port>",
+        ),
     ] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (code, stderr) = run_cli(&args);

@@ -33,6 +33,12 @@ pub trait ProgressSink: Send {
     fn timings(&mut self, _timings: &crate::build::BuildTimings) {}
     /// The build is over (successfully or not).
     fn finish(&mut self) {}
+    /// The daemon the build runs on, and the daemons passed over since the last call (or
+    /// since the build began), in order, with why. A [`BuilderPool`](crate::BuilderPool)
+    /// calls it before each attempt, so a build started again on another daemon calls it
+    /// again; a build on one [`Client`](crate::Client) does not (its caller knows the
+    /// daemon).
+    fn builder(&mut self, _address: &str, _passed_over: &[crate::pool::Attempt]) {}
 }
 
 /// Whether output on a stream is coloured: only on a terminal, and never

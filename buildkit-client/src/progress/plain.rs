@@ -33,6 +33,16 @@ pub struct PlainRenderer<W: Write + Send> {
     deferred_done: Vec<DeferredDone>,
 }
 
+/// The block of the `#0` lines that name the daemon (not a step's digest).
+const BUILDER_BLOCK: &str = "#0";
+
+/// `text` on one line, without control characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// A counter's reading as last printed.
 struct PrintedStatus {
     current: i64,
@@ -460,6 +470,22 @@ impl<W: Write + Send> ProgressSink for PlainRenderer<W> {
         }
     }
 
+    /// `#0 passed over ADDRESS: REASON` for each daemon passed over, then `#0 building on
+    /// ADDRESS` (buildx names its builder in a `#0` block too).
+    fn builder(&mut self, address: &str, passed_over: &[crate::pool::Attempt]) {
+        self.print_deferred_done(true);
+        self.start_block(BUILDER_BLOCK);
+        for attempt in passed_over {
+            let _ = writeln!(
+                self.out,
+                "#0 passed over {}",
+                printable(&attempt.to_string())
+            );
+        }
+        let _ = writeln!(self.out, "#0 building on {}", printable(address));
+        let _ = self.out.flush();
+    }
+
     fn finish(&mut self) {
         self.print_deferred_done(true);
         let mut open: Vec<String> = self.partial.keys().cloned().collect();
@@ -547,6 +573,34 @@ mod tests {
         }
         renderer.finish();
         out.text()
+    }
+
+    #[test]
+    fn a_pool_build_names_its_daemon_and_those_passed_over_in_a_block_of_its_own() {
+        let out = Shared::default();
+        let mut renderer = PlainRenderer::new(out.clone());
+        let passed_over = [crate::pool::Attempt {
+            address: "tcp://a:1".into(),
+            reason: "refused\nreally".into(),
+        }];
+        renderer.builder("tcp://b:1", &passed_over);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        renderer.update(&steps(vec![VertexUpdate {
+            digest: "sha256:a".into(),
+            name: "[1/1] RUN x".into(),
+            inputs: vec![],
+            cached: true,
+            started: Some(t0),
+            completed: Some(t0),
+            error: String::new(),
+        }]));
+        renderer.builder("tcp://c:1", &[]);
+        renderer.finish();
+        assert_eq!(
+            out.text(),
+            "#0 passed over tcp://a:1: refused really\n#0 building on tcp://b:1\n\n\
+             #1 [1/1] RUN x\n#1 CACHED\n\n#0 building on tcp://c:1\n"
+        );
     }
 
     #[test]

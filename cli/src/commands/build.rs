@@ -365,11 +365,17 @@ async fn run_on_pool(
     options: &BuildOptions,
     mode: ProgressMode,
 ) -> anyhow::Result<ExitCode> {
-    let pool = BuilderPool::new(&args.pool, args.connection.tls())?;
+    let pool = BuilderPool::new(&args.pool, args.connection.tls()).map_err(|err| match err {
+        PoolError::Address(Error::InvalidAddress {
+            address, reason, ..
+        }) => crate::exit::usage(format!("invalid --pool address {address:?}: {reason}")),
+        other => other.into(),
+    })?;
     let key = args
         .pool_key
         .clone()
         .unwrap_or_else(|| routing_key(options));
+    // The progress names the daemon that builds once the pool has chosen it.
     let mut sink = mode.stderr_sink_for(&format!("pool {}", args.pool.join(",")))?;
     let build = pool.build(&key, options, sink.as_mut());
     let outcome = tokio::select! {
@@ -392,8 +398,11 @@ async fn run_on_pool(
         Err(PoolError::Address(err)) => return Err(err.into()),
         Err(other) => return Err(other.into()),
     };
-    for attempt in &pooled.passed_over {
-        eprintln!("passed over {attempt}");
+    // The plain and tty progress said which daemons were passed over as it happened.
+    if !matches!(mode, ProgressMode::Plain | ProgressMode::Tty) {
+        for attempt in &pooled.passed_over {
+            eprintln!("passed over {attempt}");
+        }
     }
     if !args.quiet {
         eprintln!("builder: {}", pooled.address);

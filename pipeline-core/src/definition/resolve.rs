@@ -269,11 +269,12 @@ impl PipelineDefinition {
                 for at in raw {
                     let text = sub(at)?;
                     let address = check_address(&text).map_err(|err| match err {
-                        cicd_agents_buildkit::Error::InvalidAddress { address, reason } => at
-                            .invalid(
-                                file,
-                                format!("`{address}` is not a BuildKit address: {reason}"),
-                            ),
+                        cicd_agents_buildkit::Error::InvalidAddress {
+                            address, reason, ..
+                        } => at.invalid(
+                            file,
+                            format!("`{address}` is not a BuildKit address: {reason}"),
+                        ),
                         other => refused(file, at, &text, other),
                     })?;
                     if addresses.contains(&address) {

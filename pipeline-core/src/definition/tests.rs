@@ -673,6 +673,11 @@ fn bad_pool_addresses_name_file_and_line() {
     assert_names(&err, "build.pool[1]", 7);
     assert!(err.contains("ftp://b.example:1234"), "{err}");
     assert!(err.contains("not a BuildKit address"), "{err}");
+    // The schemes it lists are a pool's: the discovery form among them.
+    assert!(
+        err.contains("supported are unix://, tcp://, docker:// and dns+tcp://"),
+        "{err}"
+    );
 
     // A bad DNS address written alone.
     let err = err_of(&format!("{POOL}  pool: dns+tcp://buildkitd.ci.svc\n"));

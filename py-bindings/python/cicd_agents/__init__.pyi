@@ -120,9 +120,10 @@ class InvalidOption(Error):
     """An argument cannot be used (malformed spec, missing context, bad address, ...).
 
     ``option`` is the keyword argument at fault (``"platforms"``, ``"cache_to"``, ``"file"``,
-    ``"context"``, ``"addr"``); ``field`` (for build options) is the library's neutral name for
-    it (``"platform"``) and ``value`` the value at fault (may be empty); ``flag`` (where set) is
-    the command line's name for it (``"--addr"``); ``reason`` says what is wrong.
+    ``"context"``, ``"addr"``, ``"addresses"`` of a ``BuilderPool``); ``field`` (for build
+    options) is the library's neutral name for it (``"platform"``) and ``value`` the value at
+    fault (may be empty); ``flag`` (where set) is the command line's name for it (``"--addr"``,
+    ``"--pool"``); ``reason`` says what is wrong.
     """
 
     option: str

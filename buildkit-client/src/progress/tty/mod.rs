@@ -173,6 +173,27 @@ impl<W: Write + Send> ProgressSink for TtyRenderer<W> {
         self.draw(SystemTime::now(), true);
         self.leave_on_screen();
     }
+
+    /// Prints `passed over ADDRESS: REASON` above the view for each daemon passed over, and
+    /// names `address` at the right of the header from now on.
+    fn builder(&mut self, address: &str, passed_over: &[crate::pool::Attempt]) {
+        if !self.on_screen.is_empty() {
+            // A build lost on its daemon: its view stays as it was left.
+            self.draw(SystemTime::now(), true);
+            self.leave_on_screen();
+        }
+        if !passed_over.is_empty() {
+            let mut text = String::new();
+            for attempt in passed_over {
+                text.push_str("passed over ");
+                text.push_str(&sanitize(&attempt.to_string()));
+                text.push('\n');
+            }
+            let _ = self.out.write_all(text.as_bytes());
+            let _ = self.out.flush();
+        }
+        self.builder = sanitize(address);
+    }
 }
 
 #[cfg(test)]

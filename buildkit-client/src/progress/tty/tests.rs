@@ -677,3 +677,57 @@ fn colours_only_when_asked_and_cursor_hidden_while_drawing() {
     let text = String::from_utf8(plain).unwrap();
     assert!(!text.contains("\x1b[3"), "{text:?}");
 }
+
+/// On a pool, the header names the daemon that builds (not the pool), and the daemons passed
+/// over are listed above the view; a build started again elsewhere leaves the lost build's
+/// view on screen and gets one of its own below, naming its daemon.
+#[test]
+fn a_pool_build_names_its_daemon_and_those_passed_over() {
+    let term = Term::new(100, 20);
+    let mut view = TtyRenderer::new(term.clone())
+        .size(TermSize {
+            cols: 100,
+            rows: 20,
+        })
+        .builder_name("pool tcp://a:1,tcp://b:1,tcp://c:1")
+        .color(false);
+    let refused = crate::pool::Attempt {
+        address: "tcp://a:1".into(),
+        reason: "connection refused".into(),
+    };
+    view.builder("tcp://b:1", std::slice::from_ref(&refused));
+    let step = |completed: Option<u64>| StatusUpdate {
+        vertexes: vec![vertex("a", "[1/1] RUN x", Some(1_000), completed)],
+        ..Default::default()
+    };
+    view.view.apply(&step(None), at(1_000));
+    view.draw(at(1_100), false);
+    // Lost in the middle: no `finish` came.
+    let lost = crate::pool::Attempt {
+        address: "tcp://b:1".into(),
+        reason: "lost during the build: reset\u{1b}[2J".into(),
+    };
+    view.builder("tcp://c:1", std::slice::from_ref(&lost));
+    view.view.apply(&step(None), at(2_000));
+    view.view.apply(&step(Some(2_500)), at(2_500));
+    view.draw(at(2_500), true);
+    let rows = term.all_rows();
+    let trimmed: Vec<&str> = rows.iter().map(|r| r.trim_end()).collect();
+    assert_eq!(
+        trimmed[0], "passed over tcp://a:1: connection refused",
+        "{rows:#?}"
+    );
+    assert!(trimmed[1].starts_with("[+] Building"), "{rows:#?}");
+    assert!(trimmed[1].ends_with("tcp://b:1"), "{rows:#?}");
+    assert!(trimmed[2].starts_with(" => [1/1] RUN x"), "{rows:#?}");
+    assert!(
+        trimmed[3].starts_with("passed over tcp://b:1: lost during the build: reset"),
+        "{rows:#?}"
+    );
+    assert!(
+        trimmed[4].starts_with("[+] Building") && trimmed[4].contains("(1/1) FINISHED"),
+        "{rows:#?}"
+    );
+    assert!(trimmed[4].ends_with("tcp://c:1"), "{rows:#?}");
+    assert!(!rows.iter().any(|r| r.contains("pool ")), "{rows:#?}");
+}
