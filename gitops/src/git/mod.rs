@@ -297,6 +297,8 @@ pub struct Checkout {
     scratch: remote::Scratch,
     /// Made ahead of time: "nothing to change" is checked against the branch's tip.
     ahead: bool,
+    /// The commit cloned.
+    cloned: String,
     /// When a look at the server that found the branch still at the cloned commit began
     /// ([`Checkout::check_unmoved`]).
     unmoved_seen: Option<Instant>,
@@ -318,6 +320,11 @@ impl Checkout {
         )
     }
 
+    /// The commit the branch pointed at when it was cloned.
+    pub fn cloned_commit(&self) -> &str {
+        &self.cloned
+    }
+
     /// Asks the server whether the branch still points at the cloned commit (one
     /// `ls-remote`). A `true` answer is remembered with the instant the question was asked: if
     /// that is not before [`Checkout::fresh_as_of`], [`Checkout::run`] trusts the clone to say
@@ -325,13 +332,8 @@ impl Checkout {
     /// asks while it waits, and says afterwards from when on the answer counts.
     pub fn check_unmoved(&mut self) -> Result<bool> {
         let asked = Instant::now();
-        let git = self.git();
-        let head = git
-            .local(&self.scratch.repo, ["rev-parse", "HEAD"])?
-            .trim()
-            .to_string();
-        let tip = self.writeback.remote_tip(&git)?;
-        let unmoved = tip == head;
+        let tip = self.writeback.remote_tip(&self.git())?;
+        let unmoved = tip == self.cloned;
         if unmoved {
             self.unmoved_seen = Some(asked);
         }
@@ -622,21 +624,27 @@ impl WriteBack {
     /// re-applied on the new tip as in any race; "nothing to change" is trusted only after
     /// checking that the branch has not moved (one `ls-remote`). The retry deadline counts
     /// from that run.
-    pub fn checkout(&self) -> Result<Checkout> {
+    pub fn checkout(&self) -> Result<Checkout, GitError> {
         self.clone_into_checkout(true)
     }
 
-    fn clone_into_checkout(&self, ahead: bool) -> Result<Checkout> {
-        let checkout = Checkout {
+    fn clone_into_checkout(&self, ahead: bool) -> Result<Checkout, GitError> {
+        let mut checkout = Checkout {
             writeback: self.clone(),
             scratch: remote::scratch("cicd-writeback-")?,
             ahead,
+            cloned: String::new(),
             unmoved_seen: None,
             fresh_as_of: None,
             started: Instant::now(),
         };
         let budget = Budget::since(&self.config.retry, checkout.started);
-        self.clone_with_retries(&checkout.git(), &checkout.scratch.repo, &budget)?;
+        let git = checkout.git();
+        self.clone_with_retries(&git, &checkout.scratch.repo, &budget)?;
+        checkout.cloned = git
+            .local(&checkout.scratch.repo, ["rev-parse", "HEAD"])?
+            .trim()
+            .to_string();
         Ok(checkout)
     }
 

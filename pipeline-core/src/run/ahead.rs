@@ -69,17 +69,20 @@ impl ActivityTracker {
     }
 }
 
-/// Runs `building` to its end while the chart is cloned (`clone`), and looks at the clone's
-/// branch whenever the daemon has exported and runs no step. Returns the build's outcome and
-/// the clone, told from when on its "nothing to change" must hold (`None` when the clone
-/// failed: the chart step clones again).
+/// When the build's progress last said something (now, if it never did).
+pub(crate) fn last_activity(activity: &watch::Receiver<Activity>) -> Instant {
+    activity.borrow().last.unwrap_or_else(Instant::now)
+}
+
+/// Runs `building` to its end, and looks at the branch of `checkout` whenever the daemon has
+/// exported and runs no step. Returns the build's outcome and the clone (`None` only if a look's task panicked), told from
+/// when on its "nothing to change" must hold: the build's last reported activity.
 pub(crate) async fn build_and_look<F: Future>(
     mut building: Pin<&mut F>,
-    clone: JoinHandle<crate::Result<Checkout>>,
+    checkout: Checkout,
     mut activity: watch::Receiver<Activity>,
 ) -> (F::Output, Option<Checkout>) {
-    let mut clone = Some(clone);
-    let mut checkout: Option<Checkout> = None;
+    let mut idle = Some(checkout);
     let mut look: Option<JoinHandle<Checkout>> = None;
     let mut looks = 0;
     let mut last_look: Option<Instant> = None;
@@ -91,8 +94,8 @@ pub(crate) async fn build_and_look<F: Future>(
             (None, _) => false,
         };
         let quiet = now.exported && now.running == 0 && news;
-        if quiet && look.is_none() && looks < MAX_LOOKS {
-            if let Some(mut taken) = checkout.take() {
+        if quiet && looks < MAX_LOOKS {
+            if let Some(mut taken) = idle.take() {
                 looks += 1;
                 last_look = Some(Instant::now());
                 look = Some(tokio::task::spawn_blocking(move || {
@@ -105,13 +108,13 @@ pub(crate) async fn build_and_look<F: Future>(
         }
         tokio::select! {
             outcome = &mut building => break outcome,
-            joined = join_if_any(&mut clone), if clone.is_some() => {
-                clone = None;
-                checkout = taken_clone(joined);
-            }
             joined = join_if_any(&mut look), if look.is_some() => {
                 look = None;
-                checkout = joined.ok();
+                idle = joined.ok();
+                if idle.is_none() {
+                    // The look's task panicked: the clone is gone; nothing more to look at.
+                    looks = MAX_LOOKS;
+                }
             }
             changed = activity.changed() => {
                 if changed.is_err() {
@@ -122,16 +125,13 @@ pub(crate) async fn build_and_look<F: Future>(
         }
     };
     if let Some(task) = look {
-        checkout = task.await.ok();
+        idle = task.await.ok();
     }
-    if let Some(task) = clone {
-        checkout = taken_clone(task.await);
-    }
-    let last = activity.borrow().last.unwrap_or_else(Instant::now);
-    if let Some(checkout) = checkout.as_mut() {
+    let last = last_activity(&activity);
+    if let Some(checkout) = idle.as_mut() {
         checkout.fresh_as_of(last);
     }
-    (outcome, checkout)
+    (outcome, idle)
 }
 
 /// The task's end; never, without a task.
@@ -139,18 +139,5 @@ async fn join_if_any<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::ta
     match task {
         Some(task) => task.await,
         None => std::future::pending().await,
-    }
-}
-
-fn taken_clone(
-    joined: Result<crate::Result<Checkout>, tokio::task::JoinError>,
-) -> Option<Checkout> {
-    match joined {
-        Ok(Ok(checkout)) => Some(checkout),
-        Ok(Err(err)) => {
-            tracing::debug!(error = %err, "the early chart clone failed; cloning again");
-            None
-        }
-        Err(_) => None,
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! prepare       load the tokens; resolve the source ref to a commit (git ls-remote);
-//!               check that the chart repository answers and its branch exists
+//!               clone the chart branch (shallow), which checks that the chart repository
+//!               answers and its branch exists (a dry run asks with git ls-remote)
 //! build         BuildKit builds URL#ref[:subdir] (token as GIT_AUTH_TOKEN.<host>), imports
 //!               and exports the registry cache, the image exporter pushes (push=true);
 //!               BuildKit progress goes to the optional ProgressSink and, per finished build
 //!               step, to the events
-//! update-chart  shallow clone of the chart branch, format-preserving edit of the values files
+//! update-chart  format-preserving edit of the values files in that clone
 //! commit        commit, push; on a moved branch fetch, re-apply, retry (never forced)
 //! ```
 //!
@@ -71,7 +72,7 @@ pub use report::{BuildReport, RunReport, SourceReport, StepReport};
 
 use crate::definition::{ChartSpec, Pipeline, SourceLocation, TokenSource};
 use crate::error::{ErrorKind, GitError, HasKind};
-use crate::git::{CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig};
+use crate::git::{Checkout, CommitVars, GitAuth, RetryPolicy, WriteBack, WriteBackConfig};
 use crate::values::Digest;
 
 /// The digest shown in dry-run diffs where a digest is pinned.
@@ -583,20 +584,17 @@ impl Runner {
             }
         };
 
-        // The chart is cloned while the image builds: its clone is off the critical path.
-        // Should it fail, the update clones again (with its own retries and errors).
-        let early_checkout = match (&client, &writeback) {
-            (Some(_), Some(writeback)) => {
-                let writeback = writeback.clone();
-                Some(tokio::task::spawn_blocking(move || writeback.checkout()))
-            }
-            _ => None,
-        };
+        // With a daemon, the chart is cloned while the image builds (its clone is off the
+        // critical path), and the clone is prepare's check of the chart repository.
+        let chart_probe = writeback.clone().map(|writeback| match client {
+            Some(_) => ChartProbe::Clone(tokio::task::spawn_blocking(move || writeback.checkout())),
+            None => ChartProbe::Tip(Box::new(writeback)),
+        });
         let checks = check_remotes(
             &self.pipeline,
             self.allow_insecure_http,
             source_auth.clone(),
-            writeback.clone(),
+            chart_probe,
             Arc::clone(recorder),
             report.source.git_ref.clone().unwrap_or_default(),
         );
@@ -604,7 +602,7 @@ impl Runner {
         let Some(client) = client else {
             // A dry run: the checks, then the plan.
             match checks.await {
-                Ok(commit) => {
+                Ok((commit, _)) => {
                     report.source.commit = commit;
                     recorder.finish(Step::Prepare, StepOutcome::Succeeded);
                 }
@@ -653,11 +651,12 @@ impl Runner {
                 outcome = &mut building, if built.is_none() => built = Some(outcome),
             }
         };
-        match checked {
-            Ok(commit) => {
+        let checkout = match checked {
+            Ok((commit, checkout)) => {
                 report.source.commit = commit;
                 recorder.finish(Step::Prepare, StepOutcome::Succeeded);
                 recorder.release_build(build_started, false);
+                checkout
             }
             Err(e) => {
                 drop(building);
@@ -675,15 +674,18 @@ impl Runner {
                 }
                 return Err(e);
             }
-        }
+        };
         // The chart's clone, looked at while the daemon finishes (see `ahead`).
-        let (outcome, checkout) = match (built, early_checkout) {
-            (Some(outcome), Some(clone)) => {
-                let done = std::pin::pin!(std::future::ready(outcome));
-                ahead::build_and_look(done, clone, activity).await
+        let (outcome, checkout) = match (built, checkout) {
+            (Some(outcome), mut checkout) => {
+                if let Some(checkout) = checkout.as_mut() {
+                    checkout.fresh_as_of(ahead::last_activity(&activity));
+                }
+                (outcome, checkout)
             }
-            (Some(outcome), None) => (outcome, None),
-            (None, Some(clone)) => ahead::build_and_look(building.as_mut(), clone, activity).await,
+            (None, Some(checkout)) => {
+                ahead::build_and_look(building.as_mut(), checkout, activity).await
+            }
             (None, None) => (building.as_mut().await, None),
         };
         drop(building);
@@ -917,17 +919,26 @@ impl Runner {
     }
 }
 
+/// How `prepare` checks the chart repository.
+enum ChartProbe {
+    /// One `ls-remote` of the branch (a dry run: it clones later, to preview).
+    Tip(Box<WriteBack>),
+    /// The clone made ahead for the chart step: it is the check.
+    Clone(tokio::task::JoinHandle<Result<Checkout, GitError>>),
+}
+
 /// The part of `prepare` that asks the git servers: the source's ref is resolved while the
-/// chart's access is checked (two round trips at once, not one after the other). Returns the
-/// source commit. A source error is the one reported when both fail.
+/// chart's access is checked (at once, not one after the other). Returns the source commit,
+/// and the chart's clone when the probe made one. A source error is the one reported when both
+/// fail.
 async fn check_remotes(
     pipeline: &Pipeline,
     allow_insecure_http: bool,
     source_auth: Option<GitAuth>,
-    writeback: Option<WriteBack>,
+    chart_probe: Option<ChartProbe>,
     recorder: Arc<Recorder>,
     git_ref_label: String,
-) -> Result<Option<String>, RunError> {
+) -> Result<(Option<String>, Option<Checkout>), RunError> {
     let resolving = match &pipeline.source.location {
         SourceLocation::Git { url, git_ref } => {
             let (url, git_ref) = (url.clone(), git_ref.clone());
@@ -937,13 +948,21 @@ async fn check_remotes(
         }
         _ => None,
     };
-    let chart_tip = match (&pipeline.chart, writeback) {
-        (Some(chart), Some(writeback)) => Some((
-            chart,
-            tokio::task::spawn_blocking(move || writeback.check_access()),
-        )),
-        _ => None,
-    };
+    let chart_probe = chart_probe.map(|probe| match probe {
+        ChartProbe::Tip(writeback) => {
+            tokio::task::spawn_blocking(move || writeback.check_access().map(|tip| (tip, None)))
+        }
+        ChartProbe::Clone(clone) => tokio::spawn(async move {
+            match clone.await {
+                Ok(Ok(checkout)) => Ok((checkout.cloned_commit().to_string(), Some(checkout))),
+                Ok(Err(err)) => Err(err),
+                Err(joined) => Err(GitError::Io {
+                    action: "cloning the chart".into(),
+                    source: std::io::Error::other(joined.to_string()),
+                }),
+            }
+        }),
+    });
     let mut commit = None;
     if let Some(resolving) = resolving {
         let resolved = resolving
@@ -960,8 +979,9 @@ async fn check_remotes(
         });
         commit = Some(resolved);
     }
-    if let Some((chart, tip)) = chart_tip {
-        let tip = tip
+    let mut checkout = None;
+    if let (Some(chart), Some(probe)) = (&pipeline.chart, chart_probe) {
+        let (tip, cloned) = probe
             .await
             .map_err(|e| RunError::Task(e.to_string()))?
             .map_err(RunError::ChartAccess)?;
@@ -969,8 +989,9 @@ async fn check_remotes(
             Step::Prepare,
             format!("chart {} branch {} is at {tip}", chart.repo, chart.branch),
         );
+        checkout = cloned;
     }
-    Ok(commit)
+    Ok((commit, checkout))
 }
 
 /// The build step on `builder`: progress through `forward`, the daemon used into `built`.
