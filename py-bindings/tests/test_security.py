@@ -189,7 +189,7 @@ def test_a_pipelines_pool_uses_its_pool_tls(tls_relay, testenv, tmp_path):
     assert tls_relay.ca.parent == tmp_path
     build["pool-tls"] = {"ca": tls_relay.ca.name}
     pipeline = cicd_agents.Pipeline.from_dict(definition, base_dir=tmp_path)
-    assert pipeline.resolve()["build"]["pool"]["tls"]["ca"] == str(tls_relay.ca)
+    assert pipeline.resolve()["build"]["pool"]["tls"]["ca_cert"] == str(tls_relay.ca)
     report = pipeline.run(overrides={"image-tag": "tls"})
     assert report.success and report.builder == tls_relay.addr, report.to_json()
     # A bad value is refused at its line.

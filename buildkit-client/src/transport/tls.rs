@@ -16,8 +16,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
 
-/// TLS options for a `tcp://` daemon. TLS is used when any option is set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// TLS options for a `tcp://` daemon. TLS is used when any option is set. Serialises as
+/// its fields (paths and a name, nothing secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TlsOptions {
     /// PEM file with the certificate authorities that sign the daemon's certificate.
     /// Without it the system's roots are trusted.

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use cicd_agents_buildkit::pool::PoolError;
 use cicd_agents_buildkit::progress::ProgressMode;
 use cicd_agents_buildkit::TlsOptions;
-use cicd_agents_pipeline::definition::{
-    parse_override, Pipeline, PipelineDefinition, PoolSpec, PoolTls,
-};
+use cicd_agents_pipeline::definition::{parse_override, Pipeline, PipelineDefinition, PoolSpec};
 use cicd_agents_pipeline::run::{EventSink, RunEvent, RunReport, Runner, Step};
 use clap::{Args, Subcommand};
 
@@ -187,7 +185,7 @@ fn pool_tls(connection: &ConnectionArgs, pool: Option<&PoolSpec>) -> TlsOptions 
         }
         return connection.tls();
     }
-    from_file.map(PoolTls::options).unwrap_or_default()
+    from_file.cloned().unwrap_or_default()
 }
 
 async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {

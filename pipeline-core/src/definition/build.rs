@@ -125,43 +125,11 @@ pub struct PoolSpec {
     /// The routing key; `None`: [`routing_key`] of the build (the source repository URL
     /// without its `#ref`, or the local context's directory).
     pub key: Option<String>,
-    /// TLS for the `tcp://` daemons (`build.pool-tls`); `None`: plain TCP unless the caller
-    /// gives TLS options.
+    /// TLS for the `tcp://` daemons (`build.pool-tls`: `ca`, `cert`, `key`, `server-name`,
+    /// `skip-verify`; paths resolved against the definition's directory, the files read when
+    /// a daemon is dialled). `None`: plain TCP unless the caller gives TLS options.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<PoolTls>,
-}
-
-/// TLS for a pool's `tcp://` daemons (`build.pool-tls`): what `--tlscacert`, `--tlscert`,
-/// `--tlskey`, `--tlsservername` and `--tls-skip-verify` give on the command line. Paths are
-/// resolved against the definition's directory; the files are read when a daemon is dialled.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PoolTls {
-    /// PEM file with the certificate authorities that sign the daemons' certificates
-    /// (`ca`; default: the system's roots).
-    pub ca: Option<PathBuf>,
-    /// PEM file with the client certificate (`cert`, mutual TLS; with `key`).
-    pub cert: Option<PathBuf>,
-    /// PEM file with the client certificate's private key (`key`; with `cert`).
-    pub key: Option<PathBuf>,
-    /// The name every daemon's certificate must carry (`server-name`; default: each
-    /// daemon's host, or a discovered member's DNS name).
-    pub server_name: Option<String>,
-    /// Accept any certificate, unverified (`skip-verify`; insecure, warns).
-    pub skip_verify: bool,
-}
-
-impl PoolTls {
-    /// As the BuildKit client's options.
-    pub fn options(&self) -> TlsOptions {
-        TlsOptions::default()
-            .with_paths(
-                self.ca.clone(),
-                self.cert.clone(),
-                self.key.clone(),
-                self.server_name.clone(),
-            )
-            .insecure_skip_verify(self.skip_verify)
-    }
+    pub tls: Option<TlsOptions>,
 }
 
 impl PoolSpec {
@@ -172,7 +140,7 @@ impl PoolSpec {
 
     /// The definition's TLS options for the daemons (`build.pool-tls`; none without it).
     pub fn tls_options(&self) -> TlsOptions {
-        self.tls.as_ref().map(PoolTls::options).unwrap_or_default()
+        self.tls.clone().unwrap_or_default()
     }
 
     /// The routing key of a build with `options`: `pool-key`, else [`routing_key`].

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cicd_agents_buildkit::flags::{Attest, NetworkMode, Platform};
 use cicd_agents_buildkit::pool::check_address;
+use cicd_agents_buildkit::TlsOptions;
 use cicd_agents_types::ImageTag;
 
 use super::checks::{
@@ -17,8 +18,7 @@ use super::raw::{RawCache, RawChart, RawLocation, RawPoolTls, RawToken};
 use super::reader::Str;
 use super::{
     BuildSpec, CacheSpec, ChartImage, ChartSpec, ImageName, Pipeline, PipelineDefinition, PoolSpec,
-    PoolTls, Source, SourceLocation, TokenSource, ValuesTarget, DEFAULT_AUTHOR_EMAIL,
-    DEFAULT_AUTHOR_NAME,
+    Source, SourceLocation, TokenSource, ValuesTarget, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
 };
 use crate::git::{Author, MessageTemplate};
 use crate::values::{DigestPin, ImageKeys, KeyPath};
@@ -397,7 +397,7 @@ impl PipelineDefinition {
         raw: &RawPoolTls,
         sub: &dyn Fn(&Str) -> Result<String, DefinitionError>,
         path_of: &dyn Fn(String) -> PathBuf,
-    ) -> Result<PoolTls, DefinitionError> {
+    ) -> Result<TlsOptions, DefinitionError> {
         let file = self.file.as_str();
         let path = |value: &Option<Str>| -> Result<Option<PathBuf>, DefinitionError> {
             let Some(at) = value else {
@@ -409,14 +409,15 @@ impl PipelineDefinition {
             }
             Ok(Some(path_of(text)))
         };
-        let tls = PoolTls {
-            ca: path(&raw.ca)?,
-            cert: path(&raw.cert)?,
-            key: path(&raw.key)?,
-            server_name: raw.server_name.as_ref().map(sub).transpose()?,
-            skip_verify: raw.skip_verify,
-        };
-        match tls.options().check() {
+        let tls = TlsOptions::default()
+            .with_paths(
+                path(&raw.ca)?,
+                path(&raw.cert)?,
+                path(&raw.key)?,
+                raw.server_name.as_ref().map(sub).transpose()?,
+            )
+            .insecure_skip_verify(raw.skip_verify);
+        match tls.check() {
             Ok(()) => Ok(tls),
             Err(cicd_agents_buildkit::Error::Tls { path, reason }) => {
                 // A path names the half of the client certificate given alone.

@@ -677,21 +677,12 @@ fn build_pool_tls_gives_the_pools_tls_options() {
         .pool
         .unwrap();
     // Relative paths are relative to the definition's directory, as every path in it.
-    let expected = PoolTls {
-        ca: Some("/defs/certs/ca.pem".into()),
-        cert: Some("/etc/ci/client.pem".into()),
-        key: Some("/defs/certs/client-key.pem".into()),
-        server_name: Some("buildkitd.example".into()),
-        skip_verify: false,
-    };
+    let expected = cicd_agents_buildkit::TlsOptions::default()
+        .ca_cert("/defs/certs/ca.pem")
+        .client_cert("/etc/ci/client.pem", "/defs/certs/client-key.pem")
+        .server_name("buildkitd.example");
     assert_eq!(pool.tls.as_ref(), Some(&expected));
-    assert_eq!(
-        pool.tls_options(),
-        cicd_agents_buildkit::TlsOptions::default()
-            .ca_cert("/defs/certs/ca.pem")
-            .client_cert("/etc/ci/client.pem", "/defs/certs/client-key.pem")
-            .server_name("buildkitd.example")
-    );
+    assert_eq!(pool.tls_options(), expected);
     let shown = serde_json::to_value(&pool).unwrap();
     assert_eq!(shown["tls"]["server_name"], "buildkitd.example");
 
