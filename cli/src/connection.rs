@@ -35,6 +35,11 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
+    /// Whether any TLS flag was given.
+    pub fn has_tls(&self) -> bool {
+        self.tls().is_enabled()
+    }
+
     /// The TLS options of the flags (also for every daemon of a `--pool`).
     pub fn tls(&self) -> TlsOptions {
         TlsOptions {

@@ -443,10 +443,10 @@ impl Pipeline {
     /// and push; returns the ``RunReport``.
     ///
     /// ``client``: a ``Client``, an address, a ``BuilderPool``, or None: the
-    /// definition's ``build.pool`` if it has one (plain ``tcp://``; give a
-    /// ``BuilderPool`` for TLS), else the default address resolution (not used
-    /// by dry runs). On a pool, ``report.builder`` is the daemon that built
-    /// and ``report.passed_over`` those skipped; no daemon usable raises
+    /// definition's ``build.pool`` if it has one (with its ``build.pool-tls``),
+    /// else the default address resolution (not used by dry runs). On a pool,
+    /// ``report.builder`` is the daemon that built and ``report.passed_over``
+    /// those skipped; no daemon usable raises
     /// ``PoolUnavailable``. ``overrides``: parameter values.
     /// ``dry_run``: build and push nothing, commit nothing; the report has the
     /// build plan and the values ``diff``. ``progress``: BuildKit progress as
@@ -542,14 +542,14 @@ impl Pipeline {
             .definition
             .resolve(self::overrides(overrides)?)
             .map_err(errors::from_definition)?;
-        // The definition's `build.pool` is used when no client is given (plain `tcp://`;
-        // pass a `BuilderPool` with TLS options for mutual TLS); a given client wins.
+        // The definition's `build.pool` is used when no client is given, with its
+        // `build.pool-tls`; a given client (a `BuilderPool` with its own TLS) wins.
         let daemon = if dry_run {
             None
         } else {
             match (Daemon::from_arg(client)?, &resolved.build.pool) {
                 (Daemon::Address(None), Some(spec)) => Some(Daemon::Pool(Arc::new(
-                    spec.builder_pool(cicd_agents_buildkit::TlsOptions::default())
+                    spec.builder_pool(spec.tls_options())
                         .map_err(crate::pool::from_pool)?,
                 ))),
                 (daemon, _) => Some(daemon),

@@ -173,3 +173,27 @@ def test_credentials_never_appear_in_errors_or_reprs(client, make_context, teste
                      git_auth_tokens={"127.0.0.1": testenv.git_token})
     check(str(caught.value) + repr(caught.value) + repr(caught.value.args), "a failed secret use")
     check(repr(client), "repr(Client)")
+
+
+def test_a_pipelines_pool_uses_its_pool_tls(tls_relay, testenv, tmp_path):
+    unique = testenv.unique("py-pool-tls")
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {testenv.base_image}\nRUN echo {unique} > /id\n")
+    build = {"images": [f"{testenv.registry}/pytest/{unique}"], "network": "host", "pool": [tls_relay.addr]}
+    definition = {"name": "py-pool-tls", "source": {"local": ".", "context": "ctx"}, "build": build}
+    # Without TLS the daemon cannot be reached.
+    plain = cicd_agents.Pipeline.from_dict(definition, base_dir=tmp_path)
+    with pytest.raises(cicd_agents.PoolUnavailable):
+        plain.run(overrides={"image-tag": "plain"})
+    # `ca` relative to the definition's directory, as every path in it.
+    assert tls_relay.ca.parent == tmp_path
+    build["pool-tls"] = {"ca": tls_relay.ca.name}
+    pipeline = cicd_agents.Pipeline.from_dict(definition, base_dir=tmp_path)
+    assert pipeline.resolve()["build"]["pool"]["tls"]["ca_cert"] == str(tls_relay.ca)
+    report = pipeline.run(overrides={"image-tag": "tls"})
+    assert report.success and report.builder == tls_relay.addr, report.to_json()
+    # A bad value is refused at its line.
+    build["pool-tls"] = {"server-name": "not a name"}
+    with pytest.raises(cicd_agents.InvalidPipeline) as caught:
+        cicd_agents.Pipeline.from_dict(definition).resolve()
+    assert caught.value.key == "build.pool-tls.server-name", caught.value

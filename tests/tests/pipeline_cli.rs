@@ -526,3 +526,84 @@ async fn pipeline_run_builds_on_the_definitions_pool() {
     assert!(stderr.contains("pipeline.yaml:7:"), "{stderr}");
     assert!(stderr.contains("build.pool[1]"), "{stderr}");
 }
+
+/// `build.pool-tls` gives the definition's pool its TLS (paths relative to the definition):
+/// a pool behind mutual TLS builds with it and cannot be reached without it; `--tls*` flags
+/// replace it as a whole, with a note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_run_reaches_a_tls_pool_with_the_definitions_pool_tls() {
+    let env = TestEnv::required();
+    let certs = cicd_agents_testenv::TestCerts::generate().unwrap_or_else(|e| panic!("{e}"));
+    let relay = cicd_agents_testenv::Relay::tls(&env.docker_sock, &certs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name("cli-pool-tls");
+    let dockerfile = format!("FROM {}\nRUN echo {unique} > /id\n", env.base_image);
+    cicd_agents_testenv::write_context(dir.path(), [("ctx/Dockerfile", dockerfile.as_str())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("tls")).unwrap_or_else(|e| panic!("{e}"));
+    for (from, to) in [
+        (&certs.ca_pem, "ca.pem"),
+        (&certs.client_cert, "client.pem"),
+        (&certs.client_key, "client-key.pem"),
+    ] {
+        std::fs::copy(from, dir.path().join("tls").join(to)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let head = format!(
+        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}']\n  network: host\n  pool: ['{}']\n",
+        env.registry,
+        relay.addr()
+    );
+    let with_tls = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &with_tls,
+        format!("{head}  pool-tls:\n    ca: tls/ca.pem\n    cert: tls/client.pem\n    key: tls/client-key.pem\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let without_tls = dir.path().join("plain.yaml");
+    std::fs::write(&without_tls, &head).unwrap_or_else(|e| panic!("{e}"));
+
+    let run = |file: &Path, extra: &[&str]| {
+        let mut command = cli();
+        command
+            .env_remove("BUILDKIT_HOST")
+            .current_dir("/")
+            .args(["pipeline", "run"])
+            .arg(file)
+            .args([
+                "--set",
+                "image-tag=tls",
+                "--progress",
+                "quiet",
+                "--format",
+                "json",
+            ])
+            .args(extra);
+        async move {
+            tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+
+    let out = run(&with_tls, &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["build"]["builder"], relay.addr(), "{stdout}");
+
+    // Without the block the daemon cannot be reached.
+    let out = run(&without_tls, &[]).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(relay.addr()), "{stderr}");
+
+    // The command line's TLS replaces the block: no client certificate, refused.
+    let out = run(&with_tls, &["--tls-skip-verify"]).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("build.pool-tls is not used"), "{stderr}");
+}

@@ -16,8 +16,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
 
-/// TLS options for a `tcp://` daemon. TLS is used when any option is set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// TLS options for a `tcp://` daemon. TLS is used when any option is set. Serialises as
+/// its fields (paths and a name, nothing secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TlsOptions {
     /// PEM file with the certificate authorities that sign the daemon's certificate.
     /// Without it the system's roots are trusted.
@@ -85,6 +86,33 @@ impl TlsOptions {
         self.insecure_skip_verify = skip;
         self
     }
+
+    /// Checks what can be checked without reading the files, as connecting checks it: a
+    /// client certificate comes with its key and a key with its certificate
+    /// ([`Error::Tls`] names the one given), and the server name is a DNS name or an IP
+    /// address ([`Error::Tls`] with no path).
+    pub fn check(&self) -> Result<()> {
+        match (&self.cert, &self.key) {
+            (Some(cert), None) => Err(tls_error(
+                Some(cert),
+                "a client certificate was given without its key",
+            )),
+            (None, Some(key)) => Err(tls_error(
+                Some(key),
+                "a client key was given without its certificate",
+            )),
+            _ => match &self.server_name {
+                Some(name) => server_name(name).map(drop),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// `name` as the handshake verifies it.
+fn server_name(name: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(name.to_string())
+        .map_err(|_| tls_error(None, format!("{name:?} is not a valid TLS server name")))
 }
 
 /// Accepts any server certificate, but still checks the handshake
@@ -189,6 +217,7 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 impl TlsOptions {
     /// Loads the files and builds the connector for a daemon at `host`.
     pub(crate) fn settings(&self, host: &str) -> Result<TlsSettings> {
+        self.check()?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_cert {
@@ -242,27 +271,52 @@ impl TlsOptions {
                         )
                     })?
             }
-            (Some(cert), None) => {
-                return Err(tls_error(
-                    Some(cert),
-                    "a client certificate was given without its key",
-                ))
-            }
-            (None, Some(key)) => {
-                return Err(tls_error(
-                    Some(key),
-                    "a client key was given without its certificate",
-                ))
-            }
-            (None, None) => builder.with_no_client_auth(),
+            // `check` refused a certificate without its key and a key without its certificate.
+            _ => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
-        let name = self.server_name.clone().unwrap_or_else(|| host.to_string());
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| tls_error(None, format!("{name:?} is not a valid TLS server name")))?;
+        let server_name = server_name(self.server_name.as_deref().unwrap_or(host))?;
         Ok(TlsSettings {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_refuses_half_a_client_certificate_and_bad_server_names() {
+        assert!(TlsOptions::default().check().is_ok());
+        let full = TlsOptions::default()
+            .ca_cert("/ca.pem")
+            .client_cert("/cert.pem", "/key.pem")
+            .server_name("buildkitd-0.buildkitd.ci.svc");
+        assert!(full.check().is_ok());
+        assert!(full.clone().server_name("10.0.0.1").check().is_ok());
+        let cert_only = TlsOptions {
+            cert: Some("/cert.pem".into()),
+            ..TlsOptions::default()
+        };
+        let key_only = TlsOptions {
+            key: Some("/key.pem".into()),
+            ..TlsOptions::default()
+        };
+        for (options, path) in [(cert_only, "/cert.pem"), (key_only, "/key.pem")] {
+            match options.check() {
+                Err(Error::Tls { path: Some(p), .. }) => assert_eq!(p, Path::new(path)),
+                other => panic!("{options:?}: {other:?}"),
+            }
+        }
+        for bad in ["", "a b", "host_with space", "x..y"] {
+            match TlsOptions::default().server_name(bad).check() {
+                Err(Error::Tls { path: None, reason }) => {
+                    assert!(reason.contains("server name"), "{reason}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use cicd_agents_buildkit::pool::PoolError;
 use cicd_agents_buildkit::progress::ProgressMode;
-use cicd_agents_pipeline::definition::{parse_override, Pipeline, PipelineDefinition};
+use cicd_agents_buildkit::TlsOptions;
+use cicd_agents_pipeline::definition::{parse_override, Pipeline, PipelineDefinition, PoolSpec};
 use cicd_agents_pipeline::run::{EventSink, RunEvent, RunReport, Runner, Step};
 use clap::{Args, Subcommand};
 
@@ -174,6 +175,19 @@ fn print_report(format: Format, report: &RunReport) -> anyhow::Result<()> {
     }
 }
 
+/// The TLS options of the definition's pool: the --tls* flags if any is given (the command
+/// line wins over the file, with a note when both say something), else `build.pool-tls`.
+fn pool_tls(connection: &ConnectionArgs, pool: Option<&PoolSpec>) -> TlsOptions {
+    let from_file = pool.and_then(|pool| pool.tls.as_ref());
+    if connection.has_tls() {
+        if from_file.is_some() {
+            eprintln!("note: --tls* options given: the definition's build.pool-tls is not used");
+        }
+        return connection.tls();
+    }
+    from_file.cloned().unwrap_or_default()
+}
+
 async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = load(&args.file, &args.set)?;
     let mode = args.progress.parse::<ProgressMode>()?.on_stderr()?;
@@ -194,9 +208,13 @@ async fn run_pipeline(args: RunArgs) -> anyhow::Result<ExitCode> {
             None
         }
         Some(_) => None,
-        // The definition's addresses were checked when it was read.
+        // The definition's addresses were checked when it was read. The --tls* flags, when
+        // any is given, replace the definition's `build.pool-tls` as a whole.
         None => runner
-            .builder_pool(args.connection.tls())
+            .builder_pool(pool_tls(
+                &args.connection,
+                runner.pipeline().build.pool.as_ref(),
+            ))
             .map_err(|err| match err {
                 PoolError::Address(err) => anyhow::Error::from(err),
                 other => other.into(),

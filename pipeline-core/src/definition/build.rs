@@ -125,12 +125,22 @@ pub struct PoolSpec {
     /// The routing key; `None`: [`routing_key`] of the build (the source repository URL
     /// without its `#ref`, or the local context's directory).
     pub key: Option<String>,
+    /// TLS for the `tcp://` daemons (`build.pool-tls`: `ca`, `cert`, `key`, `server-name`,
+    /// `skip-verify`; paths resolved against the definition's directory, the files read when
+    /// a daemon is dialled). `None`: plain TCP unless the caller gives TLS options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
 }
 
 impl PoolSpec {
     /// The pool, reaching `tcp://` daemons with `tls`. Nothing is dialled yet.
     pub fn builder_pool(&self, tls: TlsOptions) -> Result<BuilderPool, PoolError> {
         BuilderPool::new(&self.addresses, tls)
+    }
+
+    /// The definition's TLS options for the daemons (`build.pool-tls`; none without it).
+    pub fn tls_options(&self) -> TlsOptions {
+        self.tls.clone().unwrap_or_default()
     }
 
     /// The routing key of a build with `options`: `pool-key`, else [`routing_key`].

@@ -68,6 +68,7 @@
 //! | `build.docker-config` | Directory holding `config.json` (or the file itself) with registry credentials. |
 //! | `build.pool` | Build on a pool of BuildKit daemons: a list of addresses (`[tcp://a:1234, tcp://b:1234]`) or one address, e.g. `dns+tcp://buildkitd.ci.svc:1234` for the ready replicas of a headless Service. Sticky routing and failover as `cicd-agents build --pool`. |
 //! | `build.pool-key` | The pool's routing key (default: the source repository URL without `#ref`, or the local context directory), so that a project keeps its daemon and warm cache. |
+//! | `build.pool-tls` | TLS for the pool's `tcp://` daemons: a mapping of `ca`, `cert` and `key` (PEM files, relative to the definition; `cert` with `key`), `server-name` and `skip-verify`, as `--tlscacert`, `--tlscert`, `--tlskey`, `--tlsservername` and `--tls-skip-verify` give them ([`PoolSpec::tls`]). Only with `pool`. |
 //! | `chart.repo`, `chart.branch` | The chart repository and the branch to update (default `main`). |
 //! | `chart.push-branch` | Push the commit to this branch instead (created from `branch` if missing). |
 //! | `chart.token-env` / `chart.token-file` / `chart.username` | The git token (HTTPS basic auth; user name default `x-access-token`). |

@@ -45,7 +45,11 @@ pub(super) const BUILD_KEYS: &[&str] = &[
     "cgroup-parent",
     "pool",
     "pool-key",
+    "pool-tls",
 ];
+/// `build.pool-tls`: the `--tlscacert`, `--tlscert`, `--tlskey`, `--tlsservername` and
+/// `--tls-skip-verify` of the command line.
+pub(super) const POOL_TLS_KEYS: &[&str] = &["ca", "cert", "key", "server-name", "skip-verify"];
 pub(super) const CACHE_KEYS: &[&str] = &["ref", "mode", "import", "export"];
 pub(super) const CHART_KEYS: &[&str] = &[
     "repo",
@@ -120,9 +124,23 @@ pub(super) struct RawBuild {
     pub(super) shm_size: Option<Str>,
     pub(super) ulimits: Vec<Str>,
     pub(super) cgroup_parent: Option<Str>,
-    /// `build.pool` (a scalar is a list of one) and `build.pool-key`.
+    /// `build.pool` (a scalar is a list of one), `build.pool-key` and `build.pool-tls`.
     pub(super) pool: Option<Vec<Str>>,
     pub(super) pool_key: Option<Str>,
+    pub(super) pool_tls: Option<RawPoolTls>,
+}
+
+/// `build.pool-tls`: TLS for the pool's `tcp://` daemons.
+#[derive(Debug, Clone)]
+pub(super) struct RawPoolTls {
+    pub(super) ca: Option<Str>,
+    pub(super) cert: Option<Str>,
+    pub(super) key: Option<Str>,
+    pub(super) server_name: Option<Str>,
+    pub(super) skip_verify: bool,
+    /// Where the block starts.
+    pub(super) line: usize,
+    pub(super) column: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +284,29 @@ impl PipelineDefinition {
         if pool_key.is_some() && pool.is_none() {
             return Err(map.invalid("pool-key", "`pool-key` only applies with `pool`"));
         }
+        let pool_tls = match map.opt_map("pool-tls", POOL_TLS_KEYS)? {
+            Some(_) if pool.is_none() => {
+                return Err(map.invalid("pool-tls", "`pool-tls` only applies with `pool`"))
+            }
+            Some(tls) => {
+                if POOL_TLS_KEYS.iter().all(|key| !tls.has(key)) {
+                    return Err(map.invalid(
+                        "pool-tls",
+                        "give at least one of `ca`, `cert` and `key`, `server-name`, `skip-verify`",
+                    ));
+                }
+                Some(RawPoolTls {
+                    ca: tls.opt_str("ca")?,
+                    cert: tls.opt_str("cert")?,
+                    key: tls.opt_str("key")?,
+                    server_name: tls.opt_str("server-name")?,
+                    skip_verify: tls.opt_bool("skip-verify")?.unwrap_or(false),
+                    line: tls.node.line,
+                    column: tls.node.column,
+                })
+            }
+            None => None,
+        };
         let push_pos = map
             .get("push")
             .map(|n| (n.line, n.column))
@@ -293,6 +334,7 @@ impl PipelineDefinition {
             cgroup_parent: map.opt_str("cgroup-parent")?,
             pool,
             pool_key,
+            pool_tls,
         })
     }
 

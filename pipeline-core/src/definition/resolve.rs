@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cicd_agents_buildkit::flags::{Attest, NetworkMode, Platform};
 use cicd_agents_buildkit::pool::check_address;
+use cicd_agents_buildkit::TlsOptions;
 use cicd_agents_types::ImageTag;
 
 use super::checks::{
@@ -13,7 +14,7 @@ use super::checks::{
 };
 use super::error::DefinitionError;
 use super::params;
-use super::raw::{RawCache, RawChart, RawLocation, RawToken};
+use super::raw::{RawCache, RawChart, RawLocation, RawPoolTls, RawToken};
 use super::reader::Str;
 use super::{
     BuildSpec, CacheSpec, ChartImage, ChartSpec, ImageName, Pipeline, PipelineDefinition, PoolSpec,
@@ -294,7 +295,15 @@ impl PipelineDefinition {
                     }
                     None => None,
                 };
-                Some(PoolSpec { addresses, key })
+                let tls = match &b.pool_tls {
+                    Some(raw) => Some(self.resolve_pool_tls(raw, &sub, &path_of)?),
+                    None => None,
+                };
+                Some(PoolSpec {
+                    addresses,
+                    key,
+                    tls,
+                })
             }
             None => None,
         };
@@ -377,6 +386,66 @@ impl PipelineDefinition {
                 file, path, values,
             )?))),
         })
+    }
+
+    /// `build.pool-tls`: each path against the definition's directory and refused empty at
+    /// its line; the client certificate and key together and a server name a handshake takes,
+    /// as connecting checks them (`TlsOptions::check`). The files are read when a daemon is
+    /// dialled.
+    fn resolve_pool_tls(
+        &self,
+        raw: &RawPoolTls,
+        sub: &dyn Fn(&Str) -> Result<String, DefinitionError>,
+        path_of: &dyn Fn(String) -> PathBuf,
+    ) -> Result<TlsOptions, DefinitionError> {
+        let file = self.file.as_str();
+        let path = |value: &Option<Str>| -> Result<Option<PathBuf>, DefinitionError> {
+            let Some(at) = value else {
+                return Ok(None);
+            };
+            let text = sub(at)?;
+            if text.trim().is_empty() || text.chars().any(char::is_control) {
+                return Err(at.invalid(file, "expected the path of a PEM file"));
+            }
+            Ok(Some(path_of(text)))
+        };
+        let tls = TlsOptions::default()
+            .with_paths(
+                path(&raw.ca)?,
+                path(&raw.cert)?,
+                path(&raw.key)?,
+                raw.server_name.as_ref().map(sub).transpose()?,
+            )
+            .insecure_skip_verify(raw.skip_verify);
+        match tls.check() {
+            Ok(()) => Ok(tls),
+            Err(cicd_agents_buildkit::Error::Tls { path, reason }) => {
+                // A path names the half of the client certificate given alone.
+                let at = match path {
+                    Some(path) if tls.cert.as_ref() == Some(&path) => raw.cert.as_ref(),
+                    Some(path) if tls.key.as_ref() == Some(&path) => raw.key.as_ref(),
+                    Some(_) => None,
+                    None => raw.server_name.as_ref(),
+                };
+                Err(match at {
+                    Some(at) => at.invalid(file, reason),
+                    None => DefinitionError::Invalid {
+                        file: file.to_string(),
+                        line: raw.line,
+                        column: raw.column,
+                        key: "build.pool-tls".into(),
+                        reason,
+                    },
+                })
+            }
+            Err(other) => Err(DefinitionError::Invalid {
+                file: file.to_string(),
+                line: raw.line,
+                column: raw.column,
+                key: "build.pool-tls".into(),
+                reason: other.to_string(),
+            }),
+        }
     }
 
     fn resolve_chart(

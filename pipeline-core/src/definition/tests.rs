@@ -665,6 +665,103 @@ fn build_pool_is_a_list_or_one_address() {
 }
 
 #[test]
+fn build_pool_tls_gives_the_pools_tls_options() {
+    let text = format!(
+        "{POOL}  pool: [tcp://buildkitd-0.example:1234]\n  pool-tls:\n    ca: certs/ca.pem\n    cert: /etc/ci/${{who}}.pem\n    key: certs/${{who}}-key.pem\n    server-name: buildkitd.example\nparameters:\n  who: client\n"
+    );
+    let definition = parse(&text).unwrap().with_base_dir("/defs");
+    let pool = definition
+        .resolve(Vec::<(String, String)>::new())
+        .unwrap()
+        .build
+        .pool
+        .unwrap();
+    // Relative paths are relative to the definition's directory, as every path in it.
+    let expected = cicd_agents_buildkit::TlsOptions::default()
+        .ca_cert("/defs/certs/ca.pem")
+        .client_cert("/etc/ci/client.pem", "/defs/certs/client-key.pem")
+        .server_name("buildkitd.example");
+    assert_eq!(pool.tls.as_ref(), Some(&expected));
+    assert_eq!(pool.tls_options(), expected);
+    let shown = serde_json::to_value(&pool).unwrap();
+    assert_eq!(shown["tls"]["server_name"], "buildkitd.example");
+
+    // skip-verify alone turns TLS on, unverified.
+    let text = format!("{POOL}  pool: [tcp://a.example:1234]\n  pool-tls: {{skip-verify: true}}\n");
+    let pool = resolve(&text, &[]).build.pool.unwrap();
+    assert!(pool.tls_options().insecure_skip_verify && pool.tls_options().is_enabled());
+
+    // Without `pool-tls`, no TLS and nothing serialized.
+    let pool = resolve(&format!("{POOL}  pool: [tcp://a.example:1234]\n"), &[])
+        .build
+        .pool
+        .unwrap();
+    assert_eq!(pool.tls, None);
+    assert!(!pool.tls_options().is_enabled());
+    assert!(serde_json::to_value(&pool).unwrap().get("tls").is_none());
+}
+
+#[test]
+fn bad_pool_tls_names_file_and_line() {
+    let head = format!("{POOL}  pool: [tcp://a.example:1234]\n  pool-tls:\n");
+    for (tls, key, line, says) in [
+        (
+            "    cert: c.pem\n",
+            "build.pool-tls.cert",
+            7,
+            "without its key",
+        ),
+        (
+            "    ca: ca.pem\n    key: k.pem\n",
+            "build.pool-tls.key",
+            8,
+            "without its certificate",
+        ),
+        (
+            "    server-name: 'not a name'\n",
+            "build.pool-tls.server-name",
+            7,
+            "server name",
+        ),
+        ("    ca: ''\n", "build.pool-tls.ca", 7, "PEM file"),
+        (
+            "    skip-verify: maybe\n",
+            "build.pool-tls.skip-verify",
+            7,
+            "boolean",
+        ),
+        (
+            "    tlscacert: ca.pem\n",
+            "build.pool-tls.tlscacert",
+            7,
+            "ca",
+        ),
+    ] {
+        let err = err_of(&format!("{head}{tls}"));
+        assert_names(&err, key, line);
+        assert!(err.contains(says), "{tls}: {err}");
+    }
+    // An empty block, a scalar, and the block without a pool.
+    let err = err_of(&format!(
+        "{POOL}  pool: [tcp://a.example:1234]\n  pool-tls: {{}}\n"
+    ));
+    assert_names(&err, "build.pool-tls", 6);
+    assert!(err.contains("at least one of"), "{err}");
+    let err = err_of(&format!(
+        "{POOL}  pool: [tcp://a.example:1234]\n  pool-tls: ca.pem\n"
+    ));
+    assert_names(&err, "build.pool-tls", 6);
+    let err = err_of(&format!("{POOL}  pool-tls:\n    ca: ca.pem\n"));
+    assert_names(&err, "build.pool-tls", 5);
+    assert!(err.contains("only applies with `pool`"), "{err}");
+    // A parameter that makes a bad value is refused where it is used.
+    let err = err_of(&format!(
+        "parameters:\n  name: 'a b'\n{head}    server-name: ${{name}}\n"
+    ));
+    assert_names(&err, "build.pool-tls.server-name", 9);
+}
+
+#[test]
 fn bad_pool_addresses_name_file_and_line() {
     // A bad address in the list: its own line.
     let err = err_of(&format!(
