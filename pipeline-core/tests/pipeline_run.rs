@@ -5,6 +5,7 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cicd_agents_buildkit::{Client, TlsOptions};
@@ -568,6 +569,21 @@ async fn three_relays(env: &TestEnv) -> Vec<Relay> {
     relays
 }
 
+/// Records what a progress sink is told of the daemon that builds.
+struct BuilderNames(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+
+impl cicd_agents_buildkit::progress::ProgressSink for BuilderNames {
+    fn update(&mut self, _update: &cicd_agents_buildkit::progress::StatusUpdate) {}
+
+    fn builder(&mut self, address: &str, passed_over: &[cicd_agents_buildkit::pool::Attempt]) {
+        let passed = passed_over.iter().map(|a| a.address.clone()).collect();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((address.to_string(), passed));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_pool_fails_over_past_a_stopped_daemon_and_reports_it() {
     let env = TestEnv::required();
@@ -595,11 +611,19 @@ async fn build_pool_fails_over_past_a_stopped_daemon_and_reports_it() {
         .unwrap_or_else(|| panic!("no relay {}", rank[0]));
     first.stop().await;
     let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
-    runner = runner.events(tx);
+    // The progress sink is told which daemon builds, and which were passed over.
+    let told = Arc::new(Mutex::new(Vec::new()));
+    runner = runner
+        .events(tx)
+        .progress(Box::new(BuilderNames(Arc::clone(&told))));
     let report = runner
         .run_on_pool(&pool)
         .await
         .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(
+        *told.lock().unwrap_or_else(|e| e.into_inner()),
+        vec![(rank[1].clone(), vec![rank[0].clone()])]
+    );
     assert_eq!(report.build.builder.as_deref(), Some(rank[1].as_str()));
     assert_eq!(report.build.passed_over.len(), 1);
     assert_eq!(report.build.passed_over[0].address, rank[0]);

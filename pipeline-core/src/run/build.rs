@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cicd_agents_buildkit::build::{BuildContext, BuildOptions, BuildTimings, CacheEntry};
+use cicd_agents_buildkit::pool::Attempt;
 use cicd_agents_buildkit::progress::{ProgressSink, StatusUpdate};
 use cicd_agents_buildkit::RegistryAuth;
 use cicd_agents_types::GitUrl;
@@ -300,6 +301,12 @@ pub fn build_options(pipeline: &Pipeline, source_auth: Option<&GitAuth>) -> Buil
     options
 }
 
+/// What the caller's sink is given later, in order.
+enum Held {
+    Update(StatusUpdate),
+    Builder(String, Vec<Attempt>),
+}
+
 /// Passes BuildKit progress to the caller's sink and reports every finished build step as a
 /// [`RunEvent::StepProgress`] of [`Step::Build`].
 ///
@@ -311,7 +318,7 @@ pub(crate) struct Forward<'a> {
     recorder: Arc<Recorder>,
     names: HashMap<String, String>,
     done: HashSet<String>,
-    pending: Vec<StatusUpdate>,
+    pending: Vec<Held>,
     timings: Option<BuildTimings>,
     finished: bool,
     activity: ActivityTracker,
@@ -346,8 +353,11 @@ impl<'a> Forward<'a> {
         let Some(inner) = self.inner.as_deref_mut() else {
             return;
         };
-        for update in self.pending.drain(..) {
-            inner.update(&update);
+        for held in self.pending.drain(..) {
+            match held {
+                Held::Update(update) => inner.update(&update),
+                Held::Builder(address, passed_over) => inner.builder(&address, &passed_over),
+            }
         }
         if let Some(timings) = self.timings.take() {
             inner.timings(&timings);
@@ -404,12 +414,24 @@ impl ProgressSink for Forward<'_> {
         self.activity.update(update);
         self.report_finished_steps(update);
         if self.waiting() {
-            self.pending.push(update.clone());
+            self.pending.push(Held::Update(update.clone()));
             return;
         }
         self.flush();
         if let Some(inner) = self.inner.as_deref_mut() {
             inner.update(update);
+        }
+    }
+
+    fn builder(&mut self, address: &str, passed_over: &[Attempt]) {
+        if self.waiting() {
+            self.pending
+                .push(Held::Builder(address.to_string(), passed_over.to_vec()));
+            return;
+        }
+        self.flush();
+        if let Some(inner) = self.inner.as_deref_mut() {
+            inner.builder(address, passed_over);
         }
     }
 
