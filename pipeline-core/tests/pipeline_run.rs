@@ -569,8 +569,11 @@ async fn three_relays(env: &TestEnv) -> Vec<Relay> {
     relays
 }
 
+/// The daemon that builds, and those passed over before it.
+type Told = Vec<(String, Vec<String>)>;
+
 /// Records what a progress sink is told of the daemon that builds.
-struct BuilderNames(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+struct BuilderNames(Arc<Mutex<Told>>);
 
 impl cicd_agents_buildkit::progress::ProgressSink for BuilderNames {
     fn update(&mut self, _update: &cicd_agents_buildkit::progress::StatusUpdate) {}
