@@ -559,6 +559,31 @@ fn command_output(command: &mut Command) -> String {
     }
 }
 
+/// `, worker oci, snapshotter overlayfs` from the daemon's first worker's
+/// labels; empty when they cannot be read.
+fn worker_summary(ours: &Path, addr: &str) -> String {
+    let Ok(out) = Command::new(ours)
+        .args(["debug", "workers", "--format", "json", "--addr", addr])
+        .output()
+    else {
+        return String::new();
+    };
+    let Ok(workers) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return String::new();
+    };
+    let label = |name: &str| {
+        workers[0]["labels"][format!("org.mobyproject.buildkit.worker.{name}")]
+            .as_str()
+            .map(str::to_string)
+    };
+    match (label("executor"), label("snapshotter")) {
+        (Some(executor), Some(snapshotter)) => {
+            format!(", worker {executor}, snapshotter {snapshotter}")
+        }
+        _ => String::new(),
+    }
+}
+
 fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|text| {
@@ -614,7 +639,10 @@ fn machine_facts(config: &Config) -> Vec<(String, String)> {
                 .unwrap_or(info);
             facts.push((
                 "daemon".to_string(),
-                format!("standalone BuildKit {version} at {addr}"),
+                format!(
+                    "standalone BuildKit {version} at {addr}{}",
+                    worker_summary(&config.ours, addr)
+                ),
             ));
         }
         None => facts.push((
