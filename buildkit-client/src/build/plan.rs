@@ -463,6 +463,23 @@ pub struct PreparedBuild {
 }
 
 impl PreparedBuild {
+    /// Whether the request depends on what the daemon says of itself (its version, whether it
+    /// can store attestations): an attestation asked for, buildx's default provenance (not
+    /// turned off), or more than one export (BuildKit 0.13 or newer). Otherwise the solve
+    /// goes out without asking the daemon first.
+    pub(crate) fn needs_daemon_info(&self, docker_daemon: bool) -> bool {
+        let options = &self.options;
+        let requested = options.attests.iter().any(|a| a.frontend_attr().is_some());
+        let provenance_set = options
+            .attests
+            .iter()
+            .any(|a| a.kind == AttestKind::Provenance);
+        let several_exports = planned_exporters(options, docker_daemon)
+            .map(|exporters| exporters.len() > 1)
+            .unwrap_or(true);
+        requested || !provenance_set || several_exports
+    }
+
     /// The options it was prepared from.
     pub fn options(&self) -> &BuildOptions {
         &self.options
@@ -844,6 +861,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         dir
+    }
+
+    /// The daemon is asked about itself only when its answer changes the request.
+    #[test]
+    fn the_daemon_is_asked_about_itself_only_when_the_request_depends_on_it() {
+        use crate::flags::{Attest, Output};
+        let dir = context();
+        let needs = |options: BuildOptions| options.prepare().unwrap().needs_daemon_info(true);
+        let off = || Attest::provenance("false").unwrap();
+        // buildx's default provenance depends on the daemon's image store.
+        assert!(needs(BuildOptions::local(dir.path())));
+        // Provenance turned off, one output: nothing to ask.
+        let mut quiet = BuildOptions::local(dir.path());
+        quiet.attests.push(off());
+        assert!(!needs(quiet.clone()));
+        // Provenance set explicitly: whether the daemon can store it.
+        let mut asked = BuildOptions::local(dir.path());
+        asked.attests.push(Attest::provenance("mode=max").unwrap());
+        assert!(needs(asked));
+        let mut sbom = quiet.clone();
+        sbom.attests.push(Attest::sbom("true").unwrap());
+        assert!(needs(sbom));
+        // Two outputs need BuildKit 0.13.
+        let mut two = quiet.clone();
+        two.outputs = vec![
+            Output::oci_tar(dir.path().join("image.tar")),
+            Output::local(dir.path().join("out")),
+        ];
+        assert!(needs(two));
     }
 
     #[test]

@@ -69,6 +69,18 @@ pub struct DaemonInfo {
 }
 
 impl DaemonInfo {
+    /// What is known of the daemon at `address` without asking it: nothing.
+    pub(crate) fn not_asked(address: String) -> Self {
+        DaemonInfo {
+            address,
+            version: "unknown".to_string(),
+            version_source: VersionSource::Unknown,
+            reported: None,
+            docker_engine: None,
+            docker_image_store: None,
+        }
+    }
+
     /// The version with a note on where it comes from when it is not the daemon's own word.
     pub fn version_display(&self) -> String {
         match (&self.version_source, &self.docker_engine, &self.reported) {
