@@ -690,9 +690,7 @@ fn a_clone_made_ahead_is_not_trusted_to_say_nothing_changed() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(ours.commit.is_some(), "{ours:?}");
     assert_eq!(ours.parent, theirs);
-    let clone = fresh_clone(&env, &url, "main");
-    let values =
-        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    let values = values_on_main(&env, &url);
     assert!(values.contains("tag: \"4.0.0\""), "{values}");
 
     // And with the branch unmoved, a clone made ahead says "no change" in one attempt.
@@ -756,8 +754,12 @@ fn a_check_of_a_clone_made_ahead_counts_from_the_instant_the_caller_names() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(written.commit.is_some(), "{written:?}");
     assert_eq!(written.parent, theirs);
-    let clone = fresh_clone(&env, &url, "main");
-    let values =
-        std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default();
+    let values = values_on_main(&env, &url);
     assert!(values.contains("tag: \"5.0.0\""), "{values}");
+}
+
+/// The values file on the server's `main`, read from a fresh clone.
+fn values_on_main(env: &TestEnv, url: &str) -> String {
+    let clone = fresh_clone(env, url, "main");
+    std::fs::read_to_string(clone.path().join("chart/values.yaml")).unwrap_or_default()
 }
