@@ -748,9 +748,11 @@ fn preflight(config: &Config) -> Result<(), BenchError> {
         .output()
         .map_err(io_err(format!("running {}", config.ours.display())))?;
     if !info.status.success() {
+        let stderr = String::from_utf8_lossy(&info.stderr);
+        let reason = stderr.trim();
         return Err(BenchError::Usage(format!(
             "no BuildKit daemon answers at --buildkit-addr {addr}: {}",
-            String::from_utf8_lossy(&info.stderr).trim()
+            reason.strip_prefix("error: ").unwrap_or(reason)
         )));
     }
     Ok(())
