@@ -134,6 +134,9 @@ impl GitRunner {
             ("init.defaultBranch".into(), "main".into()),
             ("advice.detachedHead".into(), "false".into()),
             ("gc.auto".into(), "0".into()),
+            // A throwaway clone: no `git maintenance run --auto` after each commit (one process
+            // fewer on the write-back's path).
+            ("maintenance.auto".into(), "false".into()),
             ("fetch.writeCommitGraph".into(), "false".into()),
         ];
         if let Some(auth) = auth {
