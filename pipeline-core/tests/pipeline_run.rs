@@ -689,3 +689,126 @@ async fn build_pool_with_every_daemon_down_names_each_one() {
         StepOutcome::Failed { .. }
     ));
 }
+
+/// A git server that answers every request with 403 after `delay`.
+async fn slow_refusing_git_server(delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/chart.git")
+}
+
+/// The build runs ahead of `prepare`: when it finishes (and pushes) before a check of `prepare`
+/// fails, the run fails with the check's error, and the report and the events say what was
+/// pushed, after `prepare`'s failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_finished_before_prepare_failed_is_reported() {
+    let env = TestEnv::required();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name("pl-ahead");
+    cicd_agents_testenv::write_context(
+        dir.path(),
+        [
+            ("ctx/Dockerfile", DOCKERFILE.to_string()),
+            ("ctx/app.txt", unique.clone()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let build = format!(
+        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}:${{image-tag}}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n",
+        env.registry, env.base_image
+    );
+    let client = Client::connect(&env.docker_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = |text: String, tag: &'static str| {
+        let path = dir.path().join(format!("{tag}.yaml"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = PipelineDefinition::from_file(&path)
+            .and_then(|d| d.resolve([("image-tag", tag)]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Runner::new(pipeline)
+    };
+    // Once without a chart, so that the second build is all cached and quick.
+    run(build.clone(), "warm")
+        .run(&client)
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+
+    let chart = slow_refusing_git_server(Duration::from_secs(8)).await;
+    let text = format!(
+        "{build}chart:\n  repo: {chart}\n  author: {{name: t, email: t@cicd-agents.invalid}}\n  values:\n    - file: values.yaml\n      images:\n        - repository: image.repository\n          tag: image.tag\n"
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
+    let failure = run(text, "late")
+        .allow_insecure_http(true)
+        .events(tx)
+        .run(&client)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert!(
+        matches!(failure.error, RunError::ChartAccess(_)),
+        "{:?}",
+        failure.error
+    );
+    let (status, digest) =
+        registry_manifest(&env.registry, &format!("pipeline-tests/{unique}"), "late");
+    assert_eq!(
+        status, 200,
+        "the build was expected to finish before the check failed"
+    );
+    assert_eq!(failure.report.digest(), digest.as_deref());
+    let outcome = |step: Step| {
+        failure
+            .report
+            .steps
+            .iter()
+            .find(|s| s.step == step)
+            .map(|s| s.outcome.clone())
+    };
+    assert!(matches!(
+        outcome(Step::Prepare),
+        Some(StepOutcome::Failed { .. })
+    ));
+    assert!(matches!(outcome(Step::Build), Some(StepOutcome::Succeeded)));
+    let order: Vec<(bool, Step)> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            RunEvent::StepStarted { step } => Some((true, step)),
+            RunEvent::StepFinished { step, .. } => Some((false, step)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (true, Step::Prepare),
+            (false, Step::Prepare),
+            (true, Step::Build),
+            (false, Step::Build)
+        ]
+    );
+}
