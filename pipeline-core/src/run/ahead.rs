@@ -34,6 +34,8 @@ pub(crate) struct Activity {
 #[derive(Debug)]
 pub(crate) struct ActivityTracker {
     running: std::collections::HashSet<String>,
+    /// The export steps seen (an update may leave a step's name out).
+    exports: std::collections::HashSet<String>,
     exported: bool,
     sender: watch::Sender<Activity>,
 }
@@ -43,6 +45,7 @@ impl ActivityTracker {
         let (sender, receiver) = watch::channel(Activity::default());
         let tracker = Self {
             running: std::collections::HashSet::new(),
+            exports: std::collections::HashSet::new(),
             exported: false,
             sender,
         };
@@ -51,9 +54,12 @@ impl ActivityTracker {
 
     pub(crate) fn update(&mut self, update: &StatusUpdate) {
         for v in &update.vertexes {
+            if v.name.starts_with("exporting") {
+                self.exports.insert(v.digest.clone());
+            }
             if v.completed.is_some() || !v.error.is_empty() {
                 self.running.remove(&v.digest);
-                if v.name.starts_with("exporting") {
+                if self.exports.contains(&v.digest) {
                     self.exported = true;
                 }
             } else if v.started.is_some() {
@@ -139,5 +145,58 @@ async fn join_if_any<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::ta
     match task {
         Some(task) => task.await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cicd_agents_buildkit::progress::VertexUpdate;
+    use std::time::SystemTime;
+
+    fn vertex(digest: &str, name: &str, started: bool, completed: bool) -> VertexUpdate {
+        VertexUpdate {
+            digest: digest.into(),
+            name: name.into(),
+            inputs: Vec::new(),
+            cached: false,
+            started: started.then(SystemTime::now),
+            completed: completed.then(SystemTime::now),
+            error: String::new(),
+        }
+    }
+
+    fn update(vertexes: Vec<VertexUpdate>) -> StatusUpdate {
+        StatusUpdate {
+            vertexes,
+            ..StatusUpdate::default()
+        }
+    }
+
+    /// Quiet means: an export step has finished and no step runs; an export's name may come
+    /// only in its first update.
+    #[test]
+    fn the_tracker_sees_the_exports_end_and_the_steps_that_run() {
+        let (mut tracker, activity) = ActivityTracker::new();
+        assert!(activity.borrow().last.is_none());
+        tracker.update(&update(vec![vertex("a", "[1/2] FROM x", true, false)]));
+        let now = *activity.borrow();
+        assert_eq!((now.running, now.exported), (1, false));
+        tracker.update(&update(vec![vertex("a", "", true, true)]));
+        let now = *activity.borrow();
+        assert_eq!((now.running, now.exported), (0, false));
+        tracker.update(&update(vec![vertex(
+            "e",
+            "exporting to image",
+            true,
+            false,
+        )]));
+        assert_eq!(activity.borrow().running, 1);
+        let before = activity.borrow().last;
+        // The completion names no step: the export is known by its digest.
+        tracker.update(&update(vec![vertex("e", "", true, true)]));
+        let now = *activity.borrow();
+        assert_eq!((now.running, now.exported), (0, true));
+        assert!(now.last >= before);
     }
 }
