@@ -121,3 +121,49 @@ async fn an_http1_answer_on_tcp_says_to_use_docker() {
         "{text}"
     );
 }
+
+/// A daemon that hangs up on HTTP/2 before its answer is read (the race the Docker API's
+/// answer-and-close can win) is asked again in HTTP/1.1: an HTTP/1.1 answer is named, with the
+/// address to use; a daemon that hangs up on that too is said to have closed the connection.
+#[tokio::test]
+async fn a_hang_up_before_any_answer_is_told_apart_by_asking_in_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if std::mem::take(&mut first) {
+                // HTTP/2's preface: hang up without a byte.
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                drop(stream);
+            } else {
+                tokio::spawn(answer_http1(stream));
+            }
+        }
+    });
+    let address = format!("unix://{}", path.display());
+    let (err, took) = connect_and_ask(&address).await;
+    let text = err.to_string();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(text.contains("HTTP/1.1"), "{text}");
+    assert!(text.contains(&format!("docker://{address}")), "{text}");
+    assert!(took < TIMEOUT, "took {took:?}");
+
+    let path = dir.path().join("rude.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            drop(stream);
+        }
+    });
+    let (err, _) = connect_and_ask(&format!("unix://{}", path.display())).await;
+    let text = err.to_string();
+    assert!(
+        text.contains("closed the connection without answering"),
+        "{text}"
+    );
+}

@@ -167,6 +167,35 @@ impl Transport {
         upgraded.map_err(|reason| self.connect_error(reason))
     }
 
+    /// The error for a daemon that hung up before its first answer was read. The Docker API
+    /// answers HTTP/2's preface in HTTP/1.1 and closes; when our writes lose that race, its
+    /// answer can be gone with the connection. A second connection asked in HTTP/1.1 tells.
+    async fn closed_without_answer(&self) -> Error {
+        if self.answers_http1().await {
+            return self.no_answer(io::NoAnswer::Http1);
+        }
+        self.connect_error("the daemon closed the connection without answering")
+    }
+
+    /// Whether the daemon answers a plain HTTP/1.1 request (within the connect timeout).
+    async fn answers_http1(&self) -> bool {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let probe = async {
+            let mut stream = self.dial_raw().await.ok()?;
+            stream
+                .write_all(b"GET /_ping HTTP/1.1\r\nHost: buildkitd\r\nConnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut first = [0u8; 5];
+            stream.read_exact(&mut first).await.ok()?;
+            Some(first == *b"HTTP/")
+        };
+        matches!(
+            tokio::time::timeout(self.connect_timeout, probe).await,
+            Ok(Some(true))
+        )
+    }
+
     /// The error for a daemon whose first answer was not HTTP/2.
     fn no_answer(&self, answer: io::NoAnswer) -> Error {
         match answer {
@@ -231,9 +260,7 @@ impl Transport {
             Ok(channel) => match answer.await {
                 Ok(Ok(())) => Ok(channel),
                 Ok(Err(no_answer)) => Err(self.no_answer(no_answer)),
-                Err(_) => {
-                    Err(self.connect_error("the daemon closed the connection without answering"))
-                }
+                Err(_) => Err(self.closed_without_answer().await),
             },
             // Our connector's own error names the address and the cause; prefer
             // it to tonic's generic "transport error".
