@@ -704,9 +704,25 @@ impl Runner {
         };
 
         // update-chart + commit
-        let Some(writeback) = writeback else {
-            return Ok(());
-        };
+        match writeback {
+            Some(writeback) => {
+                self.update_chart(writeback, checkout, digest, recorder, report)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The chart steps after the build: edit the values in the clone (made ahead, or now),
+    /// commit and push.
+    async fn update_chart(
+        &self,
+        writeback: WriteBack,
+        checkout: Option<Checkout>,
+        digest: Option<String>,
+        recorder: &Arc<Recorder>,
+        report: &mut RunReport,
+    ) -> Result<(), RunError> {
         recorder.start(Step::UpdateChart);
         let update = match self.chart_update(writeback, digest.as_deref(), report) {
             Ok(u) => u,
