@@ -74,6 +74,15 @@ async fn a_silent_tcp_listener_fails_the_first_call_within_the_connect_timeout()
     assert_timed_out(&err, took);
 }
 
+/// The error for a daemon that answered in HTTP/1.1: quick, naming the `docker://` address.
+fn assert_says_use_docker(err: &Error, took: Duration, address: &str) {
+    let text = err.to_string();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(text.contains("HTTP/1.1"), "{text}");
+    assert!(text.contains(&format!("docker://{address}")), "{text}");
+    assert!(took < TIMEOUT, "took {took:?}");
+}
+
 /// Answers every connection the way Docker's API answers HTTP/2's preface.
 async fn answer_http1<S: AsyncReadExt + AsyncWriteExt + Unpin>(mut stream: S) {
     let mut buf = [0u8; 1024];
@@ -98,11 +107,7 @@ async fn an_http1_answer_on_unix_says_to_use_docker() {
     });
     let address = format!("unix://{}", path.display());
     let (err, took) = connect_and_ask(&address).await;
-    let text = err.to_string();
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    assert!(text.contains("HTTP/1.1"), "{text}");
-    assert!(text.contains(&format!("docker://{address}")), "{text}");
-    assert!(took < TIMEOUT, "took {took:?}");
+    assert_says_use_docker(&err, took, &address);
 }
 
 #[tokio::test]
@@ -145,11 +150,7 @@ async fn a_hang_up_before_any_answer_is_told_apart_by_asking_in_http1() {
     });
     let address = format!("unix://{}", path.display());
     let (err, took) = connect_and_ask(&address).await;
-    let text = err.to_string();
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    assert!(text.contains("HTTP/1.1"), "{text}");
-    assert!(text.contains(&format!("docker://{address}")), "{text}");
-    assert!(took < TIMEOUT, "took {took:?}");
+    assert_says_use_docker(&err, took, &address);
 
     let path = dir.path().join("rude.sock");
     let listener = UnixListener::bind(&path).unwrap();

@@ -483,20 +483,8 @@ async fn dry_run_builds_nothing_commits_nothing_and_shows_the_diff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_source_without_a_chart() {
     let env = TestEnv::required();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let unique = env.unique_name("pl-local");
-    cicd_agents_testenv::write_context(
-        dir.path(),
-        [
-            ("ctx/Dockerfile", DOCKERFILE.to_string()),
-            ("ctx/app.txt", unique.clone()),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let text = format!(
-        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n",
-        env.registry, env.base_image
-    );
+    let (dir, unique) = local_context(&env, "pl-local");
+    let text = local_build(&env, &format!("pipeline-tests/{unique}"));
     std::fs::write(dir.path().join("pipeline.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
     let pipeline = PipelineDefinition::from_file(dir.path().join("pipeline.yaml"))
         .and_then(|d| d.resolve([("image-tag", "local")]))
@@ -514,6 +502,30 @@ async fn local_source_without_a_chart() {
         registry_manifest(&env.registry, &format!("pipeline-tests/{unique}"), "local");
     assert_eq!(status, 200);
     assert_eq!(digest.as_deref(), report.digest());
+}
+
+/// A directory with the build context `ctx/` (Dockerfile and a file unique to the test).
+fn local_context(env: &TestEnv, prefix: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let unique = env.unique_name(prefix);
+    cicd_agents_testenv::write_context(
+        dir.path(),
+        [
+            ("ctx/Dockerfile", DOCKERFILE.to_string()),
+            ("ctx/app.txt", unique.clone()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (dir, unique)
+}
+
+/// The `source:` and `build:` of a definition building `ctx/` into `image` (pushed to the
+/// test registry).
+fn local_build(env: &TestEnv, image: &str) -> String {
+    format!(
+        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/{image}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n",
+        env.registry, env.base_image
+    )
 }
 
 /// Controllers spawn runs on their runtime: the run future must be `Send`.
@@ -726,20 +738,8 @@ async fn slow_refusing_git_server(delay: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_that_finished_before_prepare_failed_is_reported() {
     let env = TestEnv::required();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let unique = env.unique_name("pl-ahead");
-    cicd_agents_testenv::write_context(
-        dir.path(),
-        [
-            ("ctx/Dockerfile", DOCKERFILE.to_string()),
-            ("ctx/app.txt", unique.clone()),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let build = format!(
-        "source:\n  local: .\n  context: ctx\nbuild:\n  images: ['{}/pipeline-tests/{unique}:${{image-tag}}']\n  network: host\n  build-args: {{BASE_IMAGE: '{}'}}\n",
-        env.registry, env.base_image
-    );
+    let (dir, unique) = local_context(&env, "pl-ahead");
+    let build = local_build(&env, &format!("pipeline-tests/{unique}:${{image-tag}}"));
     let client = Client::connect(&env.docker_addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
