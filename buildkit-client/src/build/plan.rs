@@ -530,7 +530,7 @@ impl SolvePlan {
         SolvePlan::from_prepared_with_dirs(prepared, daemon, docker_daemon, prepared.local_dirs())
     }
 
-    /// [`from_prepared`](SolvePlan::from_prepared), serving `local_dirs` (made
+    /// `from_prepared` (tests only), serving `local_dirs` (made
     /// by [`PreparedBuild::local_dirs`] before the daemon was asked anything,
     /// so that walks could start early).
     pub(crate) fn from_prepared_with_dirs(

@@ -226,7 +226,7 @@ impl<W: Write + Send> PlainRenderer<W> {
 
     /// Starts writing lines of `digest`: a blank line separates steps, and
     /// steps that finished before are printed `DONE` first, except local
-    /// transfers still waiting for their counter (see [`awaits_counter`]).
+    /// transfers still waiting for their counter (see [`Self::awaits_counter`]).
     fn switch_to(&mut self, digest: &str) {
         if self.last_vertex.as_deref() != Some(digest) {
             self.print_done_where(|renderer, entry| {
