@@ -395,11 +395,7 @@ fn attest_attrs(
     daemon: &DaemonInfo,
     attrs: &mut BTreeMap<String, String>,
 ) -> Result<()> {
-    let requested: Vec<(String, String)> = options
-        .attests
-        .iter()
-        .filter_map(|a| a.frontend_attr())
-        .collect();
+    let requested = requested_attests(options);
     let supported = daemon.supports_attestations();
     if !requested.is_empty() && !supported {
         return Err(Error::option(
@@ -411,14 +407,27 @@ fn attest_attrs(
         ));
     }
     attrs.extend(requested);
-    let provenance_set = options
-        .attests
-        .iter()
-        .any(|a| a.kind == AttestKind::Provenance);
-    if supported && !provenance_set {
+    if supported && !provenance_set(options) {
         attrs.insert("attest:provenance".into(), DEFAULT_PROVENANCE.into());
     }
     Ok(())
+}
+
+/// The `attest:KIND` attributes asked for (a turned-off attestation sends none).
+fn requested_attests(options: &BuildOptions) -> Vec<(String, String)> {
+    options
+        .attests
+        .iter()
+        .filter_map(|a| a.frontend_attr())
+        .collect()
+}
+
+/// Whether provenance was set, on or off: then buildx's default provenance is not added.
+fn provenance_set(options: &BuildOptions) -> bool {
+    options
+        .attests
+        .iter()
+        .any(|a| a.kind == AttestKind::Provenance)
 }
 
 /// Each attestation type at most once.
@@ -469,15 +478,10 @@ impl PreparedBuild {
     /// goes out without asking the daemon first.
     pub(crate) fn needs_daemon_info(&self, docker_daemon: bool) -> bool {
         let options = &self.options;
-        let requested = options.attests.iter().any(|a| a.frontend_attr().is_some());
-        let provenance_set = options
-            .attests
-            .iter()
-            .any(|a| a.kind == AttestKind::Provenance);
         let several_exports = planned_exporters(options, docker_daemon)
             .map(|exporters| exporters.len() > 1)
             .unwrap_or(true);
-        requested || !provenance_set || several_exports
+        !requested_attests(options).is_empty() || !provenance_set(options) || several_exports
     }
 
     /// The options it was prepared from.

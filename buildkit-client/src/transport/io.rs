@@ -140,7 +140,7 @@ impl<S> AnswerBy<S> {
 
 /// Whether `first` (the first bytes read) begins an HTTP/1.x response line.
 /// An HTTP/2 frame header cannot start with `H` (a 4.7 MB frame length).
-fn looks_like_http1(first: &[u8]) -> bool {
+pub(crate) fn looks_like_http1(first: &[u8]) -> bool {
     const START: &[u8] = b"HTTP/";
     if first.len() < START.len() {
         START.starts_with(first)

@@ -188,7 +188,7 @@ impl Transport {
                 .ok()?;
             let mut first = [0u8; 5];
             stream.read_exact(&mut first).await.ok()?;
-            Some(first == *b"HTTP/")
+            Some(io::looks_like_http1(&first))
         };
         matches!(
             tokio::time::timeout(self.connect_timeout, probe).await,
