@@ -228,22 +228,27 @@ impl Recorder {
     }
 
     /// Starts [`Step::Build`] (as of `started`, when the build really began) and sends
-    /// the events held back since [`Recorder::hold_build`], in order; or, with
-    /// `discard`, drops them (the build was cancelled before it was reported).
-    fn release_build(&self, started: Instant, discard: bool) {
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
-        if discard {
-            return;
-        }
+    /// the events held back since [`Recorder::hold_build`], in order.
+    fn release_build(&self, started: Instant) {
+        let held = self.take_held();
         self.start_at(Step::Build, started);
         for event in &held {
             self.send(event);
         }
+    }
+
+    /// Drops the events held back since [`Recorder::hold_build`]: the build was cancelled
+    /// before it was reported.
+    fn discard_build(&self) {
+        self.take_held();
+    }
+
+    fn take_held(&self) -> Vec<RunEvent> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
     }
 
     fn start(&self, step: Step) {
@@ -655,7 +660,7 @@ impl Runner {
             Ok((commit, checkout)) => {
                 report.source.commit = commit;
                 recorder.finish(Step::Prepare, StepOutcome::Succeeded);
-                recorder.release_build(build_started, false);
+                recorder.release_build(build_started);
                 checkout
             }
             Err(e) => {
@@ -665,12 +670,12 @@ impl Runner {
                     // The build ran ahead and finished before the check failed: what it
                     // pushed is reported.
                     Some(Ok(digest)) => {
-                        recorder.release_build(build_started, false);
+                        recorder.release_build(build_started);
                         forward.flush();
                         self.record_image(recorder, report, digest);
                         recorder.finish(Step::Build, StepOutcome::Succeeded);
                     }
-                    _ => recorder.release_build(build_started, true),
+                    _ => recorder.discard_build(),
                 }
                 return Err(e);
             }
@@ -723,14 +728,7 @@ impl Runner {
         recorder: &Arc<Recorder>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
-        recorder.start(Step::UpdateChart);
-        let update = match self.chart_update(writeback, digest.as_deref(), report) {
-            Ok(u) => u,
-            Err(e) => {
-                recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
-                return Err(e);
-            }
-        };
+        let update = self.start_chart_update(writeback, digest.as_deref(), recorder, report)?;
         let rec = Arc::clone(recorder);
         let outcome = blocking(move || {
             update.apply_on(checkout, &mut |ChartProgress::Edited { attempt, changes }| {
@@ -797,6 +795,20 @@ impl Runner {
         }
     }
 
+    /// Starts [`Step::UpdateChart`] with the edit to make ([`Runner::chart_update`]); a
+    /// refused edit fails the step.
+    fn start_chart_update(
+        &self,
+        writeback: WriteBack,
+        digest: Option<&str>,
+        recorder: &Recorder,
+        report: &RunReport,
+    ) -> Result<ChartUpdate, RunError> {
+        recorder.start(Step::UpdateChart);
+        self.chart_update(writeback, digest, report)
+            .inspect_err(|e| recorder.finish(Step::UpdateChart, StepOutcome::failed(e)))
+    }
+
     /// The image the build made, into the report and the events.
     fn record_image(&self, recorder: &Recorder, report: &mut RunReport, digest: Option<String>) {
         report.build.digest = digest.clone();
@@ -815,14 +827,7 @@ impl Runner {
         recorder: &Arc<Recorder>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
-        recorder.start(Step::UpdateChart);
-        let update = match self.chart_update(writeback, None, report) {
-            Ok(u) => u,
-            Err(e) => {
-                recorder.finish(Step::UpdateChart, StepOutcome::failed(&e));
-                return Err(e);
-            }
-        };
+        let update = self.start_chart_update(writeback, None, recorder, report)?;
         match blocking(move || update.preview()).await? {
             Ok(outcome) => {
                 for c in &outcome.changes {
