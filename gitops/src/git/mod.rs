@@ -332,8 +332,7 @@ impl Checkout {
     /// asks while it waits, and says afterwards from when on the answer counts.
     pub fn check_unmoved(&mut self) -> Result<bool> {
         let asked = Instant::now();
-        let tip = self.writeback.remote_tip(&self.git())?;
-        let unmoved = tip == self.cloned;
+        let unmoved = self.branch_unmoved(&self.git())?;
         if unmoved {
             self.unmoved_seen = Some(asked);
         }
@@ -347,6 +346,11 @@ impl Checkout {
     /// enough.
     pub fn fresh_as_of(&mut self, instant: Instant) {
         self.fresh_as_of = Some(instant);
+    }
+
+    /// Whether the branch on the server still points at the cloned commit (one `ls-remote`).
+    fn branch_unmoved(&self, git: &GitRunner) -> Result<bool, GitError> {
+        Ok(self.writeback.remote_tip(git)? == self.cloned)
     }
 
     /// Whether a look at the server already shows the clone current enough.
@@ -396,7 +400,12 @@ impl Checkout {
                     Err(err) => return Err(err.into()),
                 }
             }
-            let parent = git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string();
+            // Unsynced, the work tree is the clone as it was made.
+            let parent = if synced {
+                git.local(&repo, ["rev-parse", "HEAD"])?.trim().to_string()
+            } else {
+                self.cloned.clone()
+            };
             if let Some(landed) = in_flight.take() {
                 if landed.commit.as_deref() == Some(parent.as_str()) {
                     tracing::info!(commit = %parent, branch = %target, attempt, "the push that failed in transit had landed");
@@ -418,9 +427,9 @@ impl Checkout {
                 // branch is rejected and retried), but "nothing to change" holds only for the
                 // branch's current tip.
                 if self.ahead && !synced && !self.seen_unmoved_in_time() {
-                    match this.remote_tip(&git) {
-                        Ok(tip) if tip == parent => {}
-                        Ok(_) => {
+                    match self.branch_unmoved(&git) {
+                        Ok(true) => {}
+                        Ok(false) => {
                             tracing::debug!(branch = %target, "the branch moved after the clone made ahead; fetching it");
                             last_failure = LastFailure::None;
                             continue;
