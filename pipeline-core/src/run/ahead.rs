@@ -81,8 +81,9 @@ pub(crate) fn last_activity(activity: &watch::Receiver<Activity>) -> Instant {
 }
 
 /// Runs `building` to its end, and looks at the branch of `checkout` whenever the daemon has
-/// exported and runs no step. Returns the build's outcome and the clone (`None` only if a look's task panicked), told from
-/// when on its "nothing to change" must hold: the build's last reported activity.
+/// exported and runs no step. Returns the build's outcome and the clone (`None` only if a
+/// look's task panicked), told from when on its "nothing to change" must hold: the build's
+/// last reported activity.
 pub(crate) async fn build_and_look<F: Future>(
     mut building: Pin<&mut F>,
     checkout: Checkout,
